@@ -1,0 +1,35 @@
+"""What a write tells the rest of the domain about a change to the run hierarchy.
+
+The write services in tracker/ingest.py call these inside their transaction; best-child
+summaries (tracker/summaries.py) listen here, so ingest never needs to know how summaries work.
+"""
+
+from tracker.models import Experiment, Run
+
+
+def metrics_changed(*, run: Run, keys: list[str]) -> None:
+    """The latest value of `keys` changed on `run`."""
+    from tracker import summaries
+
+    summaries.mark_ancestors_stale(run=run)
+
+
+def run_moved(*, run: Run, old_parent_pk: int | None) -> None:
+    """`run` (with its subtree) left `old_parent_pk` for its current parent."""
+    from tracker import summaries
+
+    summaries.mark_ancestors_stale(run=run, also_pk=old_parent_pk)
+
+
+def run_lifecycle_changed(*, run: Run) -> None:
+    """`run` was deleted or restored."""
+    from tracker import summaries
+
+    summaries.mark_ancestors_stale(run=run)
+
+
+def goal_changed(*, experiment: Experiment, metric_key: str) -> None:
+    """The experiment's goal (min/max) for `metric_key` changed."""
+    from tracker import summaries
+
+    summaries.mark_experiment_stale(experiment=experiment)

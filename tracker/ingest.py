@@ -1,0 +1,554 @@
+"""Write services: every change to tracking data goes through here.
+
+MLflow's rules and limits are enforced in this one module. Each service is atomic: a refusal
+raises a typed error from tracker/errors.py and leaves nothing half-written.
+"""
+
+import math
+import random
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F, Max, Value
+from django.db.models.functions import Concat, Substr
+
+from tracker import hierarchy_events
+from tracker.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from tracker.models import (
+    ACTIVE,
+    DELETED,
+    PATH_SEGMENT_WIDTH,
+    Experiment,
+    ExperimentTag,
+    LatestMetric,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    metric_sort_key,
+    path_segment,
+)
+
+# MLflow's limits (mlflow/utils/validation.py), and Runtree's own bound on a stored value.
+MAX_KEY_LENGTH = 250
+MAX_EXPERIMENT_NAME_LENGTH = 500
+MAX_RUN_NAME_LENGTH = 500
+MAX_BATCH_METRICS = 1000
+MAX_BATCH_PARAMS = 100
+MAX_BATCH_TAGS = 100
+MAX_BATCH_ENTRIES = 1000
+# MLflow truncates param values at 6,000 and tag values at 8,000 characters and loses the rest.
+# Runtree stores values whole, up to this bound, and refuses anything larger outright.
+MAX_VALUE_BYTES = 1024 * 1024
+# The materialized path holds one fixed-width segment per level (see models.PATH_SEGMENT_WIDTH).
+MAX_DEPTH = Run._meta.get_field("path").max_length // (PATH_SEGMENT_WIDTH + 1) - 1
+
+# The same key rule as MLflow: letters, digits, and _ - . space / :
+_KEY_PATTERN = re.compile(r"^[/\w.\- :]+$")
+
+PARENT_RUN_ID_TAG = "mlflow.parentRunId"
+ROOT_RUN_ID_TAG = "mlflow.rootRunId"
+RUN_NAME_TAG = "mlflow.runName"
+USER_TAG = "mlflow.user"
+# Tags in this namespace are written by Runtree itself (best-child summaries); clients read them.
+RESERVED_TAG_PREFIX = "runtree."
+GOAL_TAG_PREFIX = "runtree.goal."
+
+
+@dataclass(frozen=True)
+class MetricInput:
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    key: str
+    value: str
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# --- validation: one place for each rule -------------------------------------------------
+
+
+def _check_key(key, what: str) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidParameterValue(f"{what} key must be a non-empty string, got {key!r}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidParameterValue(
+            f"{what} key '{key[:40]}...' is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}"
+        )
+    if not _KEY_PATTERN.match(key) or ".." in key.split("/") or key.startswith("/"):
+        raise InvalidParameterValue(
+            f"Invalid {what.lower()} key {key!r}: keys may contain only letters, digits, "
+            "underscores, dashes, periods, spaces, colons and slashes"
+        )
+    return key
+
+
+def _check_text_value(value, what: str, key: str) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidParameterValue(f"{what} '{key}' value must be a string, got {type(value).__name__}")
+        value = str(value)
+    size = len(value.encode("utf-8"))
+    if size > MAX_VALUE_BYTES:
+        raise InvalidParameterValue(
+            f"{what} '{key}' value is {size} bytes; Runtree stores values in full up to {MAX_VALUE_BYTES} bytes"
+        )
+    return value
+
+
+def _check_metric(metric: MetricInput) -> MetricInput:
+    key = _check_key(metric.key, "Metric")
+    value = metric.value
+    if isinstance(value, str):
+        # MLflow's JSON carries NaN and infinities as strings.
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidParameterValue(f"Metric '{key}' value {value!r} is not a number") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidParameterValue(f"Metric '{key}' value must be a number, got {type(value).__name__}")
+    timestamp = _check_integer(metric.timestamp, f"Metric '{key}' timestamp")
+    step = _check_integer(metric.step if metric.step is not None else 0, f"Metric '{key}' step")
+    return MetricInput(key=key, value=float(value), timestamp=timestamp, step=step)
+
+
+def _check_integer(value, what: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidParameterValue(f"{what} must be an integer, got a boolean")
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise InvalidParameterValue(f"{what} must be an integer, got {value!r}") from None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise InvalidParameterValue(f"{what} must be an integer, got {value!r}")
+    if not -(2**63) <= value < 2**63:
+        raise InvalidParameterValue(f"{what} {value} is out of the 64-bit range")
+    return value
+
+
+def _check_run_name(name) -> str:
+    if name is None:
+        return ""
+    if not isinstance(name, str):
+        raise InvalidParameterValue(f"Run name must be a string, got {type(name).__name__}")
+    if len(name) > MAX_RUN_NAME_LENGTH:
+        raise InvalidParameterValue(f"Run name is {len(name)} characters long; the limit is {MAX_RUN_NAME_LENGTH}")
+    return name
+
+
+def _check_experiment_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidParameterValue("Experiment name must be a non-empty string")
+    if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise InvalidParameterValue(
+            f"Experiment name is {len(name)} characters long; the limit is {MAX_EXPERIMENT_NAME_LENGTH}"
+        )
+    return name
+
+
+def _check_status(status) -> str:
+    if status not in RunStatus.values:
+        raise InvalidParameterValue(f"Invalid run status {status!r}; expected one of {', '.join(RunStatus.values)}")
+    return status
+
+
+def _check_active(run: Run) -> None:
+    if run.lifecycle_stage != ACTIVE:
+        raise InvalidParameterValue(f"The run {run.run_id} must be in the 'active' state; it is {run.lifecycle_stage}")
+
+
+def _check_experiment_active(experiment: Experiment) -> None:
+    if experiment.lifecycle_stage != ACTIVE:
+        raise InvalidParameterValue(f"The experiment {experiment.id} must be in the 'active' state; it is deleted")
+
+
+# --- experiments -----------------------------------------------------------------------------
+
+
+def experiment_create(*, name: str, artifact_location: str = "", tags: Iterable[KeyValue] = ()) -> Experiment:
+    name = _check_experiment_name(name)
+    tags = [KeyValue(_check_key(t.key, "Tag"), _check_text_value(t.value, "Tag", t.key)) for t in tags]
+    with transaction.atomic():
+        if Experiment.objects.filter(name=name).exists():
+            raise ResourceAlreadyExists(f"Experiment '{name}' already exists.")
+        stamp = now_ms()
+        experiment = Experiment.objects.create(
+            name=name, artifact_location=artifact_location or "", creation_time=stamp, last_update_time=stamp
+        )
+        if not experiment.artifact_location:
+            experiment.artifact_location = f"mlflow-artifacts:/{experiment.id}"
+            experiment.save(update_fields=["artifact_location"])
+        ExperimentTag.objects.bulk_create(
+            [ExperimentTag(experiment=experiment, key=t.key, value=t.value) for t in tags]
+        )
+    return experiment
+
+
+def experiment_rename(*, experiment: Experiment, new_name: str) -> Experiment:
+    new_name = _check_experiment_name(new_name)
+    with transaction.atomic():
+        _check_experiment_active(experiment)
+        if Experiment.objects.filter(name=new_name).exclude(pk=experiment.pk).exists():
+            raise ResourceAlreadyExists(f"Experiment '{new_name}' already exists.")
+        experiment.name = new_name
+        experiment.last_update_time = now_ms()
+        experiment.save(update_fields=["name", "last_update_time"])
+    return experiment
+
+
+def experiment_set_lifecycle(*, experiment: Experiment, stage: str) -> Experiment:
+    """Delete or restore an experiment (soft, as MLflow): its runs follow."""
+    if stage == DELETED and experiment.pk == 0:
+        raise InvalidParameterValue("The Default experiment (id 0) cannot be deleted.")
+    with transaction.atomic():
+        experiment.lifecycle_stage = stage
+        experiment.last_update_time = now_ms()
+        experiment.save(update_fields=["lifecycle_stage", "last_update_time"])
+        deleted_time = now_ms() if stage == DELETED else None
+        Run.objects.filter(experiment=experiment).update(lifecycle_stage=stage, deleted_time=deleted_time)
+    return experiment
+
+
+def experiment_set_tag(*, experiment: Experiment, key: str, value: str) -> None:
+    key = _check_key(key, "Tag")
+    value = _check_text_value(value, "Tag", key)
+    if key.startswith(GOAL_TAG_PREFIX) and value not in ("min", "max"):
+        raise InvalidParameterValue(f"Experiment tag '{key}' must be 'min' or 'max', got {value!r}")
+    with transaction.atomic():
+        _check_experiment_active(experiment)
+        ExperimentTag.objects.update_or_create(experiment=experiment, key=key, defaults={"value": value})
+        Experiment.objects.filter(pk=experiment.pk).update(last_update_time=now_ms())
+        if key.startswith(GOAL_TAG_PREFIX):
+            hierarchy_events.goal_changed(experiment=experiment, metric_key=key[len(GOAL_TAG_PREFIX):])
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+_ADJECTIVES = ["amber", "brisk", "calm", "daring", "eager", "fleet", "gentle", "hazy", "keen", "lucid", "mellow", "nimble"]
+_NOUNS = ["owl", "fox", "heron", "lynx", "otter", "wren", "hare", "ibis", "moth", "newt", "panda", "yak"]
+
+
+def generate_run_name() -> str:
+    """A readable default name, as MLflow gives a run created without one."""
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(100, 999)}"
+
+
+def run_create(
+    *,
+    experiment: Experiment,
+    name: str = "",
+    user_id: str = "",
+    start_time: int | None = None,
+    tags: Iterable[KeyValue] = (),
+    run_id: str | None = None,
+) -> Run:
+    name = _check_run_name(name)
+    tags = list(tags)
+    tag_values = {t.key: t.value for t in tags}
+    name = name or tag_values.get(RUN_NAME_TAG) or generate_run_name()
+    if RUN_NAME_TAG in tag_values and tag_values[RUN_NAME_TAG] != name:
+        raise InvalidParameterValue(
+            f"Both 'run_name' ({name!r}) and the '{RUN_NAME_TAG}' tag ({tag_values[RUN_NAME_TAG]!r}) "
+            "were given with different values"
+        )
+    start_time = now_ms() if start_time is None else _check_integer(start_time, "start_time")
+    with transaction.atomic():
+        _check_experiment_active(experiment)
+        run = Run(
+            experiment=experiment,
+            name=name,
+            user_id=user_id or tag_values.get(USER_TAG, ""),
+            status=RunStatus.RUNNING,
+            start_time=start_time,
+        )
+        if run_id is not None:
+            run.run_id = run_id
+        if Run.objects.filter(run_id=run.run_id).exists():
+            raise ResourceAlreadyExists(f"Run '{run.run_id}' already exists.")
+        run.save()
+        run.artifact_uri = f"{experiment.artifact_location}/{run.run_id}/artifacts"
+        run.path = path_segment(run.pk)
+        run.save(update_fields=["artifact_uri", "path"])
+        RunTag.objects.bulk_create(
+            [
+                RunTag(run=run, key=RUN_NAME_TAG, value=name),
+                RunTag(run=run, key=ROOT_RUN_ID_TAG, value=run.run_id),
+            ]
+        )
+        other_tags = [t for t in tags if t.key not in (RUN_NAME_TAG,)]
+        if other_tags:
+            _apply_tags(run, other_tags)
+        _adopt_waiting_children(run)
+    return run
+
+
+def run_update(*, run: Run, status: str | None = None, end_time: int | None = None, name: str | None = None) -> Run:
+    fields = []
+    if status is not None:
+        run.status = _check_status(status)
+        fields.append("status")
+    if end_time is not None:
+        run.end_time = _check_integer(end_time, "end_time")
+        fields.append("end_time")
+    with transaction.atomic():
+        _check_active(run)
+        if name:
+            run.name = _check_run_name(name)
+            fields.append("name")
+            _upsert_tags(run, [KeyValue(RUN_NAME_TAG, run.name)])
+        if fields:
+            run.save(update_fields=fields)
+    return run
+
+
+def run_set_lifecycle(*, run: Run, stage: str) -> Run:
+    """Delete or restore one run (soft, as MLflow). Its children keep their own state."""
+    with transaction.atomic():
+        if stage == ACTIVE:
+            _check_experiment_active(run.experiment)
+        run.lifecycle_stage = stage
+        run.deleted_time = now_ms() if stage == DELETED else None
+        run.save(update_fields=["lifecycle_stage", "deleted_time"])
+        hierarchy_events.run_lifecycle_changed(run=run)
+    return run
+
+
+def run_log_batch(
+    *,
+    run: Run,
+    metrics: Iterable[MetricInput] = (),
+    params: Iterable[KeyValue] = (),
+    tags: Iterable[KeyValue] = (),
+) -> None:
+    """Log metrics, params and tags in one transaction (MLflow's log-batch and its single-item kin)."""
+    metrics, params, tags = list(metrics), list(params), list(tags)
+    if len(metrics) > MAX_BATCH_METRICS:
+        raise InvalidParameterValue(f"A batch logged {len(metrics)} metrics; the limit is {MAX_BATCH_METRICS}")
+    if len(params) > MAX_BATCH_PARAMS:
+        raise InvalidParameterValue(f"A batch logged {len(params)} params; the limit is {MAX_BATCH_PARAMS}")
+    if len(tags) > MAX_BATCH_TAGS:
+        raise InvalidParameterValue(f"A batch logged {len(tags)} tags; the limit is {MAX_BATCH_TAGS}")
+    if len(metrics) + len(params) + len(tags) > MAX_BATCH_ENTRIES:
+        raise InvalidParameterValue(f"A batch may hold at most {MAX_BATCH_ENTRIES} metrics, params and tags in all")
+    metrics = [_check_metric(m) for m in metrics]
+    params = _dedupe_params([KeyValue(_check_key(p.key, "Param"), _check_text_value(p.value, "Param", p.key)) for p in params])
+    tags = [KeyValue(_check_key(t.key, "Tag"), _check_text_value(t.value, "Tag", t.key)) for t in tags]
+    with transaction.atomic():
+        _check_active(run)
+        if params:
+            _insert_params(run, params)
+        if metrics:
+            _insert_metrics(run, metrics)
+        if tags:
+            _apply_tags(run, tags)
+
+
+def run_log_metric(*, run: Run, metric: MetricInput) -> None:
+    run_log_batch(run=run, metrics=[metric])
+
+
+def run_log_param(*, run: Run, key: str, value: str) -> None:
+    run_log_batch(run=run, params=[KeyValue(key, value)])
+
+
+def run_set_tag(*, run: Run, key: str, value: str) -> None:
+    run_log_batch(run=run, tags=[KeyValue(key, value)])
+
+
+def run_delete_tag(*, run: Run, key: str) -> None:
+    with transaction.atomic():
+        _check_active(run)
+        if key == ROOT_RUN_ID_TAG or key == RUN_NAME_TAG or key.startswith(RESERVED_TAG_PREFIX):
+            raise InvalidParameterValue(f"Tag '{key}' is kept by the server and cannot be deleted")
+        if key == PARENT_RUN_ID_TAG:
+            _set_parent(run, "")
+        deleted, _ = RunTag.objects.filter(run=run, key=key).delete()
+        if not deleted:
+            raise ResourceDoesNotExist(f"No tag with name: {key} in run with id {run.run_id}")
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+def _dedupe_params(params: list[KeyValue]) -> list[KeyValue]:
+    seen: dict[str, str] = {}
+    for param in params:
+        if param.key in seen and seen[param.key] != param.value:
+            raise InvalidParameterValue(
+                f"Param '{param.key}' was given twice in one batch with different values"
+            )
+        seen[param.key] = param.value
+    return [KeyValue(k, v) for k, v in seen.items()]
+
+
+def _insert_params(run: Run, params: list[KeyValue]) -> None:
+    existing = dict(Param.objects.filter(run=run, key__in=[p.key for p in params]).values_list("key", "value"))
+    for param in params:
+        if param.key in existing and existing[param.key] != param.value:
+            raise InvalidParameterValue(
+                f"Changing param values is not allowed. Param with key='{param.key}' was already logged "
+                f"with value='{_preview(existing[param.key])}' for run ID='{run.run_id}'. "
+                f"Attempted logging new value '{_preview(param.value)}'."
+            )
+    new = [Param(run=run, key=p.key, value=p.value) for p in params if p.key not in existing]
+    # ignore_conflicts: a concurrent writer of the same value must not fail this batch.
+    Param.objects.bulk_create(new, ignore_conflicts=True)
+
+
+def _preview(value: str, limit: int = 100) -> str:
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+def _stored_value(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
+    Metric.objects.bulk_create(
+        [Metric(run=run, key=m.key, value=_stored_value(m.value), timestamp=m.timestamp, step=m.step) for m in metrics]
+    )
+    candidates: dict[str, MetricInput] = {}
+    for metric in metrics:
+        best = candidates.get(metric.key)
+        if best is None or _order(metric) > _order(best):
+            candidates[metric.key] = metric
+    current = {
+        row.key: row for row in LatestMetric.objects.filter(run=run, key__in=list(candidates))
+    }
+    winners = []
+    for key, metric in candidates.items():
+        row = current.get(key)
+        if row is None or _order(metric) > metric_sort_key(row.step, row.timestamp, row.value):
+            winners.append(
+                LatestMetric(run=run, key=key, value=_stored_value(metric.value), timestamp=metric.timestamp, step=metric.step)
+            )
+    if winners:
+        LatestMetric.objects.bulk_create(
+            winners,
+            update_conflicts=True,
+            unique_fields=["run", "key"],
+            update_fields=["value", "timestamp", "step"],
+        )
+        hierarchy_events.metrics_changed(run=run, keys=[w.key for w in winners])
+
+
+def _order(metric: MetricInput) -> tuple:
+    return metric_sort_key(metric.step, metric.timestamp, _stored_value(metric.value))
+
+
+def _apply_tags(run: Run, tags: list[KeyValue]) -> None:
+    plain: list[KeyValue] = []
+    for tag in tags:
+        if tag.key.startswith(RESERVED_TAG_PREFIX):
+            raise InvalidParameterValue(
+                f"Tag '{tag.key}' is in the reserved '{RESERVED_TAG_PREFIX}' namespace, which Runtree writes itself"
+            )
+        if tag.key == ROOT_RUN_ID_TAG:
+            if tag.value != _root_run_id(run):
+                raise InvalidParameterValue(
+                    f"Tag '{ROOT_RUN_ID_TAG}' is kept by the server (it is {_root_run_id(run)!r} for this run); "
+                    "set 'mlflow.parentRunId' to move the run"
+                )
+            continue
+        if tag.key == PARENT_RUN_ID_TAG:
+            _set_parent(run, tag.value)
+        elif tag.key == RUN_NAME_TAG:
+            run.name = _check_run_name(tag.value)
+            run.save(update_fields=["name"])
+        plain.append(tag)
+    _upsert_tags(run, plain)
+
+
+def _upsert_tags(run: Run, tags: list[KeyValue]) -> None:
+    last = {t.key: t.value for t in tags}  # a key given twice: the last value wins, as in MLflow
+    RunTag.objects.bulk_create(
+        [RunTag(run=run, key=k, value=v) for k, v in last.items()],
+        update_conflicts=True,
+        unique_fields=["run", "key"],
+        update_fields=["value"],
+    )
+
+
+def _root_run_id(run: Run) -> str:
+    root_pk = run.root_pk
+    if root_pk == run.pk:
+        return run.run_id
+    return Run.objects.filter(pk=root_pk).values_list("run_id", flat=True).get()
+
+
+def _set_parent(run: Run, parent_run_id: str) -> None:
+    """Point `run` at `parent_run_id` ('' = root) and move its subtree. Refuses a cycle."""
+    if parent_run_id and not re.fullmatch(r"[0-9a-zA-Z_\-]{1,32}", parent_run_id):
+        raise InvalidParameterValue(f"'{PARENT_RUN_ID_TAG}' must be a run id, got {parent_run_id!r}")
+    if parent_run_id == run.run_id:
+        raise InvalidParameterValue(f"Run {run.run_id} cannot be its own parent")
+    parent = Run.objects.filter(run_id=parent_run_id).first() if parent_run_id else None
+    if parent is not None:
+        if parent.path.startswith(run.path):
+            raise InvalidParameterValue(
+                f"Setting the parent of run {run.run_id} to {parent_run_id} would make a cycle: "
+                f"{parent_run_id} is a descendant of {run.run_id}"
+            )
+        if parent.experiment_id != run.experiment_id:
+            raise InvalidParameterValue(
+                f"Parent run {parent_run_id} is in experiment {parent.experiment_id}, "
+                f"but run {run.run_id} is in experiment {run.experiment_id}; a run tree lives in one experiment"
+            )
+    old_parent_pk = run.parent_id
+    run.parent_run_id = parent_run_id
+    run.parent = parent
+    run.save(update_fields=["parent_run_id", "parent"])
+    _move_subtree(run, parent)
+    if old_parent_pk != run.parent_id:
+        hierarchy_events.run_moved(run=run, old_parent_pk=old_parent_pk)
+
+
+def _move_subtree(run: Run, parent: Run | None) -> None:
+    """Rewrite the path and depth of `run` and every descendant in one UPDATE, then the
+    mlflow.rootRunId tag of the whole subtree in another."""
+    old_path = run.path
+    new_path = (parent.path if parent else "") + path_segment(run.pk)
+    if new_path == old_path:
+        return
+    depth_change = (parent.depth + 1 if parent else 0) - run.depth
+    if depth_change > 0:
+        deepest = Run.objects.subtree_of(run).aggregate(d=Max("depth"))["d"]
+        if deepest + depth_change > MAX_DEPTH:
+            raise InvalidParameterValue(f"Run trees may be at most {MAX_DEPTH + 1} levels deep")
+    Run.objects.subtree_of(run).update(
+        path=Concat(Value(new_path), Substr("path", len(old_path) + 1)),
+        depth=F("depth") + depth_change,
+    )
+    run.path = new_path
+    run.depth += depth_change
+    root_run_id = parent and _root_run_id(parent) or run.run_id
+    RunTag.objects.filter(key=ROOT_RUN_ID_TAG, run__in=Run.objects.subtree_of(run).values("pk")).update(
+        value=root_run_id
+    )
+
+
+def _adopt_waiting_children(run: Run) -> None:
+    """Attach runs that named this run as parent before it existed (imports arrive in any order)."""
+    waiting = Run.objects.filter(parent__isnull=True, parent_run_id=run.run_id, experiment=run.experiment)
+    for child in waiting:
+        child.parent = run
+        child.save(update_fields=["parent"])
+        _move_subtree(child, run)
+        hierarchy_events.run_moved(run=child, old_parent_pk=None)

@@ -1,0 +1,321 @@
+"""The tracking domain: experiments, runs in a hierarchy, and what runs log.
+
+Times are epoch milliseconds, as MLflow sends and expects them.
+"""
+
+import math
+import uuid
+
+from django.db import models
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Substr
+
+from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
+
+ACTIVE = "active"
+DELETED = "deleted"
+LIFECYCLE_CHOICES = [(ACTIVE, "active"), (DELETED, "deleted")]
+
+# The first characters of a param/tag value that the (key, value) indexes cover. Values are
+# stored in full (up to the request limit), but a B-tree entry must stay small, so equality
+# filters match on this prefix (indexed) *and* on the full value.
+INDEXED_VALUE_CHARS = 200
+
+# A materialized path is the run's ancestors' ids and its own, each as a fixed-width segment,
+# so "the whole subtree" is one indexed prefix match and "all ancestors" one `id IN (...)`.
+PATH_SEGMENT_WIDTH = 12
+PATH_SEPARATOR = "/"
+
+
+def path_segment(run_pk: int) -> str:
+    return f"{run_pk:0{PATH_SEGMENT_WIDTH}d}{PATH_SEPARATOR}"
+
+
+def path_ids(path: str) -> list[int]:
+    return [int(part) for part in path.split(PATH_SEPARATOR) if part]
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ExperimentQuerySet(models.QuerySet):
+    def active(self):
+        """Experiments not deleted."""
+        return self.filter(lifecycle_stage=ACTIVE)
+
+    def get_by_id(self, experiment_id) -> "Experiment":
+        """The experiment with this id, or ResourceDoesNotExist (bad ids included)."""
+        try:
+            return self.get(pk=int(experiment_id))
+        except (TypeError, ValueError):
+            raise InvalidParameterValue(f"Experiment id must be an integer, got {experiment_id!r}") from None
+        except self.model.DoesNotExist:
+            raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists") from None
+
+    def get_by_name(self, name: str) -> "Experiment":
+        """The experiment with this name, or ResourceDoesNotExist."""
+        try:
+            return self.get(name=name)
+        except self.model.DoesNotExist:
+            raise ResourceDoesNotExist(f"Could not find experiment with name '{name}'") from None
+
+
+class Experiment(models.Model):
+    # Experiment 0 ("Default") comes from a data migration, as MLflow clients expect it.
+    id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=500, unique=True)
+    artifact_location = models.TextField(blank=True, default="")
+    lifecycle_stage = models.CharField(max_length=16, choices=LIFECYCLE_CHOICES, default=ACTIVE)
+    creation_time = models.BigIntegerField()
+    last_update_time = models.BigIntegerField()
+
+    objects = ExperimentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.lifecycle_stage == DELETED
+
+    def tag_dict(self) -> dict[str, str]:
+        return {tag.key: tag.value for tag in self.tags.all()}
+
+
+class ExperimentTag(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "key"], name="uniq_experiment_tag")]
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+
+class RunQuerySet(models.QuerySet):
+    def get_by_run_id(self, run_id) -> "Run":
+        """The run with this MLflow run id, or ResourceDoesNotExist."""
+        if not isinstance(run_id, str) or not run_id:
+            raise InvalidParameterValue(f"Run id must be a non-empty string, got {run_id!r}")
+        try:
+            return self.select_related("experiment").get(run_id=run_id)
+        except self.model.DoesNotExist:
+            raise ResourceDoesNotExist(f"Run with id={run_id} not found") from None
+
+    def active(self):
+        """Runs not deleted."""
+        return self.filter(lifecycle_stage=ACTIVE)
+
+    def in_experiment(self, experiment):
+        """Runs of one experiment (an instance or an id)."""
+        return self.filter(experiment=experiment)
+
+    def roots(self):
+        """Runs shown at the top of a tree: no parent, or a parent that is not known yet."""
+        return self.filter(parent__isnull=True)
+
+    def children_of(self, run):
+        """Direct children of `run`."""
+        return self.filter(parent=run)
+
+    def ancestors_of(self, run):
+        """All ancestors of `run`, root first: one query, read off the materialized path."""
+        return self.filter(pk__in=path_ids(run.path)[:-1]).order_by("depth")
+
+    def subtree_of(self, run, *, include_self=True):
+        """`run` and every descendant at any depth: one indexed prefix match on the path."""
+        queryset = self.filter(path__startswith=run.path)
+        return queryset if include_self else queryset.exclude(pk=run.pk)
+
+    def in_start_order(self):
+        """Newest first, as MLflow lists runs; ties broken by run id so paging is stable."""
+        return self.order_by("-start_time", "run_id")
+
+    def with_child_count(self, *, include_deleted=False):
+        """Annotate `child_count`: the number of direct children (one correlated subquery)."""
+        children = Run.objects.filter(parent=OuterRef("pk"))
+        if not include_deleted:
+            children = children.filter(lifecycle_stage=ACTIVE)
+        counted = children.order_by().values("parent").annotate(n=Count("pk")).values("n")
+        return self.annotate(child_count=Coalesce(Subquery(counted, output_field=models.IntegerField()), 0))
+
+
+class Run(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    # MLflow's 32-hex run id; kept as given on import so MLflow ids survive.
+    run_id = models.CharField(max_length=32, unique=True, default=new_run_id)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="runs")
+    name = models.CharField(max_length=500, blank=True, default="")
+    user_id = models.CharField(max_length=250, blank=True, default="")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    start_time = models.BigIntegerField(null=True, blank=True)
+    end_time = models.BigIntegerField(null=True, blank=True)
+    lifecycle_stage = models.CharField(max_length=16, choices=LIFECYCLE_CHOICES, default=ACTIVE)
+    deleted_time = models.BigIntegerField(null=True, blank=True)
+    artifact_uri = models.TextField(blank=True, default="")
+
+    # The hierarchy. `parent_run_id` is the value of the mlflow.parentRunId tag as the client
+    # sent it; `parent` is the real link, set once that run is known. A run whose parent_run_id
+    # is set but whose parent is null is a root marked "parent missing".
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    parent_run_id = models.CharField(max_length=32, blank=True, default="")
+    depth = models.PositiveIntegerField(default=0)
+    path = models.CharField(max_length=1000, db_index=False, default="")
+    # Set by any write below this run that can change its best-child summary; cleared by the
+    # refresh (tracker/summaries.py). `summary_queued` coalesces refreshes: one queued task per tree.
+    summary_stale = models.BooleanField(default=False)
+    summary_queued = models.BooleanField(default=False)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The tree page's expand: children of a parent in start-time order.
+            models.Index(fields=["parent", "-start_time"], name="run_children_idx"),
+            # The tree page's roots and the MLflow search default order.
+            models.Index(fields=["experiment", "-start_time"], name="run_experiment_start_idx"),
+            # Subtree reads: prefix match on the materialized path. On PostgreSQL the pattern
+            # opclass lets LIKE 'prefix%' use the index whatever the collation.
+            models.Index(fields=["path"], name="run_path_idx", opclasses=["varchar_pattern_ops"]),
+            # The periodic repair's scan for stale summaries.
+            models.Index(fields=["summary_stale"], name="run_summary_stale_idx", condition=Q(summary_stale=True)),
+            # Orphans waiting for their parent to arrive.
+            models.Index(fields=["parent_run_id"], name="run_parent_run_id_idx", condition=Q(parent__isnull=True)),
+        ]
+
+    def __str__(self):
+        return self.name or self.run_id
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.lifecycle_stage == DELETED
+
+    @property
+    def parent_missing(self) -> bool:
+        return bool(self.parent_run_id) and self.parent_id is None
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return self.end_time - self.start_time
+
+    @property
+    def root_pk(self) -> int:
+        return path_ids(self.path)[0]
+
+
+class Param(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="params")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_run_param")]
+        indexes = [
+            # Filters `params.k = 'v'`; see INDEXED_VALUE_CHARS.
+            models.Index(F("key"), Substr("value", 1, INDEXED_VALUE_CHARS), name="param_key_value_idx"),
+        ]
+
+
+class RunTag(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_run_tag")]
+        indexes = [
+            # Filters `tags.k = 'v'` and the tag chips; see INDEXED_VALUE_CHARS.
+            models.Index(F("key"), Substr("value", 1, INDEXED_VALUE_CHARS), name="tag_key_value_idx"),
+        ]
+
+
+class MetricValueMixin:
+    """NaN is stored as NULL: SQLite cannot hold a NaN (it turns it into NULL anyway), so one
+    rule serves both databases. A missing metric is a missing row, never a NULL value."""
+
+    @property
+    def float_value(self) -> float:
+        return math.nan if self.value is None else self.value
+
+
+class Metric(MetricValueMixin, models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
+    key = models.CharField(max_length=250)
+    value = models.FloatField(null=True)
+    timestamp = models.BigIntegerField()
+    step = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            # get-history and the history charts: one run's key in step order.
+            models.Index(fields=["run", "key", "step", "timestamp"], name="metric_history_idx"),
+        ]
+
+
+class LatestMetric(MetricValueMixin, models.Model):
+    """One row per run and key: MLflow's "latest" value (highest step, then latest timestamp,
+    then highest value), kept by the write path for filtering and sorting at scale."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="latest_metrics")
+    key = models.CharField(max_length=250)
+    value = models.FloatField(null=True)
+    timestamp = models.BigIntegerField()
+    step = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_latest_metric")]
+        indexes = [
+            # Filters and sorts on `metrics.k`.
+            models.Index(fields=["key", "value"], name="latest_metric_key_value_idx"),
+        ]
+
+
+def metric_sort_key(step: int, timestamp: int, value: float | None) -> tuple:
+    """Order of "latest" among a key's values: step, then timestamp, then value (NaN lowest)."""
+    is_number = value is not None and not math.isnan(value)
+    return (step, timestamp, is_number, value if is_number else 0.0)
+
+
+class Goal(models.TextChoices):
+    MIN = "min"
+    MAX = "max"
+
+
+class RunSummary(models.Model):
+    """A parent's best-child summary for one metric key, kept by tracker/summaries.py.
+
+    `best_*` covers the whole subtree (through the children's own summaries); count, min, max,
+    mean and std cover the direct children's own latest values."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="summaries")
+    key = models.CharField(max_length=250)
+    goal = models.CharField(max_length=3, choices=Goal.choices, default=Goal.MIN)
+    best_value = models.FloatField(null=True)
+    best_run = models.ForeignKey(Run, null=True, on_delete=models.SET_NULL, related_name="+")
+    best_params = models.JSONField(default=dict)
+    count = models.PositiveIntegerField(default=0)
+    min_value = models.FloatField(null=True)
+    max_value = models.FloatField(null=True)
+    mean_value = models.FloatField(null=True)
+    std_value = models.FloatField(null=True)
+    computed_at = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_run_summary")]
+        indexes = [
+            # Filters and sorts on `summary.k` (the best value in a subtree).
+            models.Index(fields=["key", "best_value"], name="summary_key_best_idx"),
+        ]
