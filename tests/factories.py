@@ -43,7 +43,10 @@ class RunFactory(factory.django.DjangoModelFactory):
         run.path = (parent.path if parent else "") + path_segment(run.pk)
         run.save(update_fields=["parent_run_id", "depth", "path"])
         root_run_id = Run.objects.get(pk=run.root_pk).run_id
-        tags = [RunTag(run=run, key=RUN_NAME_TAG, value=run.name), RunTag(run=run, key=ROOT_RUN_ID_TAG, value=root_run_id)]
+        tags = [
+            RunTag(run=run, key=RUN_NAME_TAG, value=run.name),
+            RunTag(run=run, key=ROOT_RUN_ID_TAG, value=root_run_id),
+        ]
         if parent:
             tags.append(RunTag(run=run, key=PARENT_RUN_ID_TAG, value=parent.run_id))
         RunTag.objects.bulk_create(tags)
@@ -96,7 +99,9 @@ def bulk_children(parent: Run, count: int, *, metric_key: str | None = None) -> 
     for run in runs:
         run.path = parent.path + path_segment(run.pk)
     Run.objects.bulk_update(runs, ["path"], batch_size=1000)
-    Param.objects.bulk_create([Param(run=r, key="param1", value=str(i % 3)) for i, r in enumerate(runs)], batch_size=1000)
+    Param.objects.bulk_create(
+        [Param(run=r, key="param1", value=str(i % 3)) for i, r in enumerate(runs)], batch_size=1000
+    )
     if metric_key:
         LatestMetric.objects.bulk_create(
             [LatestMetric(run=r, key=metric_key, value=i / count, timestamp=start, step=0) for i, r in enumerate(runs)],

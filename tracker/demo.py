@@ -144,7 +144,9 @@ def _three_levels(experiment, rng, clock) -> None:
         stamp = clock.now
         ingest.run_log_batch(
             run=run,
-            metrics=[MetricInput("accuracy", rng.uniform(0.7, 0.99), stamp + step, step) for step in range(HISTORY_STEPS)],
+            metrics=[
+                MetricInput("accuracy", rng.uniform(0.7, 0.99), stamp + step, step) for step in range(HISTORY_STEPS)
+            ],
             params=[KeyValue("learning_rate", str(rng.choice([0.1, 0.01, 0.001])))],
         )
         _end(run, clock)

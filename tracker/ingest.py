@@ -236,12 +236,25 @@ def experiment_set_tag(*, experiment: Experiment, key: str, value: str) -> None:
         ExperimentTag.objects.update_or_create(experiment=experiment, key=key, defaults={"value": value})
         Experiment.objects.filter(pk=experiment.pk).update(last_update_time=now_ms())
         if key.startswith(GOAL_TAG_PREFIX):
-            hierarchy_events.goal_changed(experiment=experiment, metric_key=key[len(GOAL_TAG_PREFIX):])
+            hierarchy_events.goal_changed(experiment=experiment, metric_key=key[len(GOAL_TAG_PREFIX) :])
 
 
 # --- runs ------------------------------------------------------------------------------------
 
-_ADJECTIVES = ["amber", "brisk", "calm", "daring", "eager", "fleet", "gentle", "hazy", "keen", "lucid", "mellow", "nimble"]
+_ADJECTIVES = [
+    "amber",
+    "brisk",
+    "calm",
+    "daring",
+    "eager",
+    "fleet",
+    "gentle",
+    "hazy",
+    "keen",
+    "lucid",
+    "mellow",
+    "nimble",
+]
 _NOUNS = ["owl", "fox", "heron", "lynx", "otter", "wren", "hare", "ibis", "moth", "newt", "panda", "yak"]
 
 
@@ -348,7 +361,9 @@ def run_log_batch(
     if len(metrics) + len(params) + len(tags) > MAX_BATCH_ENTRIES:
         raise InvalidParameterValue(f"A batch may hold at most {MAX_BATCH_ENTRIES} metrics, params and tags in all")
     metrics = [_check_metric(m) for m in metrics]
-    params = _dedupe_params([KeyValue(_check_key(p.key, "Param"), _check_text_value(p.value, "Param", p.key)) for p in params])
+    params = _dedupe_params(
+        [KeyValue(_check_key(p.key, "Param"), _check_text_value(p.value, "Param", p.key)) for p in params]
+    )
     tags = [KeyValue(_check_key(t.key, "Tag"), _check_text_value(t.value, "Tag", t.key)) for t in tags]
     with transaction.atomic():
         _check_active(run)
@@ -391,9 +406,7 @@ def _dedupe_params(params: list[KeyValue]) -> list[KeyValue]:
     seen: dict[str, str] = {}
     for param in params:
         if param.key in seen and seen[param.key] != param.value:
-            raise InvalidParameterValue(
-                f"Param '{param.key}' was given twice in one batch with different values"
-            )
+            raise InvalidParameterValue(f"Param '{param.key}' was given twice in one batch with different values")
         seen[param.key] = param.value
     return [KeyValue(k, v) for k, v in seen.items()]
 
@@ -429,15 +442,15 @@ def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
         best = candidates.get(metric.key)
         if best is None or _order(metric) > _order(best):
             candidates[metric.key] = metric
-    current = {
-        row.key: row for row in LatestMetric.objects.filter(run=run, key__in=list(candidates))
-    }
+    current = {row.key: row for row in LatestMetric.objects.filter(run=run, key__in=list(candidates))}
     winners = []
     for key, metric in candidates.items():
         row = current.get(key)
         if row is None or _order(metric) > metric_sort_key(row.step, row.timestamp, row.value):
             winners.append(
-                LatestMetric(run=run, key=key, value=_stored_value(metric.value), timestamp=metric.timestamp, step=metric.step)
+                LatestMetric(
+                    run=run, key=key, value=_stored_value(metric.value), timestamp=metric.timestamp, step=metric.step
+                )
             )
     if winners:
         LatestMetric.objects.bulk_create(
