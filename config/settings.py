@@ -71,7 +71,8 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Only needed for `collectstatic`; WhiteNoise serves straight from the finders otherwise.
+STATIC_ROOT = env_str("STATIC_ROOT") or None
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve static files straight from the finders (no collectstatic needed for `make run`).
 WHITENOISE_USE_FINDERS = True
