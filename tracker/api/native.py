@@ -110,7 +110,9 @@ class ExperimentViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 FILTER_PARAMETERS = [
-    OpenApiParameter("filter", OpenApiTypes.STR, description="Filter language, e.g. tags.team = 'a' OR metrics.loss < 0.1"),
+    OpenApiParameter(
+        "filter", OpenApiTypes.STR, description="Filter language, e.g. tags.team = 'a' OR metrics.loss < 0.1"
+    ),
     OpenApiParameter("order_by", OpenApiTypes.STR, many=True, description="e.g. metrics.loss DESC (repeatable)"),
     OpenApiParameter("experiment_id", OpenApiTypes.INT),
     OpenApiParameter("show_deleted", OpenApiTypes.BOOL),
