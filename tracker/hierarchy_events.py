@@ -14,6 +14,13 @@ def metrics_changed(*, run: Run, keys: list[str]) -> None:
     summaries.mark_ancestors_stale(run=run)
 
 
+def params_changed(*, run: Run) -> None:
+    """Params were logged on `run`: if it is some ancestor's best run, that summary shows them."""
+    from tracker import summaries
+
+    summaries.mark_ancestors_stale(run=run)
+
+
 def run_moved(*, run: Run, old_parent_pk: int | None) -> None:
     """`run` (with its subtree) left `old_parent_pk` for its current parent."""
     from tracker import summaries

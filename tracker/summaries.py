@@ -1,23 +1,366 @@
-"""Best-child summaries: which descendant of a parent is best for each metric.
+"""Best-child summaries: for each parent and metric, the best descendant and the spread of its children.
 
-Writes mark summaries stale here (through tracker/hierarchy_events.py); tracker/tasks.py
-recomputes them after commit.
+How a summary stays fresh:
+
+1. A write below a parent (through tracker/hierarchy_events.py) marks every ancestor
+   `summary_stale` inside the write's transaction, and after commit queues one refresh per tree,
+   coalesced through the root's `summary_queued` flag: a burst of writes into one tree queues
+   one task while that task waits, not one per write.
+2. `tracker.tasks.refresh_tree` recomputes the tree's stale runs deepest first, so children's
+   summaries are fresh before their parent reads them. Each run is claimed with a conditional
+   update inside its own transaction: two workers never compute one parent, and a worker killed
+   mid-way leaves the run stale rather than half-done.
+3. `tracker.tasks.repair_stale_summaries` (beat) re-queues every tree still holding stale runs.
+
+A summary is recomputed from the data, never incremented, so computing it twice is harmless.
 """
 
-from tracker.models import Experiment, Run, path_ids
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+
+from django.db import transaction
+from django.db.models import Avg, Case, Count, Exists, F, FloatField, Max, Min, OuterRef, QuerySet, StdDev, When, Window
+from django.db.models.functions import RowNumber, Substr
+from kombu.exceptions import OperationalError as BrokerUnavailable
+
+from tracker.ingest import GOAL_TAG_PREFIX, RESERVED_TAG_PREFIX
+from tracker.models import (
+    ACTIVE,
+    PATH_SEGMENT_WIDTH,
+    Experiment,
+    ExperimentTag,
+    Goal,
+    LatestMetric,
+    Param,
+    Run,
+    RunSummary,
+    path_ids,
+    path_segment,
+)
+
+logger = logging.getLogger(__name__)
+
+# The read-only tags the MLflow API shows on a parent: runtree.best.<metric>, .run_id, .params.<param>.
+BEST_TAG_PREFIX = f"{RESERVED_TAG_PREFIX}best."
+
+
+# --- reads for the pages and the APIs ----------------------------------------------------------
+
+
+def goal_for(experiment: Experiment | int, key: str) -> str:
+    """The goal of `key` in `experiment`: its tag runtree.goal.<key> ("min" or "max"), "min" when unset."""
+    value = (
+        ExperimentTag.objects.filter(experiment=experiment, key=GOAL_TAG_PREFIX + key)
+        .values_list("value", flat=True)
+        .first()
+    )
+    return Goal.MAX if value == Goal.MAX else Goal.MIN
+
+
+def goals_of(experiment: Experiment | int) -> dict[str, str]:
+    """Every metric with a goal set in `experiment` → "min"/"max" (one query); others are "min"."""
+    tags = ExperimentTag.objects.filter(experiment=experiment, key__startswith=GOAL_TAG_PREFIX)
+    return {key[len(GOAL_TAG_PREFIX) :]: value for key, value in tags.values_list("key", "value")}
+
+
+def summaries_for(run_pks: Iterable[int]) -> dict[int, list[RunSummary]]:
+    """Each run's summary rows in key order, best run attached (one query). Runs without a
+    summary (no children, or none with a number) map to an empty list."""
+    run_pks = list(run_pks)
+    found: dict[int, list[RunSummary]] = {pk: [] for pk in run_pks}
+    rows = RunSummary.objects.filter(run_id__in=run_pks).select_related("best_run").order_by("run_id", "key")
+    for summary in rows:
+        found[summary.run_id].append(summary)
+    return found
+
+
+def reserved_tags_for(run_pks: Iterable[int]) -> dict[int, list[tuple[str, str]]]:
+    """The read-only MLflow tags each parent carries for its best descendant (one query):
+    `runtree.best.<metric>` (repr of the float), `runtree.best.<metric>.run_id` and
+    `runtree.best.<metric>.params.<param>`, in key order. Runs without a summary map to []."""
+    run_pks = list(run_pks)
+    tags: dict[int, list[tuple[str, str]]] = {pk: [] for pk in run_pks}
+    rows = (
+        RunSummary.objects.filter(run_id__in=run_pks, best_run__isnull=False)
+        .order_by("run_id", "key")
+        .values_list("run_id", "key", "best_value", "best_run__run_id", "best_params")
+    )
+    for run_pk, key, best_value, best_run_id, best_params in rows:
+        prefix = f"{BEST_TAG_PREFIX}{key}"
+        tags[run_pk].append((prefix, repr(best_value)))
+        tags[run_pk].append((f"{prefix}.run_id", best_run_id))
+        tags[run_pk].extend((f"{prefix}.params.{name}", best_params[name]) for name in sorted(best_params))
+    return tags
+
+
+# --- marking stale and queuing (called by tracker/hierarchy_events.py inside a write) -----------
 
 
 def mark_ancestors_stale(*, run: Run, also_pk: int | None = None) -> None:
-    """Mark every ancestor of `run` (and `also_pk`'s whole ancestor chain) stale: one UPDATE."""
-    pks = set(path_ids(run.path)[:-1])
+    """Mark every ancestor of `run` (and `also_pk` with its whole ancestor chain) stale in one
+    UPDATE, and queue their trees' refresh for after commit."""
+    chains = [path_ids(run.path)[:-1]]
     if also_pk is not None:
         old_parent_path = Run.objects.filter(pk=also_pk).values_list("path", flat=True).first()
-        pks.update(path_ids(old_parent_path or ""))
-    if pks:
-        Run.objects.filter(pk__in=pks).update(summary_stale=True)
+        chains.append(path_ids(old_parent_path or ""))
+    pks = {pk for chain in chains for pk in chain}
+    if not pks:
+        return
+    # Unconditional on purpose (no `summary_stale=False` filter): the row lock it takes orders this
+    # write against a refresh that claims the same parent. Either the refresh waits for this commit
+    # and then reads this write's metrics, or this write waits for the refresh and marks it stale again.
+    Run.objects.filter(pk__in=pks).update(summary_stale=True)
+    queue_refresh_after_commit({chain[0] for chain in chains if chain})
 
 
 def mark_experiment_stale(*, experiment: Experiment) -> None:
-    """Mark every parent in `experiment` stale (its goal for a metric changed)."""
-    parents = Run.objects.filter(experiment=experiment, children__isnull=False).values("pk")
-    Run.objects.filter(pk__in=parents).update(summary_stale=True)
+    """Mark every parent in `experiment` stale (its goal for a metric changed) and queue every tree."""
+    has_children = Exists(Run.objects.filter(parent=OuterRef("pk")))
+    Run.objects.filter(has_children, experiment=experiment).update(summary_stale=True)
+    roots = Run.objects.filter(has_children, experiment=experiment, parent__isnull=True)
+    queue_refresh_after_commit(roots.values_list("pk", flat=True))
+
+
+def queue_refresh_after_commit(root_pks: Iterable[int]) -> None:
+    """Queue a refresh of each tree once the current transaction commits (at once outside one):
+    a worker must never look before the write it is meant to see is visible."""
+    for root_pk in sorted(set(root_pks)):
+        transaction.on_commit(partial(queue_tree_refresh, root_pk))
+
+
+def queue_tree_refresh(root_pk: int, *, even_if_queued: bool = False) -> bool:
+    """Queue `refresh_tree` for the tree under `root_pk`, unless one is queued already.
+
+    The conditional update is the claim: of many writers finishing at once, one sees 1 row and
+    queues; the others see 0. The task clears the flag as it starts. The repair passes
+    `even_if_queued`, because a task lost with a killed worker leaves the flag set."""
+    claimed = Run.objects.filter(pk=root_pk, summary_queued=False).update(summary_queued=True) == 1
+    if not (claimed or even_if_queued):
+        return False
+    from tracker.tasks import refresh_tree  # tasks imports this module
+
+    try:
+        refresh_tree.delay(root_pk)
+    except BrokerUnavailable:
+        # The write has committed; the summary is only late. Free the claim so the next write
+        # (or the repair) queues again.
+        logger.warning("Could not queue a summary refresh for tree %s: broker unreachable", root_pk, exc_info=True)
+        Run.objects.filter(pk=root_pk).update(summary_queued=False)
+        return False
+    return True
+
+
+# --- refreshing (the Celery tasks call these) ----------------------------------------------------
+
+
+def refresh_tree(*, root_pk: int) -> int:
+    """Recompute every stale summary in the tree under `root_pk`, deepest first; return how many
+    this call computed (runs another worker claimed first are skipped)."""
+    # Cleared before looking: a write that lands while this runs queues another pass rather than
+    # finding the flag set and assuming this pass will see it.
+    Run.objects.filter(pk=root_pk).update(summary_queued=False)
+    stale = (
+        Run.objects.filter(path__startswith=path_segment(root_pk), summary_stale=True)
+        .order_by("-depth", "pk")
+        .values_list("pk", "experiment_id")
+    )
+    goals = _GoalsByExperiment()
+    return sum(refresh_stale_run(run_pk, goals=goals[experiment_id]) for run_pk, experiment_id in stale)
+
+
+def refresh_stale_run(run_pk: int, *, goals: dict[str, str]) -> bool:
+    """Recompute `run_pk`'s summary if it is still stale and nobody else has claimed it."""
+    with transaction.atomic():
+        # The claim: a worker that got here first leaves 0 rows to update. It commits with the new
+        # summary, so a worker killed in between leaves the run stale for the repair.
+        if Run.objects.filter(pk=run_pk, summary_stale=True).update(summary_stale=False) != 1:
+            return False
+        recompute_summary(run_pk, goals=goals)
+    return True
+
+
+def requeue_stale_trees() -> int:
+    """Queue a refresh of every tree that still holds a stale summary; return how many trees."""
+    root_segments = (
+        Run.objects.filter(summary_stale=True)
+        .annotate(root_segment=Substr("path", 1, PATH_SEGMENT_WIDTH))
+        .order_by()
+        .values_list("root_segment", flat=True)
+        .distinct()
+    )
+    roots = sorted({int(segment) for segment in root_segments if segment})
+    for root_pk in roots:
+        queue_tree_refresh(root_pk, even_if_queued=True)
+    return len(roots)
+
+
+def recompute_all(
+    *,
+    experiment_id: int | None = None,
+    progress: Callable[[Iterable, int], Iterable] = lambda rows, total: rows,
+) -> int:
+    """Recompute the summary of every parent (and every run that still has summary rows),
+    deepest first, in all experiments or one; return how many runs. `progress(rows, total)` may
+    wrap the iteration (the management command passes tqdm)."""
+    has_children = Exists(Run.objects.filter(parent=OuterRef("pk")))
+    has_summary = Exists(RunSummary.objects.filter(run=OuterRef("pk")))
+    runs = Run.objects.filter(has_children | has_summary)
+    if experiment_id is not None:
+        runs = runs.filter(experiment_id=experiment_id)
+    rows = list(runs.order_by("-depth", "pk").values_list("pk", "experiment_id"))
+    goals = _GoalsByExperiment()
+    for run_pk, run_experiment_id in progress(rows, len(rows)):
+        with transaction.atomic():
+            # Taking the row lock first orders this against concurrent writers, as the claim does.
+            Run.objects.filter(pk=run_pk).update(summary_stale=False)
+            recompute_summary(run_pk, goals=goals[run_experiment_id])
+    return len(rows)
+
+
+class _GoalsByExperiment(dict):
+    """Experiment id → its goals, read once per refresh (a tree lives in one experiment)."""
+
+    def __missing__(self, experiment_id: int) -> dict[str, str]:
+        self[experiment_id] = goals_of(experiment_id)
+        return self[experiment_id]
+
+
+# --- the computation -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    value: float
+    run_pk: int
+    start_time: int | None
+    run_id: str
+
+    def rank(self, goal: str) -> tuple:
+        """Sort key, best first: by the goal, then earliest start (unknown last), then run id."""
+        signed = self.value if goal == Goal.MIN else -self.value
+        return (signed, self.start_time is None, self.start_time or 0, self.run_id)
+
+
+def recompute_summary(run_pk: int, *, goals: dict[str, str]) -> None:
+    """Rewrite `run_pk`'s summary rows from its active children: their own latest values and their
+    own summaries (so the best covers the whole subtree). A constant number of queries, whatever
+    the number of children: stats, best own value, best child summary, params, delete, upsert."""
+    own_values = LatestMetric.objects.filter(run__parent_id=run_pk, run__lifecycle_stage=ACTIVE, value__isnull=False)
+    # Children's summaries already cover their active subtrees, so one level is enough here; a
+    # deleted child's summary is left out, and with it its whole subtree.
+    child_bests = RunSummary.objects.filter(
+        run__parent_id=run_pk, run__lifecycle_stage=ACTIVE, best_value__isnull=False, best_run__isnull=False
+    )
+    # 1. count/min/max/mean/std over the direct children's own values (NaN is NULL: not counted).
+    # StdDev is population std; Django provides STDDEV_POP on SQLite too.
+    stats = {
+        row["key"]: row
+        for row in own_values.order_by()
+        .values("key")
+        .annotate(
+            count=Count("value"),
+            min_value=Min("value"),
+            max_value=Max("value"),
+            mean_value=Avg("value"),
+            std_value=StdDev("value"),
+        )
+    }
+    # 2 and 3. the best of each source per key.
+    candidates: dict[str, list[_Candidate]] = {}
+    sources = [
+        _best_per_key(own_values, "value", "run", goals),
+        _best_per_key(child_bests, "best_value", "best_run", goals),
+    ]
+    for source in sources:
+        for key, candidate in source:
+            candidates.setdefault(key, []).append(candidate)
+    best = {
+        key: min(found, key=lambda candidate, key=key: candidate.rank(goals.get(key, Goal.MIN)))
+        for key, found in candidates.items()
+    }
+    # 4. the best runs' params, fresh (a param may arrive after the metric).
+    params: dict[int, dict[str, str]] = {}
+    for param_run_pk, name, value in Param.objects.filter(run_id__in={c.run_pk for c in best.values()}).values_list(
+        "run_id", "key", "value"
+    ):
+        params.setdefault(param_run_pk, {})[name] = value
+
+    computed_at = int(time.time() * 1000)
+    rows = []
+    for key in sorted(best):
+        spread = stats.get(key, {})
+        rows.append(
+            RunSummary(
+                run_id=run_pk,
+                key=key,
+                goal=goals.get(key, Goal.MIN),
+                best_value=best[key].value,
+                best_run_id=best[key].run_pk,
+                best_params=params.get(best[key].run_pk, {}),
+                count=spread.get("count", 0),
+                min_value=spread.get("min_value"),
+                max_value=spread.get("max_value"),
+                mean_value=_number_or_none(spread.get("mean_value")),
+                std_value=_number_or_none(spread.get("std_value")),
+                computed_at=computed_at,
+            )
+        )
+    # 5. keys no child has any more (moved, deleted, only NaN left).
+    RunSummary.objects.filter(run_id=run_pk).exclude(key__in=list(best)).delete()
+    # 6. the rest, in one upsert.
+    if rows:
+        RunSummary.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["run", "key"],
+            update_fields=[
+                "goal",
+                "best_value",
+                "best_run",
+                "best_params",
+                "count",
+                "min_value",
+                "max_value",
+                "mean_value",
+                "std_value",
+                "computed_at",
+            ],
+        )
+
+
+def _best_per_key(rows: QuerySet, value_field: str, run_field: str, goals: dict[str, str]):
+    """(key, best candidate) for each key of `rows`, ranked in the database by a window so only
+    one row per key comes back, however many children there are."""
+    max_keys = [key for key, goal in goals.items() if goal == Goal.MAX]
+    signed = F(value_field)
+    if max_keys:
+        # Ranking ascending on -value puts the largest first for "max" metrics.
+        signed = Case(When(key__in=max_keys, then=-F(value_field)), default=F(value_field), output_field=FloatField())
+    ranked = (
+        rows.order_by()
+        .annotate(
+            place=Window(
+                RowNumber(),
+                partition_by=[F("key")],
+                order_by=[
+                    signed.asc(),
+                    F(f"{run_field}__start_time").asc(nulls_last=True),
+                    F(f"{run_field}__run_id").asc(),
+                ],
+            )
+        )
+        .filter(place=1)
+        .values_list("key", value_field, f"{run_field}_id", f"{run_field}__start_time", f"{run_field}__run_id")
+    )
+    for key, value, run_pk, start_time, run_id in ranked:
+        yield key, _Candidate(value=value, run_pk=run_pk, start_time=start_time, run_id=run_id)
+
+
+def _number_or_none(value: float | None) -> float | None:
+    # NaN is stored as NULL everywhere in Runtree (SQLite cannot hold it); an infinite child value
+    # makes the mean infinite and the std NaN.
+    return None if value is None or math.isnan(value) else value

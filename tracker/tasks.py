@@ -1,0 +1,19 @@
+"""Celery tasks: each takes an id (or nothing), calls tracker/summaries.py, and is safe to run twice."""
+
+from celery import shared_task
+
+from tracker import summaries
+
+
+# acks_late: a worker killed mid-task leaves the message to be delivered again; the runs it had
+# not finished are still stale in any case (see summaries.refresh_stale_run), so the repair finds them.
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_tree(root_pk: int) -> int:
+    """Recompute the stale best-child summaries of the run tree under `root_pk`."""
+    return summaries.refresh_tree(root_pk=root_pk)
+
+
+@shared_task(ignore_result=True)
+def repair_stale_summaries() -> int:
+    """Re-queue every tree that still has stale summaries (beat runs this every 30 s)."""
+    return summaries.requeue_stale_trees()
