@@ -1,6 +1,9 @@
 """Runtree settings: everything from the environment, with defaults that run on a fresh machine."""
 
+import tempfile
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_choice, env_database, env_int, env_list, env_str
 
@@ -108,6 +111,22 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The repair re-queues trees left with stale summaries (a lost task, a killed worker). Each run
+# expires after one interval, so a worker that was down does not wake to a backlog of repairs.
+RUNTREE_SUMMARY_REPAIR_SECONDS = env_int("RUNTREE_SUMMARY_REPAIR_SECONDS", 30)
+if RUNTREE_SUMMARY_REPAIR_SECONDS < 1:
+    raise ImproperlyConfigured(f"RUNTREE_SUMMARY_REPAIR_SECONDS={RUNTREE_SUMMARY_REPAIR_SECONDS} must be at least 1")
+CELERY_BEAT_SCHEDULE = {
+    "repair-stale-summaries": {
+        "task": "tracker.tasks.repair_stale_summaries",
+        "schedule": RUNTREE_SUMMARY_REPAIR_SECONDS,
+        "options": {"expires": RUNTREE_SUMMARY_REPAIR_SECONDS},
+    },
+}
+# Beat's record of last run times; losing it only means one early repair, so it lives outside the repo.
+CELERY_BEAT_SCHEDULE_FILENAME = env_str(
+    "RUNTREE_BEAT_SCHEDULE_FILE", str(Path(tempfile.gettempdir()) / "runtree-celerybeat-schedule")
+)
 
 RUNTREE_AUTH = env_choice("RUNTREE_AUTH", "off", {"off", "required"})
 
