@@ -1,0 +1,44 @@
+import os
+
+import mlflow
+import pytest
+from django.core.servers.basehttp import WSGIRequestHandler
+from mlflow.tracking import fluent
+
+from tracker.models import Experiment
+
+
+@pytest.fixture
+def default_experiment(db):
+    """Experiment 0, as the data migration makes it. Live-server tests flush the database
+    afterwards, migration data included, so each test puts it back for itself."""
+    experiment, _ = Experiment.objects.get_or_create(
+        pk=0,
+        defaults={
+            "name": "Default",
+            "artifact_location": "mlflow-artifacts:/0",
+            "creation_time": 0,
+            "last_update_time": 0,
+        },
+    )
+    return experiment
+
+
+@pytest.fixture
+def tracking_uri(live_server, default_experiment, monkeypatch):
+    """The mlflow client pointed at a live Runtree: no retries and a short timeout, so a
+    failure is quick and visible; the client's module-level state is reset afterwards."""
+    # The client keeps its connection alive; Django's test server then writes a response's
+    # headers and body in two packets, and Nagle's algorithm holds the second until the client's
+    # delayed ACK (~40 ms a request). TCP_NODELAY on the server side removes that wait.
+    monkeypatch.setattr(WSGIRequestHandler, "disable_nagle_algorithm", True)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    mlflow.set_tracking_uri(live_server.url)
+    yield live_server.url
+    while mlflow.active_run():
+        mlflow.end_run()
+    fluent._active_experiment_id = None
+    # set_experiment exports the active experiment's id to the environment.
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    mlflow.set_tracking_uri(None)
