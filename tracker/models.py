@@ -138,6 +138,13 @@ class RunQuerySet(models.QuerySet):
         queryset = self.filter(path__startswith=run.path)
         return queryset if include_self else queryset.exclude(pk=run.pk)
 
+    def matching(self, filter_text: str):
+        """Runs that match a filter in Runtree's search language (tracker/search.py); blank
+        text matches every run. A bad filter raises FilterError (HTTP 400)."""
+        from tracker.search import compile_filter  # search imports these models
+
+        return self.filter(compile_filter(filter_text))
+
     def in_start_order(self):
         """Newest first, as MLflow lists runs; ties broken by run id so paging is stable."""
         return self.order_by("-start_time", "run_id")
