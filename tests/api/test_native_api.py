@@ -1,0 +1,95 @@
+"""The native REST API at /api/v1/: experiments, runs with filters, and the hierarchy reads."""
+
+import pytest
+
+from tests.factories import build_tree
+from tracker import ingest
+from tracker.ingest import KeyValue, MetricInput
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def tree(experiment):
+    """2 roots × 3 children × 2 grandchildren, with a param and metric on each child."""
+    runs = build_tree([2, 3, 2], experiment=experiment)
+    children = [run for run in runs if run.depth == 1]
+    for i, child in enumerate(children):
+        ingest.run_log_batch(
+            run=child,
+            params=[KeyValue("optimizer", "adam" if i % 2 else "sgd")],
+            metrics=[MetricInput("loss", i / 10, 1)],
+        )
+    return runs
+
+
+def test_it_lists_active_experiments_with_their_tags(client, experiment):
+    ingest.experiment_set_tag(experiment=experiment, key="team", value="vision")
+    gone = ingest.experiment_create(name="gone")
+    ingest.experiment_set_lifecycle(experiment=gone, stage="deleted")
+
+    body = client.get("/api/v1/experiments/").json()
+
+    names = {e["name"]: e for e in body["results"]}
+    assert set(names) == {"Default", experiment.name}
+    assert names[experiment.name]["tags"] == {"team": "vision"}
+
+
+def test_it_filters_runs_with_the_filter_language(client, tree):
+    body = client.get("/api/v1/runs/", {"filter": "params.optimizer = 'adam' AND metrics.loss < 0.4"}).json()
+    assert {run["metrics"]["loss"] for run in body["results"]} == {0.1, 0.3}
+    assert all(run["params"] == {"optimizer": "adam"} for run in body["results"])
+
+
+def test_a_bad_filter_is_a_400_that_says_where(client, tree):
+    response = client.get("/api/v1/runs/", {"filter": "metrics.loss <<< 1"})
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "position" in response.json()["message"]
+
+
+def test_it_orders_runs_by_a_metric(client, tree):
+    body = client.get("/api/v1/runs/", {"filter": "metrics.loss >= 0", "order_by": "metrics.loss DESC"}).json()
+    losses = [run["metrics"]["loss"] for run in body["results"]]
+    assert losses == sorted(losses, reverse=True) and len(losses) == 6
+
+
+def test_children_are_paged_with_their_own_child_counts(client, tree, django_assert_max_num_queries):
+    root = tree[0]
+    # Expect 6 queries: the run, the count, the page of children (with their child counts),
+    # then one each for the page's params, latest metrics and tags.
+    with django_assert_max_num_queries(6):
+        body = client.get(f"/api/v1/runs/{root.run_id}/children/", {"limit": 2}).json()
+    assert body["count"] == 3
+    assert [run["child_count"] for run in body["results"]] == [2, 2]
+    assert body["next"]
+
+
+def test_ancestors_come_root_first(client, tree):
+    leaf = tree[-1]
+    body = client.get(f"/api/v1/runs/{leaf.run_id}/ancestors/").json()
+    assert [run["depth"] for run in body] == [0, 1]
+    assert body[1]["run_id"] == leaf.parent_run_id
+
+
+def test_the_subtree_holds_the_run_and_every_descendant(client, tree):
+    root = tree[0]
+    body = client.get(f"/api/v1/runs/{root.run_id}/subtree/").json()
+    assert body["count"] == 1 + 3 + 6
+    assert body["results"][0]["run_id"] == root.run_id
+
+
+def test_an_unknown_run_is_a_404(client, db):
+    assert client.get(f"/api/v1/runs/{'0' * 32}/children/").status_code == 404
+    assert client.get(f"/api/v1/runs/{'0' * 32}/").status_code == 404
+
+
+def test_the_openapi_schema_and_its_offline_page_are_served(client, db):
+    schema = client.get("/api/v1/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/runs/{run_id}/subtree/" in schema.content
+    page = client.get("/api/v1/docs/")
+    assert page.status_code == 200
+    # The UI's script comes from this server (drf-spectacular-sidecar), not a CDN.
+    assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page.content
+    assert client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
