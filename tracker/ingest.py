@@ -8,6 +8,7 @@ import math
 import random
 import re
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from tracker.models import (
     RunStatus,
     RunTag,
     metric_sort_key,
+    path_ids,
     path_segment,
 )
 
@@ -49,6 +51,8 @@ MAX_DEPTH = Run._meta.get_field("path").max_length // (PATH_SEGMENT_WIDTH + 1) -
 
 # The same key rule as MLflow: letters, digits, and _ - . space / :
 _KEY_PATTERN = re.compile(r"^[/\w.\- :]+$")
+# MLflow's run ids are 32 hex characters; other servers' ids are taken if they fit the column.
+_RUN_ID_PATTERN = re.compile(r"[0-9a-zA-Z_\-]{1,32}")
 
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"
 ROOT_RUN_ID_TAG = "mlflow.rootRunId"
@@ -169,6 +173,20 @@ def _check_status(status) -> str:
     return status
 
 
+def _check_run_id(value, what: str) -> str:
+    if not isinstance(value, str) or not _RUN_ID_PATTERN.fullmatch(value):
+        raise InvalidParameterValue(f"{what} must be a run id, got {value!r}")
+    return value
+
+
+def _check_experiment_tag(key, value) -> KeyValue:
+    key = _check_key(key, "Tag")
+    value = _check_text_value(value, "Tag", key)
+    if key.startswith(GOAL_TAG_PREFIX) and value not in ("min", "max"):
+        raise InvalidParameterValue(f"Experiment tag '{key}' must be 'min' or 'max', got {value!r}")
+    return KeyValue(key, value)
+
+
 def _check_active(run: Run) -> None:
     if run.lifecycle_stage != ACTIVE:
         raise InvalidParameterValue(f"The run {run.run_id} must be in the 'active' state; it is {run.lifecycle_stage}")
@@ -227,16 +245,13 @@ def experiment_set_lifecycle(*, experiment: Experiment, stage: str) -> Experimen
 
 
 def experiment_set_tag(*, experiment: Experiment, key: str, value: str) -> None:
-    key = _check_key(key, "Tag")
-    value = _check_text_value(value, "Tag", key)
-    if key.startswith(GOAL_TAG_PREFIX) and value not in ("min", "max"):
-        raise InvalidParameterValue(f"Experiment tag '{key}' must be 'min' or 'max', got {value!r}")
+    tag = _check_experiment_tag(key, value)
     with transaction.atomic():
         _check_experiment_active(experiment)
-        ExperimentTag.objects.update_or_create(experiment=experiment, key=key, defaults={"value": value})
+        ExperimentTag.objects.update_or_create(experiment=experiment, key=tag.key, defaults={"value": tag.value})
         Experiment.objects.filter(pk=experiment.pk).update(last_update_time=now_ms())
-        if key.startswith(GOAL_TAG_PREFIX):
-            hierarchy_events.goal_changed(experiment=experiment, metric_key=key[len(GOAL_TAG_PREFIX) :])
+        if tag.key.startswith(GOAL_TAG_PREFIX):
+            hierarchy_events.goal_changed(experiment=experiment, metric_key=tag.key[len(GOAL_TAG_PREFIX) :])
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -399,6 +414,77 @@ def run_delete_tag(*, run: Run, key: str) -> None:
             raise ResourceDoesNotExist(f"No tag with name: {key} in run with id {run.run_id}")
 
 
+# --- bulk writes (tracker/importer.py) --------------------------------------------------------
+
+
+def experiment_link_parents(*, experiment: Experiment) -> list[int]:
+    """Give every run of `experiment` the parent, depth, path and mlflow.rootRunId that its
+    parent_run_id asks for, in a few bulk queries; return the pks of the runs that were placed
+    or moved.
+
+    Bulk writers insert runs with an empty path and call this once every run of the batch
+    exists, so runs may arrive in any order. The rules are run_create's: a parent that is not in
+    the experiment leaves the run a root marked "parent missing" (and it attaches when the
+    parent arrives). A link that would close a cycle or nest deeper than MAX_DEPTH, which a
+    single write refuses, is left unfollowed the same way: the runs already exist. Runs already
+    in place are not touched, so calling this again changes nothing.
+    """
+    fields = ["pk", "run_id", "parent_run_id", "parent_id", "depth", "path"]
+    rows = list(Run.objects.filter(experiment=experiment).values_list(*fields))
+    pk_by_run_id = {run_id: pk for pk, run_id, *_ in rows}
+    run_id_by_pk = {pk: run_id for run_id, pk in pk_by_run_id.items()}
+    parent_of: dict[int, int | None] = {}
+    children: dict[int, list[int]] = defaultdict(list)
+    for pk, _, parent_run_id, *_ in rows:
+        parent_pk = pk_by_run_id.get(parent_run_id) if parent_run_id else None
+        parent_of[pk] = parent_pk if parent_pk != pk else None
+        if parent_of[pk] is not None:
+            children[parent_of[pk]].append(pk)
+
+    places: dict[int, tuple[int | None, int, str]] = {}  # pk -> (parent pk, depth, path)
+
+    def place_subtree(top: int) -> None:
+        stack = [top]
+        while stack:
+            pk = stack.pop()
+            parent_pk = parent_of[pk] if pk != top else None
+            if parent_pk is not None and places[parent_pk][1] < MAX_DEPTH:
+                _, parent_depth, parent_path = places[parent_pk]
+                places[pk] = (parent_pk, parent_depth + 1, parent_path + path_segment(pk))
+            else:
+                places[pk] = (None, 0, path_segment(pk))
+            stack.extend(child for child in children[pk] if child not in places)
+
+    for pk, parent_pk in parent_of.items():
+        if parent_pk is None:
+            place_subtree(pk)
+    # What is left hangs below a cycle (a → b → a): cut each cycle at its oldest run.
+    for pk in sorted(parent_of):
+        if pk in places:
+            continue
+        chain, seen = [pk], {pk}
+        while parent_of[chain[-1]] not in seen:
+            chain.append(parent_of[chain[-1]])
+            seen.add(chain[-1])
+        cycle = chain[chain.index(parent_of[chain[-1]]) :]
+        place_subtree(min(cycle))
+
+    moved = [
+        Run(pk=pk, parent_id=places[pk][0], depth=places[pk][1], path=places[pk][2])
+        for pk, _, _, parent_id, depth, path in rows
+        if (parent_id, depth, path) != places[pk]
+    ]
+    Run.objects.bulk_update(moved, ["parent", "depth", "path"], batch_size=500)
+    RunTag.objects.bulk_create(
+        [RunTag(run_id=run.pk, key=ROOT_RUN_ID_TAG, value=run_id_by_pk[path_ids(run.path)[0]]) for run in moved],
+        update_conflicts=True,
+        unique_fields=["run", "key"],
+        update_fields=["value"],
+        batch_size=1000,
+    )
+    return [run.pk for run in moved]
+
+
 # --- internals -------------------------------------------------------------------------------
 
 
@@ -508,8 +594,8 @@ def _root_run_id(run: Run) -> str:
 
 def _set_parent(run: Run, parent_run_id: str) -> None:
     """Point `run` at `parent_run_id` ('' = root) and move its subtree. Refuses a cycle."""
-    if parent_run_id and not re.fullmatch(r"[0-9a-zA-Z_\-]{1,32}", parent_run_id):
-        raise InvalidParameterValue(f"'{PARENT_RUN_ID_TAG}' must be a run id, got {parent_run_id!r}")
+    if parent_run_id:
+        _check_run_id(parent_run_id, f"'{PARENT_RUN_ID_TAG}'")
     if parent_run_id == run.run_id:
         raise InvalidParameterValue(f"Run {run.run_id} cannot be its own parent")
     parent = Run.objects.filter(run_id=parent_run_id).first() if parent_run_id else None
