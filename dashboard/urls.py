@@ -5,4 +5,8 @@ from dashboard import views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.experiment_list, name="experiments"),
+    path("experiments/<int:experiment_id>/", views.experiment_tree, name="experiment"),
+    path("runs/<str:run_id>/", views.run_detail, name="run"),
+    path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
+    path("vendor/plotly-<str:version>.min.js", views.plotly_js, name="plotly-js"),
 ]

@@ -1,0 +1,74 @@
+"""The dashboard's side of the filter language: compiling the filter box's text, ordering by a
+column, and writing the clause a tag chip adds. The language itself is tracker/search.py."""
+
+import re
+from dataclasses import dataclass
+
+from django.db.models import Q
+
+from tracker import search
+from tracker.tree import ATTRIBUTE_SORTS, sibling_order
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class FilterProblem:
+    """What the filter box shows under a filter that does not parse."""
+
+    message: str
+    position: int | None
+    text: str
+
+    @property
+    def before(self) -> str:
+        return self.text[: self.position] if self.position is not None else self.text
+
+    @property
+    def at(self) -> str:
+        return self.text[self.position : self.position + 1] if self.position is not None else ""
+
+    @property
+    def after(self) -> str:
+        return self.text[self.position + 1 :] if self.position is not None else ""
+
+
+def compile_filter(text: str) -> tuple[Q | None, FilterProblem | None]:
+    """(Q, None) for a good filter, (None, None) for none, (None, problem) for a bad one."""
+    if not text:
+        return None, None
+    try:
+        return search.compile_filter(text), None
+    except search.FilterError as error:
+        position = getattr(error, "position", None)
+        message = getattr(error, "message", None) or str(error)
+        return None, FilterProblem(message=message, position=position, text=text)
+
+
+def order_for(sort_key: str, descending: bool) -> list:
+    """Siblings' ORDER BY; param and metric columns sort as the filter language orders them."""
+    if sort_key in ATTRIBUTE_SORTS:
+        return sibling_order(sort_key, descending)
+    kind, _, key = sort_key.partition(".")
+    return sibling_order(f"{kind}.{quote_key(key)}", descending, value_order=search.order_by_expressions)
+
+
+def quote_key(key: str) -> str:
+    """A key as the filter language reads it: backquoted unless it is a plain identifier."""
+    return key if _IDENTIFIER.match(key) else f"`{key}`"
+
+
+def quote_value(value: str) -> str:
+    return f"'{value}'" if "'" not in value else f'"{value}"'
+
+
+def with_tag(filter_text: str, key: str, value: str) -> str:
+    """The filter text with `tags.key = 'value'` added (AND), as a tag chip does."""
+    clause = f"tags.{quote_key(key)} = {quote_value(value)}"
+    if not filter_text:
+        return clause
+    if clause in filter_text:
+        return filter_text
+    # Parentheses keep an OR in the existing filter from swallowing the new clause.
+    existing = f"({filter_text})" if " or " in filter_text.lower() else filter_text
+    return f"{existing} AND {clause}"

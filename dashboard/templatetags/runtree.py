@@ -1,0 +1,106 @@
+"""Formatting for the run pages: times in epoch ms, durations, metric values, sort links."""
+
+import math
+from datetime import UTC, datetime
+
+from django import template
+
+from dashboard import filtering
+
+register = template.Library()
+
+
+@register.filter
+def epoch_ms(value):
+    """Epoch milliseconds → an aware datetime, for the `date` filter."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+@register.filter
+def duration(ms):
+    """A run's length as people read it: 850 ms, 4.2 s, 3m 05s, 2h 07m, 3d 4h."""
+    if ms is None:
+        return ""
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+@register.filter
+def number(value):
+    """A metric value in at most 6 significant digits; NaN and infinities by name."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if value != 0 and (abs(value) >= 1e7 or abs(value) < 1e-4):
+        return f"{value:.4e}"
+    return f"{value:.6g}"
+
+
+@register.filter
+def is_number(value):
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@register.filter
+def status_class(status):
+    return f"status-{(status or '').lower()}"
+
+
+@register.simple_tag
+def next_sort(state, key):
+    """The sort a column header links to: this column descending first, then ascending
+    (names and statuses read best A→Z first)."""
+    ascending_first = key in ("name", "status")
+    if state.sort_key != key:
+        return key if ascending_first else f"-{key}"
+    return key if state.descending else f"-{key}"
+
+
+@register.simple_tag
+def sort_indicator(state, key):
+    if state.sort_key != key:
+        return ""
+    return "▼" if state.descending else "▲"
+
+
+@register.simple_tag
+def aria_sort(state, key):
+    if state.sort_key != key:
+        return "none"
+    return "descending" if state.descending else "ascending"
+
+
+@register.simple_tag
+def filter_with_tag(filter_text, key, value):
+    return filtering.with_tag(filter_text, key, value)
+
+
+@register.simple_tag
+def column_toggle(state, column):
+    """The `columns` value after adding or removing `column`."""
+    names = [c.name for c in state.columns]
+    names = [n for n in names if n != column.name] if column.name in names else [*names, column.name]
+    return ",".join(names)
+
+
+@register.simple_tag
+def compare_href(selected):
+    return "/compare/?runs=" + ",".join(selected)

@@ -1,0 +1,122 @@
+import re
+
+import pytest
+
+from tests.dashboard.test_tree_page import row_html, row_ids, tree_url
+from tracker.models import Run
+
+pytestmark = pytest.mark.django_db
+
+
+def test_matching_children_appear_inside_their_parents_marked_as_context(client, sweep):
+    response = client.get(tree_url(sweep, filter="metrics.metric1 > 0.6"))
+    assert response.status_code == 200
+    parent = Run.objects.get(name="parent-2")
+    matches = list(Run.objects.filter(parent=parent).order_by("-start_time"))
+    assert row_ids(response) == [parent.run_id, *[m.run_id for m in matches]]
+    context_row = row_html(response, parent)
+    assert "is-context" in context_row
+    assert "context, an ancestor of matching runs" in context_row
+    assert 'aria-expanded="true"' in context_row
+    for match in matches:
+        assert "is-match" in row_html(response, match)
+    assert "4 matching runs" in response.content.decode()
+    assert "in 1 tree" in response.content.decode()
+
+
+def test_an_or_filter_matches_across_trees(client, sweep):
+    response = client.get(tree_url(sweep, filter="run_name = 'child-0-1' OR run_name = 'child-2-3'"))
+    names = {Run.objects.get(run_id=i).name for i in row_ids(response)}
+    assert names == {"parent-0", "child-0-1", "parent-2", "child-2-3"}
+    assert "2 matching runs" in response.content.decode()
+
+
+def test_a_matching_parent_stays_collapsed_and_can_still_be_expanded(client, sweep):
+    parent = Run.objects.get(name="parent-1")
+    response = client.get(tree_url(sweep, filter="tags.test_identifier = 'round-1'"))
+    assert row_ids(response) == [parent.run_id]
+    row = row_html(response, parent)
+    assert "is-match" in row and 'aria-expanded="false"' in row
+    expanded = client.get(tree_url(sweep, filter="tags.test_identifier = 'round-1'", expanded=parent.run_id))
+    assert len(row_ids(expanded)) == 1 + 4
+    # Its children do not match the filter: shown, but not as matches.
+    child = Run.objects.filter(parent=parent).first()
+    assert "is-match" not in row_html(expanded, child)
+
+
+def test_a_parent_that_matches_with_matching_children_shows_both(client, sweep):
+    response = client.get(tree_url(sweep, filter="run_name LIKE '%-2%'"))
+    parent = Run.objects.get(name="parent-2")
+    assert "is-match" in row_html(response, parent)
+    assert 'aria-expanded="true"' in row_html(response, parent)
+
+
+def test_a_collapsed_context_parent_keeps_its_rows_hidden(client, sweep):
+    parent = Run.objects.get(name="parent-2")
+    response = client.get(tree_url(sweep, filter="metrics.metric1 > 0.6", collapsed=parent.run_id))
+    child = Run.objects.filter(parent=parent).first()
+    assert 'aria-expanded="false"' in row_html(response, parent)
+    assert re.search(r"\bhidden\b", row_html(response, child))
+
+
+def test_a_bad_filter_shows_the_parsers_message_and_keeps_the_text(client, sweep):
+    response = client.get(tree_url(sweep, filter="metrics.metric1 <"))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'value="metrics.metric1 &lt;"' in html
+    assert "Invalid filter at position" in html
+    assert 'role="alert"' in html
+    assert 'aria-invalid="true"' in html
+
+
+@pytest.mark.parametrize("text", ["((", "tags.", "metrics.x > 'a'", "params.p IN ()", "AND", "`", "run_name = 'x' OR"])
+def test_no_bad_filter_makes_a_server_error(client, sweep, text):
+    assert client.get(tree_url(sweep, filter=text)).status_code == 400
+
+
+def test_no_match_says_so(client, sweep):
+    html = client.get(tree_url(sweep, filter="params.param1 = 'zzz'")).content.decode()
+    assert "No runs match this filter" in html
+    assert "0 matching runs" in html
+
+
+def test_a_tag_chip_adds_its_clause_to_the_filter(client, sweep):
+    html = client.get(tree_url(sweep, filter="metrics.metric1 > 0.5")).content.decode()
+    assert "filter=metrics.metric1+%3E+0.5+AND+tags.kind+%3D+%27even%27" in html
+
+
+def test_filter_state_is_kept_by_the_sort_links(client, sweep):
+    html = client.get(tree_url(sweep, filter="metrics.metric1 > 0.5", columns="metrics.metric1")).content.decode()
+    assert "filter=metrics.metric1+%3E+0.5&amp;columns=metrics.metric1&amp;sort=-metrics.metric1" in html
+
+
+def test_matches_beyond_a_page_per_parent_get_a_show_more_row(client, sweep):
+    parent = Run.objects.get(name="parent-0")
+    response = client.get(tree_url(sweep, filter="run_name LIKE 'child-0-%'", per_page=2))
+    assert len(row_ids(response)) == 1 + 2
+    assert f"/runs/{parent.run_id}/children/?offset=2&amp;level=1&amp;matches=1" in response.content.decode()
+
+
+# Queries of the tree page under a filter:
+#   experiment, its tags (prefetch)                        2
+#   match count; roots holding a match: count and page    3
+#   the page's matches (windowed) and their ancestors     2
+#   children of the expanded runs                         1
+#   params and latest metrics for the columns             2
+#   tag chips, column choices                             2
+FILTERED_PAGE_QUERIES = 12
+
+
+@pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
+def test_filtered_page_queries_do_not_grow_with_the_experiment(client, sized_experiment, django_assert_max_num_queries):
+    big = Run.objects.get(experiment=sized_experiment, name="big-parent")
+    url = tree_url(
+        sized_experiment,
+        filter="tags.group = 'even' AND metrics.metric1 >= 0",
+        expanded=big.run_id,
+        columns="params.param1,metrics.metric1",
+    )
+    with django_assert_max_num_queries(FILTERED_PAGE_QUERIES):
+        response = client.get(url)
+    assert response.status_code == 200
+    assert "is-match" in response.content.decode()

@@ -1,0 +1,189 @@
+import re
+
+import pytest
+
+from tests.factories import ExperimentFactory, RunFactory, build_chain, build_tree
+from tracker.ingest import run_set_lifecycle
+from tracker.models import DELETED, Run
+
+pytestmark = pytest.mark.django_db
+
+
+def tree_url(experiment, **query):
+    from urllib.parse import urlencode
+
+    return f"/experiments/{experiment.id}/" + (f"?{urlencode(query)}" if query else "")
+
+
+def row_ids(response) -> list[str]:
+    """run ids of the tree rows, in display order."""
+    return re.findall(r'<tr class="run-row[^"]*"\s+data-run-id="([0-9a-f]+)"', response.content.decode())
+
+
+def row_html(response, run) -> str:
+    html = response.content.decode()
+    start = html.index(f'data-run-id="{run.run_id}"')
+    return html[html.rindex("<tr", 0, start) : html.index("</tr>", start)]
+
+
+def test_it_lists_the_roots_newest_first_with_child_counts(client, sweep):
+    response = client.get(tree_url(sweep))
+    assert response.status_code == 200
+    parents = list(Run.objects.in_experiment(sweep).roots().order_by("-start_time"))
+    assert row_ids(response) == [p.run_id for p in parents]
+    first = row_html(response, parents[0])
+    assert 'class="count"' in first and ">4<" in first
+    assert 'aria-expanded="false"' in first
+    assert f'input type="checkbox" name="run" value="{parents[0].run_id}"' in first
+
+
+def test_it_pages_the_roots(client):
+    experiment = ExperimentFactory()
+    build_tree([7], experiment=experiment)
+    first = client.get(tree_url(experiment, per_page=3))
+    third = client.get(tree_url(experiment, per_page=3, page=3))
+    assert len(row_ids(first)) == 3
+    assert len(row_ids(third)) == 1
+    assert "Page 1 of 3" in first.content.decode()
+    assert 'rel="next"' in first.content.decode()
+
+
+def test_it_opens_the_runs_named_in_expanded_at_any_depth(client):
+    chain = build_chain(4)
+    root, child, grandchild, leaf = chain
+    response = client.get(tree_url(root.experiment, expanded=f"{root.run_id},{child.run_id},{grandchild.run_id}"))
+    assert row_ids(response) == [r.run_id for r in chain]
+    assert 'data-level="3"' in row_html(response, leaf)
+    assert 'aria-expanded="true"' in row_html(response, grandchild)
+
+
+def test_an_expanded_run_whose_ancestor_is_closed_stays_closed(client):
+    root, child, grandchild = build_chain(3)
+    response = client.get(tree_url(root.experiment, expanded=child.run_id))
+    assert row_ids(response) == [root.run_id]
+
+
+def test_a_big_parent_shows_a_page_of_children_and_a_show_more_row(client, sweep):
+    parent = Run.objects.in_experiment(sweep).roots().first()
+    response = client.get(tree_url(sweep, expanded=parent.run_id, per_page=3))
+    html = response.content.decode()
+    assert len([i for i in row_ids(response) if i != parent.run_id]) >= 3
+    assert f"/runs/{parent.run_id}/children/?offset=3&amp;level=1" in html
+    assert "3 of 4 shown" in html
+
+
+def test_sorting_by_a_metric_sorts_siblings_within_their_parent(client, sweep):
+    parents = list(Run.objects.in_experiment(sweep).roots())
+    expanded = ",".join(p.run_id for p in parents)
+    response = client.get(tree_url(sweep, expanded=expanded, sort="-metrics.metric1", columns="metrics.metric1"))
+    ids = row_ids(response)
+    by_id = {r.run_id: r for r in Run.objects.in_experiment(sweep)}
+    # The tree stays a tree: each parent is followed by its own four children, best first.
+    for i, run_id in enumerate(ids):
+        run = by_id[run_id]
+        if run.parent_id is None:
+            kids = [by_id[k] for k in ids[i + 1 : i + 5]]
+            assert all(k.parent_id == run.pk for k in kids)
+            names = [k.name for k in kids]
+            assert names == sorted(names, reverse=True)  # metric1 grows with the child's number
+
+
+def test_it_shows_the_chosen_param_and_metric_columns(client, sweep):
+    parent = Run.objects.in_experiment(sweep).roots().get(name="parent-1")
+    response = client.get(tree_url(sweep, expanded=parent.run_id, columns="params.param1,metrics.metric1"))
+    assert '<span class="key">param1</span>' in response.content.decode()
+    child = Run.objects.get(name="child-1-2")
+    row = row_html(response, child)
+    assert '<td class="text" title="c">c</td>' in row
+    assert ">0.5<" in row  # (1 * 4 + 2) / 12
+
+
+def test_it_offers_the_experiments_param_and_metric_keys_as_columns(client, sweep):
+    html = client.get(tree_url(sweep)).content.decode()
+    for key in ("param1", "param2", "metric1"):
+        assert key in html
+    assert "columns=params.param1" in html
+
+
+def test_unknown_columns_and_sorts_fall_back_to_defaults(client, sweep):
+    response = client.get(tree_url(sweep, columns="bogus.x,params.", sort="nonsense"))
+    assert response.status_code == 200
+    assert len(row_ids(response)) == 3
+
+
+def test_deleted_runs_are_hidden_unless_asked_for(client, sweep):
+    parent = Run.objects.in_experiment(sweep).roots().first()
+    run_set_lifecycle(run=parent, stage=DELETED)
+    assert parent.run_id not in row_ids(client.get(tree_url(sweep)))
+    shown = client.get(tree_url(sweep, show_deleted=1))
+    assert parent.run_id in row_ids(shown)
+    assert "is-deleted" in row_html(shown, parent)
+
+
+def test_run_names_are_escaped(client):
+    run = RunFactory(name="<script>alert('x')</script>")
+    html = client.get(tree_url(run.experiment)).content.decode()
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+
+
+def test_long_names_carry_the_full_name_in_a_title(client):
+    run = RunFactory(name="x" * 300)
+    assert f'title="{"x" * 300}"' in client.get(tree_url(run.experiment)).content.decode()
+
+
+def test_an_empty_experiment_says_how_to_log_runs(client):
+    experiment = ExperimentFactory()
+    html = client.get(tree_url(experiment)).content.decode()
+    assert "export MLFLOW_TRACKING_URI=http://testserver" in html
+
+
+def test_a_missing_experiment_is_a_404(client, db):
+    assert client.get("/experiments/999999/").status_code == 404
+
+
+def test_selected_runs_are_checked_and_counted_in_the_compare_link(client, sweep):
+    a, b = Run.objects.in_experiment(sweep).roots()[:2]
+    html = client.get(tree_url(sweep, selected=f"{a.run_id},{b.run_id}")).content.decode()
+    assert f"/compare/?runs={a.run_id},{b.run_id}" in html
+    assert re.search(r">Compare \(2\)</a>", html)
+    assert f'value="{a.run_id}" aria-label="Select {a.name}" checked' in html
+
+
+def test_the_tag_chips_offer_the_common_user_tags_but_no_system_tags(client, sweep):
+    html = client.get(tree_url(sweep)).content.decode()
+    assert 'class="chip"' in html
+    assert "kind <b>even</b>" in html
+    assert "mlflow.runName" not in html.split('class="chips"')[1].split("</div>")[0]
+
+
+# Queries of the tree page:
+#   experiment, its tags (prefetch)             2
+#   roots: count and page                       2
+#   tag chips, column choices                   2
+#   children of the expanded runs               1
+#   params and latest metrics for the columns   2
+TREE_PAGE_QUERIES = 9
+
+
+@pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
+def test_tree_page_queries_do_not_grow_with_the_experiment(client, sized_experiment, django_assert_max_num_queries):
+    big = Run.objects.get(experiment=sized_experiment, name="big-parent")
+    first_child = Run.objects.children_of(big).order_by("pk").first()
+    url = tree_url(
+        sized_experiment,
+        expanded=f"{big.run_id},{first_child.run_id}",
+        columns="params.param1,metrics.metric1",
+        sort="-metrics.metric1",
+    )
+    with django_assert_max_num_queries(TREE_PAGE_QUERIES):
+        response = client.get(url)
+    assert response.status_code == 200
+    assert len(row_ids(response)) <= 3 + 50 + 1
+
+
+@pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
+def test_the_plain_tree_page_costs_six_queries_at_any_size(client, sized_experiment, django_assert_max_num_queries):
+    # experiment + tags, roots count + page, tag chips, column choices
+    with django_assert_max_num_queries(6):
+        assert client.get(tree_url(sized_experiment)).status_code == 200
