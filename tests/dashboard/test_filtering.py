@@ -1,0 +1,50 @@
+from django.http import QueryDict
+
+from dashboard.filtering import compile_filter, quote_key, with_tag
+from dashboard.state import TreeState, parse_columns
+from tracker.tree import Column
+
+
+def test_a_tag_chip_starts_a_filter_or_adds_to_one():
+    assert with_tag("", "team", "vision") == "tags.team = 'vision'"
+    assert with_tag("metrics.a < 1", "team", "vision") == "metrics.a < 1 AND tags.team = 'vision'"
+
+
+def test_a_tag_chip_keeps_an_or_from_swallowing_its_clause():
+    assert with_tag("a = '1' OR b = '2'", "t", "v") == "(a = '1' OR b = '2') AND tags.t = 'v'"
+
+
+def test_a_tag_chip_quotes_odd_keys_and_values():
+    assert with_tag("", "my key", "it's") == 'tags.`my key` = "it\'s"'
+    assert quote_key("model.name") == "`model.name`"
+
+
+def test_a_chip_already_in_the_filter_is_not_added_twice():
+    assert with_tag("tags.t = 'v'", "t", "v") == "tags.t = 'v'"
+
+
+def test_chip_filters_parse():
+    for text in (with_tag("", "my key", "it's"), with_tag("params.a = '1' OR params.b = '2'", "x.y", "v")):
+        q, problem = compile_filter(text)
+        assert problem is None, problem
+
+
+def test_a_bad_filter_reports_where():
+    q, problem = compile_filter("metrics.x <")
+    assert q is None
+    assert problem.position is not None and problem.message.startswith("Invalid filter")
+
+
+def test_columns_come_from_a_comma_list_or_repeats_and_bad_ones_are_dropped():
+    assert parse_columns(["params.a,metrics.b", "metrics.b", "tags.c", "params."]) == (
+        Column("params", "a"),
+        Column("metrics", "b"),
+    )
+
+
+def test_the_state_falls_back_to_defaults_on_bad_values():
+    state = TreeState.from_query(QueryDict("per_page=abc&sort=-evil;drop&expanded=zz$,abc"))
+    assert state.per_page == 50
+    assert state.sort == "-start"
+    assert state.expanded == ("abc",)
+    assert TreeState.from_query(QueryDict("per_page=100000")).per_page == 500

@@ -1,0 +1,107 @@
+import json
+import re
+
+import pytest
+
+from tests.factories import RunFactory, build_chain, bulk_children
+from tracker.ingest import KeyValue, MetricInput, run_log_batch
+from tracker.models import Run
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_shows_a_breadcrumb_of_linked_ancestors(client):
+    root, child, leaf = build_chain(3)
+    html = client.get(f"/runs/{leaf.run_id}/").content.decode()
+    crumbs = html.split('class="crumbs"')[1].split("</nav>")[0]
+    assert f'href="/experiments/{root.experiment_id}/"' in crumbs
+    assert crumbs.index(f"/runs/{root.run_id}/") < crumbs.index(f"/runs/{child.run_id}/")
+    assert f"/runs/{leaf.run_id}/" not in crumbs  # the run itself is the current page, not a link
+
+
+def test_it_shows_status_params_metrics_and_tags(client, sweep):
+    child = Run.objects.get(name="child-2-1")
+    html = client.get(f"/runs/{child.run_id}/").content.decode()
+    assert "status-finished" in html
+    assert "param1" in html and "param2" in html
+    assert "metric1" in html and "0.75" in html  # (2 * 4 + 1) / 12
+    assert "kind" in html and "odd" in html
+    assert "mlflow.runName" in html.split("system tag")[1]  # system tags are folded away
+
+
+def test_it_hands_a_history_figure_per_multi_step_metric_to_plotly(client, sweep):
+    child = Run.objects.get(name="child-0-1")
+    run_log_batch(run=child, metrics=[MetricInput("single", 1.0, 1, 0)])
+    html = client.get(f"/runs/{child.run_id}/").content.decode()
+    scripts = re.findall(r'<script id="(figure-\d+)" type="application/json">(.*?)</script>', html, re.S)
+    assert len(scripts) == 1  # metric1 has three steps; "single" has one
+    figure = json.loads(scripts[0][1])
+    assert figure["data"][0]["x"] == [0, 1, 2]
+    assert re.search(r'<script src="/vendor/plotly-[\d.]+\.min\.js"', html)
+
+
+def test_it_links_to_the_tree_and_to_compare_children(client, sweep):
+    parent = Run.objects.get(name="parent-0")
+    html = client.get(f"/runs/{parent.run_id}/").content.decode()
+    assert f'href="/compare/?parent={parent.run_id}"' in html
+    assert "Compare children (4)" in html
+    assert f"/experiments/{sweep.id}/?filter=attributes.run_id%20%3D%20%27{parent.run_id}%27" in html
+
+
+def test_open_in_tree_shows_the_run_inside_its_tree(client):
+    root, child, leaf = build_chain(3)
+    html = client.get(f"/experiments/{root.experiment_id}/?filter=attributes.run_id = '{leaf.run_id}'").content.decode()
+    ids = re.findall(r'data-run-id="([0-9a-f]+)"', html)
+    assert ids == [root.run_id, child.run_id, leaf.run_id]
+
+
+def test_it_lists_the_children_as_a_small_paged_tree(client):
+    parent = RunFactory(name="parent")
+    bulk_children(parent, 45)
+    html = client.get(f"/runs/{parent.run_id}/").content.decode()
+    assert html.count('class="run-row') == 20
+    assert "1–20 of 45" in html
+    second = client.get(f"/runs/{parent.run_id}/?page=3").content.decode()
+    assert second.count('class="run-row') == 5
+
+
+def test_a_leaf_says_how_children_are_made(client):
+    run = RunFactory()
+    assert "mlflow.start_run(nested=True)" in client.get(f"/runs/{run.run_id}/").content.decode()
+
+
+def test_user_input_is_escaped(client):
+    run = RunFactory(name="<img src=x onerror=alert(1)>")
+    run_log_batch(run=run, params=[KeyValue("p", "<b>bold</b>")], tags=[KeyValue("t", "<i>x</i>")])
+    html = client.get(f"/runs/{run.run_id}/").content.decode()
+    assert "<img src=x" not in html and "<b>bold</b>" not in html and "<i>x</i>" not in html
+
+
+def test_an_unknown_run_is_a_404(client):
+    assert client.get("/runs/0123456789abcdef0123456789abcdef/").status_code == 404
+
+
+def test_plotly_js_comes_from_the_installed_package_with_long_caching(client):
+    import plotly
+
+    response = client.get(f"/vendor/plotly-{plotly.__version__}.min.js")
+    assert response.status_code == 200
+    assert "immutable" in response["Cache-Control"]
+    assert b"plotly" in b"".join(response.streaming_content)[:2000].lower()
+    assert client.get("/vendor/plotly-0.0.1.min.js").status_code == 404
+
+
+# Queries of the run page: the run (with experiment and child count), its ancestors, params,
+# latest metrics, the history of multi-step metrics (1, with the step counts as a subquery),
+# tags, children count and page.
+RUN_PAGE_QUERIES = 8
+
+
+@pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
+@pytest.mark.parametrize("which", ["big-parent", "grandchild"])
+def test_run_page_queries_do_not_grow_with_the_experiment(
+    client, sized_experiment, which, django_assert_max_num_queries
+):
+    run = Run.objects.get(experiment=sized_experiment, name=which)
+    with django_assert_max_num_queries(RUN_PAGE_QUERIES):
+        assert client.get(f"/runs/{run.run_id}/").status_code == 200
