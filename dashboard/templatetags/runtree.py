@@ -40,7 +40,9 @@ def duration(ms):
 
 @register.filter
 def number(value):
-    """A metric value in at most 6 significant digits; NaN and infinities by name."""
+    """A value for a numeric column: whole numbers as they are, others to four decimals so the
+    decimal points line up, very large or small ones in scientific notation; NaN and
+    infinities by name. The cell's title carries the full value."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -49,9 +51,11 @@ def number(value):
         return "NaN"
     if math.isinf(value):
         return "∞" if value > 0 else "−∞"
-    if value != 0 and (abs(value) >= 1e7 or abs(value) < 1e-4):
-        return f"{value:.4e}"
-    return f"{value:.6g}"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 1e9 or abs(value) < 1e-3:
+        return f"{value:.3e}"
+    return f"{value:,.4f}"
 
 
 @register.filter

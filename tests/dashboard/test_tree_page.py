@@ -95,7 +95,7 @@ def test_it_shows_the_chosen_param_and_metric_columns(client, sweep):
     child = Run.objects.get(name="child-1-2")
     row = row_html(response, child)
     assert '<td class="text" title="c">c</td>' in row
-    assert ">0.5<" in row  # (1 * 4 + 2) / 12
+    assert ">0.5000<" in row  # (1 * 4 + 2) / 12
 
 
 def test_it_offers_the_experiments_param_and_metric_keys_as_columns(client, sweep):

@@ -1,0 +1,180 @@
+import os
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ARTIFACTS
+from tracker.models import Experiment, Run
+
+DOCS = ARTIFACTS.parent / "docs"
+
+
+def open_experiment(page, name, query=""):
+    experiment = Experiment.objects.get(name=name)
+    page.goto(f"/experiments/{experiment.id}/{query}")
+    return experiment
+
+
+def row(page, run):
+    return page.locator(f'tr[data-run-id="{run.run_id}"]')
+
+
+def query_of(page) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def test_from_the_list_a_parent_expands_in_place(page, demo):
+    page.goto("/")
+    page.get_by_role("link", name="Nested Child Association").click()
+    parent = Run.objects.get(name="parent_run_test_default_0")
+    button = row(page, parent).locator("button[aria-expanded]")
+    expect(button).to_have_attribute("aria-expanded", "false")
+    button.click()
+    expect(button).to_have_attribute("aria-expanded", "true")
+    children = page.locator(f'tr[data-parent="{parent.run_id}"]')
+    expect(children).to_have_count(5)
+    expect(children.first).to_be_visible()
+    assert parent.run_id in query_of(page)["expanded"]
+    # Collapsing hides them again, with no request.
+    button.click()
+    expect(children.first).to_be_hidden()
+    assert "expanded" not in query_of(page)
+
+
+def test_a_grandchild_expands_in_the_three_level_tree_and_a_reload_keeps_it(page, demo):
+    open_experiment(page, "explorer_history")
+    parent, child_1, sub_child = (Run.objects.get(name=n) for n in ("parent_run_name", "child_1", "sub_child_1"))
+    row(page, parent).locator("button[aria-expanded]").click()
+    row(page, child_1).locator("button[aria-expanded]").click()
+    expect(row(page, sub_child)).to_be_visible()
+    expect(row(page, sub_child)).to_have_attribute("data-level", "2")
+    expanded_url = page.url
+    page.reload()
+    assert page.url == expanded_url
+    expect(row(page, sub_child)).to_be_visible()
+    expect(row(page, child_1).locator("button[aria-expanded]")).to_have_attribute("aria-expanded", "true")
+
+
+def test_a_tag_filter_shows_matches_inside_their_parents(page, demo):
+    open_experiment(page, "Parent Child Association Challenge")
+    page.locator("input[name=filter]").fill("tags.test_identifier = 'subset_test' AND metrics.metric1 < 0.1")
+    page.locator("input[name=filter]").press("Enter")
+    expect(page.locator(".match-count")).to_contain_text("matching run")
+    matches = page.locator("tr.is-match")
+    assert matches.count() > 0
+    for i in range(matches.count()):
+        match = matches.nth(i)
+        parent_id = match.get_attribute("data-parent")
+        context = page.locator(f'tr[data-run-id="{parent_id}"]')
+        expect(context).to_have_class(re.compile("is-context"))
+        expect(context).to_have_attribute("aria-label", re.compile("context"))
+    count = int(re.search(r"(\d+) matching", page.locator(".match-count").inner_text()).group(1))
+    assert count == matches.count()
+
+
+def test_a_tag_chip_adds_its_clause_to_the_filter(page, demo):
+    open_experiment(page, "Nested Child Association")
+    page.locator("a.chip", has_text="params_test_3").click()
+    expect(page.locator("input[name=filter]")).to_have_value("tags.test_identifier = 'params_test_3'")
+    expect(page.locator(".match-count")).to_have_text("30 matching runs")
+    parents = page.locator('tr.run-row[data-level="0"]')
+    expect(parents).to_have_count(5)
+
+
+def test_a_bad_filter_shows_the_message_next_to_the_box(page, demo):
+    open_experiment(page, "Nested Child Association", "?filter=metrics.metric1+%3C")
+    expect(page.locator("#filter-error")).to_contain_text("Invalid filter at position")
+    expect(page.locator("input[name=filter]")).to_have_value("metrics.metric1 <")
+
+
+def test_a_breadcrumb_leads_back_up_the_tree(page, demo):
+    sub_child = Run.objects.get(name="sub_child_1")
+    page.goto(f"/runs/{sub_child.run_id}/")
+    expect(page.locator("h1")).to_have_text("sub_child_1")
+    page.locator(".crumbs").get_by_role("link", name="child_1").click()
+    expect(page.locator("h1")).to_have_text("child_1")
+    page.locator(".crumbs").get_by_role("link", name="parent_run_name").click()
+    expect(page.locator("h1")).to_have_text("parent_run_name")
+    page.get_by_role("link", name="Open in experiment tree").click()
+    expect(page.locator("tr.is-match")).to_have_count(1)
+
+
+def test_the_run_page_draws_metric_history_with_plotly(page, demo):
+    run = Run.objects.get(name="child_1")
+    page.goto(f"/runs/{run.run_id}/")
+    expect(page.locator(".js-plotly-plot")).to_have_count(1)
+    expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible()
+
+
+def test_selection_updates_the_compare_link_and_survives_a_reload(page, demo):
+    open_experiment(page, "Nested Child Association")
+    parent = Run.objects.get(name="parent_run_test_default_1")
+    row(page, parent).locator("button[aria-expanded]").click()
+    children = list(Run.objects.filter(parent=parent).order_by("-start_time")[:2])
+    for child in children:
+        page.locator(f'input[type=checkbox][name=run][value="{child.run_id}"]').check()
+    compare = page.get_by_role("link", name=re.compile(r"^Compare"))
+    expect(compare).to_have_text("Compare (2)")
+    assert compare.get_attribute("href") == "/compare/?runs=" + ",".join(c.run_id for c in children)
+    page.reload()
+    expect(page.get_by_role("link", name=re.compile(r"^Compare"))).to_have_text("Compare (2)")
+    for child in children:
+        expect(page.locator(f'input[name=run][value="{child.run_id}"]')).to_be_checked()
+
+
+def test_show_more_loads_the_next_page_of_children(page, demo):
+    open_experiment(page, "Parent Child Association Challenge", "?per_page=10")
+    parent = Run.objects.filter(experiment__name="Parent Child Association Challenge", depth=0).first()
+    row(page, parent).locator("button[aria-expanded]").click()
+    children = page.locator(f'tr.run-row[data-parent="{parent.run_id}"]')
+    expect(children).to_have_count(10)
+    page.locator(f'tr.more-row[data-parent="{parent.run_id}"] button').click()
+    expect(children).to_have_count(20)
+    page.locator(f'tr.more-row[data-parent="{parent.run_id}"] button').click()
+    expect(children).to_have_count(25)
+    expect(page.locator(f'tr.more-row[data-parent="{parent.run_id}"]')).to_have_count(0)
+
+
+def test_expand_all_and_collapse_all_work_on_the_visible_page(page, demo):
+    open_experiment(page, "Nested Child Association")
+    page.get_by_role("button", name="Expand all").click()
+    expect(page.locator('tr.run-row[data-level="1"]')).to_have_count(75)
+    assert len(query_of(page)["expanded"].split(",")) == 15
+    page.get_by_role("button", name="Collapse all").click()
+    expect(page.locator('tr.run-row[data-level="1"]:visible')).to_have_count(0)
+    assert "expanded" not in query_of(page)
+
+
+def test_sorting_by_a_metric_column_keeps_the_tree(page, demo):
+    parent = Run.objects.get(name="parent_run_test_params_test_2_0")
+    open_experiment(page, "Nested Child Association", f"?columns=metrics.metric1&expanded={parent.run_id}")
+    page.get_by_role("link", name=re.compile("metric1")).click()
+    expect(page.locator("th[aria-sort=descending]")).to_contain_text("metric1")
+    values = page.locator(f'tr[data-parent="{parent.run_id}"] td.num:last-child').all_inner_texts()
+    numbers = [float(v) for v in values]
+    assert len(numbers) == 5 and numbers == sorted(numbers, reverse=True)
+
+
+def test_screenshot_of_the_tree_page(page, demo):
+    """Saved for people to look at; docs/tree.png is refreshed with RUNTREE_UPDATE_DOCS=1."""
+    parent = Run.objects.get(name="parent_run_test_params_test_2_1")
+    open_experiment(
+        page,
+        "Nested Child Association",
+        f"?columns=params.param1,params.param2,metrics.metric1,metrics.metric2&expanded={parent.run_id}"
+        "&filter=metrics.metric1+%3C+0.35",
+    )
+    expect(page.locator("tr.is-match").first).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "tree.png", full_page=False)
+    if os.environ.get("RUNTREE_UPDATE_DOCS") == "1":
+        page.screenshot(path=DOCS / "tree.png", full_page=False)
+
+
+@pytest.mark.parametrize("path", ["/", "/experiments/{id}/", "/experiments/{id}/?filter=(("])
+def test_pages_load_without_script_errors(page, demo, path):
+    experiment = Experiment.objects.get(name="explorer_history")
+    page.goto(path.format(id=experiment.id))
+    expect(page.locator("h1")).to_be_visible()
