@@ -1,7 +1,10 @@
+import gc
 import os
+import threading
 
 import mlflow
 import pytest
+import requests
 from django.core.servers.basehttp import WSGIRequestHandler
 from mlflow.tracking import fluent
 
@@ -24,8 +27,21 @@ def default_experiment(db):
     return experiment
 
 
+@pytest.fixture(scope="session")
+def client_connections_closed_at_the_end(live_server):
+    """The client keeps its connections to the live server open, each held by a server thread
+    with its own database connection; PostgreSQL would then refuse to drop the test database.
+    So close the client's sessions when the tests are done, and let those threads finish."""
+    yield
+    for session in [obj for obj in gc.get_objects() if isinstance(obj, requests.Session)]:
+        session.close()
+    for thread in threading.enumerate():
+        if thread.name.endswith("(process_request_thread)"):
+            thread.join(timeout=5)
+
+
 @pytest.fixture
-def tracking_uri(live_server, default_experiment, monkeypatch):
+def tracking_uri(live_server, default_experiment, client_connections_closed_at_the_end, monkeypatch):
     """The mlflow client pointed at a live Runtree: no retries and a short timeout, so a
     failure is quick and visible; the client's module-level state is reset afterwards."""
     # The client keeps its connection alive; Django's test server then writes a response's

@@ -29,7 +29,7 @@ _NUMERIC_ATTRIBUTES = {"creation_time": "creation_time", "last_update_time": "la
 _ORDER_COLUMNS = {**_STRING_ATTRIBUTES, **_NUMERIC_ATTRIBUTES, "experiment_id": "id"}
 
 _TOKEN = re.compile(
-    r"""\s*(?:
+    r"""(?:
       (?P<string>'(?:[^']|'')*'|"(?:[^"]|"")*")
     | (?P<number>-?\d+)
     | (?P<operator><=|>=|!=|<>|=|<|>)
@@ -49,16 +49,17 @@ def _error(text: str, position: int, expected: str) -> InvalidParameterValue:
 def _tokens(text: str) -> list[tuple[str, str, int]]:
     """(kind, text, position) for each token; unknown characters are an error."""
     tokens, at = [], 0
-    while at < len(text):
-        if text[at:].strip() == "":
-            break
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return tokens
         match = _TOKEN.match(text, at)
         if not match:
             raise _error(text, at, "a column, an operator or a value")
         kind = match.lastgroup
-        tokens.append((kind, match.group(kind), match.start(kind)))
+        tokens.append((kind, match.group(kind), at))
         at = match.end()
-    return tokens
 
 
 def _unquote(token: str) -> str:

@@ -1,0 +1,96 @@
+"""Query counts of the MLflow API's busiest endpoints, pinned.
+
+Under the test's own transaction a service's atomic block is a savepoint; in production it is
+the request's one transaction (BEGIN/COMMIT in place of SAVEPOINT/RELEASE).
+"""
+
+import json
+
+import pytest
+
+from tests.factories import RunFactory, bulk_children
+from tracker import ingest
+from tracker.ingest import KeyValue, MetricInput
+
+pytestmark = pytest.mark.django_db
+
+API = "/api/2.0/mlflow/"
+
+
+def post(client, rpc: str, body: dict):
+    return client.post(API + rpc, json.dumps(body), content_type="application/json")
+
+
+@pytest.fixture
+def parent(experiment):
+    return RunFactory(experiment=experiment)
+
+
+@pytest.fixture
+def child(parent):
+    child = ingest.run_create(
+        experiment=parent.experiment, name="child", tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
+    )
+    ingest.run_log_batch(run=child, metrics=[MetricInput("loss", 1.0, 1)], params=[KeyValue("lr", "0.1")])
+    return child
+
+
+def test_get_run_is_four_queries(client, child, django_assert_num_queries):
+    # 1 the run, 2 its params, 3 its tags, 4 its latest metrics
+    with django_assert_num_queries(4):
+        response = client.get(API + "runs/get", {"run_id": child.run_id})
+    assert response.status_code == 200
+
+
+def test_log_metric_on_a_child_is_seven_queries(client, child, django_assert_num_queries):
+    # 1 the run; 2 SAVEPOINT; 3 insert the metric; 4 read the key's latest value;
+    # 5 upsert the latest value; 6 mark the ancestors' summaries stale; 7 RELEASE
+    body = {"run_id": child.run_id, "key": "loss", "value": 0.5, "timestamp": 2, "step": 1}
+    with django_assert_num_queries(7):
+        response = post(client, "runs/log-metric", body)
+    assert response.status_code == 200
+
+
+def test_log_batch_is_ten_queries_not_one_per_item(client, child, django_assert_num_queries):
+    # 1 the run; 2 SAVEPOINT; 3 the params already logged under these keys; 4 insert the params;
+    # 5 insert the metrics; 6 read their keys' latest values; 7 upsert the latest values;
+    # 8 mark the ancestors' summaries stale; 9 upsert the tags; 10 RELEASE
+    # (SQLite splits an insert of more than 199 rows: 999 parameters per statement.)
+    body = {
+        "run_id": child.run_id,
+        "metrics": [{"key": f"m{i}", "value": i, "timestamp": 5, "step": i} for i in range(150)],
+        "params": [{"key": f"p{i}", "value": str(i)} for i in range(50)],
+        "tags": [{"key": f"t{i}", "value": str(i)} for i in range(50)],
+    }
+    with django_assert_num_queries(10):
+        response = post(client, "runs/log-batch", body)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("page_size", [10, 300])
+def test_search_runs_is_four_queries_whatever_the_page_size(
+    client, parent, child, page_size, django_assert_num_queries
+):
+    bulk_children(parent, 400, metric_key="loss")
+    body = {
+        "experiment_ids": [str(parent.experiment_id)],
+        "filter": "metrics.loss < 0.9 AND params.param1 != '5'",
+        "order_by": ["metrics.loss DESC"],
+        "max_results": page_size,
+    }
+    # 1 the page of runs (filter and order in one statement, one row past the page);
+    # 2 their params, 3 their tags, 4 their latest metrics
+    with django_assert_num_queries(4):
+        response = post(client, "runs/search", body)
+    page = response.json()
+    assert len(page["runs"]) == page_size and "next_page_token" in page
+    losses = [run["data"]["metrics"][0]["value"] for run in page["runs"]]
+    assert losses == sorted(losses, reverse=True) and losses[0] < 0.9
+
+
+def test_search_experiments_is_two_queries(client, experiment, django_assert_num_queries):
+    ingest.experiment_set_tag(experiment=experiment, key="team", value="vision")
+    # 1 the page of experiments, 2 their tags
+    with django_assert_num_queries(2):
+        response = post(client, "experiments/search", {"filter": "tags.team = 'vision'"})
+    assert [e["name"] for e in response.json()["experiments"]] == [experiment.name]
