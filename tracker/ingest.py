@@ -147,6 +147,13 @@ def _check_integer(value, what: str) -> int:
     return value
 
 
+def _check_user_id(user_id: str) -> str:
+    limit = Run._meta.get_field("user_id").max_length
+    if len(user_id) > limit:
+        raise InvalidParameterValue(f"User id is {len(user_id)} characters long; the limit is {limit}")
+    return user_id
+
+
 def _check_run_name(name) -> str:
     if name is None:
         return ""
@@ -302,7 +309,7 @@ def run_create(
         run = Run(
             experiment=experiment,
             name=name,
-            user_id=user_id or tag_values.get(USER_TAG, ""),
+            user_id=_check_user_id(user_id or tag_values.get(USER_TAG, "")),
             status=RunStatus.RUNNING,
             start_time=start_time,
         )

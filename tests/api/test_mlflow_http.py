@@ -314,12 +314,18 @@ def test_a_field_of_the_wrong_type_or_missing_is_refused_and_named(client, run, 
         ("runs/search", {"experiment_ids": ["0"], "page_token": "garbage!"}, "Invalid page token"),
         ("runs/search", {"experiment_ids": ["0"], "filter": "metrics.loss <"}, "Invalid filter at position"),
         ("runs/search", {"experiment_ids": ["0"], "order_by": ["metrics.loss UP"]}, "Invalid order_by clause"),
+        ("runs/create", {"experiment_id": "0", "start_time": "now"}, "'start_time': expected an integer"),
+        ("runs/create", {"experiment_id": "0", "tags": [{"key": "mlflow.user", "value": 1}]}, "'tags[0].value'"),
+        ("runs/create", {"experiment_id": "0", "user_id": "u" * 251}, "User id is 251 characters long"),
+        ("runs/create", {"experiment_id": "0", "run_name": "n" * 501}, "Run name is 501 characters long"),
     ],
 )
-def test_a_bad_experiment_or_search_request_is_refused_and_named(client, default_experiment, rpc, body, says):
+def test_a_bad_experiment_create_run_or_search_request_is_refused_and_named(
+    client, default_experiment, rpc, body, says
+):
     before = list(Experiment.objects.values())
     assert_invalid(call(client, rpc, body), says)
-    assert list(Experiment.objects.values()) == before
+    assert list(Experiment.objects.values()) == before and not Run.objects.exists()
 
 
 def test_a_bad_get_history_request_is_refused(client, run):
