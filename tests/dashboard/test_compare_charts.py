@@ -1,0 +1,260 @@
+"""The compare page's figure builders, from plain runs to Plotly figure dicts, without a browser."""
+
+import json
+import math
+
+import pytest
+
+from dashboard.charts import (
+    MAX_BAR_LABELS,
+    MAX_HISTORY_TRACES,
+    MAX_PARALLEL_AXES,
+    MISSING_LABEL,
+    PARENT_COLORS,
+    history_lines_figure,
+    metric_bars_figure,
+    parallel_coordinates_figure,
+    scatter_figure,
+)
+from tracker.compare import ComparedRun
+
+
+def run(name, parent="p1", params=None, metrics=None, pk=0):
+    return ComparedRun(
+        run_id=f"id-{name}",
+        name=name,
+        pk=pk,
+        parent_run_id=parent,
+        parent_name=f"parent {parent}" if parent else "",
+        params=params or {},
+        metrics=metrics or {},
+    )
+
+
+def valid_json(figure) -> dict:
+    """What json_script hands the browser: JSON.parse refuses NaN and Infinity."""
+    return json.loads(json.dumps(figure, allow_nan=False))
+
+
+@pytest.fixture
+def sweep():
+    return [
+        run("a", "p1", {"lr": "0.1", "opt": "adam", "seed": "1"}, {"loss": 0.5, "acc": 0.7}, pk=1),
+        run("b", "p1", {"lr": "0.01", "opt": "sgd", "seed": "1"}, {"loss": 0.2, "acc": 0.9}, pk=2),
+        run("c", "p2", {"lr": "0.001", "opt": "adam", "seed": "1"}, {"loss": 0.9, "acc": 0.6}, pk=3),
+    ]
+
+
+# --- parallel coordinates ----------------------------------------------------------------------
+
+
+def test_parallel_coordinates_has_an_axis_per_varying_param_then_the_metric(sweep):
+    figure = parallel_coordinates_figure(sweep, ["lr", "opt", "seed"], "loss")
+    trace = figure["data"][0]
+    assert trace["type"] == "parcoords"
+    # `seed` is the same in every run: an axis of one value tells nothing.
+    assert [d["label"] for d in trace["dimensions"]] == ["lr", "opt", "loss"]
+    assert trace["dimensions"][-1]["values"] == [0.5, 0.2, 0.9]
+
+
+def test_a_numeric_param_is_a_number_axis(sweep):
+    lr = parallel_coordinates_figure(sweep, ["lr"], "loss")["data"][0]["dimensions"][0]
+    assert lr["values"] == [0.1, 0.01, 0.001]
+    assert "ticktext" not in lr
+
+
+def test_a_categorical_param_gets_its_own_labelled_axis(sweep):
+    opt = parallel_coordinates_figure(sweep, ["opt"], "loss")["data"][0]["dimensions"][0]
+    assert opt["ticktext"] == ["adam", "sgd"]
+    assert opt["tickvals"] == [0, 1]
+    assert opt["values"] == [0, 1, 0]
+
+
+def test_the_metric_colours_the_lines_best_runs_bright_whatever_the_goal(sweep):
+    lowest_best = parallel_coordinates_figure(sweep, ["lr"], "loss", goal="min")["data"][0]["line"]
+    highest_best = parallel_coordinates_figure(sweep, ["lr"], "acc", goal="max")["data"][0]["line"]
+    assert lowest_best["color"] == [0.5, 0.2, 0.9]
+    assert lowest_best["reversescale"] is True
+    assert highest_best["reversescale"] is False
+    assert lowest_best["colorbar"]["title"]["text"] == "loss"
+
+
+def test_runs_with_a_nan_or_no_metric_are_left_out_and_counted_in_the_title(sweep):
+    sweep[0].metrics["loss"] = math.nan
+    del sweep[1].metrics["loss"]
+    figure = valid_json(parallel_coordinates_figure(sweep, ["lr", "opt"], "loss"))
+    assert figure["data"][0]["dimensions"][-1]["values"] == [0.9]
+    assert "2 without loss" in figure["layout"]["title"]["text"]
+
+
+def test_a_run_missing_a_categorical_param_sits_at_none(sweep):
+    del sweep[1].params["opt"]
+    opt = parallel_coordinates_figure(sweep, ["opt"], "loss")["data"][0]["dimensions"][0]
+    assert opt["ticktext"] == ["adam", MISSING_LABEL]
+    assert opt["values"] == [0, 1, 0]
+
+
+def test_a_run_missing_a_numeric_param_sits_below_the_axis_range(sweep):
+    del sweep[2].params["lr"]
+    lr = valid_json(parallel_coordinates_figure(sweep, ["lr"], "loss"))["data"][0]["dimensions"][0]
+    below = lr["values"][2]
+    assert lr["values"][:2] == [0.1, 0.01]
+    assert below < 0.01 and lr["range"][0] == below
+    assert lr["ticktext"][0] == MISSING_LABEL and lr["tickvals"][0] == below
+
+
+def test_parallel_coordinates_caps_the_number_of_axes():
+    runs = [run(str(i), params={f"p{k:02d}": str(i * k) for k in range(30)}, metrics={"m": i}) for i in range(3)]
+    figure = parallel_coordinates_figure(runs, [f"p{k:02d}" for k in range(30)], "m")
+    # p00 is 0 in every run; the next MAX_PARALLEL_AXES vary.
+    assert len(figure["data"][0]["dimensions"]) == MAX_PARALLEL_AXES + 1
+
+
+def test_many_categories_are_labelled_sparsely():
+    runs = [run(str(i), params={"path": f"/data/{i:03d}"}, metrics={"m": i}) for i in range(100)]
+    axis = parallel_coordinates_figure(runs, ["path"], "m")["data"][0]["dimensions"][0]
+    assert len(axis["ticktext"]) <= 25
+    assert len(axis["ticktext"]) == len(axis["tickvals"])
+
+
+def test_infinite_metrics_are_not_written_as_invalid_json(sweep):
+    sweep[0].metrics["loss"] = math.inf
+    sweep[1].params["lr"] = "inf"
+    figure = valid_json(parallel_coordinates_figure(sweep, ["lr"], "loss"))
+    assert figure["data"][0]["dimensions"][-1]["values"] == [0.2, 0.9]
+
+
+# --- scatter -----------------------------------------------------------------------------------
+
+
+def test_scatter_has_one_trace_and_colour_per_parent(sweep):
+    figure = scatter_figure(sweep, "params.lr", "loss")
+    assert [trace["name"] for trace in figure["data"]] == ["parent p1", "parent p2"]
+    assert [trace["marker"]["color"] for trace in figure["data"]] == PARENT_COLORS[:2]
+    assert figure["data"][0]["x"] == [0.1, 0.01]
+    assert figure["data"][0]["y"] == [0.5, 0.2]
+    assert figure["data"][0]["text"] == ["a", "b"]
+    assert figure["layout"]["xaxis"]["title"]["text"] == "lr"
+    assert figure["layout"]["yaxis"]["title"]["text"] == "loss"
+    assert "type" not in figure["layout"]["xaxis"]
+
+
+def test_scatter_of_a_categorical_param_uses_a_category_axis(sweep):
+    figure = scatter_figure(sweep, "params.opt", "loss")
+    assert figure["layout"]["xaxis"]["type"] == "category"
+    assert figure["data"][0]["x"] == ["adam", "sgd"]
+
+
+def test_scatter_against_another_metric(sweep):
+    figure = scatter_figure(sweep, "metrics.acc", "loss")
+    assert figure["data"][1]["x"] == [0.6]
+    assert figure["layout"]["title"]["text"].startswith("loss vs acc")
+
+
+def test_scatter_leaves_out_runs_without_both_values(sweep):
+    sweep[0].metrics["loss"] = math.nan
+    del sweep[2].params["lr"]
+    figure = valid_json(scatter_figure(sweep, "params.lr", "loss"))
+    assert [trace["text"] for trace in figure["data"]] == [["b"]]
+    assert "2 without both values" in figure["layout"]["title"]["text"]
+
+
+def test_top_level_runs_share_a_group_and_two_parents_of_one_name_stay_apart():
+    runs = [
+        run("a", parent="", metrics={"m": 1}, params={"x": "1"}),
+        run("b", parent="p1", metrics={"m": 2}, params={"x": "1"}),
+        run("c", parent="p2", metrics={"m": 3}, params={"x": "1"}),
+    ]
+    runs[2].parent_name = runs[1].parent_name
+    figure = scatter_figure(runs, "params.x", "m")
+    assert [trace["name"] for trace in figure["data"]] == ["(top level)", "parent p1", "parent p1"]
+    assert len({trace["marker"]["color"] for trace in figure["data"]}) == 3
+
+
+def test_user_text_is_escaped_for_plotlys_html_subset():
+    runs = [run("<img src=x onerror=alert(1)>", params={"<b>k": "<i>v"}, metrics={"m%{y}": 1.0})]
+    figure = scatter_figure(runs, "params.<b>k", "m%{y}")
+    text = json.dumps(figure)
+    assert "<img" not in text and "<b>k" not in text and "<i>v" not in text
+    assert "%{y}<" not in figure["data"][0]["hovertemplate"].split("<br>")[-1]
+
+
+# --- metric history ----------------------------------------------------------------------------
+
+
+def test_history_draws_one_line_per_run_coloured_by_parent(sweep):
+    histories = {1: [(1, 0.7), (0, 1.0)], 2: [(0, 0.8), (1, 0.2)], 3: [(0, 1.2), (1, 0.9)]}
+    figure = history_lines_figure(sweep, histories, "loss")
+    assert [trace["name"] for trace in figure["data"]] == ["a", "b", "c"]
+    assert figure["data"][0]["x"] == [0, 1]
+    assert figure["data"][0]["y"] == [1.0, 0.7]
+    colors = [trace["line"]["color"] for trace in figure["data"]]
+    assert colors[0] == colors[1] != colors[2]
+    assert figure["layout"]["xaxis"]["title"]["text"] == "step"
+    assert figure["layout"]["yaxis"]["title"]["text"] == "loss"
+
+
+def test_a_nan_in_a_history_is_a_gap(sweep):
+    figure = valid_json(history_lines_figure(sweep[:1], {1: [(0, 1.0), (1, None), (2, math.nan), (3, 0.5)]}, "loss"))
+    assert figure["data"][0]["y"] == [1.0, None, None, 0.5]
+    assert figure["data"][0]["connectgaps"] is False
+
+
+def test_runs_without_a_history_are_left_out(sweep):
+    figure = history_lines_figure(sweep, {2: [(0, 1.0), (1, 0.5)]}, "loss")
+    assert [trace["name"] for trace in figure["data"]] == ["b"]
+    assert "2 without a history" in figure["layout"]["title"]["text"]
+
+
+def test_many_runs_share_one_trace_per_parent_split_by_gaps():
+    runs = [run(f"r{i}", parent=f"p{i % 2}", pk=i) for i in range(MAX_HISTORY_TRACES + 1)]
+    histories = {i: [(0, float(i)), (1, i + 0.5)] for i in range(MAX_HISTORY_TRACES + 1)}
+    figure = history_lines_figure(runs, histories, "loss")
+    assert len(figure["data"]) == 2
+    first = figure["data"][0]
+    assert first["x"][:6] == [0, 1, None, 0, 1, None]
+    assert first["y"][:3] == [0.0, 0.5, None]
+    assert first["text"][:4] == ["r0", "r0", "r0", "r2"]
+
+
+# --- bars --------------------------------------------------------------------------------------
+
+
+def test_bars_are_sorted_best_first_by_the_goal(sweep):
+    lowest = metric_bars_figure(sweep, "loss", goal="min")["data"][0]
+    highest = metric_bars_figure(sweep, "acc", goal="max")["data"][0]
+    assert lowest["y"] == [0.2, 0.5, 0.9]
+    assert lowest["text"] == ["b", "a", "c"]
+    assert highest["y"] == [0.9, 0.7, 0.6]
+
+
+def test_bars_are_placed_by_run_id_and_labelled_by_name(sweep):
+    sweep[1].name = sweep[0].name  # two runs of one name are still two bars
+    figure = metric_bars_figure(sweep, "loss")
+    assert figure["data"][0]["x"] == ["id-b", "id-a", "id-c"]
+    assert figure["layout"]["xaxis"]["ticktext"] == ["a", "a", "c"]
+    assert figure["data"][0]["marker"]["color"] == [PARENT_COLORS[0], PARENT_COLORS[0], PARENT_COLORS[1]]
+
+
+def test_bars_leave_out_nan_and_missing_values(sweep):
+    sweep[0].metrics["loss"] = math.nan
+    del sweep[2].metrics["loss"]
+    figure = valid_json(metric_bars_figure(sweep, "loss"))
+    assert figure["data"][0]["y"] == [0.2]
+    assert "2 without loss" in figure["layout"]["title"]["text"]
+
+
+def test_many_bars_hide_their_labels():
+    runs = [run(str(i), metrics={"m": float(i)}) for i in range(MAX_BAR_LABELS + 1)]
+    figure = metric_bars_figure(runs, "m")
+    assert figure["layout"]["xaxis"]["showticklabels"] is False
+
+
+def test_every_builder_copes_with_no_runs():
+    for figure in (
+        parallel_coordinates_figure([], ["p"], "m"),
+        scatter_figure([], "params.p", "m"),
+        history_lines_figure([], {}, "m"),
+        metric_bars_figure([], "m"),
+    ):
+        valid_json(figure)
