@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import compare_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -8,5 +8,6 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/", views.experiment_tree, name="experiment"),
     path("runs/<str:run_id>/", views.run_detail, name="run"),
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
+    path("compare/", compare_views.compare_runs, name="compare"),
     path("vendor/plotly-<str:version>.min.js", views.plotly_js, name="plotly-js"),
 ]

@@ -1,0 +1,173 @@
+"""The compare page's state, read from the URL, and its table (shown and exported as CSV),
+made from tracker.compare's Comparison. Everything a viewer chooses lives in the query string,
+so a comparison can be shared; a choice that does not fit the runs falls back to a default."""
+
+import math
+from dataclasses import dataclass, replace
+
+from django.http import QueryDict
+from django.urls import reverse
+
+from dashboard.templatetags.runtree import duration, number
+from tracker.compare import ComparedRun, Comparison
+
+
+def _ids(values: list[str]) -> list[str]:
+    """`a,b` or the parameter repeated (as a form of `run` checkboxes submits it) → ids in order."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class CompareState:
+    run_ids: tuple[str, ...]
+    parent: str
+    metric: str  # colours the parallel coordinates; the scatter's y; the bars
+    x: str  # the scatter's x: "params.<key>" or "metrics.<key>"
+    history: str  # the metric drawn by step
+    diff_only: bool
+    csv: bool
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> "CompareState":
+        return cls(
+            run_ids=tuple(_ids(query.getlist("runs") + query.getlist("run"))),
+            parent=query.get("parent", "").strip(),
+            metric=query.get("metric", ""),
+            x=query.get("x", ""),
+            history=query.get("history", ""),
+            diff_only=query.get("diff") in ("1", "true", "on"),
+            csv=query.get("format") == "csv",
+        )
+
+    def resolved(self, comparison: Comparison) -> "CompareState":
+        """This state with every chart choice one these runs can draw."""
+        metrics, params = comparison.metric_keys, comparison.param_keys
+        metric = self.metric if self.metric in metrics else _default_metric(comparison)
+        x_choices = [f"params.{key}" for key in params] + [f"metrics.{key}" for key in metrics if key != metric]
+        varying = [f"params.{key}" for key in comparison.differing_param_keys()]
+        x = self.x if self.x in x_choices else next(iter(varying + x_choices), "")
+        history = self.history if self.history in comparison.history_keys else ""
+        if not history:
+            history = metric if metric in comparison.history_keys else next(iter(comparison.history_keys), "")
+        return replace(self, metric=metric, x=x, history=history)
+
+    @property
+    def selection_query(self) -> dict[str, str]:
+        """The query that names the selection, for the form's hidden fields and the CSV link."""
+        return {"parent": self.parent} if self.parent else {"runs": ",".join(self.run_ids)}
+
+
+def _default_metric(comparison: Comparison) -> str:
+    # A metric with a goal set is one the experiment's owner cares about.
+    with_goal = [key for key in comparison.metric_keys if key in comparison.goals]
+    return next(iter(with_goal + comparison.metric_keys), "")
+
+
+@dataclass
+class Cell:
+    text: str
+    css: str = ""
+    title: str = ""
+
+
+@dataclass
+class Row:
+    run: ComparedRun
+    url: str
+    duration: str
+    cells: list[Cell]
+
+
+@dataclass
+class CompareTable:
+    param_keys: list[str]
+    metric_keys: list[str]
+    varying: set[str]  # params whose value differs between runs: highlighted
+    hidden_params: int  # params left out by "differences only"
+    goals: dict[str, str]
+    rows: list[Row]
+
+
+def compare_table(comparison: Comparison, *, diff_only: bool) -> CompareTable:
+    """Rows of formatted cells: made here, not in the template, because a 10,000-run table is
+    100,000 cells and the template language would spend most of the page's time on them."""
+    varying = set(comparison.differing_param_keys())
+    param_keys = [key for key in comparison.param_keys if key in varying] if diff_only else comparison.param_keys
+    metric_keys = comparison.metric_keys
+    best = {key: comparison.best_value(key) for key in metric_keys}
+    # One reverse() for the page, not one per row.
+    url_pattern = reverse("dashboard:run", args=["RUN_ID"])
+    rows = []
+    for run in comparison.runs:
+        cells = [_param_cell(run.params.get(key), key in varying) for key in param_keys]
+        cells += [_metric_cell(run.metrics.get(key), best[key], comparison.goal(key)) for key in metric_keys]
+        rows.append(Row(run, url_pattern.replace("RUN_ID", run.run_id), duration(run.duration_ms), cells))
+    return CompareTable(
+        param_keys=param_keys,
+        metric_keys=metric_keys,
+        varying=varying,
+        hidden_params=len(comparison.param_keys) - len(param_keys),
+        goals={key: comparison.goal(key) for key in metric_keys},
+        rows=rows,
+    )
+
+
+def _param_cell(value: str | None, varies: bool) -> Cell:
+    if value is None:
+        return Cell("·", "none", "not logged")
+    return Cell(value if len(value) <= 40 else value[:39] + "…", "text varies" if varies else "text", value)
+
+
+def _metric_cell(value: float | None, best: float | None, goal: str) -> Cell:
+    if value is None:
+        return Cell("·", "num none", "not logged")
+    if math.isnan(value):
+        return Cell("NaN", "num nan", "NaN")
+    if value == best:
+        return Cell(number(value), "num best", f"{value!r}: the best ({goal})")
+    return Cell(number(value), "num", repr(value))
+
+
+def csv_rows(comparison: Comparison, *, diff_only: bool):
+    """The table as CSV rows, header first: raw values (full precision, durations in ms), the
+    same runs and columns as the page shows."""
+    varying = set(comparison.differing_param_keys())
+    param_keys = [key for key in comparison.param_keys if key in varying] if diff_only else comparison.param_keys
+    yield [
+        "run_id",
+        "run_name",
+        "parent_run_id",
+        "parent_name",
+        "status",
+        "duration_ms",
+        *(f"params.{key}" for key in param_keys),
+        *(f"metrics.{key}" for key in comparison.metric_keys),
+    ]
+    for run in comparison.runs:
+        yield [
+            run.run_id,
+            _spreadsheet_safe(run.name),
+            run.parent_run_id,
+            _spreadsheet_safe(run.parent_name),
+            run.status,
+            "" if run.duration_ms is None else run.duration_ms,
+            *(_spreadsheet_safe(run.params.get(key, "")) for key in param_keys),
+            *(_csv_number(run.metrics.get(key)) for key in comparison.metric_keys),
+        ]
+
+
+def _csv_number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "NaN" if math.isnan(value) else repr(value)
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """A leading = + - @ makes a spreadsheet run the cell as a formula; a quote makes it text.
+    Numbers ("-0.5") are left alone."""
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text

@@ -1,0 +1,70 @@
+"""The compare page: selected runs (or a parent's children) side by side, as a table, as CSV,
+and as Plotly charts. Reads come from tracker/compare.py; figures from dashboard/charts.py."""
+
+import csv
+import re
+
+import plotly
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from dashboard import charts
+from dashboard.compare_page import CompareState, compare_table, csv_rows
+from tracker import compare
+from tracker.errors import ResourceDoesNotExist, TrackingError
+
+
+@require_GET
+def compare_runs(request):
+    state = CompareState.from_query(request.GET)
+    try:
+        selection = compare.select_runs(run_ids=list(state.run_ids), parent_run_id=state.parent)
+    except TrackingError as problem:
+        return _problem_page(request, state, problem)
+    comparison = compare.compare_runs(selection.runs, requested_ids=selection.requested_ids)
+    if not comparison.runs and selection.parent is None:
+        return _problem_page(request, state, ResourceDoesNotExist("None of the selected runs exists."))
+    state = state.resolved(comparison)
+    if state.csv:
+        return _csv_response(comparison, state, selection)
+    context = {
+        "state": state,
+        "comparison": comparison,
+        "parent": selection.parent,
+        "table": compare_table(comparison, diff_only=state.diff_only),
+        "figures": _figures(selection, comparison, state),
+        "plotly_version": plotly.__version__,
+    }
+    return render(request, "dashboard/compare.html", context)
+
+
+def _figures(selection, comparison, state) -> list[dict]:
+    """The charts these runs can draw with the viewer's choices, each as {id, figure}."""
+    runs, metric, goal = comparison.runs, state.metric, comparison.goal(state.metric)
+    figures = []
+    if metric and comparison.param_keys:
+        figures.append(charts.parallel_coordinates_figure(runs, comparison.param_keys, metric, goal=goal))
+    if metric and state.x:
+        figures.append(charts.scatter_figure(runs, state.x, metric))
+    if metric:
+        figures.append(charts.metric_bars_figure(runs, metric, goal=goal))
+    if state.history:
+        per_run = compare.points_per_run(len(runs))
+        histories = compare.sampled_histories(selection.runs, state.history, per_run=per_run)
+        figures.append(charts.history_lines_figure(runs, histories, state.history))
+    return [{"id": f"compare-figure-{i}", "figure": figure} for i, figure in enumerate(figures)]
+
+
+def _problem_page(request, state, problem: TrackingError):
+    context = {"state": state, "problem": problem.message}
+    return render(request, "dashboard/compare.html", context, status=problem.http_status)
+
+
+def _csv_response(comparison, state, selection) -> HttpResponse:
+    what = f"children-{selection.parent.run_id}" if selection.parent else f"{len(comparison.runs)}-runs"
+    filename = re.sub(r"[^A-Za-z0-9_.-]", "_", f"runtree-compare-{what}.csv")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    csv.writer(response).writerows(csv_rows(comparison, diff_only=state.diff_only))
+    return response

@@ -1,0 +1,300 @@
+"""The compare page: /compare/?runs=... and ?parent=..., its table, CSV, charts and errors."""
+
+import csv
+import io
+import json
+import math
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import ExperimentFactory, RunFactory, bulk_children
+from tracker.ingest import GOAL_TAG_PREFIX, KeyValue, MetricInput, experiment_set_tag, run_log_batch
+from tracker.models import LatestMetric, Metric, Run, RunStatus
+
+URL = reverse("dashboard:compare")
+
+
+def log(run, params=(), metrics=(), history=()):
+    """Params and latest metrics at step 0, plus a `loss` history (one value per step)."""
+    run_log_batch(
+        run=run,
+        params=[KeyValue(k, v) for k, v in params],
+        metrics=[MetricInput(k, v, 1_700_000_000_000, 0) for k, v in metrics]
+        + [MetricInput("loss", v, 1_700_000_000_000 + step, step) for step, v in enumerate(history)],
+    )
+
+
+@pytest.fixture
+def sweep(db):
+    """Two parents: p0 with children c00, c01, c02; p1 with c10. `seed` is the same everywhere."""
+    experiment = ExperimentFactory(name="sweep")
+    p0 = RunFactory(experiment=experiment, name="p0")
+    p1 = RunFactory(experiment=experiment, name="p1")
+    runs = {}
+    for parent, name, lr, opt, acc, history in [
+        (p0, "c00", "0.1", "adam", 0.70, [1.0, 0.8, 0.6]),
+        (p0, "c01", "0.01", "sgd", 0.90, [1.0, 0.5, 0.3]),
+        (p0, "c02", "0.001", "adam", math.nan, [1.0, 0.9, 0.85]),
+        (p1, "c10", "0.1", "sgd", 0.80, [1.2, 0.7, 0.4]),
+    ]:
+        runs[name] = RunFactory(experiment=experiment, parent=parent, name=name)
+        log(runs[name], params=[("lr", lr), ("opt", opt), ("seed", "7")], metrics=[("acc", acc)], history=history)
+    runs.update(p0=p0, p1=p1)
+    return runs
+
+
+def ids(*runs) -> str:
+    return ",".join(run.run_id for run in runs)
+
+
+def figures(response) -> list[dict]:
+    """The figure dicts the page hands plotly.js (json_script), parsed as the browser does."""
+    html = response.content.decode()
+    found = []
+    for chunk in html.split('<script id="compare-figure-')[1:]:
+        body = chunk.split(">", 1)[1].split("</script>", 1)[0]
+        found.append(json.loads(body))
+    return found
+
+
+def figure_types(response) -> list[str]:
+    return [figure["data"][0]["type"] if figure["data"] else "empty" for figure in figures(response)]
+
+
+def test_it_shows_the_selected_runs_with_their_parents_params_and_metrics(client, sweep):
+    response = client.get(URL, {"runs": ids(sweep["c00"], sweep["c01"], sweep["c10"])})
+    assert response.status_code == 200
+    table = response.context["table"]
+    assert [row.run.name for row in table.rows] == ["c00", "c01", "c10"]
+    assert [row.run.parent_name for row in table.rows] == ["p0", "p0", "p1"]
+    assert table.param_keys == ["lr", "opt", "seed"]
+    assert table.metric_keys == ["acc", "loss"]
+    assert [cell.text for cell in table.rows[1].cells] == ["0.01", "sgd", "7", "0.9000", "0.3000"]
+    assert [row.duration for row in table.rows] == ["5.0 s"] * 3
+    html = response.content.decode()
+    assert f'data-run-id="{sweep["c10"].run_id}"' in html
+    assert "finished" in html
+
+
+def test_it_compares_all_children_of_a_parent(client, sweep):
+    response = client.get(URL, {"parent": sweep["p0"].run_id})
+    assert response.status_code == 200
+    assert [row.run.name for row in response.context["table"].rows] == ["c00", "c01", "c02"]
+    assert "Children of p0" in response.content.decode()
+
+
+def test_a_deleted_child_is_not_compared_with_its_siblings(client, sweep):
+    Run.objects.filter(pk=sweep["c02"].pk).update(lifecycle_stage="deleted")
+    response = client.get(URL, {"parent": sweep["p0"].run_id})
+    assert [row.run.name for row in response.context["table"].rows] == ["c00", "c01"]
+
+
+def test_checkboxes_named_run_select_runs_too(client, sweep):
+    response = client.get(f"{URL}?run={sweep['c00'].run_id}&run={sweep['c01'].run_id}")
+    assert len(response.context["table"].rows) == 2
+
+
+def test_differences_only_hides_params_equal_in_every_run(client, sweep):
+    selection = ids(sweep["c00"], sweep["c01"])
+    everything = client.get(URL, {"runs": selection}).context["table"]
+    differences = client.get(URL, {"runs": selection, "diff": "1"}).context["table"]
+    assert everything.param_keys == ["lr", "opt", "seed"]
+    assert everything.varying == {"lr", "opt"}
+    assert differences.param_keys == ["lr", "opt"]
+    assert differences.hidden_params == 1
+
+
+def test_a_param_missing_from_one_run_differs(client, sweep):
+    extra = RunFactory(experiment=sweep["p0"].experiment, parent=sweep["p0"], name="bare")
+    log(extra, params=[("lr", "0.1"), ("opt", "adam")])
+    table = client.get(URL, {"runs": ids(sweep["c00"], extra), "diff": "1"}).context["table"]
+    assert table.param_keys == ["seed"]
+    assert table.rows[1].cells[0].css == "none"
+
+
+def test_the_best_value_is_highlighted_by_the_metrics_goal(client, sweep):
+    selection = {"runs": ids(sweep["c00"], sweep["c01"], sweep["c02"], sweep["c10"])}
+    table = client.get(URL, selection).context["table"]
+    acc = table.metric_keys.index("acc") + len(table.param_keys)
+    # Default goal: min. NaN never wins.
+    assert ["best" in row.cells[acc].css for row in table.rows] == [True, False, False, False]
+    assert table.rows[2].cells[acc].text == "NaN"
+    experiment_set_tag(experiment=sweep["p0"].experiment, key=GOAL_TAG_PREFIX + "acc", value="max")
+    table = client.get(URL, selection).context["table"]
+    assert ["best" in row.cells[acc].css for row in table.rows] == [False, True, False, False]
+    assert table.goals["acc"] == "max"
+
+
+def test_the_charts_are_built_for_the_chosen_metric_and_axes(client, sweep):
+    response = client.get(URL, {"parent": sweep["p0"].run_id, "metric": "loss", "x": "params.opt"})
+    assert figure_types(response) == ["parcoords", "scatter", "bar", "scatter"]
+    parcoords, scatter, bars, history = figures(response)
+    assert parcoords["data"][0]["dimensions"][-1]["label"] == "loss"
+    assert scatter["layout"]["xaxis"]["type"] == "category"
+    assert scatter["layout"]["yaxis"]["title"]["text"] == "loss"
+    assert bars["data"][0]["y"] == [0.3, 0.6, 0.85]
+    assert [trace["y"] for trace in history["data"]][1] == [1.0, 0.5, 0.3]
+
+
+def test_the_choices_live_in_the_url_and_unknown_ones_fall_back(client, sweep):
+    response = client.get(URL, {"parent": sweep["p0"].run_id, "metric": "nope", "x": "params.<x>", "history": "acc"})
+    state = response.context["state"]
+    # acc comes first; only `loss` has a history; the scatter's x defaults to a param that varies.
+    assert (state.metric, state.x, state.history) == ("acc", "params.lr", "loss")
+    html = response.content.decode()
+    assert '<option value="acc" selected>' in html
+    assert f'<input type="hidden" name="parent" value="{sweep["p0"].run_id}">' in html
+
+
+def test_a_metric_with_a_goal_is_chosen_first(client, sweep):
+    experiment_set_tag(experiment=sweep["p0"].experiment, key=GOAL_TAG_PREFIX + "loss", value="min")
+    assert client.get(URL, {"parent": sweep["p0"].run_id}).context["state"].metric == "loss"
+
+
+def test_nan_metrics_keep_the_figures_valid_json(client, sweep):
+    response = client.get(URL, {"parent": sweep["p0"].run_id, "metric": "acc"})
+    for figure in figures(response):  # json.loads refuses NaN, as JSON.parse does
+        assert "NaN" not in json.dumps(figure)
+
+
+def test_run_names_are_escaped_in_the_table_and_the_figures(client, sweep):
+    evil = RunFactory(experiment=sweep["p0"].experiment, parent=sweep["p0"], name="</script><script>alert(1)</script>")
+    log(evil, params=[("lr", "<b>x</b>")], metrics=[("acc", 0.5)], history=[1.0, 0.5])
+    html = client.get(URL, {"parent": sweep["p0"].run_id}).content.decode()
+    assert "<script>alert(1)" not in html
+    assert "<b>x</b>" not in html
+    assert "&lt;/script&gt;&lt;script&gt;alert(1)" in html
+
+
+def test_it_exports_the_table_as_csv_with_differences_only(client, sweep):
+    response = client.get(URL, {"runs": ids(sweep["c00"], sweep["c02"]), "diff": "1", "format": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == [
+        "run_id",
+        "run_name",
+        "parent_run_id",
+        "parent_name",
+        "status",
+        "duration_ms",
+        "params.lr",
+        "metrics.acc",
+        "metrics.loss",
+    ]
+    assert rows[1] == [sweep["c00"].run_id, "c00", sweep["p0"].run_id, "p0", "FINISHED", "5000", "0.1", "0.7", "0.6"]
+    assert rows[2][-2:] == ["NaN", "0.85"]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(client, sweep):
+    run = RunFactory(experiment=sweep["p0"].experiment, parent=sweep["p0"], name="=HYPERLINK(1)")
+    log(run, params=[("lr", "-0.5"), ("opt", "@SUM(A1)")])
+    rows = list(csv.reader(io.StringIO(client.get(URL, {"runs": ids(run), "format": "csv"}).content.decode())))
+    assert rows[1][1] == "'=HYPERLINK(1)"
+    assert rows[1][6:8] == ["-0.5", "'@SUM(A1)"]
+
+
+def test_some_unknown_runs_are_named_and_the_rest_compared(client, sweep):
+    response = client.get(URL, {"runs": ids(sweep["c00"]) + ",0123456789abcdef,deadbeef"})
+    assert response.status_code == 200
+    assert response.context["comparison"].missing_ids == ["0123456789abcdef", "deadbeef"]
+    assert "2 of the selected runs were not found" in response.content.decode()
+
+
+def test_runs_that_do_not_exist_are_a_404_with_the_page(client, db):
+    response = client.get(URL, {"runs": "0123456789abcdef," + "x" * 300})
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "None of the selected runs exists" in html
+    assert "0123456789abcdef" in html
+
+
+def test_an_empty_selection_is_a_400_with_the_page(client, db):
+    for query in ({}, {"runs": ""}, {"runs": ",,"}):
+        response = client.get(URL, query)
+        assert response.status_code == 400
+        assert "No runs selected" in response.content.decode()
+
+
+def test_an_unknown_parent_is_a_404(client, db):
+    response = client.get(URL, {"parent": "f" * 32})
+    assert response.status_code == 404
+    assert "no children to compare" in response.content.decode()
+
+
+def test_a_parent_without_children_says_so(client, sweep):
+    response = client.get(URL, {"parent": sweep["c00"].run_id})
+    assert response.status_code == 200
+    assert "has no child runs to compare" in response.content.decode()
+
+
+def test_runs_without_metrics_show_the_table_and_no_charts(client, db):
+    runs = [RunFactory(name=f"bare-{i}") for i in range(2)]
+    response = client.get(URL, {"runs": ids(*runs)})
+    assert response.status_code == 200
+    assert response.context["figures"] == []
+    assert "nothing to chart" in response.content.decode()
+
+
+def test_it_refuses_post(client, sweep):
+    assert client.post(URL, {"runs": ids(sweep["c00"])}).status_code == 405
+
+
+# --- query counts ------------------------------------------------------------------------------
+
+
+def sized_parent(size: int) -> Run:
+    """A parent with `size` children, each with param1, metric1 and a 20-step loss history."""
+    parent = RunFactory(name=f"parent-of-{size}")
+    bulk_children(parent, size, metric_key="metric1")
+    children = list(Run.objects.children_of(parent).values_list("pk", flat=True))
+    Metric.objects.bulk_create(
+        [
+            Metric(run_id=pk, key="loss", value=1 / (step + 1), timestamp=step, step=step)
+            for pk in children
+            for step in range(20)
+        ],
+        batch_size=2000,
+    )
+    LatestMetric.objects.bulk_create(
+        [LatestMetric(run_id=pk, key="loss", value=1 / 20, timestamp=19, step=19) for pk in children], batch_size=2000
+    )
+    return parent
+
+
+@pytest.mark.parametrize("size", [2, 1000])
+def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
+    run_ids = list(Run.objects.children_of(sized_parent(size)).values_list("run_id", flat=True))
+    # Expect 5 queries: runs (with parents' and experiments' names), params, latest metrics,
+    # goal tags, and the chosen metric's sampled history.
+    with django_assert_max_num_queries(5):
+        response = client.get(URL, {"runs": ",".join(run_ids), "metric": "metric1", "history": "loss"})
+    assert response.status_code == 200
+    assert len(response.context["table"].rows) == size
+    assert [figure["data"][0]["type"] for figure in figures(response)] == ["parcoords", "scatter", "bar", "scatter"]
+
+
+@pytest.mark.parametrize("size", [2, 1000])
+def test_comparing_children_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
+    parent = sized_parent(size)
+    # Expect 6 queries: the parent, then the 5 of a comparison by ids.
+    with django_assert_max_num_queries(6):
+        response = client.get(URL, {"parent": parent.run_id, "history": "loss"})
+    assert len(response.context["table"].rows) == size
+    assert response.context["state"].history == "loss"
+
+
+def test_the_csv_export_costs_the_same_queries_without_the_history(client, db, django_assert_max_num_queries):
+    parent = sized_parent(50)
+    # Expect 5 queries: the parent, runs, params, latest metrics, goal tags (a CSV has no chart).
+    with django_assert_max_num_queries(5):
+        response = client.get(URL, {"parent": parent.run_id, "format": "csv"})
+    assert len(response.content.decode().splitlines()) == 51
+
+
+def test_unfinished_runs_show_their_status_and_no_duration(client, sweep):
+    Run.objects.filter(pk=sweep["c00"].pk).update(status=RunStatus.RUNNING, end_time=None)
+    row = client.get(URL, {"runs": ids(sweep["c00"])}).context["table"].rows[0]
+    assert (row.run.status, row.duration) == ("RUNNING", "")
