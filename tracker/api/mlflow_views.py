@@ -66,6 +66,7 @@ def rpc(*methods: str, max_body_bytes: int | None = None):
             except TrackingError as error:
                 return error_response(error)
 
+        endpoint.http_methods = methods
         return endpoint
 
     return decorate
