@@ -10,8 +10,9 @@ from config.env import env_bool, env_choice, env_database, env_int, env_list, en
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
-# The fallback key is only for local use; production must set SECRET_KEY (checked below).
-SECRET_KEY = env_str("SECRET_KEY") or "runtree-insecure-local-only-key-set-SECRET_KEY-in-production"
+# The fallback key is only for local use. Its "django-insecure-" prefix makes
+# `manage.py check --deploy` flag it, and RUNTREE_AUTH=required refuses it (below).
+SECRET_KEY = env_str("SECRET_KEY") or "django-insecure-runtree-local-only-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
@@ -38,8 +39,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # RUNTREE_AUTH: after the session user and the CSRF cookie are known, before any view.
+    "tracker.auth.AccessControlMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/faults.py).
+    "tracker.faults.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -128,13 +133,39 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "RUNTREE_BEAT_SCHEDULE_FILE", str(Path(tempfile.gettempdir()) / "runtree-celerybeat-schedule")
 )
 
+# Access control (tracker/auth.py): "off" leaves pages and APIs open (for one person on
+# 127.0.0.1); "required" asks for a login, an API token or HTTP Basic.
 RUNTREE_AUTH = env_choice("RUNTREE_AUTH", "off", {"off", "required"})
+if RUNTREE_AUTH == "required" and not env_str("SECRET_KEY"):
+    raise ImproperlyConfigured("RUNTREE_AUTH=required needs a SECRET_KEY: login sessions are signed with it")
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:experiments"
+LOGOUT_REDIRECT_URL = "login"
 
 if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
     X_FRAME_OPTIONS = "DENY"
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
+
+# RUNTREE_HTTPS=1 when Runtree is served over HTTPS. TLS terminates at a reverse proxy
+# (nginx, a load balancer) that sets X-Forwarded-Proto, and must overwrite any value a client
+# sent; Django then knows the request was secure. Off by default: `make run` is plain HTTP on
+# 127.0.0.1, where these would redirect to an https:// that does not exist, and
+# `check --deploy` warns about each of them while it is off.
+RUNTREE_HTTPS = env_bool("RUNTREE_HTTPS", False)
+if RUNTREE_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # One year, as browsers' HSTS guidance asks; covers hosts under Runtree's own host name
+    # only. Start lower (RUNTREE_HSTS_SECONDS=300) the first time: browsers remember it.
+    SECURE_HSTS_SECONDS = env_int("RUNTREE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Preloading asks browsers' vendors to hard-code HTTPS for the whole domain: a decision for
+# the domain's owner (hstspreload.org), not a server default.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,12 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Login and logout pages, needed when RUNTREE_AUTH=required (tracker/auth.py).
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The MLflow-compatible tracking API, under both prefixes the mlflow client and UI use.
     path("api/2.0/mlflow/", include("tracker.api.mlflow_urls")),
     path("ajax-api/2.0/mlflow/", include("tracker.api.mlflow_urls")),
@@ -10,3 +14,7 @@ urlpatterns = [
     path("api/v1/", include("tracker.api.native_urls")),
     path("", include("dashboard.urls")),
 ]
+
+# Errors without stack traces: JSON on the APIs, pages in the product's look elsewhere.
+handler404 = "tracker.faults.page_not_found"
+handler500 = "tracker.faults.server_error"

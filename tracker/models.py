@@ -6,6 +6,7 @@ Times are epoch milliseconds, as MLflow sends and expects them.
 import math
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Substr
@@ -326,3 +327,27 @@ class RunSummary(models.Model):
             # Filters and sorts on `summary.k` (the best value in a subtree).
             models.Index(fields=["key", "best_value"], name="summary_key_best_idx"),
         ]
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self):
+        """Tokens not revoked."""
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A bearer token for the APIs (tracker/auth.py). Only its SHA-256 digest is stored: the
+    token itself is shown once, when `manage.py createtoken` makes it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    # The token's first characters, kept in clear so a person can name a token to revoke it.
+    prefix = models.CharField(max_length=8)
+    # Every API request looks its token up by this digest.
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.user})"

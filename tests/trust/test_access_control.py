@@ -1,0 +1,275 @@
+"""RUNTREE_AUTH=required: pages need a login, the APIs a token or HTTP Basic, viewers only read.
+
+The seed workload (MLflow's nested tuning tutorial) runs through the real mlflow client."""
+
+import base64
+
+import mlflow
+import pytest
+import requests
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from mlflow.exceptions import MlflowException
+
+from tests.api import seed000_nested_tuning
+from tests.trust.conftest import PASSWORD, make_user
+from tracker.auth import token_issue
+from tracker.models import ApiToken, Experiment, Metric, Param, Run, RunTag
+
+# The seed's three rounds: 15 parents with 5 children each; a child logs 2 params and 2 metrics.
+SEED_RUNS, SEED_PARAMS, SEED_METRICS = 90, 150, 150
+
+API_PATHS = [
+    "/api/2.0/mlflow/experiments/search",
+    "/ajax-api/2.0/mlflow/experiments/search",
+    "/api/v1/experiments/",
+]
+
+
+def assert_seed_stored():
+    assert Run.objects.count() == SEED_RUNS
+    assert Param.objects.count() == SEED_PARAMS
+    assert Metric.objects.count() == SEED_METRICS
+    assert RunTag.objects.filter(key="test_identifier").count() == SEED_RUNS
+    assert Run.objects.filter(parent__isnull=False).count() == 75
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# --- the mlflow client ----------------------------------------------------------------------------
+
+
+def test_the_seed_workload_logs_with_a_writers_token(auth_required, tracking_uri, writer_token, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", writer_token)
+    seed000_nested_tuning.run_workload()
+    assert_seed_stored()
+
+
+def test_the_seed_workload_logs_with_basic_auth(auth_required, tracking_uri, writer, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", writer.username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+    seed000_nested_tuning.run_workload()
+    assert_seed_stored()
+
+
+def test_a_viewers_token_is_refused_at_the_first_write_and_stores_nothing(
+    auth_required, tracking_uri, writer, viewer_token, monkeypatch
+):
+    # The experiment exists, so the viewer gets past set_experiment's read to the first write.
+    Experiment.objects.create(name="Nested Child Association", creation_time=0, last_update_time=0)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", viewer_token)
+    with pytest.raises(MlflowException) as refusal:
+        seed000_nested_tuning.run_workload()
+    assert refusal.value.error_code == "PERMISSION_DENIED"
+    assert "viewer" in refusal.value.message
+    assert Run.objects.count() == 0
+    assert (Param.objects.count(), Metric.objects.count(), RunTag.objects.count()) == (0, 0, 0)
+
+
+def test_a_viewer_reads_and_searches_but_creates_no_experiment(
+    auth_required, tracking_uri, writer_token, viewer_token, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", writer_token)
+    mlflow.set_experiment("Nested Child Association")
+    seed000_nested_tuning.execute_tuning(0, test_identifier="round_one")  # a parent and 5 children
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", viewer_token)
+    runs = mlflow.search_runs(
+        experiment_names=["Nested Child Association"], filter_string="tags.test_identifier = 'round_one'"
+    )
+    assert len(runs) == 6
+    assert mlflow.get_experiment_by_name("Nested Child Association") is not None
+    with pytest.raises(MlflowException, match="viewer"):
+        mlflow.create_experiment("not allowed")
+    assert not Experiment.objects.filter(name="not allowed").exists()
+
+
+# --- the HTTP contract ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", API_PATHS)
+def test_no_credential_gets_401_in_mlflows_json_with_a_challenge(auth_required, live_server, default_experiment, path):
+    response = requests.get(live_server.url + path, timeout=10)
+    assert response.status_code == 401
+    assert response.json()["error_code"] == "UNAUTHENTICATED"
+    assert "MLFLOW_TRACKING_TOKEN" in response.json()["message"]
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_revoked_token_gets_401(auth_required, live_server, writer, writer_token):
+    url = live_server.url + API_PATHS[0]
+    assert requests.get(url, headers=bearer(writer_token), timeout=10).status_code == 200
+    call_command("createtoken", writer.username, revoke=writer_token[:8])
+    response = requests.get(url, headers=bearer(writer_token), timeout=10)
+    assert response.status_code == 401
+    assert response.json() == {
+        "error_code": "UNAUTHENTICATED",
+        "message": "The API token is not valid: it is unknown or was revoked.",
+    }
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer not-a-token",
+        "Basic " + base64.b64encode(b"wanda:wrong password").decode(),
+        "Basic !!not base64!!",
+        "Digest username=wanda",
+    ],
+)
+def test_a_wrong_credential_gets_401(auth_required, client, writer, authorization):
+    response = client.get(API_PATHS[0], headers={"Authorization": authorization})
+    assert response.status_code == 401
+    assert response.json()["error_code"] == "UNAUTHENTICATED"
+
+
+def test_a_viewers_log_batch_is_403_and_stores_nothing(auth_required, client, viewer_token):
+    run = Run.objects.create(experiment=Experiment.objects.create(name="e", creation_time=0, last_update_time=0))
+    response = client.post(
+        "/api/2.0/mlflow/runs/log-batch",
+        {"run_id": run.run_id, "params": [{"key": "p", "value": "1"}]},
+        content_type="application/json",
+        headers=bearer(viewer_token),
+    )
+    assert response.status_code == 403
+    assert response.json()["error_code"] == "PERMISSION_DENIED"
+    assert not Param.objects.exists()
+
+
+@pytest.mark.parametrize("rpc", ["runs/search", "experiments/search"])
+def test_a_viewer_may_post_the_read_only_searches(auth_required, client, viewer_token, rpc, default_experiment):
+    body = {"experiment_ids": ["0"]}
+    response = client.post(
+        f"/api/2.0/mlflow/{rpc}", body, content_type="application/json", headers=bearer(viewer_token)
+    )
+    assert response.status_code == 200
+
+
+def test_a_user_without_a_role_may_do_nothing(auth_required, client, transactional_db):
+    nobody = make_user("nobody", None)
+    response = client.get(API_PATHS[0], headers=bearer(token_issue(user=nobody)))
+    assert response.status_code == 403
+    assert response.json()["error_code"] == "PERMISSION_DENIED"
+    client.force_login(nobody)
+    assert client.get("/").status_code == 403
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+def test_pages_redirect_to_the_login_and_work_after_it(auth_required, client, viewer, default_experiment):
+    response = client.get("/experiments/0/?filter=tags.a%3D%27b%27")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/experiments/0/%3Ffilter%3Dtags.a%253D%2527b%2527"
+    login_page = client.get(response["Location"])
+    assert login_page.status_code == 200
+    assert b'class="topbar"' in login_page.content  # the product's frame, from base.html
+    response = client.post(
+        "/accounts/login/", {"username": viewer.username, "password": PASSWORD, "next": "/experiments/0/"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/experiments/0/"
+    assert client.get("/experiments/0/").status_code == 200
+    assert client.get("/").status_code == 200
+
+
+def test_a_wrong_password_shows_the_login_again(auth_required, client, viewer):
+    response = client.post("/accounts/login/", {"username": viewer.username, "password": "nope"})
+    assert response.status_code == 200
+    assert b"did not match" in response.content
+
+
+def test_a_logged_in_browser_reads_the_apis_but_writes_only_with_the_csrf_token(
+    auth_required, writer, default_experiment
+):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.get("/accounts/login/")  # sets the CSRF cookie, as any page with a form does
+    browser.force_login(writer)
+    assert browser.get(API_PATHS[2]).status_code == 200
+    body = {"name": "from the browser"}
+    response = browser.post("/ajax-api/2.0/mlflow/experiments/create", body, content_type="application/json")
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["message"]
+    token = browser.cookies["csrftoken"].value
+    response = browser.post(
+        "/ajax-api/2.0/mlflow/experiments/create", body, content_type="application/json", headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 200
+    assert Experiment.objects.filter(name="from the browser").exists()
+
+
+def test_logging_out_ends_the_session(auth_required, client, viewer):
+    client.force_login(viewer)
+    assert client.get("/").status_code == 200
+    assert client.post("/accounts/logout/").status_code == 302
+    assert client.get("/").status_code == 302
+
+
+# --- off --------------------------------------------------------------------------------------------
+
+
+def test_with_auth_off_everything_is_open(settings, tracking_uri):
+    assert settings.RUNTREE_AUTH == "off"
+    mlflow.set_experiment("Nested Child Association")
+    seed000_nested_tuning.execute_tuning(0)
+    assert Run.objects.count() == 6
+    assert requests.get(tracking_uri + "/", timeout=10).status_code == 200
+    assert requests.get(tracking_uri + API_PATHS[2], timeout=10).status_code == 200
+
+
+# --- the commands and what they store ----------------------------------------------------------------
+
+
+def test_createuser_makes_a_viewer_with_a_password_from_the_environment(db, monkeypatch, client, settings):
+    settings.RUNTREE_AUTH = "required"
+    monkeypatch.setenv("VICTOR_PASSWORD", PASSWORD)
+    call_command("createuser", "victor", role="viewer", password_from_env="VICTOR_PASSWORD")
+    victor = User.objects.get(username="victor")
+    assert victor.check_password(PASSWORD)
+    assert list(victor.groups.values_list("name", flat=True)) == ["viewers"]
+    call_command("createuser", "victor", role="writer")  # a change of role keeps the password
+    victor.refresh_from_db()
+    assert list(victor.groups.values_list("name", flat=True)) == ["writers"]
+    assert victor.check_password(PASSWORD)
+
+
+def test_createuser_refuses_an_unset_password_variable(db):
+    with pytest.raises(CommandError, match="NO_SUCH_VARIABLE is unset"):
+        call_command("createuser", "x", role="viewer", password_from_env="NO_SUCH_VARIABLE")
+    assert not User.objects.filter(username="x").exists()
+
+
+def test_a_user_made_without_a_password_cannot_log_in_with_one(db):
+    call_command("createuser", "robot", role="writer")
+    assert not User.objects.get(username="robot").has_usable_password()
+
+
+def test_createtoken_shows_the_token_once_and_stores_only_its_digest(db, capsys):
+    call_command("createuser", "wanda", role="writer")
+    call_command("createtoken", "wanda")
+    out, err = capsys.readouterr()
+    token = out.split()[-1]
+    assert len(token) >= 43  # 32 random bytes
+    assert "only time" in err
+    stored = ApiToken.objects.get()
+    assert stored.prefix == token[:8]
+    assert token not in (stored.digest, stored.prefix)
+    assert len(stored.digest) == 64
+
+
+def test_createtoken_revokes_only_the_named_token(db, capsys):
+    call_command("createuser", "wanda", role="writer")
+    capsys.readouterr()
+    call_command("createtoken", "wanda")
+    call_command("createtoken", "wanda")
+    first, second = capsys.readouterr().out.split()
+    call_command("createtoken", "wanda", revoke=first[:8])
+    assert list(ApiToken.objects.active().values_list("prefix", flat=True)) == [second[:8]]
+    with pytest.raises(CommandError, match="no active token"):
+        call_command("createtoken", "wanda", revoke=first[:8])
+    with pytest.raises(CommandError, match="No user 'nobody'"):
+        call_command("createtoken", "nobody")
