@@ -275,18 +275,22 @@ def _history_points(points) -> tuple[list, list]:
 
 
 def history_lines_figure(runs, histories: dict, key: str) -> dict:
-    """One line per run of `key` by step, coloured by parent. `histories` maps run pk to its
+    """One line per run of `key` by step, coloured by parent (by run when they share one
+    parent). `histories` maps run pk to its
     (step, value) points (already thinned: tracker.compare.sampled_histories). Past
     MAX_HISTORY_TRACES runs, each parent's runs share a trace, a gap between one run and the
     next, so the browser draws a few paths instead of thousands."""
     with_history = [run for run in runs if histories.get(run.pk)]
     one_trace_per_run = len(with_history) <= MAX_HISTORY_TRACES
+    groups = _parent_groups(with_history)
     traces = []
-    for position, (group, parent, members) in enumerate(_parent_groups(with_history)):
+    for position, (group, parent, members) in enumerate(groups):
         lines = [(_label(run), *_history_points(histories[run.pk])) for run in members]
         if one_trace_per_run:
-            for label, steps, values in lines:
-                traces.append(_history_trace(label, group, _color(position), steps, values, [label] * len(steps)))
+            for line_number, (label, steps, values) in enumerate(lines):
+                # Siblings of one parent only: a colour per run tells the lines apart.
+                color = _color(line_number if len(groups) == 1 else position)
+                traces.append(_history_trace(label, group, color, steps, values, [label] * len(steps)))
             continue
         steps, values, text = [], [], []
         for label, run_steps, run_values in lines:

@@ -86,6 +86,7 @@ class CompareTable:
     hidden_params: int  # params left out by "differences only"
     goals: dict[str, str]
     rows: list[Row]
+    show_parents: bool  # runs of several parents: each row names its parent
 
 
 def compare_table(comparison: Comparison, *, diff_only: bool) -> CompareTable:
@@ -109,6 +110,7 @@ def compare_table(comparison: Comparison, *, diff_only: bool) -> CompareTable:
         hidden_params=len(comparison.param_keys) - len(param_keys),
         goals={key: comparison.goal(key) for key in metric_keys},
         rows=rows,
+        show_parents=len({run.parent_run_id for run in comparison.runs}) > 1,
     )
 
 

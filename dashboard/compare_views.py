@@ -40,20 +40,20 @@ def compare_runs(request):
 
 
 def _figures(selection, comparison, state) -> list[dict]:
-    """The charts these runs can draw with the viewer's choices, each as {id, figure}."""
+    """The charts these runs can draw with the viewer's choices, each as {id, figure, wide}:
+    parallel coordinates and history take a whole row, scatter and bars share one."""
     runs, metric, goal = comparison.runs, state.metric, comparison.goal(state.metric)
     figures = []
     if metric and comparison.param_keys:
-        figures.append(charts.parallel_coordinates_figure(runs, comparison.param_keys, metric, goal=goal))
+        figures.append((charts.parallel_coordinates_figure(runs, comparison.param_keys, metric, goal=goal), True))
     if metric and state.x:
-        figures.append(charts.scatter_figure(runs, state.x, metric))
+        figures.append((charts.scatter_figure(runs, state.x, metric), False))
     if metric:
-        figures.append(charts.metric_bars_figure(runs, metric, goal=goal))
+        figures.append((charts.metric_bars_figure(runs, metric, goal=goal), False))
     if state.history:
-        per_run = compare.points_per_run(len(runs))
-        histories = compare.sampled_histories(selection.runs, state.history, per_run=per_run)
-        figures.append(charts.history_lines_figure(runs, histories, state.history))
-    return [{"id": f"compare-figure-{i}", "figure": figure} for i, figure in enumerate(figures)]
+        histories = compare.sampled_histories(selection.runs, state.history, per_run=compare.points_per_run(len(runs)))
+        figures.append((charts.history_lines_figure(runs, histories, state.history), True))
+    return [{"id": f"compare-figure-{i}", "figure": f, "wide": wide} for i, (f, wide) in enumerate(figures)]
 
 
 def _problem_page(request, state, problem: TrackingError):

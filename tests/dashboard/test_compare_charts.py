@@ -194,6 +194,12 @@ def test_history_draws_one_line_per_run_coloured_by_parent(sweep):
     assert figure["layout"]["yaxis"]["title"]["text"] == "loss"
 
 
+def test_history_lines_of_one_parents_runs_get_a_colour_each(sweep):
+    histories = {1: [(0, 1.0)], 2: [(0, 0.8)]}
+    figure = history_lines_figure(sweep[:2], histories, "loss")
+    assert [trace["line"]["color"] for trace in figure["data"]] == PARENT_COLORS[:2]
+
+
 def test_a_nan_in_a_history_is_a_gap(sweep):
     figure = valid_json(history_lines_figure(sweep[:1], {1: [(0, 1.0), (1, None), (2, math.nan), (3, 0.5)]}, "loss"))
     assert figure["data"][0]["y"] == [1.0, None, None, 0.5]
