@@ -1,0 +1,139 @@
+"""The compare page in Chromium, from the demo tree: selection, "compare children", the charts
+drawn by plotly.js, and redrawing for another metric. Fixtures (browser, page, demo) come from
+tests/browser/conftest.py; the page fixture fails a test on any script error."""
+
+import os
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ARTIFACTS
+from tracker.models import Experiment, Run
+
+# Set here too so this module also runs alone; Playwright's sync API keeps an event loop running.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+DOCS = ARTIFACTS.parent / "docs"
+pytestmark = pytest.mark.browser
+
+
+def tree_row(page, run):
+    return page.locator(f'tr[data-run-id="{run.run_id}"]')
+
+
+def plots(page):
+    return page.locator(".js-plotly-plot")
+
+
+def figure_title(page, index: int) -> str:
+    """The title of the index-th chart as plotly.js drew it (read from the live graph div)."""
+    return page.locator(".js-plotly-plot").nth(index).evaluate("graph => graph.layout.title.text")
+
+
+def query_of(page) -> dict:
+    return {key: values[0] for key, values in parse_qs(urlparse(page.url).query).items()}
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / name, full_page=True)
+
+
+def test_ticked_runs_of_two_parents_open_in_the_compare_page(page, demo):
+    experiment = Experiment.objects.get(name="Nested Child Association")
+    first, second = (Run.objects.get(name=f"parent_run_test_default_{i}") for i in (0, 1))
+    picked = [*Run.objects.filter(parent=first).order_by("start_time")[:2], Run.objects.filter(parent=second).first()]
+    page.goto(f"/experiments/{experiment.id}/")
+    for parent in (first, second):
+        tree_row(page, parent).locator("button[aria-expanded]").click()
+    for run in picked:
+        page.locator(f'input[type=checkbox][name=run][value="{run.run_id}"]').check()
+    compare = page.get_by_role("link", name=re.compile(r"^Compare \("))
+    expect(compare).to_have_text("Compare (3)")
+    compare.click()
+
+    expect(page).to_have_url(re.compile(r"/compare/\?runs="))
+    expect(page.locator("h1")).to_have_text("Compare runs")
+    rows = page.locator(".compare-table tbody tr")
+    expect(rows).to_have_count(3)
+    for run in picked:
+        expect(page.locator(f'.compare-table tr[data-run-id="{run.run_id}"]')).to_contain_text(run.parent.name)
+    # Parallel coordinates, scatter, bars, history: all four drawn by plotly.js.
+    expect(plots(page)).to_have_count(4)
+    expect(page.locator(".js-plotly-plot .parcoords")).to_have_count(1)
+    expect(page.locator(".js-plotly-plot .scatterlayer .point").first).to_be_visible()
+    # Two parents: two scatter traces, with a legend naming them.
+    expect(page.locator(".js-plotly-plot").nth(1).locator(".legend .traces")).to_have_count(2)
+    expect(page.locator(".compare-table td.best")).to_have_count(3)  # one per metric
+    screenshot(page, "compare-selection.png")
+
+
+def test_compare_children_on_a_challenge_parent_shows_its_25_children(page, demo):
+    experiment = Experiment.objects.get(name="Parent Child Association Challenge")
+    parent = Run.objects.filter(experiment=experiment, depth=0).order_by("start_time").first()
+    page.goto(f"/experiments/{experiment.id}/")
+    link = tree_row(page, parent).locator(f'a[href="/compare/?parent={parent.run_id}"]')
+    expect(link).to_be_visible()
+    link.hover()
+    screenshot(page, "compare-children-link.png")
+    link.click()
+
+    expect(page.locator("h1")).to_have_text(f"Children of {parent.name}")
+    expect(page.locator(".run-count")).to_have_text("25 runs")
+    expect(page.locator(".compare-table tbody tr")).to_have_count(25)
+    expect(plots(page)).to_have_count(4)
+    screenshot(page, "compare-children.png")
+    if os.environ.get("RUNTREE_UPDATE_DOCS") == "1":
+        page.screenshot(path=DOCS / "compare.png", full_page=False)
+
+
+def test_the_run_page_compare_children_button_reaches_the_page(page, demo):
+    parent = Run.objects.get(name="parent_run_test_params_test_3_2")
+    page.goto(f"/runs/{parent.run_id}/")
+    page.get_by_role("link", name=re.compile("^Compare children")).click()
+    expect(page.locator(".compare-table tbody tr")).to_have_count(5)
+
+
+def test_switching_the_metric_redraws_the_charts(page, demo):
+    parent = Run.objects.filter(experiment__name="Parent Child Association Challenge", depth=0).first()
+    page.goto(f"/compare/?parent={parent.run_id}&metric=metric1")
+    expect(plots(page)).to_have_count(4)
+    assert figure_title(page, 2).startswith("metric1 per run")
+    page.locator("select[name=metric]").select_option("metric2")
+
+    expect(page).to_have_url(re.compile(r"metric=metric2"))
+    expect(plots(page)).to_have_count(4)
+    assert figure_title(page, 0).startswith("Params → metric2")
+    assert figure_title(page, 2).startswith("metric2 per run")
+    colorbar = page.locator(".js-plotly-plot").first.evaluate("graph => graph.data[0].line.colorbar.title.text")
+    assert colorbar == "metric2"
+
+
+def test_differences_only_and_the_axes_stay_in_the_url(page, demo):
+    parent = Run.objects.filter(experiment__name="Parent Child Association Challenge", depth=0).first()
+    page.goto(f"/compare/?parent={parent.run_id}")
+    page.locator("select[name=x]").select_option("params.param2")
+    expect(page).to_have_url(re.compile(r"x=params.param2"))
+    expect(plots(page)).to_have_count(4)
+    assert " vs param2" in figure_title(page, 1)
+    page.get_by_label("Differences only").check()
+    expect(page).to_have_url(re.compile(r"diff=1"))
+    assert query_of(page)["x"] == "params.param2"
+    expect(page.get_by_label("Differences only")).to_be_checked()
+    export = page.get_by_role("link", name="Export CSV")
+    assert "diff=1" in export.get_attribute("href") and "format=csv" in export.get_attribute("href")
+
+
+def test_an_empty_selection_shows_a_message_not_an_error(browser, live_server, demo):
+    # A context of its own: the shared page fixture counts the 400 response as a console error.
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    response = page.goto("/compare/?runs=")
+    assert response.status == 400
+    expect(page.locator("[role=alert]")).to_contain_text("No runs selected")
+    response = page.goto("/compare/?runs=0123456789abcdef0123456789abcdef")
+    assert response.status == 404
+    expect(page.locator("[role=alert]")).to_contain_text("None of the selected runs exists")
+    context.close()
