@@ -1,0 +1,218 @@
+"""Search benchmark: the same 100,000 runs in Runtree and in `mlflow server`, same queries.
+
+The runs (1,000 parents × 100 children, params/metrics/tags shaped like the seeds) are written
+once into an MLflow PostgreSQL store, then brought into Runtree with `import_mlflow` — so both
+servers hold exactly the same data. Each server runs with one worker on its own database.
+
+    .venv/bin/python bench/search.py             # 1,000 × 100, 7 repeats
+    .venv/bin/python bench/search.py --smoke     # 20 × 10, Runtree only: proves the bench still runs
+    .venv/bin/python bench/search.py --write     # also update docs/benchmarks.md
+"""
+
+import argparse
+import io
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import report, servers  # noqa: E402
+
+MLFLOW_DB = "bench_search_mlflow"
+RUNTREE_DB = "bench_search_runtree"
+PG = "postgresql://postgres@127.0.0.1:5432/"
+IDENTIFIERS = 50  # parents are tagged id_0 .. id_49, so one identifier selects 2% of the runs
+
+
+def recreate_database(name: str) -> None:
+    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", name], check=True)
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
+
+
+def build_mlflow_store(parents: int, children: int, seed: int = 7) -> dict:
+    """Write the runs straight into MLflow's own tables (its REST API would take hours)."""
+    import psycopg2
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    recreate_database(MLFLOW_DB)
+    SqlAlchemyStore(PG + MLFLOW_DB, tempfile.mkdtemp())  # creates MLflow's schema
+    rng = random.Random(seed)
+    now = int(time.time() * 1000) - 86_400_000
+    rows = {name: io.StringIO() for name in ("runs", "tags", "params", "metrics", "latest_metrics")}
+    probe = {}
+    clock = 0
+    for p in range(parents):
+        parent_id = uuid.UUID(int=rng.getrandbits(128)).hex
+        identifier = f"id_{p % IDENTIFIERS}"
+        family = [(parent_id, f"parent_{p}", None)]
+        family += [(uuid.UUID(int=rng.getrandbits(128)).hex, f"run_{c}_test_{p}", parent_id) for c in range(children)]
+        for run_id, name, parent in family:
+            clock += 1
+            start = now + clock * 10
+            rows["runs"].write(
+                f"{run_id}\t{name}\tLOCAL\tbench.py\t\tbench\tFINISHED\t{start}\t{start + 5}\t\tactive\t"
+                f"mlflow-artifacts:/1/{run_id}/artifacts\t1\n"
+            )
+            rows["tags"].write(f"mlflow.runName\t{name}\t{run_id}\n")
+            rows["tags"].write(f"test_identifier\t{identifier}\t{run_id}\n")
+            if parent:
+                rows["tags"].write(f"mlflow.parentRunId\t{parent}\t{run_id}\n")
+                rows["params"].write(f"param1\t{rng.choice('abc')}\t{run_id}\n")
+                rows["params"].write(f"param2\t{rng.choice('def')}\t{run_id}\n")
+                for key, value in (("metric1", rng.uniform(0, 1)), ("metric2", abs(rng.gauss(5, 2.5)))):
+                    rows["metrics"].write(f"{key}\t{value!r}\t{start}\t{run_id}\t0\tfalse\n")
+                    rows["latest_metrics"].write(f"{key}\t{value!r}\t{start}\t0\tfalse\t{run_id}\n")
+        probe.setdefault("parent_run_id", parent_id)
+    probe["identifier"] = "id_7"
+    with psycopg2.connect(PG + MLFLOW_DB) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time,"
+            " last_update_time) VALUES (1, 'search-bench', 'mlflow-artifacts:/1', 'active', %s, %s)",
+            (now, now),
+        )
+        columns = {
+            "runs": "(run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time,"
+            " end_time, source_version, lifecycle_stage, artifact_uri, experiment_id)",
+            "tags": '("key", value, run_uuid)',
+            "params": '("key", value, run_uuid)',
+            "metrics": '("key", value, timestamp, run_uuid, step, is_nan)',
+            "latest_metrics": '("key", value, timestamp, step, is_nan, run_uuid)',
+        }
+        for table, buffer in rows.items():
+            buffer.seek(0)
+            cursor.copy_expert(f"COPY {table} {columns[table]} FROM STDIN", buffer)
+        cursor.execute("ANALYZE")
+    return probe
+
+
+def import_into_runtree() -> float:
+    recreate_database(RUNTREE_DB)
+    env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/" + RUNTREE_DB}
+    python = str(servers.BIN / "python")
+    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=servers.ROOT, env=env, check=True)
+    started = time.perf_counter()
+    subprocess.run(
+        [python, "manage.py", "import_mlflow", PG + MLFLOW_DB, "--experiment", "search-bench"],
+        cwd=servers.ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "ANALYZE", RUNTREE_DB], check=True)
+    return seconds
+
+
+def queries(probe: dict) -> dict[str, dict]:
+    return {
+        "children of one parent (`tags.mlflow.parentRunId = …`)": {
+            "filter": f"tags.mlflow.parentRunId = '{probe['parent_run_id']}'",
+        },
+        "tag + metric (`tags.test_identifier = 'id_7' and metrics.metric1 < 0.5`)": {
+            "filter": f"tags.test_identifier = '{probe['identifier']}' and metrics.metric1 < 0.5",
+        },
+        "`order_by metrics.metric1`, first page of 100": {"order_by": ["metrics.metric1 ASC"], "max_results": 100},
+        "`order_by metrics.metric1`, third page of 100 (page_token)": {
+            "order_by": ["metrics.metric1 ASC"],
+            "max_results": 100,
+            "pages": 3,
+        },
+    }
+
+
+def time_search(session, url: str, experiment_id: str, query: dict, repeats: int) -> tuple[list[float], int]:
+    body = {"experiment_ids": [experiment_id], "max_results": query.get("max_results", 1000)}
+    for key in ("filter", "order_by"):
+        if key in query:
+            body[key] = query[key]
+    timings, found = [], 0
+    for repeat in range(repeats + 1):
+        token, elapsed = None, 0.0
+        for _ in range(query.get("pages", 1)):
+            page = dict(body, page_token=token) if token else body
+            started = time.perf_counter()
+            response = session.post(f"{url}/api/2.0/mlflow/runs/search", json=page)
+            elapsed = (time.perf_counter() - started) * 1000  # the last page's time
+            response.raise_for_status()
+            payload = response.json()
+            token = payload.get("next_page_token")
+            found = len(payload.get("runs", []))
+        if repeat:  # the first round warms caches on both servers
+            timings.append(elapsed)
+    return timings, found
+
+
+def main() -> None:
+    import requests
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parents", type=int, default=1000)
+    parser.add_argument("--children", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    if args.smoke:
+        args.parents, args.children, args.repeats = 20, 10, 1
+
+    started = time.perf_counter()
+    probe = build_mlflow_store(args.parents, args.children)
+    print(f"built the MLflow store in {time.perf_counter() - started:.1f} s", flush=True)
+    import_seconds = import_into_runtree()
+    print(f"imported into Runtree in {import_seconds:.1f} s", flush=True)
+
+    workdir = Path(tempfile.mkdtemp(prefix="runtree-bench-search-"))
+    running = [servers.start_runtree(workdir, "postgres://postgres@127.0.0.1:5432/" + RUNTREE_DB)]
+    if not args.smoke:
+        running.append(servers.start_mlflow(workdir, PG + MLFLOW_DB))
+    try:
+        session = requests.Session()
+        results: dict[str, dict[str, list[float]]] = {}
+        for label, query in queries(probe).items():
+            results[label] = {}
+            for server in running:
+                experiment = session.get(
+                    f"{server.url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "search-bench"}
+                ).json()["experiment"]["experiment_id"]
+                timings, found = time_search(session, server.url, experiment, query, args.repeats)
+                results[label][server.name] = timings
+                print(f"{server.name:8s} {label}: {report.spread(timings)} ms, {found} runs", flush=True)
+        text = render(args, results, import_seconds)
+        print(text)
+        if args.write:
+            report.write_section("search", text)
+    finally:
+        for server in running:
+            servers.stop(server)
+
+
+def render(args, results, import_seconds) -> str:
+    total = args.parents * (args.children + 1)
+    lines = [
+        "## Search",
+        "",
+        f"{report.today()} · {report.machine()} · PostgreSQL {report.postgres_version()} · {total:,} runs"
+        f" ({args.parents:,} parents × {args.children} children), {args.repeats} repeats, one worker each,"
+        " client-observed time of `runs/search` over loopback · `bench/search.py`",
+        "",
+        "| query | Runtree ms (min / median / max) | mlflow server ms | mlflow ÷ Runtree (medians) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, by_server in results.items():
+        ours = by_server["runtree"]
+        theirs = by_server.get("mlflow")
+        ratio = f"{statistics.median(theirs) / statistics.median(ours):.1f}×" if theirs else "—"
+        lines.append(f"| {label} | {report.spread(ours)} | {report.spread(theirs) if theirs else '—'} | {ratio} |")
+    lines += [
+        "",
+        f"Importing the same store into Runtree (`import_mlflow`): {import_seconds:.1f} s for {total:,} runs.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Start the tracking servers a benchmark compares, each as a subprocess on a free loopback port.
+
+Every server gets its own fresh store, one worker, and is stopped when the benchmark ends.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default", timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # it answered: that is up
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server for {url} did not come up in {timeout:.0f} s")
+
+
+def _start(name: str, command: list[str], port: int, env: dict | None = None, cwd=None) -> Server:
+    log = open(Path(tempfile.gettempdir()) / f"bench-{name}-{port}.log", "w")
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url, process)
+    return Server(name, url, process)
+
+
+def stop(server: Server) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.process.pid, signal.SIGTERM)
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+
+
+def start_runtree(workdir: Path, database_url: str | None = None) -> Server:
+    """Runtree as the README says to serve it in production: gunicorn, here with one worker."""
+    port = free_port()
+    env = {
+        "DATABASE_URL": database_url or f"sqlite:///{workdir / 'runtree.sqlite3'}",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    subprocess.run(
+        [str(BIN / "python"), "manage.py", "migrate", "-v0"], cwd=ROOT, env={**os.environ, **env}, check=True
+    )
+    command = [str(BIN / "gunicorn"), "config.wsgi", "-w", "1", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+    return _start("runtree", command, port, env, cwd=ROOT)
+
+
+def start_mlflow(workdir: Path, database_url: str | None = None) -> Server:
+    port = free_port()
+    store = database_url or f"sqlite:///{workdir / 'mlflow.db'}"
+    command = [
+        str(BIN / "mlflow"), "server", "--backend-store-uri", store, "--host", "127.0.0.1",
+        "--port", str(port), "--workers", "1", "--default-artifact-root", str(workdir / "mlflow-artifacts"),
+    ]  # fmt: skip
+    return _start("mlflow", command, port, cwd=workdir)
+
+
+def start_fasttrackml(workdir: Path, database_url: str | None = None) -> Server | None:
+    """FastTrackML where it installs (bench/requirements.txt); None where it does not."""
+    fml = shutil.which("fml", path=str(BIN)) or shutil.which("fml")
+    if fml is None:
+        return None
+    port = free_port()
+    store = database_url or f"sqlite://{workdir / 'fasttrackml.db'}"
+    command = [fml, "server", "--listen-address", f"127.0.0.1:{port}", "--database-uri", store, "--log-level", "warn"]
+    return _start("fasttrackml", command, port, cwd=workdir)
+
+
+def start_floor() -> Server:
+    """A do-nothing server with canned answers: what is left is the client's own cost."""
+    port = free_port()
+    command = [str(BIN / "python"), str(Path(__file__).with_name("floor_server.py")), str(port)]
+    return _start("floor", command, port)
