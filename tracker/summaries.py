@@ -20,7 +20,6 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 
 from django.db import transaction
 from django.db.models import Avg, Case, Count, Exists, F, FloatField, Max, Min, OuterRef, QuerySet, StdDev, When, Window
@@ -129,7 +128,9 @@ def queue_refresh_after_commit(root_pks: Iterable[int]) -> None:
     """Queue a refresh of each tree once the current transaction commits (at once outside one):
     a worker must never look before the write it is meant to see is visible."""
     for root_pk in sorted(set(root_pks)):
-        transaction.on_commit(partial(queue_tree_refresh, root_pk))
+        # robust: the write has committed; a failing refresh must not answer 5xx and be retried.
+        # (A lambda, not a partial: Django names the failed callback by its __qualname__.)
+        transaction.on_commit(lambda pk=root_pk: queue_tree_refresh(pk), robust=True)
 
 
 def queue_tree_refresh(root_pk: int, *, even_if_queued: bool = False) -> bool:

@@ -9,6 +9,7 @@ import functools
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
 from django.views.decorators.csrf import csrf_exempt
 
 from tracker import ingest
@@ -214,6 +215,7 @@ def set_experiment_tag(fields: Fields) -> dict:
 
 
 @rpc("POST")
+@transaction.atomic  # the answer is read before the commit: a run committed without it would be made twice on retry
 def create_run(fields: Fields) -> dict:
     run = ingest.run_create(
         experiment=_experiment(fields),
