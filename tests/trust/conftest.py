@@ -2,6 +2,7 @@
 live server, and a real gunicorn server (own process, persistent database connections) for
 the fault and concurrency tests."""
 
+import gc
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 from mlflow.tracking import fluent
+from mlflow.utils import request_utils
 
 from tracker.auth import token_issue, user_set_role
 from tracker.models import Experiment
@@ -89,6 +91,15 @@ def tracking_uri(live_server, default_experiment, monkeypatch):
     mlflow.set_tracking_uri(live_server.url)
     yield live_server.url
     reset_mlflow()
+
+
+@pytest.fixture(autouse=True)
+def close_mlflow_connections():
+    yield
+    # The mlflow client pools keep-alive connections: each holds a live-server thread open, and
+    # with it a database session that would keep the test database from being dropped.
+    request_utils._cached_get_request_session.cache_clear()
+    gc.collect()
 
 
 def reset_mlflow():
@@ -169,11 +180,16 @@ class Server:
         return output or ""
 
 
+# The sessions of a server started here carry this name in pg_stat_activity.
+SERVER_APPLICATION_NAME = "runtree-test-server"
+
+
 def postgresql_url_of_test_database() -> str:
     """The URL of the test database pytest-django made, for a server in another process."""
     db = connection.settings_dict
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{db['USER']}{password}@{host}/{db['NAME']}?application_name={SERVER_APPLICATION_NAME}"
 
 
 def migrated_sqlite_url(directory: Path) -> str:
