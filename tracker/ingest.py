@@ -295,9 +295,9 @@ def run_create(
     run_id: str | None = None,
 ) -> Run:
     name = _check_run_name(name)
-    tags = list(tags)
+    tags = [KeyValue(_check_key(t.key, "Tag"), _check_text_value(t.value, "Tag", t.key)) for t in tags]
     tag_values = {t.key: t.value for t in tags}
-    name = name or tag_values.get(RUN_NAME_TAG) or generate_run_name()
+    name = _check_run_name(name or tag_values.get(RUN_NAME_TAG)) or generate_run_name()
     if RUN_NAME_TAG in tag_values and tag_values[RUN_NAME_TAG] != name:
         raise InvalidParameterValue(
             f"Both 'run_name' ({name!r}) and the '{RUN_NAME_TAG}' tag ({tag_values[RUN_NAME_TAG]!r}) "

@@ -254,6 +254,7 @@ def test_a_body_that_is_no_json_object_is_refused(client, run, body, says):
     [
         ("runs/log-metric", {"key": "loss", "value": "high", "timestamp": 1}, "'value': expected a number"),
         ("runs/log-metric", {"key": "loss", "value": [1], "timestamp": 1}, "'value': expected a number"),
+        ("runs/log-metric", {"key": "loss", "value": 10**400, "timestamp": 1}, "'value': 401 digits is out of range"),
         ("runs/log-metric", {"key": "loss", "value": 1, "timestamp": "yesterday"}, "'timestamp': expected an integer"),
         ("runs/log-metric", {"key": "loss", "value": 1, "timestamp": 1.5}, "'timestamp': expected an integer"),
         ("runs/log-metric", {"key": "loss", "value": 1, "timestamp": True}, "'timestamp': expected an integer"),
@@ -318,6 +319,8 @@ def test_a_field_of_the_wrong_type_or_missing_is_refused_and_named(client, run, 
         ("runs/create", {"experiment_id": "0", "tags": [{"key": "mlflow.user", "value": 1}]}, "'tags[0].value'"),
         ("runs/create", {"experiment_id": "0", "user_id": "u" * 251}, "User id is 251 characters long"),
         ("runs/create", {"experiment_id": "0", "run_name": "n" * 501}, "Run name is 501 characters long"),
+        ("runs/create", {"experiment_id": "0", "tags": [{"key": "k" * 251, "value": "v"}]}, "the limit is 250"),
+        ("runs/create", {"experiment_id": "0", "tags": [{"key": "mlflow.runName", "value": "n" * 501}]}, "is 501"),
     ],
 )
 def test_a_bad_experiment_create_run_or_search_request_is_refused_and_named(

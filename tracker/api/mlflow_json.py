@@ -98,8 +98,15 @@ class Fields:
             if required:
                 raise self._missing(name)
             return None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+        if isinstance(value, float):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except OverflowError:
+                raise InvalidParameterValue(
+                    f"Invalid value for parameter '{self._name(name)}': {len(str(value))} digits is out of range."
+                ) from None
         if isinstance(value, str):
             if value in _NON_FINITE_BY_NAME:
                 return _NON_FINITE_BY_NAME[value]
