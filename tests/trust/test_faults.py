@@ -6,6 +6,7 @@ import os
 import subprocess
 import threading
 import time
+from collections import Counter
 
 import mlflow
 import psycopg2
@@ -356,9 +357,13 @@ def test_a_sweep_survives_a_postgresql_restart(transactional_db, monkeypatch):
         log = server.stop()
         # The restart ended this test's own session too.
         connection.close()
-    assert not failures, failures
+    assert not failures, (failures, log[-5000:])
     assert "Database unavailable" in log  # the sweep did meet the outage
+    names = Counter(Run.objects.values_list("parent__name", "name"))
+    assert [name for name, count in names.items() if count > 1] == []  # no run made twice by a retry
     assert Run.objects.count() == 90
     assert Param.objects.count() == 150
-    assert Metric.objects.count() == 150
+    assert Counter(Metric.objects.values_list("run_id", flat=True)) == Counter(
+        {pk: 2 for pk in Run.objects.filter(parent__isnull=False).values_list("pk", flat=True)}
+    )
     assert RunTag.objects.filter(key="test_identifier").count() == 90
