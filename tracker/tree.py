@@ -13,6 +13,7 @@ from functools import reduce
 from operator import or_
 
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import (
     BigIntegerField,
     Case,
@@ -44,14 +45,17 @@ from tracker.models import (
 # The pk of a run's root: the first segment of its materialized path.
 ROOT_PK = Cast(Substr("path", 1, PATH_SEGMENT_WIDTH), BigIntegerField())
 
-# Under a filter, at most this many matches are placed in one tree on a page (the rest are a
-# "show more" away), so a filter matching 10,000 siblings still renders a page quickly.
-MATCHES_PER_TREE = 500
+# Under a filter, at most this many matches are placed on a page (the rest are a "show more"
+# away), so a filter matching 10,000 siblings still renders a page quickly.
+MATCHES_PER_PAGE = 500
+# Up to this many matches are read in one pass and the page is worked out from that list;
+# beyond it each step is its own query (see _Matches).
+MATCH_SCAN_LIMIT = 5000
 
 # The tag chips and the column picker read keys off the latest runs only: a sweep's runs share
 # their keys, and a GROUP BY over every tag of a 100,000-run experiment would cost more than
 # the rest of the page.
-KEY_SAMPLE_RUNS = 2000
+KEY_SAMPLE_RUNS = 1000
 
 # Tags that clients and Runtree write for their own bookkeeping; never offered as chips.
 SYSTEM_TAG_PREFIXES = ("mlflow.", "runtree.")
@@ -131,20 +135,24 @@ def _value_subquery(column: Column) -> Subquery:
     return Subquery(values)
 
 
-def _annotated(queryset, *, match_q: Q | None, show_deleted: bool):
-    """Rows as the tree shows them: with `child_count` and, under a filter, `is_match`."""
-    queryset = queryset.with_child_count(include_deleted=show_deleted)
-    if match_q is not None:
-        queryset = queryset.annotate(is_match=Case(When(match_q, then=Value(True)), default=Value(False)))
-    return queryset
+def _annotated(queryset, show_deleted: bool):
+    """Rows as the tree shows them: with `child_count`."""
+    return queryset.with_child_count(include_deleted=show_deleted)
 
 
-def _first_children(queryset, *, order: list, limit: int) -> list[Run]:
-    """The first `limit` children of every parent in `queryset`, in one windowed query."""
-    ranked = queryset.annotate(sibling_rank=Window(RowNumber(), partition_by=[F("parent_id")], order_by=order)).filter(
-        sibling_rank__lte=limit
-    )
-    return list(ranked.order_by("parent_id", "sibling_rank"))
+def _matching(queryset, match_q: Q | None):
+    """Under a filter, annotate `is_match`."""
+    if match_q is None:
+        return queryset
+    return queryset.annotate(is_match=Case(When(match_q, then=Value(True)), default=Value(False)))
+
+
+def _first_children(queryset, *, order: list, limit: int, annotate) -> list[Run]:
+    """The first `limit` children of every parent in `queryset`, in one query: the window ranks
+    bare pks, and only the rows kept get `annotate`'s (costlier) annotations."""
+    ranked = queryset.annotate(sibling_rank=Window(RowNumber(), partition_by=[F("parent_id")], order_by=order))
+    kept = ranked.filter(sibling_rank__lte=limit).values("pk")
+    return list(annotate(Run.objects.filter(pk__in=kept)).order_by("parent_id", *order))
 
 
 def tree_page(
@@ -164,96 +172,174 @@ def tree_page(
     Roots are paged. A run in `expanded` (run ids) shows its first `per_page` children. Under a
     filter (`match_q`), roots are those whose tree holds a match; each match on the page is
     shown inside its tree (its ancestors are fetched and opened as context), at most
-    `per_page` per parent and MATCHES_PER_TREE per tree. A run in `collapsed` keeps its rows
+    `per_page` per parent and MATCHES_PER_PAGE in all. A run in `collapsed` keeps its rows
     but hides them. Runs get `level`, `is_open`, `hidden`, `children_loaded`, `cells` (one
     per column) and, under a filter, `is_match`.
 
-    Queries: roots count and page (2); children of expanded runs (1, if any); under a filter
-    the match count, the matches on the page and their ancestors (3); params and latest
-    metrics for the columns (1 per kind, if any).
+    Queries: roots count and page (2); children of expanded runs (1, if any); under a filter,
+    the matches read once (1; past MATCH_SCAN_LIMIT 2 more: their count and the page's
+    matches) and the page's matches with their ancestors (1); params and latest metrics for
+    the columns (1 per kind, if any).
     """
     runs = visible_runs(experiment, show_deleted=show_deleted)
     roots = runs.roots()
-    match_count = None
+    matches = None
     if match_q is not None:
-        matches = runs.filter(match_q)
-        match_count = matches.count()
-        roots = roots.filter(pk__in=matches.annotate(root_pk=ROOT_PK).values("root_pk"))
-    roots = _annotated(roots, match_q=match_q, show_deleted=show_deleted).order_by(*order)
-    page_obj = Paginator(roots, per_page).get_page(page)
+        matches = _Matches.find(runs, match_q, order)
+        roots = roots.filter(matches.root_filter())
+    roots = matches.annotate(_annotated(roots, show_deleted)) if matches else _annotated(roots, show_deleted)
+    page_obj = Paginator(roots.order_by(*order), per_page).get_page(page)
     root_rows = list(page_obj.object_list)
+    match_count = matches.count if matches else None
     if not root_rows:
         return TreePage(page=page_obj, match_count=match_count)
 
-    # Only the trees on this page: an index prefix match per root.
-    on_page = reduce(or_, (Q(path__startswith=root.path) for root in root_rows))
     children: dict[int, list[Run]] = defaultdict(list)
-    open_pks: set[int] = set()
-    more: dict[int, MoreRow] = {}
-
+    more: dict[int, tuple[int, int]] = {}
     if expanded:
-        expanded_children = _first_children(
-            _annotated(runs.filter(on_page, parent__run_id__in=expanded), match_q=match_q, show_deleted=show_deleted),
-            order=order,
-            limit=per_page,
-        )
-        for run in expanded_children:
-            children[run.parent_id].append(run)
-    if match_q is not None:
-        _place_matches(runs, match_q, on_page, order, per_page, show_deleted, children, more)
-        # A run whose children are shown because of matches is open as context.
-        open_pks.update(pk for pk in children)
+        # Only the trees on this page: an index prefix match per root.
+        on_page = reduce(or_, (Q(path__startswith=root.path) for root in root_rows))
 
-    rows: list = []
+        def annotate(queryset):
+            queryset = _annotated(queryset, show_deleted)
+            return matches.annotate(queryset) if matches else queryset
+
+        parents = runs.filter(on_page, parent__run_id__in=expanded)
+        for run in _first_children(parents, order=order, limit=per_page, annotate=annotate):
+            children[run.parent_id].append(run)
+    if matches is not None:
+        _place_matches(matches, root_rows, order, per_page, show_deleted, children, more)
+
     by_pk = {run.pk: run for run in root_rows}
     for run_list in children.values():
         by_pk.update((run.pk, run) for run in run_list)
+    if matches is not None:
+        matches.mark(by_pk.values())
     expanded_pks = {run.pk for run in by_pk.values() if run.run_id in expanded}
-    open_pks |= expanded_pks
+    # A run whose children are shown because of matches is open, as context.
+    open_pks = expanded_pks | set(children)
     ctx = {"children": children, "open": open_pks, "expanded": expanded_pks, "more": more, "collapsed": collapsed}
+    rows: list = []
     for root in root_rows:
         _flatten(root, 0, False, ctx, rows)
     attach_columns([row for row in rows if isinstance(row, Run)], columns)
     return TreePage(page=page_obj, rows=rows, match_count=match_count)
 
 
-def _place_matches(runs, match_q, on_page, order, per_page, show_deleted, children, more) -> None:
-    """Put this page's matches (below the roots) and their ancestors into `children`.
+class _Matches:
+    """The runs a filter matches, as the tree page uses them.
 
-    Children already listed for an expanded parent stay as they are: a viewer who expanded a
-    parent asked for all of its children, not only the matching ones."""
-    ranked = (
-        runs.filter(match_q)
-        .filter(on_page, depth__gt=0)
-        .annotate(
-            rank_in_parent=Window(RowNumber(), partition_by=[F("parent_id")], order_by=order),
-            rank_in_tree=Window(RowNumber(), partition_by=[ROOT_PK], order_by=order),
-            matches_in_parent=Window(Count("pk"), partition_by=[F("parent_id")]),
+    Evaluating a filter over a whole experiment is the page's one costly step (it reads every
+    tag or metric row it names), so when the matches are few enough they are read once, in
+    sibling order, and everything else (the count, the roots holding a match, the matches
+    placed on the page, which rows match) is worked out from that list."""
+
+    @staticmethod
+    def find(runs, match_q: Q, order: list) -> "_Matches":
+        matches = runs.filter(match_q)
+        found = list(matches.order_by(*order).values_list("pk", "parent_id", "path")[: MATCH_SCAN_LIMIT + 1])
+        if len(found) <= MATCH_SCAN_LIMIT:
+            return _ScannedMatches(matches, found)
+        return _QueriedMatches(matches, match_q, order)
+
+
+class _ScannedMatches(_Matches):
+    def __init__(self, matches, found: list[tuple[int, int | None, str]]):
+        self.matches, self.found = matches, found
+        self.count = len(found)
+        self.pks = {pk for pk, _, _ in found}
+
+    def root_filter(self) -> Q:
+        root_pks = {path_ids(path)[0] for _, _, path in self.found}
+        limit = connection.features.max_query_params
+        if limit is None or len(root_pks) < limit // 2:
+            return Q(pk__in=root_pks)
+        # More roots than the database takes as parameters (SQLite): one more pass.
+        return Q(pk__in=self.matches.annotate(root_pk=ROOT_PK).values("root_pk"))
+
+    def annotate(self, queryset):
+        return queryset  # `mark` says which rows match, from the list
+
+    def mark(self, runs) -> None:
+        for run in runs:
+            run.is_match = run.pk in self.pks
+
+    def on_page(self, root_rows, per_page: int) -> tuple[list[tuple[int, str]], dict[int, int]]:
+        """The matches below the page's roots to show, as (pk, path), and each parent's number of
+        matching children: the first `per_page` per parent, MATCHES_PER_PAGE in all."""
+        page_roots = {root.pk for root in root_rows}
+        placed, per_parent = [], defaultdict(int)
+        for pk, parent_pk, path in self.found:
+            if parent_pk is None or path_ids(path)[0] not in page_roots:
+                continue
+            per_parent[parent_pk] += 1
+            if per_parent[parent_pk] <= per_page and len(placed) < MATCHES_PER_PAGE:
+                placed.append((pk, path))
+        return placed, per_parent
+
+
+class _QueriedMatches(_Matches):
+    def __init__(self, matches, match_q: Q, order: list):
+        self.matches, self.match_q, self.order = matches, match_q, order
+        self.count = matches.count()
+
+    def root_filter(self) -> Q:
+        return Q(pk__in=self.matches.annotate(root_pk=ROOT_PK).values("root_pk"))
+
+    def annotate(self, queryset):
+        return queryset.annotate(is_match=Case(When(self.match_q, then=Value(True)), default=Value(False)))
+
+    def mark(self, runs) -> None:
+        pass  # `annotate` did
+
+    def on_page(self, root_rows, per_page: int) -> tuple[list[tuple[int, str]], dict[int, int]]:
+        on_page = reduce(or_, (Q(path__startswith=root.path) for root in root_rows))
+        ranked = (
+            self.matches.filter(on_page, depth__gt=0)
+            .annotate(
+                rank_in_parent=Window(RowNumber(), partition_by=[F("parent_id")], order_by=self.order),
+                rank_on_page=Window(RowNumber(), order_by=self.order),
+                matches_in_parent=Window(Count("pk"), partition_by=[F("parent_id")]),
+            )
+            .filter(rank_in_parent__lte=per_page, rank_on_page__lte=MATCHES_PER_PAGE)
+            .values_list("pk", "path", "parent_id", "matches_in_parent")
         )
-        .filter(rank_in_parent__lte=per_page, rank_in_tree__lte=MATCHES_PER_TREE)
-        .values_list("pk", "path", "parent_id", "matches_in_parent")
-    )
-    placed = list(ranked)
+        placed, per_parent = [], {}
+        for pk, path, parent_pk, total in ranked:
+            placed.append((pk, path))
+            per_parent[parent_pk] = total
+        return placed, per_parent
+
+
+def _place_matches(matches: _Matches, root_rows, order, per_page, show_deleted, children, more) -> None:
+    """Put this page's matches (below the roots) and their ancestors into `children`, and note
+    in `more` each parent with matching children not shown: (shown, total).
+
+    The first `per_page` matches of a parent, in sibling order, are the ones shown, so "show
+    more" continues at an offset. Children already listed for an expanded parent stay as they
+    are: a viewer who expanded a parent asked for all of its children."""
+    placed, matches_in_parent = matches.on_page(root_rows, per_page)
     if not placed:
         return
-    matches_in_parent = {parent_pk: total for _, _, parent_pk, total in placed}
     wanted: set[int] = set()
-    for _pk, path, _parent_pk, _total in placed:
+    for _pk, path in placed:
         wanted.update(path_ids(path)[1:])  # the match and its ancestors below the root
-    known = {run.pk for run_list in children.values() for run in run_list}
     expanded_parents = set(children)
+    known = {run.pk for run_list in children.values() for run in run_list}
     # Ancestors are read whether deleted or not, so a match's chain is never broken.
-    rows = _annotated(Run.objects.filter(pk__in=wanted - known), match_q=match_q, show_deleted=show_deleted)
-    shown_matches: dict[int, int] = defaultdict(int)
-    for run in rows.order_by(*order):
+    rows = matches.annotate(_annotated(Run.objects.filter(pk__in=wanted - known), show_deleted))
+    rows = list(rows.order_by(*order))
+    matches.mark(rows)
+    shown: dict[int, int] = defaultdict(int)
+    for run in rows:
         if run.parent_id in expanded_parents:
             continue
         children[run.parent_id].append(run)
         if run.is_match:
-            shown_matches[run.parent_id] += 1
+            shown[run.parent_id] += 1
     for parent_pk, total in matches_in_parent.items():
-        if parent_pk not in expanded_parents and shown_matches[parent_pk] < total:
-            more[parent_pk] = (shown_matches[parent_pk], total)
+        if parent_pk not in expanded_parents and shown[parent_pk] < total:
+            more[parent_pk] = (shown[parent_pk], total)
 
 
 def _flatten(run: Run, level: int, hidden: bool, ctx: dict, rows: list) -> None:
@@ -301,7 +387,7 @@ def children_page(
         total = queryset.count()
     else:
         total = parent.child_count
-    queryset = _annotated(queryset, match_q=match_q, show_deleted=show_deleted).order_by(*order)
+    queryset = _matching(_annotated(queryset, show_deleted), match_q).order_by(*order)
     rows: list = list(queryset[offset : offset + limit])
     for run in rows:
         run.level, run.is_open, run.hidden, run.children_loaded = level, False, False, False
@@ -387,7 +473,7 @@ def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 2
     metrics = list(LatestMetric.objects.filter(run=run).order_by("key"))
     counts = Metric.objects.filter(run=run).values("key").annotate(n=Count("pk")).filter(n__gt=1).values("key")
     history = Metric.objects.filter(run=run, key__in=counts).order_by("key", "step", "timestamp")
-    children = _annotated(Run.objects.children_of(run).active(), match_q=None, show_deleted=False).order_by(*order)
+    children = _annotated(Run.objects.children_of(run).active(), show_deleted=False).order_by(*order)
     page = Paginator(children, per_page).get_page(children_page)
     page.object_list = list(page.object_list)
     for child in page.object_list:

@@ -18,6 +18,22 @@ def epoch_ms(value):
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
+class When:
+    """One instant in the forms a table cell shows: ISO for <time>, full for the tooltip, short."""
+
+    def __init__(self, ms: int):
+        moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+        self.iso = moment.isoformat(timespec="seconds")
+        self.full = moment.strftime("%Y-%m-%d %H:%M:%S")
+        self.short = f"{moment:%b} {moment.day}, {moment:%H:%M}"
+
+
+@register.filter
+def when(ms):
+    """Epoch ms → When; cheaper than three `date` filters on every row of a long tree."""
+    return None if ms is None else When(ms)
+
+
 @register.filter
 def duration(ms):
     """A run's length as people read it: 850 ms, 4.2 s, 3m 05s, 2h 07m, 3d 4h."""
