@@ -3,10 +3,12 @@ and as Plotly charts. Reads come from tracker/compare.py; figures from dashboard
 
 import csv
 import re
+from urllib.parse import urlencode
 
 import plotly
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from dashboard import charts
@@ -33,15 +35,33 @@ def compare_runs(request):
         "comparison": comparison,
         "parent": selection.parent,
         "table": compare_table(comparison, diff_only=state.diff_only),
-        "figures": _figures(selection, comparison, state),
+        "figures": _figures(comparison, state),
+        "history_url": reverse("dashboard:compare-history") + "?" + urlencode(state.history_query),
         "plotly_version": plotly.__version__,
     }
     return render(request, "dashboard/compare.html", context)
 
 
-def _figures(selection, comparison, state) -> list[dict]:
-    """The charts these runs can draw with the viewer's choices, each as {id, figure, wide}:
-    parallel coordinates and history take a whole row, scatter and bars share one."""
+@require_GET
+def compare_history(request):
+    """The metric-history figure as JSON, which the page fetches once it is shown: the one
+    chart whose data grows with the length of the runs' histories, so the table and the other
+    charts never wait for it (bench/compare_page.py)."""
+    state = CompareState.from_query(request.GET)
+    try:
+        selection = compare.select_runs(run_ids=list(state.run_ids), parent_run_id=state.parent)
+    except TrackingError as problem:
+        return JsonResponse({"error": problem.message}, status=problem.http_status)
+    if not state.history:
+        return JsonResponse({"error": "Name the metric to draw: ?history=<metric key>."}, status=400)
+    runs = compare.selected_runs(selection.runs)
+    histories = compare.sampled_histories(selection.runs, state.history, per_run=compare.points_per_run(len(runs)))
+    return JsonResponse(charts.history_lines_figure(runs, histories, state.history))
+
+
+def _figures(comparison, state) -> list[dict]:
+    """The charts drawn from the runs' latest values, each as {id, figure, wide}: parallel
+    coordinates takes a whole row, scatter and bars share one (the history comes by fetch)."""
     runs, metric, goal = comparison.runs, state.metric, comparison.goal(state.metric)
     figures = []
     if metric and comparison.param_keys:
@@ -50,9 +70,6 @@ def _figures(selection, comparison, state) -> list[dict]:
         figures.append((charts.scatter_figure(runs, state.x, metric), False))
     if metric:
         figures.append((charts.metric_bars_figure(runs, metric, goal=goal), False))
-    if state.history:
-        histories = compare.sampled_histories(selection.runs, state.history, per_run=compare.points_per_run(len(runs)))
-        figures.append((charts.history_lines_figure(runs, histories, state.history), True))
     return [{"id": f"compare-figure-{i}", "figure": f, "wide": wide} for i, (f, wide) in enumerate(figures)]
 
 

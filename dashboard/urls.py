@@ -9,5 +9,6 @@ urlpatterns = [
     path("runs/<str:run_id>/", views.run_detail, name="run"),
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
     path("compare/", compare_views.compare_runs, name="compare"),
+    path("compare/history.json", compare_views.compare_history, name="compare-history"),
     path("vendor/plotly-<str:version>.min.js", views.plotly_js, name="plotly-js"),
 ]

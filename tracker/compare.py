@@ -117,13 +117,9 @@ def select_runs(*, run_ids: list[str] = (), parent_run_id: str = "") -> Selectio
     return Selection(runs=Run.objects.filter(run_id__in=wanted), requested_ids=run_ids)
 
 
-def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Comparison:
-    """The selected runs in tree order, with params, latest metrics and goals.
-
-    Queries (4, whatever the number of runs): the runs with their parents' and experiments'
-    names (one join), their params, their latest metrics, and the goal tags of their
-    experiments. Params and metrics are read through the selection as a subquery, so no list of
-    10,000 ids travels to the database."""
+def selected_runs(selection: QuerySet) -> list[ComparedRun]:
+    """The selected runs in tree order, with their parents' and experiments' names (one query,
+    joined); no params or metrics."""
     rows = selection.order_by("path", "pk").values(
         "pk",
         "run_id",
@@ -136,7 +132,16 @@ def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Compa
         parent_name=Coalesce(F("parent__name"), Value("")),
         experiment_name=F("experiment__name"),
     )
-    runs = [ComparedRun(**row) for row in rows]
+    return [ComparedRun(**row) for row in rows]
+
+
+def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Comparison:
+    """The selected runs in tree order, with params, latest metrics and goals.
+
+    Queries (4, whatever the number of runs): the runs (selected_runs), their params, their
+    latest metrics, and the goal tags of their experiments. Params and metrics are read
+    through the selection as a subquery, so no list of 10,000 ids travels to the database."""
+    runs = selected_runs(selection)
     found_ids = {run.run_id for run in runs}
     comparison = Comparison(runs=runs, missing_ids=[run_id for run_id in requested_ids if run_id not in found_ids])
     if not runs:
@@ -193,10 +198,13 @@ def sampled_histories(selection: QuerySet, key: str, *, per_run: int) -> dict[in
         # Every stride-th point from the end; stride = ceil(points / per_run), integer division.
         .annotate(offset=Mod(F("points") - F("position"), (F("points") + per_run - 1) / per_run))
         .filter(offset=0)
-        .order_by("run_id", "position")
-        .values_list("run_id", "step", "value")
+        # No ORDER BY: PostgreSQL would sort every point a second time; each run's few
+        # hundred points are put in order here instead.
+        .order_by()
+        .values_list("run_id", "step", "timestamp", "value")
     )
     histories: dict[int, list] = defaultdict(list)
-    for run_pk, step, value in ranked:
-        histories[run_pk].append((step, value))
-    return dict(histories)
+    for run_pk, step, timestamp, value in ranked:
+        histories[run_pk].append((step, timestamp, value))
+    in_order = {run_pk: sorted(points, key=lambda point: point[:2]) for run_pk, points in histories.items()}
+    return {run_pk: [(step, value) for step, _, value in points] for run_pk, points in in_order.items()}

@@ -13,6 +13,7 @@ from tracker.ingest import GOAL_TAG_PREFIX, KeyValue, MetricInput, experiment_se
 from tracker.models import LatestMetric, Metric, Run, RunStatus
 
 URL = reverse("dashboard:compare")
+HISTORY_URL = reverse("dashboard:compare-history")
 
 
 def log(run, params=(), metrics=(), history=()):
@@ -128,13 +129,35 @@ def test_the_best_value_is_highlighted_by_the_metrics_goal(client, sweep):
 
 def test_the_charts_are_built_for_the_chosen_metric_and_axes(client, sweep):
     response = client.get(URL, {"parent": sweep["p0"].run_id, "metric": "loss", "x": "params.opt"})
-    assert figure_types(response) == ["parcoords", "scatter", "bar", "scatter"]
-    parcoords, scatter, bars, history = figures(response)
+    assert figure_types(response) == ["parcoords", "scatter", "bar"]
+    parcoords, scatter, bars = figures(response)
     assert parcoords["data"][0]["dimensions"][-1]["label"] == "loss"
     assert scatter["layout"]["xaxis"]["type"] == "category"
     assert scatter["layout"]["yaxis"]["title"]["text"] == "loss"
     assert bars["data"][0]["y"] == [0.3, 0.6, 0.85]
-    assert [trace["y"] for trace in history["data"]][1] == [1.0, 0.5, 0.3]
+
+
+def test_the_page_fetches_the_history_of_the_chosen_metric(client, sweep):
+    response = client.get(URL, {"parent": sweep["p0"].run_id, "history": "loss"})
+    history_url = response.context["history_url"]
+    assert history_url == f"{HISTORY_URL}?parent={sweep['p0'].run_id}&history=loss"
+    assert f'data-figure-url="{HISTORY_URL}?parent={sweep["p0"].run_id}&amp;history=loss"' in response.content.decode()
+    history = client.get(history_url)
+    assert history.status_code == 200
+    lines = history.json()["data"]
+    assert [line["name"] for line in lines] == ["c00", "c01", "c02"]
+    assert lines[1]["x"] == [0, 1, 2] and lines[1]["y"] == [1.0, 0.5, 0.3]
+
+
+def test_the_history_of_selected_runs_by_id(client, sweep):
+    response = client.get(HISTORY_URL, {"runs": ids(sweep["c10"], sweep["c00"]), "history": "loss"})
+    assert [line["name"] for line in response.json()["data"]] == ["c00", "c10"]
+
+
+def test_a_history_request_without_a_selection_or_a_metric_is_refused_in_json(client, sweep):
+    assert client.get(HISTORY_URL, {"history": "loss"}).status_code == 400
+    assert client.get(HISTORY_URL, {"parent": "f" * 32, "history": "loss"}).json()["error"].startswith("No run")
+    assert client.get(HISTORY_URL, {"parent": sweep["p0"].run_id}).status_code == 400
 
 
 def test_the_choices_live_in_the_url_and_unknown_ones_fall_back(client, sweep):
@@ -160,11 +183,14 @@ def test_nan_metrics_keep_the_figures_valid_json(client, sweep):
 
 def test_run_names_are_escaped_in_the_table_and_the_figures(client, sweep):
     evil = RunFactory(experiment=sweep["p0"].experiment, parent=sweep["p0"], name="</script><script>alert(1)</script>")
-    log(evil, params=[("lr", "<b>x</b>")], metrics=[("acc", 0.5)], history=[1.0, 0.5])
+    log(evil, params=[("lr", "<b>x</b>"), ("opt", '" onmouseover="alert(2)')], metrics=[("acc", 0.5)], history=[1, 0.5])
     html = client.get(URL, {"parent": sweep["p0"].run_id}).content.decode()
     assert "<script>alert(1)" not in html
     assert "<b>x</b>" not in html
+    table = html[html.index('<table class="grid compare-table">') :]
+    assert '" onmouseover' not in table
     assert "&lt;/script&gt;&lt;script&gt;alert(1)" in html
+    assert 'title="&quot; onmouseover=&quot;alert(2)"' in html
 
 
 def test_it_exports_the_table_as_csv_with_differences_only(client, sweep):
@@ -266,29 +292,36 @@ def sized_parent(size: int) -> Run:
 
 @pytest.mark.parametrize("size", [2, 1000])
 def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
-    run_ids = list(Run.objects.children_of(sized_parent(size)).values_list("run_id", flat=True))
-    # Expect 5 queries: runs (with parents' and experiments' names), params, latest metrics,
-    # goal tags, and the chosen metric's sampled history.
-    with django_assert_max_num_queries(5):
-        response = client.get(URL, {"runs": ",".join(run_ids), "metric": "metric1", "history": "loss"})
+    run_ids = ",".join(Run.objects.children_of(sized_parent(size)).values_list("run_id", flat=True))
+    # Expect 4 queries: runs (with parents' and experiments' names), params, latest metrics, goal tags.
+    with django_assert_max_num_queries(4):
+        response = client.get(URL, {"runs": run_ids, "metric": "metric1", "history": "loss"})
     assert response.status_code == 200
     assert len(response.context["table"].rows) == size
-    assert [figure["data"][0]["type"] for figure in figures(response)] == ["parcoords", "scatter", "bar", "scatter"]
+    assert [figure["data"][0]["type"] for figure in figures(response)] == ["parcoords", "scatter", "bar"]
+    # Expect 2 queries: runs, and the chosen metric's sampled history.
+    with django_assert_max_num_queries(2):
+        history = client.get(response.context["history_url"])
+    points = [step for line in history.json()["data"] for step in line["x"] if step is not None]
+    assert len(points) == size * 20
 
 
 @pytest.mark.parametrize("size", [2, 1000])
 def test_comparing_children_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
     parent = sized_parent(size)
-    # Expect 6 queries: the parent, then the 5 of a comparison by ids.
-    with django_assert_max_num_queries(6):
+    # Expect 5 queries: the parent, then the 4 of a comparison by ids.
+    with django_assert_max_num_queries(5):
         response = client.get(URL, {"parent": parent.run_id, "history": "loss"})
     assert len(response.context["table"].rows) == size
     assert response.context["state"].history == "loss"
+    # Expect 3 queries: the parent, runs, the sampled history.
+    with django_assert_max_num_queries(3):
+        assert client.get(response.context["history_url"]).status_code == 200
 
 
 def test_the_csv_export_costs_the_same_queries_without_the_history(client, db, django_assert_max_num_queries):
     parent = sized_parent(50)
-    # Expect 5 queries: the parent, runs, params, latest metrics, goal tags (a CSV has no chart).
+    # Expect 5 queries: the parent, runs, params, latest metrics, goal tags.
     with django_assert_max_num_queries(5):
         response = client.get(URL, {"parent": parent.run_id, "format": "csv"})
     assert len(response.content.decode().splitlines()) == 51

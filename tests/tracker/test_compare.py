@@ -97,6 +97,15 @@ def test_a_short_history_is_read_whole_in_step_order_nan_as_none(db, django_asse
     assert found == {run.pk: [(0, 1.0), (1, None), (2, 0.5)]}
 
 
+def test_values_logged_at_one_step_come_in_timestamp_order(db):
+    run = RunFactory()
+    Metric.objects.bulk_create(
+        [Metric(run=run, key="m", value=v, timestamp=t, step=0) for v, t in [(None, 3), (2.0, 1), (1.0, 2)]]
+    )
+    found = compare.sampled_histories(Run.objects.filter(pk=run.pk), "m", per_run=10)
+    assert found[run.pk] == [(0, 2.0), (0, 1.0), (0, None)]
+
+
 def test_a_long_history_is_stride_sampled_keeping_the_last_point(db):
     long_run, short_run = RunFactory(), RunFactory()
     history(long_run, "loss", [float(step) for step in range(2500)])
