@@ -139,7 +139,17 @@ def _color(position: int) -> str:
 
 def _compare_layout(title: str, **extra) -> dict:
     layout = {
-        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
+        # Pinned to the top left of the chart, whatever the top margin its axes labels need.
+        "title": {
+            "text": title,
+            "font": {"size": 14},
+            "x": 0,
+            "xanchor": "left",
+            "yref": "container",
+            "y": 1,
+            "yanchor": "top",
+            "pad": {"t": 12, "l": 8},
+        },
         "font": {"family": FONT, "size": 12, "color": TEXT},
         "margin": {"l": 56, "r": 24, "t": 48, "b": 48},
         "height": 380,
@@ -222,7 +232,7 @@ def parallel_coordinates_figure(runs, param_keys: list[str], metric_key: str, *,
                 "labelside": "top",
             }
         ],
-        "layout": _compare_layout(title, margin={"l": 72, "r": 72, "t": 96, "b": 32}, height=420),
+        "layout": _compare_layout(title, margin={"l": 72, "r": 72, "t": 80, "b": 32}, height=420),
     }
 
 
