@@ -265,7 +265,8 @@ def scatter_figure(runs, x_column: str, y_metric: str) -> dict:
                 "x": [x_of(run) for run in members],
                 "y": [_finite(run.metrics[y_metric]) for run in members],
                 "text": [_label(run) for run in members],
-                "marker": {"color": _color(position), "size": 8, "opacity": 0.85},
+                # Overlapping points of a large selection stay visible through one another.
+                "marker": {"color": _color(position), "size": 8, "opacity": 0.85 if len(drawable) <= 200 else 0.4},
                 "hovertemplate": f"%{{text}}<br>{x_name} %{{x}}<br>{_escape_template(y_metric)} %{{y:.4g}}"
                 f"<extra>{parent}</extra>",
             }
@@ -307,7 +308,10 @@ def history_lines_figure(runs, histories: dict, key: str) -> dict:
             steps += [*run_steps, None]
             values += [*run_values, None]
             text += [label] * (len(run_steps) + 1)
-        traces.append(_history_trace(parent, group, _color(position), steps, values, text))
+        shared = _history_trace(parent, group, _color(position), steps, values, text)
+        # Hundreds of overlapping lines: thin and translucent, so density shows where they bunch.
+        shared.update(opacity=0.35, line={"color": _color(position), "width": 1})
+        traces.append(shared)
     # Markers only where there are few enough to tell apart.
     markers = len(traces) <= 20 and all(len(trace["x"]) <= 30 for trace in traces)
     for trace in traces:
@@ -345,7 +349,8 @@ def metric_bars_figure(runs, key: str, *, goal: str = "min") -> dict:
         for run in members:
             color_of[run.run_id], parent_of[run.run_id] = _color(position), parent
     run_ids = [run.run_id for run in drawn]
-    x_axis = _axis("", type="category", tickvals=run_ids, ticktext=[_label(run) for run in drawn])
+    # No vertical grid: a line per category would grey out the chart behind a thousand bars.
+    x_axis = _axis("", type="category", tickvals=run_ids, ticktext=[_label(run) for run in drawn], showgrid=False)
     if len(drawn) > MAX_BAR_LABELS:
         x_axis.update(showticklabels=False, title={"text": f"{len(drawn)} runs, best first"})
     title = f"{_escape_template(key)} per run ({goal}, best first)" + _without_value(len(runs) - len(drawn), key)

@@ -4,6 +4,7 @@ tests/browser/conftest.py; the page fixture fails a test on any script error."""
 
 import os
 import re
+import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -138,3 +139,40 @@ def test_an_empty_selection_shows_a_message_not_an_error(browser, live_server, d
     assert response.status == 404
     expect(page.locator("[role=alert]")).to_contain_text("None of the selected runs exists")
     context.close()
+
+
+def test_a_thousand_runs_draw_quickly_and_the_page_stays_usable(page, transactional_db):
+    from tests.factories import RunFactory, bulk_children
+    from tracker.models import LatestMetric, Metric
+
+    parent = RunFactory(name="sweep-of-1000")
+    bulk_children(parent, 1000, metric_key="metric1")
+    children = list(Run.objects.children_of(parent).values_list("pk", flat=True))
+    Metric.objects.bulk_create(
+        [
+            Metric(run_id=pk, key="loss", value=(pk % 97) / 97 + 1 / (s + 1), timestamp=s, step=s)
+            for pk in children
+            for s in range(50)
+        ],
+        batch_size=5000,
+    )
+    LatestMetric.objects.bulk_create(
+        [LatestMetric(run_id=pk, key="loss", value=(pk % 97) / 97 + 0.02, timestamp=49, step=49) for pk in children],
+        batch_size=5000,
+    )
+    started = time.perf_counter()
+    page.goto(f"/compare/?parent={parent.run_id}&metric=metric1&history=loss")
+    expect(plots(page)).to_have_count(4, timeout=30_000)
+    drawn_in = time.perf_counter() - started
+    expect(page.locator(".compare-table tbody tr")).to_have_count(1000)
+    # The history's 1,000 lines come as one trace per parent, not 1,000 SVG paths.
+    assert page.locator(".js-plotly-plot").nth(3).evaluate("graph => graph.data.length") == 1
+    # Still responsive: another metric's page is one click away and draws again.
+    started = time.perf_counter()
+    page.locator("select[name=x]").select_option("params.param1")
+    expect(page).to_have_url(re.compile(r"x=params.param1"))
+    expect(plots(page)).to_have_count(4, timeout=30_000)
+    redrawn_in = time.perf_counter() - started
+    screenshot(page, "compare-1000.png")
+    print(f"1,000 runs: drawn in {drawn_in:.1f} s, redrawn in {redrawn_in:.1f} s")
+    assert drawn_in < 20 and redrawn_in < 20

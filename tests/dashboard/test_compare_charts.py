@@ -221,6 +221,7 @@ def test_many_runs_share_one_trace_per_parent_split_by_gaps():
     assert first["x"][:6] == [0, 1, None, 0, 1, None]
     assert first["y"][:3] == [0.0, 0.5, None]
     assert first["text"][:4] == ["r0", "r0", "r0", "r2"]
+    assert first["opacity"] < 1 and first["line"]["width"] == 1
 
 
 # --- bars --------------------------------------------------------------------------------------
