@@ -1,10 +1,11 @@
+import contextlib
 import gc
 import os
+import socket
 import threading
 
 import mlflow
 import pytest
-import requests
 from django.core.servers.basehttp import WSGIRequestHandler
 from mlflow.tracking import fluent
 
@@ -31,10 +32,13 @@ def default_experiment(db):
 def client_connections_closed_at_the_end(live_server):
     """The client keeps its connections to the live server open, each held by a server thread
     with its own database connection; PostgreSQL would then refuse to drop the test database.
-    So close the client's sessions when the tests are done, and let those threads finish."""
+    So close the client's ends when the tests are done, and let those threads finish."""
     yield
-    for session in [obj for obj in gc.get_objects() if isinstance(obj, requests.Session)]:
-        session.close()
+    port = int(live_server.url.rsplit(":", 1)[1])
+    for sock in [obj for obj in gc.get_objects() if type(obj) is socket.socket]:
+        with contextlib.suppress(OSError):  # closed already, or never connected
+            if sock.getpeername()[1] == port:
+                sock.close()
     for thread in threading.enumerate():
         if thread.name.endswith("(process_request_thread)"):
             thread.join(timeout=5)
