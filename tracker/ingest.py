@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import CharField, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Cast, Concat, LPad, Substr
 
@@ -211,19 +211,27 @@ def _check_experiment_active(experiment: Experiment) -> None:
 def experiment_create(*, name: str, artifact_location: str = "", tags: Iterable[KeyValue] = ()) -> Experiment:
     name = _check_experiment_name(name)
     tags = [KeyValue(_check_key(t.key, "Tag"), _check_text_value(t.value, "Tag", t.key)) for t in tags]
-    with transaction.atomic():
+    try:
+        with transaction.atomic():
+            if Experiment.objects.filter(name=name).exists():
+                raise ResourceAlreadyExists(f"Experiment '{name}' already exists.")
+            stamp = now_ms()
+            experiment = Experiment.objects.create(
+                name=name, artifact_location=artifact_location or "", creation_time=stamp, last_update_time=stamp
+            )
+            if not experiment.artifact_location:
+                experiment.artifact_location = f"mlflow-artifacts:/{experiment.id}"
+                experiment.save(update_fields=["artifact_location"])
+            ExperimentTag.objects.bulk_create(
+                [ExperimentTag(experiment=experiment, key=t.key, value=t.value) for t in tags]
+            )
+    except IntegrityError:
+        # Two creators of one name (workers of a sweep calling set_experiment at once) both
+        # passed the check above; the unique index let one through. The other is told what the
+        # mlflow client expects, RESOURCE_ALREADY_EXISTS, and fetches the experiment.
         if Experiment.objects.filter(name=name).exists():
-            raise ResourceAlreadyExists(f"Experiment '{name}' already exists.")
-        stamp = now_ms()
-        experiment = Experiment.objects.create(
-            name=name, artifact_location=artifact_location or "", creation_time=stamp, last_update_time=stamp
-        )
-        if not experiment.artifact_location:
-            experiment.artifact_location = f"mlflow-artifacts:/{experiment.id}"
-            experiment.save(update_fields=["artifact_location"])
-        ExperimentTag.objects.bulk_create(
-            [ExperimentTag(experiment=experiment, key=t.key, value=t.value) for t in tags]
-        )
+            raise ResourceAlreadyExists(f"Experiment '{name}' already exists.") from None
+        raise
     return experiment
 
 
@@ -518,17 +526,18 @@ def _dedupe_params(params: list[KeyValue]) -> list[KeyValue]:
 
 
 def _insert_params(run: Run, params: list[KeyValue]) -> None:
-    existing = dict(Param.objects.filter(run=run, key__in=[p.key for p in params]).values_list("key", "value"))
+    # Insert first, then compare with what is stored: a concurrent writer of the same key either
+    # committed first (this insert is ignored and the read sees its value) or waits for this
+    # transaction. Reading first would let two different values both "succeed", one of them lost.
+    Param.objects.bulk_create([Param(run=run, key=p.key, value=p.value) for p in params], ignore_conflicts=True)
+    stored = dict(Param.objects.filter(run=run, key__in=[p.key for p in params]).values_list("key", "value"))
     for param in params:
-        if param.key in existing and existing[param.key] != param.value:
+        if stored[param.key] != param.value:
             raise InvalidParameterValue(
                 f"Changing param values is not allowed. Param with key='{param.key}' was already logged "
-                f"with value='{_preview(existing[param.key])}' for run ID='{run.run_id}'. "
+                f"with value='{_preview(stored[param.key])}' for run ID='{run.run_id}'. "
                 f"Attempted logging new value '{_preview(param.value)}'."
             )
-    new = [Param(run=run, key=p.key, value=p.value) for p in params if p.key not in existing]
-    # ignore_conflicts: a concurrent writer of the same value must not fail this batch.
-    Param.objects.bulk_create(new, ignore_conflicts=True)
 
 
 def _preview(value: str, limit: int = 100) -> str:
@@ -548,24 +557,37 @@ def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
         best = candidates.get(metric.key)
         if best is None or _order(metric) > _order(best):
             candidates[metric.key] = metric
-    current = {row.key: row for row in LatestMetric.objects.filter(run=run, key__in=list(candidates))}
-    winners = []
-    for key, metric in candidates.items():
-        row = current.get(key)
-        if row is None or _order(metric) > metric_sort_key(row.step, row.timestamp, row.value):
-            winners.append(
-                LatestMetric(
-                    run=run, key=key, value=_stored_value(metric.value), timestamp=metric.timestamp, step=metric.step
-                )
-            )
+    # Concurrent writers of one run's key must not put an earlier value over a later one, so the
+    # comparison is made on locked rows: the rows that exist are locked first (in key order, so
+    # two batches never wait on each other in a cycle); the missing ones are inserted, unless a
+    # concurrent writer got there first (then this waits for its commit), and locked in turn.
+    rows = _lock_latest_metrics(run, candidates)
+    missing = sorted(set(candidates) - set(rows))
+    if missing:
+        LatestMetric.objects.bulk_create([_latest_row(run, candidates[key]) for key in missing], ignore_conflicts=True)
+        rows.update(_lock_latest_metrics(run, missing))
+    changed, winners = [], []
+    for key, row in sorted(rows.items()):
+        stored = metric_sort_key(row.step, row.timestamp, row.value)
+        if _order(candidates[key]) > stored:
+            changed.append(_latest_row(run, candidates[key], pk=row.pk))
+        if _order(candidates[key]) >= stored:  # equal: the row inserted just now (or the same value again)
+            winners.append(key)
+    if changed:
+        LatestMetric.objects.bulk_update(changed, ["value", "timestamp", "step"])
     if winners:
-        LatestMetric.objects.bulk_create(
-            winners,
-            update_conflicts=True,
-            unique_fields=["run", "key"],
-            update_fields=["value", "timestamp", "step"],
-        )
-        hierarchy_events.metrics_changed(run=run, keys=[w.key for w in winners])
+        hierarchy_events.metrics_changed(run=run, keys=winners)
+
+
+def _lock_latest_metrics(run: Run, keys: Iterable[str]) -> dict[str, LatestMetric]:
+    rows = LatestMetric.objects.select_for_update().filter(run=run, key__in=sorted(keys)).order_by("key")
+    return {row.key: row for row in rows}
+
+
+def _latest_row(run: Run, metric: MetricInput, pk: int | None = None) -> LatestMetric:
+    return LatestMetric(
+        pk=pk, run=run, key=metric.key, value=_stored_value(metric.value), timestamp=metric.timestamp, step=metric.step
+    )
 
 
 def _order(metric: MetricInput) -> tuple:

@@ -43,18 +43,18 @@ def test_get_run_is_four_queries(client, child, django_assert_num_queries):
 
 
 def test_log_metric_on_a_child_is_seven_queries(client, child, django_assert_num_queries):
-    # 1 the run; 2 SAVEPOINT; 3 insert the metric; 4 read the key's latest value;
-    # 5 upsert the latest value; 6 mark the ancestors' summaries stale; 7 RELEASE
+    # 1 the run; 2 SAVEPOINT; 3 insert the metric; 4 read (and lock) the key's latest value;
+    # 5 update the latest value; 6 mark the ancestors' summaries stale; 7 RELEASE
     body = {"run_id": child.run_id, "key": "loss", "value": 0.5, "timestamp": 2, "step": 1}
     with django_assert_num_queries(7):
         response = post(client, "runs/log-metric", body)
     assert response.status_code == 200
 
 
-def test_log_batch_is_ten_queries_not_one_per_item(client, child, django_assert_num_queries):
-    # 1 the run; 2 SAVEPOINT; 3 the params already logged under these keys; 4 insert the params;
-    # 5 insert the metrics; 6 read their keys' latest values; 7 upsert the latest values;
-    # 8 mark the ancestors' summaries stale; 9 upsert the tags; 10 RELEASE
+def test_log_batch_is_eleven_queries_not_one_per_item(client, child, django_assert_num_queries):
+    # 1 the run; 2 SAVEPOINT; 3 insert the params; 4 read them back (a changed value is refused);
+    # 5 insert the metrics; 6 lock their keys' latest values; 7 insert the keys new to the run;
+    # 8 lock those; 9 mark the ancestors' summaries stale; 10 upsert the tags; 11 RELEASE
     # (SQLite splits an insert of more than 199 rows: 999 parameters per statement.)
     body = {
         "run_id": child.run_id,
@@ -62,7 +62,7 @@ def test_log_batch_is_ten_queries_not_one_per_item(client, child, django_assert_
         "params": [{"key": f"p{i}", "value": str(i)} for i in range(50)],
         "tags": [{"key": f"t{i}", "value": str(i)} for i in range(50)],
     }
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(11):
         response = post(client, "runs/log-batch", body)
     assert response.status_code == 200
 
