@@ -2,7 +2,8 @@
 
 Each view reads its fields, makes one call into tracker (a write service in tracker/ingest.py
 or a query), and returns the response as a dict; `rpc` does the HTTP around it. Writes are
-atomic in the service: the lookup before it is a plain read, so a request costs no savepoint.
+atomic in the service, and the lookup before one is a plain read, so a request costs no
+savepoint (create-run excepted: it reads its answer inside its transaction).
 """
 
 import functools
