@@ -367,3 +367,53 @@ def test_a_sweep_survives_a_postgresql_restart(transactional_db, monkeypatch):
         {pk: 2 for pk in Run.objects.filter(parent__isnull=False).values_list("pk", flat=True)}
     )
     assert RunTag.objects.filter(key="test_identifier").count() == 90
+
+
+# --- the Celery broker down -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_down():
+    """Celery sends to a broker that refuses connections (nothing listens on port 1)."""
+    from config.celery_app import app
+
+    def forget_producer_pools():
+        # The app caches producer pools bound to the broker it first used.
+        app._pool = None
+        if "amqp" in app.__dict__:
+            app.amqp._producer_pool = None
+
+    saved = app.conf.broker_url, app.conf.task_always_eager
+    app.conf.broker_url, app.conf.task_always_eager = "redis://127.0.0.1:1/0", False
+    forget_producer_pools()
+    yield app
+    app.conf.broker_url, app.conf.task_always_eager = saved
+    forget_producer_pools()
+
+
+def test_with_the_broker_down_writes_succeed_and_the_repair_catches_up_when_it_returns(
+    broker_down, tracking_uri, caplog
+):
+    from tests.api import seed000_nested_tuning
+    from tracker import tasks
+    from tracker.models import RunSummary
+
+    mlflow.set_experiment("broker down")
+    seed000_nested_tuning.execute_tuning(0)  # a parent and 5 children, each logging 2 params and 2 metrics
+
+    assert Run.objects.count() == 6
+    assert (Param.objects.count(), Metric.objects.count()) == (10, 10)
+    assert "broker unreachable" in caplog.text
+    parent = Run.objects.get(parent__isnull=True)
+    assert parent.summary_stale
+    assert not RunSummary.objects.exists()
+
+    broker_down.conf.task_always_eager = True  # the broker is back, and a worker takes the tasks
+    tasks.repair_stale_summaries()  # what beat runs every RUNTREE_SUMMARY_REPAIR_SECONDS
+
+    parent.refresh_from_db()
+    assert not parent.summary_stale
+    assert sorted(RunSummary.objects.filter(run=parent).values_list("key", "count")) == [
+        ("metric1", 5),
+        ("metric2", 5),
+    ]
