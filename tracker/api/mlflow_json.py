@@ -40,7 +40,7 @@ def parse_json_body(body: bytes) -> dict:
         # Older clients post their JSON double-encoded as a string (MLflow decodes it twice too).
         if isinstance(data, str):
             data = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: nested too deep
         raise InvalidParameterValue(f"The request body is not valid JSON: {error}") from None
     if not isinstance(data, dict):
         raise InvalidParameterValue(f"The request body must be a JSON object, got {_json_type(data)}")
