@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint migrations-check chromium clean
+.PHONY: run up worker beat test lint migrations-check chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,21 @@ run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# The production shape on one machine: gunicorn, a Celery worker and beat (Procfile) on Redis,
+# so summaries are computed out of process. Only these targets set the broker; `make run` stays eager.
+up worker beat: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
+
+up: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py demo
+	HOST=$(HOST) $(BIN)/honcho start --port $(PORT)
+
+worker: $(VENV)/.installed
+	$(BIN)/celery -A config worker --loglevel=info
+
+beat: $(VENV)/.installed
+	$(BIN)/celery -A config beat --loglevel=info
 
 # Browser tests drive Debian's Chromium; install it when missing (root only), else say how.
 chromium:
