@@ -4,6 +4,7 @@ Every refusal carries MLflow's error code and a message saying what was wrong, a
 what was stored before exactly as it was.
 """
 
+import base64
 import json
 
 import pytest
@@ -17,6 +18,8 @@ pytestmark = pytest.mark.django_db
 
 API = "/api/2.0/mlflow/"
 UNKNOWN_RUN = "f" * 32
+# A page token that decodes to JSON nested deeper than Python's recursion limit.
+DEEP_TOKEN = base64.b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
 
 
 def call(client, rpc: str, body=None, *, method: str = "POST"):
@@ -313,6 +316,7 @@ def test_a_field_of_the_wrong_type_or_missing_is_refused_and_named(client, run, 
         ("runs/search", {"experiment_ids": ["0"], "order_by": [1]}, "'order_by[0]': expected a string"),
         ("runs/search", {"experiment_ids": ["0"], "run_view_type": 9}, "'run_view_type': expected one of"),
         ("runs/search", {"experiment_ids": ["0"], "page_token": "garbage!"}, "Invalid page token"),
+        ("runs/search", {"experiment_ids": ["0"], "page_token": DEEP_TOKEN}, "Invalid page token"),
         ("runs/search", {"experiment_ids": ["0"], "filter": "metrics.loss <"}, "Invalid filter at position"),
         ("runs/search", {"experiment_ids": ["0"], "order_by": ["metrics.loss UP"]}, "Invalid order_by clause"),
         ("runs/create", {"experiment_id": "0", "start_time": "now"}, "'start_time': expected an integer"),

@@ -237,7 +237,7 @@ def offset_from_page_token(token: str | None) -> int:
         return 0
     try:
         offset = json.loads(base64.b64decode(token, validate=True))["offset"]
-    except (binascii.Error, ValueError, TypeError, KeyError):
+    except (binascii.Error, ValueError, TypeError, KeyError, RecursionError):
         raise InvalidParameterValue(f"Invalid page token {token[:100]!r}: it was not issued by this server.") from None
     if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= INT64_MAX:
         raise InvalidParameterValue(f"Invalid page token {token[:100]!r}: it was not issued by this server.")
