@@ -115,10 +115,10 @@ class CompareTable:
     hidden_params: int  # params left out by "differences only"
     goals: dict[str, str]
     rows: list[Row]
-    show_parents: bool  # runs of several parents: each row names its parent
+    show_parents: bool  # each row names its parent (not under "compare children": the heading does)
 
 
-def compare_table(comparison: Comparison, *, diff_only: bool) -> CompareTable:
+def compare_table(comparison: Comparison, *, diff_only: bool, show_parents: bool = True) -> CompareTable:
     """Rows of formatted cells: made here, not in the template, because a 10,000-run table is
     100,000 cells and the template language would spend most of the page's time on them."""
     varying = set(comparison.differing_param_keys())
@@ -127,7 +127,6 @@ def compare_table(comparison: Comparison, *, diff_only: bool) -> CompareTable:
     best = {key: comparison.best_value(key) for key in metric_keys}
     # One reverse() for the page, not one per row.
     url_pattern = reverse("dashboard:run", args=["RUN_ID"])
-    show_parents = len({run.parent_run_id for run in comparison.runs}) > 1
     rows = []
     for run in comparison.runs:
         cells = [_param_cell(run.params.get(key), key in varying) for key in param_keys]

@@ -34,7 +34,7 @@ def compare_runs(request):
         "state": state,
         "comparison": comparison,
         "parent": selection.parent,
-        "table": compare_table(comparison, diff_only=state.diff_only),
+        "table": compare_table(comparison, diff_only=state.diff_only, show_parents=selection.parent is None),
         "figures": _figures(comparison, state),
         "history_url": reverse("dashboard:compare-history") + "?" + urlencode(state.history_query),
         "plotly_version": plotly.__version__,

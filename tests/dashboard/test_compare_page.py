@@ -75,6 +75,7 @@ def test_it_shows_the_selected_runs_with_their_parents_params_and_metrics(client
     assert [row.duration for row in table.rows] == ["5.0 s"] * 3
     html = response.content.decode()
     assert f'data-run-id="{sweep["c10"].run_id}"' in html
+    assert '<span class="parent" title="parent: p1">p1</span>' in html
     assert "finished" in html
 
 
@@ -82,7 +83,10 @@ def test_it_compares_all_children_of_a_parent(client, sweep):
     response = client.get(URL, {"parent": sweep["p0"].run_id})
     assert response.status_code == 200
     assert [row.run.name for row in response.context["table"].rows] == ["c00", "c01", "c02"]
-    assert "Children of p0" in response.content.decode()
+    html = response.content.decode()
+    assert "Children of p0" in html
+    # The heading names the parent; the rows do not repeat it.
+    assert '<span class="parent"' not in html
 
 
 def test_a_deleted_child_is_not_compared_with_its_siblings(client, sweep):
