@@ -109,19 +109,32 @@ def mark_ancestors_stale(*, run: Run, also_pk: int | None = None) -> None:
     pks = {pk for chain in chains for pk in chain}
     if not pks:
         return
-    # Unconditional on purpose (no `summary_stale=False` filter): the row lock it takes orders this
-    # write against a refresh that claims the same parent. Either the refresh waits for this commit
-    # and then reads this write's metrics, or this write waits for the refresh and marks it stale again.
-    Run.objects.filter(pk__in=pks).update(summary_stale=True)
+    _mark_stale(Run.objects.filter(pk__in=pks))
     queue_refresh_after_commit({chain[0] for chain in chains if chain})
 
 
 def mark_experiment_stale(*, experiment: Experiment) -> None:
     """Mark every parent in `experiment` stale (its goal for a metric changed) and queue every tree."""
     has_children = Exists(Run.objects.filter(parent=OuterRef("pk")))
-    Run.objects.filter(has_children, experiment=experiment).update(summary_stale=True)
+    _mark_stale(Run.objects.filter(has_children, experiment=experiment))
     roots = Run.objects.filter(has_children, experiment=experiment, parent__isnull=True)
     queue_refresh_after_commit(roots.values_list("pk", flat=True))
+
+
+def _mark_stale(runs: QuerySet) -> None:
+    """Set `summary_stale` on `runs` in one UPDATE that takes their row locks in id order.
+
+    The lock is the point: it orders this write against a refresh that claims the same parent
+    (the refresh waits for this commit and then reads this write's metrics, or this write waits
+    for the refresh and marks the parent stale again), so the update is unconditional. The order
+    is what keeps writers apart: writers below one parent meet at the same ancestor rows, and a
+    plain multi-row UPDATE locks them in whatever order it finds them, which deadlocked two
+    writers of one sweep on PostgreSQL. (SQLite has one writer at a time and no FOR UPDATE.)"""
+    # savepoint=False: nothing extra inside the write's transaction; a transaction of its own
+    # outside one, which FOR UPDATE needs.
+    with transaction.atomic(savepoint=False):
+        in_lock_order = runs.order_by("pk").select_for_update().values("pk")
+        Run.objects.filter(pk__in=in_lock_order).update(summary_stale=True)
 
 
 def queue_refresh_after_commit(root_pks: Iterable[int]) -> None:

@@ -1,9 +1,11 @@
 """Keeping summaries fresh: writes mark ancestors stale and queue one refresh per tree after commit."""
 
+import threading
 from unittest import mock
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from kombu.exceptions import OperationalError
 
 from config.celery_app import app as celery_app
@@ -310,3 +312,47 @@ def test_a_child_created_and_logged_in_one_transaction_shows_at_once(committed):
     child = committed(create_and_log)
 
     assert best_of(root) == (0.4, child.pk)
+
+
+# --- concurrency -------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer at a time: nothing to deadlock")
+@pytest.mark.django_db(transaction=True)
+def test_writers_below_one_parent_and_a_refresh_beside_them_never_deadlock(queued):
+    root, middle, group = build_chain(3)
+    leaves = [RunFactory(parent=group) for _ in range(6)]  # six writers meeting at three ancestor rows
+    errors, stop_refreshing = [], threading.Event()
+
+    def write(leaf):
+        try:
+            for step in range(100):
+                log(leaf, 1.0 - step / 1000, step=step)
+        except Exception as exc:  # a deadlock surfaces as OperationalError in one writer
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def refresh():
+        try:
+            while not stop_refreshing.is_set():
+                Run.objects.filter(pk=root.pk).update(summary_stale=True)
+                summaries.refresh_tree(root_pk=root.pk)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    refresher = threading.Thread(target=refresh)
+    refresher.start()
+    writers = [threading.Thread(target=write, args=(leaf,)) for leaf in leaves]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop_refreshing.set()
+    refresher.join()
+
+    assert errors == []
+    summaries.refresh_tree(root_pk=root.pk)
+    assert best_of(root)[0] == pytest.approx(0.901)
