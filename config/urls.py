@@ -16,5 +16,7 @@ urlpatterns = [
 ]
 
 # Errors without stack traces: JSON on the APIs, pages in the product's look elsewhere.
+handler400 = "tracker.faults.bad_request"
+handler403 = "tracker.faults.permission_denied"
 handler404 = "tracker.faults.page_not_found"
 handler500 = "tracker.faults.server_error"

@@ -66,7 +66,19 @@ class DatabaseUnavailableMiddleware:
         return None
 
 
-# --- error handlers (config/urls.py points handler404/handler500 here) --------------------------
+# --- error handlers (config/urls.py points Django's handler400/403/404/500 here) -----------------
+
+
+def bad_request(request, exception):
+    if is_api_request(request):
+        return error_body("INVALID_PARAMETER_VALUE", "Bad request.", status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception):
+    if is_api_request(request):
+        return error_body("PERMISSION_DENIED", "Permission denied.", status=403)
+    return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request, exception):

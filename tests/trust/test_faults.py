@@ -223,6 +223,15 @@ def test_a_404_is_json_on_the_apis_and_a_page_elsewhere(client, db):
     assert b"/no-such-page/" in response.content
 
 
+def test_a_bad_host_is_a_400_in_json_on_the_apis_and_a_page_elsewhere(client, db):
+    response = client.get("/api/v1/experiments/", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    response = client.get("/", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert b"Bad request" in response.content
+
+
 # --- a real server on PostgreSQL ------------------------------------------------------------------
 
 
