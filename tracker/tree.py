@@ -147,6 +147,24 @@ def _matching(queryset, match_q: Q | None):
     return queryset.annotate(is_match=Case(When(match_q, then=Value(True)), default=Value(False)))
 
 
+def _annotate_for(matches, show_deleted: bool):
+    """What every row the tree shows is annotated with: `child_count`, and `is_match` when a
+    filter's matches are too many to have been read."""
+
+    def annotate(queryset):
+        queryset = _annotated(queryset, show_deleted)
+        return matches.annotate(queryset) if matches is not None else queryset
+
+    return annotate
+
+
+def _annotated_page(page_slice, order: list, annotate) -> list[Run]:
+    """The runs of a page (a sliced, ordered queryset), annotated only once the page is cut:
+    a database works out the select list even for the rows OFFSET skips, so annotating before
+    paging costs a child count per skipped row on page 200 of 10,000 children."""
+    return list(annotate(Run.objects.filter(pk__in=page_slice.values("pk"))).order_by(*order))
+
+
 def _first_children(queryset, *, order: list, limit: int, annotate) -> list[Run]:
     """The first `limit` children of every parent in `queryset`, in one query: the window ranks
     bare pks, and only the rows kept get `annotate`'s (costlier) annotations."""
@@ -187,9 +205,9 @@ def tree_page(
     if match_q is not None:
         matches = _Matches.find(runs, match_q, order)
         roots = roots.filter(matches.root_filter())
-    roots = matches.annotate(_annotated(roots, show_deleted)) if matches else _annotated(roots, show_deleted)
     page_obj = Paginator(roots.order_by(*order), per_page).get_page(page)
-    root_rows = list(page_obj.object_list)
+    annotate = _annotate_for(matches, show_deleted)
+    root_rows = page_obj.object_list = _annotated_page(page_obj.object_list, order, annotate)
     match_count = matches.count if matches else None
     if not root_rows:
         return TreePage(page=page_obj, match_count=match_count)
@@ -199,11 +217,6 @@ def tree_page(
     if expanded:
         # Only the trees on this page: an index prefix match per root.
         on_page = reduce(or_, (Q(path__startswith=root.path) for root in root_rows))
-
-        def annotate(queryset):
-            queryset = _annotated(queryset, show_deleted)
-            return matches.annotate(queryset) if matches else queryset
-
         parents = runs.filter(on_page, parent__run_id__in=expanded)
         for run in _first_children(parents, order=order, limit=per_page, annotate=annotate):
             children[run.parent_id].append(run)
@@ -387,8 +400,8 @@ def children_page(
         total = queryset.count()
     else:
         total = parent.child_count
-    queryset = _matching(_annotated(queryset, show_deleted), match_q).order_by(*order)
-    rows: list = list(queryset[offset : offset + limit])
+    page_slice = queryset.order_by(*order)[offset : offset + limit]
+    rows: list = _annotated_page(page_slice, order, lambda q: _matching(_annotated(q, show_deleted), match_q))
     for run in rows:
         run.level, run.is_open, run.hidden, run.children_loaded = level, False, False, False
     attach_columns(rows, columns)
@@ -473,9 +486,8 @@ def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 2
     metrics = list(LatestMetric.objects.filter(run=run).order_by("key"))
     counts = Metric.objects.filter(run=run).values("key").annotate(n=Count("pk")).filter(n__gt=1).values("key")
     history = Metric.objects.filter(run=run, key__in=counts).order_by("key", "step", "timestamp")
-    children = _annotated(Run.objects.children_of(run).active(), show_deleted=False).order_by(*order)
-    page = Paginator(children, per_page).get_page(children_page)
-    page.object_list = list(page.object_list)
+    page = Paginator(Run.objects.children_of(run).active().order_by(*order), per_page).get_page(children_page)
+    page.object_list = _annotated_page(page.object_list, order, lambda q: _annotated(q, show_deleted=False))
     for child in page.object_list:
         child.level, child.is_open, child.hidden, child.children_loaded = 0, False, False, False
     return RunOverview(
