@@ -159,6 +159,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--explain", action="store_true")
     args = parser.parse_args()
+    args.load = os.getloadavg()[0]
     if connection.vendor != "postgresql":
         sys.exit("Set DATABASE_URL=postgres://postgres@127.0.0.1:5432/runtree_bench_tree (createdb it, then migrate).")
 
@@ -176,7 +177,8 @@ def main() -> None:
         verdict = "ok" if statistics.median(timings) < TARGET_MS else "OVER"
         rows.append((label, timings, query_count, slowest_ms))
         print(
-            f"{label:55s} {report.spread(timings):>22s} ms  {query_count:2d} queries  slowest {slowest_ms:.1f} ms  {verdict}"
+            f"{label:55s} {report.spread(timings):>22s} ms  {query_count:2d} queries"
+            f"  slowest {slowest_ms:.1f} ms  {verdict}"
         )
         if args.explain:
             print(explain(slowest_sql), "\n")
@@ -189,7 +191,8 @@ def render(args, rows) -> str:
     lines = [
         "## Tree page",
         "",
-        f"`bench/tree_page.py`, {report.today()}. Machine: {report.machine()}; PostgreSQL {report.postgres_version()}.",
+        f"`bench/tree_page.py`, {report.today()}. Machine: {report.machine()}; PostgreSQL "
+        f"{report.postgres_version()}; load average {args.load:.1f} when it started (the machine is shared).",
         "",
         f"One experiment of {1 + PARENTS + BIG_CHILDREN + PARENTS * CHILDREN:,} runs: {PARENTS:,} parents × "
         f"{CHILDREN} children plus one parent with {BIG_CHILDREN:,} children; every child has 2 params, 2 latest "

@@ -93,7 +93,7 @@
   }
 
   async function fetchRows(url) {
-    const response = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
+    const response = await fetch(url, { credentials: "same-origin" });
     if (!response.ok && response.status !== 400) throw new Error(`HTTP ${response.status}`);
     const rows = rowsFrom(await response.text());
     markSelected(rows);
