@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run up worker beat test lint migrations-check chromium clean
+.PHONY: run up worker beat test lint migrations-check chromium bench bench-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,27 @@ lint: $(VENV)/.installed-dev
 
 migrations-check: $(VENV)/.installed-dev
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# FastTrackML's wheel pins mlflow 2; --no-deps keeps our mlflow 3 client and takes only its `fml` binary.
+FASTTRACKML := fasttrackml==0.6.0
+
+# The benchmarks behind docs/benchmarks.md (PostgreSQL and Redis on 127.0.0.1; about an hour).
+bench: $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/pip install --quiet --no-deps $(FASTTRACKML)
+	$(BIN)/python bench/ingest.py --write
+	$(BIN)/python bench/ingest.py --postgres --write
+	$(BIN)/python bench/search.py --write
+	$(BIN)/python bench/tree_page.py --write
+	$(BIN)/python bench/compare_page.py --write
+	$(BIN)/python bench/summaries.py --write
+	$(BIN)/python bench/import_mlflow.py --write
+
+# Tiny sizes, run by CI so the benchmarks never rot.
+bench-smoke: $(VENV)/.installed-dev
+	$(BIN)/python bench/ingest.py --smoke
+	$(BIN)/python bench/search.py --smoke
+	$(BIN)/python bench/summaries.py --smoke
 
 clean:
 	rm -rf $(VENV) runtree.sqlite3 runtree.sqlite3-*

@@ -211,7 +211,11 @@ def _postgres_urls() -> dict[str, str]:
         subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db], check=True)
         subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", db], check=True)
         urls[name] = f"postgresql://postgres@127.0.0.1:5432/{db}"
+    # SQLAlchemy 2.1 reads plain postgresql:// as psycopg 3; MLflow's store here runs on psycopg2.
+    urls["mlflow"] = urls["mlflow"].replace("postgresql://", "postgresql+psycopg2://")
+    # FastTrackML's Go driver wants postgres://, and so does Runtree's dj-database-url default.
     urls["runtree"] = urls["runtree"].replace("postgresql://", "postgres://")
+    urls["fasttrackml"] = urls["fasttrackml"].replace("postgresql://", "postgres://")
     return urls
 
 

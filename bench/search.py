@@ -28,6 +28,8 @@ from bench import report, servers  # noqa: E402
 MLFLOW_DB = "bench_search_mlflow"
 RUNTREE_DB = "bench_search_runtree"
 PG = "postgresql://postgres@127.0.0.1:5432/"
+# SQLAlchemy 2.1 reads plain postgresql:// as psycopg 3; MLflow's store here runs on psycopg2.
+PG_SQLALCHEMY = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
 IDENTIFIERS = 50  # parents are tagged id_0 .. id_49, so one identifier selects 2% of the runs
 
 
@@ -42,7 +44,7 @@ def build_mlflow_store(parents: int, children: int, seed: int = 7) -> dict:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     recreate_database(MLFLOW_DB)
-    SqlAlchemyStore(PG + MLFLOW_DB, tempfile.mkdtemp())  # creates MLflow's schema
+    SqlAlchemyStore(PG_SQLALCHEMY + MLFLOW_DB, tempfile.mkdtemp())  # creates MLflow's schema
     rng = random.Random(seed)
     now = int(time.time() * 1000) - 86_400_000
     rows = {name: io.StringIO() for name in ("runs", "tags", "params", "metrics", "latest_metrics")}
@@ -168,7 +170,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="runtree-bench-search-"))
     running = [servers.start_runtree(workdir, "postgres://postgres@127.0.0.1:5432/" + RUNTREE_DB)]
     if not args.smoke:
-        running.append(servers.start_mlflow(workdir, PG + MLFLOW_DB))
+        running.append(servers.start_mlflow(workdir, PG_SQLALCHEMY + MLFLOW_DB))
     try:
         session = requests.Session()
         results: dict[str, dict[str, list[float]]] = {}
