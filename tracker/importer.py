@@ -485,10 +485,17 @@ class DatabaseSource(MlflowSource):
         if url.get_backend_name() == "sqlite":
             url = self._read_only(url)
         elif url.get_backend_name() == "postgresql":
+            if url.drivername == "postgresql":  # SQLAlchemy would pick psycopg 3; Runtree ships psycopg2
+                url = url.set(drivername="postgresql+psycopg2")
             connect_args["connect_timeout"] = 10
         try:
             self.engine = sqlalchemy.create_engine(url, connect_args=connect_args)
-        except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ImportError) as exc:
+        except sqlalchemy.exc.NoSuchModuleError:
+            raise SourceError(
+                f"{location!r} is not a tracking server URL (http://...), a database URL (sqlite:///..., "
+                "postgresql://...) or a folder"
+            ) from None
+        except (sqlalchemy.exc.ArgumentError, ImportError) as exc:
             raise SourceError(f"Cannot open {self.description}: {_one_line(exc)}") from None
         try:
             with self._reading() as connection:
@@ -496,7 +503,7 @@ class DatabaseSource(MlflowSource):
                 missing = [name for name in _MLFLOW_TABLES if name not in present]
                 if missing:
                     raise SourceError(
-                        f"{self.description} is not an MLflow tracking database (it has no {', '.join(missing)} table)"
+                        f"{self.description} is not an MLflow tracking database (missing tables: {', '.join(missing)})"
                     )
                 metadata = sqlalchemy.MetaData()
                 # The source's own columns, not mlflow's current models: older schemas read too.
