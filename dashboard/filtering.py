@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from tracker import search
-from tracker.tree import ATTRIBUTE_SORTS, sibling_order
+from tracker.tree import ATTRIBUTE_SORTS, Order, sibling_order
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -45,12 +45,14 @@ def compile_filter(text: str) -> tuple[Q | None, FilterProblem | None]:
         return None, FilterProblem(message=message, position=position, text=text)
 
 
-def order_for(sort_key: str, descending: bool) -> list:
-    """Siblings' ORDER BY; param and metric columns sort as the filter language orders them."""
+def order_for(sort_key: str, descending: bool) -> Order:
+    """Siblings' ORDER BY (tracker.tree.Order); param and metric columns sort as the filter
+    language orders them."""
     if sort_key in ATTRIBUTE_SORTS:
-        return sibling_order(sort_key, descending)
+        return lambda: sibling_order(sort_key, descending)
     kind, _, key = sort_key.partition(".")
-    return sibling_order(f"{kind}.{quote_key(key)}", descending, value_order=search.order_by_expressions)
+    column = f"{kind}.{quote_key(key)}"
+    return lambda: sibling_order(column, descending, value_order=search.order_by_expressions)
 
 
 def quote_key(key: str) -> str:

@@ -8,6 +8,7 @@ read off the materialized paths, and column values from one query per kind.
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import or_
@@ -111,6 +112,13 @@ def visible_runs(experiment: Experiment | int, *, show_deleted: bool = False):
     return runs if show_deleted else runs.active()
 
 
+# A function returning fresh ORDER BY expressions. One list of expressions must not serve two
+# queries: when a queryset becomes a subquery (a page of pks, a windowed rank), Django relabels
+# the subqueries inside its ordering, and a list shared with the outer query came out pointing at
+# the wrong table alias (the siblings then kept their start order).
+Order = Callable[[], list]
+
+
 def sibling_order(sort_key: str, descending: bool, value_order=None) -> list:
     """ORDER BY expressions for siblings, always ending in run_id so pages are stable.
 
@@ -158,25 +166,25 @@ def _annotate_for(matches, show_deleted: bool):
     return annotate
 
 
-def _annotated_page(page_slice, order: list, annotate) -> list[Run]:
+def _annotated_page(page_slice, order: Order, annotate) -> list[Run]:
     """The runs of a page (a sliced, ordered queryset), annotated only once the page is cut:
     a database works out the select list even for the rows OFFSET skips, so annotating before
     paging costs a child count per skipped row on page 200 of 10,000 children."""
-    return list(annotate(Run.objects.filter(pk__in=page_slice.values("pk"))).order_by(*order))
+    return list(annotate(Run.objects.filter(pk__in=page_slice.values("pk"))).order_by(*order()))
 
 
-def _first_children(queryset, *, order: list, limit: int, annotate) -> list[Run]:
+def _first_children(queryset, *, order: Order, limit: int, annotate) -> list[Run]:
     """The first `limit` children of every parent in `queryset`, in one query: the window ranks
     bare pks, and only the rows kept get `annotate`'s (costlier) annotations."""
-    ranked = queryset.annotate(sibling_rank=Window(RowNumber(), partition_by=[F("parent_id")], order_by=order))
+    ranked = queryset.annotate(sibling_rank=Window(RowNumber(), partition_by=[F("parent_id")], order_by=order()))
     kept = ranked.filter(sibling_rank__lte=limit).values("pk")
-    return list(annotate(Run.objects.filter(pk__in=kept)).order_by("parent_id", *order))
+    return list(annotate(Run.objects.filter(pk__in=kept)).order_by("parent_id", *order()))
 
 
 def tree_page(
     experiment: Experiment,
     *,
-    order: list,
+    order: Order,
     match_q: Q | None = None,
     page: int | str = 1,
     per_page: int = 50,
@@ -205,7 +213,7 @@ def tree_page(
     if match_q is not None:
         matches = _Matches.find(runs, match_q, order)
         roots = roots.filter(matches.root_filter())
-    page_obj = Paginator(roots.order_by(*order), per_page).get_page(page)
+    page_obj = Paginator(roots.order_by(*order()), per_page).get_page(page)
     annotate = _annotate_for(matches, show_deleted)
     root_rows = page_obj.object_list = _annotated_page(page_obj.object_list, order, annotate)
     match_count = matches.count if matches else None
@@ -248,9 +256,9 @@ class _Matches:
     placed on the page, which rows match) is worked out from that list."""
 
     @staticmethod
-    def find(runs, match_q: Q, order: list) -> "_Matches":
+    def find(runs, match_q: Q, order: Order) -> "_Matches":
         matches = runs.filter(match_q)
-        found = list(matches.order_by(*order).values_list("pk", "parent_id", "path")[: MATCH_SCAN_LIMIT + 1])
+        found = list(matches.order_by(*order()).values_list("pk", "parent_id", "path")[: MATCH_SCAN_LIMIT + 1])
         if len(found) <= MATCH_SCAN_LIMIT:
             return _ScannedMatches(matches, found)
         return _QueriedMatches(matches, match_q, order)
@@ -292,7 +300,7 @@ class _ScannedMatches(_Matches):
 
 
 class _QueriedMatches(_Matches):
-    def __init__(self, matches, match_q: Q, order: list):
+    def __init__(self, matches, match_q: Q, order: Order):
         self.matches, self.match_q, self.order = matches, match_q, order
         self.count = matches.count()
 
@@ -310,8 +318,8 @@ class _QueriedMatches(_Matches):
         ranked = (
             self.matches.filter(on_page, depth__gt=0)
             .annotate(
-                rank_in_parent=Window(RowNumber(), partition_by=[F("parent_id")], order_by=self.order),
-                rank_on_page=Window(RowNumber(), order_by=self.order),
+                rank_in_parent=Window(RowNumber(), partition_by=[F("parent_id")], order_by=self.order()),
+                rank_on_page=Window(RowNumber(), order_by=self.order()),
                 matches_in_parent=Window(Count("pk"), partition_by=[F("parent_id")]),
             )
             .filter(rank_in_parent__lte=per_page, rank_on_page__lte=MATCHES_PER_PAGE)
@@ -341,7 +349,7 @@ def _place_matches(matches: _Matches, root_rows, order, per_page, show_deleted, 
     known = {run.pk for run_list in children.values() for run in run_list}
     # Ancestors are read whether deleted or not, so a match's chain is never broken.
     rows = matches.annotate(_annotated(Run.objects.filter(pk__in=wanted - known), show_deleted))
-    rows = list(rows.order_by(*order))
+    rows = list(rows.order_by(*order()))
     matches.mark(rows)
     shown: dict[int, int] = defaultdict(int)
     for run in rows:
@@ -378,7 +386,7 @@ def _flatten(run: Run, level: int, hidden: bool, ctx: dict, rows: list) -> None:
 def children_page(
     parent: Run,
     *,
-    order: list,
+    order: Order,
     offset: int = 0,
     limit: int = 50,
     match_q: Q | None = None,
@@ -400,7 +408,7 @@ def children_page(
         total = queryset.count()
     else:
         total = parent.child_count
-    page_slice = queryset.order_by(*order)[offset : offset + limit]
+    page_slice = queryset.order_by(*order())[offset : offset + limit]
     rows: list = _annotated_page(page_slice, order, lambda q: _matching(_annotated(q, show_deleted), match_q))
     for run in rows:
         run.level, run.is_open, run.hidden, run.children_loaded = level, False, False, False
@@ -479,14 +487,14 @@ class RunOverview:
     children: object  # django.core.paginator.Page of the direct children
 
 
-def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 20, order: list) -> RunOverview:
+def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 20, order: Order) -> RunOverview:
     """Everything the run page shows: 9 queries (run, ancestors, params, metrics, history
     counts, history, tags, children count and page), whatever the run's size."""
     run = Run.objects.with_child_count().select_related("experiment").get(run_id=run_id)
     metrics = list(LatestMetric.objects.filter(run=run).order_by("key"))
     counts = Metric.objects.filter(run=run).values("key").annotate(n=Count("pk")).filter(n__gt=1).values("key")
     history = Metric.objects.filter(run=run, key__in=counts).order_by("key", "step", "timestamp")
-    page = Paginator(Run.objects.children_of(run).active().order_by(*order), per_page).get_page(children_page)
+    page = Paginator(Run.objects.children_of(run).active().order_by(*order()), per_page).get_page(children_page)
     page.object_list = _annotated_page(page.object_list, order, lambda q: _annotated(q, show_deleted=False))
     for child in page.object_list:
         child.level, child.is_open, child.hidden, child.children_loaded = 0, False, False, False

@@ -30,9 +30,16 @@ def sized_experiment(db, request):
     return experiment
 
 
+def metric1(parent: int, child: int) -> float:
+    """The sweep's metric1: parents' children never overlap (parent 2's are all above 0.7), and
+    within a parent it does not follow start order (best first: children 1, 3, 0, 2)."""
+    return round(parent / 3 + [0.2, 0.3, 0.1, 0.25][child], 4)
+
+
 @pytest.fixture
 def sweep(db):
-    """The tutorial's shape: 3 parents × 4 children, params, metrics and a tag on the parents."""
+    """The tutorial's shape: 3 parents × 4 children, params, metrics (metric1 with 3 steps) and a
+    tag on the parents."""
     experiment = ExperimentFactory(name="sweep")
     parents = []
     for p in range(3):
@@ -43,7 +50,7 @@ def sweep(db):
             run_log_batch(
                 run=child,
                 params=[KeyValue("param1", "abc"[c % 3]), KeyValue("param2", str(c))],
-                metrics=[MetricInput("metric1", (p * 4 + c) / 12, 1_700_000_000_000 + s, s) for s in range(3)],
+                metrics=[MetricInput("metric1", metric1(p, c), 1_700_000_000_000 + s, s) for s in range(3)],
                 tags=[KeyValue("kind", "even" if c % 2 == 0 else "odd")],
             )
         parents.append(parent)

@@ -48,7 +48,7 @@ def test_it_sorts_by_the_requested_column(client, sweep):
     parent = Run.objects.get(name="parent-1")
     response = client.get(children_url(parent, sort="-metrics.metric1", columns="metrics.metric1"))
     names = [Run.objects.get(run_id=i).name for i in row_ids(response)]
-    assert names == ["child-1-3", "child-1-2", "child-1-1", "child-1-0"]
+    assert names == ["child-1-1", "child-1-3", "child-1-0", "child-1-2"]
 
 
 def test_under_a_filter_it_marks_matches_and_can_list_only_them(client, sweep):

@@ -19,7 +19,7 @@ def match_strategy(request, monkeypatch):
 
 
 def test_matching_children_appear_inside_their_parents_marked_as_context(client, sweep):
-    response = client.get(tree_url(sweep, filter="metrics.metric1 > 0.6"))
+    response = client.get(tree_url(sweep, filter="metrics.metric1 > 0.7"))
     assert response.status_code == 200
     parent = Run.objects.get(name="parent-2")
     matches = list(Run.objects.filter(parent=parent).order_by("-start_time"))
@@ -63,7 +63,7 @@ def test_a_parent_that_matches_with_matching_children_shows_both(client, sweep):
 
 def test_a_collapsed_context_parent_keeps_its_rows_hidden(client, sweep):
     parent = Run.objects.get(name="parent-2")
-    response = client.get(tree_url(sweep, filter="metrics.metric1 > 0.6", collapsed=parent.run_id))
+    response = client.get(tree_url(sweep, filter="metrics.metric1 > 0.7", collapsed=parent.run_id))
     child = Run.objects.filter(parent=parent).first()
     assert 'aria-expanded="false"' in row_html(response, parent)
     assert re.search(r"\bhidden\b", row_html(response, child))
