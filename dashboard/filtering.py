@@ -64,9 +64,24 @@ def quote_value(value: str) -> str:
     return f"'{value}'" if "'" not in value else f'"{value}"'
 
 
+def tag_clause(key: str, value: str) -> str:
+    return f"tags.{quote_key(key)} = {quote_value(value)}"
+
+
+def without_tag(filter_text: str, key: str, value: str) -> str:
+    """The filter text with a chip's clause taken out again, when it stands on its own."""
+    clause = tag_clause(key, value)
+    if filter_text == clause:
+        return ""
+    for joined in (f" AND {clause}", f"{clause} AND "):
+        if joined in filter_text:
+            return filter_text.replace(joined, "", 1)
+    return filter_text
+
+
 def with_tag(filter_text: str, key: str, value: str) -> str:
     """The filter text with `tags.key = 'value'` added (AND), as a tag chip does."""
-    clause = f"tags.{quote_key(key)} = {quote_value(value)}"
+    clause = tag_clause(key, value)
     if not filter_text:
         return clause
     if clause in filter_text:

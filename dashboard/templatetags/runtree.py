@@ -109,8 +109,12 @@ def aria_sort(state, key):
 
 
 @register.simple_tag
-def filter_with_tag(filter_text, key, value):
-    return filtering.with_tag(filter_text, key, value)
+def chip(filter_text, key, value):
+    """A tag chip: whether its clause is in the filter, and the filter its link sets (the clause
+    added, or taken out again when it is already there)."""
+    active = filtering.tag_clause(key, value) in filter_text
+    toggled = filtering.without_tag(filter_text, key, value) if active else filtering.with_tag(filter_text, key, value)
+    return {"active": active, "filter": toggled or None}
 
 
 @register.simple_tag

@@ -1,6 +1,6 @@
 from django.http import QueryDict
 
-from dashboard.filtering import compile_filter, quote_key, with_tag
+from dashboard.filtering import compile_filter, quote_key, with_tag, without_tag
 from dashboard.state import TreeState, parse_columns
 from tracker.tree import Column
 
@@ -48,3 +48,10 @@ def test_the_state_falls_back_to_defaults_on_bad_values():
     assert state.sort == "-start"
     assert state.expanded == ("abc",)
     assert TreeState.from_query(QueryDict("per_page=100000")).per_page == 500
+
+
+def test_an_active_chip_takes_its_clause_out_again():
+    assert without_tag("tags.t = 'v'", "t", "v") == ""
+    assert without_tag("metrics.a < 1 AND tags.t = 'v'", "t", "v") == "metrics.a < 1"
+    assert without_tag("tags.t = 'v' AND metrics.a < 1", "t", "v") == "metrics.a < 1"
+    assert without_tag("tags.t = 'v' OR metrics.a < 1", "t", "v") == "tags.t = 'v' OR metrics.a < 1"

@@ -95,6 +95,13 @@ def test_a_tag_chip_adds_its_clause_to_the_filter(client, sweep):
     assert "filter=metrics.metric1+%3E+0.5+AND+tags.kind+%3D+%27even%27" in html
 
 
+def test_a_chip_already_in_the_filter_is_shown_active_and_takes_itself_out(client, sweep):
+    html = client.get(tree_url(sweep, filter="metrics.metric1 > 0.5 AND tags.kind = 'even'")).content.decode()
+    chip = html.split('class="chip is-active"')[1].split("</a>")[0]
+    assert 'href="?filter=metrics.metric1+%3E+0.5"' in chip
+    assert 'aria-current="true"' in chip
+
+
 def test_filter_state_is_kept_by_the_sort_links(client, sweep):
     html = client.get(tree_url(sweep, filter="metrics.metric1 > 0.5", columns="metrics.metric1")).content.decode()
     assert "filter=metrics.metric1+%3E+0.5&amp;columns=metrics.metric1&amp;sort=-metrics.metric1" in html
