@@ -61,6 +61,9 @@ KEY_SAMPLE_RUNS = 1000
 # Tags that clients and Runtree write for their own bookkeeping; never offered as chips.
 SYSTEM_TAG_PREFIXES = ("mlflow.", "runtree.")
 
+# The run page lists a parent's children with this many of their metrics.
+CHILD_METRIC_COLUMNS = 4
+
 ATTRIBUTE_SORTS = {
     "name": F("name"),
     "status": F("status"),
@@ -485,11 +488,13 @@ class RunOverview:
     history: list[tuple[str, int, float | None]]  # (key, step, value) of keys with several values
     tags: list[RunTag]
     children: object  # django.core.paginator.Page of the direct children
+    child_columns: tuple[Column, ...]  # metric columns for the children, their `cells` set
 
 
 def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 20, order: Order) -> RunOverview:
-    """Everything the run page shows: 9 queries (run, ancestors, params, metrics, history
-    counts, history, tags, children count and page), whatever the run's size."""
+    """Everything the run page shows: 9 queries (run, ancestors, params, metrics, the history of
+    multi-step metrics, tags, children count and page, the children's metrics), whatever the
+    run's size."""
     run = Run.objects.with_child_count().select_related("experiment").get(run_id=run_id)
     metrics = list(LatestMetric.objects.filter(run=run).order_by("key"))
     counts = Metric.objects.filter(run=run).values("key").annotate(n=Count("pk")).filter(n__gt=1).values("key")
@@ -498,6 +503,7 @@ def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 2
     page.object_list = _annotated_page(page.object_list, order, lambda q: _annotated(q, show_deleted=False))
     for child in page.object_list:
         child.level, child.is_open, child.hidden, child.children_loaded = 0, False, False, False
+    child_columns = _child_metric_columns(page.object_list)
     return RunOverview(
         run=run,
         ancestors=list(Run.objects.ancestors_of(run).only("run_id", "name", "depth", "path")),
@@ -506,4 +512,16 @@ def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 2
         history=list(history.values_list("key", "step", "value")),
         tags=list(RunTag.objects.filter(run=run).order_by("key")),
         children=page,
+        child_columns=child_columns,
     )
+
+
+def _child_metric_columns(children: list[Run], limit: int = CHILD_METRIC_COLUMNS) -> tuple[Column, ...]:
+    """The first `limit` metric keys the listed children logged, as columns, with each child's
+    `cells` set from the same one query."""
+    rows = list(LatestMetric.objects.filter(run__in=[c.pk for c in children]).values_list("run", "key", "value"))
+    columns = tuple(Column("metrics", key) for key in sorted({key for _, key, _ in rows})[:limit])
+    found = {(run_pk, key): math.nan if value is None else value for run_pk, key, value in rows}
+    for child in children:
+        child.cells = [(column, found.get((child.pk, column.key))) for column in columns]
+    return columns

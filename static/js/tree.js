@@ -42,10 +42,12 @@
     writeIds({ expanded, collapsed });
   }
 
-  function childQuery(extra) {
+  function childQuery(table, extra) {
     const page = new URLSearchParams(location.search);
     const query = new URLSearchParams();
     for (const name of INHERITED) if (page.get(name)) query.set(name, page.get(name));
+    // A table that chose its own columns (the run page's children) asks for those.
+    if (table.dataset.columns) query.set("columns", table.dataset.columns);
     for (const [name, value] of Object.entries(extra)) query.set(name, value);
     return query.toString();
   }
@@ -109,7 +111,8 @@
     control.classList.add("is-loading");
     control.setAttribute("aria-busy", "true");
     try {
-      const rows = await fetchRows(control.dataset.childrenUrl + "?" + childQuery({ level: level(row) + 1 }));
+      const query = childQuery(row.closest("table"), { level: level(row) + 1 });
+      const rows = await fetchRows(control.dataset.childrenUrl + "?" + query);
       row.after(...rows);
       control.dataset.loaded = "1";
       control.setAttribute("aria-expanded", "true");
@@ -126,7 +129,7 @@
     button.disabled = true;
     button.textContent = "Loading…";
     try {
-      const rows = await fetchRows(button.dataset.moreUrl + "&" + childQuery({}));
+      const rows = await fetchRows(button.dataset.moreUrl + "&" + childQuery(moreRow.closest("table"), {}));
       moreRow.replaceWith(...rows);
     } catch (error) {
       button.disabled = false;

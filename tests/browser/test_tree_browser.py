@@ -101,6 +101,16 @@ def test_a_breadcrumb_leads_back_up_the_tree(page, demo):
     expect(page.locator("tr.is-match")).to_have_count(1)
 
 
+def test_the_run_pages_children_expand_in_place_with_their_metrics(page, demo):
+    parent, child_1, sub_child = (Run.objects.get(name=n) for n in ("parent_run_name", "child_1", "sub_child_1"))
+    page.goto(f"/runs/{parent.run_id}/")
+    row(page, child_1).locator("button[aria-expanded]").click()
+    expect(row(page, sub_child)).to_be_visible()
+    # The grandchild's row has the same metric column as its parent's.
+    expect(row(page, sub_child).locator("td.num")).to_have_count(row(page, child_1).locator("td.num").count())
+    assert "expanded" not in page.url  # the run page keeps no tree state in its URL
+
+
 def test_the_run_page_draws_metric_history_with_plotly(page, demo):
     run = Run.objects.get(name="child_1")
     page.goto(f"/runs/{run.run_id}/")

@@ -65,6 +65,15 @@ def test_it_lists_the_children_as_a_small_paged_tree(client):
     assert second.count('class="run-row') == 5
 
 
+def test_the_children_show_their_metrics(client, sweep):
+    parent = Run.objects.get(name="parent-1")
+    html = client.get(f"/runs/{parent.run_id}/").content.decode()
+    children = html.split("<h2>Children")[1]
+    assert '<span class="key">metric1</span>' in children
+    assert ">0.4333<" in children  # child-1-2: 1/3 + 0.1
+    assert 'data-columns="metrics.metric1"' in children  # expanding a child asks for the same columns
+
+
 def test_a_leaf_says_how_children_are_made(client):
     run = RunFactory()
     assert "mlflow.start_run(nested=True)" in client.get(f"/runs/{run.run_id}/").content.decode()
@@ -93,8 +102,8 @@ def test_plotly_js_comes_from_the_installed_package_with_long_caching(client):
 
 # Queries of the run page: the run (with experiment and child count), its ancestors, params,
 # latest metrics, the history of multi-step metrics (1, with the step counts as a subquery),
-# tags, children count and page.
-RUN_PAGE_QUERIES = 8
+# tags, children count and page, the listed children's latest metrics.
+RUN_PAGE_QUERIES = 9
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
