@@ -11,28 +11,28 @@ def metrics_changed(*, run: Run, keys: list[str]) -> None:
     """The latest value of `keys` changed on `run`."""
     from tracker import summaries
 
-    summaries.mark_ancestors_stale(run=run)
+    summaries.mark_parents_stale(run=run)
 
 
 def params_changed(*, run: Run) -> None:
     """Params were logged on `run`: if it is some ancestor's best run, that summary shows them."""
     from tracker import summaries
 
-    summaries.mark_ancestors_stale(run=run)
+    summaries.mark_parents_stale(run=run)
 
 
 def run_moved(*, run: Run, old_parent_pk: int | None) -> None:
     """`run` (with its subtree) left `old_parent_pk` for its current parent."""
     from tracker import summaries
 
-    summaries.mark_ancestors_stale(run=run, also_pk=old_parent_pk)
+    summaries.mark_parents_stale(run=run, old_parent_pk=old_parent_pk)
 
 
 def run_lifecycle_changed(*, run: Run) -> None:
     """`run` was deleted or restored."""
     from tracker import summaries
 
-    summaries.mark_ancestors_stale(run=run)
+    summaries.mark_parents_stale(run=run)
 
 
 def goal_changed(*, experiment: Experiment, metric_key: str) -> None:

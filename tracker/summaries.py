@@ -2,19 +2,21 @@
 
 How a summary stays fresh:
 
-1. A write below a parent (through tracker/hierarchy_events.py) marks every ancestor
-   `summary_stale` inside the write's transaction, and after commit queues one refresh per tree,
-   coalesced through the root's `summary_queued` flag: a burst of writes into one tree queues
-   one task while that task waits, not one per write.
-2. `tracker.tasks.refresh_tree` recomputes the tree's stale runs deepest first, so children's
-   summaries are fresh before their parent reads them. Each run is claimed with a conditional
-   update inside its own transaction: two workers never compute one parent, and a worker killed
-   mid-way leaves the run stale rather than half-done.
+1. A write to a run (through tracker/hierarchy_events.py) marks its parent `summary_stale`
+   inside the write's transaction, and after commit queues one refresh per tree, coalesced
+   through the root's `summary_queued` flag: a burst of writes into one tree queues one task
+   while that task waits, not one per write.
+2. `tracker.tasks.refresh_tree` recomputes the tree's stale runs deepest first. Each run is
+   claimed with a conditional update inside its own transaction: two workers never compute one
+   run at once, and a worker killed mid-way leaves the run stale rather than half-done. The
+   same transaction marks the run's parent stale, so staleness climbs to the root one level at
+   a time, and a parent computed by another worker from this run's old summary never stays so.
 3. `tracker.tasks.repair_stale_summaries` (beat) re-queues every tree still holding stale runs.
 
 A summary is recomputed from the data, never incremented, so computing it twice is harmless.
 """
 
+import heapq
 import logging
 import math
 import time
@@ -99,18 +101,21 @@ def reserved_tags_for(run_pks: Iterable[int]) -> dict[int, list[tuple[str, str]]
 # --- marking stale and queuing (called by tracker/hierarchy_events.py inside a write) -----------
 
 
-def mark_ancestors_stale(*, run: Run, also_pk: int | None = None) -> None:
-    """Mark every ancestor of `run` (and `also_pk` with its whole ancestor chain) stale in one
-    UPDATE, and queue their trees' refresh for after commit."""
-    chains = [path_ids(run.path)[:-1]]
-    if also_pk is not None:
-        old_parent_path = Run.objects.filter(pk=also_pk).values_list("path", flat=True).first()
-        chains.append(path_ids(old_parent_path or ""))
-    pks = {pk for chain in chains for pk in chain}
-    if not pks:
+def mark_parents_stale(*, run: Run, old_parent_pk: int | None = None) -> None:
+    """Mark `run`'s parent (and its old parent, after a move) stale, and queue their trees'
+    refresh for after commit. Only the parent: its refresh marks the grandparent in turn, so the
+    write locks one row rather than a whole chain every writer of the tree would queue on."""
+    parents = {}  # parent pk → its tree's root pk
+    if run.parent_id is not None:
+        parents[run.parent_id] = path_ids(run.path)[0]
+    if old_parent_pk is not None:
+        old_parent_path = Run.objects.filter(pk=old_parent_pk).values_list("path", flat=True).first()
+        if old_parent_path:
+            parents[old_parent_pk] = path_ids(old_parent_path)[0]
+    if not parents:
         return
-    _mark_stale(Run.objects.filter(pk__in=pks))
-    queue_refresh_after_commit({chain[0] for chain in chains if chain})
+    _mark_stale(Run.objects.filter(pk__in=parents))
+    queue_refresh_after_commit(parents.values())
 
 
 def mark_experiment_stale(*, experiment: Experiment) -> None:
@@ -124,12 +129,12 @@ def mark_experiment_stale(*, experiment: Experiment) -> None:
 def _mark_stale(runs: QuerySet) -> None:
     """Set `summary_stale` on `runs` in one UPDATE that takes their row locks in id order.
 
-    The lock is the point: it orders this write against a refresh that claims the same parent
-    (the refresh waits for this commit and then reads this write's metrics, or this write waits
-    for the refresh and marks the parent stale again), so the update is unconditional. The order
-    is what keeps writers apart: writers below one parent meet at the same ancestor rows, and a
-    plain multi-row UPDATE locks them in whatever order it finds them, which deadlocked two
-    writers of one sweep on PostgreSQL. (SQLite has one writer at a time and no FOR UPDATE.)"""
+    The lock is the point: it orders this write against a refresh that claims the same run
+    (the refresh waits for this commit and then reads this write's data, or this write waits
+    for the refresh and marks the run stale again), so the update is unconditional. The id order
+    is the one every transaction here takes Run rows in, so none waits for another in a cycle; a
+    plain multi-row UPDATE locks rows in whatever order it meets them, which deadlocked writers
+    on PostgreSQL. (SQLite has one writer at a time and no FOR UPDATE.)"""
     # savepoint=False: nothing extra inside the write's transaction; a transaction of its own
     # outside one, which FOR UPDATE needs.
     with transaction.atomic(savepoint=False):
@@ -172,28 +177,78 @@ def queue_tree_refresh(root_pk: int, *, even_if_queued: bool = False) -> bool:
 
 
 def refresh_tree(*, root_pk: int) -> int:
-    """Recompute every stale summary in the tree under `root_pk`, deepest first; return how many
-    this call computed (runs another worker claimed first are skipped)."""
+    """Recompute every stale summary in the tree under `root_pk` until none is left; return how
+    many this call computed (runs another worker claimed first are skipped)."""
     # Cleared before looking: a write that lands while this runs queues another pass rather than
     # finding the flag set and assuming this pass will see it.
     Run.objects.filter(pk=root_pk).update(summary_queued=False)
-    stale = (
-        Run.objects.filter(path__startswith=path_segment(root_pk), summary_stale=True)
-        .order_by("-depth", "pk")
-        .values_list("pk", "experiment_id")
-    )
+    stale_in_tree = Run.objects.filter(path__startswith=path_segment(root_pk), summary_stale=True)
     goals = _GoalsByExperiment()
-    return sum(refresh_stale_run(run_pk, goals=goals[experiment_id]) for run_pk, experiment_id in stale)
+    computed = 0
+    for _ in range(MAX_PASSES_PER_TASK):
+        stale = list(stale_in_tree.values_list("pk", "path", "experiment_id"))
+        if not stale:
+            return computed
+        computed += _refresh_deepest_first(stale, goals)
+    # Writes keep landing below: let other trees' tasks go first, then carry on (unless a write
+    # has queued the next task already).
+    if stale_in_tree.exists():
+        queue_tree_refresh(root_pk)
+    return computed
 
 
-def refresh_stale_run(run_pk: int, *, goals: dict[str, str]) -> bool:
+# A pass refreshes what was stale when it began; writes landing meanwhile need another. A tree
+# still busy after this many gives way to other trees' tasks.
+MAX_PASSES_PER_TASK = 20
+
+
+def _refresh_deepest_first(stale: list[tuple[int, str, int]], goals: "_GoalsByExperiment") -> int:
+    """Refresh the runs (pk, path, experiment id) deepest first. Refreshing a run makes its parent
+    stale, so the parent joins the queue, at its depth: a root is done in the same pass as the
+    leaves' parents below it, after all of them."""
+    queue = [(-len(path_ids(path)), run_pk, path, experiment_id) for run_pk, path, experiment_id in stale]
+    heapq.heapify(queue)
+    seen = {run_pk for run_pk, _, _ in stale}
+    computed = 0
+    while queue:
+        negative_depth, run_pk, path, experiment_id = heapq.heappop(queue)
+        ids = path_ids(path)
+        parent_pk = ids[-2] if len(ids) > 1 else None
+        if not refresh_stale_run(run_pk, parent_pk=parent_pk, goals=goals[experiment_id]):
+            continue
+        computed += 1
+        if parent_pk is not None and parent_pk not in seen:
+            seen.add(parent_pk)
+            parent_path = path[: -len(path_segment(run_pk))]
+            heapq.heappush(queue, (negative_depth + 1, parent_pk, parent_path, experiment_id))
+    return computed
+
+
+def refresh_stale_run(run_pk: int, *, parent_pk: int | None, goals: dict[str, str]) -> bool:
     """Recompute `run_pk`'s summary if it is still stale and nobody else has claimed it."""
+    return _refresh(run_pk, parent_pk=parent_pk, goals=goals, only_if_stale=True)
+
+
+def _refresh(run_pk: int, *, parent_pk: int | None, goals: dict[str, str], only_if_stale: bool) -> bool:
     with transaction.atomic():
-        # The claim: a worker that got here first leaves 0 rows to update. It commits with the new
-        # summary, so a worker killed in between leaves the run stale for the repair.
-        if Run.objects.filter(pk=run_pk, summary_stale=True).update(summary_stale=False) != 1:
+        if parent_pk is not None:
+            # The row locks this transaction needs, in id order: the order writers take them in
+            # (_mark_stale), so neither waits for the other in a cycle.
+            locking = Run.objects.filter(pk__in=[run_pk, parent_pk]).order_by("pk").select_for_update()
+            list(locking.values_list("pk", flat=True))
+        claim = Run.objects.filter(pk=run_pk)
+        if only_if_stale:
+            # The claim: a worker that got here first leaves 0 rows to update. It commits with the
+            # new summary, so a worker killed in between leaves the run stale for the repair.
+            claim = claim.filter(summary_stale=True)
+        if claim.update(summary_stale=False) != 1:
             return False
         recompute_summary(run_pk, goals=goals)
+        if parent_pk is not None:
+            # The parent's summary is built on this one. It may have been recomputed a moment ago
+            # from this run's old summary by another worker (whose list was taken before this run
+            # went stale), so it is stale again from this commit on, whatever it says now.
+            Run.objects.filter(pk=parent_pk).update(summary_stale=True)
     return True
 
 
@@ -225,13 +280,10 @@ def recompute_all(
     runs = Run.objects.filter(has_children | has_summary)
     if experiment_id is not None:
         runs = runs.filter(experiment_id=experiment_id)
-    rows = list(runs.order_by("-depth", "pk").values_list("pk", "experiment_id"))
+    rows = list(runs.order_by("-depth", "pk").values_list("pk", "parent_id", "experiment_id"))
     goals = _GoalsByExperiment()
-    for run_pk, run_experiment_id in progress(rows, len(rows)):
-        with transaction.atomic():
-            # Taking the row lock first orders this against concurrent writers, as the claim does.
-            Run.objects.filter(pk=run_pk).update(summary_stale=False)
-            recompute_summary(run_pk, goals=goals[run_experiment_id])
+    for run_pk, parent_pk, run_experiment_id in progress(rows, len(rows)):
+        _refresh(run_pk, parent_pk=parent_pk, goals=goals[run_experiment_id], only_if_stale=False)
     return len(rows)
 
 

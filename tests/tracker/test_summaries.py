@@ -196,7 +196,7 @@ def test_the_queries_per_parent_do_not_grow_with_its_children(parent, children, 
     # child stats, best own value, best child summary, the best run's params, delete vanished
     # keys, upsert the rest, release the savepoint.
     with django_assert_num_queries(9):
-        assert summaries.refresh_stale_run(parent.pk, goals={})
+        assert summaries.refresh_stale_run(parent.pk, parent_pk=None, goals={})
 
 
 def test_a_run_claimed_by_another_worker_is_skipped(parent, django_assert_num_queries):
@@ -204,7 +204,7 @@ def test_a_run_claimed_by_another_worker_is_skipped(parent, django_assert_num_qu
 
     # Expect 3 queries: a savepoint, the claim (which finds nothing to update), release.
     with django_assert_num_queries(3):
-        assert not summaries.refresh_stale_run(parent.pk, goals={})
+        assert not summaries.refresh_stale_run(parent.pk, parent_pk=None, goals={})
     assert not RunSummary.objects.filter(run=parent).exists()
 
 
@@ -218,7 +218,7 @@ def test_a_recompute_that_fails_leaves_the_run_stale(parent, monkeypatch):
 
     monkeypatch.setattr(summaries, "recompute_summary", crash)
     with pytest.raises(RuntimeError):
-        summaries.refresh_stale_run(parent.pk, goals={})
+        summaries.refresh_stale_run(parent.pk, parent_pk=None, goals={})
 
     parent.refresh_from_db()
     assert parent.summary_stale

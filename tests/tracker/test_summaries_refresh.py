@@ -61,12 +61,13 @@ def best_of(run, key="metric1"):
 # --- marking stale -----------------------------------------------------------------------------------
 
 
-def test_logging_a_metric_marks_every_ancestor_stale_and_not_the_run():
+def test_logging_a_metric_marks_only_the_parent_stale():
     root, middle, leaf = build_chain(3)
 
     log(leaf, 0.5)
 
-    assert stale_names(root, middle, leaf) == [root.name, middle.name]
+    # The grandparent's turn comes when the parent's refresh commits.
+    assert stale_names(root, middle, leaf) == [middle.name]
 
 
 def test_nothing_is_queued_before_the_write_commits(queued, django_capture_on_commit_callbacks):
@@ -152,6 +153,53 @@ def test_the_task_refreshes_children_before_their_parents():
     assert computed == 2
     assert best_of(root) == (0.3, leaf.pk)  # only right if middle was computed first
     assert not Run.objects.get(pk=root.pk).summary_queued
+
+
+def test_a_parent_computed_from_a_stale_child_summary_is_stale_again_once_the_child_is_refreshed(committed):
+    # Two workers on one tree: A took its list when only the root was stale and recomputes it
+    # while B, queued by a later write, is still to refresh the group under it.
+    root, group, leaf = build_chain(3)
+    committed(log, leaf, 0.5)
+    log(leaf, 0.1, step=1)  # marks the group stale; its refresh is not run here
+    Run.objects.filter(pk=root.pk).update(summary_stale=True)  # as an earlier refresh below it left it
+    assert summaries.refresh_stale_run(root.pk, parent_pk=None, goals={})  # worker A: built on the group's 0.5
+    assert best_of(root) == (0.5, leaf.pk)
+
+    assert summaries.refresh_stale_run(group.pk, parent_pk=root.pk, goals={})  # worker B
+
+    assert stale_names(root, group) == [root.name]
+    summaries.refresh_tree(root_pk=root.pk)
+    assert best_of(root) == (0.1, leaf.pk)
+
+
+def test_the_task_passes_again_over_parents_left_stale_beside_it():
+    root, group, leaf = build_chain(3)
+    LatestMetric.objects.create(run=leaf, key="metric1", value=0.3, timestamp=0)
+    # Only the group is stale, as after another worker refreshed the root from its old summary.
+    Run.objects.filter(pk=group.pk).update(summary_stale=True)
+
+    assert tasks.refresh_tree(root.pk) == 2
+
+    assert best_of(root) == (0.3, leaf.pk)
+    assert stale_names(root, group) == []
+
+
+def test_refreshing_a_run_locks_it_and_its_parent_in_id_order_and_marks_the_parent_stale(
+    django_assert_num_queries,
+):
+    root, group, leaf = build_chain(3)
+    LatestMetric.objects.create(run=leaf, key="metric1", value=0.3, timestamp=0)
+    Run.objects.filter(pk=group.pk).update(summary_stale=True)
+
+    # Expect 11 queries: a savepoint, lock parent and run in id order, claim, child stats, best
+    # own value, best child summary, params, delete vanished keys, upsert, mark the parent
+    # stale, release.
+    with django_assert_num_queries(11) as captured:
+        summaries.refresh_stale_run(group.pk, parent_pk=root.pk, goals={})
+
+    lock = captured.captured_queries[1]["sql"]
+    assert "ORDER BY" in lock and (connection.vendor != "postgresql" or "FOR UPDATE" in lock)
+    assert stale_names(root, group) == [root.name]
 
 
 def test_the_task_leaves_other_trees_alone():
@@ -264,7 +312,7 @@ def test_a_params_event_refreshes_the_params_shown_for_the_best_run(committed):
     committed(log, leaf, 0.1)
     Param.objects.create(run=leaf, key="late", value="1")
 
-    committed(lambda: summaries.mark_ancestors_stale(run=leaf))  # what hierarchy_events.params_changed does
+    committed(lambda: summaries.mark_parents_stale(run=leaf))  # what hierarchy_events.params_changed does
 
     assert RunSummary.objects.get(run=root).best_params == {"late": "1"}
 
