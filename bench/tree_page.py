@@ -43,6 +43,8 @@ PARENTS, CHILDREN, BIG_CHILDREN = 1_000, 100, 10_000
 TARGET_MS = 150
 BATCH = 10_000
 FILTER = "tags.subset = 'a' AND metrics.metric1 < 0.1"
+# Matches more runs than tracker.tree.MATCH_SCAN_LIMIT: the page takes its query-per-step path.
+BROAD_FILTER = "tags.subset = 'a'"
 
 
 def build() -> Experiment:
@@ -117,6 +119,7 @@ def pages(experiment: Experiment) -> list[tuple[str, str]]:
         ("First page of roots", tree),
         ("Expand the 10,000-child parent (children partial)", f"/runs/{big.run_id}/children/?level=1"),
         (f"Filter `{FILTER}`", tree + "?" + urlencode({"filter": FILTER})),
+        (f"Broad filter `{BROAD_FILTER}` (1 run in 4)", tree + "?" + urlencode({"filter": BROAD_FILTER})),
         (
             "First page, 2 columns, sorted by metric1",
             tree + "?" + urlencode({"columns": columns, "sort": "-metrics.metric1"}),

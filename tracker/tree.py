@@ -46,12 +46,15 @@ from tracker.models import (
 # The pk of a run's root: the first segment of its materialized path.
 ROOT_PK = Cast(Substr("path", 1, PATH_SEGMENT_WIDTH), BigIntegerField())
 
-# Under a filter, at most this many matches are placed on a page (the rest are a "show more"
-# away), so a filter matching 10,000 siblings still renders a page quickly.
-MATCHES_PER_PAGE = 500
-# Up to this many matches are read in one pass and the page is worked out from that list;
-# beyond it each step is its own query (see _Matches).
-MATCH_SCAN_LIMIT = 5000
+# Under a filter, at most about this many matches are placed on a page (the rest are a "show
+# more" away), shared out between the page's parents but never fewer than
+# MIN_MATCHES_PER_PARENT each: rendering rows is what a page of many matches spends its time on.
+MATCHES_PER_PAGE = 300
+MIN_MATCHES_PER_PARENT = 5
+# Up to this many matches are read in one pass (pk, parent, path: about 10 MB at most) and the
+# page is worked out from that list; past it, each step is a query of its own (see _Matches).
+# Each of those queries evaluates the filter again, which costs more than reading the rows.
+MATCH_SCAN_LIMIT = 50_000
 
 # The tag chips and the column picker read keys off the latest runs only: a sweep's runs share
 # their keys, and a GROUP BY over every tag of a 100,000-run experiment would cost more than
@@ -201,9 +204,9 @@ def tree_page(
     Roots are paged. A run in `expanded` (run ids) shows its first `per_page` children. Under a
     filter (`match_q`), roots are those whose tree holds a match; each match on the page is
     shown inside its tree (its ancestors are fetched and opened as context), at most
-    `per_page` per parent and MATCHES_PER_PAGE in all. A run in `collapsed` keeps its rows
-    but hides them. Runs get `level`, `is_open`, `hidden`, `children_loaded`, `cells` (one
-    per column) and, under a filter, `is_match`.
+    `per_page` per parent (fewer when the page holds many trees) and MATCHES_PER_PAGE in all.
+    A run in `collapsed` keeps its rows but hides them. Runs get `level`, `is_open`, `hidden`,
+    `children_loaded`, `cells` (one per column) and, under a filter, `is_match`.
 
     Queries: roots count and page (2); children of expanded runs (1, if any); under a filter,
     the matches read once (1; past MATCH_SCAN_LIMIT 2 more: their count and the page's
@@ -267,6 +270,11 @@ class _Matches:
         return _QueriedMatches(matches, match_q, order)
 
 
+def _root_pk(path: str) -> int:
+    """The root's pk off a materialized path (ROOT_PK in Python): called once per match."""
+    return int(path[:PATH_SEGMENT_WIDTH])
+
+
 class _ScannedMatches(_Matches):
     def __init__(self, matches, found: list[tuple[int, int | None, str]]):
         self.matches, self.found = matches, found
@@ -274,7 +282,7 @@ class _ScannedMatches(_Matches):
         self.pks = {pk for pk, _, _ in found}
 
     def root_filter(self) -> Q:
-        root_pks = {path_ids(path)[0] for _, _, path in self.found}
+        root_pks = {_root_pk(path) for _, _, path in self.found}
         limit = connection.features.max_query_params
         if limit is None or len(root_pks) < limit // 2:
             return Q(pk__in=root_pks)
@@ -294,7 +302,7 @@ class _ScannedMatches(_Matches):
         page_roots = {root.pk for root in root_rows}
         placed, per_parent = [], defaultdict(int)
         for pk, parent_pk, path in self.found:
-            if parent_pk is None or path_ids(path)[0] not in page_roots:
+            if parent_pk is None or _root_pk(path) not in page_roots:
                 continue
             per_parent[parent_pk] += 1
             if per_parent[parent_pk] <= per_page and len(placed) < MATCHES_PER_PAGE:
@@ -339,10 +347,12 @@ def _place_matches(matches: _Matches, root_rows, order, per_page, show_deleted, 
     """Put this page's matches (below the roots) and their ancestors into `children`, and note
     in `more` each parent with matching children not shown: (shown, total).
 
-    The first `per_page` matches of a parent, in sibling order, are the ones shown, so "show
-    more" continues at an offset. Children already listed for an expanded parent stay as they
-    are: a viewer who expanded a parent asked for all of its children."""
-    placed, matches_in_parent = matches.on_page(root_rows, per_page)
+    The first matches of a parent in sibling order (up to `per_page`, fewer when the page holds
+    many trees) are the ones shown, so "show more" continues at an offset. Children already
+    listed for an expanded parent stay as they are: a viewer who expanded a parent asked for all
+    of its children."""
+    per_parent = min(per_page, max(MIN_MATCHES_PER_PARENT, MATCHES_PER_PAGE // len(root_rows)))
+    placed, matches_in_parent = matches.on_page(root_rows, per_parent)
     if not placed:
         return
     wanted: set[int] = set()
