@@ -333,8 +333,9 @@ class _QueriedMatches(_Matches):
                 rank_on_page=Window(RowNumber(), order_by=self.order()),
                 matches_in_parent=Window(Count("pk"), partition_by=[F("parent_id")]),
             )
-            .filter(rank_in_parent__lte=per_page, rank_on_page__lte=MATCHES_PER_PAGE)
-            .values_list("pk", "path", "parent_id", "matches_in_parent")
+            .filter(rank_in_parent__lte=per_page)
+            .order_by("rank_on_page")
+            .values_list("pk", "path", "parent_id", "matches_in_parent")[:MATCHES_PER_PAGE]
         )
         placed, per_parent = [], {}
         for pk, path, parent_pk, total in ranked:

@@ -114,6 +114,20 @@ def test_matches_beyond_a_page_per_parent_get_a_show_more_row(client, sweep):
     assert f"/runs/{parent.run_id}/children/?offset=2&amp;level=1&amp;matches=1" in response.content.decode()
 
 
+def test_a_page_of_many_trees_shares_its_matches_between_them(client, sweep, monkeypatch):
+    monkeypatch.setattr(tree, "MATCHES_PER_PAGE", 6)
+    monkeypatch.setattr(tree, "MIN_MATCHES_PER_PARENT", 1)
+    response = client.get(tree_url(sweep, filter="run_name LIKE 'child-%'"))
+    names = [Run.objects.get(run_id=i).name for i in row_ids(response)]
+    # Three trees, 6 matches for the page: two per parent, newest first, each with "show more".
+    assert names == [
+        *("parent-2", "child-2-3", "child-2-2"),
+        *("parent-1", "child-1-3", "child-1-2"),
+        *("parent-0", "child-0-3", "child-0-2"),
+    ]
+    assert response.content.decode().count("2 of 4 shown") == 3
+
+
 # Queries of the tree page under a filter:
 #   experiment, its tags (prefetch)                                  2
 #   the matches, read once                                           1
