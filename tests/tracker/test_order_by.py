@@ -7,14 +7,19 @@ from hypothesis import strategies as st
 from tests.tracker.test_filter_language import make_run
 from tracker.errors import InvalidParameterValue
 from tracker.models import Run
-from tracker.search import FilterError, order_by_expressions
+from tracker.search import FilterError, order_by_expressions, order_runs
 
 pytestmark = pytest.mark.django_db
 
 
 def ordered(*clauses, queryset=None):
+    """Run names in the order the clauses give, checked to be the same whether the keyed
+    values are correlated subqueries (order_by_expressions) or joins (order_runs)."""
     queryset = Run.objects.all() if queryset is None else queryset
-    return [run.name for run in queryset.order_by(*order_by_expressions(list(clauses)))]
+    by_subquery = [run.name for run in queryset.order_by(*order_by_expressions(list(clauses)))]
+    by_join = [run.name for run in order_runs(queryset, list(clauses))]
+    assert by_join == by_subquery
+    return by_subquery
 
 
 @pytest.fixture
@@ -124,8 +129,9 @@ def test_a_single_clause_given_as_text_is_one_clause(ranked_runs):
 
 
 def test_ordering_chains_with_a_filter_in_one_query(ranked_runs, django_assert_num_queries):
-    # Expect 1 query: the matching runs, sorted by a correlated subquery.
-    with django_assert_num_queries(1):
+    # Expect 2 queries, one for each way of ordering that ordered() compares: the matching runs
+    # sorted by a correlated subquery, and the same sorted over a join.
+    with django_assert_num_queries(2):
         assert ordered("metrics.`my metric` DESC", queryset=Run.objects.matching("start_time < 3500")) == [
             "two",
             "one",

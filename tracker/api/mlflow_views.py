@@ -35,7 +35,7 @@ from tracker.api.mlflow_json import (
 from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.ingest import KeyValue, MetricInput
 from tracker.models import ACTIVE, DELETED, Experiment, Metric, Run
-from tracker.search import order_by_expressions
+from tracker.search import order_runs
 
 # MLflow's limits (mlflow/utils/validation.py, mlflow/store/tracking/__init__.py).
 MAX_BATCH_LOG_REQUEST_BYTES = 1_000_000
@@ -312,12 +312,10 @@ def search_runs(fields: Fields) -> dict:
     view_type = fields.enum("run_view_type", VIEW_TYPES, default="ACTIVE_ONLY")
     max_results = _max_results(fields, default=SEARCH_MAX_RESULTS_DEFAULT, limit=SEARCH_MAX_RESULTS)
     offset = offset_from_page_token(fields.string("page_token"))
-    runs = (
-        Run.objects.filter(experiment__in=experiment_ids, lifecycle_stage__in=_LIFECYCLE_FOR_VIEW[view_type])
-        .matching(fields.string("filter") or "")
-        .order_by(*order_by_expressions(fields.strings("order_by")))
-        .only(*RUN_INFO_FIELDS)
-    )
+    runs = Run.objects.filter(
+        experiment__in=experiment_ids, lifecycle_stage__in=_LIFECYCLE_FOR_VIEW[view_type]
+    ).matching(fields.string("filter") or "")
+    runs = order_runs(runs, fields.strings("order_by")).only(*RUN_INFO_FIELDS)
     page, token = _paged(runs, offset=offset, max_results=max_results)
     return _with_token({"runs": runs_to_dicts(page)}, token)
 

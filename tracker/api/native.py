@@ -136,10 +136,10 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
             runs = runs.filter(experiment_id=self._experiment_id(params["experiment_id"]))
         try:
             runs = runs.filter(search.compile_filter(params.get("filter", "")))
-            ordering = search.order_by_expressions(params.getlist("order_by"))
+            runs = search.order_runs(runs, params.getlist("order_by"))
         except TrackingError as error:
             raise TrackingAPIError(error) from None
-        return runs_for_listing(runs.order_by(*ordering))
+        return runs_for_listing(runs)
 
     @staticmethod
     def _experiment_id(raw: str) -> int:
