@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +25,7 @@ class Server:
     name: str
     url: str
     process: subprocess.Popen
+    helpers: list[subprocess.Popen] = field(default_factory=list)  # e.g. Runtree's Celery worker
 
 
 def free_port() -> int:
@@ -64,12 +65,13 @@ def _start(name: str, command: list[str], port: int, env: dict | None = None, cw
 
 
 def stop(server: Server) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.process.pid, signal.SIGTERM)
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
+    for process in (server.process, *server.helpers):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def start_runtree(workdir: Path, database_url: str | None = None) -> Server:
