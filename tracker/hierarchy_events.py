@@ -15,10 +15,14 @@ def metrics_changed(*, run: Run, keys: list[str]) -> None:
 
 
 def params_changed(*, run: Run) -> None:
-    """Params were logged on `run`: if it is some ancestor's best run, that summary shows them."""
+    """Params were logged on `run`: if it is some ancestor's best run, that summary shows them.
+    Most params arrive before a run's metrics (so before it can be anyone's best): only a run
+    that already is a best run costs a refresh."""
     from tracker import summaries
+    from tracker.models import RunSummary
 
-    summaries.mark_parents_stale(run=run)
+    if run.parent_id is not None and RunSummary.objects.filter(best_run=run).exists():
+        summaries.mark_parents_stale(run=run)
 
 
 def run_moved(*, run: Run, old_parent_pk: int | None) -> None:

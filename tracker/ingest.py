@@ -538,6 +538,7 @@ def _insert_params(run: Run, params: list[KeyValue]) -> None:
                 f"with value='{_preview(stored[param.key])}' for run ID='{run.run_id}'. "
                 f"Attempted logging new value '{_preview(param.value)}'."
             )
+    hierarchy_events.params_changed(run=run)
 
 
 def _preview(value: str, limit: int = 100) -> str:

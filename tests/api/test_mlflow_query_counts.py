@@ -35,9 +35,9 @@ def child(parent):
     return child
 
 
-def test_get_run_is_four_queries(client, child, django_assert_num_queries):
-    # 1 the run, 2 its params, 3 its tags, 4 its latest metrics
-    with django_assert_num_queries(4):
+def test_get_run_is_five_queries(client, child, django_assert_num_queries):
+    # 1 the run, 2 its params, 3 its tags, 4 its latest metrics, 5 its best-child summaries
+    with django_assert_num_queries(5):
         response = client.get(API + "runs/get", {"run_id": child.run_id})
     assert response.status_code == 200
 
@@ -68,7 +68,7 @@ def test_log_batch_is_eleven_queries_not_one_per_item(client, child, django_asse
 
 
 @pytest.mark.parametrize("page_size", [10, 300])
-def test_search_runs_is_four_queries_whatever_the_page_size(
+def test_search_runs_is_five_queries_whatever_the_page_size(
     client, parent, child, page_size, django_assert_num_queries
 ):
     bulk_children(parent, 400, metric_key="loss")
@@ -79,8 +79,8 @@ def test_search_runs_is_four_queries_whatever_the_page_size(
         "max_results": page_size,
     }
     # 1 the page of runs (filter and order in one statement, one row past the page);
-    # 2 their params, 3 their tags, 4 their latest metrics
-    with django_assert_num_queries(4):
+    # 2 their params, 3 their tags, 4 their latest metrics, 5 their best-child summaries
+    with django_assert_num_queries(5):
         response = post(client, "runs/search", body)
     page = response.json()
     assert len(page["runs"]) == page_size and "next_page_token" in page

@@ -157,7 +157,6 @@ def test_the_repair_alone_recovers_a_tree_whose_task_was_lost(cluster):
     assert wait_until_every_parent_is_right("lost task", cluster, timeout=5) < 5
 
 
-@pytest.mark.xfail(reason="until the MLflow API merges summaries.reserved_tags_for into runs/get", strict=False)
 def test_the_mlflow_client_reads_the_best_child_from_the_parents_tags(cluster):
     cluster.start("worker")
     client = MlflowClient()

@@ -404,3 +404,16 @@ def test_writers_below_one_parent_and_a_refresh_beside_them_never_deadlock(queue
     assert errors == []
     summaries.refresh_tree(root_pk=root.pk)
     assert best_of(root)[0] == pytest.approx(0.901)
+
+
+def test_a_param_logged_after_its_metric_reaches_the_parents_best_params(experiment, committed):
+    parent = committed(ingest.run_create, experiment=experiment, name="parent")
+    child = committed(
+        ingest.run_create, experiment=experiment, name="child", tags=[KeyValue(PARENT_RUN_ID_TAG, parent.run_id)]
+    )
+    committed(log, child, 0.5)
+    assert RunSummary.objects.get(run=parent, key="metric1").best_params == {}
+
+    committed(ingest.run_log_param, run=child, key="lr", value="0.1")
+
+    assert RunSummary.objects.get(run=parent, key="metric1").best_params == {"lr": "0.1"}

@@ -15,6 +15,7 @@ import re
 
 from django.http import HttpResponse, QueryDict
 
+from tracker import summaries
 from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.models import Experiment, LatestMetric, Param, Run, RunTag
 
@@ -322,8 +323,10 @@ _IDS_PER_QUERY = 10_000
 
 
 def runs_to_dicts(runs: list[Run]) -> list[dict]:
-    """MLflow's Run JSON for each of `runs` (in order): their params, tags and latest metrics
-    are read in one query each, however many runs there are."""
+    """MLflow's Run JSON for each of `runs` (in order): their params, tags, latest metrics and
+    best-child summaries are read in one query each, however many runs there are. A parent's
+    summaries arrive as read-only `runtree.best.*` tags (the seed notebook's "challenge", done by
+    the server)."""
     data = {run.pk: {"metrics": [], "params": [], "tags": []} for run in runs}
     pks = list(data)
     for start in range(0, len(pks), _IDS_PER_QUERY):
@@ -335,6 +338,8 @@ def runs_to_dicts(runs: list[Run]) -> list[dict]:
         latest = LatestMetric.objects.filter(run__in=some).values_list("run", "key", "value", "timestamp", "step")
         for run_pk, key, value, timestamp, step in latest:
             data[run_pk]["metrics"].append(metric_to_dict(key, value, timestamp, step))
+        for run_pk, summary_tags in summaries.reserved_tags_for(some).items():
+            data[run_pk]["tags"].extend({"key": key, "value": value} for key, value in summary_tags)
     return [{"info": run_info_to_dict(run), "data": data[run.pk], "inputs": {}} for run in runs]
 
 
