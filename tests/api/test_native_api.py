@@ -93,3 +93,25 @@ def test_the_openapi_schema_and_its_offline_page_are_served(client, db):
     # The UI's script comes from this server (drf-spectacular-sidecar), not a CDN.
     assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page.content
     assert client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
+
+
+def test_a_parents_summary_names_its_best_child_and_the_childrens_stats(
+    client, experiment, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        parent = ingest.run_create(experiment=experiment, name="sweep")
+    losses = {"a": 0.4, "b": 0.1, "c": 0.7}
+    for name, loss in losses.items():
+        with django_capture_on_commit_callbacks(execute=True):
+            child = ingest.run_create(
+                experiment=experiment, name=name, tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
+            )
+            ingest.run_log_batch(run=child, params=[KeyValue("lr", name)], metrics=[MetricInput("loss", loss, 1)])
+
+    [summary] = client.get(f"/api/v1/runs/{parent.run_id}/summary/").json()
+
+    assert summary["key"] == "loss" and summary["goal"] == "min"
+    assert summary["best_value"] == 0.1 and summary["best_run_name"] == "b"
+    assert summary["best_params"] == {"lr": "b"}
+    assert summary["count"] == 3 and summary["max_value"] == 0.7
+    assert summary["stale"] is False

@@ -11,8 +11,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 
+from tracker import summaries
 from tracker.errors import TrackingError
-from tracker.models import ACTIVE, Experiment, LatestMetric, Param, Run, RunTag
+from tracker.models import ACTIVE, Experiment, LatestMetric, Param, Run, RunSummary, RunTag
 
 
 class TrackingAPIError(APIException):
@@ -85,6 +86,36 @@ class RunSerializer(serializers.ModelSerializer):
 
     def get_tags(self, run) -> dict[str, str]:
         return {tag.key: tag.value for tag in run.tags.all()}
+
+
+class RunSummarySerializer(serializers.ModelSerializer):
+    """One metric of a parent's best-child summary (best over the subtree; stats over children)."""
+
+    best_run_id = serializers.CharField(source="best_run.run_id", default=None)
+    best_run_name = serializers.CharField(source="best_run.name", default=None)
+    best_value = serializers.SerializerMethodField()
+    stale = serializers.BooleanField(source="run.summary_stale")
+
+    class Meta:
+        model = RunSummary
+        fields = [
+            "key",
+            "goal",
+            "best_value",
+            "best_run_id",
+            "best_run_name",
+            "best_params",
+            "count",
+            "min_value",
+            "max_value",
+            "mean_value",
+            "std_value",
+            "computed_at",
+            "stale",
+        ]
+
+    def get_best_value(self, summary) -> float | None:
+        return _finite_or_none(summary.best_value)
 
 
 def runs_for_listing(queryset):
@@ -178,6 +209,16 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         """The run and every descendant, shallowest first, paged."""
         subtree = Run.objects.subtree_of(self._run()).active().order_by("depth", "-start_time", "run_id")
         return self._paged(runs_for_listing(subtree))
+
+    @extend_schema(responses=RunSummarySerializer(many=True))
+    @action(detail=True)
+    def summary(self, request, run_id=None):
+        """The run's best-child summary, one entry per metric its descendants logged."""
+        run = self._run()
+        rows = summaries.summaries_for([run.pk])[run.pk]
+        for row in rows:
+            row.run = run  # `stale` reads the run's flag without a query per row
+        return Response(RunSummarySerializer(rows, many=True).data)
 
     def _paged(self, queryset):
         page = self.paginate_queryset(queryset)
