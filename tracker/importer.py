@@ -423,11 +423,15 @@ def open_source(location: str) -> MlflowSource:
     """The reader for `location`: a tracking server (http:// or https://), a database URL
     (sqlite:///mlflow.db, postgresql://...), or an mlruns folder (a path or a file:// URI).
     Raises SourceError, before anything is written, when it is not a readable MLflow source."""
-    if location.startswith(("http://", "https://")):
-        return TrackingServerSource(location)
-    if location.startswith("file:") or "://" not in location:
-        return FileStoreSource(location)
-    return DatabaseSource(location)
+    try:
+        if location.startswith(("http://", "https://")):
+            return TrackingServerSource(location)
+        if location.startswith("file:") or "://" not in location:
+            return FileStoreSource(location)
+        return DatabaseSource(location)
+    except ModuleNotFoundError as exc:
+        # mlflow (with SQLAlchemy) is a development requirement of Runtree, not a runtime one.
+        raise SourceError(f"Reading MLflow sources needs the mlflow package ({exc}): pip install mlflow") from None
 
 
 def select_experiments(available: list[SourceExperiment], names: list[str] | None) -> list[SourceExperiment]:

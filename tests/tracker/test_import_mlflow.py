@@ -6,6 +6,7 @@ from the source. The writer's corner cases (order of arrival, re-imports, refusa
 with the importer's dataclasses directly.
 """
 
+import importlib.abc
 import math
 import os
 import signal
@@ -416,6 +417,16 @@ class TestABadSourceImportsNothing:
             import_mlflow(f"sqlite:///{tmp_path / 'other.db'}")
         assert_nothing_imported(before)
 
+    def test_a_missing_mlflow_package_is_named(self, monkeypatch, tmp_path):
+        # As on a server installed from requirements.txt alone: mlflow is a development requirement.
+        for name in [name for name in sys.modules if name.split(".")[0] in _NOT_INSTALLED]:
+            monkeypatch.delitem(sys.modules, name)
+        monkeypatch.setattr(sys, "meta_path", [_NotInstalled(), *sys.meta_path])
+        with pytest.raises(CommandError, match="Nothing imported. Reading MLflow sources needs the mlflow package"):
+            import_mlflow("http://127.0.0.1:1")
+        with pytest.raises(CommandError, match="needs the mlflow package"):
+            import_mlflow(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
     def test_a_value_runtree_refuses_stops_that_experiment_whole(self, monkeypatch):
         good = SourceExperiment(source_id="1", name="good")
         bad = SourceExperiment(source_id="2", name="bad")
@@ -428,6 +439,16 @@ class TestABadSourceImportsNothing:
             import_mlflow("fake://")
         assert sorted(Run.objects.values_list("run_id", flat=True)) == ["a" * 32, "b" * 32]
         assert not Experiment.objects.filter(name="bad").exists()
+
+
+_NOT_INSTALLED = ("mlflow", "sqlalchemy")
+
+
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in _NOT_INSTALLED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
 
 
 class FakeSource(importer.MlflowSource):
