@@ -116,6 +116,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A write queues its tree's refresh after commit; with the broker down it must not hang for
+# long (the summary is only late: the periodic repair catches up).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 # The repair re-queues trees left with stale summaries (a lost task, a killed worker). Each run
 # expires after one interval, so a worker that was down does not wake to a backlog of repairs.
 RUNTREE_SUMMARY_REPAIR_SECONDS = env_int("RUNTREE_SUMMARY_REPAIR_SECONDS", 30)

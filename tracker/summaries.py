@@ -165,10 +165,10 @@ def queue_tree_refresh(root_pk: int, *, even_if_queued: bool = False) -> bool:
     try:
         refresh_tree.delay(root_pk)
     except BrokerUnavailable:
-        # The write has committed; the summary is only late. Free the claim so the next write
-        # (or the repair) queues again.
+        # The write has committed; the summary is only late. The claim stays set, so the tree's
+        # next writes do not each wait out the broker's timeout; the periodic repair (which
+        # ignores the claim) queues the tree once the broker is back.
         logger.warning("Could not queue a summary refresh for tree %s: broker unreachable", root_pk, exc_info=True)
-        Run.objects.filter(pk=root_pk).update(summary_queued=False)
         return False
     return True
 

@@ -129,15 +129,22 @@ def test_each_tree_queues_its_own_task(queued, committed):
     assert sorted(call.args[0] for call in queued.call_args_list) == sorted([first.pk, second.pk])
 
 
-def test_an_unreachable_broker_frees_the_claim_for_the_next_write(queued, committed, caplog):
+def test_an_unreachable_broker_is_tried_once_per_tree_and_the_repair_queues_it_later(queued, committed, caplog):
     root, leaf = build_chain(2)
     queued.side_effect = OperationalError("connection refused")
 
     committed(log, leaf, 0.5)
+    committed(log, leaf, 0.4)
 
     assert "broker unreachable" in caplog.text
+    # The claim stays: the second write did not wait out the broker's timeout again.
+    assert queued.call_count == 1
     root.refresh_from_db()
-    assert (root.summary_stale, root.summary_queued) == (True, False)
+    assert (root.summary_stale, root.summary_queued) == (True, True)
+
+    queued.side_effect = None  # the broker is back
+    tasks.repair_stale_summaries()
+    assert [call.args[0] for call in queued.call_args_list[1:]] == [root.pk]
 
 
 # --- the task ------------------------------------------------------------------------------------------
