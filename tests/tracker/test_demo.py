@@ -22,7 +22,9 @@ def test_the_demo_loads_the_seed_workloads_with_exact_counts():
     assert shape("Nested Child Association") == (15, 75, 0)
     # The challenge: 5 parents × 25 children, each parent logging its best child.
     assert shape("Parent Child Association Challenge") == (5, 125, 0)
-    assert Param.objects.filter(key="best_param1", run__experiment__name="Parent Child Association Challenge").count() == 5
+    assert (
+        Param.objects.filter(key="best_param1", run__experiment__name="Parent Child Association Challenge").count() == 5
+    )
     # The three-level tree: parent → child_1, child_2; child_1 → sub_child_1.
     assert shape("explorer_history") == (1, 2, 1)
     sub_child = Run.objects.get(name="sub_child_1")
