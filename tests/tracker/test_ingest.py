@@ -126,9 +126,7 @@ class TestLatestMetricRule:
         assert latest(run, "loss").value == 7.0
 
     def test_on_the_same_step_and_timestamp_the_higher_value_wins(self, run):
-        ingest.run_log_batch(
-            run=run, metrics=[MetricInput("loss", 4.0, 100, 1), MetricInput("loss", 6.0, 100, 1)]
-        )
+        ingest.run_log_batch(run=run, metrics=[MetricInput("loss", 4.0, 100, 1), MetricInput("loss", 6.0, 100, 1)])
         ingest.run_log_metric(run=run, metric=MetricInput("loss", 5.0, timestamp=100, step=1))
         assert latest(run, "loss").value == 6.0
 
