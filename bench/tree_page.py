@@ -38,6 +38,7 @@ from bench import report  # noqa: E402
 from tracker import ingest  # noqa: E402
 from tracker.models import PATH_SEGMENT_WIDTH, Experiment, LatestMetric, Param, Run, RunStatus, RunTag  # noqa: E402
 
+BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/runtree_bench_tree"
 EXPERIMENT = "bench-tree"
 PARENTS, CHILDREN, BIG_CHILDREN = 1_000, 100, 10_000
 TARGET_MS = 150
@@ -164,7 +165,7 @@ def main() -> None:
     args = parser.parse_args()
     args.load = os.getloadavg()[0]
     if connection.vendor != "postgresql":
-        sys.exit("Set DATABASE_URL=postgres://postgres@127.0.0.1:5432/runtree_bench_tree (createdb it, then migrate).")
+        sys.exit(f"Set DATABASE_URL={BENCH_DATABASE_URL} (createdb it, then migrate).")
 
     experiment = Experiment.objects.filter(name=EXPERIMENT).first()
     expected = 1 + PARENTS + BIG_CHILDREN + PARENTS * CHILDREN
@@ -207,6 +208,15 @@ def render(args, rows) -> str:
     ]
     for label, timings, query_count, slowest_ms in rows:
         lines.append(f"| {label} | {report.spread(timings)} | {query_count} | {slowest_ms:.1f} |")
+    lines += [
+        "",
+        "Under a filter the costly step is evaluating it once over the experiment (the tag and metric rows "
+        "it names); the page reads up to 50,000 matches in that one pass and works out the rest from them "
+        "(tracker/tree.py, `_Matches`). The rest of each figure is mostly rendering the rows.",
+        "",
+        "Reproduce: `createdb -h 127.0.0.1 -U postgres runtree_bench_tree`, migrate, then "
+        f"`DATABASE_URL={BENCH_DATABASE_URL} .venv/bin/python bench/tree_page.py --write`",
+    ]
     return "\n".join(lines)
 
 
