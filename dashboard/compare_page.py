@@ -12,6 +12,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.templatetags.runtree import duration, number
 from tracker.compare import ComparedRun, Comparison
+from tracker.export import csv_number, spreadsheet_safe
 
 
 def _ids(values: list[str]) -> list[str]:
@@ -178,28 +179,11 @@ def csv_rows(comparison: Comparison, *, diff_only: bool):
     for run in comparison.runs:
         yield [
             run.run_id,
-            _spreadsheet_safe(run.name),
+            spreadsheet_safe(run.name),
             run.parent_run_id,
-            _spreadsheet_safe(run.parent_name),
+            spreadsheet_safe(run.parent_name),
             run.status,
             "" if run.duration_ms is None else run.duration_ms,
-            *(_spreadsheet_safe(run.params.get(key, "")) for key in param_keys),
-            *(_csv_number(run.metrics.get(key)) for key in comparison.metric_keys),
+            *(spreadsheet_safe(run.params.get(key, "")) for key in param_keys),
+            *(csv_number(run.metrics.get(key)) for key in comparison.metric_keys),
         ]
-
-
-def _csv_number(value: float | None) -> str:
-    if value is None:
-        return ""
-    return "NaN" if math.isnan(value) else repr(value)
-
-
-def _spreadsheet_safe(text: str) -> str:
-    """A leading = + - @ makes a spreadsheet run the cell as a formula; a quote makes it text.
-    Numbers ("-0.5") are left alone."""
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        try:
-            float(text)
-        except ValueError:
-            return "'" + text
-    return text

@@ -1,5 +1,8 @@
 """The native REST API at /api/v1/: experiments, runs with filters, and the hierarchy reads."""
 
+import csv
+import io
+
 import pytest
 
 from tests.factories import build_tree
@@ -115,3 +118,32 @@ def test_a_parents_summary_names_its_best_child_and_the_childrens_stats(
     assert summary["best_params"] == {"lr": "b"}
     assert summary["count"] == 3 and summary["max_value"] == 0.7
     assert summary["stale"] is False
+
+
+def test_runs_export_as_csv_with_the_filter_applied(client, tree):
+    response = client.get("/api/v1/runs/", {"filter": "params.optimizer = 'adam'", "format": "csv"})
+
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ["run_id", "run_name", "experiment_id"]
+    assert {"params.optimizer", "metrics.loss", "tags.mlflow.parentRunId"} <= set(header)
+    assert len(body) == 3  # every match, not a page
+    assert {row[header.index("params.optimizer")] for row in body} == {"adam"}
+    assert sorted(float(row[header.index("metrics.loss")]) for row in body) == [0.1, 0.3, 0.5]
+
+
+def test_a_csv_cell_that_a_spreadsheet_would_run_is_made_text(client, experiment):
+    run = ingest.run_create(experiment=experiment, name='=HYPERLINK("http://x")')
+    ingest.run_log_param(run=run, key="lr", value="-0.5")
+
+    response = client.get("/api/v1/runs/", {"format": "csv"})
+
+    text = b"".join(response.streaming_content).decode()
+    assert "'=HYPERLINK" in text and ",-0.5" in text
+
+
+def test_a_bad_filter_in_a_csv_export_is_still_a_clear_400(client, tree):
+    response = client.get("/api/v1/runs/", {"filter": "params.x ==", "format": "csv"})
+    assert response.status_code == 400
+    assert b"INVALID_PARAMETER_VALUE" in response.content

@@ -1,17 +1,21 @@
 """The native REST API (Django REST framework): what the dashboard's scripts and users' own
 tools call when they are not MLflow-shaped. Reads only; writes go through the MLflow API."""
 
+import csv
 import math
 
 from django.db.models import Count, Prefetch, Q
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
+from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
-from tracker import summaries
+from tracker import export, summaries
 from tracker.errors import TrackingError
 from tracker.models import ACTIVE, Experiment, LatestMetric, Param, Run, RunSummary, RunTag
 
@@ -150,13 +154,40 @@ FILTER_PARAMETERS = [
 ]
 
 
+class CSVRenderer(BaseRenderer):
+    """Lets `?format=csv` through DRF's content negotiation. The run listing streams its rows
+    itself (tracker/export.py); this renders only what else may answer in CSV: an error."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, dict):
+            return "\n".join(f"{key}: {value}" for key, value in data.items()).encode()
+        return str(data).encode()
+
+
+class _Echo:
+    """A file-like object whose write() returns the line: csv.writer into a streamed response."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
 class RunViewSet(viewsets.ReadOnlyModelViewSet):
-    """Runs, filterable with the filter language; each run's children, ancestors and subtree."""
+    """Runs, filterable with the filter language; each run's children, ancestors and subtree.
+    `?format=csv` on the listing exports every matching run (not a page) as CSV."""
 
     serializer_class = RunSerializer
     lookup_field = "run_id"
+    renderer_classes = [*api_settings.DEFAULT_RENDERER_CLASSES, CSVRenderer]
 
     def get_queryset(self):
+        return runs_for_listing(self._matching_runs())
+
+    def _matching_runs(self):
+        """The runs the query string asks for (filter, experiment, deleted or not), in order."""
         from tracker import search
 
         runs = Run.objects.all()
@@ -170,7 +201,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
             runs = search.order_runs(runs, params.getlist("order_by"))
         except TrackingError as error:
             raise TrackingAPIError(error) from None
-        return runs_for_listing(runs)
+        return runs
 
     @staticmethod
     def _experiment_id(raw: str) -> int:
@@ -187,6 +218,12 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(parameters=FILTER_PARAMETERS)
     def list(self, request, *args, **kwargs):
+        if request.accepted_renderer.format == "csv":
+            writer = csv.writer(_Echo())
+            rows = export.runs_csv_rows(self._matching_runs())
+            response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv")
+            response["Content-Disposition"] = 'attachment; filename="runtree-runs.csv"'
+            return response
         return super().list(request, *args, **kwargs)
 
     @extend_schema(responses=RunSerializer(many=True))
