@@ -30,6 +30,14 @@ def parse_columns(values: list[str]) -> tuple[Column, ...]:
     return tuple(columns)
 
 
+def is_sortable(sort_key: str) -> bool:
+    """An attribute, a param or metric column, or `summary.<key>` (the best-child column)."""
+    kind, _, key = sort_key.partition(".")
+    return (
+        sort_key in ATTRIBUTE_SORTS or bool(parse_columns([sort_key])) or (kind == "summary" and bool(_KEY.match(key)))
+    )
+
+
 def parse_ids(value: str) -> tuple[str, ...]:
     ids = [item for item in value.split(",") if _RUN_ID.match(item)]
     return tuple(dict.fromkeys(ids))[:MAX_IDS]
@@ -53,14 +61,15 @@ class TreeState:
     collapsed: tuple[str, ...]
     selected: tuple[str, ...]
     show_deleted: bool
+    best: str = ""  # the metric of the best-child column; the view fills in the default
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "TreeState":
         columns = parse_columns(query.getlist("columns"))
         sort = query.get("sort", DEFAULT_SORT)
-        sort_key = sort.removeprefix("-")
-        if sort_key not in ATTRIBUTE_SORTS and not parse_columns([sort_key]):
+        if not is_sortable(sort.removeprefix("-")):
             sort = DEFAULT_SORT
+        best = query.get("best", "").strip()
         return cls(
             filter=query.get("filter", "").strip(),
             sort=sort,
@@ -71,6 +80,7 @@ class TreeState:
             collapsed=parse_ids(query.get("collapsed", "")),
             selected=parse_ids(query.get("selected", "")),
             show_deleted=query.get("show_deleted") in ("1", "true", "on"),
+            best=best if _KEY.match(best) else "",
         )
 
     @property
@@ -83,8 +93,14 @@ class TreeState:
 
     @property
     def colspan(self) -> int:
-        """Cells after the select box: name, status, start, duration and the chosen columns."""
-        return 4 + len(self.columns)
+        """Cells after the select box: name, status, start, duration, the chosen columns and the
+        best-child column (when there is a metric to show)."""
+        return 4 + len(self.columns) + (1 if self.best else 0)
+
+    @property
+    def best_column(self) -> str:
+        """The best-child column's sort key: the filter language's `summary.<metric>`."""
+        return f"summary.{self.best}"
 
     @property
     def column_param(self) -> str:

@@ -1,17 +1,23 @@
 """The pages: each view parses the request, calls one read in tracker/tree.py, and renders."""
 
+import dataclasses
 from pathlib import Path
 
 import plotly
+from django.core.exceptions import BadRequest
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.charts import history_figures
 from dashboard.filtering import compile_filter, order_for
 from dashboard.state import TreeState, parse_int
-from tracker import tree
-from tracker.models import Experiment, Run
+from tracker import ingest, tree
+from tracker.errors import InvalidParameterValue
+from tracker.ingest import GOAL_TAG_PREFIX
+from tracker.models import Experiment, Goal, Run
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
@@ -30,6 +36,9 @@ def experiment_list(request):
 def experiment_tree(request, experiment_id: int):
     experiment = get_object_or_404(Experiment.objects.prefetch_related("tags"), pk=experiment_id)
     state = TreeState.from_query(request.GET)
+    summary_keys = tree.summary_keys(experiment)
+    # The best-child column shows the chosen metric, else the first one with summaries.
+    state = dataclasses.replace(state, best=state.best or next(iter(summary_keys), ""))
     match_q, problem = compile_filter(state.filter)
     page = None
     if problem is None:
@@ -43,7 +52,12 @@ def experiment_tree(request, experiment_id: int):
             collapsed=frozenset(state.collapsed),
             show_deleted=state.show_deleted,
             columns=state.columns,
+            summary_key=state.best,
         )
+    # The goals come with the prefetched tags: no query of their own.
+    goals = {
+        t.key.removeprefix(GOAL_TAG_PREFIX): t.value for t in experiment.tags.all() if t.key.startswith(GOAL_TAG_PREFIX)
+    }
     context = {
         "experiment": experiment,
         "state": state,
@@ -52,6 +66,8 @@ def experiment_tree(request, experiment_id: int):
         "selected": set(state.selected),
         "tag_chips": tree.common_tags(experiment),
         "column_choices": tree.column_choices(experiment),
+        "summary_keys": summary_keys,
+        "goals": [(key, Goal.MAX if goals.get(key) == Goal.MAX else Goal.MIN) for key in summary_keys],
     }
     # A filter that does not parse is the viewer's mistake: the page, with the message, as a 400.
     return render(request, "dashboard/experiment_tree.html", context, status=400 if problem else 200)
@@ -73,6 +89,7 @@ def run_children(request, run_id: str):
         show_deleted=state.show_deleted,
         columns=state.columns,
         level=parse_int(request.GET.get("level"), 0, 0, 1000),
+        summary_key=state.best,
     )
     context = {"rows": rows, "state": state, "selected": set(state.selected)}
     return render(request, "partials/tree_rows.html", context, status=400 if problem else 200)
@@ -98,6 +115,25 @@ def run_detail(request, run_id: str):
         "tree_filter": f"attributes.run_id = '{run.run_id}'",
     }
     return render(request, "dashboard/run_detail.html", context)
+
+
+@require_POST
+def experiment_goal(request, experiment_id: int):
+    """Switch a metric's goal (min or max): the experiment tag its summaries are ranked by. The
+    write service marks them stale and queues the refresh; back to the page the switch was on."""
+    experiment = get_object_or_404(Experiment, pk=experiment_id)
+    metric, goal = request.POST.get("metric", "").strip(), request.POST.get("goal", "")
+    if not metric or goal not in Goal.values:
+        raise BadRequest("A goal switch needs a metric and a goal of 'min' or 'max'.")
+    try:
+        ingest.experiment_set_tag(experiment=experiment, key=GOAL_TAG_PREFIX + metric, value=goal)
+    except InvalidParameterValue as error:  # a malformed key, a deleted experiment
+        raise BadRequest(str(error)) from None
+    # Only back to a page of this site: `next` comes from the form, so anyone can write it.
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=request.is_secure()):
+        next_url = reverse("dashboard:experiment", args=[experiment.pk])
+    return redirect(next_url)
 
 
 def plotly_js(request, version: str):

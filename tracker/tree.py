@@ -39,9 +39,11 @@ from tracker.models import (
     Metric,
     Param,
     Run,
+    RunSummary,
     RunTag,
     path_ids,
 )
+from tracker.summaries import summaries_for
 
 # The pk of a run's root: the first segment of its materialized path.
 ROOT_PK = Cast(Substr("path", 1, PATH_SEGMENT_WIDTH), BigIntegerField())
@@ -198,6 +200,7 @@ def tree_page(
     collapsed: frozenset[str] = frozenset(),
     show_deleted: bool = False,
     columns: tuple[Column, ...] = (),
+    summary_key: str = "",
 ) -> TreePage:
     """A page of an experiment's run tree, flattened to rows in display order.
 
@@ -249,7 +252,9 @@ def tree_page(
     rows: list = []
     for root in root_rows:
         _flatten(root, 0, False, ctx, rows)
-    attach_columns([row for row in rows if isinstance(row, Run)], columns)
+    shown = [row for row in rows if isinstance(row, Run)]
+    attach_columns(shown, columns)
+    attach_summaries(shown, summary_key)
     return TreePage(page=page_obj, rows=rows, match_count=match_count)
 
 
@@ -408,12 +413,13 @@ def children_page(
     show_deleted: bool = False,
     columns: tuple[Column, ...] = (),
     level: int = 0,
+    summary_key: str = "",
 ) -> list:
     """One page of `parent`'s children (or, with `matches_only`, of its matching children),
     as rows at `level`, ending in a MoreRow when there are more.
 
     Queries: the count (1, only for matches_only: otherwise `parent.child_count` is used), the
-    page (1), and the column values (1 per kind)."""
+    page (1), the column values (1 per kind) and the summaries of `summary_key` (1, if any parent)."""
     queryset = Run.objects.children_of(parent)
     if not show_deleted:
         queryset = queryset.filter(lifecycle_stage=ACTIVE)
@@ -427,6 +433,7 @@ def children_page(
     for run in rows:
         run.level, run.is_open, run.hidden, run.children_loaded = level, False, False, False
     attach_columns(rows, columns)
+    attach_summaries(rows, summary_key)
     if offset + len(rows) < total:
         rows.append(MoreRow(parent, offset + len(rows), total, matches_only=matches_only, level=level))
     return rows
@@ -445,6 +452,29 @@ def attach_columns(runs: list[Run], columns: tuple[Column, ...]) -> None:
             found[(run_pk, f"{kind}.{key}")] = math.nan if value is None else value
     for run in runs:
         run.cells = [(column, found.get((run.pk, column.name))) for column in columns]
+
+
+def attach_summaries(runs: list[Run], key: str) -> None:
+    """Set `run.best` on every run: its RunSummary for `key` with `best_run` loaded, or None
+    (a leaf, no key, or nothing computed yet). One query, only for the runs with children."""
+    parent_pks = [run.pk for run in runs if run.child_count]
+    found = {}
+    if key and parent_pks:
+        rows = RunSummary.objects.filter(run_id__in=parent_pks, key=key).select_related("best_run")
+        found = {summary.run_id: summary for summary in rows.only(*_SUMMARY_FIELDS)}
+    for run in runs:
+        run.best = found.get(run.pk)
+
+
+# What the best-child cell shows: not the best run's whole row.
+_SUMMARY_FIELDS = ("run", "key", "goal", "best_value", "best_params", "best_run__run_id", "best_run__name")
+
+
+def summary_keys(experiment: Experiment) -> list[str]:
+    """The metric keys the experiment's parents have summaries of, in order (one query): the
+    best-child column's choices, and the metrics the goal switch is offered for."""
+    keys = RunSummary.objects.filter(run__experiment=experiment).order_by("key").values_list("key", flat=True)
+    return list(keys.distinct())
 
 
 def _recent_run_pks(experiment: Experiment):
@@ -500,12 +530,13 @@ class RunOverview:
     tags: list[RunTag]
     children: object  # django.core.paginator.Page of the direct children
     child_columns: tuple[Column, ...]  # metric columns for the children, their `cells` set
+    summaries: list[RunSummary]  # per metric key, best run attached; [] for a run without children
 
 
 def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 20, order: Order) -> RunOverview:
     """Everything the run page shows: 9 queries (run, ancestors, params, metrics, the history of
-    multi-step metrics, tags, children count and page, the children's metrics), whatever the
-    run's size."""
+    multi-step metrics, tags, children count and page, the children's metrics), and a 10th for
+    the summaries of a run with children, whatever the run's size."""
     run = Run.objects.with_child_count().select_related("experiment").get(run_id=run_id)
     metrics = list(LatestMetric.objects.filter(run=run).order_by("key"))
     counts = Metric.objects.filter(run=run).values("key").annotate(n=Count("pk")).filter(n__gt=1).values("key")
@@ -524,6 +555,7 @@ def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 2
         tags=list(RunTag.objects.filter(run=run).order_by("key")),
         children=page,
         child_columns=child_columns,
+        summaries=summaries_for([run.pk])[run.pk] if run.child_count else [],
     )
 
 

@@ -75,6 +75,12 @@ def number(value):
 
 
 @register.filter
+def params_text(params):
+    """A best run's params for a tooltip: `lr=0.1, depth=3`, in key order."""
+    return ", ".join(f"{key}={params[key]}" for key in sorted(params or {}))
+
+
+@register.filter
 def is_number(value):
     return isinstance(value, int | float) and not isinstance(value, bool)
 

@@ -48,6 +48,8 @@
     for (const name of INHERITED) if (page.get(name)) query.set(name, page.get(name));
     // A table that chose its own columns (the run page's children) asks for those.
     if (table.dataset.columns) query.set("columns", table.dataset.columns);
+    // The best-child column's metric, which the page may have chosen by default.
+    if (table.dataset.best) query.set("best", table.dataset.best);
     for (const [name, value] of Object.entries(extra)) query.set(name, value);
     return query.toString();
   }
@@ -211,6 +213,22 @@
         if (isOpen(row)) remember(row.closest("table"), row.dataset.runId, true);
       });
       button.disabled = false;
+    });
+
+    // Picking the best-child metric reloads the view as it is now (rows opened since the page
+    // loaded included), with only `best` changed.
+    document.querySelector(".js-best-form select")?.addEventListener("change", (event) => {
+      const query = new URLSearchParams(location.search);
+      query.set("best", event.target.value);
+      query.delete("page");
+      location.search = query.toString().replace(/%2C/g, ",");
+    });
+
+    // A goal switch comes back to the view as it is now, not as it was when the page loaded.
+    document.querySelectorAll(".js-goal-switch").forEach((form) => {
+      form.addEventListener("submit", () => {
+        form.elements.next.value = location.pathname + location.search;
+      });
     });
 
     document.querySelector(".js-collapse-all")?.addEventListener("click", () => {

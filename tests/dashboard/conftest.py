@@ -1,6 +1,7 @@
 import pytest
 
 from tests.factories import ExperimentFactory, RunFactory, bulk_children
+from tracker import summaries
 from tracker.ingest import KeyValue, MetricInput, run_log_batch
 from tracker.models import Run, RunTag
 
@@ -16,7 +17,8 @@ def tag_children(parent: Run, key: str, value_of) -> None:
 @pytest.fixture
 def sized_experiment(db, request):
     """An experiment of `request.param` runs: three roots, the first holding all but a few of
-    the runs as children (each with param1, metric1 and a `group` tag), one grandchild."""
+    the runs as children (each with param1, metric1 and a `group` tag), one grandchild. The
+    big parent's summary is computed, so the pages' query counts include the best-child column."""
     size = request.param
     experiment = ExperimentFactory(name=f"sized-{size}")
     big = RunFactory(experiment=experiment, name="big-parent")
@@ -27,6 +29,7 @@ def sized_experiment(db, request):
     first_child = Run.objects.children_of(big).order_by("pk").first()
     RunFactory(experiment=experiment, parent=first_child, name="grandchild")
     assert Run.objects.in_experiment(experiment).count() == size
+    summaries.recompute_all(experiment_id=experiment.id)
     return experiment
 
 
