@@ -162,7 +162,8 @@ def test_sorting_by_a_metric_column_keeps_the_tree(page, demo):
     open_experiment(page, "Nested Child Association", f"?columns=metrics.metric1&expanded={parent.run_id}")
     page.get_by_role("link", name=re.compile("metric1")).click()
     expect(page.locator("th[aria-sort=descending]")).to_contain_text("metric1")
-    values = page.locator(f'tr[data-parent="{parent.run_id}"] td.num:last-child').all_inner_texts()
+    # The 6th cell: select, run, status, started, duration, then metric1.
+    values = page.locator(f'tr[data-parent="{parent.run_id}"] td.num:nth-child(6)').all_inner_texts()
     numbers = [float(v) for v in values]
     assert len(numbers) == 5 and numbers == sorted(numbers, reverse=True)
 
