@@ -313,6 +313,7 @@ def run_create(
             "were given with different values"
         )
     start_time = now_ms() if start_time is None else _check_integer(start_time, "start_time")
+    parent_run_id = tag_values.get(PARENT_RUN_ID_TAG, "")
     with transaction.atomic():
         _check_experiment_active(experiment)
         run = Run(
@@ -324,21 +325,24 @@ def run_create(
         )
         if run_id is not None:
             run.run_id = run_id
-        if Run.objects.filter(run_id=run.run_id).exists():
-            raise ResourceAlreadyExists(f"Run '{run.run_id}' already exists.")
+            if Run.objects.filter(run_id=run.run_id).exists():
+                raise ResourceAlreadyExists(f"Run '{run.run_id}' already exists.")
+        # A new run has no subtree yet: it is placed in its tree as it is inserted, rather than
+        # moved there (the hot path of every sweep: one INSERT, one UPDATE for the path).
+        parent = _find_parent(run, parent_run_id)
+        run.parent, run.parent_run_id = parent, parent_run_id
+        run.depth = parent.depth + 1 if parent else 0
+        if run.depth > MAX_DEPTH:
+            raise InvalidParameterValue(f"Run trees may be at most {MAX_DEPTH + 1} levels deep")
         run.save()
         run.artifact_uri = f"{experiment.artifact_location}/{run.run_id}/artifacts"
-        run.path = path_segment(run.pk)
+        run.path = (parent.path if parent else "") + path_segment(run.pk)
         run.save(update_fields=["artifact_uri", "path"])
-        RunTag.objects.bulk_create(
-            [
-                RunTag(run=run, key=RUN_NAME_TAG, value=name),
-                RunTag(run=run, key=ROOT_RUN_ID_TAG, value=run.run_id),
-            ]
-        )
-        other_tags = [t for t in tags if t.key not in (RUN_NAME_TAG,)]
-        if other_tags:
-            _apply_tags(run, other_tags)
+        root_run_id = _root_run_id(run)
+        for tag in tags:
+            _check_client_tag(tag, root_run_id)
+        given = [t for t in tags if t.key not in (RUN_NAME_TAG, ROOT_RUN_ID_TAG)]
+        _upsert_tags(run, [KeyValue(RUN_NAME_TAG, name), KeyValue(ROOT_RUN_ID_TAG, root_run_id), *given])
         _adopt_waiting_children(run)
     return run
 
@@ -598,17 +602,10 @@ def _order(metric: MetricInput) -> tuple:
 def _apply_tags(run: Run, tags: list[KeyValue]) -> None:
     plain: list[KeyValue] = []
     for tag in tags:
-        if tag.key.startswith(RESERVED_TAG_PREFIX):
-            raise InvalidParameterValue(
-                f"Tag '{tag.key}' is in the reserved '{RESERVED_TAG_PREFIX}' namespace, which Runtree writes itself"
-            )
         if tag.key == ROOT_RUN_ID_TAG:
-            if tag.value != _root_run_id(run):
-                raise InvalidParameterValue(
-                    f"Tag '{ROOT_RUN_ID_TAG}' is kept by the server (it is {_root_run_id(run)!r} for this run); "
-                    "set 'mlflow.parentRunId' to move the run"
-                )
+            _check_client_tag(tag, _root_run_id(run))
             continue
+        _check_client_tag(tag, root_run_id=None)
         if tag.key == PARENT_RUN_ID_TAG:
             _set_parent(run, tag.value)
         elif tag.key == RUN_NAME_TAG:
@@ -616,6 +613,20 @@ def _apply_tags(run: Run, tags: list[KeyValue]) -> None:
             run.save(update_fields=["name"])
         plain.append(tag)
     _upsert_tags(run, plain)
+
+
+def _check_client_tag(tag: KeyValue, root_run_id: str | None) -> None:
+    """Refuse what a client may not write: the reserved namespace, and a root other than the
+    server's (`root_run_id`, the run's actual root; only looked at for that tag)."""
+    if tag.key.startswith(RESERVED_TAG_PREFIX):
+        raise InvalidParameterValue(
+            f"Tag '{tag.key}' is in the reserved '{RESERVED_TAG_PREFIX}' namespace, which Runtree writes itself"
+        )
+    if tag.key == ROOT_RUN_ID_TAG and tag.value != root_run_id:
+        raise InvalidParameterValue(
+            f"Tag '{ROOT_RUN_ID_TAG}' is kept by the server (it is {root_run_id!r} for this run); "
+            "set 'mlflow.parentRunId' to move the run"
+        )
 
 
 def _upsert_tags(run: Run, tags: list[KeyValue]) -> None:
@@ -637,13 +648,26 @@ def _root_run_id(run: Run) -> str:
 
 def _set_parent(run: Run, parent_run_id: str) -> None:
     """Point `run` at `parent_run_id` ('' = root) and move its subtree. Refuses a cycle."""
+    parent = _find_parent(run, parent_run_id)
+    old_parent_pk = run.parent_id
+    run.parent_run_id = parent_run_id
+    run.parent = parent
+    run.save(update_fields=["parent_run_id", "parent"])
+    _move_subtree(run, parent)
+    if old_parent_pk != run.parent_id:
+        hierarchy_events.run_moved(run=run, old_parent_pk=old_parent_pk)
+
+
+def _find_parent(run: Run, parent_run_id: str) -> Run | None:
+    """The run `parent_run_id` names, if it is known yet (None: a root, or "parent missing").
+    Refuses a malformed id, the run itself, a descendant (a cycle) and another experiment."""
     if parent_run_id:
         _check_run_id(parent_run_id, f"'{PARENT_RUN_ID_TAG}'")
     if parent_run_id == run.run_id:
         raise InvalidParameterValue(f"Run {run.run_id} cannot be its own parent")
     parent = Run.objects.filter(run_id=parent_run_id).first() if parent_run_id else None
     if parent is not None:
-        if parent.path.startswith(run.path):
+        if run.path and parent.path.startswith(run.path):
             raise InvalidParameterValue(
                 f"Setting the parent of run {run.run_id} to {parent_run_id} would make a cycle: "
                 f"{parent_run_id} is a descendant of {run.run_id}"
@@ -653,13 +677,7 @@ def _set_parent(run: Run, parent_run_id: str) -> None:
                 f"Parent run {parent_run_id} is in experiment {parent.experiment_id}, "
                 f"but run {run.run_id} is in experiment {run.experiment_id}; a run tree lives in one experiment"
             )
-    old_parent_pk = run.parent_id
-    run.parent_run_id = parent_run_id
-    run.parent = parent
-    run.save(update_fields=["parent_run_id", "parent"])
-    _move_subtree(run, parent)
-    if old_parent_pk != run.parent_id:
-        hierarchy_events.run_moved(run=run, old_parent_pk=old_parent_pk)
+    return parent
 
 
 def _move_subtree(run: Run, parent: Run | None) -> None:
