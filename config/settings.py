@@ -120,6 +120,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # long (the summary is only late: the periodic repair catches up).
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# With a broker, a queued refresh waits this long before it runs, and every write into its tree
+# meanwhile rides on it: a sweep logging hundreds of values a second costs the worker a refresh
+# per tree per interval, not one per write, and the writers no claim and no publish each.
+# (Eager mode has no queue to wait in: 0.)
+RUNTREE_SUMMARY_REFRESH_DELAY_MS = env_int("RUNTREE_SUMMARY_REFRESH_DELAY_MS", 500 if CELERY_BROKER_URL else 0)
 # The repair re-queues trees left with stale summaries (a lost task, a killed worker). Each run
 # expires after one interval, so a worker that was down does not wake to a backlog of repairs.
 RUNTREE_SUMMARY_REPAIR_SECONDS = env_int("RUNTREE_SUMMARY_REPAIR_SECONDS", 30)

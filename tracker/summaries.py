@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Avg, Case, Count, Exists, F, FloatField, Max, Min, OuterRef, QuerySet, StdDev, When, Window
 from django.db.models.functions import RowNumber, Substr
@@ -151,19 +152,45 @@ def queue_refresh_after_commit(root_pks: Iterable[int]) -> None:
         transaction.on_commit(lambda pk=root_pk: queue_tree_refresh(pk), robust=True)
 
 
+# Trees this process queued a delayed refresh for, and when (time.monotonic()). A write within
+# most of the delay needs neither the claim's UPDATE nor a publish: the task, not started yet,
+# will read it. Past that margin the claim decides, as for any write.
+_queued_here: dict[int, float] = {}
+_QUEUED_HERE_MARGIN = 0.8
+
+
+def _queued_here_within(root_pk: int, delay: float) -> bool:
+    queued_at = _queued_here.get(root_pk)
+    if queued_at is None:
+        return False
+    if time.monotonic() - queued_at < delay * _QUEUED_HERE_MARGIN:
+        return True
+    del _queued_here[root_pk]
+    return False
+
+
 def queue_tree_refresh(root_pk: int, *, even_if_queued: bool = False) -> bool:
     """Queue `refresh_tree` for the tree under `root_pk`, unless one is queued already.
 
     The conditional update is the claim: of many writers finishing at once, one sees 1 row and
     queues; the others see 0. The task clears the flag as it starts. The repair passes
     `even_if_queued`, because a task lost with a killed worker leaves the flag set."""
+    delay = settings.RUNTREE_SUMMARY_REFRESH_DELAY_MS / 1000
+    if delay and not even_if_queued and _queued_here_within(root_pk, delay):
+        return False  # this process's queued task has not started yet: it will see this write
     claimed = Run.objects.filter(pk=root_pk, summary_queued=False).update(summary_queued=True) == 1
     if not (claimed or even_if_queued):
         return False
     from tracker.tasks import refresh_tree  # tasks imports this module
 
     try:
-        refresh_tree.delay(root_pk)
+        if delay:
+            refresh_tree.apply_async((root_pk,), countdown=delay)
+            if len(_queued_here) > 10_000:  # only a shortcut: forgetting it is always safe
+                _queued_here.clear()
+            _queued_here[root_pk] = time.monotonic()
+        else:
+            refresh_tree.delay(root_pk)
     except BrokerUnavailable:
         # The write has committed; the summary is only late. The claim stays set, so the tree's
         # next writes do not each wait out the broker's timeout; the periodic repair (which

@@ -21,6 +21,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from django.test.utils import override_settings
 
 from config.celery_app import app as celery_app
 
@@ -31,6 +32,7 @@ from tests.api.conftest import (  # noqa: F401
     default_experiment,
     tracking_uri,
 )
+from tracker import summaries
 
 BROKER_URL = os.environ.get("RUNTREE_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +97,10 @@ class CeleryCluster:
         self.saved_conf = (conf.broker_url, conf.task_always_eager)
         conf.broker_url, conf.task_always_eager = BROKER_URL, False
         _forget_producer_pools()
+        # As a server with a broker runs: refreshes wait a moment so a burst rides on one.
+        self.delayed_refresh = override_settings(RUNTREE_SUMMARY_REFRESH_DELAY_MS=500)
+        self.delayed_refresh.enable()
+        summaries._queued_here.clear()
 
     def start(self, kind: str, *, repair_seconds: int = 30) -> subprocess.Popen:
         """Start `celery worker` (solo pool) or `celery beat` and wait until it is ready."""
@@ -157,6 +163,8 @@ class CeleryCluster:
             celery_app.conf.broker_url, celery_app.conf.task_always_eager = self.saved_conf
             self.saved_conf = None
             _forget_producer_pools()
+            self.delayed_refresh.disable()
+            summaries._queued_here.clear()
 
     def log_text(self) -> str:
         return "\n".join(f"--- {name}\n{path.read_text()[-4000:]}" for name, path in self.logs.items())

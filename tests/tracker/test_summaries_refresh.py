@@ -6,6 +6,7 @@ from unittest import mock
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError
 
 from config.celery_app import app as celery_app
@@ -424,3 +425,20 @@ def test_a_param_logged_after_its_metric_reaches_the_parents_best_params(experim
     committed(ingest.run_log_param, run=child, key="lr", value="0.1")
 
     assert RunSummary.objects.get(run=parent, key="metric1").best_params == {"lr": "0.1"}
+
+
+def test_with_a_broker_a_burst_into_one_tree_rides_on_one_delayed_refresh(settings, committed):
+    settings.RUNTREE_SUMMARY_REFRESH_DELAY_MS = 500
+    root, leaf = build_chain(2)
+    summaries._queued_here.clear()
+    with mock.patch.object(tasks.refresh_tree, "apply_async") as apply_async:
+        committed(log, leaf, 0.5)
+        with CaptureQueriesContext(connection) as later_writes:
+            for step, value in enumerate((0.4, 0.3, 0.2), start=1):
+                committed(log, leaf, value, step=step)
+
+    apply_async.assert_called_once_with((root.pk,), countdown=0.5)
+    # The later writes neither claimed the tree again nor published: the queued task will see them.
+    assert not [q for q in later_writes.captured_queries if "summary_queued" in q["sql"]]
+    root.refresh_from_db()
+    assert root.summary_queued  # the task clears it as it starts
