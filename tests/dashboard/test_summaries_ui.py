@@ -102,7 +102,10 @@ def test_the_best_query_parameter_picks_the_metric(client, challenge):
 
     cell = best_cell(response, "parent-2")
     assert ">0</span>" in cell and "child-2-0" in cell
-    assert '<option value="metric2" selected>' in response.content.decode()
+    html = response.content.decode()
+    assert '<option value="metric2" selected>' in html
+    # The picker belongs to the filter form, so Apply keeps it; the filter box stays the one input named filter.
+    assert 'name="best" form="filter-form"' in html and html.count('name="filter"') == 1
 
 
 def test_leaf_rows_have_an_empty_best_cell(client, challenge):
