@@ -26,7 +26,7 @@ run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo
 	@echo "Runtree at http://$(HOST):$(PORT)/  (MLFLOW_TRACKING_URI=http://$(HOST):$(PORT))"
-	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile -
+	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --worker-class gthread --threads 4 --access-logfile -
 
 # The production shape on one machine: gunicorn, a Celery worker and beat (Procfile) on Redis,
 # so summaries are computed out of process. Only these targets set the broker; `make run` stays eager.

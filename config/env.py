@@ -69,8 +69,8 @@ def env_database(name: str, default: str) -> dict:
             "transaction_mode": "IMMEDIATE",
             "timeout": 30,
         }
-        # SQLite connections are cheap; persistent ones would hold the WAL open across tests.
-        config["CONN_MAX_AGE"] = 0
+        # Kept open across requests: opening one and running the PRAGMAs above costs more than
+        # a whole small request. (A file cannot "go away" as a server can: no health check.)
         config["CONN_HEALTH_CHECKS"] = False
     elif engine.endswith("postgresql"):
         pass
