@@ -9,24 +9,6 @@ import pytest
 from django.core.servers.basehttp import WSGIRequestHandler
 from mlflow.tracking import fluent
 
-from tracker.models import Experiment
-
-
-@pytest.fixture
-def default_experiment(db):
-    """Experiment 0, as the data migration makes it. Live-server tests flush the database
-    afterwards, migration data included, so each test puts it back for itself."""
-    experiment, _ = Experiment.objects.get_or_create(
-        pk=0,
-        defaults={
-            "name": "Default",
-            "artifact_location": "mlflow-artifacts:/0",
-            "creation_time": 0,
-            "last_update_time": 0,
-        },
-    )
-    return experiment
-
 
 @pytest.fixture(scope="session")
 def client_connections_closed_at_the_end(live_server):

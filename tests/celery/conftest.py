@@ -29,7 +29,6 @@ from config.celery_app import app as celery_app
 # closed before the test database is dropped, the client's state reset).
 from tests.api.conftest import (  # noqa: F401
     client_connections_closed_at_the_end,
-    default_experiment,
     tracking_uri,
 )
 from tracker import summaries

@@ -21,7 +21,6 @@ from mlflow.tracking import fluent
 from mlflow.utils import request_utils
 
 from tracker.auth import token_issue, user_set_role
-from tracker.models import Experiment
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -63,22 +62,6 @@ def writer_token(writer):
 @pytest.fixture
 def viewer_token(viewer):
     return token_issue(user=viewer)
-
-
-@pytest.fixture
-def default_experiment(transactional_db):
-    """Experiment 0, as the data migration makes it. Live-server tests flush the database
-    afterwards, migration data included, so each test puts it back for itself."""
-    experiment, _ = Experiment.objects.get_or_create(
-        pk=0,
-        defaults={
-            "name": "Default",
-            "artifact_location": "mlflow-artifacts:/0",
-            "creation_time": 0,
-            "last_update_time": 0,
-        },
-    )
-    return experiment
 
 
 @pytest.fixture
