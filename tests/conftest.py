@@ -1,4 +1,11 @@
+import os
+from pathlib import Path
+
 import pytest
+
+# Debian's Chromium, never a browser a test tool downloads.
+CHROMIUM = os.environ.get("RUNTREE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture
@@ -24,3 +31,21 @@ def default_experiment(db):
         },
     )
     return experiment
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test in the run (Playwright's sync API allows one
+    driver per thread). Fails, never skips, without Chromium: a skipped browser test looks green
+    while nothing was checked."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", pytrace=False)
+    # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a
+    # thread with a running loop unless told that this is deliberate.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()

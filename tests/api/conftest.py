@@ -17,7 +17,8 @@ def client_connections_closed_at_the_end(live_server):
     So close the client's ends when the tests are done, and let those threads finish."""
     yield
     port = int(live_server.url.rsplit(":", 1)[1])
-    for sock in [obj for obj in gc.get_objects() if type(obj) is socket.socket]:
+    tcp = (socket.AF_INET, socket.AF_INET6)
+    for sock in [obj for obj in gc.get_objects() if type(obj) is socket.socket and obj.family in tcp]:
         with contextlib.suppress(OSError):  # closed already, or never connected
             if sock.getpeername()[1] == port:
                 sock.close()

@@ -4,8 +4,6 @@ Chromium opens the pages (and the API's JSON) holding runs whose names, param va
 values and experiment name are classic injection payloads. Any alert() fails the test, and so
 does any element or attribute a payload could have made."""
 
-import os
-from pathlib import Path
 from urllib.parse import urlencode
 
 import mlflow
@@ -15,11 +13,6 @@ import requests
 from tests.trust.conftest import reset_mlflow
 from tracker.models import Experiment, Run
 
-# Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a
-# thread with a running loop unless told that this is deliberate.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = "/usr/bin/chromium"
 PAYLOADS = [
     "<script>alert(1)</script>",
     '"onmouseover="alert(1)',
@@ -53,18 +46,9 @@ EXECUTABLE_SCRIPTS_MENTIONING_ALERT = """
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"The browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        yield browser
-        browser.close()
+@pytest.fixture
+def chromium(browser):
+    return browser
 
 
 @pytest.fixture
