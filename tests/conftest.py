@@ -49,3 +49,26 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run in-process, as with no broker configured, whatever the environment says."""
+    from config.celery_app import app as celery_app
+
+    saved = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = saved
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run a write as its own request would: commit, then the on-commit callbacks (the
+    summary refresh among them)."""
+
+    def run(write, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return write(*args, **kwargs)
+
+    return run

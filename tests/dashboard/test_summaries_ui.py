@@ -6,7 +6,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from config.celery_app import app as celery_app
 from tests.dashboard.conftest import metric1
 from tests.dashboard.test_children_partial import children_url
 from tests.dashboard.test_tree_page import row_html, row_ids, tree_url
@@ -16,27 +15,7 @@ from tracker.auth import user_set_role
 from tracker.ingest import GOAL_TAG_PREFIX, KeyValue, MetricInput
 from tracker.models import ExperimentTag, Run
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def eager_celery():
-    """Refreshes run in-process, as with no broker configured, whatever the environment says."""
-    saved = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = saved
-
-
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run a write as its own request would: commit, then the on-commit callbacks (the refresh)."""
-
-    def run(write, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return write(*args, **kwargs)
-
-    return run
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
 
 @pytest.fixture

@@ -9,23 +9,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError
 
-from config.celery_app import app as celery_app
 from tests.factories import ExperimentFactory, RunFactory, build_chain
 from tracker import ingest, summaries, tasks
 from tracker.demo import TUNING_EXPERIMENT, load_demo
 from tracker.ingest import GOAL_TAG_PREFIX, PARENT_RUN_ID_TAG, KeyValue, MetricInput
 from tracker.models import ACTIVE, DELETED, Experiment, LatestMetric, Param, Run, RunSummary
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def eager_celery():
-    """Tasks run in-process, as with no broker configured, whatever the environment says."""
-    saved = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = saved
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
 
 @pytest.fixture
@@ -33,17 +23,6 @@ def queued():
     """Record refresh_tree.delay calls instead of running them."""
     with mock.patch.object(tasks.refresh_tree, "delay") as delay:
         yield delay
-
-
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run a write as its own request would: commit, then the on-commit callbacks."""
-
-    def run(write, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return write(*args, **kwargs)
-
-    return run
 
 
 def log(run, value, key="metric1", step=0):
