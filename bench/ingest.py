@@ -86,6 +86,11 @@ def concurrent_writers(url: str, writers: int, parents: int, children: int) -> t
     """`writers` processes log sweeps into one experiment at once; returns (children/s, errors).
     Afterwards every run, param, metric and tag is counted through the API."""
     experiment = f"concurrent-{time.time_ns()}"
+    # Made before the writers start: the mlflow client's set_experiment, losing a race to create
+    # the same name, returns without making it active, and that writer's runs go to "Default".
+    from mlflow import MlflowClient
+
+    MlflowClient(url).create_experiment(experiment)
     ctx = multiprocessing.get_context("spawn")
     ready, results = ctx.Barrier(writers), ctx.Queue()
     processes = [
