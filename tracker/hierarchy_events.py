@@ -18,10 +18,9 @@ def params_changed(*, run: Run) -> None:
     """Params were logged on `run`: if it is some ancestor's best run, that summary shows them.
     Most params arrive before a run's metrics (so before it can be anyone's best): only a run
     that already is a best run costs a refresh."""
-    from tracker import summaries
-    from tracker.models import RunSummary
+    from tracker import statements, summaries
 
-    if run.parent_id is not None and RunSummary.objects.filter(best_run=run).exists():
+    if run.parent_id is not None and statements.is_some_parents_best_run(run.pk):
         summaries.mark_parents_stale(run=run)
 
 

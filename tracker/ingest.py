@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import CharField, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Cast, Concat, LPad, Substr
 
-from tracker import hierarchy_events
+from tracker import hierarchy_events, statements
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from tracker.models import (
     ACTIVE,
@@ -25,9 +25,6 @@ from tracker.models import (
     PATH_SEPARATOR,
     Experiment,
     ExperimentTag,
-    LatestMetric,
-    Metric,
-    Param,
     Run,
     RunStatus,
     RunTag,
@@ -334,11 +331,11 @@ def run_create(
         run.depth = parent.depth + 1 if parent else 0
         if run.depth > MAX_DEPTH:
             raise InvalidParameterValue(f"Run trees may be at most {MAX_DEPTH + 1} levels deep")
-        run.save()
+        statements.insert_run(run)
         run.artifact_uri = f"{experiment.artifact_location}/{run.run_id}/artifacts"
         run.path = (parent.path if parent else "") + path_segment(run.pk)
-        run.save(update_fields=["artifact_uri", "path"])
-        root_run_id = _root_run_id(run)
+        statements.update_run(run, ["artifact_uri", "path"])
+        root_run_id = _root_run_id(run, parent)
         for tag in tags:
             _check_client_tag(tag, root_run_id)
         given = [t for t in tags if t.key not in (RUN_NAME_TAG, ROOT_RUN_ID_TAG)]
@@ -362,7 +359,7 @@ def run_update(*, run: Run, status: str | None = None, end_time: int | None = No
             fields.append("name")
             _upsert_tags(run, [KeyValue(RUN_NAME_TAG, run.name)])
         if fields:
-            run.save(update_fields=fields)
+            statements.update_run(run, fields)
     return run
 
 
@@ -533,9 +530,10 @@ def _insert_params(run: Run, params: list[KeyValue]) -> None:
     # Insert first, then compare with what is stored: a concurrent writer of the same key either
     # committed first (this insert is ignored and the read sees its value) or waits for this
     # transaction. Reading first would let two different values both "succeed", one of them lost.
-    Param.objects.bulk_create([Param(run=run, key=p.key, value=p.value) for p in params], ignore_conflicts=True)
-    stored = dict(Param.objects.filter(run=run, key__in=[p.key for p in params]).values_list("key", "value"))
-    for param in params:
+    inserted = statements.insert_params(run.pk, [(p.key, p.value) for p in params])
+    already_there = [p for p in params if p.key not in inserted]
+    stored = statements.stored_params(run.pk, [p.key for p in already_there]) if already_there else {}
+    for param in already_there:
         if stored[param.key] != param.value:
             raise InvalidParameterValue(
                 f"Changing param values is not allowed. Param with key='{param.key}' was already logged "
@@ -554,45 +552,20 @@ def _stored_value(value: float) -> float | None:
 
 
 def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
-    Metric.objects.bulk_create(
-        [Metric(run=run, key=m.key, value=_stored_value(m.value), timestamp=m.timestamp, step=m.step) for m in metrics]
-    )
+    statements.insert_metrics(run.pk, [(m.key, _stored_value(m.value), m.timestamp, m.step) for m in metrics])
     candidates: dict[str, MetricInput] = {}
     for metric in metrics:
         best = candidates.get(metric.key)
         if best is None or _order(metric) > _order(best):
             candidates[metric.key] = metric
-    # Concurrent writers of one run's key must not put an earlier value over a later one, so the
-    # comparison is made on locked rows: the rows that exist are locked first (in key order, so
-    # two batches never wait on each other in a cycle); the missing ones are inserted, unless a
-    # concurrent writer got there first (then this waits for its commit), and locked in turn.
-    rows = _lock_latest_metrics(run, candidates)
-    missing = sorted(set(candidates) - set(rows))
-    if missing:
-        LatestMetric.objects.bulk_create([_latest_row(run, candidates[key]) for key in missing], ignore_conflicts=True)
-        rows.update(_lock_latest_metrics(run, missing))
-    changed, winners = [], []
-    for key, row in sorted(rows.items()):
-        stored = metric_sort_key(row.step, row.timestamp, row.value)
-        if _order(candidates[key]) > stored:
-            changed.append(_latest_row(run, candidates[key], pk=row.pk))
-        if _order(candidates[key]) >= stored:  # equal: the row inserted just now (or the same value again)
-            winners.append(key)
-    if changed:
-        LatestMetric.objects.bulk_update(changed, ["value", "timestamp", "step"])
-    if winners:
-        hierarchy_events.metrics_changed(run=run, keys=winners)
-
-
-def _lock_latest_metrics(run: Run, keys: Iterable[str]) -> dict[str, LatestMetric]:
-    rows = LatestMetric.objects.select_for_update().filter(run=run, key__in=sorted(keys)).order_by("key")
-    return {row.key: row for row in rows}
-
-
-def _latest_row(run: Run, metric: MetricInput, pk: int | None = None) -> LatestMetric:
-    return LatestMetric(
-        pk=pk, run=run, key=metric.key, value=_stored_value(metric.value), timestamp=metric.timestamp, step=metric.step
+    # One upsert per batch compares each candidate with the stored latest value on the locked
+    # row (tracker/statements.py), so concurrent writers of a key never put an earlier value
+    # over a later one.
+    changed = statements.upsert_latest_metrics(
+        run.pk, [(m.key, _stored_value(m.value), m.timestamp, m.step) for m in candidates.values()]
     )
+    if changed:
+        hierarchy_events.metrics_changed(run=run, keys=changed)
 
 
 def _order(metric: MetricInput) -> tuple:
@@ -631,19 +604,16 @@ def _check_client_tag(tag: KeyValue, root_run_id: str | None) -> None:
 
 def _upsert_tags(run: Run, tags: list[KeyValue]) -> None:
     last = {t.key: t.value for t in tags}  # a key given twice: the last value wins, as in MLflow
-    RunTag.objects.bulk_create(
-        [RunTag(run=run, key=k, value=v) for k, v in last.items()],
-        update_conflicts=True,
-        unique_fields=["run", "key"],
-        update_fields=["value"],
-    )
+    if last:
+        statements.upsert_tags(run.pk, list(last.items()))
 
 
-def _root_run_id(run: Run) -> str:
+def _root_run_id(run: Run, parent: Run | None = None) -> str:
     root_pk = run.root_pk
-    if root_pk == run.pk:
-        return run.run_id
-    return Run.objects.filter(pk=root_pk).values_list("run_id", flat=True).get()
+    for known in (run, parent):
+        if known is not None and known.pk == root_pk:
+            return known.run_id
+    return statements.run_id_by_pk(root_pk)
 
 
 def _set_parent(run: Run, parent_run_id: str) -> None:
@@ -665,7 +635,7 @@ def _find_parent(run: Run, parent_run_id: str) -> Run | None:
         _check_run_id(parent_run_id, f"'{PARENT_RUN_ID_TAG}'")
     if parent_run_id == run.run_id:
         raise InvalidParameterValue(f"Run {run.run_id} cannot be its own parent")
-    parent = Run.objects.filter(run_id=parent_run_id).first() if parent_run_id else None
+    parent = statements.run_by_run_id(parent_run_id) if parent_run_id else None
     if parent is not None:
         if run.path and parent.path.startswith(run.path):
             raise InvalidParameterValue(
@@ -706,8 +676,7 @@ def _move_subtree(run: Run, parent: Run | None) -> None:
 
 def _adopt_waiting_children(run: Run) -> None:
     """Attach runs that named this run as parent before it existed (imports arrive in any order)."""
-    waiting = Run.objects.filter(parent__isnull=True, parent_run_id=run.run_id, experiment=run.experiment)
-    for child in waiting:
+    for child in statements.waiting_children(run):
         child.parent = run
         child.save(update_fields=["parent"])
         _move_subtree(child, run)

@@ -47,12 +47,17 @@ class ExperimentQuerySet(models.QuerySet):
 
     def get_by_id(self, experiment_id) -> "Experiment":
         """The experiment with this id, or ResourceDoesNotExist (bad ids included)."""
+        from tracker import statements  # it reads these models
+
         try:
-            return self.get(pk=int(experiment_id))
+            experiment_id = int(experiment_id)
         except (TypeError, ValueError):
             raise InvalidParameterValue(f"Experiment id must be an integer, got {experiment_id!r}") from None
-        except self.model.DoesNotExist:
-            raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists") from None
+        # Every run-create starts here: fixed SQL, not a compiled query (tracker/statements.py).
+        experiment = statements.experiment_by_id(experiment_id)
+        if experiment is None:
+            raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists")
+        return experiment
 
     def get_by_name(self, name: str) -> "Experiment":
         """The experiment with this name, or ResourceDoesNotExist."""
@@ -109,10 +114,13 @@ class RunQuerySet(models.QuerySet):
         """The run with this MLflow run id, or ResourceDoesNotExist."""
         if not isinstance(run_id, str) or not run_id:
             raise InvalidParameterValue(f"Run id must be a non-empty string, got {run_id!r}")
-        try:
-            return self.select_related("experiment").get(run_id=run_id)
-        except self.model.DoesNotExist:
-            raise ResourceDoesNotExist(f"Run with id={run_id} not found") from None
+        from tracker import statements  # it reads these models
+
+        # Every tracking call starts here: fixed SQL, not a compiled query (tracker/statements.py).
+        run = statements.run_by_run_id(run_id)
+        if run is None:
+            raise ResourceDoesNotExist(f"Run with id={run_id} not found")
+        return run
 
     def active(self):
         """Runs not deleted."""

@@ -29,6 +29,7 @@ from django.db.models import Avg, Case, Count, Exists, F, FloatField, Max, Min, 
 from django.db.models.functions import RowNumber, Substr
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from tracker import statements
 from tracker.ingest import GOAL_TAG_PREFIX, RESERVED_TAG_PREFIX
 from tracker.models import (
     ACTIVE,
@@ -81,17 +82,13 @@ def summaries_for(run_pks: Iterable[int]) -> dict[int, list[RunSummary]]:
 
 
 def reserved_tags_for(run_pks: Iterable[int]) -> dict[int, list[tuple[str, str]]]:
-    """The read-only MLflow tags each parent carries for its best descendant (one query):
+    """The read-only MLflow tags each parent carries for its best descendant (one query per
+    30,000 runs):
     `runtree.best.<metric>` (repr of the float), `runtree.best.<metric>.run_id` and
     `runtree.best.<metric>.params.<param>`, in key order. Runs without a summary map to []."""
     run_pks = list(run_pks)
     tags: dict[int, list[tuple[str, str]]] = {pk: [] for pk in run_pks}
-    rows = (
-        RunSummary.objects.filter(run_id__in=run_pks, best_run__isnull=False)
-        .order_by("run_id", "key")
-        .values_list("run_id", "key", "best_value", "best_run__run_id", "best_params")
-    )
-    for run_pk, key, best_value, best_run_id, best_params in rows:
+    for run_pk, key, best_value, best_run_id, best_params in statements.best_summaries_of(run_pks):
         prefix = f"{BEST_TAG_PREFIX}{key}"
         tags[run_pk].append((prefix, repr(best_value)))
         tags[run_pk].append((f"{prefix}.run_id", best_run_id))
@@ -115,7 +112,11 @@ def mark_parents_stale(*, run: Run, old_parent_pk: int | None = None) -> None:
             parents[old_parent_pk] = path_ids(old_parent_path)[0]
     if not parents:
         return
-    _mark_stale(Run.objects.filter(pk__in=parents))
+    if len(parents) == 1:
+        # The hot path (every logged metric of a child): one row, so no lock order to keep.
+        statements.mark_stale(next(iter(parents)))
+    else:
+        _mark_stale(Run.objects.filter(pk__in=parents))
     queue_refresh_after_commit(parents.values())
 
 

@@ -15,9 +15,9 @@ import re
 
 from django.http import HttpResponse, QueryDict
 
-from tracker import summaries
+from tracker import statements, summaries
 from tracker.errors import InvalidParameterValue, TrackingError
-from tracker.models import Experiment, LatestMetric, Param, Run, RunTag
+from tracker.models import Experiment, Run
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # What protobuf's JSON parser accepts as a number written as a string.
@@ -317,30 +317,29 @@ def run_info_to_dict(run: Run) -> dict:
     return info
 
 
-# A page may hold up to 50,000 runs; their ids go to the database in slices that stay under
-# SQLite's default bound on parameters per statement (32,766). A default page is one slice.
-_IDS_PER_QUERY = 10_000
-
-
 def runs_to_dicts(runs: list[Run]) -> list[dict]:
     """MLflow's Run JSON for each of `runs` (in order): their params, tags, latest metrics and
-    best-child summaries are read in one query each, however many runs there are. A parent's
-    summaries arrive as read-only `runtree.best.*` tags (the seed notebook's "challenge", done by
-    the server)."""
+    best-child summaries are read in one query each per 30,000 runs (a page holds at most
+    50,000). A parent's summaries arrive as read-only `runtree.best.*` tags (the seed notebook's
+    "challenge", done by the server)."""
     data = {run.pk: {"metrics": [], "params": [], "tags": []} for run in runs}
     pks = list(data)
-    for start in range(0, len(pks), _IDS_PER_QUERY):
-        some = pks[start : start + _IDS_PER_QUERY]
-        for run_pk, key, value in Param.objects.filter(run__in=some).values_list("run", "key", "value"):
-            data[run_pk]["params"].append({"key": key, "value": value})
-        for run_pk, key, value in RunTag.objects.filter(run__in=some).values_list("run", "key", "value"):
-            data[run_pk]["tags"].append({"key": key, "value": value})
-        latest = LatestMetric.objects.filter(run__in=some).values_list("run", "key", "value", "timestamp", "step")
-        for run_pk, key, value, timestamp, step in latest:
-            data[run_pk]["metrics"].append(metric_to_dict(key, value, timestamp, step))
-        for run_pk, summary_tags in summaries.reserved_tags_for(some).items():
-            data[run_pk]["tags"].extend({"key": key, "value": value} for key, value in summary_tags)
+    for run_pk, key, value in statements.params_of(pks):
+        data[run_pk]["params"].append({"key": key, "value": value})
+    for run_pk, key, value in statements.tags_of(pks):
+        data[run_pk]["tags"].append({"key": key, "value": value})
+    for run_pk, key, value, timestamp, step in statements.latest_metrics_of(pks):
+        data[run_pk]["metrics"].append(metric_to_dict(key, value, timestamp, step))
+    for run_pk, summary_tags in summaries.reserved_tags_for(pks).items():
+        data[run_pk]["tags"].extend({"key": key, "value": value} for key, value in summary_tags)
     return [{"info": run_info_to_dict(run), "data": data[run.pk], "inputs": {}} for run in runs]
+
+
+def new_run_to_dict(run: Run) -> dict:
+    """MLflow's Run JSON for a run created in this transaction: it has tags only (params and
+    metrics come in later requests, summaries from a refresh after commit), so one query."""
+    tags = [{"key": key, "value": value} for _, key, value in statements.tags_of([run.pk])]
+    return {"info": run_info_to_dict(run), "data": {"metrics": [], "params": [], "tags": tags}, "inputs": {}}
 
 
 def metric_to_dict(key: str, value: float | None, timestamp: int, step: int) -> dict:

@@ -25,6 +25,7 @@ from tracker.api.mlflow_json import (
     experiment_to_dict,
     json_response,
     metric_to_dict,
+    new_run_to_dict,
     offset_from_page_token,
     page_token,
     parse_experiment_id,
@@ -157,7 +158,7 @@ def create_experiment(fields: Fields) -> dict:
 
 @rpc("GET")
 def get_experiment(fields: Fields) -> dict:
-    experiment = Experiment.objects.prefetch_related("tags").get_by_id(fields.experiment_id())
+    experiment = Experiment.objects.get_by_id(fields.experiment_id())
     return {"experiment": experiment_to_dict(experiment)}
 
 
@@ -225,7 +226,7 @@ def create_run(fields: Fields) -> dict:
         start_time=fields.integer("start_time"),
         tags=_tags(fields),
     )
-    return {"run": _run_dict(run)}
+    return {"run": new_run_to_dict(run)}
 
 
 @rpc("GET")
