@@ -118,16 +118,16 @@ def test_a_create_run_whose_answer_cannot_be_read_leaves_no_run_to_duplicate(liv
     would create it a second time."""
     from tracker.api import mlflow_views
 
-    real_runs_to_dicts = mlflow_views.runs_to_dicts
+    real_new_run_to_dict = mlflow_views.new_run_to_dict
     calls = []
 
-    def runs_to_dicts(runs):
+    def new_run_to_dict(run):
         calls.append(1)
         if len(calls) == 1:
             raise OperationalError("server closed the connection unexpectedly")
-        return real_runs_to_dicts(runs)
+        return real_new_run_to_dict(run)
 
-    monkeypatch.setattr(mlflow_views, "runs_to_dicts", runs_to_dicts)
+    monkeypatch.setattr(mlflow_views, "new_run_to_dict", new_run_to_dict)
     body = {"experiment_id": str(run.experiment_id), "run_name": "retried"}
     response = requests.post(live_server.url + "/api/2.0/mlflow/runs/create", json=body, timeout=30)
     assert response.status_code == 503
