@@ -13,6 +13,7 @@ import json
 import math
 import re
 
+import orjson
 from django.http import HttpResponse, QueryDict
 
 from tracker import statements, summaries
@@ -249,8 +250,10 @@ def offset_from_page_token(token: str | None) -> int:
 
 
 def json_response(payload: dict, *, status: int = 200) -> HttpResponse:
-    # allow_nan=False: a bare NaN would break the client's parser; values go through json_number.
-    return HttpResponse(json.dumps(payload, allow_nan=False), content_type="application/json", status=status)
+    # orjson: a search page of 1,000 runs is about 1 MB of JSON, which json.dumps took a quarter
+    # of the request to write. Metric values go through json_number, so no bare NaN (which
+    # orjson would write as null) reaches it.
+    return HttpResponse(orjson.dumps(payload), content_type="application/json", status=status)
 
 
 def error_response(error: TrackingError) -> HttpResponse:
@@ -283,7 +286,7 @@ def experiment_to_dict(experiment: Experiment) -> dict:
     }
 
 
-# The columns run_info_to_dict reads: fetch only these for a page of runs.
+# The columns run_info_to_dict and runs_to_dicts read: a page of runs fetches only these.
 RUN_INFO_FIELDS = (
     "id",
     "run_id",
@@ -298,7 +301,8 @@ RUN_INFO_FIELDS = (
 )
 
 
-def run_info_to_dict(run: Run) -> dict:
+def run_info_to_dict(run: Run | tuple) -> dict:
+    """`run`: a Run, or a row with RUN_INFO_FIELDS as attributes."""
     info = {
         "run_id": run.run_id,
         "run_uuid": run.run_id,
@@ -317,12 +321,12 @@ def run_info_to_dict(run: Run) -> dict:
     return info
 
 
-def runs_to_dicts(runs: list[Run]) -> list[dict]:
+def runs_to_dicts(runs: list[Run] | list[tuple]) -> list[dict]:
     """MLflow's Run JSON for each of `runs` (in order): their params, tags, latest metrics and
     best-child summaries are read in one query each per 30,000 runs (a page holds at most
     50,000). A parent's summaries arrive as read-only `runtree.best.*` tags (the seed notebook's
-    "challenge", done by the server)."""
-    data = {run.pk: {"metrics": [], "params": [], "tags": []} for run in runs}
+    "challenge", done by the server). `runs`: Runs, or rows with RUN_INFO_FIELDS as attributes."""
+    data = {run.id: {"metrics": [], "params": [], "tags": []} for run in runs}
     pks = list(data)
     for run_pk, key, value in statements.params_of(pks):
         data[run_pk]["params"].append({"key": key, "value": value})
@@ -332,7 +336,7 @@ def runs_to_dicts(runs: list[Run]) -> list[dict]:
         data[run_pk]["metrics"].append(metric_to_dict(key, value, timestamp, step))
     for run_pk, summary_tags in summaries.reserved_tags_for(pks).items():
         data[run_pk]["tags"].extend({"key": key, "value": value} for key, value in summary_tags)
-    return [{"info": run_info_to_dict(run), "data": data[run.pk], "inputs": {}} for run in runs]
+    return [{"info": run_info_to_dict(run), "data": data[run.id], "inputs": {}} for run in runs]
 
 
 def new_run_to_dict(run: Run) -> dict:

@@ -316,7 +316,8 @@ def search_runs(fields: Fields) -> dict:
     runs = Run.objects.filter(
         experiment__in=experiment_ids, lifecycle_stage__in=_LIFECYCLE_FOR_VIEW[view_type]
     ).matching(fields.string("filter") or "")
-    runs = order_runs(runs, fields.strings("order_by")).only(*RUN_INFO_FIELDS)
+    # Rows, not model instances: building 1,000 Run objects was a third of a full page's time.
+    runs = order_runs(runs, fields.strings("order_by")).values_list(*RUN_INFO_FIELDS, named=True)
     page, token = _paged(runs, offset=offset, max_results=max_results)
     return _with_token({"runs": runs_to_dicts(page)}, token)
 
