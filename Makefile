@@ -20,15 +20,16 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.installed $@
 
-# Served by gunicorn, not runserver: the dev server answers a kept-alive client ~40 ms late per
-# request (Nagle's algorithm), which the mlflow client, one blocking call at a time, pays in full.
+# Served by granian, as in production (README), not runserver: the dev server answers a kept-alive
+# client ~40 ms late per request (Nagle's algorithm), which the mlflow client, one blocking call at
+# a time, pays in full.
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo
 	@echo "Runtree at http://$(HOST):$(PORT)/  (MLFLOW_TRACKING_URI=http://$(HOST):$(PORT))"
-	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --worker-class gthread --threads 4 --access-logfile -
+	$(BIN)/granian --host $(HOST) --port $(PORT) --interface wsgi --workers 2 --blocking-threads 4 --access-log config.wsgi:application
 
-# The production shape on one machine: gunicorn, a Celery worker and beat (Procfile) on Redis,
+# The production shape on one machine: granian, a Celery worker and beat (Procfile) on Redis,
 # so summaries are computed out of process. Only these targets set the broker; `make run` stays eager.
 up worker beat: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
 
@@ -69,6 +70,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/pip install --quiet --no-deps $(FASTTRACKML)
 	$(BIN)/python bench/ingest.py --write
 	$(BIN)/python bench/ingest.py --postgres --write
+	$(BIN)/python bench/http_server.py --write
 	$(BIN)/python bench/search.py --write
 	$(BIN)/python bench/tree_page.py --write
 	$(BIN)/python bench/compare_page.py --write

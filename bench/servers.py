@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The Procfile's options: the gthread worker keeps connections alive (the sync worker closes
-# each one, and the mlflow client, one blocking call at a time, would reconnect for every call).
-GUNICORN_OPTIONS = ["-k", "gthread", "--threads", "4", "--log-level", "warning"]
+# The Procfile's server and options (one worker process here).
+WSGI_APPLICATION = "config.wsgi:application"
+# gunicorn's threaded worker (bench/http_server.py compares it): its threads keep connections alive.
+GUNICORN_OPTIONS = ["-k", "gthread", "--threads", "4", "-w", "1", "--log-level", "warning"]
+GRANIAN_OPTIONS = ["--interface", "wsgi", "--workers", "1", "--blocking-threads", "4", "--log-level", "warning"]
 BIN = Path(sys.executable).parent
 
 
@@ -81,10 +83,11 @@ def stop(server: Server) -> None:
 BENCH_BROKER_URL = "redis://127.0.0.1:6379/13"
 
 
-def start_runtree(workdir: Path, database_url: str | None = None) -> Server:
-    """Runtree as the README says to serve it in production: gunicorn (here one process; its
-    threads keep the client's connection alive) with summaries handed to a Celery worker over
-    Redis, not computed inside the request."""
+def start_runtree(workdir: Path, database_url: str | None = None, *, http_server: str = "granian") -> Server:
+    """Runtree as the README says to serve it in production: granian (here one process; it
+    keeps the client's connection alive) with summaries handed to a Celery worker over Redis,
+    not computed inside the request. `http_server="gunicorn"`: its threaded worker instead
+    (bench/http_server.py)."""
     port = free_port()
     env = {
         "DATABASE_URL": database_url or f"sqlite:///{workdir / 'runtree.sqlite3'}",
@@ -103,7 +106,18 @@ def start_runtree(workdir: Path, database_url: str | None = None) -> Server:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    command = [str(BIN / "gunicorn"), "config.wsgi", *GUNICORN_OPTIONS, "-w", "1", "-b", f"127.0.0.1:{port}"]
+    command = {
+        "granian": [
+            str(BIN / "granian"),
+            *GRANIAN_OPTIONS,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            WSGI_APPLICATION,
+        ],
+        "gunicorn": [str(BIN / "gunicorn"), "config.wsgi", *GUNICORN_OPTIONS, "-b", f"127.0.0.1:{port}"],
+    }[http_server]
     try:
         server = _start("runtree", command, port, env, cwd=ROOT)
     except Exception:

@@ -1,5 +1,5 @@
 """Fixtures for the trust tests: users with roles and tokens, the mlflow client pointed at a
-live server, and a real gunicorn server (own process, persistent database connections) for
+live server, and a real granian server (own process, persistent database connections) for
 the fault and concurrency tests."""
 
 import gc
@@ -108,7 +108,7 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn serving Runtree, as in production: its own process, its own (persistent)
+    """granian serving Runtree, as in production: its own process, its own (persistent)
     database connections."""
 
     def __init__(self, database_url: str, *, workers: int, threads: int, env: dict | None = None):
@@ -126,15 +126,14 @@ class Server:
         }
         self.env.pop("CELERY_BROKER_URL", None)
         self.args = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            f"--bind=127.0.0.1:{self.port}",
+            str(Path(sys.executable).with_name("granian")),
+            "--interface=wsgi",
+            "--host=127.0.0.1",
+            f"--port={self.port}",
             f"--workers={workers}",
-            f"--threads={threads}",
-            "--timeout=120",
-            "--graceful-timeout=5",
+            f"--blocking-threads={threads}",
+            "--workers-kill-timeout=5",
+            "config.wsgi:application",
         ]
         self.process = None
 
@@ -145,13 +144,13 @@ class Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.process.stdout.read()}")
+                raise RuntimeError(f"granian exited:\n{self.process.stdout.read()}")
             try:
                 requests.get(f"{self.url}/api/2.0/mlflow/experiments/search", timeout=5)
                 return self
             except requests.ConnectionError:
                 time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start within 60 s")
+        raise RuntimeError("granian did not start within 60 s")
 
     def stop(self) -> str:
         """Stop the server; its output (the log), for a failing test to show."""

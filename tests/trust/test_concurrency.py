@@ -1,5 +1,5 @@
 """Eight processes log a sweep into one experiment and one shared parent at the same time,
-through the mlflow client, against gunicorn (two processes of four threads) on the database of
+through the mlflow client, against granian (two processes of four threads) on the database of
 this test session: PostgreSQL, or SQLite in a file (WAL and its busy timeout are what is under
 test, so not pytest-django's in-memory database). No request may fail, nothing may be lost."""
 

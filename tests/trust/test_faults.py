@@ -266,8 +266,8 @@ def terminate_server_backends(cursor) -> set[int]:
 
 
 @pytest.fixture
-def gunicorn(transactional_db):
-    """A single sync worker: one thread, one persistent database connection, as in production."""
+def production_server(transactional_db):
+    """One worker of one thread: one persistent database connection, as in production."""
     connection.ensure_connection()
     server = Server(postgresql_url_of_test_database(), workers=1, threads=1).start()
     yield server
@@ -275,8 +275,8 @@ def gunicorn(transactional_db):
 
 
 @requires_postgresql
-def test_a_persistent_connection_killed_while_idle_is_replaced_without_an_error(gunicorn):
-    search = gunicorn.url + "/api/2.0/mlflow/experiments/search"
+def test_a_persistent_connection_killed_while_idle_is_replaced_without_an_error(production_server):
+    search = production_server.url + "/api/2.0/mlflow/experiments/search"
     assert requests.get(search, timeout=10).status_code == 200
     with admin_connection() as admin:
         killed = terminate_server_backends(admin)
@@ -287,9 +287,9 @@ def test_a_persistent_connection_killed_while_idle_is_replaced_without_an_error(
 
 
 @requires_postgresql
-def test_while_the_database_refuses_connections_requests_get_503_and_service_resumes_by_itself(gunicorn):
+def test_while_the_database_refuses_connections_requests_get_503_and_service_resumes_by_itself(production_server):
     name = connection.settings_dict["NAME"]
-    search = gunicorn.url + "/api/2.0/mlflow/experiments/search"
+    search = production_server.url + "/api/2.0/mlflow/experiments/search"
     with admin_connection() as admin:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         try:
@@ -297,7 +297,7 @@ def test_while_the_database_refuses_connections_requests_get_503_and_service_res
             response = requests.get(search, timeout=10)
             assert response.status_code == 503
             assert response.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
-            page = requests.get(gunicorn.url + "/", timeout=10)
+            page = requests.get(production_server.url + "/", timeout=10)
             assert page.status_code == 503
             assert "Temporarily unavailable" in page.text
         finally:
@@ -306,14 +306,14 @@ def test_while_the_database_refuses_connections_requests_get_503_and_service_res
 
 
 @requires_postgresql
-def test_the_mlflow_client_rides_out_an_outage(gunicorn, monkeypatch):
+def test_the_mlflow_client_rides_out_an_outage(production_server, monkeypatch):
     """The outage ends 2 s into the client's retries; the write arrives once."""
     name = connection.settings_dict["NAME"]
     experiment = Experiment.objects.create(name="outage", creation_time=0, last_update_time=0)
     run = ingest.run_create(experiment=experiment, name="survivor")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "6")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    client = MlflowClient(tracking_uri=gunicorn.url)
+    client = MlflowClient(tracking_uri=production_server.url)
     with admin_connection() as admin:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         terminate_server_backends(admin)
@@ -328,7 +328,7 @@ def test_the_mlflow_client_rides_out_an_outage(gunicorn, monkeypatch):
             reopen.join()
     assert list(Param.objects.filter(run=run).values_list("key", "value")) == [("lr", "0.01")]
     assert Metric.objects.filter(run=run).count() == 1
-    assert "Database unavailable" in gunicorn.stop()
+    assert "Database unavailable" in production_server.stop()
 
 
 @requires_postgresql
