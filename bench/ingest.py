@@ -2,10 +2,15 @@
 
 Each child: create, 2 params, 2 metrics, 1 tag, end (7 blocking calls); each parent logs its
 best child afterwards, as the seed notebook's challenge does. Servers are measured in the same
-run, alternating, each with its own fresh SQLite store (or PostgreSQL with --postgres) and one
-worker. The floor is the same client against a do-nothing server: the client's own cost.
+run, each with its own fresh SQLite store (or PostgreSQL with --postgres) and one worker. The
+floor is the same client against a do-nothing server: the client's own cost.
 
-    .venv/bin/python bench/ingest.py                 # 4 parents x 25 children, 5 repeats
+The machine's speed drifts by a third over minutes (a shared 2-core VM), more than the servers'
+own costs, so the servers take turns in short rounds (one parent of 25 children each) and a
+server's own cost is the median over rounds of its time minus the floor's in the same round.
+Each server has its own client process for the whole run, warmed up before the first round.
+
+    .venv/bin/python bench/ingest.py                 # 20 rounds of 1 parent x 25 children
     .venv/bin/python bench/ingest.py --smoke         # tiny, for CI: proves the bench still runs
     .venv/bin/python bench/ingest.py --write         # also update docs/benchmarks.md
 """
@@ -64,15 +69,50 @@ def _log_sweep(mlflow, rng, parents: int, children: int, prefix: str) -> None:
             mlflow.log_param("best_param2", best[2])
 
 
-def _sweep_in_child(args) -> float:
-    # Each measurement in a fresh process: no client state (caches, sessions) carries over.
-    return sweep(*args)
+def _round_in_client(url: str, experiment: str, parents: int, children: int, seed: int) -> float:
+    import mlflow
+
+    mlflow.set_tracking_uri(url)
+    if mlflow.get_experiment_by_name(experiment) is None:  # warm-up: the client's imports and connection
+        mlflow.set_experiment(experiment)
+        _log_sweep(mlflow, random.Random(seed), 1, 1, prefix="warmup")
+    mlflow.set_experiment(experiment)
+    started = time.perf_counter()
+    _log_sweep(mlflow, random.Random(seed), parents, children, prefix=f"round{seed}_parent")
+    return time.perf_counter() - started
 
 
-def measure(url: str, experiment: str, parents: int, children: int, seed: int) -> float:
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        seconds = pool.apply(_sweep_in_child, ((url, experiment, parents, children, seed),))
-    return seconds * 1000 / (parents * children)
+def rounds(urls: dict[str, str], rounds: int, parents: int, children: int) -> dict[str, list[float]]:
+    """ms per child of each server in each round; in round r, the servers take turns starting
+    from the r-th, each through its own long-lived client process."""
+    context = multiprocessing.get_context("spawn")
+    clients = {name: context.Pool(1) for name in urls}
+    try:
+        experiment = f"sweep-{time.time_ns()}"
+        for name, url in urls.items():
+            clients[name].apply(_round_in_client, (url, experiment, 1, 1, -1))
+        per_child: dict[str, list[float]] = {name: [] for name in urls}
+        names = list(urls)
+        for r in range(rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                seconds = clients[name].apply(_round_in_client, (urls[name], experiment, parents, children, r))
+                per_child[name].append(seconds * 1000 / (parents * children))
+            print(f"round {r}: " + "  ".join(f"{n} {v[-1]:.1f}" for n, v in per_child.items()), flush=True)
+        return per_child
+    finally:
+        for pool in clients.values():
+            pool.close()
+            pool.join()
+
+
+def own_costs(per_child: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Each server's ms per child minus the floor's in the same round."""
+    floor = per_child["floor"]
+    return {
+        name: [value - floor_value for value, floor_value in zip(values, floor, strict=True)]
+        for name, values in per_child.items()
+        if name != "floor"
+    }
 
 
 def _writer(url, experiment, parents, children, seed, ready, results) -> None:
@@ -163,15 +203,15 @@ def log_batch_ms(url: str, repeats: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parents", type=int, default=4)
-    parser.add_argument("--children", type=int, default=25)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--smoke", action="store_true", help="2 x 3 runs, 1 repeat, Runtree and the floor only")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--parents", type=int, default=1, help="parents per round")
+    parser.add_argument("--children", type=int, default=25, help="children per parent")
+    parser.add_argument("--smoke", action="store_true", help="2 rounds of 1 x 3, Runtree and the floor only")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL stores instead of SQLite")
     parser.add_argument("--write", action="store_true", help="write the results to docs/benchmarks.md")
     args = parser.parse_args()
     if args.smoke:
-        args.parents, args.children, args.repeats = 2, 3, 1
+        args.rounds, args.parents, args.children = 2, 1, 3
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "View run at" line per run
@@ -186,13 +226,7 @@ def main() -> None:
             fml = servers.start_fasttrackml(workdir, pg.get("fasttrackml"))
             if fml:
                 started.append(fml)
-        per_child: dict[str, list[float]] = {s.name: [] for s in started}
-        for repeat in range(args.repeats):
-            order = started[repeat % len(started) :] + started[: repeat % len(started)]  # alternate who goes first
-            for server in order:
-                ms = measure(server.url, f"sweep-{repeat}", args.parents, args.children, seed=repeat)
-                per_child[server.name].append(ms)
-                print(f"repeat {repeat}: {server.name:12s} {ms:7.1f} ms/child", flush=True)
+        per_child = rounds({s.name: s.url for s in started}, args.rounds, args.parents, args.children)
         runtree = next(s for s in started if s.name == "runtree")
         batch = log_batch_ms(runtree.url, 3 if args.smoke else 20)
         throughput, errors = concurrent_writers(runtree.url, 2 if args.smoke else 8, 1, 3 if args.smoke else 25)
@@ -225,21 +259,23 @@ def _postgres_urls() -> dict[str, str]:
 
 
 def _render(args, per_child, batch, throughput, errors) -> str:
-    floor = statistics.median(per_child["floor"])
-    own = {name: statistics.median(v) - floor for name, v in per_child.items() if name != "floor"}
+    own = own_costs(per_child)
+    median_own = {name: statistics.median(values) for name, values in own.items()}
     backend = "PostgreSQL" if args.postgres else "SQLite"
     lines = [
         f"## Ingest ({backend})",
         "",
-        f"{report.today()} · {report.machine()} · {args.parents} parents × {args.children} children,"
-        f" {args.repeats} repeats, one server worker each, {backend} stores · `bench/ingest.py`",
+        f"{report.today()} · {report.machine()} · {args.rounds} rounds of {args.parents} parent ×"
+        f" {args.children} children per server, taking turns; one server worker each, {backend} stores"
+        " · `bench/ingest.py`",
         "",
-        "| server | ms per child (min / median / max) | own cost (median − floor) | Runtree's own cost ÷ this |",
+        "| server | ms per child (min / median / max) | own cost: − floor, same round (min / median / max) |"
+        " Runtree's own cost ÷ this |",
         "| --- | --- | --- | --- |",
     ]
     for name, values in per_child.items():
-        own_cost = "—" if name == "floor" else f"{own[name]:.1f} ms"
-        ratio = "—" if name in ("floor", "runtree") else f"1/{own[name] / max(own['runtree'], 0.01):.1f}"
+        own_cost = "—" if name == "floor" else f"{report.spread(own[name])} ms"
+        ratio = "—" if name in ("floor", "runtree") else f"1/{median_own[name] / max(median_own['runtree'], 0.01):.1f}"
         lines.append(f"| {name} | {report.spread(values)} | {own_cost} | {ratio} |")
     lines += [
         "",
