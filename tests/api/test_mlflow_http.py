@@ -137,6 +137,29 @@ def test_nan_and_infinities_are_accepted_as_strings_and_as_bare_json_tokens(clie
     assert [m["value"] for m in history.json()["metrics"]] == ["NaN", "Infinity", "-Infinity", "NaN", "-Infinity"]
 
 
+def test_a_large_batch_keeps_every_value_and_odd_key_exactly(client, run):
+    # Large batches take another way into the database on PostgreSQL (COPY, in tracker/statements.py).
+    values = [0.1, -0.0, 1e308, -1e-308, 3, "NaN", "Infinity", "-Infinity"] * 10
+    keys = ["odd: key/with spaces-and.dots", "ünïcödé", "loss"]
+    metrics = [
+        {"key": keys[i % 3], "value": value, "timestamp": 10_000 + i, "step": i} for i, value in enumerate(values)
+    ]
+    assert call(client, "runs/log-batch", {"run_id": run.run_id, "metrics": metrics}).status_code == 200
+    for key in keys:
+        history = call(client, "metrics/get-history", {"run_id": run.run_id, "metric_key": key}, method="GET")
+        logged = [(m["value"], m["timestamp"], m["step"]) for m in metrics if m["key"] == key]
+        expected = [(float(v) if isinstance(v, int) else v, t, s) for v, t, s in logged]
+        if key == "loss":  # the fixture's two values come first
+            expected = [(0.5, 1000, 0), (0.25, 2000, 1), *expected]
+        got = [(m["value"], m["timestamp"], m["step"]) for m in history.json()["metrics"]]
+        assert sorted(got, key=lambda m: (m[2], m[1])) == sorted(expected, key=lambda m: (m[2], m[1]))
+    latest = {
+        m["key"]: m["value"]
+        for m in call(client, "runs/get", {"run_id": run.run_id}, method="GET").json()["run"]["data"]["metrics"]
+    }
+    assert latest == {keys[(len(values) - 1 - j) % 3]: values[len(values) - 1 - j] for j in (2, 1, 0)}
+
+
 def test_metric_history_pages_with_max_results_and_a_page_token(client, run):
     ingest.run_log_batch(run=run, metrics=[MetricInput("curve", step / 10, 1000 + step, step) for step in range(5)])
     steps, token = [], None

@@ -79,7 +79,7 @@ def test_log_param_is_five_queries_and_six_when_the_key_is_there(client, child, 
 
 def test_log_batch_is_nine_queries_not_one_per_item(client, child, django_assert_num_queries):
     # 1 the run; 2 SAVEPOINT; 3 insert the params new to the run; 4 is the run some parent's
-    # best; 5 insert the metrics; 6 upsert their keys' latest values; 7 mark the parent's
+    # best; 5 insert the metrics (by COPY on PostgreSQL); 6 upsert their keys' latest values; 7 mark the parent's
     # summary stale; 8 upsert the tags; 9 RELEASE
     body = {
         "run_id": child.run_id,
