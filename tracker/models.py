@@ -46,7 +46,8 @@ class ExperimentQuerySet(models.QuerySet):
         return self.filter(lifecycle_stage=ACTIVE)
 
     def get_by_id(self, experiment_id) -> "Experiment":
-        """The experiment with this id, or ResourceDoesNotExist (bad ids included)."""
+        """The experiment with this id, or ResourceDoesNotExist (bad ids included). Called on the
+        manager: the lookup is fixed SQL, so no filter of a queryset would apply."""
         from tracker import statements  # it reads these models
 
         try:
@@ -111,7 +112,8 @@ class RunStatus(models.TextChoices):
 
 class RunQuerySet(models.QuerySet):
     def get_by_run_id(self, run_id) -> "Run":
-        """The run with this MLflow run id, or ResourceDoesNotExist."""
+        """The run with this MLflow run id, or ResourceDoesNotExist. Called on the manager: the
+        lookup is fixed SQL, so no filter of a queryset would apply."""
         if not isinstance(run_id, str) or not run_id:
             raise InvalidParameterValue(f"Run id must be a non-empty string, got {run_id!r}")
         from tracker import statements  # it reads these models

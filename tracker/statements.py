@@ -63,28 +63,44 @@ def _execute(sql: str, params: Sequence) -> int:
 
 # --- lookups -----------------------------------------------------------------------------------
 
-_RUN_FIELDS = [field.attname for field in Run._meta.concrete_fields]
-_RUN_BY_RUN_ID = (
-    f"SELECT {', '.join(_column(Run, name) for name in _RUN_FIELDS)} FROM {_table(Run)} "
-    f"WHERE {_column(Run, 'run_id')} = %s"
+
+class _Rows:
+    """Whole rows of `model` where `where` holds, as model instances (Model.from_db, as the ORM
+    builds them)."""
+
+    def __init__(self, model, where: str):
+        self.model = model
+        self.fields = [field.attname for field in model._meta.concrete_fields]
+        columns = ", ".join(_column(model, name) for name in self.fields)
+        self.sql = f"SELECT {columns} FROM {_table(model)} WHERE {where}"
+
+    def all(self, params: Sequence) -> list:
+        return [self.model.from_db(connection.alias, self.fields, row) for row in _fetchall(self.sql, params)]
+
+    def first(self, params: Sequence):
+        found = self.all(params)
+        return found[0] if found else None
+
+
+_RUN_BY_RUN_ID = _Rows(Run, f"{_column(Run, 'run_id')} = %s")
+_EXPERIMENT_BY_ID = _Rows(Experiment, f"{_column(Experiment, 'id')} = %s")
+_WAITING_CHILDREN = _Rows(
+    Run,
+    f"{_column(Run, 'parent')} IS NULL AND {_column(Run, 'parent_run_id')} = %s AND {_column(Run, 'experiment')} = %s",
 )
 
 
 def run_by_run_id(run_id: str) -> Run | None:
-    rows = _fetchall(_RUN_BY_RUN_ID, [run_id])
-    return Run.from_db(connection.alias, _RUN_FIELDS, rows[0]) if rows else None
-
-
-_EXPERIMENT_FIELDS = [field.attname for field in Experiment._meta.concrete_fields]
-_EXPERIMENT_BY_ID = (
-    f"SELECT {', '.join(_column(Experiment, name) for name in _EXPERIMENT_FIELDS)} FROM {_table(Experiment)} "
-    f"WHERE {_column(Experiment, 'id')} = %s"
-)
+    return _RUN_BY_RUN_ID.first([run_id])
 
 
 def experiment_by_id(experiment_id: int) -> Experiment | None:
-    rows = _fetchall(_EXPERIMENT_BY_ID, [experiment_id])
-    return Experiment.from_db(connection.alias, _EXPERIMENT_FIELDS, rows[0]) if rows else None
+    return _EXPERIMENT_BY_ID.first([experiment_id])
+
+
+def waiting_children(run: Run) -> list[Run]:
+    """Runs that named `run` as their parent before it existed."""
+    return _WAITING_CHILDREN.all([run.run_id, run.experiment_id])
 
 
 _RUN_ID_BY_PK = f"SELECT {_column(Run, 'run_id')} FROM {_table(Run)} WHERE {_column(Run, 'id')} = %s"
@@ -92,19 +108,6 @@ _RUN_ID_BY_PK = f"SELECT {_column(Run, 'run_id')} FROM {_table(Run)} WHERE {_col
 
 def run_id_by_pk(pk: int) -> str:
     return _fetchall(_RUN_ID_BY_PK, [pk])[0][0]
-
-
-_WAITING_CHILDREN = (
-    f"SELECT {', '.join(_column(Run, name) for name in _RUN_FIELDS)} FROM {_table(Run)} "
-    f"WHERE {_column(Run, 'parent')} IS NULL AND {_column(Run, 'parent_run_id')} = %s "
-    f"AND {_column(Run, 'experiment')} = %s"
-)
-
-
-def waiting_children(run: Run) -> list[Run]:
-    """Runs that named `run` as their parent before it existed."""
-    rows = _fetchall(_WAITING_CHILDREN, [run.run_id, run.experiment_id])
-    return [Run.from_db(connection.alias, _RUN_FIELDS, row) for row in rows]
 
 
 _IS_BEST_RUN = f"SELECT 1 FROM {_table(RunSummary)} WHERE {_column(RunSummary, 'best_run')} = %s LIMIT 1"
