@@ -1,13 +1,16 @@
 """The write services enforce MLflow's rules in one place, atomically."""
 
+import itertools
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tracker import ingest
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists
 from tracker.ingest import KeyValue, MetricInput
-from tracker.models import LatestMetric, Metric, Param, RunTag
+from tracker.models import LatestMetric, Metric, Param, RunTag, metric_sort_key
 
 pytestmark = pytest.mark.django_db
 
@@ -129,6 +132,29 @@ class TestLatestMetricRule:
         ingest.run_log_batch(run=run, metrics=[MetricInput("loss", 4.0, 100, 1), MetricInput("loss", 6.0, 100, 1)])
         ingest.run_log_metric(run=run, metric=MetricInput("loss", 5.0, timestamp=100, step=1))
         assert latest(run, "loss").value == 6.0
+
+
+_fresh_keys = (f"key{n}" for n in itertools.count())
+_values = st.sampled_from([0.0, 1.0, -1.0, 2.5, math.nan, math.inf, -math.inf])
+_logs = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), _values), min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(logs=_logs, batch_size=st.integers(1, 3))
+def test_the_stored_latest_value_follows_the_rule_whatever_the_order(run, logs, batch_size):
+    """The database keeps "latest" by an SQL condition (tracker/statements.py); it must agree
+    with models.metric_sort_key, the rule's Python form, for any order of values, NaN and
+    infinities included, logged one at a time or in batches."""
+    key = next(_fresh_keys)
+    metrics = [MetricInput(key, value, timestamp, step) for step, timestamp, value in logs]
+    for start in range(0, len(metrics), batch_size):
+        ingest.run_log_batch(run=run, metrics=metrics[start : start + batch_size])
+    stored = latest(run, key)
+    expected = max(
+        metrics, key=lambda m: metric_sort_key(m.step, m.timestamp, None if math.isnan(m.value) else m.value)
+    )
+    assert (stored.step, stored.timestamp) == (expected.step, expected.timestamp)
+    assert (stored.value is None) if math.isnan(expected.value) else stored.value == expected.value
 
 
 def test_creating_an_experiment_twice_is_refused(db):
