@@ -552,7 +552,7 @@ def _stored_value(value: float) -> float | None:
 
 
 def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
-    statements.insert_metrics(run.pk, [(m.key, _stored_value(m.value), m.timestamp, m.step) for m in metrics])
+    statements.insert_metrics(run.pk, [_metric_row(m) for m in metrics])
     candidates: dict[str, MetricInput] = {}
     for metric in metrics:
         best = candidates.get(metric.key)
@@ -561,11 +561,14 @@ def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
     # One upsert per batch compares each candidate with the stored latest value on the locked
     # row (tracker/statements.py), so concurrent writers of a key never put an earlier value
     # over a later one.
-    changed = statements.upsert_latest_metrics(
-        run.pk, [(m.key, _stored_value(m.value), m.timestamp, m.step) for m in candidates.values()]
-    )
+    changed = statements.upsert_latest_metrics(run.pk, [_metric_row(m) for m in candidates.values()])
     if changed:
         hierarchy_events.metrics_changed(run=run, keys=changed)
+
+
+def _metric_row(metric: MetricInput) -> tuple[str, float | None, int, int]:
+    """(key, value, timestamp, step) as stored: a NaN as NULL."""
+    return metric.key, _stored_value(metric.value), metric.timestamp, metric.step
 
 
 def _order(metric: MetricInput) -> tuple:

@@ -83,9 +83,8 @@ def summaries_for(run_pks: Iterable[int]) -> dict[int, list[RunSummary]]:
 
 def reserved_tags_for(run_pks: Iterable[int]) -> dict[int, list[tuple[str, str]]]:
     """The read-only MLflow tags each parent carries for its best descendant (one query per
-    30,000 runs):
-    `runtree.best.<metric>` (repr of the float), `runtree.best.<metric>.run_id` and
-    `runtree.best.<metric>.params.<param>`, in key order. Runs without a summary map to []."""
+    30,000 runs): `runtree.best.<metric>` (repr of the float), `runtree.best.<metric>.run_id`
+    and `runtree.best.<metric>.params.<param>`, in key order. Runs without a summary map to []."""
     run_pks = list(run_pks)
     tags: dict[int, list[tuple[str, str]]] = {pk: [] for pk in run_pks}
     for run_pk, key, best_value, best_run_id, best_params in statements.best_summaries_of(run_pks):

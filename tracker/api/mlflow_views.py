@@ -139,10 +139,6 @@ def _run(fields: Fields) -> Run:
     return Run.objects.get_by_run_id(fields.run_id())
 
 
-def _run_dict(run: Run) -> dict:
-    return runs_to_dicts([run])[0]
-
-
 # --- experiments -------------------------------------------------------------------------------
 
 
@@ -231,7 +227,7 @@ def create_run(fields: Fields) -> dict:
 
 @rpc("GET")
 def get_run(fields: Fields) -> dict:
-    return {"run": _run_dict(_run(fields))}
+    return {"run": runs_to_dicts([_run(fields)])[0]}
 
 
 @rpc("POST")
