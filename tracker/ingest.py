@@ -311,7 +311,8 @@ def run_create(
         )
     start_time = now_ms() if start_time is None else _check_integer(start_time, "start_time")
     parent_run_id = tag_values.get(PARENT_RUN_ID_TAG, "")
-    with transaction.atomic():
+    # No savepoint: a failure here fails the caller's transaction too (the create-run view's).
+    with transaction.atomic(savepoint=False):
         _check_experiment_active(experiment)
         run = Run(
             experiment=experiment,
@@ -320,7 +321,8 @@ def run_create(
             status=RunStatus.RUNNING,
             start_time=start_time,
         )
-        if run_id is not None:
+        chosen_run_id = run_id is not None
+        if chosen_run_id:
             run.run_id = run_id
             if Run.objects.filter(run_id=run.run_id).exists():
                 raise ResourceAlreadyExists(f"Run '{run.run_id}' already exists.")
@@ -340,7 +342,8 @@ def run_create(
             _check_client_tag(tag, root_run_id)
         given = [t for t in tags if t.key not in (RUN_NAME_TAG, ROOT_RUN_ID_TAG)]
         _upsert_tags(run, [KeyValue(RUN_NAME_TAG, name), KeyValue(ROOT_RUN_ID_TAG, root_run_id), *given])
-        _adopt_waiting_children(run)
+        if chosen_run_id:  # nobody can have named a fresh random id as their parent yet
+            _adopt_waiting_children(run)
     return run
 
 
