@@ -73,7 +73,7 @@ def env_database(name: str, default: str) -> dict:
         # a whole small request. (A file cannot "go away" as a server can: no health check.)
         config["CONN_HEALTH_CHECKS"] = False
     elif engine.endswith("postgresql"):
-        pass
+        config["ENGINE"] = "config.postgresql"  # Django's, with a health check that skips the round trip
     else:
         raise ImproperlyConfigured(f"{name}: Runtree supports sqlite:// and postgres:// URLs, not {engine!r}")
     return config

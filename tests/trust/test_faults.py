@@ -3,6 +3,7 @@ half-written, and ends by itself; other errors show no stack trace."""
 
 import contextlib
 import os
+import select
 import subprocess
 import threading
 import time
@@ -13,6 +14,7 @@ import psycopg2
 import pytest
 import requests
 from django.db import OperationalError, connection
+from django.db.backends.postgresql.base import DatabaseWrapper as DjangoPostgreSQL
 from django.test import Client
 from mlflow import MlflowClient
 
@@ -284,6 +286,30 @@ def test_a_persistent_connection_killed_while_idle_is_replaced_without_an_error(
         # The health check notices the dead connection before the request uses it.
         assert requests.get(search, timeout=10).status_code == 200
         assert server_backends(admin).isdisjoint(killed)
+
+
+@requires_postgresql
+def test_the_health_check_asks_the_server_only_about_a_connection_it_dropped(transactional_db, monkeypatch):
+    """config/postgresql: a healthy idle connection is used without a `SELECT 1` first (one round
+    trip saved on every request); one the server ended is still found and replaced."""
+    asked = []
+    django_check = DjangoPostgreSQL.is_usable
+    monkeypatch.setattr(DjangoPostgreSQL, "is_usable", lambda wrapper: asked.append(1) or django_check(wrapper))
+
+    def backend_pid_of_next_request() -> int:
+        connection.close_if_unusable_or_obsolete()  # what Django does as each request starts
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    pid = backend_pid_of_next_request()
+    assert backend_pid_of_next_request() == pid
+    assert asked == []
+    with admin_connection() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    select.select([connection.connection.fileno()], [], [], 10)  # the server's goodbye arrives
+    assert backend_pid_of_next_request() != pid
+    assert asked == [1]
 
 
 @requires_postgresql
