@@ -207,7 +207,7 @@ def _check_experiment_active(experiment: Experiment) -> None:
 
 def experiment_create(*, name: str, artifact_location: str = "", tags: Iterable[KeyValue] = ()) -> Experiment:
     name = _check_experiment_name(name)
-    tags = [KeyValue(_check_key(t.key, "Tag"), _check_text_value(t.value, "Tag", t.key)) for t in tags]
+    tags = [_check_experiment_tag(t.key, t.value) for t in tags]
     try:
         with transaction.atomic():
             if Experiment.objects.filter(name=name).exists():
@@ -234,13 +234,17 @@ def experiment_create(*, name: str, artifact_location: str = "", tags: Iterable[
 
 def experiment_rename(*, experiment: Experiment, new_name: str) -> Experiment:
     new_name = _check_experiment_name(new_name)
-    with transaction.atomic():
-        _check_experiment_active(experiment)
-        if Experiment.objects.filter(name=new_name).exclude(pk=experiment.pk).exists():
-            raise ResourceAlreadyExists(f"Experiment '{new_name}' already exists.")
-        experiment.name = new_name
-        experiment.last_update_time = now_ms()
-        experiment.save(update_fields=["name", "last_update_time"])
+    try:
+        with transaction.atomic():
+            _check_experiment_active(experiment)
+            if Experiment.objects.filter(name=new_name).exclude(pk=experiment.pk).exists():
+                raise ResourceAlreadyExists(f"Experiment '{new_name}' already exists.")
+            experiment.name = new_name
+            experiment.last_update_time = now_ms()
+            experiment.save(update_fields=["name", "last_update_time"])
+    except IntegrityError:
+        # Another rename or create took the name after the check (as in experiment_create).
+        raise ResourceAlreadyExists(f"Experiment '{new_name}' already exists.") from None
     return experiment
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tracker import ingest
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists
 from tracker.ingest import KeyValue, MetricInput
-from tracker.models import LatestMetric, Metric, Param, RunTag, metric_sort_key
+from tracker.models import Experiment, LatestMetric, Metric, Param, RunTag, metric_sort_key
 
 pytestmark = pytest.mark.django_db
 
@@ -161,6 +161,21 @@ def test_creating_an_experiment_twice_is_refused(db):
     ingest.experiment_create(name="sweeps")
     with pytest.raises(ResourceAlreadyExists, match="'sweeps' already exists"):
         ingest.experiment_create(name="sweeps")
+
+
+def test_a_rename_that_loses_the_race_for_a_name_is_refused_as_already_existing(db, monkeypatch):
+    mine = ingest.experiment_create(name="mine")
+    save = Experiment.save
+
+    def save_after_another_writer_took_the_name(self, *args, **kwargs):
+        if not Experiment.objects.filter(name="wanted").exists():
+            save(Experiment(name="wanted", creation_time=0, last_update_time=0))
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Experiment, "save", save_after_another_writer_took_the_name)
+    with pytest.raises(ResourceAlreadyExists, match="'wanted' already exists"):
+        ingest.experiment_rename(experiment=mine, new_name="wanted")
+    assert Experiment.objects.get(pk=mine.pk).name == "mine"
 
 
 def test_a_deleted_run_refuses_writes(run):
