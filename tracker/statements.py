@@ -269,6 +269,13 @@ def upsert_latest_metrics(run_pk: int, rows: Sequence[tuple[str, float | None, i
 
 
 def _of_runs(select: str, table: str, run_column: str, run_pks: Sequence[int], order: str = "") -> list[tuple]:
+    if not run_pks:
+        return []
+    if connection.vendor == "postgresql":
+        # One array parameter, not an IN list: PostgreSQL plans an IN list constant by constant,
+        # which made the four reads of a 984-run search page take 16 ms instead of 12.
+        pks = "{" + ",".join(str(int(pk)) for pk in run_pks) + "}"
+        return _fetchall(f"{select} FROM {table} WHERE {run_column} = ANY(%s::bigint[]){order}", [pks])
     rows = []
     for part in _slices(run_pks, 1):
         rows += _fetchall(f"{select} FROM {table} WHERE {run_column} IN ({_placeholders(len(part))}){order}", part)
