@@ -141,6 +141,20 @@ def test_the_export_link_carries_the_filter(client, challenge):
     assert link == f"/api/v1/runs/?experiment_id={challenge.id}&amp;filter=params.param1%20%3D%20%27a%27&amp;format=csv"
 
 
+@pytest.mark.parametrize("show_deleted", [False, True])
+def test_the_export_holds_deleted_runs_exactly_when_the_page_shows_them(client, challenge, show_deleted):
+    deleted = run("child-0-1")
+    ingest.run_set_lifecycle(run=deleted, stage="deleted")
+    query = {"show_deleted": "1"} if show_deleted else {}
+    page = client.get(tree_url(challenge, **query)).content.decode()
+
+    link = re.search(r'<a class="button export" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    exported = b"".join(client.get(link).streaming_content).decode()
+
+    assert run("child-0-2").run_id in exported
+    assert (deleted.run_id in exported) == show_deleted
+
+
 # Queries of the tree page with a best-child column (tests/dashboard/test_tree_page.py lists the
 # rest): the metrics with summaries (1) and the shown parents' summaries of one metric (1).
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
