@@ -91,6 +91,7 @@ def rounds(urls: dict[str, str], rounds: int, parents: int, children: int) -> di
         experiment = f"sweep-{time.time_ns()}"
         for name, url in urls.items():
             clients[name].apply(_round_in_client, (url, experiment, 1, 1, -1))
+        print(f"waited {servers.wait_until_quiet():.0f} s for the servers to settle", flush=True)
         per_child: dict[str, list[float]] = {name: [] for name in urls}
         names = list(urls)
         for r in range(rounds):

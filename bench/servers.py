@@ -54,6 +54,36 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 90.0) ->
     raise RuntimeError(f"server for {url} did not come up in {timeout:.0f} s")
 
 
+def _busy_cores(interval: float) -> float:
+    """How many cores' worth of CPU the whole machine used over `interval` seconds (/proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            ticks = [int(field) for field in stat.readline().split()[1:]]
+        idle = ticks[3] + ticks[4]  # idle and iowait
+        return sum(ticks) - idle, sum(ticks)
+
+    busy_before, total_before = sample()
+    time.sleep(interval)
+    busy_after, total_after = sample()
+    cores = os.cpu_count() or 1
+    return cores * (busy_after - busy_before) / max(total_after - total_before, 1)
+
+
+def wait_until_quiet(*, below_cores: float = 0.3, timeout: float = 90.0) -> float:
+    """Wait for the machine to settle after starting servers; returns the seconds waited.
+
+    `mlflow server` 3.17 starts a job runner and seven huey consumers, each importing mlflow:
+    about 20 s of CPU on a 2-core machine after its HTTP port already answers. Measuring in
+    that time charged its start-up to whichever server went first (Runtree's 38 ms search
+    measured 59 ms)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if _busy_cores(1.0) < below_cores and _busy_cores(1.0) < below_cores:
+            break
+    return time.monotonic() - started
+
+
 def _start(name: str, command: list[str], port: int, env: dict | None = None, cwd=None) -> Server:
     log = open(Path(tempfile.gettempdir()) / f"bench-{name}-{port}.log", "w")
     process = subprocess.Popen(
