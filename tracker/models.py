@@ -208,8 +208,9 @@ class Run(models.Model):
             models.Index(fields=["path"], name="run_path_idx", opclasses=["varchar_pattern_ops"]),
             # The periodic repair's scan for stale summaries.
             models.Index(fields=["summary_stale"], name="run_summary_stale_idx", condition=Q(summary_stale=True)),
-            # Orphans waiting for their parent to arrive.
-            models.Index(fields=["parent_run_id"], name="run_parent_run_id_idx", condition=Q(parent__isnull=True)),
+            # `tags.mlflow.parentRunId = …`, the sweep's own search (tracker/search.py), and
+            # orphans waiting for their parent to arrive.
+            models.Index(fields=["parent_run_id"], name="run_parent_run_id_all_idx"),
         ]
 
     def __str__(self):

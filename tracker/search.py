@@ -33,6 +33,7 @@ from django.db.models.expressions import OrderBy
 from django.db.models.functions import Substr
 
 from tracker.errors import InvalidParameterValue
+from tracker.ingest import PARENT_RUN_ID_TAG
 from tracker.models import INDEXED_VALUE_CHARS, LatestMetric, Param, RunSummary, RunTag
 
 # Bounds that keep parsing, compiling and the SQL small whatever arrives: the parser recurses
@@ -631,6 +632,11 @@ _KEYED_VALUES = {
 def _compile_keyed(comparison: Comparison) -> Q:
     model, field_name = _KEYED_VALUES[comparison.column.entity]
     operator, value = comparison.operator, comparison.value
+    if _is_parent_run_id_match(comparison):
+        # Run.parent_run_id holds this tag's value on every run that has the tag, and "" on the
+        # others (tracker/ingest.py sets, moves and deletes the two together), so a sweep's
+        # children are found by one indexed column instead of a subquery on the tags.
+        return _condition("parent_run_id", operator, value)
     rows = model.objects.filter(run=OuterRef("pk"), key=comparison.column.key)
     if operator == "IS NULL":
         return ~Q(Exists(rows))
@@ -646,6 +652,15 @@ def _compile_keyed(comparison: Comparison) -> Q:
         prefixes = [v[:INDEXED_VALUE_CHARS] for v in (value if operator == "IN" else (value,))]
         rows = rows.alias(value_prefix=Substr("value", 1, INDEXED_VALUE_CHARS)).filter(value_prefix__in=prefixes)
     return Q(Exists(rows))
+
+
+def _is_parent_run_id_match(comparison: Comparison) -> bool:
+    """`tags.mlflow.parentRunId = 'x'` or `IN ('x', …)`: equal to a non-empty value, which only
+    runs that carry the tag can be (an empty one would also match every run without it)."""
+    if comparison.column.entity != TAGS or comparison.column.key != PARENT_RUN_ID_TAG:
+        return False
+    values = comparison.value if comparison.operator == "IN" else [comparison.value]
+    return comparison.operator in ("=", "IN") and all(values)
 
 
 def _compile(node: Node) -> Q:

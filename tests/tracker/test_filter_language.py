@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.factories import RunFactory
 from tracker import ingest
 from tracker.errors import InvalidParameterValue
-from tracker.ingest import MetricInput
+from tracker.ingest import KeyValue, MetricInput
 from tracker.models import LatestMetric, Param, Run, RunSummary, RunTag
 from tracker.search import (
     MAX_COMPARISONS,
@@ -294,6 +294,29 @@ def test_it_matches_the_parent_run_id_tag(experiment):
     RunFactory(name="child", parent=parent)
     assert names(f"tags.mlflow.parentRunId = '{parent.run_id}'") == {"child"}
     assert names("tags.`mlflow.parentRunId` IS NULL") == {"parent"}
+
+
+def test_the_parent_run_id_filter_finds_exactly_the_runs_carrying_that_tag_after_moves(experiment):
+    # The filter reads Run.parent_run_id (tracker/search.py); ingest must keep it equal to the tag.
+    parent_tag = "mlflow.parentRunId"
+    parent = ingest.run_create(experiment=experiment, name="parent")
+    other = ingest.run_create(experiment=experiment, name="other")
+    unborn = "f" * 32  # a parent that has not arrived yet
+
+    def child(name, parent_run_id):
+        return ingest.run_create(experiment=experiment, name=name, tags=[KeyValue(parent_tag, parent_run_id)])
+
+    child("stays", parent.run_id)
+    ingest.run_set_tag(run=child("moved", parent.run_id), key=parent_tag, value=other.run_id)
+    ingest.run_delete_tag(run=child("cut loose", parent.run_id), key=parent_tag)
+    child("waiting", unborn)
+
+    for parent_run_id, expected in ((parent.run_id, {"stays"}), (other.run_id, {"moved"}), (unborn, {"waiting"})):
+        carrying = RunTag.objects.filter(key=parent_tag, value=parent_run_id).values_list("run__name", flat=True)
+        assert names(f"tags.mlflow.parentRunId = '{parent_run_id}'") == set(carrying) == expected
+    assert names(f"tags.mlflow.parentRunId IN ('{parent.run_id}', '{unborn}')") == {"stays", "waiting"}
+    assert names(f"tags.mlflow.parentRunId != '{parent.run_id}'") == {"moved", "waiting"}
+    assert names("tags.mlflow.parentRunId IS NULL") == {"parent", "other", "cut loose"}
 
 
 def test_equality_compares_the_whole_value_beyond_the_indexed_prefix(experiment):
