@@ -14,14 +14,22 @@ def metrics_changed(*, run: Run, keys: list[str]) -> None:
     summaries.mark_parents_stale(run=run)
 
 
-def params_changed(*, run: Run) -> None:
-    """Params were logged on `run`: if it is some ancestor's best run, that summary shows them.
-    Most params arrive before a run's metrics (so before it can be anyone's best): only a run
-    that already is a best run costs a refresh."""
-    from tracker import statements, summaries
+def params_change_summaries(*, run: Run) -> bool:
+    """Whether params logged on `run` change a summary: only if it is some parent's best run,
+    whose summary shows its params. Most params arrive before a run's metrics (so before it can
+    be anyone's best). Asked before the write, so that a write that needs no refresh is one
+    statement. (A refresh that makes the run best while the param is being written may miss it
+    until the tree's next refresh, as it could when this was asked just after the write.)"""
+    from tracker import statements
 
-    if run.parent_id is not None and statements.is_some_parents_best_run(run.pk):
-        summaries.mark_parents_stale(run=run)
+    return run.parent_id is not None and statements.is_some_parents_best_run(run.pk)
+
+
+def params_changed(*, run: Run) -> None:
+    """Params were logged on `run`, a best run (params_change_summaries): refresh its summary."""
+    from tracker import summaries
+
+    summaries.mark_parents_stale(run=run)
 
 
 def run_moved(*, run: Run, old_parent_pk: int | None) -> None:

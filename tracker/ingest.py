@@ -4,6 +4,7 @@ MLflow's rules and limits are enforced in this one module. Each service is atomi
 raises a typed error from tracker/errors.py and leaves nothing half-written.
 """
 
+import contextlib
 import math
 import random
 import re
@@ -359,11 +360,14 @@ def run_update(*, run: Run, status: str | None = None, end_time: int | None = No
     if end_time is not None:
         run.end_time = _check_integer(end_time, "end_time")
         fields.append("end_time")
-    with transaction.atomic():
-        _check_active(run)
+    _check_active(run)
+    if name:
+        run.name = _check_run_name(name)
+        fields.append("name")
+    # Status and end time alone are one UPDATE, atomic by itself: no BEGIN and COMMIT around it
+    # (the mlflow client's end_run; see _one_transaction). A new name also sets its tag.
+    with _one_transaction(needed=bool(name)):
         if name:
-            run.name = _check_run_name(name)
-            fields.append("name")
             _upsert_tags(run, [KeyValue(RUN_NAME_TAG, run.name)])
         if fields:
             statements.update_run(run, fields)
@@ -404,14 +408,36 @@ def run_log_batch(
         [KeyValue(_check_key(p.key, "Param"), _check_text_value(p.value, "Param", p.key)) for p in params]
     )
     tags = [KeyValue(_check_key(t.key, "Tag"), _check_text_value(t.value, "Tag", t.key)) for t in tags]
-    with transaction.atomic():
-        _check_active(run)
+    _check_active(run)
+    # A param of a run that is some parent's best also refreshes that summary (a second write).
+    params_matter = bool(params) and hierarchy_events.params_change_summaries(run=run)
+    with _one_transaction(needed=_writes_more_than_one_statement(metrics, params, tags, params_matter)):
         if params:
-            _insert_params(run, params)
+            _insert_params(run, params, summaries_too=params_matter)
         if metrics:
             _insert_metrics(run, metrics)
         if tags:
             _apply_tags(run, tags)
+
+
+def _writes_more_than_one_statement(metrics, params, tags, params_matter: bool) -> bool:
+    """Whether a batch needs a transaction around its writes. The single-item calls a sweep makes
+    (log_param, set_tag) are each one INSERT, which is atomic by itself; a metric is three
+    statements (its history, its latest value, the parent's stale mark)."""
+    if metrics or (params and tags) or params_matter:
+        return True
+    if params:
+        # A refused value among several params must leave the others unwritten too.
+        return len(params) > 1
+    # Tags are one upsert, unless one moves or renames the run.
+    return any(tag.key in (PARENT_RUN_ID_TAG, RUN_NAME_TAG) for tag in tags)
+
+
+def _one_transaction(*, needed: bool):
+    """A transaction around a service's writes when it has more than one statement; otherwise
+    the statement runs on its own (autocommit). On PostgreSQL that saves BEGIN and COMMIT, two
+    of a small write's four round trips; each call still commits, and is as durable."""
+    return transaction.atomic() if needed else contextlib.nullcontext()
 
 
 def run_log_metric(*, run: Run, metric: MetricInput) -> None:
@@ -533,7 +559,7 @@ def _dedupe_params(params: list[KeyValue]) -> list[KeyValue]:
     return [KeyValue(k, v) for k, v in seen.items()]
 
 
-def _insert_params(run: Run, params: list[KeyValue]) -> None:
+def _insert_params(run: Run, params: list[KeyValue], *, summaries_too: bool) -> None:
     # Insert first, then compare with what is stored: a concurrent writer of the same key either
     # committed first (this insert is ignored and the read sees its value) or waits for this
     # transaction. Reading first would let two different values both "succeed", one of them lost.
@@ -547,7 +573,8 @@ def _insert_params(run: Run, params: list[KeyValue]) -> None:
                 f"with value='{_preview(stored[param.key])}' for run ID='{run.run_id}'. "
                 f"Attempted logging new value '{_preview(param.value)}'."
             )
-    hierarchy_events.params_changed(run=run)
+    if summaries_too:
+        hierarchy_events.params_changed(run=run)
 
 
 def _preview(value: str, limit: int = 100) -> str:

@@ -9,8 +9,9 @@ import json
 import pytest
 
 from tests.factories import RunFactory, bulk_children
-from tracker import ingest
+from tracker import ingest, summaries
 from tracker.ingest import KeyValue, MetricInput
+from tracker.models import Run
 
 pytestmark = pytest.mark.django_db
 
@@ -65,16 +66,43 @@ def test_an_older_metric_value_leaves_the_latest_and_marks_nothing(client, child
     ]
 
 
-def test_log_param_is_five_queries_and_six_when_the_key_is_there(client, child, django_assert_num_queries):
-    # 1 the run; 2 SAVEPOINT; 3 insert the params new to the run; 4 is the run some parent's
-    # best (then its params refresh that summary); 5 RELEASE
-    with django_assert_num_queries(5):
+def test_log_param_is_three_queries_and_four_when_the_key_is_there(client, child, django_assert_num_queries):
+    # 1 the run; 2 is the run some parent's best (then its params refresh that summary, in one
+    # transaction with the insert); 3 insert the param, a statement on its own: no transaction
+    with django_assert_num_queries(3):
         response = post(client, "runs/log-parameter", {"run_id": child.run_id, "key": "wd", "value": "0"})
     assert response.status_code == 200
-    # The same value again is fine; the value already stored is read to compare (the 6th).
-    with django_assert_num_queries(6):
+    # The same value again is fine; the value already stored is read to compare (the 4th).
+    with django_assert_num_queries(4):
         response = post(client, "runs/log-parameter", {"run_id": child.run_id, "key": "lr", "value": "0.1"})
     assert response.status_code == 200
+    params = client.get(API + "runs/get", {"run_id": child.run_id}).json()["run"]["data"]["params"]
+    assert sorted((p["key"], p["value"]) for p in params) == [("lr", "0.1"), ("wd", "0")]
+
+
+def test_a_param_of_a_best_run_refreshes_its_parents_summary_in_one_transaction(
+    client, parent, child, django_assert_num_queries
+):
+    summaries.refresh_tree(root_pk=parent.pk)
+    assert Run.objects.get(pk=parent.pk).summary_stale is False
+    # 1 the run; 2 it is its parent's best; 3 SAVEPOINT; 4 insert; 5 mark the parent stale; 6 RELEASE
+    with django_assert_num_queries(6):
+        response = post(client, "runs/log-parameter", {"run_id": child.run_id, "key": "wd", "value": "0"})
+    assert response.status_code == 200
+    assert Run.objects.get(pk=parent.pk).summary_stale is True
+
+
+def test_set_tag_and_end_run_are_two_queries(client, child, django_assert_num_queries):
+    # 1 the run; 2 upsert the tag (or update the run), a statement on its own: no transaction
+    with django_assert_num_queries(2):
+        response = post(client, "runs/set-tag", {"run_id": child.run_id, "key": "stage", "value": "eval"})
+    assert response.status_code == 200
+    with django_assert_num_queries(2):
+        response = post(client, "runs/update", {"run_id": child.run_id, "status": "FINISHED", "end_time": 9})
+    assert response.json()["run_info"]["status"] == "FINISHED"
+    run = client.get(API + "runs/get", {"run_id": child.run_id}).json()["run"]
+    assert {"key": "stage", "value": "eval"} in run["data"]["tags"]
+    assert (run["info"]["status"], run["info"]["end_time"]) == ("FINISHED", 9)
 
 
 def test_log_batch_is_nine_queries_not_one_per_item(client, child, django_assert_num_queries):
