@@ -70,6 +70,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/pip install --quiet --no-deps $(FASTTRACKML)
 	$(BIN)/python bench/ingest.py --write
 	$(BIN)/python bench/ingest.py --postgres --write
+	$(BIN)/python bench/profile_ingest.py --write
 	$(BIN)/python bench/http_server.py --write
 	$(BIN)/python bench/search.py --write
 	$(BIN)/python bench/tree_page.py --write
@@ -79,7 +80,9 @@ bench: $(VENV)/.installed-dev
 
 # Tiny sizes, run by CI so the benchmarks never rot.
 bench-smoke: $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/ingest.py --smoke
+	$(BIN)/python bench/profile_ingest.py --smoke
 	$(BIN)/python bench/search.py --smoke
 	$(BIN)/python bench/summaries.py --smoke
 
