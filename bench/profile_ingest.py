@@ -144,8 +144,8 @@ def _render(args, results: dict) -> str:
         f" {SAMPLES_PER_SECOND} Hz (idle included) · `bench/profile_ingest.py`",
         "",
         "Server time inside requests, in ms per child (a child is 8 calls: create, get, 2 params,"
-        " 2 metrics, a tag, end; its parent's calls are spread over its children). Sampling slows the Python it samples, so the totals run above"
-        " the ingest tables' own cost.",
+        " 2 metrics, a tag, end; its parent's calls are spread over its children). Sampling slows"
+        " the Python it samples, so the totals run above the ingest tables' own cost.",
         "",
         "| category | " + " | ".join(names) + " |",
         "| --- | " + " | ".join("---:" for _ in names) + " |",
@@ -158,7 +158,8 @@ def _render(args, results: dict) -> str:
     endpoints = sorted({e for n in names for e in results[n][1]}, key=lambda e: -results[names[-1]][1].get(e, 0))
     for endpoint in endpoints:
         lines.append(f"| {endpoint} | " + " | ".join(f"{results[n][1].get(endpoint, 0):.2f}" for n in names) + " |")
-    lines += ["", "Client wall time per child while sampled: " + ", ".join(f"{n} {results[n][2]:.1f} ms" for n in names)]
+    wall = ", ".join(f"{n} {results[n][2]:.1f} ms" for n in names)
+    lines += ["", f"Client wall time per child while sampled: {wall}"]
     return "\n".join(lines)
 
 
