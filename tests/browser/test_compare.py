@@ -11,6 +11,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS
+from tracker import ingest
+from tracker.ingest import KeyValue
 from tracker.models import Experiment, Run
 
 # Set here too so this module also runs alone; Playwright's sync API keeps an event loop running.
@@ -176,3 +178,19 @@ def test_a_thousand_runs_draw_quickly_and_the_page_stays_usable(page, transactio
     screenshot(page, "compare-1000.png")
     print(f"1,000 runs: drawn in {drawn_in:.1f} s, redrawn in {redrawn_in:.1f} s")
     assert drawn_in < 20 and redrawn_in < 20
+
+
+def test_compare_children_does_not_cover_a_long_parent_name(page, transactional_db):
+    experiment = ingest.experiment_create(name="long names")
+    parent = ingest.run_create(experiment=experiment, name="a-very-long-sweep-name-" * 12)
+    ingest.run_create(experiment=experiment, name="trial", tags=[KeyValue("mlflow.parentRunId", parent.run_id)])
+    page.goto(f"/experiments/{experiment.id}/")
+    row = tree_row(page, parent)
+    row.hover()
+    link = row.locator(".compare-children")
+    expect(link).to_be_visible()
+    name, covering = row.locator(".run-link").bounding_box(), link.bounding_box()
+    # The name gives way (it ends in an ellipsis, its full text in its tooltip) instead of
+    # running on under the link.
+    assert name["x"] + name["width"] <= covering["x"]
+    screenshot(page, "compare-children-long-name.png")
