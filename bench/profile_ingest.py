@@ -125,7 +125,7 @@ def main() -> None:
         "SQLite": profile(None, args.parents, args.children),
         "PostgreSQL": profile("postgres://postgres@127.0.0.1:5432/bench_profile", args.parents, args.children),
     }
-    for database, (by_category, by_endpoint, _) in results.items():
+    for database, (_, by_endpoint, _) in results.items():
         # A rename in Django or granian would leave the samples unclassified: fail, don't print zeros.
         if not any(endpoint.startswith("runs/") for endpoint in by_endpoint):
             raise SystemExit(f"{database}: no request samples were classified; has a frame name changed?")
