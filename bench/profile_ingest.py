@@ -57,9 +57,7 @@ def profile(database_url: str | None, parents: int, children: int) -> tuple[dict
     """Run the sweep under py-spy; returns (ms per child by category, by endpoint, wall ms per child)."""
     import mlflow
 
-    py_spy = shutil.which("py-spy", path=str(servers.BIN)) or shutil.which("py-spy")
-    if py_spy is None:
-        raise SystemExit("py-spy is not installed: pip install -r bench/requirements.txt")
+    py_spy = _py_spy()
     workdir = Path(tempfile.mkdtemp(prefix="runtree-profile-"))
     server = servers.start_runtree(workdir, database_url)
     try:
@@ -164,9 +162,15 @@ def _render(args, results: dict) -> str:
     return "\n".join(lines)
 
 
+def _py_spy() -> str:
+    py_spy = shutil.which("py-spy", path=str(servers.BIN)) or shutil.which("py-spy")
+    if py_spy is None:
+        raise SystemExit("py-spy is not installed: pip install -r bench/requirements.txt")
+    return py_spy
+
+
 def _py_spy_version() -> str:
-    py_spy = shutil.which("py-spy", path=str(servers.BIN)) or "py-spy"
-    return subprocess.run([py_spy, "--version"], capture_output=True, text=True).stdout.split()[-1]
+    return subprocess.run([_py_spy(), "--version"], capture_output=True, text=True).stdout.split()[-1]
 
 
 if __name__ == "__main__":
