@@ -1,6 +1,6 @@
 """MLflow's tracking RPCs, under api/2.0/mlflow/ and ajax-api/2.0/mlflow/ (see config/urls.py)."""
 
-from django.urls import path, re_path
+from django.urls import path
 
 from tracker.api import mlflow_views as views
 
@@ -25,6 +25,4 @@ urlpatterns = [
     path("runs/set-tag", views.set_tag),
     path("runs/delete-tag", views.delete_tag),
     path("metrics/get-history", views.get_metric_history),
-    # Anything else under the prefix answers in MLflow's JSON, not Django's HTML 404.
-    re_path(r"^.*$", views.endpoint_not_found),
 ]
