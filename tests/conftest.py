@@ -127,6 +127,7 @@ def s3_artifact_bucket(settings, moto_server, request):
                 "file_overwrite": True,
                 "default_acl": None,
                 "querystring_auth": False,
+                "max_memory_size": 8 * 1024 * 1024,
             },
         },
     }
