@@ -305,13 +305,13 @@ def _too_large_message(limit: int) -> str:
 
 
 def run_artifact_path(*, run: Run, path: str | None) -> str:
-    """The proxied path of `path` inside `run`'s artifacts (its artifact URI's folder), as the
-    artifact API takes it; MLflow's run-based endpoints (artifacts/list, get-artifact) use it."""
-    root = re.sub(r"^mlflow-artifacts:(//[^/]*)?/?", "", run.artifact_uri)
-    if root == run.artifact_uri:
+    """The proxied path of `path` inside `run`'s artifacts, as the artifact API takes it; for
+    MLflow's run-based endpoints (artifacts/list, get-artifact) and the run page. The run's
+    artifact URI must name its own folder in this server's store (an imported run whose
+    artifacts were not copied keeps its source's URI, and reads nothing here)."""
+    own = f"{run.experiment_id}/{run.run_id}/artifacts"
+    if re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", run.artifact_uri).rstrip("/") != own:
         raise InvalidParameterValue(
             f"Run '{run.run_id}' keeps its artifacts at {run.artifact_uri!r}, outside this server's artifact store."
         )
-    if path:
-        artifact_path_normalise(path)
-    return f"{root}/{path}" if path else root
+    return f"{own}/{artifact_path_normalise(path)}" if path else own
