@@ -213,7 +213,9 @@ cores were shared with other work.
 
 Runtree's worst peak growth: {worst:.1f} MiB (target: under {RSS_LIMIT_MIB} MiB). An upload is copied
 in 1 MiB pieces into a temporary file beside the store and moved into place when complete; a
-download is a file response sent in 1 MiB pieces.
+download is a file response sent in 1 MiB pieces. The first artifact request of a fresh Runtree
+process also loads about 30 MiB of code (the warm-up takes that out of the rounds). Both stores
+write into the page cache, so upload rates swing with what else the shared machine is doing.
 
 Reproduce: `.venv/bin/python bench/artifacts.py --write`""",
         )
