@@ -310,6 +310,8 @@ def run_artifact_path(*, run: Run, path: str | None) -> str:
     artifact URI must name its own folder in this server's store (an imported run whose
     artifacts were not copied keeps its source's URI, and reads nothing here)."""
     own = f"{run.experiment_id}/{run.run_id}/artifacts"
+    if not run.artifact_uri:
+        raise InvalidParameterValue(f"Run '{run.run_id}' has no artifact location.")
     if re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", run.artifact_uri).rstrip("/") != own:
         raise InvalidParameterValue(
             f"Run '{run.run_id}' keeps its artifacts at {run.artifact_uri!r}, outside this server's artifact store."
