@@ -65,6 +65,7 @@ VALID = {
     "runs/set-tag": {"run_id": RUN, "key": "team", "value": "vision"},
     "runs/delete-tag": {"run_id": RUN, "key": "team"},
     "metrics/get-history": {"run_id": RUN, "metric_key": "loss", "max_results": 2, "page_token": page_token(1)},
+    "artifacts/list": {"run_id": RUN, "path": "plots"},
 }
 METHODS = {str(p.pattern): p.callback.http_methods[0] for p in urlpatterns if hasattr(p.callback, "http_methods")}
 
