@@ -149,13 +149,6 @@ class RunQuerySet(models.QuerySet):
         queryset = self.filter(path__startswith=run.path)
         return queryset if include_self else queryset.exclude(pk=run.pk)
 
-    def matching(self, filter_text: str):
-        """Runs that match a filter in Runtree's search language (tracker/search.py); blank
-        text matches every run. A bad filter raises FilterError (HTTP 400)."""
-        from tracker.search import compile_filter  # search imports these models
-
-        return self.filter(compile_filter(filter_text))
-
     def in_start_order(self):
         """Newest first, as MLflow lists runs; ties broken by run id so paging is stable."""
         return self.order_by("-start_time", "run_id")
@@ -208,7 +201,7 @@ class Run(models.Model):
             models.Index(fields=["path"], name="run_path_idx", opclasses=["varchar_pattern_ops"]),
             # The periodic repair's scan for stale summaries.
             models.Index(fields=["summary_stale"], name="run_summary_stale_idx", condition=Q(summary_stale=True)),
-            # `tags.mlflow.parentRunId = …`, the sweep's own search (tracker/search.py), and
+            # `tags.mlflow.parentRunId = …`, the sweep's own search (tracker/filtering/), and
             # orphans waiting for their parent to arrive.
             models.Index(fields=["parent_run_id"], name="run_parent_run_id_all_idx"),
         ]

@@ -16,7 +16,9 @@ from rest_framework.settings import api_settings
 
 from tracker import export, summaries
 from tracker.errors import TrackingError
+from tracker.filtering import order_runs
 from tracker.models import ACTIVE, Experiment, LatestMetric, Param, Run, RunSummary, RunTag
+from tracker.selectors.runs import runs_matching
 from tracker.values import number_or_none
 
 
@@ -183,8 +185,6 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
 
     def _matching_runs(self):
         """The runs the query string asks for (filter, experiment, deleted or not), in order."""
-        from tracker import search
-
         runs = Run.objects.all()
         params = self.request.query_params
         if params.get("show_deleted") not in ("1", "true"):
@@ -192,8 +192,8 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         if params.get("experiment_id"):
             runs = runs.filter(experiment_id=self._experiment_id(params["experiment_id"]))
         try:
-            runs = runs.filter(search.compile_filter(params.get("filter", "")))
-            runs = search.order_runs(runs, params.getlist("order_by"))
+            runs = runs_matching(runs, params.get("filter", ""))
+            runs = order_runs(runs, params.getlist("order_by"))
         except TrackingError as error:
             raise TrackingAPIError(error) from None
         return runs
