@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.tracker.test_filter_language import make_run
+from tests.tracker.filtering.test_filter_language import make_run
 from tracker.errors import InvalidParameterValue
 from tracker.filtering import FilterError, order_by_expressions, order_runs
 from tracker.models import Run
