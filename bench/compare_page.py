@@ -42,8 +42,8 @@ def build(size: int):
     from django.db import connection
 
     from tracker.constants import GOAL_TAG_PREFIX
-    from tracker.ingest import experiment_create, experiment_set_tag
     from tracker.models import Experiment, LatestMetric, Metric, Param, Run, RunStatus, path_segment
+    from tracker.services import experiment_create, experiment_set_tag
 
     experiment = Experiment.objects.filter(name=EXPERIMENT).first()
     if experiment is None:

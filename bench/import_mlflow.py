@@ -179,12 +179,12 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from tracker import importer, summaries
+    from tracker import importer, tasks
     from tracker.models import Metric, Run
 
     call_command("migrate", verbosity=0)
     # Held back during the import, measured afterwards as refresh_summaries (see the docstring).
-    summaries.queue_refresh_after_commit = lambda root_pks: None
+    tasks.queue_refresh_after_commit = lambda root_pks: None
 
     def read_only() -> int:
         with importer.open_source(source) as mlflow_source:

@@ -35,7 +35,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from bench import report  # noqa: E402
-from tracker import ingest  # noqa: E402
+from tracker import services  # noqa: E402
 from tracker.models import PATH_SEGMENT_WIDTH, Experiment, LatestMetric, Param, Run, RunStatus, RunTag  # noqa: E402
 
 BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/runtree_bench_tree"
@@ -51,7 +51,7 @@ BROAD_FILTER = "tags.subset = 'a'"
 def build() -> Experiment:
     """The experiment, in bulk: runs, then paths in two UPDATEs, then tags, params, metrics."""
     Experiment.objects.filter(name=EXPERIMENT).delete()
-    experiment = ingest.experiment_create(name=EXPERIMENT)
+    experiment = services.experiment_create(name=EXPERIMENT)
     rng = random.Random(20231123)
     start = int(time.time() * 1000) - 86_400_000
     clock = iter(range(start, start + 10**9, 10))

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.charts import history_figures
 from dashboard.filtering import compile_filter, order_for
 from dashboard.state import TreeState, parse_int
-from tracker import ingest, tree
+from tracker import services, tree
 from tracker.errors import InvalidParameterValue
 from tracker.goals import goal_tag, goals_from_tags
 from tracker.models import Experiment, Goal, Run
@@ -127,7 +127,7 @@ def experiment_goal(request, experiment_id: int):
     if not metric or goal not in Goal.values:
         raise BadRequest("A goal switch needs a metric and a goal of 'min' or 'max'.")
     try:
-        ingest.experiment_set_tag(experiment=experiment, key=goal_tag(metric), value=goal)
+        services.experiment_set_tag(experiment=experiment, key=goal_tag(metric), value=goal)
     except InvalidParameterValue as error:  # a malformed key, a deleted experiment
         raise BadRequest(str(error)) from None
     # Only back to a page of this site: `next` comes from the form, so anyone can write it.

@@ -9,7 +9,7 @@ as parameters, never in the text.
 
 Both databases speak this dialect: `INSERT … ON CONFLICT … DO UPDATE … WHERE` and `RETURNING`
 (PostgreSQL 10+, SQLite 3.35+). The rules (limits, validation, the order of "latest") stay in
-tracker/ingest.py and tracker/models.py; this module only stores and reads.
+tracker/services/ and tracker/models.py; this module only stores and reads.
 """
 
 import csv

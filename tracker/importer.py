@@ -35,22 +35,9 @@ from urllib.parse import quote, unquote, urlparse
 
 from django.db import transaction
 
-from tracker import ingest, summaries
+from tracker import services, tasks
 from tracker.constants import PARENT_RUN_ID_TAG, RESERVED_TAG_PREFIX, ROOT_RUN_ID_TAG, RUN_NAME_TAG
 from tracker.errors import InvalidParameterValue
-from tracker.ingest import (
-    MetricInput,
-    _check_experiment_name,
-    _check_experiment_tag,
-    _check_integer,
-    _check_key,
-    _check_metric,
-    _check_run_id,
-    _check_run_name,
-    _check_status,
-    _check_text_value,
-    now_ms,
-)
 from tracker.models import (
     ACTIVE,
     DELETED,
@@ -62,7 +49,19 @@ from tracker.models import (
     Run,
     RunTag,
 )
-from tracker.values import metric_sort_key, stored_value
+from tracker.services import MetricInput
+from tracker.services.validation import (
+    check_experiment_name,
+    check_experiment_tag,
+    check_integer,
+    check_key,
+    check_metric,
+    check_run_id,
+    check_run_name,
+    check_status,
+    check_text_value,
+)
+from tracker.values import metric_sort_key, now_ms, stored_value
 
 # Rows per INSERT: large enough to amortize a round trip, small enough for PostgreSQL's planner
 # (SQLite's variable limit is applied by Django on top).
@@ -146,17 +145,17 @@ def experiment_import(
         for chunk in run_chunks:
             _write_runs(target, [_checked_run(run) for run in chunk], counts)
             on_progress(len(chunk))
-        moved = ingest.experiment_link_parents(experiment=target)
+        moved = services.experiment_link_parents(experiment=target)
         if moved or counts.changed_runs:
             # Coarse on purpose: one UPDATE for the experiment rather than one per imported run.
-            summaries.mark_experiment_stale(experiment=target)
+            tasks.mark_experiment_stale_and_queue(experiment=target)
     return counts
 
 
 def _experiment_upsert(source: SourceExperiment, counts: ImportCounts) -> Experiment:
     try:
-        name = _check_experiment_name(source.name)
-        tags = [_check_experiment_tag(key, value) for key, value in source.tags.items()]
+        name = check_experiment_name(source.name)
+        tags = [check_experiment_tag(key, value) for key, value in source.tags.items()]
         lifecycle_stage = _check_lifecycle(source.lifecycle_stage)
     except InvalidParameterValue as exc:
         raise InvalidParameterValue(f"Experiment {source.name!r}: {exc.message}") from None
@@ -189,26 +188,26 @@ def _checked_run(run: SourceRun) -> SourceRun:
         for key, value in run.tags.items():
             if key == ROOT_RUN_ID_TAG or key.startswith(RESERVED_TAG_PREFIX):
                 continue
-            tags[_check_key(key, "Tag")] = _check_text_value(value, "Tag", key)
+            tags[check_key(key, "Tag")] = check_text_value(value, "Tag", key)
         if tags.get(PARENT_RUN_ID_TAG):
-            _check_run_id(tags[PARENT_RUN_ID_TAG], f"'{PARENT_RUN_ID_TAG}'")
+            check_run_id(tags[PARENT_RUN_ID_TAG], f"'{PARENT_RUN_ID_TAG}'")
         user_id = run.user_id or ""
         if len(user_id) > MAX_USER_ID_LENGTH:
             raise InvalidParameterValue(f"User id is {len(user_id)} characters long; the limit is {MAX_USER_ID_LENGTH}")
         return SourceRun(
-            run_id=_check_run_id(run.run_id, "Its run_id"),
+            run_id=check_run_id(run.run_id, "Its run_id"),
             # As MLflow reads a run: its name, else the mlflow.runName tag.
-            name=_check_run_name(run.name or tags.get(RUN_NAME_TAG, "")),
+            name=check_run_name(run.name or tags.get(RUN_NAME_TAG, "")),
             user_id=user_id,
-            status=_check_status(run.status),
+            status=check_status(run.status),
             start_time=_optional_integer(run.start_time, "start_time"),
             end_time=_optional_integer(run.end_time, "end_time"),
             lifecycle_stage=_check_lifecycle(run.lifecycle_stage),
             deleted_time=_optional_integer(run.deleted_time, "deleted_time"),
             artifact_uri=run.artifact_uri or "",
-            params={_check_key(k, "Param"): _check_text_value(v, "Param", k) for k, v in run.params.items()},
+            params={check_key(k, "Param"): check_text_value(v, "Param", k) for k, v in run.params.items()},
             tags=tags,
-            metrics=[_with_infinity(_check_metric(metric)) for metric in run.metrics],
+            metrics=[_with_infinity(check_metric(metric)) for metric in run.metrics],
         )
     except InvalidParameterValue as exc:
         raise InvalidParameterValue(f"Run {run.run_id}: {exc.message}") from None
@@ -221,7 +220,7 @@ def _check_lifecycle(stage) -> str:
 
 
 def _optional_integer(value, what: str) -> int | None:
-    return None if value is None else _check_integer(value, what)
+    return None if value is None else check_integer(value, what)
 
 
 def _with_infinity(metric: MetricInput) -> MetricInput:
@@ -255,7 +254,7 @@ def _write_runs(experiment: Experiment, runs: list[SourceRun], counts: ImportCou
 
 
 def _new_run(experiment: Experiment, run: SourceRun) -> Run:
-    # No place in a tree yet (empty path): ingest.experiment_link_parents gives one once every
+    # No place in a tree yet (empty path): services.experiment_link_parents gives one once every
     # run of the experiment exists.
     return Run(
         run_id=run.run_id,

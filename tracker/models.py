@@ -184,7 +184,7 @@ class Run(models.Model):
     depth = models.PositiveIntegerField(default=0)
     path = models.CharField(max_length=1000, db_index=False, default="")
     # Set by any write below this run that can change its best-child summary; cleared by the
-    # refresh (tracker/summaries.py). `summary_queued` coalesces refreshes: one queued task per tree.
+    # refresh (tracker/summaries/). `summary_queued` coalesces refreshes: one queued task per tree.
     summary_stale = models.BooleanField(default=False)
     summary_queued = models.BooleanField(default=False)
 
@@ -298,7 +298,7 @@ class Goal(models.TextChoices):
 
 
 class RunSummary(models.Model):
-    """A parent's best-child summary for one metric key, kept by tracker/summaries.py.
+    """A parent's best-child summary for one metric key, kept by tracker/summaries/.
 
     `best_*` covers the whole subtree (through the children's own summaries); count, min, max,
     mean and std cover the direct children's own latest values."""

@@ -42,7 +42,7 @@ from tracker.models import (
     RunTag,
     path_ids,
 )
-from tracker.summaries import summaries_for
+from tracker.summaries.reads import summaries_for
 from tracker.values import read_value
 
 # The pk of a run's root: the first segment of its materialized path.

@@ -8,8 +8,8 @@ from tests.factories import ExperimentFactory, RunFactory
 from tracker import compare, goals
 from tracker.constants import GOAL_TAG_PREFIX
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
-from tracker.ingest import KeyValue, MetricInput, experiment_set_tag, run_log_batch
 from tracker.models import Metric, Run
+from tracker.services import KeyValue, MetricInput, experiment_set_tag, run_log_batch
 
 
 def history(run, key, values):

@@ -21,11 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.management import CommandError, call_command
 
-from tracker import importer, ingest
+from tracker import importer, services
 from tracker.constants import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
 from tracker.errors import InvalidParameterValue
 from tracker.importer import SourceError, SourceExperiment, SourceRun
-from tracker.ingest import MetricInput
 from tracker.models import (
     Experiment,
     ExperimentTag,
@@ -38,6 +37,7 @@ from tracker.models import (
     path_ids,
     path_segment,
 )
+from tracker.services import MetricInput
 
 pytestmark = pytest.mark.django_db
 
@@ -567,4 +567,4 @@ class TestTheWriter:
 
     def test_linking_again_changes_nothing(self):
         write([[source_run(GRANDCHILD, CHILD)], [source_run(CHILD, ROOT)], [source_run(ROOT)]])
-        assert ingest.experiment_link_parents(experiment=Experiment.objects.get(name="sweep")) == []
+        assert services.experiment_link_parents(experiment=Experiment.objects.get(name="sweep")) == []
