@@ -26,7 +26,7 @@ REPEATS = {1_000: 15, 10_000: 5}
 HISTORY_STEPS = 50
 TARGET_MS = {1_000: 300}
 EXPERIMENT = "bench-compare"
-MIN_POINTS_PER_RUN_NOTE = "keeps 20 points a run (200,000 in all: tracker.compare.MAX_POINTS_TOTAL)"
+MIN_POINTS_PER_RUN_NOTE = "keeps 20 points a run (200,000 in all: tracker.selectors.compare.MAX_POINTS_TOTAL)"
 
 
 def create_database() -> None:

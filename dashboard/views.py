@@ -1,4 +1,4 @@
-"""The pages: each view parses the request, calls one read in tracker/tree.py, and renders."""
+"""The pages: each view parses the request, calls one read in tracker/selectors/, and renders."""
 
 import dataclasses
 from pathlib import Path
@@ -14,10 +14,12 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.charts import history_figures
 from dashboard.filtering import compile_filter, order_for
 from dashboard.state import TreeState, parse_int
-from tracker import services, tree
+from tracker import services
 from tracker.errors import InvalidParameterValue
 from tracker.goals import goal_tag, goals_from_tags
 from tracker.models import Experiment, Goal, Run
+from tracker.selectors import experiments as experiment_reads
+from tracker.selectors import run_page, tree
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
@@ -26,7 +28,7 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 def experiment_list(request):
     search = request.GET.get("q", "").strip()
     show_deleted = request.GET.get("show_deleted") == "1"
-    experiments = list(tree.experiments_overview(search=search, show_deleted=show_deleted))
+    experiments = list(experiment_reads.experiments_overview(search=search, show_deleted=show_deleted))
     has_runs = any(experiment.run_count for experiment in experiments)
     context = {"experiments": experiments, "search": search, "show_deleted": show_deleted, "has_runs": has_runs}
     return render(request, "dashboard/experiment_list.html", context)
@@ -99,7 +101,7 @@ def run_children(request, run_id: str):
 @require_GET
 def run_detail(request, run_id: str):
     try:
-        overview = tree.run_overview(
+        overview = run_page.run_overview(
             run_id, children_page=request.GET.get("page", "1"), order=order_for("start", descending=True)
         )
     except Run.DoesNotExist:

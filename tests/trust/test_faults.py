@@ -28,6 +28,7 @@ from tests.trust.conftest import (
 )
 from tracker import services
 from tracker.models import Experiment, Metric, Param, Run, RunTag
+from tracker.selectors import experiments as experiment_reads
 from tracker.summaries import refresh as summary_refresh
 
 LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
@@ -158,12 +159,10 @@ def test_a_failing_summary_refresh_after_the_commit_does_not_fail_the_write(live
 
 
 def test_a_page_shows_the_outage_in_the_products_look(client, monkeypatch, db):
-    from tracker import tree
-
     def lost(**kwargs):
         raise OperationalError("could not connect to server: Connection refused")
 
-    monkeypatch.setattr(tree, "experiments_overview", lost)
+    monkeypatch.setattr(experiment_reads, "experiments_overview", lost)
     response = client.get("/")
     assert response.status_code == 503
     assert b"Temporarily unavailable" in response.content
@@ -202,12 +201,10 @@ def test_an_api_500_is_json_without_a_stack_trace(monkeypatch, db):
 
 
 def test_a_page_500_is_the_products_page_without_a_stack_trace(monkeypatch, db):
-    from tracker import tree
-
     def bug(**kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(tree, "experiments_overview", bug)
+    monkeypatch.setattr(experiment_reads, "experiments_overview", bug)
     response = Client(raise_request_exception=False).get("/")
     assert response.status_code == 500
     assert b"Something went wrong" in response.content
