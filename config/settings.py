@@ -33,8 +33,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # MLflow tracking RPCs go straight to their view from here (tracker/api/shortcut.py).
-    "tracker.api.shortcut.TrackingApiShortcut",
+    # MLflow tracking RPCs go straight to their view from here (tracker/api/mlflow/shortcut.py).
+    "tracker.api.mlflow.shortcut.TrackingApiShortcut",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

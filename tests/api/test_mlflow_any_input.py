@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracker import services
-from tracker.api.mlflow_json import page_token
-from tracker.api.mlflow_urls import urlpatterns
+from tracker.api.mlflow.json import page_token
+from tracker.api.mlflow.urls import urlpatterns
 
 pytestmark = pytest.mark.django_db
 

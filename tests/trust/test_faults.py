@@ -27,6 +27,7 @@ from tests.trust.conftest import (
     reset_mlflow,
 )
 from tracker import services
+from tracker.api.mlflow import views as mlflow_views
 from tracker.models import Experiment, Metric, Param, Run, RunTag
 from tracker.selectors import experiments as experiment_reads
 from tracker.summaries import refresh as summary_refresh
@@ -120,8 +121,6 @@ def test_the_mlflow_client_retries_a_503_and_the_batch_arrives_once(live_server,
 def test_a_create_run_whose_answer_cannot_be_read_leaves_no_run_to_duplicate(live_server, run, monkeypatch):
     """The client retries a 503; had the run been committed before the answer failed, the retry
     would create it a second time."""
-    from tracker.api import mlflow_views
-
     real_new_run_to_dict = mlflow_views.new_run_to_dict
     calls = []
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.views.decorators.csrf import csrf_exempt
 
 from tracker import services
-from tracker.api.mlflow_json import (
+from tracker.api.mlflow.json import (
     RUN_INFO_FIELDS,
     RUN_STATUSES,
     VIEW_TYPES,
