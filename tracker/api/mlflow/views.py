@@ -33,7 +33,7 @@ from tracker.api.mlflow.json import (
 from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.filtering import experiment_filter, experiment_ordering, order_runs
 from tracker.models import ACTIVE, DELETED, Experiment, Metric, Run
-from tracker.selectors.runs import runs_matching
+from tracker.selectors.runs import find_experiment, find_run, runs_matching
 from tracker.services import KeyValue, MetricInput
 from tracker.web.json_errors import error_body, json_response
 
@@ -131,11 +131,11 @@ def _tags(fields: Fields) -> list[KeyValue]:
 
 
 def _experiment(fields: Fields) -> Experiment:
-    return Experiment.objects.get_by_id(fields.experiment_id())
+    return find_experiment(fields.experiment_id())
 
 
 def _run(fields: Fields) -> Run:
-    return Run.objects.get_by_run_id(fields.run_id())
+    return find_run(fields.run_id())
 
 
 # --- experiments -------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def create_experiment(fields: Fields) -> dict:
 
 @rpc("GET")
 def get_experiment(fields: Fields) -> dict:
-    experiment = Experiment.objects.get_by_id(fields.experiment_id())
+    experiment = find_experiment(fields.experiment_id())
     return {"experiment": experiment_to_dict(experiment)}
 
 
