@@ -26,7 +26,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_htmx",
     "tracker",
     "dashboard",
 ]
@@ -44,7 +43,6 @@ MIDDLEWARE = [
     # RUNTREE_AUTH: after the session user and the CSRF cookie are known, before any view.
     "tracker.web.auth.AccessControlMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/web/faults.py).
     "tracker.web.faults.DatabaseUnavailableMiddleware",
 ]

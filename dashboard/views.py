@@ -108,7 +108,7 @@ def run_detail(request, run_id: str):
         raise Http404(f"No run with id {run_id}") from None
     run = overview.run
     context = {
-        "o": overview,
+        "overview": overview,
         "run": run,
         "figures": [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(history_figures(overview.history))],
         "plotly_version": plotly.__version__,

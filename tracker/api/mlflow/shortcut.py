@@ -2,7 +2,7 @@
 
 The mlflow client logs a sweep one blocking call per value, so each call's fixed cost is paid
 thousands of times, and Django's was half of a small write's time in-process: resolving the URL
-through every pattern, and eleven middleware, most of them for pages (sessions, CSRF, messages,
+through every pattern, and ten middleware, most of them for pages (sessions, CSRF, messages,
 static files, frame options). Placed right after SecurityMiddleware (HTTPS redirects and
 headers still apply), this sends a tracking RPC straight to its view.
 
