@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.http import QueryDict
 
-from tracker.tree import ATTRIBUTE_SORTS, Column
+from tracker.tree import ATTRIBUTE_SORTS, COLUMN_KINDS, Column
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
@@ -20,18 +20,18 @@ _RUN_ID = re.compile(r"^[0-9a-zA-Z_\-]{1,32}$")
 
 
 def parse_columns(values: list[str]) -> tuple[Column, ...]:
-    """`params.lr,metrics.loss` (or the parameter repeated) → columns, unknown kinds dropped."""
+    """`params.lr,metrics.loss,tags.model` (or the parameter repeated) → columns, unknown kinds dropped."""
     columns: list[Column] = []
     for item in ",".join(values).split(","):
         kind, _, key = item.strip().partition(".")
         column = Column(kind, key)
-        if kind in ("params", "metrics") and _KEY.match(key) and column not in columns:
+        if kind in COLUMN_KINDS and _KEY.match(key) and column not in columns:
             columns.append(column)
     return tuple(columns)
 
 
 def is_sortable(sort_key: str) -> bool:
-    """An attribute, a param or metric column, or `summary.<key>` (the best-child column)."""
+    """An attribute, a param, metric or tag column, or `summary.<key>` (the best-child column)."""
     kind, _, key = sort_key.partition(".")
     return (
         sort_key in ATTRIBUTE_SORTS or bool(parse_columns([sort_key])) or (kind == "summary" and bool(_KEY.match(key)))
@@ -62,6 +62,8 @@ class TreeState:
     selected: tuple[str, ...]
     show_deleted: bool
     best: str = ""  # the metric of the best-child column; the view fills in the default
+    # Whether the URL names the columns (`columns=`, even empty); if not, the view shows defaults.
+    columns_chosen: bool = False
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "TreeState":
@@ -81,6 +83,7 @@ class TreeState:
             selected=parse_ids(query.get("selected", "")),
             show_deleted=query.get("show_deleted") in ("1", "true", "on"),
             best=best if _KEY.match(best) else "",
+            columns_chosen="columns" in query,
         )
 
     @property

@@ -12,8 +12,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.charts import history_figures
-from dashboard.filtering import compile_filter, order_for
-from dashboard.state import TreeState, parse_int
+from dashboard.filtering import compile_filter, named_columns, order_for
+from dashboard.state import TreeState, parse_columns, parse_int
 from tracker import ingest, tree
 from tracker.errors import InvalidParameterValue
 from tracker.ingest import GOAL_TAG_PREFIX
@@ -35,10 +35,9 @@ def experiment_list(request):
 @require_GET
 def experiment_tree(request, experiment_id: int):
     experiment = get_object_or_404(Experiment.objects.prefetch_related("tags"), pk=experiment_id)
-    state = TreeState.from_query(request.GET)
+    catalog = tree.column_catalog(experiment)
     summary_keys = tree.summary_keys(experiment)
-    # The best-child column shows the chosen metric, else the first one with summaries.
-    state = dataclasses.replace(state, best=state.best or next(iter(summary_keys), ""))
+    state = shown_state(TreeState.from_query(request.GET), catalog, summary_keys)
     match_q, problem = compile_filter(state.filter)
     page = None
     if problem is None:
@@ -61,12 +60,26 @@ def experiment_tree(request, experiment_id: int):
         "problem": problem,
         "selected": set(state.selected),
         "tag_chips": tree.common_tags(experiment),
-        "column_choices": tree.column_choices(experiment),
+        "column_choices": catalog.choices,
         "summary_keys": summary_keys,
         "goals": goal_switches(experiment, summary_keys),
     }
     # A filter that does not parse is the viewer's mistake: the page, with the message, as a 400.
     return render(request, "dashboard/experiment_tree.html", context, status=400 if problem else 200)
+
+
+def shown_state(state: TreeState, catalog: tree.ColumnCatalog, summary_keys: list[str]) -> TreeState:
+    """The view the page shows: with no columns in the URL, the experiment's default columns and
+    any key the filter or the sort names; the best-child column on the chosen metric, else the
+    primary (most-logged) one, else the first with summaries."""
+    columns = state.columns
+    if not state.columns_chosen:
+        named = [*named_columns(state.filter), *parse_columns([state.sort_key])]
+        columns = tuple(dict.fromkeys([*catalog.defaults, *named]))
+    best = state.best
+    if not best:
+        best = catalog.primary_metric if catalog.primary_metric in summary_keys else next(iter(summary_keys), "")
+    return dataclasses.replace(state, columns=columns, best=best)
 
 
 def goal_switches(experiment: Experiment, keys: list[str]) -> list[tuple[str, str]]:

@@ -78,11 +78,19 @@ ATTRIBUTE_SORTS = {
 }
 
 
+# With no columns chosen, the tree shows this many of the experiment's most-logged metrics and
+# of the params that vary between siblings: what a sweep's viewer wants to read off each row.
+DEFAULT_METRIC_COLUMNS = 4
+DEFAULT_PARAM_COLUMNS = 3
+
+COLUMN_KINDS = ("params", "metrics", "tags")
+
+
 @dataclass(frozen=True, order=True)
 class Column:
-    """A param or metric column the viewer picked: `params.lr`, `metrics.loss`."""
+    """A param, metric or tag column of the tree: `params.lr`, `metrics.loss`, `tags.model`."""
 
-    kind: str  # "params" or "metrics"
+    kind: str  # one of COLUMN_KINDS
     key: str
 
     @property
@@ -444,7 +452,7 @@ def attach_columns(runs: list[Run], columns: tuple[Column, ...]) -> None:
     metric's NaN is float NaN): one query per kind of column."""
     found: dict[tuple[int, str], object] = {}
     pks = [run.pk for run in runs]
-    for kind, model in (("params", Param), ("metrics", LatestMetric)):
+    for kind, model in (("params", Param), ("metrics", LatestMetric), ("tags", RunTag)):
         keys = [column.key for column in columns if column.kind == kind]
         if not keys or not pks:
             continue
@@ -490,12 +498,48 @@ def common_tags(experiment: Experiment, *, limit: int = 12) -> list[tuple[str, s
     return [(row["key"], row["value"], row["n"]) for row in counted]
 
 
-def column_choices(experiment: Experiment) -> list[Column]:
-    """Param and metric keys logged on the experiment's latest runs (one query)."""
+@dataclass(frozen=True)
+class ColumnCatalog:
+    """The columns an experiment's tree can show, and the ones it shows when none are chosen."""
+
+    choices: list[Column]  # params, metrics and user tags, by kind then key
+    defaults: tuple[Column, ...]  # the most-logged metrics, then the params that vary between siblings
+    primary_metric: str  # the most-logged metric: the best-child column's default ("" if none)
+
+
+def column_catalog(experiment: Experiment) -> ColumnCatalog:
+    """Param, metric and user-tag keys logged on the experiment's latest runs, how many runs
+    logged each, and whether a param's value differs between siblings (one query: each kind
+    grouped by parent and key, so a param constant within every sweep is told from one the
+    sweep varies)."""
     recent = Subquery(_recent_run_pks(experiment))
-    params = Param.objects.filter(run__in=recent).annotate(kind=Value("params")).values_list("kind", "key")
-    metrics = LatestMetric.objects.filter(run__in=recent).annotate(kind=Value("metrics")).values_list("kind", "key")
-    return sorted(Column(kind, key) for kind, key in params.union(metrics))
+    grouped = []
+    for kind, model in (("params", Param), ("metrics", LatestMetric), ("tags", RunTag)):
+        rows = model.objects.filter(run__in=recent)
+        if kind == "tags":
+            for prefix in SYSTEM_TAG_PREFIXES:
+                rows = rows.exclude(key__startswith=prefix)
+        grouped.append(
+            rows.order_by()
+            .values("run__parent_id", "key")
+            .annotate(kind=Value(kind), runs=Count("pk"), values=Count("value", distinct=True))
+            .values_list("kind", "key", "runs", "values")
+        )
+    logged: dict[Column, int] = defaultdict(int)
+    varying: set[Column] = set()
+    for kind, key, runs, values in grouped[0].union(*grouped[1:], all=True):
+        column = Column(kind, key)
+        logged[column] += runs
+        if values > 1:
+            varying.add(column)
+    by_use = sorted(logged, key=lambda column: (-logged[column], column.key))
+    metrics = [column for column in by_use if column.kind == "metrics"]
+    params = [column for column in by_use if column.kind == "params" and column in varying]
+    return ColumnCatalog(
+        choices=sorted(logged),
+        defaults=(*metrics[:DEFAULT_METRIC_COLUMNS], *params[:DEFAULT_PARAM_COLUMNS]),
+        primary_metric=metrics[0].key if metrics else "",
+    )
 
 
 def experiments_overview(*, search: str = "", show_deleted: bool = False):

@@ -224,6 +224,18 @@
       location.search = query.toString().replace(/%2C/g, ",");
     });
 
+    // The column picker: every ticked key in one reload, the rest of the view (rows opened and
+    // selected since the page loaded) kept. An empty `columns` means "chosen: none".
+    document.querySelector(".js-columns-form")?.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const form = event.currentTarget;
+      const chosen = Array.from(form.querySelectorAll("input[type=checkbox][name=columns]:checked"), (box) => box.value);
+      const query = new URLSearchParams(location.search);
+      query.set("columns", chosen.join(","));
+      query.delete("page");
+      location.search = query.toString().replace(/%2C/g, ",");
+    });
+
     // A goal switch comes back to the view as it is now, not as it was when the page loaded.
     document.querySelectorAll(".js-goal-switch").forEach((form) => {
       form.addEventListener("submit", () => {

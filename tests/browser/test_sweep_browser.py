@@ -27,3 +27,45 @@ def test_the_link_the_client_prints_after_a_run_lands_on_the_run_page(page, trac
     page.goto(experiment_url)
     expect(page).to_have_url(re.compile(rf"/experiments/{run.info.experiment_id}/$"))
     expect(page.locator(f'tr[data-run-id="{run.info.run_id}"]')).to_be_visible()
+
+
+def log_sweep(name: str, rows: list[dict], *, parent_name: str = "sweep") -> tuple[str, list[str]]:
+    """A parent with one child per row of {param: value, ..., "metrics": {key: value}}, through
+    the mlflow client; returns (parent run id, child run ids)."""
+    mlflow.set_experiment(name)
+    children = []
+    with mlflow.start_run(run_name=parent_name) as parent:
+        for i, row in enumerate(rows):
+            with mlflow.start_run(run_name=f"trial-{i}", nested=True) as child:
+                mlflow.log_params({key: value for key, value in row.items() if key != "metrics"})
+                mlflow.log_metrics(row["metrics"])
+                children.append(child.info.run_id)
+    return parent.info.run_id, children
+
+
+def test_a_sweep_shows_its_metric_values_on_child_rows_without_choosing_columns(page, tracking_uri):  # noqa: F811
+    rows = [
+        {"alpha": a, "fit_intercept": "True", "metrics": {"r2": r2, "rmse": 1 - r2}}
+        for a, r2 in [(0.1, 0.81), (1.0, 0.5), (10.0, 0.1773)]
+    ]
+    parent_id, children = log_sweep("sklearn-sweep", rows)
+    experiment_id = mlflow.get_experiment_by_name("sklearn-sweep").experiment_id
+    page.goto(f"/experiments/{experiment_id}/")
+    page.locator(f'tr[data-run-id="{parent_id}"] button[aria-expanded]').click()
+    child = page.locator(f'tr[data-run-id="{children[0]}"]')
+    expect(child).to_be_visible()
+    expect(child).to_contain_text("0.8100")  # r2
+    expect(child).to_contain_text("0.1900")  # rmse
+    expect(child).to_contain_text("0.1")  # alpha varies; fit_intercept does not
+    headers = page.locator("table.tree thead th").all_inner_texts()
+    assert any("r2" in text for text in headers) and any("alpha" in text for text in headers)
+    assert not any("fit_intercept" in text for text in headers)
+
+    # The column picker takes several keys in one go, and keeps the expanded row.
+    page.locator(".js-columns-menu summary").click()
+    page.get_by_label("fit_intercept").check()
+    page.get_by_label("rmse").uncheck()
+    page.get_by_role("button", name="Show columns").click()
+    expect(page).to_have_url(re.compile(r"columns=metrics.r2,params.alpha,params.fit_intercept"))
+    expect(child).to_be_visible()
+    expect(child).to_contain_text("True")

@@ -102,11 +102,13 @@ def test_it_shows_the_chosen_param_and_metric_columns(client, sweep):
     assert ">0.4333<" in row  # 1/3 + 0.1
 
 
-def test_it_offers_the_experiments_param_and_metric_keys_as_columns(client, sweep):
+def test_it_offers_the_experiments_param_metric_and_tag_keys_as_columns(client, sweep):
     html = client.get(tree_url(sweep)).content.decode()
     for key in ("param1", "param2", "metric1"):
         assert key in html
-    assert "columns=params.param1" in html
+    # One form of checkboxes (several keys in one submit), tags included since #17.
+    for name in ("params.param1", "metrics.metric1", "tags.kind"):
+        assert f'name="columns" value="{name}"' in html
 
 
 def test_unknown_columns_and_sorts_fall_back_to_defaults(client, sweep):
@@ -189,8 +191,9 @@ def test_tree_page_queries_do_not_grow_with_the_experiment(client, sized_experim
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
-def test_the_plain_tree_page_costs_eight_queries_at_any_size(client, sized_experiment, django_assert_max_num_queries):
+def test_the_plain_tree_page_costs_ten_queries_at_any_size(client, sized_experiment, django_assert_max_num_queries):
     # experiment + tags, roots count + page, tag chips, column choices, the metrics with
-    # summaries, the shown parents' summaries of the first of them
-    with django_assert_max_num_queries(8):
+    # summaries, the shown parents' summaries of the first of them, and the values of the
+    # default columns (a param and a metric: 2)
+    with django_assert_max_num_queries(10):
         assert client.get(tree_url(sized_experiment)).status_code == 200
