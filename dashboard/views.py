@@ -16,7 +16,7 @@ from dashboard.filtering import compile_filter, named_columns, order_for
 from dashboard.state import TreeState, parse_columns, parse_int
 from tracker import ingest, tree
 from tracker.errors import InvalidParameterValue
-from tracker.ingest import GOAL_TAG_PREFIX
+from tracker.goals import goal_tag, goals_from_tags
 from tracker.models import Experiment, Goal, Run
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -84,8 +84,7 @@ def shown_state(state: TreeState, catalog: tree.ColumnCatalog, summary_keys: lis
 
 def goal_switches(experiment: Experiment, keys: list[str]) -> list[tuple[str, str]]:
     """(metric, "min"/"max") for each metric's goal switch, read off the prefetched tags (no query)."""
-    tags = experiment.tag_dict()
-    return [(key, Goal.MAX if tags.get(GOAL_TAG_PREFIX + key) == Goal.MAX else Goal.MIN) for key in keys]
+    return goals_from_tags(experiment.tag_dict(), keys)
 
 
 @require_GET
@@ -141,7 +140,7 @@ def experiment_goal(request, experiment_id: int):
     if not metric or goal not in Goal.values:
         raise BadRequest("A goal switch needs a metric and a goal of 'min' or 'max'.")
     try:
-        ingest.experiment_set_tag(experiment=experiment, key=GOAL_TAG_PREFIX + metric, value=goal)
+        ingest.experiment_set_tag(experiment=experiment, key=goal_tag(metric), value=goal)
     except InvalidParameterValue as error:  # a malformed key, a deleted experiment
         raise BadRequest(str(error)) from None
     # Only back to a page of this site: `next` comes from the form, so anyone can write it.

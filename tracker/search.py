@@ -32,8 +32,8 @@ from django.db.models import Exists, F, FilteredRelation, FloatField, Lookup, Ou
 from django.db.models.expressions import OrderBy
 from django.db.models.functions import Substr
 
+from tracker.constants import PARENT_RUN_ID_TAG
 from tracker.errors import InvalidParameterValue
-from tracker.ingest import PARENT_RUN_ID_TAG
 from tracker.models import INDEXED_VALUE_CHARS, LatestMetric, Param, RunSummary, RunTag
 
 # Bounds that keep parsing, compiling and the SQL small whatever arrives: the parser recurses

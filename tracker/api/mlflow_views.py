@@ -20,10 +20,8 @@ from tracker.api.mlflow_json import (
     RUN_STATUSES,
     VIEW_TYPES,
     Fields,
-    error_body,
     error_response,
     experiment_to_dict,
-    json_response,
     metric_to_dict,
     new_run_to_dict,
     offset_from_page_token,
@@ -37,6 +35,7 @@ from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.ingest import KeyValue, MetricInput
 from tracker.models import ACTIVE, DELETED, Experiment, Metric, Run
 from tracker.search import order_runs
+from tracker.web.json_errors import error_body, json_response
 
 # MLflow's limits (mlflow/utils/validation.py, mlflow/store/tracking/__init__.py).
 MAX_BATCH_LOG_REQUEST_BYTES = 1_000_000
