@@ -16,7 +16,7 @@ from dashboard.filtering import compile_filter, named_columns, order_for
 from dashboard.state import TreeState, parse_columns, parse_int
 from tracker import ingest, tree
 from tracker.errors import InvalidParameterValue
-from tracker.goals import goal_tag, goals_from_tags
+from tracker.goals import GoalChoice, goal_choices_from_tags, goal_from_tag, goal_tag
 from tracker.models import Experiment, Goal, Run
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -63,6 +63,7 @@ def experiment_tree(request, experiment_id: int):
         "column_choices": catalog.choices,
         "summary_keys": summary_keys,
         "goals": goal_switches(experiment, summary_keys),
+        "column_goals": column_goals(experiment, state),
     }
     # A filter that does not parse is the viewer's mistake: the page, with the message, as a 400.
     return render(request, "dashboard/experiment_tree.html", context, status=400 if problem else 200)
@@ -82,9 +83,20 @@ def shown_state(state: TreeState, catalog: tree.ColumnCatalog, summary_keys: lis
     return dataclasses.replace(state, columns=columns, best=best)
 
 
-def goal_switches(experiment: Experiment, keys: list[str]) -> list[tuple[str, str]]:
-    """(metric, "min"/"max") for each metric's goal switch, read off the prefetched tags (no query)."""
-    return goals_from_tags(experiment.tag_dict(), keys)
+def column_goals(experiment: Experiment, state: TreeState) -> dict[str, str]:
+    """The goal of each metric column and of the best-child column, by column name, so a first
+    click sorts best first (no query: the experiment's tags are prefetched)."""
+    tags = experiment.tag_dict()
+    keys = {column.name: column.key for column in state.columns if column.kind == "metrics"}
+    if state.best:
+        keys[state.best_column] = state.best
+    return {name: goal_from_tag(key, tags.get(goal_tag(key))) for name, key in keys.items()}
+
+
+def goal_switches(experiment: Experiment, keys: list[str]) -> list[GoalChoice]:
+    """Each metric's goal switch: its goal and whether it was set or inferred from the name,
+    read off the prefetched tags (no query)."""
+    return goal_choices_from_tags(experiment.tag_dict(), keys)
 
 
 @require_GET

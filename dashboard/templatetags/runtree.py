@@ -91,10 +91,11 @@ def status_class(status):
 
 
 @register.simple_tag
-def next_sort(state, key):
-    """The sort a column header links to: this column descending first, then ascending
-    (names and statuses read best A→Z first)."""
-    ascending_first = key in ("name", "status")
+def next_sort(state, key, goals=None):
+    """The sort a column header links to: this column descending first, then ascending (names
+    and statuses read best A→Z first; a metric whose goal is "min", in `goals` by column name,
+    best first too: its lowest value)."""
+    ascending_first = key in ("name", "status") or (goals or {}).get(key) == "min"
     if state.sort_key != key:
         return key if ascending_first else f"-{key}"
     return key if state.descending else f"-{key}"

@@ -69,3 +69,33 @@ def test_a_sweep_shows_its_metric_values_on_child_rows_without_choosing_columns(
     expect(page).to_have_url(re.compile(r"columns=metrics.r2,params.alpha,params.fit_intercept"))
     expect(child).to_be_visible()
     expect(child).to_contain_text("True")
+
+
+def test_accuracy_is_best_when_highest_in_the_tree_the_run_page_and_the_best_tag(page, tracking_uri):  # noqa: F811
+    rows = [{"C": c, "metrics": {"accuracy": acc}} for c, acc in [(0.1, 0.61), (1.0, 0.94), (10.0, 0.72)]]
+    parent_id, children = log_sweep("accuracy-sweep", rows)
+    client = mlflow.MlflowClient()
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    best = client.get_run(parent_id).data.tags
+    assert best["runtree.best.accuracy"] == "0.94"
+    assert best["runtree.best.accuracy.run_id"] == children[1]
+
+    page.goto(f"/experiments/{experiment_id}/")
+    best_cell = page.locator(f'tr[data-run-id="{parent_id}"] td.best')
+    expect(best_cell).to_contain_text("0.9400")
+    expect(best_cell).to_contain_text("trial-1")
+    expect(page.locator(".goal-switch[data-metric=accuracy]")).to_contain_text("from name")
+
+    page.goto(f"/runs/{parent_id}/")
+    summary = page.locator("tr.summary-row[data-metric=accuracy]")
+    expect(summary).to_contain_text("↑ max")
+    expect(summary).to_contain_text("trial-1")
+
+    # An explicit goal, set by a client, wins over the name; the tree says it is set.
+    client.set_experiment_tag(experiment_id, "runtree.goal.accuracy", "min")
+    assert client.get_run(parent_id).data.tags["runtree.best.accuracy.run_id"] == children[0]
+    page.goto(f"/experiments/{experiment_id}/")
+    expect(best_cell).to_contain_text("trial-0")
+    expect(page.locator(".goal-switch[data-metric=accuracy]")).to_contain_text("set")
+    page.goto(f"/runs/{parent_id}/")
+    expect(summary).to_contain_text("↓ min")
