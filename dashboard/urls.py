@@ -6,6 +6,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.experiment_list, name="experiments"),
     path("experiments/<int:experiment_id>/", views.experiment_tree, name="experiment"),
+    path("experiments/<int:experiment_id>/live/", views.experiment_live, name="experiment-live"),
     path("experiments/<int:experiment_id>/goal/", views.experiment_goal, name="experiment-goal"),
     path("runs/<str:run_id>/", views.run_detail, name="run"),
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),

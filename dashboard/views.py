@@ -5,7 +5,7 @@ from pathlib import Path
 
 import plotly
 from django.core.exceptions import BadRequest
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -38,21 +38,7 @@ def experiment_tree(request, experiment_id: int):
     catalog = tree.column_catalog(experiment)
     summary_keys = tree.summary_keys(experiment)
     state = shown_state(TreeState.from_query(request.GET), catalog, summary_keys)
-    match_q, problem = compile_filter(state.filter)
-    page = None
-    if problem is None:
-        page = tree.tree_page(
-            experiment,
-            order=order_for(state.sort_key, state.descending),
-            match_q=match_q,
-            page=state.page,
-            per_page=state.per_page,
-            expanded=frozenset(state.expanded),
-            collapsed=frozenset(state.collapsed),
-            show_deleted=state.show_deleted,
-            columns=state.columns,
-            summary_key=state.best,
-        )
+    page, problem = tree_page_for(experiment, state)
     context = {
         "experiment": experiment,
         "state": state,
@@ -64,9 +50,54 @@ def experiment_tree(request, experiment_id: int):
         "summary_keys": summary_keys,
         "goals": goal_switches(experiment, summary_keys),
         "column_goals": column_goals(experiment, state),
+        "live": tree.live_version(experiment.pk),
     }
     # A filter that does not parse is the viewer's mistake: the page, with the message, as a 400.
     return render(request, "dashboard/experiment_tree.html", context, status=400 if problem else 200)
+
+
+def tree_page_for(experiment: Experiment, state: TreeState):
+    """(the tree page of `state`, None) or (None, the filter's problem)."""
+    match_q, problem = compile_filter(state.filter)
+    if problem is not None:
+        return None, problem
+    page = tree.tree_page(
+        experiment,
+        order=order_for(state.sort_key, state.descending),
+        match_q=match_q,
+        page=state.page,
+        per_page=state.per_page,
+        expanded=frozenset(state.expanded),
+        collapsed=frozenset(state.collapsed),
+        show_deleted=state.show_deleted,
+        columns=state.columns,
+        summary_key=state.best,
+    )
+    return page, None
+
+
+@require_GET
+def experiment_live(request, experiment_id: int):
+    """A live tree page's poll: 204 and nothing else when the experiment has not changed since
+    the page's version (`since`), at the cost of one query; else the rows of the view the page
+    shows (it sends its state, columns and best-child metric included), which static/js/live.js
+    merges into the table. Either way the new version and the number of running runs travel in
+    headers, so the page knows whether to keep polling."""
+    version = tree.live_version(experiment_id)
+    if request.GET.get("since") == version.token:
+        return with_live_headers(HttpResponse(status=204), version)
+    experiment = get_object_or_404(Experiment, pk=experiment_id)
+    state = TreeState.from_query(request.GET)
+    page, problem = tree_page_for(experiment, state)
+    context = {"rows": page.rows if page else [], "state": state, "selected": set(state.selected)}
+    return with_live_headers(render(request, "partials/tree_rows.html", context), version)
+
+
+def with_live_headers(response: HttpResponse, version: tree.LiveVersion) -> HttpResponse:
+    response["X-Runtree-Version"] = version.token
+    response["X-Runtree-Running"] = str(version.running)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def shown_state(state: TreeState, catalog: tree.ColumnCatalog, summary_keys: list[str]) -> TreeState:

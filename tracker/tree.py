@@ -30,6 +30,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, Greatest, RowNumber, Substr
 
+from tracker import hot_sql
 from tracker.models import (
     ACTIVE,
     PATH_SEGMENT_WIDTH,
@@ -38,6 +39,7 @@ from tracker.models import (
     Metric,
     Param,
     Run,
+    RunStatus,
     RunSummary,
     RunTag,
     path_ids,
@@ -540,6 +542,22 @@ def column_catalog(experiment: Experiment) -> ColumnCatalog:
         defaults=(*metrics[:DEFAULT_METRIC_COLUMNS], *params[:DEFAULT_PARAM_COLUMNS]),
         primary_metric=metrics[0].key if metrics else "",
     )
+
+
+@dataclass(frozen=True)
+class LiveVersion:
+    """What a live page compares between polls: `token` changes with any run added, ended,
+    deleted or restored, any metric point logged to a running run, and any summary recomputed;
+    `running` is how many of the experiment's runs are RUNNING (the page polls while any is)."""
+
+    token: str
+    running: int
+
+
+def live_version(experiment_id: int) -> LiveVersion:
+    """The experiment's LiveVersion: one fixed statement (tracker/hot_sql.py)."""
+    markers = hot_sql.live_version(experiment_id, active=ACTIVE, running=RunStatus.RUNNING)
+    return LiveVersion(token="-".join(str(marker or 0) for marker in markers), running=int(markers[3] or 0))
 
 
 def experiments_overview(*, search: str = "", show_deleted: bool = False):
