@@ -9,6 +9,7 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/live/", views.experiment_live, name="experiment-live"),
     path("experiments/<int:experiment_id>/goal/", views.experiment_goal, name="experiment-goal"),
     path("runs/<str:run_id>/", views.run_detail, name="run"),
+    path("runs/<str:run_id>/live/", views.run_live, name="run-live"),
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
     path("compare/", compare_views.compare_runs, name="compare"),
     path("compare/history.json", compare_views.compare_history, name="compare-history"),

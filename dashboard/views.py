@@ -93,6 +93,18 @@ def experiment_live(request, experiment_id: int):
     return with_live_headers(render(request, "partials/tree_rows.html", context), version)
 
 
+@require_GET
+def run_live(request, run_id: str):
+    """The run page's poll: 204 when the run, its metrics, children and summary are as they were
+    at version `since` (one query); else 200 and the new version, and static/js/run_live.js
+    fetches the page again and swaps the parts that show them."""
+    version = tree.run_live_version(run_id)
+    if version is None:
+        raise Http404(f"No run with id {run_id}")
+    status = 204 if request.GET.get("since") == version.token else 200
+    return with_live_headers(HttpResponse(status=status), version)
+
+
 def with_live_headers(response: HttpResponse, version: tree.LiveVersion) -> HttpResponse:
     response["X-Runtree-Version"] = version.token
     response["X-Runtree-Running"] = str(version.running)
@@ -168,6 +180,8 @@ def run_detail(request, run_id: str):
         "plotly_version": plotly.__version__,
         "user_tags": [tag for tag in overview.tags if not tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
+        "live": tree.run_live_version(run.run_id),
+        "live_url": reverse("dashboard:run-live", args=[run.run_id]),
         # The experiment tree under this filter shows the run inside its tree, ancestors open.
         "tree_filter": f"attributes.run_id = '{run.run_id}'",
     }

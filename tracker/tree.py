@@ -560,6 +560,16 @@ def live_version(experiment_id: int) -> LiveVersion:
     return LiveVersion(token="-".join(str(marker or 0) for marker in markers), running=int(markers[3] or 0))
 
 
+def run_live_version(run_id: str) -> LiveVersion | None:
+    """The run page's LiveVersion (None for an unknown run): `running` counts the run itself and
+    its running children. One fixed statement (tracker/hot_sql.py)."""
+    markers = hot_sql.run_live_version(run_id, running=RunStatus.RUNNING)
+    if markers is None:
+        return None
+    running = int(markers[0] == RunStatus.RUNNING) + int(markers[-1] or 0)
+    return LiveVersion(token="-".join(str(marker or 0) for marker in markers), running=running)
+
+
 def experiments_overview(*, search: str = "", show_deleted: bool = False):
     """Experiments with `run_count` and `last_activity` (epoch ms), tags prefetched.
 

@@ -15,17 +15,15 @@
   const twisty = (row) => row.querySelector(":scope > td .twisty");
   const isOpen = (row) => twisty(row)?.getAttribute("aria-expanded") === "true";
 
-  function start(table, indicator) {
-    const body = table.tBodies[0];
-    let version = table.dataset.liveVersion;
-    let running = Number(table.dataset.liveRunning || 0);
+  // Polls `url()` while the page is live, drives the indicator and its switch, and hands a
+  // 200 answer to `changed(response)`. Shared with the run page (static/js/run_live.js).
+  function poller(indicator, { url, changed }) {
+    let version = indicator.dataset.version;
+    let running = Number(indicator.dataset.running || 0);
     let delay = FASTEST;
     let lastChange = running ? Date.now() : 0;
     let paused = false;
     let timer = null;
-
-    // --- the indicator and its switch --------------------------------------------------------
-
     const text = indicator.querySelector(".js-live-text");
     const toggle = indicator.querySelector(".js-live-toggle");
 
@@ -53,8 +51,6 @@
       }
     });
 
-    // --- polling -------------------------------------------------------------------------------
-
     function schedule() {
       clearTimeout(timer);
       timer = null;
@@ -65,26 +61,14 @@
       if (!document.hidden) timer = setTimeout(poll, delay);
     }
 
-    function liveQuery() {
-      const query = new URLSearchParams(location.search);
-      // The columns and best-child metric the page shows (it may have chosen them by default).
-      query.set("columns", table.dataset.columns || "");
-      if (table.dataset.best) query.set("best", table.dataset.best);
-      query.set("since", version);
-      return query.toString();
-    }
-
     async function poll() {
       timer = null;
       try {
-        const response = await fetch(table.dataset.liveUrl + "?" + liveQuery(), {
-          credentials: "same-origin",
-          cache: "no-store",
-        });
+        const response = await fetch(url(version), { credentials: "same-origin", cache: "no-store" });
         if (response.status !== 200 && response.status !== 204) throw new Error(`HTTP ${response.status}`);
         running = Number(response.headers.get("X-Runtree-Running") || 0);
         if (response.status === 200) {
-          merge(rowsFrom(await response.text()));
+          await changed(response);
           lastChange = Date.now();
           delay = FASTEST;
         } else {
@@ -101,6 +85,28 @@
 
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && !timer && indicator.dataset.state === "on") poll();
+    });
+
+    schedule();
+  }
+
+  window.RuntreeLive = { poller };
+
+  function start(table, indicator) {
+    const body = table.tBodies[0];
+
+    function liveQuery(version) {
+      const query = new URLSearchParams(location.search);
+      // The columns and best-child metric the page shows (it may have chosen them by default).
+      query.set("columns", table.dataset.columns || "");
+      if (table.dataset.best) query.set("best", table.dataset.best);
+      query.set("since", version);
+      return query.toString();
+    }
+
+    poller(indicator, {
+      url: (version) => table.dataset.liveUrl + "?" + liveQuery(version),
+      changed: async (response) => merge(rowsFrom(await response.text())),
     });
 
     // --- merging fresh rows into the table -----------------------------------------------------
@@ -193,8 +199,6 @@
       old.replaceWith(cell);
       if (path) cell.querySelector(path)?.focus({ preventScroll: true });
     }
-
-    schedule();
   }
 
   document.addEventListener("DOMContentLoaded", () => {

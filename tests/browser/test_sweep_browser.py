@@ -99,3 +99,36 @@ def test_accuracy_is_best_when_highest_in_the_tree_the_run_page_and_the_best_tag
     expect(page.locator(".goal-switch[data-metric=accuracy]")).to_contain_text("set")
     page.goto(f"/runs/{parent_id}/")
     expect(summary).to_contain_text("↓ min")
+
+
+def test_children_logged_while_the_page_is_open_appear_and_the_parent_finishes(page, tracking_uri):  # noqa: F811
+    mlflow.set_experiment("live-sweep")
+    parent = mlflow.start_run(run_name="slow-sweep")
+    with mlflow.start_run(run_name="trial-0", nested=True) as first:
+        mlflow.log_metric("val_loss", 0.9)
+    page.goto(f"/experiments/{parent.info.experiment_id}/")
+    expect(page.locator(".js-live")).to_have_attribute("data-state", "on")
+    parent_row = page.locator(f'tr[data-run-id="{parent.info.run_id}"]')
+    parent_row.locator("button[aria-expanded]").click()
+    first_row = page.locator(f'tr[data-run-id="{first.info.run_id}"]')
+    first_row.locator("input[name=run]").check()
+    scroll_before = page.evaluate("window.scrollY")
+
+    later = []
+    for i in (1, 2):
+        with mlflow.start_run(run_name=f"trial-{i}", nested=True) as child:
+            mlflow.log_metric("val_loss", 0.9 - i / 10)
+        later.append(child.info.run_id)
+    for run_id in later:
+        expect(page.locator(f'tr[data-run-id="{run_id}"]')).to_be_visible(timeout=15_000)
+    expect(page.locator(f'tr[data-run-id="{later[1]}"]')).to_contain_text("0.7000")
+    expect(parent_row.locator(".count")).to_have_text("3")
+
+    mlflow.end_run()  # the parent
+    expect(parent_row.locator(".status")).to_have_text("finished", timeout=15_000)
+    # Nothing the viewer did was undone: the parent is open, the box still ticked, in the URL too.
+    expect(parent_row.locator("button[aria-expanded]")).to_have_attribute("aria-expanded", "true")
+    expect(first_row.locator("input[name=run]")).to_be_checked()
+    assert first.info.run_id in page.url
+    assert page.evaluate("window.scrollY") == scroll_before
+    expect(page.locator(".js-compare")).to_have_text("Compare (1)")

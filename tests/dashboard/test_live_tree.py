@@ -27,7 +27,7 @@ def poll(client, experiment, since, **query):
 
 def version_of(client, experiment) -> str:
     response = client.get(f"/experiments/{experiment.id}/")
-    return re.search(r'data-live-version="([^"]+)"', response.content.decode()).group(1)
+    return re.search(r'data-version="([^"]+)"', response.content.decode()).group(1)
 
 
 def test_an_unchanged_experiment_answers_204_with_one_query(client, running_sweep, django_assert_num_queries):
@@ -96,3 +96,27 @@ def test_the_tree_page_shows_the_live_switch_only_while_something_runs(client, r
         run_update(run=run, status=RunStatus.FINISHED, end_time=1_700_000_001_000)
     html = client.get(f"/experiments/{experiment.id}/").content.decode()
     assert 'data-state="idle"' in html and "nothing running" in html
+
+
+# --- the run page ----------------------------------------------------------------------------
+
+
+def test_the_run_page_poll_is_one_query_and_moves_with_its_metrics_and_children(
+    client, running_sweep, django_assert_num_queries
+):
+    _, parent, first = running_sweep
+    html = client.get(f"/runs/{parent.run_id}/").content.decode()
+    version = re.search(r'data-version="([^"]+)"', html).group(1)
+    assert f'data-live-url="/runs/{parent.run_id}/live/"' in html
+    # Expect 1 query: the run's change markers (tracker/hot_sql.py run_live_version).
+    with django_assert_num_queries(1):
+        response = client.get(f"/runs/{parent.run_id}/live/", {"since": version})
+    assert response.status_code == 204
+    assert response["X-Runtree-Running"] == "2"  # the parent and its running child
+
+    run_log_batch(run=parent, metrics=[MetricInput("lr", 0.1, 1_700_000_000_000, 0)])
+    moved = client.get(f"/runs/{parent.run_id}/live/", {"since": version})
+    assert moved.status_code == 200 and moved["X-Runtree-Version"] != version
+    RunFactory(experiment=parent.experiment, parent=parent, name="trial-9")
+    assert client.get(f"/runs/{parent.run_id}/live/", {"since": moved["X-Runtree-Version"]}).status_code == 200
+    assert client.get("/runs/nope/live/").status_code == 404
