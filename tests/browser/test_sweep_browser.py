@@ -132,3 +132,19 @@ def test_children_logged_while_the_page_is_open_appear_and_the_parent_finishes(p
     assert first.info.run_id in page.url
     assert page.evaluate("window.scrollY") == scroll_before
     expect(page.locator(".js-compare")).to_have_text("Compare (1)")
+
+
+def test_the_run_page_shows_metrics_and_children_logged_while_it_is_open(page, tracking_uri):  # noqa: F811
+    mlflow.set_experiment("live-run-page")
+    parent = mlflow.start_run(run_name="watched")
+    mlflow.log_metric("val_loss", 0.9, step=0)
+    page.goto(f"/runs/{parent.info.run_id}/")
+    expect(page.locator(".js-live")).to_have_attribute("data-state", "on")
+    mlflow.log_metric("val_loss", 0.5, step=1)
+    with mlflow.start_run(run_name="late-child", nested=True) as child:
+        mlflow.log_metric("val_loss", 0.4)
+    metrics = page.locator("[data-live-part=metrics]")
+    expect(metrics).to_contain_text("0.5000", timeout=15_000)
+    expect(page.locator(f'[data-live-part=children] tr[data-run-id="{child.info.run_id}"]')).to_be_visible()
+    mlflow.end_run()
+    expect(page.locator("[data-live-part=status]")).to_have_text("finished", timeout=15_000)
