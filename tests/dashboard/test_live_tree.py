@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.core.cache import cache
 
 from tests.dashboard.test_tree_page import row_ids
 from tests.factories import ExperimentFactory, RunFactory
@@ -10,6 +11,12 @@ from tracker.ingest import MetricInput, run_log_batch, run_set_lifecycle, run_up
 from tracker.models import DELETED, RunStatus
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_shared_rows():
+    """Polls share rendered rows for a second (dashboard/views.py); not across tests."""
+    cache.clear()
 
 
 @pytest.fixture
@@ -77,6 +84,16 @@ def test_a_changed_experiment_sends_the_rows_of_the_view_the_page_shows(client, 
 # children of the expanded runs (1), latest metrics for the column (1), summaries of the shown
 # parents for the best-child column (1).
 LIVE_CHANGED_QUERIES = 7
+
+
+def test_pages_showing_one_view_share_its_rows_for_a_second(client, running_sweep, django_assert_num_queries):
+    experiment, parent, _ = running_sweep
+    first = poll(client, experiment, "old", expanded=parent.run_id)
+    assert first.status_code == 200
+    # Expect 1 query: the change markers; the rows come from the first page's render.
+    with django_assert_num_queries(1):
+        second = poll(client, experiment, "older", expanded=parent.run_id)
+    assert second.content == first.content and second["X-Runtree-Version"] == first["X-Runtree-Version"]
 
 
 def test_a_changed_poll_costs_a_fixed_number_of_queries(client, running_sweep, django_assert_max_num_queries):
