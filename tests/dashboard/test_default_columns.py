@@ -5,10 +5,10 @@ import pytest
 
 from tests.dashboard.test_tree_page import row_html, tree_url
 from tests.factories import ExperimentFactory, RunFactory
-from tracker import summaries
-from tracker.ingest import KeyValue, MetricInput, run_log_batch
 from tracker.models import Run
-from tracker.tree import column_catalog
+from tracker.selectors.tree import column_catalog
+from tracker.services import KeyValue, MetricInput, run_log_batch
+from tracker.summaries import refresh as summary_refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +80,6 @@ def test_the_best_child_column_defaults_to_the_most_logged_metric(client):
         if i == 0:
             metrics.append(MetricInput("a_rare_metric", 1.0, 1, 0))
         run_log_batch(run=child, metrics=metrics)
-    summaries.recompute_all(experiment_id=experiment.id)
+    summary_refresh.recompute_all(experiment_id=experiment.id)
     response = client.get(tree_url(experiment))
     assert response.context["state"].best == "r2"

@@ -6,9 +6,9 @@ import pytest
 
 from tests.dashboard.test_tree_page import tree_url
 from tests.factories import ExperimentFactory, RunFactory
-from tracker import summaries
 from tracker.goals import goal_tag
-from tracker.ingest import MetricInput, experiment_set_tag, run_log_batch
+from tracker.services import MetricInput, experiment_set_tag, run_log_batch
+from tracker.summaries import refresh as summary_refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def classifier_sweep(db):
     for name, accuracy, loss in [("weak", 0.55, 0.9), ("strong", 0.93, 0.2), ("middling", 0.7, 0.5)]:
         child = RunFactory(experiment=experiment, parent=parent, name=name)
         run_log_batch(run=child, metrics=[MetricInput("accuracy", accuracy, 1, 0), MetricInput("loss", loss, 1, 0)])
-    summaries.recompute_all(experiment_id=experiment.id)
+    summary_refresh.recompute_all(experiment_id=experiment.id)
     return experiment
 
 
@@ -49,7 +49,7 @@ def test_the_first_click_on_a_metric_column_sorts_best_first(client, classifier_
 
 def test_an_explicit_goal_tag_wins_and_the_page_says_it_is_set(client, classifier_sweep, eager_celery):
     experiment_set_tag(experiment=classifier_sweep, key=goal_tag("accuracy"), value="min")
-    summaries.recompute_all(experiment_id=classifier_sweep.id)
+    summary_refresh.recompute_all(experiment_id=classifier_sweep.id)
     response = client.get(tree_url(classifier_sweep, best="accuracy"))
     parent = next(run for run in response.context["tree"].rows if run.name == "sweep")
     assert parent.best.best_run.name == "weak"

@@ -7,8 +7,8 @@ from django.core.cache import cache
 
 from tests.dashboard.test_tree_page import row_ids
 from tests.factories import ExperimentFactory, RunFactory
-from tracker.ingest import MetricInput, run_log_batch, run_set_lifecycle, run_update
 from tracker.models import DELETED, RunStatus
+from tracker.services import MetricInput, run_log_batch, run_set_lifecycle, run_update
 
 pytestmark = pytest.mark.django_db
 
