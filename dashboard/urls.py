@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import compare_views, views
+from dashboard import compare_views, run_actions, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -9,6 +9,8 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/live/", views.experiment_live, name="experiment-live"),
     path("experiments/<int:experiment_id>/goal/", views.experiment_goal, name="experiment-goal"),
     path("runs/<str:run_id>/", views.run_detail, name="run"),
+    path("selection/", run_actions.runs_act, name="runs-act"),
+    path("runs/<str:run_id>/edit/", run_actions.run_edit, name="run-edit"),
     path("runs/<str:run_id>/live/", views.run_live, name="run-live"),
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
     path("compare/", compare_views.compare_runs, name="compare"),

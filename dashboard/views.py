@@ -15,8 +15,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.charts import history_figures
 from dashboard.filtering import compile_filter, named_columns, order_for
+from dashboard.permissions import can_write
 from dashboard.state import TreeState, parse_columns, parse_int
 from tracker import services
+from tracker.constants import NOTE_TAG
 from tracker.errors import InvalidParameterValue
 from tracker.goals import GoalChoice, goal_choices_from_tags, goal_from_tag, goal_tag
 from tracker.models import Experiment, Goal, Run
@@ -55,6 +57,7 @@ def experiment_tree(request, experiment_id: int):
         "goals": goal_switches(experiment, summary_keys),
         "column_goals": column_goals(experiment, state),
         "live": tree.live_version(experiment.pk),
+        "can_write": can_write(request),
     }
     # A filter that does not parse is the viewer's mistake: the page, with the message, as a 400.
     return render(request, "dashboard/experiment_tree.html", context, status=400 if problem else 200)
@@ -202,6 +205,8 @@ def run_detail(request, run_id: str):
         "user_tags": [tag for tag in overview.tags if not tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "live": tree.run_live_version(run.run_id),
+        "can_write": can_write(request),
+        "note": next((tag.value for tag in overview.tags if tag.key == NOTE_TAG), ""),
         "live_url": reverse("dashboard:run-live", args=[run.run_id]),
         # The experiment tree under this filter shows the run inside its tree, ancestors open.
         "tree_filter": f"attributes.run_id = '{run.run_id}'",

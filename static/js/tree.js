@@ -152,6 +152,7 @@
   // --- selection and the compare link --------------------------------------------------------
 
   function updateCompare(selected) {
+    for (const count of document.querySelectorAll(".js-selected-count")) count.textContent = selected.length;
     const link = document.querySelector(".js-compare");
     if (!link) return;
     link.textContent = `Compare (${selected.length})`;
@@ -234,6 +235,16 @@
       query.set("columns", chosen.join(","));
       query.delete("page");
       location.search = query.toString().replace(/%2C/g, ",");
+    });
+
+    // Acting on the selection: the runs ticked now (the URL keeps them), back to the view as it
+    // is now; a delete asks first.
+    document.querySelector(".js-act-form")?.addEventListener("submit", (event) => {
+      const form = event.currentTarget;
+      const button = event.submitter;
+      form.elements.runs.value = readIds("selected").join(",");
+      form.elements.next.value = location.pathname + location.search;
+      if (button?.dataset.confirm && !window.confirm(button.dataset.confirm)) event.preventDefault();
     });
 
     // A goal switch comes back to the view as it is now, not as it was when the page loaded.

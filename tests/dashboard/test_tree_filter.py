@@ -140,7 +140,8 @@ def test_a_page_of_many_trees_shares_its_matches_between_them(client, sweep, mon
 #   tag chips, column choices                                        2
 #   the metrics with summaries, the shown parents' summaries of one  2
 #   the live poll's starting version                                 1
-FILTERED_PAGE_QUERIES = 16
+#   the rows' descriptions (mlflow.note.content, their tooltips)     1
+FILTERED_PAGE_QUERIES = 17
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)

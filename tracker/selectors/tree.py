@@ -29,6 +29,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, RowNumber, Substr
 
 from tracker import hot_sql
+from tracker.constants import NOTE_TAG
 from tracker.filtering import order_by_expressions
 from tracker.models import (
     ACTIVE,
@@ -433,17 +434,21 @@ def children_page(
 
 def attach_columns(runs: list[Run], columns: tuple[TableColumn, ...]) -> None:
     """Set `run.cells`, a (column, value) per column (None when the run lacks the key; a
-    metric's NaN is float NaN): one query per kind of column."""
+    metric's NaN is float NaN), and `run.note`, its description (the row's tooltip): one query
+    per kind of column, the tags' always (for the description)."""
     found: dict[tuple[int, str], object] = {}
     pks = [run.pk for run in runs]
     for kind, model in (("params", Param), ("metrics", LatestMetric), ("tags", RunTag)):
         keys = [column.key for column in columns if column.kind == kind]
+        if kind == "tags":
+            keys.append(NOTE_TAG)
         if not keys or not pks:
             continue
         for run_pk, key, value in model.objects.filter(run__in=pks, key__in=keys).values_list("run", "key", "value"):
             found[(run_pk, f"{kind}.{key}")] = read_value(value)
     for run in runs:
         run.cells = [(column, found.get((run.pk, column.name))) for column in columns]
+        run.note = found.get((run.pk, f"tags.{NOTE_TAG}"), "")
 
 
 def attach_summaries(runs: list[Run], key: str) -> None:
