@@ -148,3 +148,68 @@ def test_the_run_page_shows_metrics_and_children_logged_while_it_is_open(page, t
     expect(page.locator(f'[data-live-part=children] tr[data-run-id="{child.info.run_id}"]')).to_be_visible()
     mlflow.end_run()
     expect(page.locator("[data-live-part=status]")).to_have_text("finished", timeout=15_000)
+
+
+def logged_in_page(browser, live_server, role: str):
+    """A browser context logged in as a new user with `role` (its session cookie set)."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from tracker.web.auth import user_set_role
+
+    user = User.objects.create_user(role, password="pw-123456789")
+    user_set_role(user=user, role=role)
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(10_000)
+    host = live_server.url.split("//")[1].split(":")[0]
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "domain": host, "path": "/"}]
+    )
+    return context, context.new_page()
+
+
+def test_a_writer_tags_and_deletes_two_selected_runs_and_a_viewer_sees_no_controls(
+    browser,
+    live_server,
+    settings,
+    transactional_db,  # noqa: ARG001
+):
+    from tests.factories import ExperimentFactory, RunFactory
+    from tracker.models import DELETED, Run, RunTag
+
+    settings.RUNTREE_AUTH = "required"
+    experiment = ExperimentFactory(name="acting-in-the-browser")
+    runs = [RunFactory(experiment=experiment, name=f"run-{i}") for i in range(3)]
+
+    context, page = logged_in_page(browser, live_server, "writer")
+    page.goto(f"/experiments/{experiment.id}/")
+    for run in runs[:2]:
+        page.locator(f'tr[data-run-id="{run.run_id}"] input[name=run]').check()
+    menu = page.locator(".js-act-menu")
+    menu.locator("summary").click()
+    expect(menu.locator("summary")).to_contain_text("(2)")
+    menu.get_by_label("Tag").fill("reviewed")
+    menu.get_by_label("Value").fill("yes")
+    menu.get_by_role("button", name="Add tag").click()
+    page.wait_for_load_state()
+    assert set(RunTag.objects.filter(key="reviewed").values_list("run__name", flat=True)) == {"run-0", "run-1"}
+    # The same view came back, the two still ticked.
+    expect(page.locator(f'tr[data-run-id="{runs[0].run_id}"] input[name=run]')).to_be_checked()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(".js-act-menu summary").click()
+    page.locator(".js-act-menu").get_by_role("button", name="Delete").click()
+    expect(page.locator(f'tr[data-run-id="{runs[0].run_id}"]')).to_have_count(0)
+    assert set(Run.objects.filter(lifecycle_stage=DELETED).values_list("name", flat=True)) == {"run-0", "run-1"}
+    expect(page.locator(f'tr[data-run-id="{runs[2].run_id}"]')).to_be_visible()
+    context.close()
+
+    context, page = logged_in_page(browser, live_server, "viewer")
+    page.goto(f"/experiments/{experiment.id}/")
+    expect(page.locator(f'tr[data-run-id="{runs[2].run_id}"]')).to_be_visible()
+    expect(page.locator(".js-act-menu")).to_have_count(0)
+    page.goto(f"/runs/{runs[2].run_id}/")
+    expect(page.locator(".edit-run")).to_have_count(0)
+    context.close()
