@@ -7,6 +7,9 @@
   // The query parameters a children request inherits from the page.
   const INHERITED = ["filter", "sort", "columns", "show_deleted", "per_page"];
   const FETCH_CONCURRENCY = 4;
+  // Expand all stops past either bound: a sweep of sweeps can hold more rows than a page can show.
+  const EXPAND_ALL_PARENTS = 200;
+  const EXPAND_ALL_ROWS = 5000;
 
   const level = (row) => Number(row.dataset.level || 0);
   const twisty = (row) => row.querySelector(":scope > td .twisty");
@@ -205,14 +208,35 @@
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("table[data-tree]").forEach(init);
 
+    // Expand all: every level, a level at a time, until nothing shown is closed, or the bound
+    // is reached (the note says so, and the rest open by hand).
     document.querySelector(".js-expand-all")?.addEventListener("click", async (event) => {
       const button = event.currentTarget;
+      const note = document.querySelector(".js-expand-note");
       button.disabled = true;
-      const closed = visibleRuns().filter((row) => twisty(row) && !isOpen(row));
-      await eachLimited(closed, async (row) => {
-        await expand(row);
-        if (isOpen(row)) remember(row.closest("table"), row.dataset.runId, true);
-      });
+      if (note) note.hidden = true;
+      const tried = new Set();
+      let stopped = false;
+      for (;;) {
+        const closed = visibleRuns().filter((row) => twisty(row) && !isOpen(row) && !tried.has(row));
+        if (!closed.length) break;
+        const parents = Number(button.dataset.maxParents || EXPAND_ALL_PARENTS);
+        const room = Math.min(parents - tried.size, EXPAND_ALL_ROWS - visibleRuns().length);
+        if (room <= 0) {
+          stopped = true;
+          break;
+        }
+        const batch = closed.slice(0, room);
+        batch.forEach((row) => tried.add(row));
+        await eachLimited(batch, async (row) => {
+          await expand(row);
+          if (isOpen(row)) remember(row.closest("table"), row.dataset.runId, true);
+        });
+      }
+      if (note && stopped) {
+        note.textContent = `Stopped after opening ${tried.size} parents (${visibleRuns().length} rows shown); open the rest by hand.`;
+        note.hidden = false;
+      }
       button.disabled = false;
     });
 

@@ -213,3 +213,39 @@ def test_a_writer_tags_and_deletes_two_selected_runs_and_a_viewer_sees_no_contro
     page.goto(f"/runs/{runs[2].run_id}/")
     expect(page.locator(".edit-run")).to_have_count(0)
     context.close()
+
+
+def test_expand_all_opens_every_level_and_says_when_it_stops(page, demo):
+    from tracker.models import Experiment, Run
+
+    experiment = Experiment.objects.get(name="explorer_history")
+    page.goto(f"/experiments/{experiment.id}/")
+    page.get_by_role("button", name="Expand all").click()
+    grandchild = Run.objects.get(name="sub_child_1")
+    expect(page.locator(f'tr[data-run-id="{grandchild.run_id}"]')).to_be_visible()
+    expect(page.locator(".js-expand-note")).to_be_hidden()
+
+    # Bounded: with room for one parent only, it opens one and says it stopped.
+    page.goto(f"/experiments/{experiment.id}/")
+    page.locator(".js-expand-all").evaluate("button => { button.dataset.maxParents = '1'; }")
+    page.get_by_role("button", name="Expand all").click()
+    expect(page.locator(".js-expand-note")).to_contain_text("Stopped after opening 1 parents")
+    expect(page.locator(f'tr[data-run-id="{grandchild.run_id}"]')).to_be_hidden()
+
+
+def test_the_tree_at_390_px_keeps_names_visible_and_the_page_from_scrolling_sideways(page, demo):
+    from tracker.models import Experiment, Run
+
+    experiment = Experiment.objects.get(name="Parent Child Association Challenge")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"/experiments/{experiment.id}/")
+    parent = Run.objects.filter(experiment=experiment, depth=0).order_by("-start_time").first()
+    row = page.locator(f'tr[data-run-id="{parent.run_id}"]')
+    row.locator("button[aria-expanded]").click()
+    expect(page.locator(f'tr[data-parent="{parent.run_id}"]').first).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for name in page.locator("tr.run-row:visible .run-link").all()[:10]:
+        assert name.bounding_box()["width"] >= 60  # a name, not an ellipsis alone
+    expect(row.locator(".compare-children")).to_be_visible()  # no hover on a phone
+    page.goto(f"/compare/?parent={parent.run_id}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
