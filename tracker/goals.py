@@ -47,6 +47,13 @@ def _words(key: str) -> list[str]:
     return words
 
 
+def names_a_goal(key: str) -> bool:
+    """Whether a part of the name says which way is better (a score or a loss, not `epoch` or
+    `fit_time`): among metrics logged equally often, the tree's default columns and best-child
+    column prefer these."""
+    return any(word in HIGHER_IS_BETTER or word in LOWER_IS_BETTER for word in _words(key))
+
+
 def default_goal(key: str) -> str:
     """The goal of a metric whose experiment sets none, from its name: "max" when a part of it
     says higher is better (and none says lower), else "min"."""

@@ -83,3 +83,13 @@ def test_the_best_child_column_defaults_to_the_most_logged_metric(client):
     summary_refresh.recompute_all(experiment_id=experiment.id)
     response = client.get(tree_url(experiment))
     assert response.context["state"].best == "r2"
+
+
+def test_among_metrics_logged_as_often_a_score_or_loss_comes_before_a_timing(client):
+    experiment = ExperimentFactory(name="ridge")
+    for i in range(2):
+        run = RunFactory(experiment=experiment, name=f"r{i}")
+        run_log_batch(run=run, metrics=[MetricInput(key, 1.0, 1, 0) for key in ("fit_time", "rmse", "r2")])
+    catalog = column_catalog(experiment)
+    assert [column.key for column in catalog.defaults] == ["r2", "rmse", "fit_time"]
+    assert catalog.primary_metric == "r2"

@@ -31,6 +31,7 @@ from django.db.models.functions import Cast, RowNumber, Substr
 from tracker import hot_sql
 from tracker.constants import NOTE_TAG
 from tracker.filtering import order_by_expressions
+from tracker.goals import names_a_goal
 from tracker.models import (
     ACTIVE,
     PATH_SEGMENT_WIDTH,
@@ -521,7 +522,9 @@ def column_catalog(experiment: Experiment) -> ColumnCatalog:
         logged[column] += runs
         if values > 1:
             varying.add(column)
-    by_use = sorted(logged, key=lambda column: (-logged[column], column.key))
+    # Most runs first; among equals a name that says which way is better (`r2`, `val_loss`)
+    # before one that does not (`fit_time`, `epoch`).
+    by_use = sorted(logged, key=lambda column: (-logged[column], not names_a_goal(column.key), column.key))
     metrics = [column for column in by_use if column.kind == "metrics"]
     params = [column for column in by_use if column.kind == "params" and column in varying]
     return ColumnCatalog(
