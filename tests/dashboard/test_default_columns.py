@@ -69,6 +69,7 @@ def test_chosen_columns_replace_the_defaults_and_an_empty_choice_shows_none(clie
 def test_the_children_of_an_expanded_row_get_the_pages_default_columns(client, sweep):
     html = client.get(tree_url(sweep)).content.decode()
     assert 'data-columns="metrics.metric1,params.param1,params.param2"' in html
+    assert "{#" not in html  # a template comment Django did not take for one shows as text
 
 
 def test_the_best_child_column_defaults_to_the_most_logged_metric(client):
