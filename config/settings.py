@@ -169,6 +169,12 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 # per tree per interval, not one per write, and the writers no claim and no publish each.
 # (Eager mode has no queue to wait in: 0.)
 RUNTREE_SUMMARY_REFRESH_DELAY_MS = env_int("RUNTREE_SUMMARY_REFRESH_DELAY_MS", 500 if CELERY_BROKER_URL else 0)
+if CELERY_TASK_ALWAYS_EAGER:
+    # Eager tasks never reach a broker, but Celery 5.7 still takes a producer from its pool for
+    # them; with no URL that meant its default (amqp, no host), and kombu logged "No hostname
+    # was supplied" on the first write of `make run` as if Runtree were reaching for a server.
+    # kombu's in-memory transport names a host and needs no server.
+    CELERY_BROKER_URL = "memory://localhost/"
 # The repair re-queues trees left with stale summaries (a lost task, a killed worker). Each run
 # expires after one interval, so a worker that was down does not wake to a backlog of repairs.
 RUNTREE_SUMMARY_REPAIR_SECONDS = env_int("RUNTREE_SUMMARY_REPAIR_SECONDS", 30)
