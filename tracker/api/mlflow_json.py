@@ -346,5 +346,18 @@ def new_run_to_dict(run: Run) -> dict:
     return {"info": run_info_to_dict(run), "data": {"metrics": [], "params": [], "tags": tags}, "inputs": {}}
 
 
-def metric_to_dict(key: str, value: float | None, timestamp: int, step: int) -> dict:
-    return {"key": key, "value": json_number(value), "timestamp": timestamp, "step": step}
+def metric_to_dict(
+    key: str,
+    value: float | None,
+    timestamp: int,
+    step: int,
+    model_id: str | None = None,
+    dataset_name: str | None = None,
+    dataset_digest: str | None = None,
+) -> dict:
+    metric = {"key": key, "value": json_number(value), "timestamp": timestamp, "step": step}
+    # MLflow 3's fields, left out when unset, as protobuf's JSON leaves them out.
+    for name, given in (("model_id", model_id), ("dataset_name", dataset_name), ("dataset_digest", dataset_digest)):
+        if given is not None:
+            metric[name] = given
+    return metric

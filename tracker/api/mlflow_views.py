@@ -265,6 +265,9 @@ def _metric(fields: Fields) -> MetricInput:
         value=fields.number("value", required=True),
         timestamp=fields.integer("timestamp", required=True),
         step=fields.integer("step") or 0,
+        model_id=fields.string("model_id"),
+        dataset_name=fields.string("dataset_name"),
+        dataset_digest=fields.string("dataset_digest"),
     )
 
 
@@ -331,7 +334,7 @@ def get_metric_history(fields: Fields) -> dict:
     history = (
         Metric.objects.filter(run=run, key=key)
         .order_by("step", "timestamp", "pk")
-        .values_list("key", "value", "timestamp", "step")
+        .values_list("key", "value", "timestamp", "step", "model_id", "dataset_name", "dataset_digest")
     )
     if max_results is None:
         # Without max_results, MLflow returns the whole history in one response.
