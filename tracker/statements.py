@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from django.db import connection
 
 from tracker.models import (
+    Dataset,
     Experiment,
     LatestMetric,
     LoggedModel,
@@ -24,6 +25,9 @@ from tracker.models import (
     Metric,
     Param,
     Run,
+    RunDatasetInput,
+    RunModelInput,
+    RunModelOutput,
     RunSummary,
     RunTag,
 )
@@ -379,3 +383,60 @@ def insert_logged_model_metrics(rows: Sequence[tuple[int, int, str, float | None
             "ON CONFLICT DO NOTHING"
         )
         _execute(sql, [value for row in part for value in row])
+
+
+# --- MLflow 3: a run's inputs and outputs (runs/get, runs/search) --------------------------------
+
+
+def _qualified(model, name: str) -> str:
+    return f"{_table(model)}.{_column(model, name)}"
+
+
+def _joined(model, link: str, target) -> str:
+    return f"{_table(model)} JOIN {_table(target)} ON {_qualified(target, 'id')} = {_qualified(model, link)}"
+
+
+_NULLS = ", ".join(["NULL"] * 7)
+# One query for the three kinds, padded with NULLs to one shape, so runs/get and a runs/search
+# page pay one round trip for them however many runs and inputs there are:
+# (run pk, kind, model_id, step, name, digest, source_type, source, schema, profile, tags, row id).
+_DATASET_COLUMNS = ", ".join(_qualified(Dataset, name) for name in ("name", "digest", "source_type", "source"))
+_DATASET_INPUTS = (
+    # The first branch sets the columns' types (PostgreSQL resolves a NULL there as text).
+    f"SELECT {_qualified(RunDatasetInput, 'run')}, 'dataset', CAST(NULL AS VARCHAR), CAST(NULL AS BIGINT), "
+    f"{_DATASET_COLUMNS}, "
+    f"{_qualified(Dataset, 'schema')}, {_qualified(Dataset, 'profile')}, {_qualified(RunDatasetInput, 'tags')}, "
+    f"{_qualified(RunDatasetInput, 'id')} FROM {_joined(RunDatasetInput, 'dataset', Dataset)} "
+    f"WHERE {_qualified(RunDatasetInput, 'run')} "
+)
+_MODEL_INPUTS = (
+    f"SELECT {_qualified(RunModelInput, 'run')}, 'model_input', {_qualified(LoggedModel, 'model_id')}, NULL, "
+    f"{_NULLS}, {_qualified(RunModelInput, 'id')} FROM {_joined(RunModelInput, 'model', LoggedModel)} "
+    f"WHERE {_qualified(RunModelInput, 'run')} "
+)
+_MODEL_OUTPUTS = (
+    f"SELECT {_qualified(RunModelOutput, 'run')}, 'model_output', {_qualified(LoggedModel, 'model_id')}, "
+    f"{_qualified(RunModelOutput, 'step')}, {_NULLS}, {_qualified(RunModelOutput, 'id')} "
+    f"FROM {_joined(RunModelOutput, 'model', LoggedModel)} WHERE {_qualified(RunModelOutput, 'run')} "
+)
+_INPUT_TAGS = RunDatasetInput._meta.get_field("tags")
+
+
+def inputs_and_outputs_of(run_pks: Sequence[int]) -> list[tuple]:
+    """(run pk, kind, model_id, step, name, digest, source_type, source, schema, profile, tags)
+    of each dataset input ('dataset'), model input ('model_input') and model output
+    ('model_output') of `run_pks`, each kind in the order it was logged; tags decoded."""
+    if not run_pks:
+        return []
+    rows = []
+    if connection.vendor == "postgresql":
+        pks = "{" + ",".join(str(int(pk)) for pk in run_pks) + "}"
+        condition = "= ANY(%s::bigint[])"
+        sql = " UNION ALL ".join(part + condition for part in (_DATASET_INPUTS, _MODEL_INPUTS, _MODEL_OUTPUTS))
+        rows = _fetchall(sql + " ORDER BY 12", [pks] * 3)
+    else:
+        for part in _slices(run_pks, 3):
+            condition = f"IN ({_placeholders(len(part))})"
+            sql = " UNION ALL ".join(p + condition for p in (_DATASET_INPUTS, _MODEL_INPUTS, _MODEL_OUTPUTS))
+            rows += _fetchall(sql + " ORDER BY 12", list(part) * 3)
+    return [(*row[:10], _INPUT_TAGS.from_db_value(row[10], None, connection) if row[10] else []) for row in rows]

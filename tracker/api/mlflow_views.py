@@ -55,7 +55,7 @@ def rpc(*methods: str, max_body_bytes: int | None = None):
     def decorate(view):
         @csrf_exempt
         @functools.wraps(view)
-        def endpoint(request):
+        def endpoint(request, **url_kwargs):
             if request.method not in methods:
                 response = error_body(
                     "ENDPOINT_NOT_FOUND",
@@ -65,7 +65,8 @@ def rpc(*methods: str, max_body_bytes: int | None = None):
                 response["Allow"] = ", ".join(methods)
                 return response
             try:
-                return json_response(view(_request_fields(request, body_limit)))
+                # Path parameters (`logged-models/<model_id>`) come as keyword arguments.
+                return json_response(view(_request_fields(request, body_limit), **url_kwargs))
             except TrackingError as error:
                 return error_response(error)
 
