@@ -72,3 +72,18 @@ def committed(django_capture_on_commit_callbacks):
             return write(*args, **kwargs)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def artifact_root(settings, tmp_path_factory):
+    """Every test stores artifacts in a folder of its own, never in the project's artifacts/."""
+    root = tmp_path_factory.mktemp("artifacts")
+    settings.RUNTREE_ARTIFACT_ROOT = str(root)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root), "allow_overwrite": True},
+        },
+    }
+    return root

@@ -30,7 +30,7 @@ from tracker.models import (
     LoggedModelTag,
     Run,
 )
-from tracker.services import datasets, logged_models
+from tracker.services import artifacts, datasets, logged_models
 
 # MLflow's enum names for a model's status (LoggedModelStatus in service.proto).
 STATUS_NAMES = {
@@ -202,6 +202,20 @@ def search_logged_models_view(fields: Fields) -> dict:
     if len(page) > max_results:
         payload["next_page_token"] = page_token(offset + max_results)
     return payload
+
+
+@rpc("GET")
+def list_logged_model_artifacts(fields: Fields, model_id: str) -> dict:
+    """A folder of the model's files, paths from the model's root (MLflow's UI lists this)."""
+    model = _model(model_id)
+    relative = fields.string("artifact_directory_path")
+    listed = artifacts.artifact_list(path=artifacts.logged_model_artifact_path(model=model, path=relative))
+    prefix = f"{relative.rstrip('/')}/" if relative else ""
+    files = [
+        {"path": prefix + entry.path, "is_dir": entry.is_dir} | ({} if entry.is_dir else {"file_size": entry.file_size})
+        for entry in listed
+    ]
+    return {"root_uri": model.artifact_location, **({"files": files} if files else {})}
 
 
 @rpc("POST")

@@ -99,6 +99,9 @@ def _too_big(request, size: int, limit: int) -> InvalidParameterValue:
     )
 
 
+# Exempt from CSRF: an unknown POST (a newer client's RPC) must get this JSON, not Django's
+# HTML "CSRF verification failed" page, which the client would paste into its exception.
+@csrf_exempt
 def endpoint_not_found(request, *args, **kwargs):
     return error_body("ENDPOINT_NOT_FOUND", f"No API endpoint at {request.method} {request.path}.", status=404)
 
