@@ -100,7 +100,7 @@ def test_datasets_show_name_digest_context_source_and_schema(client, run):
     response = client.get(f"/runs/{run.run_id}/")
 
     shown = rows(response.content.decode(), "data-dataset")
-    assert shown["train"] == 'train training abc123 s3 {"uri": "s3://bucket/train.csv"} feature: double, label: long'
+    assert shown["train"] == "train training abc123 s3 s3://bucket/train.csv feature: double, label: long"
     assert shown["holdout"].startswith("holdout validation def456")
     assert [d.context for d in response.context["inputs"].datasets] == ["training", "validation"]
 

@@ -29,7 +29,8 @@ class DatasetRow:
     digest: str
     context: str  # mlflow.data.context: training, validation, ... ("" if not given)
     source_type: str
-    source: str  # MLflow's JSON description of where it came from, shown as given
+    source: str  # MLflow's JSON description of where it came from
+    source_text: str  # its URI or path when it names one, else the description as given
     columns: list[str]  # from its schema, when that is MLflow's column-schema JSON
     schema: str
 
@@ -75,11 +76,25 @@ def _datasets(run: Run) -> list[DatasetRow]:
                 context=tags.get(CONTEXT_TAG) or "",
                 source_type=dataset.source_type,
                 source=dataset.source,
+                source_text=_source_text(dataset.source),
                 columns=_schema_columns(dataset.schema),
                 schema=dataset.schema,
             )
         )
     return rows
+
+
+def _source_text(source: str) -> str:
+    """The URI or path in MLflow's source JSON ({"uri": "s3://..."}, {"url": ...}, {"path": ...})."""
+    try:
+        described = json.loads(source) if source else None
+    except ValueError:
+        return source
+    if isinstance(described, dict):
+        for key in ("uri", "url", "path", "file_path", "table_name"):
+            if isinstance(described.get(key), str):
+                return described[key]
+    return source
 
 
 def _schema_columns(schema: str) -> list[str]:
