@@ -118,6 +118,9 @@ if RUNTREE_ARTIFACT_STORAGE == "s3":
             "file_overwrite": True,
             "default_acl": None,
             "querystring_auth": False,
+            # An object being read is buffered in a temporary file past 8 MiB, not in memory
+            # (django-storages' default, 0, keeps all of it in memory: 1 GiB for a 1 GiB download).
+            "max_memory_size": 8 * 1024 * 1024,
         },
     }
 else:

@@ -29,7 +29,7 @@ urlpatterns = [
     # MLflow's proxied artifact store (`mlflow server --serve-artifacts`), and its UI's download.
     path("api/2.0/mlflow-artifacts/", include("tracker.api.artifact_urls")),
     path("ajax-api/2.0/mlflow-artifacts/", include("tracker.api.artifact_urls")),
-    path("get-artifact", get_artifact),
+    path("get-artifact", get_artifact, name="get-artifact"),
     # Other apps' MLflow urls go above this line: the catch-all below must come after all of them.
     # Anything else under an MLflow prefix, with any method, answers MLflow's JSON
     # ENDPOINT_NOT_FOUND, not Django's HTML 404 (or its CSRF 403 for a POST).

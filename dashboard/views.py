@@ -18,6 +18,7 @@ from tracker import ingest, tree
 from tracker.errors import InvalidParameterValue
 from tracker.ingest import GOAL_TAG_PREFIX
 from tracker.models import Experiment, Goal, Run
+from tracker.selectors import artifacts as artifact_selectors
 from tracker.selectors.run_inputs import run_inputs
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -118,6 +119,7 @@ def run_detail(request, run_id: str):
         "tree_filter": f"attributes.run_id = '{run.run_id}'",
         # The Datasets and Models sections (their own partials).
         "inputs": run_inputs(run),
+        "artifacts": artifact_selectors.run_artifact_folder(run=run),
     }
     return render(request, "dashboard/run_detail.html", context)
 

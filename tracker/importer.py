@@ -399,6 +399,8 @@ class MlflowSource:
 
     description = ""
     chunk_size = 500
+    # What mlflow's artifact repositories resolve `mlflow-artifacts:` URIs against, if anything.
+    tracking_uri: str | None = None
 
     def experiments(self) -> list[SourceExperiment]:
         raise NotImplementedError
@@ -408,6 +410,10 @@ class MlflowSource:
 
     def runs(self, experiment: SourceExperiment) -> Iterator[list[SourceRun]]:
         raise NotImplementedError
+
+    def artifact_uri(self, experiment: SourceExperiment, run: SourceRun) -> str:
+        """Where `run`'s artifacts are read from (import_mlflow --with-artifacts)."""
+        return run.artifact_uri
 
     def close(self) -> None:
         pass
@@ -642,6 +648,7 @@ class _ClientSource(MlflowSource):
         from mlflow.tracking import MlflowClient
 
         self.description = description
+        self.tracking_uri = tracking_uri
         with self._reading():
             self.client = MlflowClient(tracking_uri=tracking_uri)
         self._listed: dict[str, list] = {}
@@ -793,6 +800,7 @@ class FileStoreSource(_ClientSource):
             raise SourceError(f"{path} is not an MLflow file store: it has no experiment folders with a meta.yaml")
         # mlflow 3 refuses to open a file store unless asked to: it wants users to migrate off
         # it, which is what this import does. Reading changes nothing in the folder.
+        self.folder = path.resolve()
         self._allow_before = os.environ.get(_ALLOW_FILE_STORE)
         os.environ[_ALLOW_FILE_STORE] = "true"
         try:
@@ -800,6 +808,15 @@ class FileStoreSource(_ClientSource):
         except BaseException:
             self.close()
             raise
+
+    def artifact_uri(self, experiment: SourceExperiment, run: SourceRun) -> str:
+        # A run records where its folder was when it ran; an mlruns folder that was moved (or
+        # copied from another machine) still holds the files in its own run folders.
+        own = self.folder / experiment.source_id / run.run_id / "artifacts"
+        recorded = run.artifact_uri
+        if recorded.startswith("file:") and not Path(unquote(urlparse(recorded).path)).exists() and own.is_dir():
+            return own.as_uri()
+        return recorded
 
     def close(self) -> None:
         if self._allow_before is None:

@@ -24,8 +24,18 @@ pytestmark = pytest.mark.usefixtures("tracking_uri")
 
 
 def stored_files(root: Path) -> list[str]:
-    """Every artifact file under the storage root (uploads in flight excluded: none may stay)."""
+    """Every file under the local storage root (uploads in flight included: none may stay)."""
     return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
+
+
+@pytest.fixture(params=["local", "s3"])
+def stored(request, artifact_root):
+    """The artifact store, on the embedded default and on S3 (moto): a function that lists every
+    name stored."""
+    if request.param == "local":
+        return lambda: stored_files(artifact_root)
+    bucket = request.getfixturevalue("s3_artifact_bucket")
+    return lambda: sorted(item.key for item in bucket.objects.all())
 
 
 def artifact_repository(artifact_uri: str):
@@ -38,7 +48,7 @@ def download(run_id: str, path: str, tmp_path: Path) -> bytes:
     return Path(local).read_bytes()
 
 
-def test_logged_files_round_trip_byte_for_byte_and_list_with_sizes_and_folders(tmp_path):
+def test_logged_files_round_trip_byte_for_byte_and_list_with_sizes_and_folders(tmp_path, stored):
     payload = os.urandom(300_000) + b"\x00\xff end"
     (tmp_path / "weights.bin").write_bytes(payload)
     (tmp_path / "notes.txt").write_text("first line\nsecond line\n")
@@ -77,9 +87,10 @@ def test_logged_files_round_trip_byte_for_byte_and_list_with_sizes_and_folders(t
     # A whole folder comes back too.
     folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config", dst_path=str(tmp_path / "all"))
     assert sorted(os.listdir(folder)) == ["params.json", "params.yaml"]
+    assert f"0/{run_id}/artifacts/checkpoints/epoch_1/weights.bin" in stored()
 
 
-def test_a_figure_and_an_image_round_trip(tmp_path):
+def test_a_figure_and_an_image_round_trip(tmp_path, stored):
     figure, axes = pyplot.subplots()
     axes.plot([1, 2, 3], [3, 1, 2])
     image = (np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5).astype(np.uint8)
@@ -97,7 +108,7 @@ def test_a_figure_and_an_image_round_trip(tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "tile.png")), image)
 
 
-def test_an_artifact_logged_twice_is_replaced_and_a_deleted_one_is_gone(tmp_path, artifact_root):
+def test_an_artifact_logged_twice_is_replaced_and_a_deleted_one_is_gone(tmp_path, stored):
     with mlflow.start_run() as run:
         mlflow.log_text("one", "out.txt")
         mlflow.log_text("two, longer", "out.txt")
@@ -110,10 +121,10 @@ def test_an_artifact_logged_twice_is_replaced_and_a_deleted_one_is_gone(tmp_path
     assert [info.path for info in MlflowClient().list_artifacts(run_id)] == ["keep"]
     repository.delete_artifacts()  # the whole run's artifacts
     assert MlflowClient().list_artifacts(run_id) == []
-    assert stored_files(artifact_root) == []
+    assert stored() == []
 
 
-def test_the_tracking_apis_listing_by_run_and_the_ui_download(live_server):
+def test_the_tracking_apis_listing_by_run_and_the_ui_download(live_server, stored):
     with mlflow.start_run() as run:
         mlflow.log_text("a,b\n1,2\n", "data/table.csv")
     run_id = run.info.run_id
@@ -132,7 +143,7 @@ def test_the_tracking_apis_listing_by_run_and_the_ui_download(live_server):
     assert "sandbox" in response.headers["Content-Security-Policy"]
 
 
-def test_an_upload_over_the_limit_is_refused_with_413_and_stores_nothing(tmp_path, settings, artifact_root):
+def test_an_upload_over_the_limit_is_refused_with_413_and_stores_nothing(tmp_path, settings, stored):
     settings.RUNTREE_MAX_ARTIFACT_BYTES = 1000
     (tmp_path / "big.bin").write_bytes(b"x" * 1001)
     (tmp_path / "small.bin").write_bytes(b"x" * 1000)
@@ -141,7 +152,7 @@ def test_an_upload_over_the_limit_is_refused_with_413_and_stores_nothing(tmp_pat
         with pytest.raises(requests.HTTPError, match=r"413 .*limit of 1000 bytes \(RUNTREE_MAX_ARTIFACT_BYTES\)"):
             mlflow.log_artifact(str(tmp_path / "big.bin"))
         mlflow.log_artifact(str(tmp_path / "small.bin"))
-    assert stored_files(artifact_root) == [f"0/{run.info.run_id}/artifacts/small.bin"]
+    assert stored() == [f"0/{run.info.run_id}/artifacts/small.bin"]
 
 
 def test_a_client_gone_mid_upload_leaves_no_file(live_server, artifact_root):
@@ -165,10 +176,46 @@ def test_a_client_gone_mid_upload_leaves_no_file(live_server, artifact_root):
     assert requests.get(live_server.url + target).status_code == 404
 
 
-def test_multipart_upload_is_declined_as_mlflow_declines_it_so_the_client_sends_one_put(tmp_path, monkeypatch):
+def test_multipart_upload_is_declined_as_mlflow_declines_it_so_the_client_sends_one_put(tmp_path, monkeypatch, stored):
     monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
     monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", "10")
     (tmp_path / "model.bin").write_bytes(b"z" * 5000)
     with mlflow.start_run() as run:
         mlflow.log_artifact(str(tmp_path / "model.bin"))
     assert download(run.info.run_id, "model.bin", tmp_path) == b"z" * 5000
+    assert stored() == [f"0/{run.info.run_id}/artifacts/model.bin"]
+
+
+def test_a_path_that_leaves_the_run_is_refused_and_nothing_is_written(live_server, stored):
+    with mlflow.start_run() as run:
+        pass
+    folder = f"{live_server.url}/api/2.0/mlflow-artifacts/artifacts/0/{run.info.run_id}/artifacts"
+    # Sent as raw bytes on the wire: requests would resolve a literal "../" before sending.
+    for bad in ("%2e%2e/%2e%2e/escape.txt", "..%2f..%2fescape.txt", "a%5c..%5cescape.txt", "a%00.txt", "a//b.txt"):
+        response = requests.put(f"{folder}/{bad}", data=b"payload")
+        assert response.status_code == 400, bad
+        assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert stored() == []
+
+
+def test_sklearn_autolog_keeps_its_training_metrics_and_estimator_html(tmp_path, stored):
+    from sklearn.datasets import load_iris  # noqa: PLC0415 (scikit-learn is slow to import; one test uses it)
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+
+    features, labels = load_iris(return_X_y=True)
+    # Models are logged as MLflow 3 logged models (the models helper's endpoints); this test
+    # checks what the artifact store guarantees: the files autolog uploads, and the metrics it
+    # logs after them.
+    mlflow.sklearn.autolog(log_models=False, log_datasets=False)
+    try:
+        with mlflow.start_run() as run:
+            LogisticRegression(max_iter=300).fit(features, labels)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+
+    metrics = MlflowClient().get_run(run.info.run_id).data.metrics
+    assert {"training_accuracy_score", "training_f1_score", "training_log_loss", "training_score"} <= set(metrics)
+    assert metrics["training_accuracy_score"] > 0.9
+    html = download(run.info.run_id, "estimator.html", tmp_path).decode()
+    assert "LogisticRegression" in html
+    assert f"0/{run.info.run_id}/artifacts/estimator.html" in stored()

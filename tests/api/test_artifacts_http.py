@@ -3,8 +3,11 @@ leaves its folder, a body over the limit or cut short) stores nothing."""
 
 import io
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.factories import RunFactory
 from tracker.services import logged_models
@@ -194,3 +197,15 @@ def test_listing_by_run_and_the_ui_download(client, run, folder):
     download = client.get("/get-artifact", {"run_id": run.run_id, "path": "d/e.txt"})
     assert b"".join(download.streaming_content) == b"hey"
     assert download["Content-Disposition"].startswith("attachment")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tail=st.text(alphabet=st.sampled_from(list("ab./\\%2e5c0f#:~ \x00")), max_size=24))
+def test_any_path_is_stored_inside_its_run_or_refused(client, folder, artifact_root, tail):
+    response = put(client, f"{folder}/{quote(tail, safe='/%')}", b"x")
+    assert response.status_code in (200, 400, 404), response.content
+    assert response["Content-Type"] == "application/json"
+    run_folder = (artifact_root / folder).resolve()
+    for stored in artifact_root.rglob("*"):
+        if stored.is_file():
+            assert stored.resolve().is_relative_to(run_folder), stored

@@ -98,6 +98,7 @@ VALID = {
     "logged-models/<str:model_id>/tags": {"model_id": MODEL, "tags": TAGS},
     "logged-models/<str:model_id>/artifacts/directories": {"model_id": MODEL, "artifact_directory_path": "a"},
     "logged-models/<str:model_id>/tags/<path:tag_key>": {"model_id": MODEL},
+    "artifacts/list": {"run_id": RUN, "path": "plots"},
 }
 METHODS = {str(p.pattern): p.callback.http_methods[0] for p in urlpatterns if hasattr(p.callback, "http_methods")}
 

@@ -25,6 +25,7 @@ from urllib.parse import unquote
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
+from storages.backends.s3 import S3Storage
 
 from tracker.errors import ArtifactTooLarge, InvalidParameterValue, ResourceDoesNotExist
 from tracker.models import LoggedModel, Run
@@ -206,13 +207,33 @@ def artifact_list(*, path: str) -> list[ArtifactEntry]:
 
 def artifact_entries(*, name: str) -> list[ArtifactEntry]:
     storage = artifact_storage()
-    folders, files = _listdir(storage, name)
+    if isinstance(storage, S3Storage):
+        folders, sized_files = _s3_listing(storage, name)
+    else:
+        folders, files = _listdir(storage, name)
+        sized_files = {file_name: storage.size(posixpath.join(name, file_name)) for file_name in files}
     entries = [ArtifactEntry(path=folder, is_dir=True, file_size=None) for folder in sorted(folders)]
     entries += [
-        ArtifactEntry(path=file_name, is_dir=False, file_size=storage.size(posixpath.join(name, file_name)))
-        for file_name in sorted(files)
+        ArtifactEntry(path=file_name, is_dir=False, file_size=sized_files[file_name])
+        for file_name in sorted(sized_files)
     ]
     return entries
+
+
+def _s3_listing(storage: S3Storage, name: str) -> tuple[list[str], dict[str, int]]:
+    """A folder of an S3 bucket with each file's size from the listing itself: Storage.size()
+    would cost one HEAD request per file (a page of 200 files, 200 round trips)."""
+    prefix = storage._normalize_name(name).rstrip("/") + "/"  # the storage's own key for `name`
+    folders, files = [], {}
+    pages = storage.connection.meta.client.get_paginator("list_objects_v2").paginate(
+        Bucket=storage.bucket_name, Prefix=prefix, Delimiter="/"
+    )
+    for page in pages:
+        folders += [entry["Prefix"][len(prefix) :].rstrip("/") for entry in page.get("CommonPrefixes", ())]
+        files |= {
+            entry["Key"][len(prefix) :]: entry["Size"] for entry in page.get("Contents", ()) if entry["Key"] != prefix
+        }
+    return folders, files
 
 
 def artifact_open(*, path: str) -> ArtifactDownload:
@@ -304,22 +325,26 @@ def _too_large_message(limit: int) -> str:
 
 
 def run_artifact_path(*, run: Run, path: str | None) -> str:
-    """The proxied path of `path` inside `run`'s artifacts (its artifact URI's folder), as the
-    artifact API takes it; MLflow's run-based endpoints (artifacts/list, get-artifact) use it."""
-    return _proxied_path(run.artifact_uri, path, f"Run '{run.run_id}'")
+    """The proxied path of `path` inside `run`'s artifacts, as the artifact API takes it; for
+    MLflow's run-based endpoints (artifacts/list, get-artifact) and the run page. The run's
+    artifact URI must name its own folder in this server's store (an imported run whose
+    artifacts were not copied keeps its source's URI, and reads nothing here)."""
+    return _own_folder_path(
+        run.artifact_uri, f"{run.experiment_id}/{run.run_id}/artifacts", path, owner=f"Run '{run.run_id}'"
+    )
 
 
 def logged_model_artifact_path(*, model: LoggedModel, path: str | None) -> str:
-    """As run_artifact_path, inside a logged model's artifact location (its files listing)."""
-    return _proxied_path(model.artifact_location, path, f"Logged model '{model.model_id}'")
+    """As run_artifact_path, inside a logged model's folder (its files listing, the run page)."""
+    own = f"{model.experiment_id}/models/{model.model_id}/artifacts"
+    return _own_folder_path(model.artifact_location, own, path, owner=f"Logged model '{model.model_id}'")
 
 
-def _proxied_path(artifact_uri: str, path: str | None, owner: str) -> str:
-    root = re.sub(r"^mlflow-artifacts:(//[^/]*)?/?", "", artifact_uri)
-    if root == artifact_uri:
+def _own_folder_path(artifact_uri: str, own: str, path: str | None, *, owner: str) -> str:
+    if not artifact_uri:
+        raise InvalidParameterValue(f"{owner} has no artifact location.")
+    if re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", artifact_uri).rstrip("/") != own:
         raise InvalidParameterValue(
             f"{owner} keeps its artifacts at {artifact_uri!r}, outside this server's artifact store."
         )
-    if path:
-        artifact_path_normalise(path)
-    return f"{root}/{path}" if path else root
+    return f"{own}/{artifact_path_normalise(path)}" if path else own
