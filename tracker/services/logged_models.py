@@ -34,6 +34,7 @@ from tracker.models import (
     RunModelOutput,
     new_model_id,
 )
+from tracker.services import artifacts
 
 # MLflow refuses these in a model's name (it becomes part of `models:/` and `runs:/` URIs).
 _BAD_NAME_CHARACTERS = ("/", ":", ".", "%", '"', "'")
@@ -216,3 +217,35 @@ def run_log_outputs(*, run: Run, models: Iterable[ModelOutput]) -> None:
             [RunModelOutput(run=run, model=known[output.model_id], step=output.step) for output in models],
             ignore_conflicts=True,
         )
+
+
+@dataclass(frozen=True)
+class PurgedModel:
+    model_id: str
+    name: str
+    experiment_id: int
+    artifact_files: int
+
+
+def deleted_logged_models_purge(
+    *, deleted_before_ms: int | None = None, experiment_ids: list[int] | None = None
+) -> list[PurgedModel]:
+    """Remove deleted logged models for good, as `mlflow gc` does: their tags, params, metrics,
+    run links and files. A model that is not deleted is never touched. MLflow dates a model's
+    deletion by its last update, and so does this."""
+    models = LoggedModel.objects.filter(lifecycle_stage=DELETED).order_by("pk")
+    if deleted_before_ms is not None:
+        models = models.filter(last_updated_time__lte=deleted_before_ms)
+    if experiment_ids:
+        models = models.filter(experiment_id__in=experiment_ids)
+    purged = []
+    for model in models:
+        # The files first: if removing them fails, the model is still there, deleted, to purge again.
+        try:
+            folder = artifacts.logged_model_artifact_path(model=model, path=None)
+        except InvalidParameterValue:  # its files are not in this server's store
+            folder = None
+        files = artifacts.artifact_tree_delete(name=folder) if folder else 0
+        model.delete()
+        purged.append(PurgedModel(model.model_id, model.name, model.experiment_id, files))
+    return purged
