@@ -8,9 +8,8 @@ from html.parser import HTMLParser
 import pytest
 
 from tests.dashboard.test_run_page import RUN_PAGE_QUERIES
-from tracker import ingest
-from tracker.ingest import KeyValue
-from tracker.services import artifacts, datasets, logged_models
+from tracker import services
+from tracker.services import KeyValue, artifacts, datasets, logged_models
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +61,7 @@ def rows(html: str, attribute: str) -> dict[str, str]:
 @pytest.fixture
 def run():
     """A run made as the API makes one: its experiment has an artifact location (the store's)."""
-    return ingest.run_create(experiment=ingest.experiment_create(name="page"), name="trained")
+    return services.run_create(experiment=services.experiment_create(name="page"), name="trained")
 
 
 def log_dataset(run, name: str, context: str, digest: str = "abc123"):

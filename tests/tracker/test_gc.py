@@ -8,9 +8,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tests.factories import ExperimentFactory, RunFactory
-from tracker import ingest
-from tracker.ingest import KeyValue, MetricInput
+from tracker import services
 from tracker.models import DELETED, Metric, Param, Run, RunTag
+from tracker.services import KeyValue, MetricInput
 from tracker.services.artifacts import artifact_put
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +20,7 @@ DAY_MS = 86_400_000
 
 def logged_run(experiment, *, parent=None, name="run"):
     run = RunFactory(experiment=experiment, parent=parent, name=name)
-    ingest.run_log_batch(
+    services.run_log_batch(
         run=run,
         metrics=[MetricInput("loss", 0.5, 1, 0), MetricInput("loss", 0.4, 2, 1)],
         params=[KeyValue("lr", "0.1")],

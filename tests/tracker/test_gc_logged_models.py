@@ -6,10 +6,9 @@ import io
 import pytest
 from django.core.management import call_command
 
-from tracker import ingest
-from tracker.ingest import MetricInput
+from tracker import services
 from tracker.models import LoggedModel, LoggedModelMetric, LoggedModelTag
-from tracker.services import artifacts, logged_models
+from tracker.services import MetricInput, artifacts, logged_models
 
 pytestmark = pytest.mark.django_db
 
@@ -24,9 +23,9 @@ def fixed_now(monkeypatch):
 
 def model_with_files(run, name: str) -> LoggedModel:
     model = logged_models.logged_model_create(
-        experiment=run.experiment, name=name, source_run=run, tags=[ingest.KeyValue("k", "v")]
+        experiment=run.experiment, name=name, source_run=run, tags=[services.KeyValue("k", "v")]
     )
-    ingest.run_log_metric(run=run, metric=MetricInput("acc", 0.9, 1, model_id=model.model_id))
+    services.run_log_metric(run=run, metric=MetricInput("acc", 0.9, 1, model_id=model.model_id))
     folder = artifacts.logged_model_artifact_path(model=model, path=None)
     artifacts.artifact_put(path=f"{folder}/MLmodel", body=io.BytesIO(b"flavors: {}"), content_length=11)
     return model
@@ -39,7 +38,7 @@ def deleted(model: LoggedModel, *, days_ago: int) -> LoggedModel:
 
 
 def test_deleted_models_go_with_their_files_and_the_others_stay(artifact_root):
-    run = ingest.run_create(experiment=ingest.experiment_create(name="gc"), name="trainer")
+    run = services.run_create(experiment=services.experiment_create(name="gc"), name="trainer")
     old = deleted(model_with_files(run, "old"), days_ago=40)
     recent = deleted(model_with_files(run, "recent"), days_ago=1)
     kept = model_with_files(run, "kept")

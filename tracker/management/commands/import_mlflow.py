@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from tracker import importer
+from tracker import importing
 from tracker.errors import TrackingError
 from tracker.importing.artifacts import ArtifactCopyCounts, runs_artifacts_copy
 from tracker.models import Run
@@ -31,18 +31,18 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, source, experiments=None, with_artifacts=False, verbosity=1, **options):
-        counts = importer.ImportCounts()
+        counts = importing.ImportCounts()
         copied = ArtifactCopyCounts()
         current = None
         try:
-            with importer.open_source(source) as mlflow_source:
+            with importing.open_source(source) as mlflow_source:
                 source = mlflow_source.description  # without a password, for the summary
-                chosen = importer.select_experiments(mlflow_source.experiments(), experiments)
+                chosen = importing.select_experiments(mlflow_source.experiments(), experiments)
                 run_counts = [mlflow_source.run_count(experiment) for experiment in chosen]
                 with tqdm(total=sum(run_counts), unit="run", desc="import", disable=verbosity < 1) as progress:
                     for current in chosen:
                         artifact_uris: dict[str, str] = {}
-                        counts += importer.experiment_import(
+                        counts += importing.experiment_import(
                             experiment=current,
                             run_chunks=_noting_artifact_uris(mlflow_source, current, artifact_uris),
                             on_progress=progress.update,
@@ -55,7 +55,7 @@ class Command(BaseCommand):
                                 tracking_uri=mlflow_source.tracking_uri,
                                 counts=copied,
                             )
-        except (importer.SourceError, TrackingError) as exc:
+        except (importing.SourceError, TrackingError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             if current is None:
                 raise CommandError(f"Nothing imported. {message}") from None
@@ -81,7 +81,7 @@ class Command(BaseCommand):
             )
 
     @staticmethod
-    def _summary(source: str, counts: importer.ImportCounts) -> str:
+    def _summary(source: str, counts: importing.ImportCounts) -> str:
         experiments = counts.experiments_created + counts.experiments_existing
         return (
             f"Imported from {source}: {experiments} experiments ({counts.experiments_created} new); "
