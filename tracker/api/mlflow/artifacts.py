@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from tracker.api.mlflow.json import Fields, error_response
 from tracker.api.mlflow.views import rpc
 from tracker.errors import InvalidParameterValue, NotImplementedByServer, TrackingError
-from tracker.models import Run
+from tracker.selectors.runs import find_run
 from tracker.services import artifacts
 from tracker.web.json_errors import error_body, json_response
 
@@ -85,7 +85,7 @@ def multipart_upload(request, artifact_path: str):
 
 @rpc("GET")
 def list_artifacts(fields: Fields) -> dict:
-    run = Run.objects.get_by_run_id(fields.run_id())
+    run = find_run(fields.run_id())
     relative = fields.string("path")
     listed = artifacts.artifact_list(path=artifacts.run_artifact_path(run=run, path=relative))
     # MLflow lists by run with paths from the run's root, not from the folder listed.
@@ -100,7 +100,7 @@ def get_artifact(request):
     run_id = request.GET.get("run_id") or request.GET.get("run_uuid")
     if not run_id or "path" not in request.GET:
         raise InvalidParameterValue("get-artifact needs run_id and path.")
-    run = Run.objects.get_by_run_id(run_id)
+    run = find_run(run_id)
     path = artifacts.run_artifact_path(run=run, path=request.GET["path"])
     return download_response(artifacts.artifact_open(path=path))
 

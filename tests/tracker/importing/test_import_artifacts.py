@@ -12,7 +12,7 @@ import sys
 import pytest
 from django.core.management import call_command
 
-from tests.tracker.test_import_mlflow import free_port, wait_for_health
+from tests.tracker.importing.test_import_mlflow import free_port, wait_for_health
 from tracker.models import Run
 
 pytestmark = pytest.mark.django_db
