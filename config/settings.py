@@ -116,8 +116,9 @@ if RUNTREE_ARTIFACT_STORAGE == "s3":
             "file_overwrite": True,
             "default_acl": None,
             "querystring_auth": False,
-            # An object being read is buffered in a temporary file past 8 MiB, not in memory
-            # (django-storages' default, 0, keeps all of it in memory: 1 GiB for a 1 GiB download).
+            # Downloads read an object's body as it streams (tracker/services/artifacts.py); any
+            # other read through storage.open() is buffered in a temporary file past 8 MiB
+            # (django-storages' default, 0, would keep a whole object in memory).
             "max_memory_size": 8 * 1024 * 1024,
         },
     }
