@@ -25,6 +25,7 @@ from tracker.models import Experiment, Goal, Run
 from tracker.selectors import artifacts as artifact_selectors
 from tracker.selectors import experiments as experiment_reads
 from tracker.selectors import run_page, tree
+from tracker.selectors.run_inputs import run_inputs
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
@@ -211,6 +212,8 @@ def run_detail(request, run_id: str):
         "live_url": reverse("dashboard:run-live", args=[run.run_id]),
         # The experiment tree under this filter shows the run inside its tree, ancestors open.
         "tree_filter": f"attributes.run_id = '{run.run_id}'",
+        # The Datasets and Models sections (their own partials).
+        "inputs": run_inputs(run),
         "artifacts": artifact_selectors.run_artifact_folder(run=run),
     }
     return render(request, "dashboard/run_detail.html", context)

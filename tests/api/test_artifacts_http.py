@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.factories import RunFactory
+from tracker.services import logged_models
 
 pytestmark = pytest.mark.django_db
 
@@ -113,11 +114,16 @@ def test_a_run_that_does_not_exist_or_is_in_another_experiment_is_404(client, ru
     assert stored_files(artifact_root) == []
 
 
-def test_a_logged_models_folder_takes_files_when_its_experiment_exists(client, experiment, artifact_root):
-    assert put(client, f"{experiment.id}/models/{MODEL_ID}/artifacts/MLmodel", b"flavors: {}").status_code == 200
-    assert stored_files(artifact_root) == [f"{experiment.id}/models/{MODEL_ID}/artifacts/MLmodel"]
+def test_a_logged_models_folder_takes_files_when_the_model_exists(client, experiment, artifact_root):
+    model = logged_models.logged_model_create(experiment=experiment, name="model")
+    folder = f"{experiment.id}/models/{model.model_id}/artifacts"
+    assert put(client, f"{folder}/MLmodel", b"flavors: {}").status_code == 200
+    assert stored_files(artifact_root) == [f"{folder}/MLmodel"]
     assert_refused(put(client, f"{experiment.id}/models/not-an-id/artifacts/MLmodel"), 400, "INVALID_PARAMETER_VALUE")
-    assert_refused(put(client, f"999999/models/{MODEL_ID}/artifacts/MLmodel"), 404, "RESOURCE_DOES_NOT_EXIST")
+    # A well-formed id of no model, or of a model in another experiment, has no folder.
+    assert_refused(put(client, f"{experiment.id}/models/{MODEL_ID}/artifacts/MLmodel"), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert_refused(put(client, f"999999/models/{model.model_id}/artifacts/MLmodel"), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert stored_files(artifact_root) == [f"{folder}/MLmodel"]
 
 
 def test_an_announced_size_over_the_limit_is_refused_before_reading(client, folder, settings, artifact_root):

@@ -194,7 +194,7 @@ def test_a_path_that_is_no_endpoint_gets_endpoint_not_found(client, path):
 @pytest.mark.parametrize(
     "path",
     [
-        API + "logged-models",
+        API + "scorers/register",
         "/ajax-api/2.0/mlflow/registered-models/create",
         "/api/2.0/mlflow-artifacts/nope",
         "/ajax-api/2.0/mlflow-artifacts/mpu/x",

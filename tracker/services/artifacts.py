@@ -29,7 +29,7 @@ from django.core.files.storage import Storage, storages
 from storages.backends.s3 import S3Storage
 
 from tracker.errors import ArtifactTooLarge, InvalidParameterValue, ResourceDoesNotExist
-from tracker.models import Experiment, Run
+from tracker.models import LoggedModel, Run
 
 # Copying in 1 MiB pieces keeps an upload's memory flat whatever its size.
 CHUNK_BYTES = 1024 * 1024
@@ -140,9 +140,8 @@ def artifact_location(raw: str) -> ArtifactLocation:
     if run_id is not None:
         if not Run.objects.filter(run_id=run_id, experiment_id=experiment_id).exists():
             raise ResourceDoesNotExist(f"Run '{run_id}' not found in experiment {experiment_id}.")
-    # A logged model's folder needs its experiment only, until logged models are stored here.
-    elif not Experiment.objects.filter(pk=experiment_id).exists():
-        raise ResourceDoesNotExist(f"No experiment with id={experiment_id}.")
+    elif not LoggedModel.objects.filter(model_id=model_id, experiment_id=experiment_id).exists():
+        raise ResourceDoesNotExist(f"Logged model '{model_id}' not found in experiment {experiment_id}.")
     return ArtifactLocation(experiment_id, run_id, model_id, "/".join(inside))
 
 
@@ -348,11 +347,22 @@ def run_artifact_path(*, run: Run, path: str | None) -> str:
     MLflow's run-based endpoints (artifacts/list, get-artifact) and the run page. The run's
     artifact URI must name its own folder in this server's store (an imported run whose
     artifacts were not copied keeps its source's URI, and reads nothing here)."""
-    own = f"{run.experiment_id}/{run.run_id}/artifacts"
-    if not run.artifact_uri:
-        raise InvalidParameterValue(f"Run '{run.run_id}' has no artifact location.")
-    if re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", run.artifact_uri).rstrip("/") != own:
+    return _own_folder_path(
+        run.artifact_uri, f"{run.experiment_id}/{run.run_id}/artifacts", path, owner=f"Run '{run.run_id}'"
+    )
+
+
+def logged_model_artifact_path(*, model: LoggedModel, path: str | None) -> str:
+    """As run_artifact_path, inside a logged model's folder (its files listing, the run page)."""
+    own = f"{model.experiment_id}/models/{model.model_id}/artifacts"
+    return _own_folder_path(model.artifact_location, own, path, owner=f"Logged model '{model.model_id}'")
+
+
+def _own_folder_path(artifact_uri: str, own: str, path: str | None, *, owner: str) -> str:
+    if not artifact_uri:
+        raise InvalidParameterValue(f"{owner} has no artifact location.")
+    if re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", artifact_uri).rstrip("/") != own:
         raise InvalidParameterValue(
-            f"Run '{run.run_id}' keeps its artifacts at {run.artifact_uri!r}, outside this server's artifact store."
+            f"{owner} keeps its artifacts at {artifact_uri!r}, outside this server's artifact store."
         )
     return f"{own}/{artifact_path_normalise(path)}" if path else own
