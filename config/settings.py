@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config import file_broker
 from config.env import env_bool, env_choice, env_database, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -109,8 +110,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Celery: with no broker configured, tasks run eagerly in-process (the embedded default).
+# Celery. `make run` sets CELERY_BROKER_URL=filesystem://localhost/ (a folder, config/file_broker.py) and
+# starts a worker and beat beside the web server; `make up` and production use Redis. With no broker
+# at all (tests, a bare `manage.py`), tasks run eagerly in-process, inside the write.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+if CELERY_BROKER_URL.startswith("filesystem:"):
+    _file_broker = file_broker.celery_settings(Path(env_str("RUNTREE_BROKER_FOLDER") or BASE_DIR / "runtree-broker"))
+    CELERY_BROKER_TRANSPORT = _file_broker["broker_transport"]
+    CELERY_BROKER_TRANSPORT_OPTIONS = _file_broker["broker_transport_options"]
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = _file_broker["worker_enable_remote_control"]
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
