@@ -5,7 +5,6 @@ import csv
 import re
 from urllib.parse import urlencode
 
-import plotly
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -13,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from dashboard import charts
 from dashboard.compare_page import CompareState, compare_table, csv_rows
+from dashboard.static_finders import PLOTLY_JS
 from tracker import compare
 from tracker.errors import ResourceDoesNotExist, TrackingError
 
@@ -37,7 +37,7 @@ def compare_runs(request):
         "table": compare_table(comparison, diff_only=state.diff_only, show_parents=selection.parent is None),
         "figures": _figures(comparison, state),
         "history_url": reverse("dashboard:compare-history") + "?" + urlencode(state.history_query),
-        "plotly_version": plotly.__version__,
+        "plotly_js": PLOTLY_JS,
     }
     return render(request, "dashboard/compare.html", context)
 

@@ -11,5 +11,4 @@ urlpatterns = [
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
     path("compare/", compare_views.compare_runs, name="compare"),
     path("compare/history.json", compare_views.compare_history, name="compare-history"),
-    path("vendor/plotly-<str:version>.min.js", views.plotly_js, name="plotly-js"),
 ]

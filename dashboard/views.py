@@ -1,11 +1,9 @@
 """The pages: each view parses the request, calls one read in tracker/tree.py, and renders."""
 
 import dataclasses
-from pathlib import Path
 
-import plotly
 from django.core.exceptions import BadRequest
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -14,12 +12,11 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.charts import history_figures
 from dashboard.filtering import compile_filter, order_for
 from dashboard.state import TreeState, parse_int
+from dashboard.static_finders import PLOTLY_JS
 from tracker import ingest, tree
 from tracker.errors import InvalidParameterValue
 from tracker.ingest import GOAL_TAG_PREFIX
 from tracker.models import Experiment, Goal, Run
-
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 @require_GET
@@ -110,7 +107,7 @@ def run_detail(request, run_id: str):
         "o": overview,
         "run": run,
         "figures": [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(history_figures(overview.history))],
-        "plotly_version": plotly.__version__,
+        "plotly_js": PLOTLY_JS,
         "user_tags": [tag for tag in overview.tags if not tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         # The experiment tree under this filter shows the run inside its tree, ancestors open.
@@ -136,13 +133,3 @@ def experiment_goal(request, experiment_id: int):
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=request.is_secure()):
         next_url = reverse("dashboard:experiment", args=[experiment.pk])
     return redirect(next_url)
-
-
-def plotly_js(request, version: str):
-    """plotly.js from the installed plotly package (never a copy in the repo). The version is in
-    the URL, so the file can be cached for a year."""
-    if version != plotly.__version__:
-        raise Http404("Unknown plotly version")
-    response = FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript")
-    response["Cache-Control"] = "public, max-age=31536000, immutable"
-    return response
