@@ -202,8 +202,9 @@ def main() -> None:
                 f"request): {verdict}."
             )
     lines.append(
-        "Server time is measured without compression (a client that does not ask for it); \"gzipped\" is what a "
-        "browser, which asks, is sent (tracker/web/compression.py; CSV downloads go out as they are). At 10,000 runs the page is a 10,000-row table and three charts of 10,000 runs each, and "
+        'Server time is measured without compression (a client that does not ask for it); "gzipped" is what a '
+        "browser, which asks, is sent (tracker/web/compression.py; CSV downloads go out as they are). "
+        "At 10,000 runs the page is a 10,000-row table and three charts of 10,000 runs each, and "
         f"the history {MIN_POINTS_PER_RUN_NOTE}; both grow linearly with the runs, in the same number of queries."
     )
     write_section("compare-page", "\n".join(lines))
