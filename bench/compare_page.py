@@ -41,7 +41,8 @@ def build(size: int):
     minutes for 500,000 history points; the rows are the same)."""
     from django.db import connection
 
-    from tracker.ingest import GOAL_TAG_PREFIX, experiment_create, experiment_set_tag
+    from tracker.constants import GOAL_TAG_PREFIX
+    from tracker.ingest import experiment_create, experiment_set_tag
     from tracker.models import Experiment, LatestMetric, Metric, Param, Run, RunStatus, path_segment
 
     experiment = Experiment.objects.filter(name=EXPERIMENT).first()

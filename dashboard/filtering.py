@@ -1,12 +1,12 @@
 """The dashboard's side of the filter language: compiling the filter box's text, ordering by a
-column, and writing the clause a tag chip adds. The language itself is tracker/search.py."""
+column, and writing the clause a tag chip adds. The language itself is tracker/filtering/."""
 
 import re
 from dataclasses import dataclass
 
 from django.db.models import Q
 
-from tracker import search
+from tracker import filtering
 from tracker.tree import ATTRIBUTE_SORTS, Order, sibling_order
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -38,8 +38,8 @@ def compile_filter(text: str) -> tuple[Q | None, FilterProblem | None]:
     if not text:
         return None, None
     try:
-        return search.compile_filter(text), None
-    except search.FilterError as error:
+        return filtering.compile_filter(text), None
+    except filtering.FilterError as error:
         position = getattr(error, "position", None)
         message = getattr(error, "message", None) or str(error)
         return None, FilterProblem(message=message, position=position, text=text)
@@ -52,7 +52,7 @@ def order_for(sort_key: str, descending: bool) -> Order:
         return lambda: sibling_order(sort_key, descending)
     kind, _, key = sort_key.partition(".")
     column = f"{kind}.{quote_key(key)}"
-    return lambda: sibling_order(column, descending, value_order=search.order_by_expressions)
+    return lambda: sibling_order(column, descending, value_order=filtering.order_by_expressions)
 
 
 def quote_key(key: str) -> str:

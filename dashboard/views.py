@@ -15,7 +15,7 @@ from dashboard.state import TreeState, parse_int
 from dashboard.static_finders import PLOTLY_JS
 from tracker import ingest, tree
 from tracker.errors import InvalidParameterValue
-from tracker.ingest import GOAL_TAG_PREFIX
+from tracker.goals import goal_tag, goals_from_tags
 from tracker.models import Experiment, Goal, Run
 
 
@@ -68,8 +68,7 @@ def experiment_tree(request, experiment_id: int):
 
 def goal_switches(experiment: Experiment, keys: list[str]) -> list[tuple[str, str]]:
     """(metric, "min"/"max") for each metric's goal switch, read off the prefetched tags (no query)."""
-    tags = experiment.tag_dict()
-    return [(key, Goal.MAX if tags.get(GOAL_TAG_PREFIX + key) == Goal.MAX else Goal.MIN) for key in keys]
+    return goals_from_tags(experiment.tag_dict(), keys)
 
 
 @require_GET
@@ -125,7 +124,7 @@ def experiment_goal(request, experiment_id: int):
     if not metric or goal not in Goal.values:
         raise BadRequest("A goal switch needs a metric and a goal of 'min' or 'max'.")
     try:
-        ingest.experiment_set_tag(experiment=experiment, key=GOAL_TAG_PREFIX + metric, value=goal)
+        ingest.experiment_set_tag(experiment=experiment, key=goal_tag(metric), value=goal)
     except InvalidParameterValue as error:  # a malformed key, a deleted experiment
         raise BadRequest(str(error)) from None
     # Only back to a page of this site: `next` comes from the form, so anyone can write it.

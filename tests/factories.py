@@ -8,7 +8,7 @@ import itertools
 
 import factory
 
-from tracker.ingest import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, RUN_NAME_TAG
+from tracker.constants import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, RUN_NAME_TAG
 from tracker.models import Experiment, LatestMetric, Param, Run, RunStatus, RunTag, path_segment
 
 _clock = itertools.count(1_700_000_000_000, 1000)

@@ -6,7 +6,6 @@ params, latest metrics, goal tags, and the chosen metric's history), so comparin
 costs the same number of round trips as comparing two.
 """
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -14,8 +13,9 @@ from django.db.models import Count, F, QuerySet, Value, Window
 from django.db.models.functions import Coalesce, Mod, RowNumber
 
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
-from tracker.ingest import GOAL_TAG_PREFIX
-from tracker.models import ExperimentTag, Goal, LatestMetric, Metric, Param, Run
+from tracker.goals import goal_in, goals_for_experiments
+from tracker.models import Goal, LatestMetric, Metric, Param, Run
+from tracker.values import duration_ms, is_missing, read_value
 
 # A history line needs no more points than a chart is pixels wide...
 MAX_POINTS_PER_RUN = 1000
@@ -49,9 +49,7 @@ class ComparedRun:
 
     @property
     def duration_ms(self) -> int | None:
-        if self.start_time is None or self.end_time is None:
-            return None
-        return self.end_time - self.start_time
+        return duration_ms(self.start_time, self.end_time)
 
 
 @dataclass
@@ -65,11 +63,11 @@ class Comparison:
     missing_ids: list[str] = field(default_factory=list)  # asked for, but no such run
 
     def goal(self, key: str) -> str:
-        return self.goals.get(key, Goal.MIN)
+        return goal_in(self.goals, key)
 
     def best_value(self, key: str) -> float | None:
         """The best latest value of `key` by its goal; NaN and runs without it never win."""
-        values = [run.metrics[key] for run in self.runs if not _is_missing(run.metrics.get(key))]
+        values = [run.metrics[key] for run in self.runs if not is_missing(run.metrics.get(key))]
         if not values:
             return None
         return max(values) if self.goal(key) == Goal.MAX else min(values)
@@ -81,10 +79,6 @@ class Comparison:
     @property
     def experiment_ids(self) -> list[int]:
         return sorted({run.experiment_id for run in self.runs if run.experiment_id is not None})
-
-
-def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 # An MLflow run id is 32 characters; anything longer cannot name a run and is not sent to the database.
@@ -155,7 +149,7 @@ def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Compa
         param_keys.add(key)
     latest = LatestMetric.objects.filter(run__in=selected_pks).values_list("run", "key", "value", "step")
     for run_pk, key, value, step in latest:
-        by_pk[run_pk].metrics[key] = math.nan if value is None else value
+        by_pk[run_pk].metrics[key] = read_value(value)
         metric_keys.add(key)
         if step > 0:  # the latest value is not the first: the run has a history of this key
             history_keys.add(key)
@@ -164,20 +158,6 @@ def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Compa
     comparison.history_keys = sorted(history_keys)
     comparison.goals = goals_for_experiments(comparison.experiment_ids)
     return comparison
-
-
-def goals_for_experiments(experiment_ids: list[int]) -> dict[str, str]:
-    """Metric key → "min"/"max" from the experiments' `runtree.goal.<key>` tags (one query).
-    A selection spanning experiments that disagree takes the goal of the lowest experiment id."""
-    tags = (
-        ExperimentTag.objects.filter(experiment__in=experiment_ids, key__startswith=GOAL_TAG_PREFIX)
-        .order_by("experiment_id")
-        .values_list("key", "value")
-    )
-    goals: dict[str, str] = {}
-    for key, value in tags:
-        goals.setdefault(key.removeprefix(GOAL_TAG_PREFIX), Goal.MAX if value == Goal.MAX else Goal.MIN)
-    return goals
 
 
 def points_per_run(run_count: int) -> int:

@@ -17,6 +17,7 @@ import uuid
 from django.db import transaction
 
 from tracker import ingest
+from tracker.constants import PARENT_RUN_ID_TAG
 from tracker.ingest import KeyValue, MetricInput
 from tracker.models import Experiment, Run, RunStatus
 
@@ -71,7 +72,7 @@ def load_demo(*, start_ms: int) -> list[str]:
 def _start(experiment, rng, clock, name, *, parent: Run | None = None, tags=()) -> Run:
     tags = list(tags)
     if parent is not None:
-        tags.append(KeyValue(ingest.PARENT_RUN_ID_TAG, parent.run_id))
+        tags.append(KeyValue(PARENT_RUN_ID_TAG, parent.run_id))
     return ingest.run_create(
         experiment=experiment,
         name=name,

@@ -20,9 +20,9 @@ def params_change_summaries(*, run: Run) -> bool:
     be anyone's best). Asked before the write, so that a write that needs no refresh is one
     statement. (A refresh that makes the run best while the param is being written may miss it
     until the tree's next refresh, as it could when this was asked just after the write.)"""
-    from tracker import statements
+    from tracker import hot_sql
 
-    return run.parent_id is not None and statements.is_some_parents_best_run(run.pk)
+    return run.parent_id is not None and hot_sql.is_some_parents_best_run(run.pk)
 
 
 def params_changed(*, run: Run) -> None:

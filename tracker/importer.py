@@ -36,12 +36,9 @@ from urllib.parse import quote, unquote, urlparse
 from django.db import transaction
 
 from tracker import ingest, summaries
+from tracker.constants import PARENT_RUN_ID_TAG, RESERVED_TAG_PREFIX, ROOT_RUN_ID_TAG, RUN_NAME_TAG
 from tracker.errors import InvalidParameterValue
 from tracker.ingest import (
-    PARENT_RUN_ID_TAG,
-    RESERVED_TAG_PREFIX,
-    ROOT_RUN_ID_TAG,
-    RUN_NAME_TAG,
     MetricInput,
     _check_experiment_name,
     _check_experiment_tag,
@@ -52,7 +49,6 @@ from tracker.ingest import (
     _check_run_name,
     _check_status,
     _check_text_value,
-    _stored_value,
     now_ms,
 )
 from tracker.models import (
@@ -65,8 +61,8 @@ from tracker.models import (
     Param,
     Run,
     RunTag,
-    metric_sort_key,
 )
+from tracker.values import metric_sort_key, stored_value
 
 # Rows per INSERT: large enough to amortize a round trip, small enough for PostgreSQL's planner
 # (SQLite's variable limit is applied by Django on top).
@@ -347,7 +343,7 @@ def _write_metrics(runs: list[SourceRun], pk_by_run_id: dict, existing_pks: list
     for run in runs:
         run_pk = pk_by_run_id[run.run_id]
         for metric in run.metrics:
-            value = _stored_value(metric.value)
+            value = stored_value(metric.value)
             point = (metric.key, metric.step, metric.timestamp, value)
             if point in stored[run_pk]:
                 continue

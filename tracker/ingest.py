@@ -5,9 +5,7 @@ raises a typed error from tracker/errors.py and leaves nothing half-written.
 """
 
 import contextlib
-import math
 import random
-import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -17,8 +15,27 @@ from django.db import IntegrityError, transaction
 from django.db.models import CharField, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Cast, Concat, LPad, Substr
 
-from tracker import hierarchy_events, statements
+from tracker import hierarchy_events, hot_sql
+from tracker.constants import (
+    GOAL_TAG_PREFIX,
+    KEY_PATTERN,
+    MAX_BATCH_ENTRIES,
+    MAX_BATCH_METRICS,
+    MAX_BATCH_PARAMS,
+    MAX_BATCH_TAGS,
+    MAX_EXPERIMENT_NAME_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_RUN_NAME_LENGTH,
+    MAX_VALUE_BYTES,
+    PARENT_RUN_ID_TAG,
+    RESERVED_TAG_PREFIX,
+    ROOT_RUN_ID_TAG,
+    RUN_ID_PATTERN,
+    RUN_NAME_TAG,
+    USER_TAG,
+)
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from tracker.goals import GOAL_VALUES
 from tracker.models import (
     ACTIVE,
     DELETED,
@@ -29,37 +46,13 @@ from tracker.models import (
     Run,
     RunStatus,
     RunTag,
-    metric_sort_key,
     path_ids,
     path_segment,
 )
+from tracker.values import metric_sort_key, stored_value
 
-# MLflow's limits (mlflow/utils/validation.py), and Runtree's own bound on a stored value.
-MAX_KEY_LENGTH = 250
-MAX_EXPERIMENT_NAME_LENGTH = 500
-MAX_RUN_NAME_LENGTH = 500
-MAX_BATCH_METRICS = 1000
-MAX_BATCH_PARAMS = 100
-MAX_BATCH_TAGS = 100
-MAX_BATCH_ENTRIES = 1000
-# MLflow truncates param values at 6,000 and tag values at 8,000 characters and loses the rest.
-# Runtree stores values whole, up to this bound, and refuses anything larger outright.
-MAX_VALUE_BYTES = 1024 * 1024
 # The materialized path holds one fixed-width segment per level (see models.PATH_SEGMENT_WIDTH).
 MAX_DEPTH = Run._meta.get_field("path").max_length // (PATH_SEGMENT_WIDTH + 1) - 1
-
-# The same key rule as MLflow: letters, digits, and _ - . space / :
-_KEY_PATTERN = re.compile(r"^[/\w.\- :]+$")
-# MLflow's run ids are 32 hex characters; other servers' ids are taken if they fit the column.
-_RUN_ID_PATTERN = re.compile(r"[0-9a-zA-Z_\-]{1,32}")
-
-PARENT_RUN_ID_TAG = "mlflow.parentRunId"
-ROOT_RUN_ID_TAG = "mlflow.rootRunId"
-RUN_NAME_TAG = "mlflow.runName"
-USER_TAG = "mlflow.user"
-# Tags in this namespace are written by Runtree itself (best-child summaries); clients read them.
-RESERVED_TAG_PREFIX = "runtree."
-GOAL_TAG_PREFIX = "runtree.goal."
 
 
 @dataclass(frozen=True)
@@ -90,7 +83,7 @@ def _check_key(key, what: str) -> str:
         raise InvalidParameterValue(
             f"{what} key '{key[:40]}...' is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}"
         )
-    if not _KEY_PATTERN.match(key) or ".." in key.split("/") or key.startswith("/"):
+    if not KEY_PATTERN.match(key) or ".." in key.split("/") or key.startswith("/"):
         raise InvalidParameterValue(
             f"Invalid {what.lower()} key {key!r}: keys may contain only letters, digits, "
             "underscores, dashes, periods, spaces, colons and slashes"
@@ -180,7 +173,7 @@ def _check_status(status) -> str:
 
 
 def _check_run_id(value, what: str) -> str:
-    if not isinstance(value, str) or not _RUN_ID_PATTERN.fullmatch(value):
+    if not isinstance(value, str) or not RUN_ID_PATTERN.fullmatch(value):
         raise InvalidParameterValue(f"{what} must be a run id, got {value!r}")
     return value
 
@@ -188,7 +181,7 @@ def _check_run_id(value, what: str) -> str:
 def _check_experiment_tag(key, value) -> KeyValue:
     key = _check_key(key, "Tag")
     value = _check_text_value(value, "Tag", key)
-    if key.startswith(GOAL_TAG_PREFIX) and value not in ("min", "max"):
+    if key.startswith(GOAL_TAG_PREFIX) and value not in GOAL_VALUES:
         raise InvalidParameterValue(f"Experiment tag '{key}' must be 'min' or 'max', got {value!r}")
     return KeyValue(key, value)
 
@@ -338,10 +331,10 @@ def run_create(
         run.depth = parent.depth + 1 if parent else 0
         if run.depth > MAX_DEPTH:
             raise InvalidParameterValue(f"Run trees may be at most {MAX_DEPTH + 1} levels deep")
-        statements.insert_run(run)
+        hot_sql.insert_run(run)
         run.artifact_uri = f"{experiment.artifact_location}/{run.run_id}/artifacts"
         run.path = (parent.path if parent else "") + path_segment(run.pk)
-        statements.update_run(run, ["artifact_uri", "path"])
+        hot_sql.update_run(run, ["artifact_uri", "path"])
         root_run_id = _root_run_id(run, parent)
         for tag in tags:
             _check_client_tag(tag, root_run_id)
@@ -370,7 +363,7 @@ def run_update(*, run: Run, status: str | None = None, end_time: int | None = No
         if name:
             _upsert_tags(run, [KeyValue(RUN_NAME_TAG, run.name)])
         if fields:
-            statements.update_run(run, fields)
+            hot_sql.update_run(run, fields)
     return run
 
 
@@ -563,9 +556,9 @@ def _insert_params(run: Run, params: list[KeyValue], *, summaries_too: bool) -> 
     # Insert first, then compare with what is stored: a concurrent writer of the same key either
     # committed first (this insert is ignored and the read sees its value) or waits for this
     # transaction. Reading first would let two different values both "succeed", one of them lost.
-    inserted = statements.insert_params(run.pk, [(p.key, p.value) for p in params])
+    inserted = hot_sql.insert_params(run.pk, [(p.key, p.value) for p in params])
     already_there = [p for p in params if p.key not in inserted]
-    stored = statements.stored_params(run.pk, [p.key for p in already_there]) if already_there else {}
+    stored = hot_sql.stored_params(run.pk, [p.key for p in already_there]) if already_there else {}
     for param in already_there:
         if stored[param.key] != param.value:
             raise InvalidParameterValue(
@@ -581,32 +574,28 @@ def _preview(value: str, limit: int = 100) -> str:
     return value if len(value) <= limit else value[:limit] + "..."
 
 
-def _stored_value(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
 def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
-    statements.insert_metrics(run.pk, [_metric_row(m) for m in metrics])
+    hot_sql.insert_metrics(run.pk, [_metric_row(m) for m in metrics])
     candidates: dict[str, MetricInput] = {}
     for metric in metrics:
         best = candidates.get(metric.key)
         if best is None or _order(metric) > _order(best):
             candidates[metric.key] = metric
     # One upsert per batch compares each candidate with the stored latest value on the locked
-    # row (tracker/statements.py), so concurrent writers of a key never put an earlier value
+    # row (tracker/hot_sql.py), so concurrent writers of a key never put an earlier value
     # over a later one.
-    changed = statements.upsert_latest_metrics(run.pk, [_metric_row(m) for m in candidates.values()])
+    changed = hot_sql.upsert_latest_metrics(run.pk, [_metric_row(m) for m in candidates.values()])
     if changed:
         hierarchy_events.metrics_changed(run=run, keys=changed)
 
 
 def _metric_row(metric: MetricInput) -> tuple[str, float | None, int, int]:
     """(key, value, timestamp, step) as stored: a NaN as NULL."""
-    return metric.key, _stored_value(metric.value), metric.timestamp, metric.step
+    return metric.key, stored_value(metric.value), metric.timestamp, metric.step
 
 
 def _order(metric: MetricInput) -> tuple:
-    return metric_sort_key(metric.step, metric.timestamp, _stored_value(metric.value))
+    return metric_sort_key(metric.step, metric.timestamp, stored_value(metric.value))
 
 
 def _apply_tags(run: Run, tags: list[KeyValue]) -> None:
@@ -642,7 +631,7 @@ def _check_client_tag(tag: KeyValue, root_run_id: str | None) -> None:
 def _upsert_tags(run: Run, tags: list[KeyValue]) -> None:
     last = {t.key: t.value for t in tags}  # a key given twice: the last value wins, as in MLflow
     if last:
-        statements.upsert_tags(run.pk, list(last.items()))
+        hot_sql.upsert_tags(run.pk, list(last.items()))
 
 
 def _root_run_id(run: Run, parent: Run | None = None) -> str:
@@ -650,7 +639,7 @@ def _root_run_id(run: Run, parent: Run | None = None) -> str:
     for known in (run, parent):
         if known is not None and known.pk == root_pk:
             return known.run_id
-    return statements.run_id_by_pk(root_pk)
+    return hot_sql.run_id_by_pk(root_pk)
 
 
 def _set_parent(run: Run, parent_run_id: str) -> None:
@@ -672,7 +661,7 @@ def _find_parent(run: Run, parent_run_id: str) -> Run | None:
         _check_run_id(parent_run_id, f"'{PARENT_RUN_ID_TAG}'")
     if parent_run_id == run.run_id:
         raise InvalidParameterValue(f"Run {run.run_id} cannot be its own parent")
-    parent = statements.run_by_run_id(parent_run_id) if parent_run_id else None
+    parent = hot_sql.run_by_run_id(parent_run_id) if parent_run_id else None
     if parent is not None:
         if run.path and parent.path.startswith(run.path):
             raise InvalidParameterValue(
@@ -713,7 +702,7 @@ def _move_subtree(run: Run, parent: Run | None) -> None:
 
 def _adopt_waiting_children(run: Run) -> None:
     """Attach runs that named this run as parent before it existed (imports arrive in any order)."""
-    for child in statements.waiting_children(run):
+    for child in hot_sql.waiting_children(run):
         child.parent = run
         child.save(update_fields=["parent"])
         _move_subtree(child, run)

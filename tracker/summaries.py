@@ -18,7 +18,6 @@ A summary is recomputed from the data, never incremented, so computing it twice 
 
 import heapq
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,13 +28,13 @@ from django.db.models import Avg, Case, Count, Exists, F, FloatField, Max, Min, 
 from django.db.models.functions import RowNumber, Substr
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from tracker import statements
-from tracker.ingest import GOAL_TAG_PREFIX, RESERVED_TAG_PREFIX
+from tracker import hot_sql
+from tracker.constants import BEST_TAG_PREFIX
+from tracker.goals import goal_in, goals_of
 from tracker.models import (
     ACTIVE,
     PATH_SEGMENT_WIDTH,
     Experiment,
-    ExperimentTag,
     Goal,
     LatestMetric,
     Param,
@@ -44,30 +43,12 @@ from tracker.models import (
     path_ids,
     path_segment,
 )
+from tracker.values import number_or_none
 
 logger = logging.getLogger(__name__)
 
-# The read-only tags the MLflow API shows on a parent: runtree.best.<metric>, .run_id, .params.<param>.
-BEST_TAG_PREFIX = f"{RESERVED_TAG_PREFIX}best."
-
 
 # --- reads for the pages and the APIs ----------------------------------------------------------
-
-
-def goal_for(experiment: Experiment | int, key: str) -> str:
-    """The goal of `key` in `experiment`: its tag runtree.goal.<key> ("min" or "max"), "min" when unset."""
-    value = (
-        ExperimentTag.objects.filter(experiment=experiment, key=GOAL_TAG_PREFIX + key)
-        .values_list("value", flat=True)
-        .first()
-    )
-    return Goal.MAX if value == Goal.MAX else Goal.MIN
-
-
-def goals_of(experiment: Experiment | int) -> dict[str, str]:
-    """Every metric with a goal set in `experiment` → "min"/"max" (one query); others are "min"."""
-    tags = ExperimentTag.objects.filter(experiment=experiment, key__startswith=GOAL_TAG_PREFIX)
-    return {key[len(GOAL_TAG_PREFIX) :]: value for key, value in tags.values_list("key", "value")}
 
 
 def summaries_for(run_pks: Iterable[int]) -> dict[int, list[RunSummary]]:
@@ -87,7 +68,7 @@ def reserved_tags_for(run_pks: Iterable[int]) -> dict[int, list[tuple[str, str]]
     and `runtree.best.<metric>.params.<param>`, in key order. Runs without a summary map to []."""
     run_pks = list(run_pks)
     tags: dict[int, list[tuple[str, str]]] = {pk: [] for pk in run_pks}
-    for run_pk, key, best_value, best_run_id, best_params in statements.best_summaries_of(run_pks):
+    for run_pk, key, best_value, best_run_id, best_params in hot_sql.best_summaries_of(run_pks):
         prefix = f"{BEST_TAG_PREFIX}{key}"
         tags[run_pk].append((prefix, repr(best_value)))
         tags[run_pk].append((f"{prefix}.run_id", best_run_id))
@@ -113,7 +94,7 @@ def mark_parents_stale(*, run: Run, old_parent_pk: int | None = None) -> None:
         return
     if len(parents) == 1:
         # The hot path (every logged metric of a child): one row, so no lock order to keep.
-        statements.mark_stale(next(iter(parents)))
+        hot_sql.mark_stale(next(iter(parents)))
     else:
         _mark_stale(Run.objects.filter(pk__in=parents))
     queue_refresh_after_commit(parents.values())
@@ -372,7 +353,7 @@ def recompute_summary(run_pk: int, *, goals: dict[str, str]) -> None:
         for key, candidate in source:
             candidates.setdefault(key, []).append(candidate)
     best = {
-        key: min(found, key=lambda candidate, key=key: candidate.rank(goals.get(key, Goal.MIN)))
+        key: min(found, key=lambda candidate, key=key: candidate.rank(goal_in(goals, key)))
         for key, found in candidates.items()
     }
     # 4. the best runs' params, fresh (a param may arrive after the metric).
@@ -390,15 +371,15 @@ def recompute_summary(run_pk: int, *, goals: dict[str, str]) -> None:
             RunSummary(
                 run_id=run_pk,
                 key=key,
-                goal=goals.get(key, Goal.MIN),
+                goal=goal_in(goals, key),
                 best_value=best[key].value,
                 best_run_id=best[key].run_pk,
                 best_params=params.get(best[key].run_pk, {}),
                 count=spread.get("count", 0),
                 min_value=spread.get("min_value"),
                 max_value=spread.get("max_value"),
-                mean_value=_number_or_none(spread.get("mean_value")),
-                std_value=_number_or_none(spread.get("std_value")),
+                mean_value=number_or_none(spread.get("mean_value")),
+                std_value=number_or_none(spread.get("std_value")),
                 computed_at=computed_at,
             )
         )
@@ -451,9 +432,3 @@ def _best_per_key(rows: QuerySet, value_field: str, run_field: str, goals: dict[
     )
     for key, value, run_pk, start_time, run_id in ranked:
         yield key, _Candidate(value=value, run_pk=run_pk, start_time=start_time, run_id=run_id)
-
-
-def _number_or_none(value: float | None) -> float | None:
-    # NaN is stored as NULL everywhere in Runtree (SQLite cannot hold it); an infinite child value
-    # makes the mean infinite and the std NaN.
-    return None if value is None or math.isnan(value) else value

@@ -6,7 +6,6 @@ of many parents come from one windowed query, ancestors of many runs from one `p
 read off the materialized paths, and column values from one query per kind.
 """
 
-import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from tracker.models import (
     path_ids,
 )
 from tracker.summaries import summaries_for
+from tracker.values import read_value
 
 # The pk of a run's root: the first segment of its materialized path.
 ROOT_PK = Cast(Substr("path", 1, PATH_SEGMENT_WIDTH), BigIntegerField())
@@ -449,7 +449,7 @@ def attach_columns(runs: list[Run], columns: tuple[Column, ...]) -> None:
         if not keys or not pks:
             continue
         for run_pk, key, value in model.objects.filter(run__in=pks, key__in=keys).values_list("run", "key", "value"):
-            found[(run_pk, f"{kind}.{key}")] = math.nan if value is None else value
+            found[(run_pk, f"{kind}.{key}")] = read_value(value)
     for run in runs:
         run.cells = [(column, found.get((run.pk, column.name))) for column in columns]
 
@@ -564,7 +564,7 @@ def _child_metric_columns(children: list[Run], limit: int = CHILD_METRIC_COLUMNS
     `cells` set from the same one query."""
     rows = list(LatestMetric.objects.filter(run__in=[c.pk for c in children]).values_list("run", "key", "value"))
     columns = tuple(Column("metrics", key) for key in sorted({key for _, key, _ in rows})[:limit])
-    found = {(run_pk, key): math.nan if value is None else value for run_pk, key, value in rows}
+    found = {(run_pk, key): read_value(value) for run_pk, key, value in rows}
     for child in children:
         child.cells = [(column, found.get((child.pk, column.key))) for column in columns]
     return columns

@@ -138,7 +138,7 @@ def test_nan_and_infinities_are_accepted_as_strings_and_as_bare_json_tokens(clie
 
 
 def test_a_large_batch_keeps_every_value_and_odd_key_exactly(client, run):
-    # Large batches take another way into the database on PostgreSQL (COPY, in tracker/statements.py).
+    # Large batches take another way into the database on PostgreSQL (COPY, in tracker/hot_sql.py).
     values = [0.1, -0.0, 1e308, -1e-308, 3, "NaN", "Infinity", "-Infinity"] * 10
     keys = ["odd: key/with spaces-and.dots", "ünïcödé", "loss"]
     metrics = [

@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import ExperimentFactory, RunFactory, bulk_children
-from tracker.ingest import GOAL_TAG_PREFIX, KeyValue, MetricInput, experiment_set_tag, run_log_batch
+from tracker.constants import GOAL_TAG_PREFIX
+from tracker.ingest import KeyValue, MetricInput, experiment_set_tag, run_log_batch
 from tracker.models import LatestMetric, Metric, Run, RunStatus
 
 URL = reverse("dashboard:compare")

@@ -11,9 +11,10 @@ from tests.dashboard.test_children_partial import children_url
 from tests.dashboard.test_tree_page import row_html, row_ids, tree_url
 from tests.factories import ExperimentFactory, RunFactory
 from tracker import ingest
-from tracker.auth import user_set_role
-from tracker.ingest import GOAL_TAG_PREFIX, KeyValue, MetricInput
+from tracker.constants import GOAL_TAG_PREFIX
+from tracker.ingest import KeyValue, MetricInput
 from tracker.models import ExperimentTag, Run
+from tracker.web.auth import user_set_role
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 

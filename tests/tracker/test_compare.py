@@ -5,9 +5,10 @@ import math
 import pytest
 
 from tests.factories import ExperimentFactory, RunFactory
-from tracker import compare
+from tracker import compare, goals
+from tracker.constants import GOAL_TAG_PREFIX
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
-from tracker.ingest import GOAL_TAG_PREFIX, KeyValue, MetricInput, experiment_set_tag, run_log_batch
+from tracker.ingest import KeyValue, MetricInput, experiment_set_tag, run_log_batch
 from tracker.models import Metric, Run
 
 
@@ -68,7 +69,7 @@ def test_experiments_that_disagree_on_a_goal_take_the_first_experiments(db):
     first, second = ExperimentFactory(), ExperimentFactory()
     experiment_set_tag(experiment=first, key=GOAL_TAG_PREFIX + "m", value="max")
     experiment_set_tag(experiment=second, key=GOAL_TAG_PREFIX + "m", value="min")
-    assert compare.goals_for_experiments([second.pk, first.pk]) == {"m": "max"}
+    assert goals.goals_for_experiments([second.pk, first.pk]) == {"m": "max"}
 
 
 def test_unknown_ids_are_reported_as_missing(db):

@@ -22,9 +22,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tracker import importer, ingest
+from tracker.constants import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
 from tracker.errors import InvalidParameterValue
 from tracker.importer import SourceError, SourceExperiment, SourceRun
-from tracker.ingest import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, MetricInput
+from tracker.ingest import MetricInput
 from tracker.models import (
     Experiment,
     ExperimentTag,

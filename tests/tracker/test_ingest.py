@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from tracker import ingest
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists
 from tracker.ingest import KeyValue, MetricInput
-from tracker.models import Experiment, LatestMetric, Metric, Param, RunTag, metric_sort_key
+from tracker.models import Experiment, LatestMetric, Metric, Param, RunTag
+from tracker.values import metric_sort_key
 
 pytestmark = pytest.mark.django_db
 
@@ -142,8 +143,8 @@ _logs = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), _values), min_s
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(logs=_logs, batch_size=st.integers(1, 3))
 def test_the_stored_latest_value_follows_the_rule_whatever_the_order(run, logs, batch_size):
-    """The database keeps "latest" by an SQL condition (tracker/statements.py); it must agree
-    with models.metric_sort_key, the rule's Python form, for any order of values, NaN and
+    """The database keeps "latest" by an SQL condition (tracker/hot_sql.py); it must agree
+    with values.metric_sort_key, the rule's Python form, for any order of values, NaN and
     infinities included, logged one at a time or in batches."""
     key = next(_fresh_keys)
     metrics = [MetricInput(key, value, timestamp, step) for step, timestamp, value in logs]

@@ -6,7 +6,7 @@ import pytest
 
 from tests.factories import ExperimentFactory, RunFactory, build_chain
 from tracker import summaries
-from tracker.ingest import GOAL_TAG_PREFIX
+from tracker.constants import GOAL_TAG_PREFIX
 from tracker.models import DELETED, ExperimentTag, LatestMetric, Param, RunSummary
 
 pytestmark = pytest.mark.django_db
@@ -260,10 +260,3 @@ def test_summaries_for_come_in_key_order_with_their_best_run(parent, django_asse
         names = [(s.key, s.best_run.run_id) for s in found[parent.pk]]
 
     assert names == [("alpha", best.run_id), ("zeta", best.run_id)]
-
-
-def test_the_goal_is_min_unless_the_experiment_says_max(parent):
-    ExperimentTag.objects.create(experiment=parent.experiment, key=GOAL_TAG_PREFIX + "accuracy", value="max")
-
-    assert summaries.goal_for(parent.experiment, "accuracy") == "max"
-    assert summaries.goal_for(parent.experiment, "loss") == "min"

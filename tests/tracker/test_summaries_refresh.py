@@ -11,8 +11,9 @@ from kombu.exceptions import OperationalError
 
 from tests.factories import ExperimentFactory, RunFactory, build_chain
 from tracker import ingest, summaries, tasks
+from tracker.constants import GOAL_TAG_PREFIX, PARENT_RUN_ID_TAG
 from tracker.demo import TUNING_EXPERIMENT, load_demo
-from tracker.ingest import GOAL_TAG_PREFIX, PARENT_RUN_ID_TAG, KeyValue, MetricInput
+from tracker.ingest import KeyValue, MetricInput
 from tracker.models import ACTIVE, DELETED, Experiment, LatestMetric, Param, Run, RunSummary
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]

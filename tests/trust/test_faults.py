@@ -173,7 +173,7 @@ def test_a_page_shows_the_outage_in_the_products_look(client, monkeypatch, db):
 
 def test_a_database_lost_inside_a_middleware_is_a_503_too(settings, monkeypatch, db):
     settings.RUNTREE_AUTH = "required"
-    from tracker import auth
+    from tracker.web import auth
 
     def lost(raw_token):
         raise OperationalError("server closed the connection unexpectedly")

@@ -13,12 +13,12 @@ import json
 import math
 import re
 
-import orjson
 from django.http import HttpResponse, QueryDict
 
-from tracker import statements, summaries
+from tracker import hot_sql, summaries
 from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.models import Experiment, Run
+from tracker.web.json_errors import error_body
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # What protobuf's JSON parser accepts as a number written as a string.
@@ -249,19 +249,8 @@ def offset_from_page_token(token: str | None) -> int:
 # --- responses ---------------------------------------------------------------------------------
 
 
-def json_response(payload: dict, *, status: int = 200) -> HttpResponse:
-    # orjson: a search page of 1,000 runs is about 1 MB of JSON, which json.dumps took a quarter
-    # of the request to write. Metric values go through json_number, so no bare NaN (which
-    # orjson would write as null) reaches it.
-    return HttpResponse(orjson.dumps(payload), content_type="application/json", status=status)
-
-
 def error_response(error: TrackingError) -> HttpResponse:
     return error_body(error.error_code, error.message, status=error.http_status)
-
-
-def error_body(error_code: str, message: str, *, status: int) -> HttpResponse:
-    return json_response({"error_code": error_code, "message": message}, status=status)
 
 
 def json_number(value: float | None) -> float | str:
@@ -328,11 +317,11 @@ def runs_to_dicts(runs: list[Run] | list[tuple]) -> list[dict]:
     "challenge", done by the server). `runs`: Runs, or rows with RUN_INFO_FIELDS as attributes."""
     data = {run.id: {"metrics": [], "params": [], "tags": []} for run in runs}
     pks = list(data)
-    for run_pk, key, value in statements.params_of(pks):
+    for run_pk, key, value in hot_sql.params_of(pks):
         data[run_pk]["params"].append({"key": key, "value": value})
-    for run_pk, key, value in statements.tags_of(pks):
+    for run_pk, key, value in hot_sql.tags_of(pks):
         data[run_pk]["tags"].append({"key": key, "value": value})
-    for run_pk, key, value, timestamp, step in statements.latest_metrics_of(pks):
+    for run_pk, key, value, timestamp, step in hot_sql.latest_metrics_of(pks):
         data[run_pk]["metrics"].append(metric_to_dict(key, value, timestamp, step))
     for run_pk, summary_tags in summaries.reserved_tags_for(pks).items():
         data[run_pk]["tags"].extend({"key": key, "value": value} for key, value in summary_tags)
@@ -342,7 +331,7 @@ def runs_to_dicts(runs: list[Run] | list[tuple]) -> list[dict]:
 def new_run_to_dict(run: Run) -> dict:
     """MLflow's Run JSON for a run created in this transaction: it has tags only (params and
     metrics come in later requests, summaries from a refresh after commit), so one query."""
-    tags = [{"key": key, "value": value} for _, key, value in statements.tags_of([run.pk])]
+    tags = [{"key": key, "value": value} for _, key, value in hot_sql.tags_of([run.pk])]
     return {"info": run_info_to_dict(run), "data": {"metrics": [], "params": [], "tags": tags}, "inputs": {}}
 
 

@@ -2,7 +2,6 @@
 tools call when they are not MLflow-shaped. Reads only; writes go through the MLflow API."""
 
 import csv
-import math
 
 from django.db.models import Count, Prefetch, Q
 from django.http import StreamingHttpResponse
@@ -17,7 +16,10 @@ from rest_framework.settings import api_settings
 
 from tracker import export, summaries
 from tracker.errors import TrackingError
+from tracker.filtering import order_runs
 from tracker.models import ACTIVE, Experiment, LatestMetric, Param, Run, RunSummary, RunTag
+from tracker.selectors.runs import runs_matching
+from tracker.values import number_or_none
 
 
 class TrackingAPIError(APIException):
@@ -26,11 +28,6 @@ class TrackingAPIError(APIException):
     def __init__(self, error: TrackingError):
         self.status_code = error.http_status
         super().__init__(detail={"error_code": error.error_code, "message": error.message})
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    # JSON has no NaN; the native API says null for NaN (the MLflow API keeps MLflow's tokens).
-    return None if value is None or math.isnan(value) else value
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
@@ -86,7 +83,7 @@ class RunSerializer(serializers.ModelSerializer):
         return {param.key: param.value for param in run.params.all()}
 
     def get_metrics(self, run) -> dict[str, float | None]:
-        return {metric.key: _finite_or_none(metric.value) for metric in run.latest_metrics.all()}
+        return {metric.key: number_or_none(metric.value) for metric in run.latest_metrics.all()}
 
     def get_tags(self, run) -> dict[str, str]:
         return {tag.key: tag.value for tag in run.tags.all()}
@@ -119,7 +116,7 @@ class RunSummarySerializer(serializers.ModelSerializer):
         ]
 
     def get_best_value(self, summary) -> float | None:
-        return _finite_or_none(summary.best_value)
+        return number_or_none(summary.best_value)
 
 
 def runs_for_listing(queryset):
@@ -188,8 +185,6 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
 
     def _matching_runs(self):
         """The runs the query string asks for (filter, experiment, deleted or not), in order."""
-        from tracker import search
-
         runs = Run.objects.all()
         params = self.request.query_params
         if params.get("show_deleted") not in ("1", "true"):
@@ -197,8 +192,8 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         if params.get("experiment_id"):
             runs = runs.filter(experiment_id=self._experiment_id(params["experiment_id"]))
         try:
-            runs = runs.filter(search.compile_filter(params.get("filter", "")))
-            runs = search.order_runs(runs, params.getlist("order_by"))
+            runs = runs_matching(runs, params.get("filter", ""))
+            runs = order_runs(runs, params.getlist("order_by"))
         except TrackingError as error:
             raise TrackingAPIError(error) from None
         return runs

@@ -7,7 +7,7 @@ static files, htmx, frame options). Placed right after SecurityMiddleware (HTTPS
 headers still apply), this sends a tracking RPC straight to its view.
 
 Nothing the API relies on is skipped: the Host header is checked against ALLOWED_HOSTS as
-CommonMiddleware would, a lost database is a 503 as tracker.faults says, any other error reaches
+CommonMiddleware would, a lost database is a 503 as tracker.web.faults says, any other error reaches
 Django's 500 handler, and the request signals still open and close database connections. With
 RUNTREE_AUTH=required every request takes the whole chain: access control needs the session.
 """
@@ -15,8 +15,8 @@ RUNTREE_AUTH=required every request takes the whole chain: access control needs 
 from django.urls import URLPattern
 from django.urls.resolvers import RoutePattern
 
-from tracker.auth import auth_required
-from tracker.faults import DATABASE_UNAVAILABLE, DatabaseUnavailableMiddleware
+from tracker.web.auth import auth_required
+from tracker.web.faults import DATABASE_UNAVAILABLE, DatabaseUnavailableMiddleware
 
 # config/urls.py mounts the same RPCs under both.
 MLFLOW_API_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")

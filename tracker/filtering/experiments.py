@@ -1,7 +1,7 @@
 """MLflow's search_experiments filter and order_by, compiled to `Q` and ORDER BY expressions.
 
 The grammar is MLflow's (mlflow.utils.search_utils.SearchExperimentsUtils), a small cousin of
-the run filter language in tracker/search.py, whose LIKE semantics it shares:
+the run filter language (tracker/filtering/), whose operator mapping and LIKE semantics it shares:
 
     name LIKE 'sweep%' AND tags.team = 'vision' AND creation_time > 1700000000000
 
@@ -17,8 +17,8 @@ import re
 from django.db.models import Exists, F, OuterRef, Q
 
 from tracker.errors import InvalidParameterValue
+from tracker.filtering.lookups import condition
 from tracker.models import ExperimentTag
-from tracker.search import ILike, Like, NotEqual
 
 _STRING_OPERATORS = ("=", "!=", "LIKE", "ILIKE")
 _NUMERIC_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
@@ -106,22 +106,9 @@ def _comparison(text: str, tokens: list, at: int) -> tuple[Q, int]:
     value = int(tokens[at][1]) if numeric else _unquote(tokens[at][1])
     if kind == "tag":
         rows = ExperimentTag.objects.filter(experiment=OuterRef("pk"), key=key)
-        return Q(Exists(rows.filter(_condition("value", operator, value)))), at + 1
+        return Q(Exists(rows.filter(condition("value", operator, value)))), at + 1
     field_name = _NUMERIC_ATTRIBUTES.get(key) or _STRING_ATTRIBUTES[key]
-    return _condition(field_name, operator, value), at + 1
-
-
-def _condition(field_name: str, operator: str, value) -> Q:
-    if operator == "=":
-        return Q(**{field_name: value})
-    if operator == "!=":
-        return Q(NotEqual(F(field_name), value))
-    if operator == "LIKE":
-        return Q(Like(F(field_name), value))
-    if operator == "ILIKE":
-        return Q(ILike(F(field_name), value))
-    lookup = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}[operator]
-    return Q(**{f"{field_name}__{lookup}": value})
+    return condition(field_name, operator, value), at + 1
 
 
 def experiment_filter(text: str | None) -> Q:

@@ -232,7 +232,7 @@ def _copy_metrics(run_pk: int, rows: Sequence[tuple[str, float | None, int, int]
         cursor.copy_expert(_COPY_METRICS, lines)  # Django logs it like any statement
 
 
-# "Newer" in one SQL condition: models.metric_sort_key's order (step, then timestamp, then the
+# "Newer" in one SQL condition: values.metric_sort_key's order (step, then timestamp, then the
 # value, a NULL, that is a NaN, lowest): `excluded` is the proposed row, the table's the stored one.
 _LM = {name: _column(LatestMetric, name) for name in ("run", "key", "value", "timestamp", "step")}
 _NEWER_THAN_STORED = (

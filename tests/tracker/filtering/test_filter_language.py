@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 from tests.factories import RunFactory
 from tracker import ingest
 from tracker.errors import InvalidParameterValue
-from tracker.ingest import KeyValue, MetricInput
-from tracker.models import LatestMetric, Param, Run, RunSummary, RunTag
-from tracker.search import (
+from tracker.filtering.ast import (
     MAX_COMPARISONS,
     MAX_FILTER_LENGTH,
     MAX_NESTING,
@@ -23,9 +21,12 @@ from tracker.search import (
     Comparison,
     FilterError,
     Or,
-    compile_filter,
-    parse_filter,
 )
+from tracker.filtering.compiler import compile_filter
+from tracker.filtering.parser import parse_filter
+from tracker.ingest import KeyValue, MetricInput
+from tracker.models import LatestMetric, Param, Run, RunSummary, RunTag
+from tracker.selectors.runs import runs_matching
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,7 @@ def make_run(name, *, params=None, tags=None, metrics=None, summaries=None, **fi
 
 
 def names(filter_text):
-    return {run.name for run in Run.objects.matching(filter_text)}
+    return {run.name for run in runs_matching(Run.objects.all(), filter_text)}
 
 
 @pytest.fixture
@@ -297,7 +298,7 @@ def test_it_matches_the_parent_run_id_tag(experiment):
 
 
 def test_the_parent_run_id_filter_finds_exactly_the_runs_carrying_that_tag_after_moves(experiment):
-    # The filter reads Run.parent_run_id (tracker/search.py); ingest must keep it equal to the tag.
+    # The filter reads Run.parent_run_id (tracker/filtering/); ingest must keep it equal to the tag.
     parent_tag = "mlflow.parentRunId"
     parent = ingest.run_create(experiment=experiment, name="parent")
     other = ingest.run_create(experiment=experiment, name="other")
@@ -444,18 +445,20 @@ def test_nested_parentheses_match(four_runs):
 def test_a_filter_is_one_query(four_runs, django_assert_num_queries):
     # Expect 1 query: the runs, with every condition as a subquery inside it.
     with django_assert_num_queries(1):
-        list(Run.objects.matching("metrics.loss < 1 AND (tags.team = 'nlp' OR params.optimizer IS NULL)"))
+        list(runs_matching(Run.objects.all(), "metrics.loss < 1 AND (tags.team = 'nlp' OR params.optimizer IS NULL)"))
 
 
 def test_values_reach_the_database_as_parameters_never_as_sql(four_runs):
-    sql, params = Run.objects.matching("tags.team = 'x''; DROP TABLE tracker_run; --'").query.sql_with_params()
+    sql, params = runs_matching(
+        Run.objects.all(), "tags.team = 'x''; DROP TABLE tracker_run; --'"
+    ).query.sql_with_params()
     assert "DROP" not in sql
     assert "x'; DROP TABLE tracker_run; --" in params
     assert names("tags.team = 'x''; DROP TABLE tracker_run; --'") == set()
 
 
 def test_matching_chains_with_other_queryset_methods(four_runs, experiment):
-    assert Run.objects.in_experiment(experiment).matching("metrics.loss > 0").in_start_order().count() == 2
+    assert runs_matching(Run.objects.in_experiment(experiment), "metrics.loss > 0").in_start_order().count() == 2
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -629,7 +632,7 @@ _grammar_shaped = st.lists(_comparison_shaped, min_size=1, max_size=4).map(
 @given(text=_grammar_shaped)
 def test_grammar_shaped_text_either_runs_or_raises_a_filter_error(four_runs, text):
     try:
-        list(Run.objects.matching(text))
+        list(runs_matching(Run.objects.all(), text))
     except FilterError:
         pass
 
@@ -659,7 +662,7 @@ def test_extreme_numbers_keys_and_patterns_reach_the_database_safely(text, four_
     assert names(text) <= {"a", "b", "c", "d"}
 
 
-# A reference evaluation in Python, written from the rules in tracker/search.py's docstring,
+# A reference evaluation in Python, written from the rules in tracker/filtering/parser.py's docstring,
 # against which the database's answers are checked.
 
 

@@ -18,7 +18,7 @@ from django.http import HttpResponse
 from django.template import loader
 from django.views import defaults
 
-from tracker.api.mlflow_json import error_body
+from tracker.web.json_errors import error_body
 
 logger = logging.getLogger(__name__)
 

@@ -4,10 +4,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.tracker.test_filter_language import make_run
+from tests.tracker.filtering.test_filter_language import make_run
 from tracker.errors import InvalidParameterValue
+from tracker.filtering import FilterError, order_by_expressions, order_runs
 from tracker.models import Run
-from tracker.search import FilterError, order_by_expressions, order_runs
+from tracker.selectors.runs import runs_matching
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +133,7 @@ def test_ordering_chains_with_a_filter_in_one_query(ranked_runs, django_assert_n
     # Expect 2 queries, one for each way of ordering that ordered() compares: the matching runs
     # sorted by a correlated subquery, and the same sorted over a join.
     with django_assert_num_queries(2):
-        assert ordered("metrics.`my metric` DESC", queryset=Run.objects.matching("start_time < 3500")) == [
+        assert ordered("metrics.`my metric` DESC", queryset=runs_matching(Run.objects.all(), "start_time < 3500")) == [
             "two",
             "one",
             "nan",

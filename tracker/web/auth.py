@@ -32,9 +32,9 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
 from django.utils import timezone
 
-from tracker.api.mlflow_json import error_body
-from tracker.faults import is_api_request
 from tracker.models import ApiToken
+from tracker.web.faults import is_api_request
+from tracker.web.json_errors import error_body
 
 VIEWER = "viewer"
 WRITER = "writer"
