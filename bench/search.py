@@ -116,7 +116,7 @@ def import_into_runtree() -> float:
     return seconds
 
 
-def queries(probe: dict) -> dict[str, dict]:
+def queries(probe: dict, page_size: int = 100) -> dict[str, dict]:
     return {
         "children of one parent (`tags.mlflow.parentRunId = …`)": {
             "filter": f"tags.mlflow.parentRunId = '{probe['parent_run_id']}'",
@@ -124,11 +124,19 @@ def queries(probe: dict) -> dict[str, dict]:
         "tag + metric (`tags.test_identifier = 'id_7' and metrics.metric1 < 0.5`)": {
             "filter": f"tags.test_identifier = '{probe['identifier']}' and metrics.metric1 < 0.5",
         },
-        "`order_by metrics.metric1`, first page of 100": {"order_by": ["metrics.metric1 ASC"], "max_results": 100},
-        "`order_by metrics.metric1`, third page of 100 (page_token)": {
+        f"`order_by metrics.metric1`, first page of {page_size}": {
             "order_by": ["metrics.metric1 ASC"],
-            "max_results": 100,
-            "pages": 3,
+            "max_results": page_size,
+        },
+        f"`order_by metrics.metric1`, tenth page of {page_size} (page_token)": {
+            "order_by": ["metrics.metric1 ASC"],
+            "max_results": page_size,
+            "pages": 10,
+        },
+        f"`order_by params.param1 DESC`, tenth page of {page_size} (page_token)": {
+            "order_by": ["params.param1 DESC"],
+            "max_results": page_size,
+            "pages": 10,
         },
     }
 
@@ -182,7 +190,7 @@ def main() -> None:
     try:
         session = requests.Session()
         results: dict[str, dict[str, list[float]]] = {}
-        for label, query in queries(probe).items():
+        for label, query in queries(probe, 10 if args.smoke else 100).items():
             results[label] = {}
             for server in running:
                 experiment = session.get(
