@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report, servers  # noqa: E402
 
-MLFLOW_DB = "bench_search_mlflow"
-RUNTREE_DB = "bench_search_runtree"
+MLFLOW_DB = os.environ.get("BENCH_SEARCH_MLFLOW_DB", "bench_search_mlflow")
+RUNTREE_DB = os.environ.get("BENCH_SEARCH_RUNTREE_DB", "bench_search_runtree")
 PG = "postgresql://postgres@127.0.0.1:5432/"
 # SQLAlchemy 2.1 reads plain postgresql:// as psycopg 3; MLflow's store here runs on psycopg2.
 PG_SQLALCHEMY = "postgresql+psycopg2://postgres@127.0.0.1:5432/"

@@ -30,11 +30,15 @@ def compare_runs(request):
     state = state.resolved(comparison)
     if state.csv:
         return _csv_response(comparison, state, selection)
+    table = compare_table(
+        comparison, diff_only=state.diff_only, show_parents=selection.parent is None, page=state.table_page
+    )
     context = {
         "state": state,
         "comparison": comparison,
         "parent": selection.parent,
-        "table": compare_table(comparison, diff_only=state.diff_only, show_parents=selection.parent is None),
+        "table": table,
+        "table_pages": _table_page_links(request, table),
         "figures": _figures(comparison, state),
         "history_url": reverse("dashboard:compare-history") + "?" + urlencode(state.history_query),
         "plotly_js": PLOTLY_JS,
@@ -57,6 +61,17 @@ def compare_history(request):
     runs = compare.selected_runs(selection.runs)
     histories = compare.sampled_histories(selection.runs, state.history, per_run=compare.points_per_run(len(runs)))
     return JsonResponse(charts.history_lines_figure(runs, histories, state.history))
+
+
+def _table_page_links(request, table) -> dict[str, str]:
+    """The previous and next pages of the table: this page's URL with another table_page."""
+    links = {}
+    for name, page in (("previous", table.page - 1), ("next", table.page + 1)):
+        if 1 <= page <= table.pages:
+            query = request.GET.copy()
+            query["table_page"] = str(page)
+            links[name] = "?" + query.urlencode()
+    return links
 
 
 def _figures(comparison, state) -> list[dict]:
