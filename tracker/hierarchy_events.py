@@ -4,7 +4,7 @@ The write services in tracker/ingest.py call these inside their transaction; bes
 summaries (tracker/summaries.py) listen here, so ingest never needs to know how summaries work.
 """
 
-from tracker.models import Experiment, Run
+from tracker.models import Experiment, Run, path_ids
 
 
 def metrics_changed(*, run: Run, keys: list[str]) -> None:
@@ -12,6 +12,14 @@ def metrics_changed(*, run: Run, keys: list[str]) -> None:
     from tracker import summaries
 
     summaries.mark_parents_stale(run=run)
+
+
+def parent_marked_stale(*, run: Run) -> None:
+    """A metric write of `run` marked its parent stale in its own statement
+    (hot_sql.log_child_metric): only the refresh of the tree is left to queue."""
+    from tracker import summaries
+
+    summaries.queue_refresh_after_commit([path_ids(run.path)[0]])
 
 
 def params_change_summaries(*, run: Run) -> bool:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import CharField, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Cast, Concat, LPad, Substr
 
@@ -404,6 +404,10 @@ def run_log_batch(
     _check_active(run)
     # A param of a run that is some parent's best also refreshes that summary (a second write).
     params_matter = bool(params) and hierarchy_events.params_change_summaries(run=run)
+    if _is_one_child_metric(run, metrics, params, tags) and connection.vendor == "postgresql":
+        if hot_sql.log_child_metric(run.pk, run.parent_id, _metric_row(metrics[0])):
+            hierarchy_events.parent_marked_stale(run=run)
+        return
     with _one_transaction(needed=_writes_more_than_one_statement(metrics, params, tags, params_matter)):
         if params:
             _insert_params(run, params, summaries_too=params_matter)
@@ -411,6 +415,11 @@ def run_log_batch(
             _insert_metrics(run, metrics)
         if tags:
             _apply_tags(run, tags)
+
+
+def _is_one_child_metric(run: Run, metrics, params, tags) -> bool:
+    """The sweep's commonest call (log_metric on a child), which PostgreSQL takes in one statement."""
+    return len(metrics) == 1 and not params and not tags and run.parent_id is not None
 
 
 def _writes_more_than_one_statement(metrics, params, tags, params_matter: bool) -> bool:
