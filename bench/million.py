@@ -134,13 +134,13 @@ def load(experiment_id: int, parents: int, children: int, big_children: int) -> 
 def build(args):
     from django.db import connection, transaction
 
-    from tracker import ingest
+    from tracker import services
     from tracker.models import Experiment
 
     Experiment.objects.filter(name=EXPERIMENT).delete()
     started = time.perf_counter()
     with transaction.atomic():
-        experiment = ingest.experiment_create(name=EXPERIMENT)
+        experiment = services.experiment_create(name=EXPERIMENT)
         rows = load(experiment.id, args.parents, args.children, args.big)
     loaded = time.perf_counter() - started
     with connection.cursor() as cursor:
@@ -227,10 +227,10 @@ def measure(client, target: str, body: dict, repeats: int) -> dict:
 
 
 def recompute(experiment) -> float:
-    from tracker import summaries
+    from tracker.summaries import refresh
 
     started = time.perf_counter()
-    summaries.recompute_all(experiment_id=experiment.id)
+    refresh.recompute_all(experiment_id=experiment.id)
     return time.perf_counter() - started
 
 

@@ -27,7 +27,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_htmx",
     "tracker",
     "dashboard",
 ]
@@ -37,8 +36,8 @@ MIDDLEWARE = [
     # client accepts it, never for downloads (tracker/web/compression.py).
     "tracker.web.compression.CompressTextResponses",
     "django.middleware.security.SecurityMiddleware",
-    # MLflow tracking RPCs go straight to their view from here (tracker/api/shortcut.py).
-    "tracker.api.shortcut.TrackingApiShortcut",
+    # MLflow tracking RPCs go straight to their view from here (tracker/api/mlflow/shortcut.py).
+    "tracker.api.mlflow.shortcut.TrackingApiShortcut",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -48,7 +47,6 @@ MIDDLEWARE = [
     # RUNTREE_AUTH: after the session user and the CSRF cookie are known, before any view.
     "tracker.web.auth.AccessControlMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/web/faults.py).
     "tracker.web.faults.DatabaseUnavailableMiddleware",
 ]

@@ -8,10 +8,10 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The MLflow-compatible tracking API, under both prefixes the mlflow client and UI use.
-    path("api/2.0/mlflow/", include("tracker.api.mlflow_urls")),
-    path("ajax-api/2.0/mlflow/", include("tracker.api.mlflow_urls")),
+    path("api/2.0/mlflow/", include("tracker.api.mlflow.urls")),
+    path("ajax-api/2.0/mlflow/", include("tracker.api.mlflow.urls")),
     # The native API (Django REST framework).
-    path("api/v1/", include("tracker.api.native_urls")),
+    path("api/v1/", include("tracker.api.native.urls")),
     path("", include("dashboard.urls")),
 ]
 

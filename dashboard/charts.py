@@ -70,7 +70,7 @@ def history_figures(history: Iterable[tuple[str, int, float | None]]) -> list[di
 
 
 # --- the compare page ------------------------------------------------------------------------
-# Builders from tracker.compare.ComparedRun-shaped data (run_id, label, parent_run_id,
+# Builders from tracker.selectors.compare.ComparedRun-shaped data (run_id, label, parent_run_id,
 # parent_name, params, metrics, pk) to figure dicts. Every number passes through finite_or_none:
 # json_script writes NaN and Infinity as bare words that JSON.parse refuses.
 
@@ -279,7 +279,7 @@ def _history_points(points) -> tuple[list, list]:
 def history_lines_figure(runs, histories: dict, key: str) -> dict:
     """One line per run of `key` by step, coloured by parent (by run when they share one
     parent). `histories` maps run pk to its
-    (step, value) points (already thinned: tracker.compare.sampled_histories). Past
+    (step, value) points (already thinned: tracker.selectors.compare.sampled_histories). Past
     MAX_HISTORY_TRACES runs, each parent's runs share a trace, a gap between one run and the
     next, so the browser draws a few paths instead of thousands."""
     with_history = [run for run in runs if histories.get(run.pk)]

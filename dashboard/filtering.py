@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from tracker import filtering
-from tracker.tree import ATTRIBUTE_SORTS, Order, sibling_order
+from tracker.selectors.tree import ATTRIBUTE_SORTS, Order, sibling_order
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -46,13 +46,13 @@ def compile_filter(text: str) -> tuple[Q | None, FilterProblem | None]:
 
 
 def order_for(sort_key: str, descending: bool) -> Order:
-    """Siblings' ORDER BY (tracker.tree.Order); param and metric columns sort as the filter
+    """Siblings' ORDER BY (tracker.selectors.tree.Order); param and metric columns sort as the filter
     language orders them."""
     if sort_key in ATTRIBUTE_SORTS:
         return lambda: sibling_order(sort_key, descending)
     kind, _, key = sort_key.partition(".")
     column = f"{kind}.{quote_key(key)}"
-    return lambda: sibling_order(column, descending, value_order=filtering.order_by_expressions)
+    return lambda: sibling_order(column, descending)
 
 
 def quote_key(key: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.http import QueryDict
 
 from tracker.constants import KEY_PATTERN, RUN_ID_PATTERN
-from tracker.tree import ATTRIBUTE_SORTS, Column
+from tracker.selectors.tree import ATTRIBUTE_SORTS, TableColumn
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
@@ -16,12 +16,12 @@ DEFAULT_SORT = "-start"
 MAX_IDS = 200
 
 
-def parse_columns(values: list[str]) -> tuple[Column, ...]:
+def parse_columns(values: list[str]) -> tuple[TableColumn, ...]:
     """`params.lr,metrics.loss` (or the parameter repeated) → columns, unknown kinds dropped."""
-    columns: list[Column] = []
+    columns: list[TableColumn] = []
     for item in ",".join(values).split(","):
         kind, _, key = item.strip().partition(".")
-        column = Column(kind, key)
+        column = TableColumn(kind, key)
         if kind in ("params", "metrics") and KEY_PATTERN.match(key) and column not in columns:
             columns.append(column)
     return tuple(columns)
@@ -53,7 +53,7 @@ def parse_int(value: str | None, default: int, low: int, high: int) -> int:
 class TreeState:
     filter: str
     sort: str  # an ATTRIBUTE_SORTS key or a column name, "-" first for descending
-    columns: tuple[Column, ...]
+    columns: tuple[TableColumn, ...]
     page: str
     per_page: int
     expanded: tuple[str, ...]

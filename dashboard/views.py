@@ -1,4 +1,4 @@
-"""The pages: each view parses the request, calls one read in tracker/tree.py, and renders."""
+"""The pages: each view parses the request, calls one read in tracker/selectors/, and renders."""
 
 import dataclasses
 
@@ -13,17 +13,19 @@ from dashboard.charts import history_figures
 from dashboard.filtering import compile_filter, order_for
 from dashboard.state import TreeState, parse_int
 from dashboard.static_finders import PLOTLY_JS
-from tracker import ingest, tree
+from tracker import services
 from tracker.errors import InvalidParameterValue
 from tracker.goals import goal_tag, goals_from_tags
 from tracker.models import Experiment, Goal, Run
+from tracker.selectors import experiments as experiment_reads
+from tracker.selectors import run_page, tree
 
 
 @require_GET
 def experiment_list(request):
     search = request.GET.get("q", "").strip()
     show_deleted = request.GET.get("show_deleted") == "1"
-    experiments = list(tree.experiments_overview(search=search, show_deleted=show_deleted))
+    experiments = list(experiment_reads.experiments_overview(search=search, show_deleted=show_deleted))
     has_runs = any(experiment.run_count for experiment in experiments)
     context = {"experiments": experiments, "search": search, "show_deleted": show_deleted, "has_runs": has_runs}
     return render(request, "dashboard/experiment_list.html", context)
@@ -96,14 +98,14 @@ def run_children(request, run_id: str):
 @require_GET
 def run_detail(request, run_id: str):
     try:
-        overview = tree.run_overview(
+        overview = run_page.run_overview(
             run_id, children_page=request.GET.get("page", "1"), order=order_for("start", descending=True)
         )
     except Run.DoesNotExist:
         raise Http404(f"No run with id {run_id}") from None
     run = overview.run
     context = {
-        "o": overview,
+        "overview": overview,
         "run": run,
         "figures": [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(history_figures(overview.history))],
         "plotly_js": PLOTLY_JS,
@@ -124,7 +126,7 @@ def experiment_goal(request, experiment_id: int):
     if not metric or goal not in Goal.values:
         raise BadRequest("A goal switch needs a metric and a goal of 'min' or 'max'.")
     try:
-        ingest.experiment_set_tag(experiment=experiment, key=goal_tag(metric), value=goal)
+        services.experiment_set_tag(experiment=experiment, key=goal_tag(metric), value=goal)
     except InvalidParameterValue as error:  # a malformed key, a deleted experiment
         raise BadRequest(str(error)) from None
     # Only back to a page of this site: `next` comes from the form, so anyone can write it.

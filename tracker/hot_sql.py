@@ -9,7 +9,7 @@ as parameters, never in the text.
 
 Both databases speak this dialect: `INSERT … ON CONFLICT … DO UPDATE … WHERE` and `RETURNING`
 (PostgreSQL 10+, SQLite 3.35+). The rules (limits, validation, the order of "latest") stay in
-tracker/ingest.py and tracker/models.py; this module only stores and reads.
+tracker/services/ and tracker/models.py; this module only stores and reads.
 """
 
 import csv
@@ -234,13 +234,19 @@ def _copy_metrics(run_pk: int, rows: Sequence[tuple[str, float | None, int, int]
 
 # "Newer" in one SQL condition: values.metric_sort_key's order (step, then timestamp, then the
 # value, a NULL, that is a NaN, lowest): `excluded` is the proposed row, the table's the stored one.
-_LM = {name: _column(LatestMetric, name) for name in ("run", "key", "value", "timestamp", "step")}
+_LATEST_METRIC_COLUMNS = {name: _column(LatestMetric, name) for name in ("run", "key", "value", "timestamp", "step")}
 _NEWER_THAN_STORED = (
     "(excluded.{step} > {table}.{step} OR (excluded.{step} = {table}.{step} "
     "AND (excluded.{timestamp} > {table}.{timestamp} OR (excluded.{timestamp} = {table}.{timestamp} "
     "AND excluded.{value} IS NOT NULL "
     "AND ({table}.{value} IS NULL OR excluded.{value} > {table}.{value})))))"
-).format(table=_table(LatestMetric), **_LM)
+).format(table=_table(LatestMetric), **_LATEST_METRIC_COLUMNS)
+_UPSERT_LATEST_METRICS = (
+    "INSERT INTO {table} ({run}, {key}, {value}, {timestamp}, {step}) VALUES {{rows}} "
+    "ON CONFLICT ({run}, {key}) DO UPDATE SET {value} = excluded.{value}, "
+    "{timestamp} = excluded.{timestamp}, {step} = excluded.{step} "
+    "WHERE {newer} RETURNING {key}"
+).format(table=_table(LatestMetric), newer=_NEWER_THAN_STORED, **_LATEST_METRIC_COLUMNS)
 
 
 def upsert_latest_metrics(run_pk: int, rows: Sequence[tuple[str, float | None, int, int]]) -> list[str]:
@@ -254,13 +260,7 @@ def upsert_latest_metrics(run_pk: int, rows: Sequence[tuple[str, float | None, i
     rows = sorted(rows)
     changed = []
     for part in _slices(rows, 5):
-        sql = (
-            f"INSERT INTO {_table(LatestMetric)} ({_LM['run']}, {_LM['key']}, {_LM['value']}, "
-            f"{_LM['timestamp']}, {_LM['step']}) VALUES {_rows(len(part), 5)} "
-            f"ON CONFLICT ({_LM['run']}, {_LM['key']}) DO UPDATE SET {_LM['value']} = excluded.{_LM['value']}, "
-            f"{_LM['timestamp']} = excluded.{_LM['timestamp']}, {_LM['step']} = excluded.{_LM['step']} "
-            f"WHERE {_NEWER_THAN_STORED} RETURNING {_LM['key']}"
-        )
+        sql = _UPSERT_LATEST_METRICS.format(rows=_rows(len(part), 5))
         changed.extend(key for (key,) in _fetchall(sql, [v for row in part for v in (run_pk, *row)]))
     return changed
 
@@ -280,7 +280,7 @@ _LOG_CHILD_METRIC = (
     runs=_table(Run),
     stale=_column(Run, "summary_stale"),
     id=_column(Run, "id"),
-    **_LM,
+    **_LATEST_METRIC_COLUMNS,
 )
 
 
@@ -327,8 +327,8 @@ def tags_of(run_pks: Sequence[int]) -> list[tuple[int, str, str]]:
 
 def latest_metrics_of(run_pks: Sequence[int]) -> list[tuple[int, str, float | None, int, int]]:
     """(run pk, key, value, timestamp, step) of each latest metric of `run_pks`."""
-    columns = ", ".join(_LM[name] for name in ("run", "key", "value", "timestamp", "step"))
-    return _of_runs(f"SELECT {columns}", _table(LatestMetric), _LM["run"], run_pks)
+    columns = ", ".join(_LATEST_METRIC_COLUMNS[name] for name in ("run", "key", "value", "timestamp", "step"))
+    return _of_runs(f"SELECT {columns}", _table(LatestMetric), _LATEST_METRIC_COLUMNS["run"], run_pks)
 
 
 _BEST_PARAMS = RunSummary._meta.get_field("best_params")

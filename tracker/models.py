@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Substr
 
-from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
+from tracker.errors import ResourceDoesNotExist
 from tracker.values import duration_ms, read_value
 
 ACTIVE = "active"
@@ -44,21 +44,6 @@ class ExperimentQuerySet(models.QuerySet):
     def active(self):
         """Experiments not deleted."""
         return self.filter(lifecycle_stage=ACTIVE)
-
-    def get_by_id(self, experiment_id) -> "Experiment":
-        """The experiment with this id, or ResourceDoesNotExist (bad ids included). Called on the
-        manager: the lookup is fixed SQL, so no filter of a queryset would apply."""
-        from tracker import hot_sql  # it reads these models
-
-        try:
-            experiment_id = int(experiment_id)
-        except (TypeError, ValueError):
-            raise InvalidParameterValue(f"Experiment id must be an integer, got {experiment_id!r}") from None
-        # Every run-create starts here: fixed SQL, not a compiled query (tracker/hot_sql.py).
-        experiment = hot_sql.experiment_by_id(experiment_id)
-        if experiment is None:
-            raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists")
-        return experiment
 
     def get_by_name(self, name: str) -> "Experiment":
         """The experiment with this name, or ResourceDoesNotExist."""
@@ -111,19 +96,6 @@ class RunStatus(models.TextChoices):
 
 
 class RunQuerySet(models.QuerySet):
-    def get_by_run_id(self, run_id) -> "Run":
-        """The run with this MLflow run id, or ResourceDoesNotExist. Called on the manager: the
-        lookup is fixed SQL, so no filter of a queryset would apply."""
-        if not isinstance(run_id, str) or not run_id:
-            raise InvalidParameterValue(f"Run id must be a non-empty string, got {run_id!r}")
-        from tracker import hot_sql  # it reads these models
-
-        # Every tracking call starts here: fixed SQL, not a compiled query (tracker/hot_sql.py).
-        run = hot_sql.run_by_run_id(run_id)
-        if run is None:
-            raise ResourceDoesNotExist(f"Run with id={run_id} not found")
-        return run
-
     def active(self):
         """Runs not deleted."""
         return self.filter(lifecycle_stage=ACTIVE)
@@ -184,7 +156,7 @@ class Run(models.Model):
     depth = models.PositiveIntegerField(default=0)
     path = models.CharField(max_length=1000, db_index=False, default="")
     # Set by any write below this run that can change its best-child summary; cleared by the
-    # refresh (tracker/summaries.py). `summary_queued` coalesces refreshes: one queued task per tree.
+    # refresh (tracker/summaries/). `summary_queued` coalesces refreshes: one queued task per tree.
     summary_stale = models.BooleanField(default=False)
     summary_queued = models.BooleanField(default=False)
 
@@ -299,7 +271,7 @@ class Goal(models.TextChoices):
 
 
 class RunSummary(models.Model):
-    """A parent's best-child summary for one metric key, kept by tracker/summaries.py.
+    """A parent's best-child summary for one metric key, kept by tracker/summaries/.
 
     `best_*` covers the whole subtree (through the children's own summaries); count, min, max,
     mean and std cover the direct children's own latest values."""

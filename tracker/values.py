@@ -8,6 +8,7 @@ This module imports nothing from the project: anything may import it.
 """
 
 import math
+import time
 
 
 def stored_value(value: float) -> float | None:
@@ -53,3 +54,8 @@ def duration_ms(start_time: int | None, end_time: int | None) -> int | None:
     if start_time is None or end_time is None:
         return None
     return end_time - start_time
+
+
+def now_ms() -> int:
+    """Now, in epoch milliseconds: how MLflow stamps times."""
+    return int(time.time() * 1000)

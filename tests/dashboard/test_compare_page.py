@@ -8,11 +8,11 @@ import math
 import pytest
 from django.urls import reverse
 
-from dashboard.compare_page import TABLE_ROWS
+from dashboard.diff_table import TABLE_ROWS
 from tests.factories import ExperimentFactory, RunFactory, bulk_children
 from tracker.constants import GOAL_TAG_PREFIX
-from tracker.ingest import KeyValue, MetricInput, experiment_set_tag, run_log_batch
 from tracker.models import LatestMetric, Metric, Run, RunStatus
+from tracker.services import KeyValue, MetricInput, experiment_set_tag, run_log_batch
 
 URL = reverse("dashboard:compare")
 HISTORY_URL = reverse("dashboard:compare-history")

@@ -59,7 +59,7 @@ def _compile_keyed(comparison: Comparison) -> Q:
     operator, value = comparison.operator, comparison.value
     if _is_parent_run_id_match(comparison):
         # Run.parent_run_id holds this tag's value on every run that has the tag, and "" on the
-        # others (tracker/ingest.py sets, moves and deletes the two together), so a sweep's
+        # others (tracker/services/ sets, moves and deletes the two together), so a sweep's
         # children are found by one indexed column instead of a subquery on the tags.
         return condition("parent_run_id", operator, value)
     rows = model.objects.filter(run=OuterRef("pk"), key=comparison.column.key)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.factories import RunFactory
-from tracker import ingest
+from tracker import services
 from tracker.errors import InvalidParameterValue
 from tracker.filtering.ast import (
     MAX_COMPARISONS,
@@ -24,9 +24,9 @@ from tracker.filtering.ast import (
 )
 from tracker.filtering.compiler import compile_filter
 from tracker.filtering.parser import parse_filter
-from tracker.ingest import KeyValue, MetricInput
 from tracker.models import LatestMetric, Param, Run, RunSummary, RunTag
 from tracker.selectors.runs import runs_matching
+from tracker.services import KeyValue, MetricInput
 
 pytestmark = pytest.mark.django_db
 
@@ -213,16 +213,16 @@ def test_a_nan_metric_never_matches_a_comparison(text, four_runs):
 
 
 def test_a_nan_logged_through_the_write_path_never_matches(experiment):
-    run = ingest.run_create(experiment=experiment, name="nan")
-    ingest.run_log_batch(run=run, metrics=[MetricInput("loss", math.nan, timestamp=1)])
+    run = services.run_create(experiment=experiment, name="nan")
+    services.run_log_batch(run=run, metrics=[MetricInput("loss", math.nan, timestamp=1)])
     assert names("metrics.loss != 1") == set()
     assert names("metrics.loss < 1e999 OR metrics.loss > -1e999") == set()
     assert names("metrics.loss IS NOT NULL") == {"nan"}
 
 
 def test_it_compares_a_metric_with_its_latest_value_not_its_history(experiment):
-    run = ingest.run_create(experiment=experiment, name="trained")
-    ingest.run_log_batch(
+    run = services.run_create(experiment=experiment, name="trained")
+    services.run_log_batch(
         run=run, metrics=[MetricInput("loss", 0.9, timestamp=1, step=0), MetricInput("loss", 0.2, timestamp=2, step=1)]
     )
     assert names("metrics.loss < 0.5") == {"trained"}
@@ -300,16 +300,16 @@ def test_it_matches_the_parent_run_id_tag(experiment):
 def test_the_parent_run_id_filter_finds_exactly_the_runs_carrying_that_tag_after_moves(experiment):
     # The filter reads Run.parent_run_id (tracker/filtering/); ingest must keep it equal to the tag.
     parent_tag = "mlflow.parentRunId"
-    parent = ingest.run_create(experiment=experiment, name="parent")
-    other = ingest.run_create(experiment=experiment, name="other")
+    parent = services.run_create(experiment=experiment, name="parent")
+    other = services.run_create(experiment=experiment, name="other")
     unborn = "f" * 32  # a parent that has not arrived yet
 
     def child(name, parent_run_id):
-        return ingest.run_create(experiment=experiment, name=name, tags=[KeyValue(parent_tag, parent_run_id)])
+        return services.run_create(experiment=experiment, name=name, tags=[KeyValue(parent_tag, parent_run_id)])
 
     child("stays", parent.run_id)
-    ingest.run_set_tag(run=child("moved", parent.run_id), key=parent_tag, value=other.run_id)
-    ingest.run_delete_tag(run=child("cut loose", parent.run_id), key=parent_tag)
+    services.run_set_tag(run=child("moved", parent.run_id), key=parent_tag, value=other.run_id)
+    services.run_delete_tag(run=child("cut loose", parent.run_id), key=parent_tag)
     child("waiting", unborn)
 
     for parent_run_id, expected in ((parent.run_id, {"stays"}), (other.run_id, {"moved"}), (unborn, {"waiting"})):

@@ -1,6 +1,6 @@
 """The MLflow-compatible tracking API: one function per RPC of MLflow's service.proto.
 
-Each view reads its fields, makes one call into tracker (a write service in tracker/ingest.py
+Each view reads its fields, makes one call into tracker (a write service in tracker/services/
 or a query), and returns the response as a dict; `rpc` does the HTTP around it. Writes are
 atomic in the service, and the lookup before one is a plain read, so a request costs no
 savepoint (create-run excepted: it reads its answer inside its transaction).
@@ -13,8 +13,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.views.decorators.csrf import csrf_exempt
 
-from tracker import ingest
-from tracker.api.mlflow_json import (
+from tracker import services
+from tracker.api.mlflow.json import (
     RUN_INFO_FIELDS,
     RUN_STATUSES,
     VIEW_TYPES,
@@ -32,9 +32,9 @@ from tracker.api.mlflow_json import (
 )
 from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.filtering import experiment_filter, experiment_ordering, sorted_page
-from tracker.ingest import KeyValue, MetricInput
 from tracker.models import ACTIVE, DELETED, Experiment, Metric, Run
-from tracker.selectors.runs import runs_matching
+from tracker.selectors.runs import find_experiment, find_run, runs_matching
+from tracker.services import KeyValue, MetricInput
 from tracker.web.json_errors import error_body, json_response
 
 # MLflow's limits (mlflow/utils/validation.py, mlflow/store/tracking/__init__.py).
@@ -131,11 +131,11 @@ def _tags(fields: Fields) -> list[KeyValue]:
 
 
 def _experiment(fields: Fields) -> Experiment:
-    return Experiment.objects.get_by_id(fields.experiment_id())
+    return find_experiment(fields.experiment_id())
 
 
 def _run(fields: Fields) -> Run:
-    return Run.objects.get_by_run_id(fields.run_id())
+    return find_run(fields.run_id())
 
 
 # --- experiments -------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def _run(fields: Fields) -> Run:
 
 @rpc("POST")
 def create_experiment(fields: Fields) -> dict:
-    experiment = ingest.experiment_create(
+    experiment = services.experiment_create(
         name=fields.string("name", required=True),
         artifact_location=fields.string("artifact_location") or "",
         tags=_tags(fields),
@@ -153,7 +153,7 @@ def create_experiment(fields: Fields) -> dict:
 
 @rpc("GET")
 def get_experiment(fields: Fields) -> dict:
-    experiment = Experiment.objects.get_by_id(fields.experiment_id())
+    experiment = find_experiment(fields.experiment_id())
     return {"experiment": experiment_to_dict(experiment)}
 
 
@@ -182,25 +182,25 @@ def search_experiments(fields: Fields) -> dict:
 
 @rpc("POST")
 def update_experiment(fields: Fields) -> dict:
-    ingest.experiment_rename(experiment=_experiment(fields), new_name=fields.string("new_name", required=True))
+    services.experiment_rename(experiment=_experiment(fields), new_name=fields.string("new_name", required=True))
     return {}
 
 
 @rpc("POST")
 def delete_experiment(fields: Fields) -> dict:
-    ingest.experiment_set_lifecycle(experiment=_experiment(fields), stage=DELETED)
+    services.experiment_set_lifecycle(experiment=_experiment(fields), stage=DELETED)
     return {}
 
 
 @rpc("POST")
 def restore_experiment(fields: Fields) -> dict:
-    ingest.experiment_set_lifecycle(experiment=_experiment(fields), stage=ACTIVE)
+    services.experiment_set_lifecycle(experiment=_experiment(fields), stage=ACTIVE)
     return {}
 
 
 @rpc("POST")
 def set_experiment_tag(fields: Fields) -> dict:
-    ingest.experiment_set_tag(
+    services.experiment_set_tag(
         experiment=_experiment(fields),
         key=fields.string("key", required=True),
         value=fields.string("value") or "",
@@ -214,7 +214,7 @@ def set_experiment_tag(fields: Fields) -> dict:
 @rpc("POST")
 @transaction.atomic  # the answer is read before the commit: a run committed without it would be made twice on retry
 def create_run(fields: Fields) -> dict:
-    run = ingest.run_create(
+    run = services.run_create(
         experiment=_experiment(fields),
         name=fields.string("run_name") or "",
         user_id=fields.string("user_id") or "",
@@ -231,7 +231,7 @@ def get_run(fields: Fields) -> dict:
 
 @rpc("POST")
 def update_run(fields: Fields) -> dict:
-    run = ingest.run_update(
+    run = services.run_update(
         run=_run(fields),
         status=fields.enum("status", RUN_STATUSES),
         end_time=fields.integer("end_time"),
@@ -242,19 +242,19 @@ def update_run(fields: Fields) -> dict:
 
 @rpc("POST")
 def delete_run(fields: Fields) -> dict:
-    ingest.run_set_lifecycle(run=_run(fields), stage=DELETED)
+    services.run_set_lifecycle(run=_run(fields), stage=DELETED)
     return {}
 
 
 @rpc("POST")
 def restore_run(fields: Fields) -> dict:
-    ingest.run_set_lifecycle(run=_run(fields), stage=ACTIVE)
+    services.run_set_lifecycle(run=_run(fields), stage=ACTIVE)
     return {}
 
 
 @rpc("POST")
 def log_metric(fields: Fields) -> dict:
-    ingest.run_log_metric(run=_run(fields), metric=_metric(fields))
+    services.run_log_metric(run=_run(fields), metric=_metric(fields))
     return {}
 
 
@@ -269,25 +269,27 @@ def _metric(fields: Fields) -> MetricInput:
 
 @rpc("POST")
 def log_param(fields: Fields) -> dict:
-    ingest.run_log_param(run=_run(fields), key=fields.string("key", required=True), value=fields.string("value") or "")
+    services.run_log_param(
+        run=_run(fields), key=fields.string("key", required=True), value=fields.string("value") or ""
+    )
     return {}
 
 
 @rpc("POST")
 def set_tag(fields: Fields) -> dict:
-    ingest.run_set_tag(run=_run(fields), key=fields.string("key", required=True), value=fields.string("value") or "")
+    services.run_set_tag(run=_run(fields), key=fields.string("key", required=True), value=fields.string("value") or "")
     return {}
 
 
 @rpc("POST")
 def delete_tag(fields: Fields) -> dict:
-    ingest.run_delete_tag(run=_run(fields), key=fields.string("key", required=True))
+    services.run_delete_tag(run=_run(fields), key=fields.string("key", required=True))
     return {}
 
 
 @rpc("POST", max_body_bytes=MAX_BATCH_LOG_REQUEST_BYTES)
 def log_batch(fields: Fields) -> dict:
-    ingest.run_log_batch(
+    services.run_log_batch(
         run=_run(fields),
         metrics=[_metric(metric) for metric in fields.objects("metrics")],
         params=[

@@ -2,8 +2,8 @@
 
 The mlflow client logs a sweep one blocking call per value, so each call's fixed cost is paid
 thousands of times, and Django's was half of a small write's time in-process: resolving the URL
-through every pattern, and eleven middleware, most of them for pages (sessions, CSRF, messages,
-static files, htmx, frame options). Placed right after SecurityMiddleware (HTTPS redirects and
+through every pattern, and ten middleware, most of them for pages (sessions, CSRF, messages,
+static files, frame options). Placed right after SecurityMiddleware (HTTPS redirects and
 headers still apply), this sends a tracking RPC straight to its view.
 
 Nothing the API relies on is skipped: the Host header is checked against ALLOWED_HOSTS as
@@ -15,6 +15,7 @@ RUNTREE_AUTH=required every request takes the whole chain: access control needs 
 from django.urls import URLPattern
 from django.urls.resolvers import RoutePattern
 
+from tracker.api.mlflow import urls as mlflow_urls
 from tracker.web.auth import auth_required
 from tracker.web.faults import DATABASE_UNAVAILABLE, DatabaseUnavailableMiddleware
 
@@ -23,8 +24,6 @@ MLFLOW_API_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
 
 
 def _views_by_path() -> dict:
-    from tracker.api import mlflow_urls
-
     return {
         prefix + str(pattern.pattern): pattern.callback
         for prefix in MLFLOW_API_PREFIXES

@@ -10,11 +10,12 @@ from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError
 
 from tests.factories import ExperimentFactory, RunFactory, build_chain
-from tracker import ingest, summaries, tasks
+from tracker import services, tasks
 from tracker.constants import GOAL_TAG_PREFIX, PARENT_RUN_ID_TAG
 from tracker.demo import TUNING_EXPERIMENT, load_demo
-from tracker.ingest import KeyValue, MetricInput
 from tracker.models import ACTIVE, DELETED, Experiment, LatestMetric, Param, Run, RunSummary
+from tracker.services import KeyValue, MetricInput
+from tracker.summaries import refresh as summary_refresh
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
@@ -27,7 +28,7 @@ def queued():
 
 
 def log(run, value, key="metric1", step=0):
-    ingest.run_log_metric(run=run, metric=MetricInput(key=key, value=value, timestamp=1, step=step))
+    services.run_log_metric(run=run, metric=MetricInput(key=key, value=value, timestamp=1, step=step))
 
 
 def stale_names(*runs):
@@ -92,7 +93,7 @@ def test_a_burst_while_the_task_runs_queues_one_more_pass(queued, committed):
     trial = RunFactory(parent=root)
     committed(log, trial, 0.9)
 
-    summaries.refresh_tree(root_pk=root.pk)  # the worker takes the task and clears the flag
+    summary_refresh.refresh_tree(root_pk=root.pk)  # the worker takes the task and clears the flag
     for step in range(100):
         committed(log, trial, 0.5, step=step + 1)
 
@@ -150,13 +151,13 @@ def test_a_parent_computed_from_a_stale_child_summary_is_stale_again_once_the_ch
     committed(log, leaf, 0.5)
     log(leaf, 0.1, step=1)  # marks the group stale; its refresh is not run here
     Run.objects.filter(pk=root.pk).update(summary_stale=True)  # as an earlier refresh below it left it
-    assert summaries.refresh_stale_run(root.pk, parent_pk=None, goals={})  # worker A: built on the group's 0.5
+    assert summary_refresh.refresh_stale_run(root.pk, parent_pk=None, goals={})  # worker A: built on the group's 0.5
     assert best_of(root) == (0.5, leaf.pk)
 
-    assert summaries.refresh_stale_run(group.pk, parent_pk=root.pk, goals={})  # worker B
+    assert summary_refresh.refresh_stale_run(group.pk, parent_pk=root.pk, goals={})  # worker B
 
     assert stale_names(root, group) == [root.name]
-    summaries.refresh_tree(root_pk=root.pk)
+    summary_refresh.refresh_tree(root_pk=root.pk)
     assert best_of(root) == (0.1, leaf.pk)
 
 
@@ -183,7 +184,7 @@ def test_refreshing_a_run_locks_it_and_its_parent_in_id_order_and_marks_the_pare
     # own value, best child summary, params, delete vanished keys, upsert, mark the parent
     # stale, release.
     with django_assert_num_queries(11) as captured:
-        summaries.refresh_stale_run(group.pk, parent_pk=root.pk, goals={})
+        summary_refresh.refresh_stale_run(group.pk, parent_pk=root.pk, goals={})
 
     lock = captured.captured_queries[1]["sql"]
     assert "ORDER BY" in lock and (connection.vendor != "postgresql" or "FOR UPDATE" in lock)
@@ -250,7 +251,7 @@ def test_moving_a_run_updates_its_old_and_new_ancestors(committed):
     committed(log, RunFactory(parent=new_parent), 0.6)
     assert best_of(old_root) == (0.1, mover.pk)
 
-    committed(ingest.run_set_tag, run=mover, key=PARENT_RUN_ID_TAG, value=new_parent.run_id)
+    committed(services.run_set_tag, run=mover, key=PARENT_RUN_ID_TAG, value=new_parent.run_id)
 
     assert best_of(old_root) is None and best_of(old_parent) is None
     assert best_of(new_root) == best_of(new_parent) == (0.1, mover.pk)
@@ -262,10 +263,10 @@ def test_deleting_the_best_child_falls_back_to_the_next_and_restoring_brings_it_
     committed(log, best, 0.1)
     committed(log, runner_up, 0.2)
 
-    committed(ingest.run_set_lifecycle, run=best, stage=DELETED)
+    committed(services.run_set_lifecycle, run=best, stage=DELETED)
     assert best_of(root) == (0.2, runner_up.pk)
 
-    committed(ingest.run_set_lifecycle, run=best, stage=ACTIVE)
+    committed(services.run_set_lifecycle, run=best, stage=ACTIVE)
     assert best_of(root) == (0.1, best.pk)
 
 
@@ -278,7 +279,7 @@ def test_setting_a_goal_on_the_experiment_recomputes_every_tree(committed):
         highs.append(RunFactory(parent=root))
         committed(log, highs[-1], 0.8)
 
-    committed(ingest.experiment_set_tag, experiment=experiment, key=GOAL_TAG_PREFIX + "metric1", value="max")
+    committed(services.experiment_set_tag, experiment=experiment, key=GOAL_TAG_PREFIX + "metric1", value="max")
 
     assert [best_of(root) for root in roots] == [(0.8, high.pk) for high in highs]
     assert set(RunSummary.objects.filter(run__in=roots).values_list("goal", flat=True)) == {"max"}
@@ -300,7 +301,7 @@ def test_a_params_event_refreshes_the_params_shown_for_the_best_run(committed):
     committed(log, leaf, 0.1)
     Param.objects.create(run=leaf, key="late", value="1")
 
-    committed(lambda: summaries.mark_parents_stale(run=leaf))  # what hierarchy_events.params_changed does
+    committed(lambda: tasks.mark_parents_stale_and_queue(run=leaf))  # what run_log_param does for a best run
 
     assert RunSummary.objects.get(run=root).best_params == {"late": "1"}
 
@@ -341,7 +342,7 @@ def test_a_child_created_and_logged_in_one_transaction_shows_at_once(committed):
     root = RunFactory()
 
     def create_and_log():
-        run = ingest.run_create(experiment=root.experiment, tags=[KeyValue(PARENT_RUN_ID_TAG, root.run_id)])
+        run = services.run_create(experiment=root.experiment, tags=[KeyValue(PARENT_RUN_ID_TAG, root.run_id)])
         log(run, 0.4)
         return run
 
@@ -373,7 +374,7 @@ def test_writers_below_one_parent_and_a_refresh_beside_them_never_deadlock(queue
         try:
             while not stop_refreshing.is_set():
                 Run.objects.filter(pk=root.pk).update(summary_stale=True)
-                summaries.refresh_tree(root_pk=root.pk)
+                summary_refresh.refresh_tree(root_pk=root.pk)
         except Exception as exc:
             errors.append(exc)
         finally:
@@ -390,19 +391,19 @@ def test_writers_below_one_parent_and_a_refresh_beside_them_never_deadlock(queue
     refresher.join()
 
     assert errors == []
-    summaries.refresh_tree(root_pk=root.pk)
+    summary_refresh.refresh_tree(root_pk=root.pk)
     assert best_of(root)[0] == pytest.approx(0.901)
 
 
 def test_a_param_logged_after_its_metric_reaches_the_parents_best_params(experiment, committed):
-    parent = committed(ingest.run_create, experiment=experiment, name="parent")
+    parent = committed(services.run_create, experiment=experiment, name="parent")
     child = committed(
-        ingest.run_create, experiment=experiment, name="child", tags=[KeyValue(PARENT_RUN_ID_TAG, parent.run_id)]
+        services.run_create, experiment=experiment, name="child", tags=[KeyValue(PARENT_RUN_ID_TAG, parent.run_id)]
     )
     committed(log, child, 0.5)
     assert RunSummary.objects.get(run=parent, key="metric1").best_params == {}
 
-    committed(ingest.run_log_param, run=child, key="lr", value="0.1")
+    committed(services.run_log_param, run=child, key="lr", value="0.1")
 
     assert RunSummary.objects.get(run=parent, key="metric1").best_params == {"lr": "0.1"}
 
@@ -410,7 +411,7 @@ def test_a_param_logged_after_its_metric_reaches_the_parents_best_params(experim
 def test_with_a_broker_a_burst_into_one_tree_rides_on_one_delayed_refresh(settings, committed):
     settings.RUNTREE_SUMMARY_REFRESH_DELAY_MS = 500
     root, leaf = build_chain(2)
-    summaries._queued_here.clear()
+    tasks._queued_here.clear()
     with mock.patch.object(tasks.refresh_tree, "apply_async") as apply_async:
         committed(log, leaf, 0.5)
         with CaptureQueriesContext(connection) as later_writes:

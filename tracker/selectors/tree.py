@@ -20,29 +20,26 @@ from django.db.models import (
     Count,
     ExpressionWrapper,
     F,
-    Max,
-    OuterRef,
     Q,
     Subquery,
     Value,
     When,
     Window,
 )
-from django.db.models.functions import Cast, Coalesce, Greatest, RowNumber, Substr
+from django.db.models.functions import Cast, RowNumber, Substr
 
+from tracker.filtering import order_by_expressions
 from tracker.models import (
     ACTIVE,
     PATH_SEGMENT_WIDTH,
     Experiment,
     LatestMetric,
-    Metric,
     Param,
     Run,
     RunSummary,
     RunTag,
     path_ids,
 )
-from tracker.summaries import summaries_for
 from tracker.values import read_value
 
 # The pk of a run's root: the first segment of its materialized path.
@@ -79,7 +76,7 @@ ATTRIBUTE_SORTS = {
 
 
 @dataclass(frozen=True, order=True)
-class Column:
+class TableColumn:
     """A param or metric column the viewer picked: `params.lr`, `metrics.loss`."""
 
     kind: str  # "params" or "metrics"
@@ -102,10 +99,6 @@ class MoreRow:
     hidden: bool = False
     is_more: bool = True
 
-    @property
-    def remaining(self) -> int:
-        return self.total - self.shown
-
 
 @dataclass
 class TreePage:
@@ -127,31 +120,20 @@ def visible_runs(experiment: Experiment | int, *, show_deleted: bool = False):
 Order = Callable[[], list]
 
 
-def sibling_order(sort_key: str, descending: bool, value_order=None) -> list:
+def sibling_order(sort_key: str, descending: bool) -> list:
     """ORDER BY expressions for siblings, always ending in run_id so pages are stable.
 
-    `sort_key` is an attribute name (ATTRIBUTE_SORTS) or a column name; column orderings come
-    from `value_order(["metrics.x DESC"])` (the filter language's) or a plain subquery."""
+    `sort_key` is an attribute name (ATTRIBUTE_SORTS) or a column name (`metrics.x`, quoted as
+    the filter language reads it), ordered as the filter language orders it."""
     if sort_key in ATTRIBUTE_SORTS:
         expression = ATTRIBUTE_SORTS[sort_key]
         primary = [expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)]
-    elif value_order is not None:
-        # The filter language's orderings end in their own stable tie-breaks.
-        return list(value_order([f"{sort_key} {'DESC' if descending else 'ASC'}"]))
-    else:
-        kind, _, key = sort_key.partition(".")
-        expression = _value_subquery(Column(kind, key))
-        primary = [expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)]
-    return [*primary, F("run_id").asc()]
+        return [*primary, F("run_id").asc()]
+    # The filter language's orderings end in their own stable tie-breaks.
+    return list(order_by_expressions([f"{sort_key} {'DESC' if descending else 'ASC'}"]))
 
 
-def _value_subquery(column: Column) -> Subquery:
-    model = Param if column.kind == "params" else LatestMetric
-    values = model.objects.filter(run=OuterRef("pk"), key=column.key).values("value")[:1]
-    return Subquery(values)
-
-
-def _annotated(queryset, show_deleted: bool):
+def tree_rows(queryset, show_deleted: bool):
     """Rows as the tree shows them: with `child_count`."""
     return queryset.with_child_count(include_deleted=show_deleted)
 
@@ -168,13 +150,13 @@ def _annotate_for(matches, show_deleted: bool):
     filter's matches are too many to have been read."""
 
     def annotate(queryset):
-        queryset = _annotated(queryset, show_deleted)
+        queryset = tree_rows(queryset, show_deleted)
         return matches.annotate(queryset) if matches is not None else queryset
 
     return annotate
 
 
-def _annotated_page(page_slice, order: Order, annotate) -> list[Run]:
+def annotated_page(page_slice, order: Order, annotate) -> list[Run]:
     """The runs of a page (a sliced, ordered queryset), annotated only once the page is cut:
     a database works out the select list even for the rows OFFSET skips, so annotating before
     paging costs a child count per skipped row on page 200 of 10,000 children."""
@@ -199,7 +181,7 @@ def tree_page(
     expanded: frozenset[str] = frozenset(),
     collapsed: frozenset[str] = frozenset(),
     show_deleted: bool = False,
-    columns: tuple[Column, ...] = (),
+    columns: tuple[TableColumn, ...] = (),
     summary_key: str = "",
 ) -> TreePage:
     """A page of an experiment's run tree, flattened to rows in display order.
@@ -224,7 +206,7 @@ def tree_page(
         roots = roots.filter(matches.root_filter())
     page_obj = Paginator(roots.order_by(*order()), per_page).get_page(page)
     annotate = _annotate_for(matches, show_deleted)
-    root_rows = page_obj.object_list = _annotated_page(page_obj.object_list, order, annotate)
+    root_rows = page_obj.object_list = annotated_page(page_obj.object_list, order, annotate)
     match_count = matches.count if matches else None
     if not root_rows:
         return TreePage(page=page_obj, match_count=match_count)
@@ -367,7 +349,7 @@ def _place_matches(matches: _Matches, root_rows, order, per_page, show_deleted, 
     expanded_parents = set(children)
     known = {run.pk for run_list in children.values() for run in run_list}
     # Ancestors are read whether deleted or not, so a match's chain is never broken.
-    rows = matches.annotate(_annotated(Run.objects.filter(pk__in=wanted - known), show_deleted))
+    rows = matches.annotate(tree_rows(Run.objects.filter(pk__in=wanted - known), show_deleted))
     rows = list(rows.order_by(*order()))
     matches.mark(rows)
     shown: dict[int, int] = defaultdict(int)
@@ -411,7 +393,7 @@ def children_page(
     match_q: Q | None = None,
     matches_only: bool = False,
     show_deleted: bool = False,
-    columns: tuple[Column, ...] = (),
+    columns: tuple[TableColumn, ...] = (),
     level: int = 0,
     summary_key: str = "",
 ) -> list:
@@ -429,7 +411,7 @@ def children_page(
     else:
         total = parent.child_count
     page_slice = queryset.order_by(*order())[offset : offset + limit]
-    rows: list = _annotated_page(page_slice, order, lambda q: _matching(_annotated(q, show_deleted), match_q))
+    rows: list = annotated_page(page_slice, order, lambda q: _matching(tree_rows(q, show_deleted), match_q))
     for run in rows:
         run.level, run.is_open, run.hidden, run.children_loaded = level, False, False, False
     attach_columns(rows, columns)
@@ -439,7 +421,7 @@ def children_page(
     return rows
 
 
-def attach_columns(runs: list[Run], columns: tuple[Column, ...]) -> None:
+def attach_columns(runs: list[Run], columns: tuple[TableColumn, ...]) -> None:
     """Set `run.cells`, a (column, value) per column (None when the run lacks the key; a
     metric's NaN is float NaN): one query per kind of column."""
     found: dict[tuple[int, str], object] = {}
@@ -490,81 +472,9 @@ def common_tags(experiment: Experiment, *, limit: int = 12) -> list[tuple[str, s
     return [(row["key"], row["value"], row["n"]) for row in counted]
 
 
-def column_choices(experiment: Experiment) -> list[Column]:
+def column_choices(experiment: Experiment) -> list[TableColumn]:
     """Param and metric keys logged on the experiment's latest runs (one query)."""
     recent = Subquery(_recent_run_pks(experiment))
     params = Param.objects.filter(run__in=recent).annotate(kind=Value("params")).values_list("kind", "key")
     metrics = LatestMetric.objects.filter(run__in=recent).annotate(kind=Value("metrics")).values_list("kind", "key")
-    return sorted(Column(kind, key) for kind, key in params.union(metrics))
-
-
-def experiments_overview(*, search: str = "", show_deleted: bool = False):
-    """Experiments with `run_count` and `last_activity` (epoch ms), tags prefetched.
-
-    `last_activity` is the later of the experiment's own update and its newest run's start."""
-    experiments = Experiment.objects.all() if show_deleted else Experiment.objects.active()
-    if search:
-        experiments = experiments.filter(name__icontains=search)
-    runs = Run.objects.filter(experiment=OuterRef("pk"), lifecycle_stage=ACTIVE).order_by()
-    run_count = runs.values("experiment").annotate(n=Count("pk")).values("n")
-    newest = runs.values("experiment").annotate(t=Max("start_time")).values("t")
-    return (
-        experiments.annotate(
-            run_count=Coalesce(Subquery(run_count, output_field=BigIntegerField()), 0),
-            last_activity=Greatest(
-                "last_update_time", Coalesce(Subquery(newest, output_field=BigIntegerField()), "last_update_time")
-            ),
-        )
-        .prefetch_related("tags")
-        .order_by("-last_activity", "name")
-    )
-
-
-@dataclass
-class RunOverview:
-    run: Run  # with `child_count`; experiment selected
-    ancestors: list[Run]
-    params: list[Param]
-    metrics: list[LatestMetric]
-    history: list[tuple[str, int, float | None]]  # (key, step, value) of keys with several values
-    tags: list[RunTag]
-    children: object  # django.core.paginator.Page of the direct children
-    child_columns: tuple[Column, ...]  # metric columns for the children, their `cells` set
-    summaries: list[RunSummary]  # per metric key, best run attached; [] for a run without children
-
-
-def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 20, order: Order) -> RunOverview:
-    """Everything the run page shows: 9 queries (run, ancestors, params, metrics, the history of
-    multi-step metrics, tags, children count and page, the children's metrics), and a 10th for
-    the summaries of a run with children, whatever the run's size."""
-    run = Run.objects.with_child_count().select_related("experiment").get(run_id=run_id)
-    metrics = list(LatestMetric.objects.filter(run=run).order_by("key"))
-    counts = Metric.objects.filter(run=run).values("key").annotate(n=Count("pk")).filter(n__gt=1).values("key")
-    history = Metric.objects.filter(run=run, key__in=counts).order_by("key", "step", "timestamp")
-    page = Paginator(Run.objects.children_of(run).active().order_by(*order()), per_page).get_page(children_page)
-    page.object_list = _annotated_page(page.object_list, order, lambda q: _annotated(q, show_deleted=False))
-    for child in page.object_list:
-        child.level, child.is_open, child.hidden, child.children_loaded = 0, False, False, False
-    child_columns = _child_metric_columns(page.object_list)
-    return RunOverview(
-        run=run,
-        ancestors=list(Run.objects.ancestors_of(run).only("run_id", "name", "depth", "path")),
-        params=list(Param.objects.filter(run=run).order_by("key")),
-        metrics=metrics,
-        history=list(history.values_list("key", "step", "value")),
-        tags=list(RunTag.objects.filter(run=run).order_by("key")),
-        children=page,
-        child_columns=child_columns,
-        summaries=summaries_for([run.pk])[run.pk] if run.child_count else [],
-    )
-
-
-def _child_metric_columns(children: list[Run], limit: int = CHILD_METRIC_COLUMNS) -> tuple[Column, ...]:
-    """The first `limit` metric keys the listed children logged, as columns, with each child's
-    `cells` set from the same one query."""
-    rows = list(LatestMetric.objects.filter(run__in=[c.pk for c in children]).values_list("run", "key", "value"))
-    columns = tuple(Column("metrics", key) for key in sorted({key for _, key, _ in rows})[:limit])
-    found = {(run_pk, key): read_value(value) for run_pk, key, value in rows}
-    for child in children:
-        child.cells = [(column, found.get((child.pk, column.key))) for column in columns]
-    return columns
+    return sorted(TableColumn(kind, key) for kind, key in params.union(metrics))

@@ -1,5 +1,5 @@
 """The compare page's state, read from the URL, and its table (shown and exported as CSV),
-made from tracker.compare's Comparison. Everything a viewer chooses lives in the query string,
+made from tracker.selectors.compare's Comparison. Everything a viewer chooses lives in the query string,
 so a comparison can be shared; a choice that does not fit the runs falls back to a default."""
 
 import math
@@ -12,8 +12,8 @@ from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.state import parse_int
 from dashboard.templatetags.runtree import duration, number
-from tracker.compare import ComparedRun, Comparison
-from tracker.export import csv_number, spreadsheet_safe
+from tracker.selectors.compare import ComparedRun, Comparison
+from tracker.selectors.export import csv_number, spreadsheet_safe
 
 
 def _ids(values: list[str]) -> list[str]:

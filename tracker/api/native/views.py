@@ -14,11 +14,12 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from tracker import export, summaries
 from tracker.errors import TrackingError
 from tracker.filtering import order_runs
 from tracker.models import ACTIVE, Experiment, LatestMetric, Param, Run, RunSummary, RunTag
+from tracker.selectors import export
 from tracker.selectors.runs import runs_matching
+from tracker.summaries import reads as summary_reads
 from tracker.values import number_or_none
 
 
@@ -153,7 +154,7 @@ FILTER_PARAMETERS = [
 
 class CSVRenderer(BaseRenderer):
     """Lets `?format=csv` through DRF's content negotiation. The run listing streams its rows
-    itself (tracker/export.py); this renders only what else may answer in CSV: an error."""
+    itself (tracker/selectors/export.py); this renders only what else may answer in CSV: an error."""
 
     media_type = "text/csv"
     format = "csv"
@@ -247,7 +248,7 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     def summary(self, request, run_id=None):
         """The run's best-child summary, one entry per metric its descendants logged."""
         run = self._run()
-        rows = summaries.summaries_for([run.pk])[run.pk]
+        rows = summary_reads.summaries_for([run.pk])[run.pk]
         for row in rows:
             row.run = run  # `stale` reads the run's flag without a query per row
         return Response(RunSummarySerializer(rows, many=True).data)

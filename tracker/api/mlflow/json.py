@@ -15,9 +15,10 @@ import re
 
 from django.http import HttpResponse, QueryDict
 
-from tracker import hot_sql, summaries
+from tracker import hot_sql
 from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.models import Experiment, Run
+from tracker.summaries import reads as summary_reads
 from tracker.web.json_errors import error_body
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -323,7 +324,7 @@ def runs_to_dicts(runs: list[Run] | list[tuple]) -> list[dict]:
         data[run_pk]["tags"].append({"key": key, "value": value})
     for run_pk, key, value, timestamp, step in hot_sql.latest_metrics_of(pks):
         data[run_pk]["metrics"].append(metric_to_dict(key, value, timestamp, step))
-    for run_pk, summary_tags in summaries.reserved_tags_for(pks).items():
+    for run_pk, summary_tags in summary_reads.reserved_tags_for(pks).items():
         data[run_pk]["tags"].extend({"key": key, "value": value} for key, value in summary_tags)
     return [{"info": run_info_to_dict(run), "data": data[run.id], "inputs": {}} for run in runs]
 

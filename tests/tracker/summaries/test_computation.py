@@ -5,9 +5,10 @@ import math
 import pytest
 
 from tests.factories import ExperimentFactory, RunFactory, build_chain
-from tracker import summaries
 from tracker.constants import GOAL_TAG_PREFIX
 from tracker.models import DELETED, ExperimentTag, LatestMetric, Param, RunSummary
+from tracker.summaries import reads as summary_reads
+from tracker.summaries import refresh as summary_refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def child(parent, value, *, key="metric1", params=None, **fields):
 
 
 def refreshed(run, key="metric1") -> RunSummary:
-    summaries.recompute_all(experiment_id=run.experiment_id)
+    summary_refresh.recompute_all(experiment_id=run.experiment_id)
     return RunSummary.objects.select_related("best_run").get(run=run, key=key)
 
 
@@ -103,7 +104,7 @@ def test_a_metric_that_is_nan_in_every_child_has_no_summary(parent):
     child(parent, math.nan)
     child(parent, math.nan)
 
-    summaries.recompute_all(experiment_id=parent.experiment_id)
+    summary_refresh.recompute_all(experiment_id=parent.experiment_id)
 
     assert not RunSummary.objects.filter(run=parent).exists()
 
@@ -166,10 +167,10 @@ def test_a_metric_only_grandchildren_log_has_a_best_but_no_spread(parent):
 
 def test_summaries_of_metrics_no_child_has_any_more_are_deleted(parent):
     only = child(parent, 0.4)
-    summaries.recompute_all(experiment_id=parent.experiment_id)
+    summary_refresh.recompute_all(experiment_id=parent.experiment_id)
     LatestMetric.objects.filter(run=only).update(key="renamed")
 
-    summaries.recompute_all(experiment_id=parent.experiment_id)
+    summary_refresh.recompute_all(experiment_id=parent.experiment_id)
 
     assert list(RunSummary.objects.filter(run=parent).values_list("key", flat=True)) == ["renamed"]
 
@@ -196,7 +197,7 @@ def test_the_queries_per_parent_do_not_grow_with_its_children(parent, children, 
     # child stats, best own value, best child summary, the best run's params, delete vanished
     # keys, upsert the rest, release the savepoint.
     with django_assert_num_queries(9):
-        assert summaries.refresh_stale_run(parent.pk, parent_pk=None, goals={})
+        assert summary_refresh.refresh_stale_run(parent.pk, parent_pk=None, goals={})
 
 
 def test_a_run_claimed_by_another_worker_is_skipped(parent, django_assert_num_queries):
@@ -204,7 +205,7 @@ def test_a_run_claimed_by_another_worker_is_skipped(parent, django_assert_num_qu
 
     # Expect 3 queries: a savepoint, the claim (which finds nothing to update), release.
     with django_assert_num_queries(3):
-        assert not summaries.refresh_stale_run(parent.pk, parent_pk=None, goals={})
+        assert not summary_refresh.refresh_stale_run(parent.pk, parent_pk=None, goals={})
     assert not RunSummary.objects.filter(run=parent).exists()
 
 
@@ -216,9 +217,9 @@ def test_a_recompute_that_fails_leaves_the_run_stale(parent, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("worker died")
 
-    monkeypatch.setattr(summaries, "recompute_summary", crash)
+    monkeypatch.setattr(summary_refresh, "recompute_summary", crash)
     with pytest.raises(RuntimeError):
-        summaries.refresh_stale_run(parent.pk, parent_pk=None, goals={})
+        summary_refresh.refresh_stale_run(parent.pk, parent_pk=None, goals={})
 
     parent.refresh_from_db()
     assert parent.summary_stale
@@ -231,11 +232,11 @@ def test_reserved_tags_name_the_best_value_run_and_params(parent, django_assert_
     best = child(parent, 0.125, params={"param2": "d", "param1": "a"})
     child(parent, 0.5)
     other_parent = RunFactory(experiment=parent.experiment)
-    summaries.recompute_all(experiment_id=parent.experiment_id)
+    summary_refresh.recompute_all(experiment_id=parent.experiment_id)
 
     # Expect 1 query: the summaries with their best runs' ids.
     with django_assert_num_queries(1):
-        tags = summaries.reserved_tags_for([parent.pk, other_parent.pk])
+        tags = summary_reads.reserved_tags_for([parent.pk, other_parent.pk])
 
     assert tags == {
         parent.pk: [
@@ -252,11 +253,11 @@ def test_reserved_tags_name_the_best_value_run_and_params(parent, django_assert_
 def test_summaries_for_come_in_key_order_with_their_best_run(parent, django_assert_num_queries):
     best = child(parent, 0.1, key="zeta")
     LatestMetric.objects.create(run=best, key="alpha", value=1.0, timestamp=0)
-    summaries.recompute_all(experiment_id=parent.experiment_id)
+    summary_refresh.recompute_all(experiment_id=parent.experiment_id)
 
     # Expect 1 query: summaries joined to their best runs.
     with django_assert_num_queries(1):
-        found = summaries.summaries_for([parent.pk])
+        found = summary_reads.summaries_for([parent.pk])
         names = [(s.key, s.best_run.run_id) for s in found[parent.pk]]
 
     assert names == [("alpha", best.run_id), ("zeta", best.run_id)]

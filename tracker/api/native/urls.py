@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from tracker.api.native import ExperimentViewSet, RunViewSet
+from tracker.api.native.views import ExperimentViewSet, RunViewSet
 
 router = DefaultRouter()
 router.register("experiments", ExperimentViewSet, basename="experiment")

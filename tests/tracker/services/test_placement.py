@@ -3,10 +3,10 @@
 import pytest
 
 from tests.factories import build_chain, build_tree
-from tracker import ingest
+from tracker import services
 from tracker.errors import InvalidParameterValue
-from tracker.ingest import KeyValue
 from tracker.models import Run, RunTag
+from tracker.services import KeyValue
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ def tag(run, key):
 
 def create(experiment, name, parent=None, run_id=None):
     tags = [KeyValue("mlflow.parentRunId", parent.run_id if isinstance(parent, Run) else parent)] if parent else []
-    return ingest.run_create(experiment=experiment, name=name, tags=tags, run_id=run_id)
+    return services.run_create(experiment=experiment, name=name, tags=tags, run_id=run_id)
 
 
 class TestFiveLevelTree:
@@ -66,7 +66,7 @@ class TestReparenting:
         child = create(experiment, "child", parent=a)
         grandchild = create(experiment, "grandchild", parent=child)
 
-        ingest.run_set_tag(run=child, key="mlflow.parentRunId", value=b.run_id)
+        services.run_set_tag(run=child, key="mlflow.parentRunId", value=b.run_id)
 
         grandchild.refresh_from_db()
         assert list(Run.objects.ancestors_of(grandchild)) == [b, child]
@@ -80,7 +80,7 @@ class TestReparenting:
         parent = create(experiment, "parent")
         child = create(experiment, "child", parent=parent)
         leaf = create(experiment, "leaf", parent=child)
-        ingest.run_delete_tag(run=child, key="mlflow.parentRunId")
+        services.run_delete_tag(run=child, key="mlflow.parentRunId")
         child.refresh_from_db()
         leaf.refresh_from_db()
         assert child.parent is None and child.depth == 0 and leaf.depth == 1
@@ -92,16 +92,16 @@ class TestReparenting:
         grandchild = create(experiment, "grandchild", parent=child)
 
         with pytest.raises(InvalidParameterValue, match="would make a cycle"):
-            ingest.run_set_tag(run=root, key="mlflow.parentRunId", value=grandchild.run_id)
+            services.run_set_tag(run=root, key="mlflow.parentRunId", value=grandchild.run_id)
         with pytest.raises(InvalidParameterValue, match="cannot be its own parent"):
-            ingest.run_set_tag(run=root, key="mlflow.parentRunId", value=root.run_id)
+            services.run_set_tag(run=root, key="mlflow.parentRunId", value=root.run_id)
 
         root.refresh_from_db()
         assert root.parent is None and tag(root, "mlflow.parentRunId") is None
         assert set(Run.objects.subtree_of(root)) == {root, child, grandchild}
 
     def test_a_parent_in_another_experiment_is_refused(self, experiment):
-        other = ingest.experiment_create(name="elsewhere")
+        other = services.experiment_create(name="elsewhere")
         foreign = create(other, "foreign")
         with pytest.raises(InvalidParameterValue, match="a run tree lives in one experiment"):
             create(experiment, "child", parent=foreign)

@@ -1,15 +1,16 @@
-"""tracker/compare.py: the compare page's reads, one query per kind whatever the selection."""
+"""tracker/selectors/compare.py: the compare page's reads, one query per kind whatever the selection."""
 
 import math
 
 import pytest
 
 from tests.factories import ExperimentFactory, RunFactory
-from tracker import compare, goals
+from tracker import goals
 from tracker.constants import GOAL_TAG_PREFIX
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
-from tracker.ingest import KeyValue, MetricInput, experiment_set_tag, run_log_batch
 from tracker.models import Metric, Run
+from tracker.selectors import compare
+from tracker.services import KeyValue, MetricInput, experiment_set_tag, run_log_batch
 
 
 def history(run, key, values):

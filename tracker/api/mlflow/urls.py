@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from tracker.api import mlflow_views as views
+from tracker.api.mlflow import views
 
 urlpatterns = [
     path("experiments/create", views.create_experiment),

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracker import ingest
+from tracker import services
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists
-from tracker.ingest import KeyValue, MetricInput
 from tracker.models import Experiment, LatestMetric, Metric, Param, RunTag
+from tracker.services import KeyValue, MetricInput
 from tracker.values import metric_sort_key
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def run(experiment):
-    return ingest.run_create(experiment=experiment, name="trial")
+    return services.run_create(experiment=experiment, name="trial")
 
 
 def latest(run, key):
@@ -26,22 +26,22 @@ def latest(run, key):
 
 
 def test_a_param_logged_again_with_the_same_value_is_accepted(run):
-    ingest.run_log_param(run=run, key="lr", value="0.1")
-    ingest.run_log_param(run=run, key="lr", value="0.1")
+    services.run_log_param(run=run, key="lr", value="0.1")
+    services.run_log_param(run=run, key="lr", value="0.1")
     assert list(Param.objects.filter(run=run).values_list("key", "value")) == [("lr", "0.1")]
 
 
 def test_a_param_logged_again_with_a_different_value_is_refused_and_the_first_value_kept(run):
-    ingest.run_log_param(run=run, key="lr", value="0.1")
+    services.run_log_param(run=run, key="lr", value="0.1")
     with pytest.raises(InvalidParameterValue, match="Changing param values is not allowed.*lr"):
-        ingest.run_log_param(run=run, key="lr", value="0.2")
+        services.run_log_param(run=run, key="lr", value="0.2")
     assert Param.objects.get(run=run, key="lr").value == "0.1"
 
 
 def test_a_refused_batch_leaves_nothing_behind(run):
-    ingest.run_log_param(run=run, key="lr", value="0.1")
+    services.run_log_param(run=run, key="lr", value="0.1")
     with pytest.raises(InvalidParameterValue):
-        ingest.run_log_batch(
+        services.run_log_batch(
             run=run,
             metrics=[MetricInput("loss", 1.0, 1)],
             params=[KeyValue("depth", "3"), KeyValue("lr", "0.5")],
@@ -53,15 +53,15 @@ def test_a_refused_batch_leaves_nothing_behind(run):
 
 
 def test_a_key_longer_than_250_characters_is_refused(run):
-    ingest.run_log_param(run=run, key="k" * 250, value="ok")
+    services.run_log_param(run=run, key="k" * 250, value="ok")
     with pytest.raises(InvalidParameterValue, match="251 characters long; the limit is 250"):
-        ingest.run_log_param(run=run, key="k" * 251, value="no")
+        services.run_log_param(run=run, key="k" * 251, value="no")
 
 
 @pytest.mark.parametrize("bad_key", ["", "../etc", "a\nb", "semi;colon", "/abs"])
 def test_a_malformed_key_is_refused(run, bad_key):
     with pytest.raises(InvalidParameterValue):
-        ingest.run_set_tag(run=run, key=bad_key, value="x")
+        services.run_set_tag(run=run, key=bad_key, value="x")
 
 
 @pytest.mark.parametrize(
@@ -74,27 +74,27 @@ def test_a_batch_over_mlflows_limits_is_refused(run, kind, count, limit):
         "tags": [KeyValue(f"t{i}", "v") for i in range(count)],
     }[kind]
     with pytest.raises(InvalidParameterValue, match=f"{count} {kind}; the limit is {limit}"):
-        ingest.run_log_batch(run=run, **{kind: items})
+        services.run_log_batch(run=run, **{kind: items})
 
 
 def test_long_param_and_tag_values_are_stored_in_full(run):
     # MLflow truncates at 6,000 / 8,000 characters; Runtree keeps every character.
     long_value = "abcdefghij" * 50_000
-    ingest.run_log_param(run=run, key="config", value=long_value)
-    ingest.run_set_tag(run=run, key="notes", value=long_value)
+    services.run_log_param(run=run, key="config", value=long_value)
+    services.run_set_tag(run=run, key="notes", value=long_value)
     assert Param.objects.get(run=run, key="config").value == long_value
     assert RunTag.objects.get(run=run, key="notes").value == long_value
 
 
 def test_a_value_over_one_mebibyte_is_refused_with_its_size(run):
     with pytest.raises(InvalidParameterValue, match="1048577 bytes"):
-        ingest.run_log_param(run=run, key="blob", value="x" * (1024 * 1024 + 1))
+        services.run_log_param(run=run, key="blob", value="x" * (1024 * 1024 + 1))
     assert not Param.objects.filter(run=run).exists()
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinities_round_trip(run, value):
-    ingest.run_log_metric(run=run, metric=MetricInput("score", value, 1))
+    services.run_log_metric(run=run, metric=MetricInput("score", value, 1))
     expected = float(value)
     stored = Metric.objects.get(run=run, key="score").float_value
     assert (math.isnan(stored) and math.isnan(expected)) or stored == expected
@@ -105,33 +105,33 @@ def test_nan_and_infinities_round_trip(run, value):
 
 def test_a_metric_that_is_not_a_number_is_refused(run):
     with pytest.raises(InvalidParameterValue, match="not a number"):
-        ingest.run_log_metric(run=run, metric=MetricInput("score", "high", 1))
+        services.run_log_metric(run=run, metric=MetricInput("score", "high", 1))
     with pytest.raises(InvalidParameterValue, match="must be a number"):
-        ingest.run_log_metric(run=run, metric=MetricInput("score", [1], 1))
+        services.run_log_metric(run=run, metric=MetricInput("score", [1], 1))
 
 
 class TestLatestMetricRule:
     """MLflow's rule: highest step, then latest timestamp, then highest value."""
 
     def test_a_higher_step_wins_even_if_older(self, run):
-        ingest.run_log_metric(run=run, metric=MetricInput("loss", 5.0, timestamp=200, step=1))
-        ingest.run_log_metric(run=run, metric=MetricInput("loss", 3.0, timestamp=100, step=2))
+        services.run_log_metric(run=run, metric=MetricInput("loss", 5.0, timestamp=200, step=1))
+        services.run_log_metric(run=run, metric=MetricInput("loss", 3.0, timestamp=100, step=2))
         assert latest(run, "loss").value == 3.0
 
     def test_a_lower_step_does_not_replace_the_latest(self, run):
-        ingest.run_log_metric(run=run, metric=MetricInput("loss", 3.0, timestamp=100, step=2))
-        ingest.run_log_metric(run=run, metric=MetricInput("loss", 9.0, timestamp=900, step=1))
+        services.run_log_metric(run=run, metric=MetricInput("loss", 3.0, timestamp=100, step=2))
+        services.run_log_metric(run=run, metric=MetricInput("loss", 9.0, timestamp=900, step=1))
         assert latest(run, "loss").value == 3.0
         assert Metric.objects.filter(run=run, key="loss").count() == 2
 
     def test_on_the_same_step_the_later_timestamp_wins(self, run):
-        ingest.run_log_metric(run=run, metric=MetricInput("loss", 5.0, timestamp=200, step=1))
-        ingest.run_log_metric(run=run, metric=MetricInput("loss", 7.0, timestamp=300, step=1))
+        services.run_log_metric(run=run, metric=MetricInput("loss", 5.0, timestamp=200, step=1))
+        services.run_log_metric(run=run, metric=MetricInput("loss", 7.0, timestamp=300, step=1))
         assert latest(run, "loss").value == 7.0
 
     def test_on_the_same_step_and_timestamp_the_higher_value_wins(self, run):
-        ingest.run_log_batch(run=run, metrics=[MetricInput("loss", 4.0, 100, 1), MetricInput("loss", 6.0, 100, 1)])
-        ingest.run_log_metric(run=run, metric=MetricInput("loss", 5.0, timestamp=100, step=1))
+        services.run_log_batch(run=run, metrics=[MetricInput("loss", 4.0, 100, 1), MetricInput("loss", 6.0, 100, 1)])
+        services.run_log_metric(run=run, metric=MetricInput("loss", 5.0, timestamp=100, step=1))
         assert latest(run, "loss").value == 6.0
 
 
@@ -149,7 +149,7 @@ def test_the_stored_latest_value_follows_the_rule_whatever_the_order(run, logs, 
     key = next(_fresh_keys)
     metrics = [MetricInput(key, value, timestamp, step) for step, timestamp, value in logs]
     for start in range(0, len(metrics), batch_size):
-        ingest.run_log_batch(run=run, metrics=metrics[start : start + batch_size])
+        services.run_log_batch(run=run, metrics=metrics[start : start + batch_size])
     stored = latest(run, key)
     expected = max(
         metrics, key=lambda m: metric_sort_key(m.step, m.timestamp, None if math.isnan(m.value) else m.value)
@@ -159,13 +159,13 @@ def test_the_stored_latest_value_follows_the_rule_whatever_the_order(run, logs, 
 
 
 def test_creating_an_experiment_twice_is_refused(db):
-    ingest.experiment_create(name="sweeps")
+    services.experiment_create(name="sweeps")
     with pytest.raises(ResourceAlreadyExists, match="'sweeps' already exists"):
-        ingest.experiment_create(name="sweeps")
+        services.experiment_create(name="sweeps")
 
 
 def test_a_rename_that_loses_the_race_for_a_name_is_refused_as_already_existing(db, monkeypatch):
-    mine = ingest.experiment_create(name="mine")
+    mine = services.experiment_create(name="mine")
     save = Experiment.save
 
     def save_after_another_writer_took_the_name(self, *args, **kwargs):
@@ -175,18 +175,18 @@ def test_a_rename_that_loses_the_race_for_a_name_is_refused_as_already_existing(
 
     monkeypatch.setattr(Experiment, "save", save_after_another_writer_took_the_name)
     with pytest.raises(ResourceAlreadyExists, match="'wanted' already exists"):
-        ingest.experiment_rename(experiment=mine, new_name="wanted")
+        services.experiment_rename(experiment=mine, new_name="wanted")
     assert Experiment.objects.get(pk=mine.pk).name == "mine"
 
 
 def test_a_deleted_run_refuses_writes(run):
-    ingest.run_set_lifecycle(run=run, stage="deleted")
+    services.run_set_lifecycle(run=run, stage="deleted")
     with pytest.raises(InvalidParameterValue, match="must be in the 'active' state"):
-        ingest.run_log_param(run=run, key="lr", value="1")
+        services.run_log_param(run=run, key="lr", value="1")
 
 
 def test_a_run_gets_a_name_and_server_kept_tags(experiment):
-    run = ingest.run_create(experiment=experiment)
+    run = services.run_create(experiment=experiment)
     tags = dict(RunTag.objects.filter(run=run).values_list("key", "value"))
     assert run.name and tags["mlflow.runName"] == run.name
     assert tags["mlflow.rootRunId"] == run.run_id
@@ -195,11 +195,11 @@ def test_a_run_gets_a_name_and_server_kept_tags(experiment):
 
 def test_clients_cannot_write_the_reserved_runtree_namespace(run):
     with pytest.raises(InvalidParameterValue, match="reserved 'runtree.' namespace"):
-        ingest.run_set_tag(run=run, key="runtree.best.metric1", value="0")
+        services.run_set_tag(run=run, key="runtree.best.metric1", value="0")
 
 
 def test_an_experiment_goal_tag_must_be_min_or_max(experiment):
     with pytest.raises(InvalidParameterValue, match="'min' or 'max'"):
-        ingest.experiment_set_tag(experiment=experiment, key="runtree.goal.loss", value="lowest")
-    ingest.experiment_set_tag(experiment=experiment, key="runtree.goal.loss", value="max")
+        services.experiment_set_tag(experiment=experiment, key="runtree.goal.loss", value="lowest")
+    services.experiment_set_tag(experiment=experiment, key="runtree.goal.loss", value="max")
     assert experiment.tag_dict() == {"runtree.goal.loss": "max"}

@@ -21,11 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.management import CommandError, call_command
 
-from tracker import importer, ingest
+from tracker import importing, services
 from tracker.constants import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
 from tracker.errors import InvalidParameterValue
-from tracker.importer import SourceError, SourceExperiment, SourceRun
-from tracker.ingest import MetricInput
+from tracker.importing import SourceError, SourceExperiment, SourceRun
+from tracker.importing.client import ClientSource
 from tracker.models import (
     Experiment,
     ExperimentTag,
@@ -38,6 +38,7 @@ from tracker.models import (
     path_ids,
     path_segment,
 )
+from tracker.services import MetricInput
 
 pytestmark = pytest.mark.django_db
 
@@ -164,8 +165,8 @@ def source(request):
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     # Two runs per chunk: parents and children land in different chunks, in either order.
-    monkeypatch.setattr(importer.MlflowSource, "chunk_size", 2)
-    monkeypatch.setattr(importer._ClientSource, "chunk_size", 2)
+    monkeypatch.setattr(importing.MlflowSource, "chunk_size", 2)
+    monkeypatch.setattr(ClientSource, "chunk_size", 2)
 
 
 def mlflow_client(source, monkeypatch):
@@ -435,7 +436,7 @@ class TestABadSourceImportsNothing:
             "1": [SourceRun(run_id="a" * 32), SourceRun(run_id="b" * 32)],
             "2": [SourceRun(run_id="c" * 32), SourceRun(run_id="d" * 32, params={"bad key;": "x"})],
         }
-        monkeypatch.setattr(importer, "open_source", lambda location: FakeSource([good, bad], runs))
+        monkeypatch.setattr(importing, "open_source", lambda location: FakeSource([good, bad], runs))
         with pytest.raises(CommandError, match=r"Stopped at experiment 'bad'.*Run d{32}: Invalid param key 'bad key;'"):
             import_mlflow("fake://")
         assert sorted(Run.objects.values_list("run_id", flat=True)) == ["a" * 32, "b" * 32]
@@ -452,7 +453,7 @@ class _NotInstalled(importlib.abc.MetaPathFinder):
         return None
 
 
-class FakeSource(importer.MlflowSource):
+class FakeSource(importing.MlflowSource):
     description = "fake://"
 
     def __init__(self, experiments, runs):
@@ -473,7 +474,7 @@ class FakeSource(importer.MlflowSource):
 
 
 def write(runs_in_chunks, name="sweep"):
-    return importer.experiment_import(experiment=SourceExperiment(source_id="1", name=name), run_chunks=runs_in_chunks)
+    return importing.experiment_import(experiment=SourceExperiment(source_id="1", name=name), run_chunks=runs_in_chunks)
 
 
 def source_run(run_id, parent=None, **fields):
@@ -567,4 +568,4 @@ class TestTheWriter:
 
     def test_linking_again_changes_nothing(self):
         write([[source_run(GRANDCHILD, CHILD)], [source_run(CHILD, ROOT)], [source_run(ROOT)]])
-        assert ingest.experiment_link_parents(experiment=Experiment.objects.get(name="sweep")) == []
+        assert services.experiment_link_parents(experiment=Experiment.objects.get(name="sweep")) == []
