@@ -24,7 +24,9 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/runtre
 SIZES = [1_000, 10_000]
 REPEATS = {1_000: 15, 10_000: 5}
 HISTORY_STEPS = 50
-TARGET_MS = {1_000: 300}
+TARGET_MS = {1_000: 300, 10_000: 1000}
+# What each target times: at 1,000 runs the page and its history; at 10,000 the page (issue #20).
+TARGET_OF = {1_000: ("page", "history"), 10_000: ("page",)}
 EXPERIMENT = "bench-compare"
 MIN_POINTS_PER_RUN_NOTE = "keeps 20 points a run (200,000 in all: tracker.selectors.compare.MAX_POINTS_TOTAL)"
 
@@ -196,16 +198,18 @@ def main() -> None:
     for result in results:
         target = TARGET_MS.get(result["size"])
         if target:
-            slowest = max(statistics.median(result[name]["ms"]) for name in ("page", "history"))
+            timed = TARGET_OF[result["size"]]
+            slowest = max(statistics.median(result[name]["ms"]) for name in timed)
             verdict = "met" if slowest < target else "**missed**"
             lines.append(
-                f"Target: {result['size']:,} runs under {target} ms (median of the page and of its history "
-                f"request): {verdict}."
+                f"Target: {result['size']:,} runs under {target} ms (median of the {' and its '.join(timed)}): "
+                f"{verdict}."
             )
     lines.append(
         'Server time is measured without compression (a client that does not ask for it); "gzipped" is what a '
         "browser, which asks, is sent (tracker/web/compression.py; CSV downloads go out as they are). "
-        "At 10,000 runs the page is a 10,000-row table and three charts of 10,000 runs each, and "
+        "At 10,000 runs the page is the first 500 rows of the table (dashboard/diff_table.py TABLE_ROWS; it "
+        "pages) and three charts of 10,000 runs each, and "
         f"the history {MIN_POINTS_PER_RUN_NOTE}; both grow linearly with the runs, in the same number of queries."
     )
     write_section("compare-page", "\n".join(lines))
