@@ -18,5 +18,4 @@ urlpatterns = [
     path("runs/<str:run_id>/artifacts/inline/", artifact_views.run_artifact_inline, name="run-artifact-inline"),
     path("compare/", compare_views.compare_runs, name="compare"),
     path("compare/history.json", compare_views.compare_history, name="compare-history"),
-    path("vendor/plotly-<str:version>.min.js", views.plotly_js, name="plotly-js"),
 ]
