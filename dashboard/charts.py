@@ -2,54 +2,225 @@
 The page hands each dict to plotly.js through json_script."""
 
 import math
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-# A line of more points than a chart's width shows nothing more; a long training history
-# (100,000 steps) is thinned to this many points, always keeping the first and the last.
-MAX_POINTS = 2000
+from django.http import QueryDict
+
+from dashboard.downsample import RUN_PAGE_BUDGET, Thinned, keep_extremes
+from tracker.selectors.histories import Series
 
 ACCENT = "#2563eb"
 GRID = "#e5e7eb"
 TEXT = "#374151"
+MUTED = "#6b7280"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
+# The x axis of a history: the step, seconds since the run started, or the wall clock.
+X_MODES = {"step": "step", "relative": "time since start (s)", "wall": "time"}
+# Where NaN and ±inf steps are marked: on an invisible second axis (0 = bottom edge, 1 = top).
+MARK_AXIS = "y2"
+MARK_STYLE = {
+    "NaN": {"y": 0.0, "symbol": "x-thin-open", "color": "#dc2626"},
+    "+inf": {"y": 1.0, "symbol": "triangle-up", "color": "#dc2626"},
+    "-inf": {"y": 0.0, "symbol": "triangle-down", "color": "#dc2626"},
+}
 
-def thin(points: list, limit: int = MAX_POINTS) -> list:
-    """Every k-th point so at most `limit` remain, the last one always kept."""
-    if len(points) <= limit:
-        return points
-    stride = math.ceil(len(points) / (limit - 1))
-    return points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
+
+@dataclass(frozen=True)
+class HistoryOptions:
+    """A history chart's choices, read from the URL (bad values fall back to the defaults)."""
+
+    x: str = "step"
+    smoothing: float = 0.0  # EMA weight, 0 (raw) … 0.99
+    log_x: bool = False
+    log_y: bool = False
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> "HistoryOptions":
+        try:
+            smoothing = min(max(float(query.get("smooth", 0)), 0.0), 0.99)
+        except ValueError:
+            smoothing = 0.0
+        if not math.isfinite(smoothing):
+            smoothing = 0.0
+        x = query.get("xaxis", "step")
+        return cls(
+            x=x if x in X_MODES else "step",
+            smoothing=smoothing,
+            log_x=query.get("logx") == "1",
+            log_y=query.get("logy") == "1",
+        )
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The non-default choices as query parameters (for the zoom's fetch)."""
+        found = {}
+        if self.x != "step":
+            found["xaxis"] = self.x
+        if self.smoothing:
+            found["smooth"] = f"{self.smoothing:g}"
+        if self.log_x:
+            found["logx"] = "1"
+        if self.log_y:
+            found["logy"] = "1"
+        return found
 
 
-def metric_history_figure(key: str, points: Iterable[tuple[int, float | None]]) -> dict:
-    """A line of one metric's values by step. NaN (stored as None) leaves a gap."""
-    points = thin(sorted(points, key=lambda point: point[0]))
-    steps = [step for step, _ in points]
-    values = [None if value is None or math.isnan(value) else value for _, value in points]
-    return {
-        "data": [
+# Prefixes that name a split of the data: `train_loss` and `val_loss` are one quantity, `loss`.
+SPLIT_PREFIXES = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
+_STEM = re.compile(r"^(?P<split>" + "|".join(SPLIT_PREFIXES) + r")(?P<sep>[_/.\-])(?P<stem>.+)$", re.IGNORECASE)
+
+
+def metric_stem(key: str) -> str:
+    """What a metric measures without its split: `train_loss` → `loss`, `val/acc` → `acc`;
+    a key without a split prefix is its own stem."""
+    match = _STEM.match(key)
+    return match["stem"] if match else key
+
+
+def group_by_stem(keys: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """Keys sharing a stem, drawn on one chart: (stem, keys in order), stems in order. A stem
+    shared by one key only is that key's own chart, titled by the full key."""
+    groups: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        groups.setdefault(metric_stem(key), []).append(key)
+    return sorted(((stem if len(members) > 1 else members[0], members) for stem, members in groups.items()))
+
+
+# One colour per line of a run-page chart (the splits of one stem).
+LINE_COLORS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#be123c"]
+
+
+def points_note(thinned: Iterable[Thinned]) -> str:
+    """`2,000 of 5,000 points` when any line was thinned, else `5,000 points`."""
+    thinned = list(thinned)
+    shown, total = sum(line.shown for line in thinned), sum(line.drawable for line in thinned)
+    return f"{shown:,} of {total:,} points" if shown < total else f"{total:,} points"
+
+
+def _origin(lines: list[tuple[str, Thinned]], start_time: int | None) -> int:
+    if start_time is not None:
+        return start_time
+    return min((line.timestamps[0] for _, line in lines if line.timestamps), default=0)
+
+
+def _x_values(line_steps: list[int], line_times: list[int], options: HistoryOptions, origin: int):
+    if options.x == "step":
+        return line_steps
+    if options.x == "wall":
+        return line_times  # a date axis reads epoch milliseconds
+    return [(timestamp - origin) / 1000 for timestamp in line_times]
+
+
+def run_history_figure(
+    title: str,
+    lines: list[tuple[str, Thinned]],
+    *,
+    options: HistoryOptions = HistoryOptions(),
+    start_time: int | None = None,
+) -> dict:
+    """One chart of a run page: each (key, thinned history) a line (the smoothed line over a
+    faint raw one when smoothing is on), NaN and ±inf steps as marks at the chart's edge, and
+    how many of the logged points were sent in the title."""
+    traces = []
+    origin = _origin(lines, start_time)
+    marks_x, marks_y, marks_text, marks_symbol = [], [], [], []
+    few = all(len(line.values) <= 50 for _, line in lines)
+    for position, (key, line) in enumerate(lines):
+        color = LINE_COLORS[position % len(LINE_COLORS)]
+        name = _escape_template(key)
+        x = _x_values(line.steps, line.timestamps, options, origin)
+        raw = {
+            "type": "scatter",
+            "mode": "lines+markers" if few else "lines",
+            "x": x,
+            "y": line.values,
+            "name": name,
+            "legendgroup": name,
+            "line": {"color": color, "width": 2},
+            "marker": {"size": 5},
+            "customdata": line.steps,
+            "hovertemplate": f"step %{{customdata}}<br>{name} %{{y:.4g}}<extra></extra>",
+        }
+        traces.append(raw)
+        if line.smoothed is not None:
+            raw.update(opacity=0.25, showlegend=False, hoverinfo="skip")
+            raw.pop("hovertemplate")
+            traces.append(
+                {
+                    **raw,
+                    "y": line.smoothed,
+                    "opacity": 1,
+                    "showlegend": True,
+                    "hoverinfo": None,
+                    "hovertemplate": f"step %{{customdata}}<br>{name} (smoothed) %{{y:.4g}}<extra></extra>",
+                }
+            )
+            traces[-1].pop("hoverinfo")
+        mark_x = _x_values([m.step for m in line.marks], [m.timestamp for m in line.marks], options, origin)
+        for mark, at in zip(line.marks, mark_x, strict=True):
+            style = MARK_STYLE[mark.kind]
+            marks_x.append(at)
+            marks_y.append(style["y"])
+            marks_symbol.append(style["symbol"])
+            marks_text.append(f"{name}: {mark.kind} at step {mark.step}")
+    if marks_x:
+        traces.append(
             {
                 "type": "scatter",
-                "mode": "lines+markers" if len(points) <= 50 else "lines",
-                "x": steps,
-                "y": values,
-                "name": key,
-                "line": {"color": ACCENT, "width": 2},
-                "marker": {"size": 5},
-                "hovertemplate": "step %{x}<br>" + _escape_template(key) + " %{y:.4g}<extra></extra>",
+                "mode": "markers",
+                "name": "NaN / ±inf",
+                "x": marks_x,
+                "y": marks_y,
+                "yaxis": MARK_AXIS,
+                "text": marks_text,
+                "marker": {"color": MARK_STYLE["NaN"]["color"], "symbol": marks_symbol, "size": 9},
+                "hovertemplate": "%{text}<extra></extra>",
+                "cliponaxis": False,
             }
-        ],
+        )
+    x_axis = {"title": {"text": X_MODES[options.x]}, "gridcolor": GRID, "zeroline": False}
+    if options.x == "wall":
+        x_axis["type"] = "date"
+    elif options.log_x:
+        x_axis["type"] = "log"
+    y_title = " / ".join(_escape_template(key) for key, _ in lines)
+    y_axis = {"title": {"text": y_title}, "gridcolor": GRID, "zeroline": False, "automargin": True}
+    if options.log_y:
+        y_axis["type"] = "log"
+    note = points_note(line for _, line in lines)
+    nonfinite = sum(line.nonfinite for _, line in lines)
+    if nonfinite:
+        note += f", {nonfinite:,} NaN/inf marked"
+    return {
+        "data": traces,
         "layout": {
-            "title": {"text": _escape_template(key), "x": 0, "xanchor": "left", "font": {"size": 14}},
+            "title": {
+                "text": f"{_escape_template(title)} <span style='font-size:11px;color:{MUTED}'>{note}</span>",
+                "x": 0,
+                "xanchor": "left",
+                "font": {"size": 14},
+            },
             "font": {"family": FONT, "size": 12, "color": TEXT},
-            "margin": {"l": 48, "r": 16, "t": 36, "b": 36},
-            "height": 260,
-            "xaxis": {"title": {"text": "step"}, "gridcolor": GRID, "zeroline": False},
-            "yaxis": {"gridcolor": GRID, "zeroline": False},
+            "margin": {"l": 64, "r": 24, "t": 40, "b": 44},
+            "height": 360,
+            "xaxis": x_axis,
+            "yaxis": y_axis,
+            # The marks' axis: invisible, fixed 0–1, so they sit at the edges whatever the data.
+            "yaxis2": {"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
             "plot_bgcolor": "white",
             "paper_bgcolor": "white",
-            "showlegend": False,
+            "showlegend": len(traces) > 1,
+            "legend": {"orientation": "h", "y": -0.22},
+            "meta": {
+                "keys": [key for key, _ in lines],
+                # Where relative time counts from, so a zoom can ask for epoch ms (run.js).
+                "origin": origin,
+                "shown": sum(line.shown for _, line in lines),
+                "total": sum(line.total for _, line in lines),
+            },
         },
     }
 
@@ -59,12 +230,20 @@ def _escape_template(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("%{", "%&#123;")
 
 
-def history_figures(history: Iterable[tuple[str, int, float | None]]) -> list[dict]:
-    """One figure per metric key with more than one step, keys in alphabetical order."""
-    by_key: dict[str, list] = {}
-    for key, step, value in history:
-        by_key.setdefault(key, []).append((step, value))
-    return [metric_history_figure(key, points) for key, points in sorted(by_key.items()) if len(points) > 1]
+def history_figures(
+    histories: dict[str, Series],
+    *,
+    options: HistoryOptions = HistoryOptions(),
+    start_time: int | None = None,
+    budget: int = RUN_PAGE_BUDGET,
+) -> list[dict]:
+    """A run page's history charts: one per stem (`train_loss` and `val_loss` together), each
+    line thinned to `budget` points keeping its extremes."""
+    figures = []
+    for title, keys in group_by_stem(histories):
+        lines = [(key, keep_extremes(histories[key], budget, smoothing=options.smoothing)) for key in keys]
+        figures.append(run_history_figure(title, lines, options=options, start_time=start_time))
+    return figures
 
 
 # --- the compare page ------------------------------------------------------------------------

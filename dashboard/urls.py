@@ -8,6 +8,7 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/", views.experiment_tree, name="experiment"),
     path("experiments/<int:experiment_id>/goal/", views.experiment_goal, name="experiment-goal"),
     path("runs/<str:run_id>/", views.run_detail, name="run"),
+    path("runs/<str:run_id>/history.json", views.run_history, name="run-history"),
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
     path("compare/", compare_views.compare_runs, name="compare"),
     path("compare/history.json", compare_views.compare_history, name="compare-history"),

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import plotly
 from django.core.exceptions import BadRequest
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.charts import history_figures
 from dashboard.filtering import compile_filter, order_for
+from dashboard.run_charts import run_charts, zoomed_figure
 from dashboard.state import TreeState, parse_int
 from tracker import ingest, tree
 from tracker.errors import InvalidParameterValue
@@ -109,7 +109,7 @@ def run_detail(request, run_id: str):
     context = {
         "o": overview,
         "run": run,
-        "figures": [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(history_figures(overview.history))],
+        "charts": run_charts(run, request.GET),
         "plotly_version": plotly.__version__,
         "user_tags": [tag for tag in overview.tags if not tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
@@ -117,6 +117,13 @@ def run_detail(request, run_id: str):
         "tree_filter": f"attributes.run_id = '{run.run_id}'",
     }
     return render(request, "dashboard/run_detail.html", context)
+
+
+@require_GET
+def run_history(request, run_id: str):
+    """One run-page chart as a figure dict, for a zoomed range at full resolution."""
+    run = get_object_or_404(Run.objects.only("pk", "run_id", "start_time"), run_id=run_id)
+    return JsonResponse(zoomed_figure(run, request.GET))
 
 
 @require_POST

@@ -1,0 +1,90 @@
+import json
+import math
+
+import pytest
+
+from tests.factories import RunFactory
+from tracker.models import Metric
+from tracker.selectors import histories
+
+pytestmark = pytest.mark.django_db
+
+
+def log_history(run, key, values, *, start=0):
+    Metric.objects.bulk_create(
+        [
+            Metric(run=run, key=key, step=start + step, timestamp=1_700_000_000_000 + step, value=value)
+            for step, value in enumerate(values)
+        ],
+        batch_size=5000,
+    )
+
+
+@pytest.fixture
+def spiky_run():
+    run = RunFactory(name="spiky")
+    values = [1.0] * 5000
+    values[1001] = 50.0
+    values[3000] = None  # NaN, as stored
+    values[4000] = math.inf
+    log_history(run, "loss", values)
+    return run
+
+
+def page_figures(client, run, query=""):
+    response = client.get(f"/runs/{run.run_id}/{query}")
+    assert response.status_code == 200
+    return [chart["figure"] for chart in response.context["charts"].figures]
+
+
+def test_the_run_page_draws_the_spike_and_marks_nan_and_inf(client, spiky_run):
+    (figure,) = page_figures(client, spiky_run)
+    line, marks = figure["data"]
+    assert len(line["y"]) == 2000 and max(line["y"]) == 50.0
+    assert "2,000 of 4,998 points, 2 NaN/inf marked" in figure["layout"]["title"]["text"]
+    assert [text.split(": ")[1] for text in marks["text"]] == ["NaN at step 3000", "+inf at step 4000"]
+
+
+def test_zoom_fetches_the_range_at_full_resolution(client, spiky_run):
+    response = client.get(f"/runs/{spiky_run.run_id}/history.json", {"key": "loss", "from": 900, "to": 1100})
+    figure = response.json()
+    assert figure["data"][0]["x"] == list(range(900, 1101))
+    assert "201 points" in figure["layout"]["title"]["text"]
+    assert max(figure["data"][0]["y"]) == 50.0
+
+
+def test_zoom_by_wall_time_filters_on_timestamps(client, spiky_run):
+    start = 1_700_000_000_000
+    response = client.get(
+        f"/runs/{spiky_run.run_id}/history.json", {"key": "loss", "xaxis": "wall", "from": start + 10, "to": start + 19}
+    )
+    assert response.json()["data"][0]["x"] == [start + step for step in range(10, 20)]
+
+
+def test_a_history_longer_than_the_load_limit_is_bucketed_in_sql_keeping_extremes(spiky_run, monkeypatch):
+    monkeypatch.setattr(histories, "LOAD_LIMIT", 1000)
+    stats = histories.history_stats(spiky_run)
+    assert stats["loss"].count == 5000
+    series = histories.run_histories(spiky_run, stats, budget=200)["loss"]
+    assert series.bucketed and series.total == 5000
+    assert len(series.values) < 1000
+    assert 50.0 in series.values and math.inf in series.values and None in series.values
+    spike_step = series.steps[series.values.index(50.0)]
+    assert abs(spike_step - 1001) <= 5000 / 400  # within its bucket
+
+
+def test_compare_histories_are_bucketed_per_run_past_the_limit(spiky_run, monkeypatch):
+    other = RunFactory(name="flat")
+    log_history(other, "loss", [2.0] * 300)
+    from tracker.models import Run
+
+    monkeypatch.setattr(histories, "LOAD_LIMIT", 100)
+    found = histories.selection_histories(Run.objects.filter(pk__in=[spiky_run.pk, other.pk]), "loss", per_run=100)
+    assert found[spiky_run.pk].total == 5000 and 50.0 in found[spiky_run.pk].values
+    assert found[other.pk].total == 300 and set(found[other.pk].values) == {2.0}
+
+
+def test_figures_are_valid_json_for_the_browser(client, spiky_run):
+    html = client.get(f"/runs/{spiky_run.run_id}/").content.decode()
+    payload = html.split('<script id="figure-0" type="application/json">')[1].split("</script>")[0]
+    json.loads(payload)  # no bare NaN or Infinity
