@@ -225,6 +225,17 @@ def run_history_figure(
     }
 
 
+def add_points_note(figure: dict, thinned: Iterable[Thinned]) -> dict:
+    """Append "2,000 of 5,000 points" (and the NaN/inf count) to a figure's title."""
+    thinned = list(thinned)
+    note = points_note(thinned)
+    nonfinite = sum(line.nonfinite for line in thinned)
+    if nonfinite:
+        note += f", {nonfinite:,} NaN/inf shown as gaps"
+    figure["layout"]["title"]["text"] += f" <span style='font-size:11px;color:{MUTED}'>{note}</span>"
+    return figure
+
+
 def _escape_template(text: str) -> str:
     # Plotly renders titles and hover text as a small HTML subset; a metric key is user input.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("%{", "%&#123;")

@@ -13,8 +13,10 @@ from django.views.decorators.http import require_GET
 
 from dashboard import charts
 from dashboard.compare_page import CompareState, compare_table, csv_rows
+from dashboard.downsample import keep_extremes
 from tracker import compare
 from tracker.errors import ResourceDoesNotExist, TrackingError
+from tracker.selectors import histories
 
 
 @require_GET
@@ -55,8 +57,12 @@ def compare_history(request):
     if not state.history:
         return JsonResponse({"error": "Name the metric to draw: ?history=<metric key>."}, status=400)
     runs = compare.selected_runs(selection.runs)
-    histories = compare.sampled_histories(selection.runs, state.history, per_run=compare.points_per_run(len(runs)))
-    return JsonResponse(charts.history_lines_figure(runs, histories, state.history))
+    per_run = compare.points_per_run(len(runs))
+    found = histories.selection_histories(selection.runs, state.history, per_run=per_run)
+    thinned = {pk: keep_extremes(series, per_run) for pk, series in found.items()}
+    figure = charts.history_lines_figure(runs, {pk: line.points for pk, line in thinned.items()}, state.history)
+    charts.add_points_note(figure, thinned.values())
+    return JsonResponse(figure)
 
 
 def _figures(comparison, state) -> list[dict]:

@@ -53,6 +53,12 @@ class Thinned:
         return self.total - self.nonfinite
 
     @property
+    def points(self) -> list[tuple[int, float | None]]:
+        """(step, value) in step order, a NaN/inf step as None: a gap in a line of many runs."""
+        gaps = [(mark.step, None) for mark in self.marks]
+        return sorted([*zip(self.steps, self.values, strict=True), *gaps], key=lambda point: point[0])
+
+    @property
     def is_thinned(self) -> bool:
         return self.shown < self.drawable
 

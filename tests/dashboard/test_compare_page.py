@@ -303,8 +303,9 @@ def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db,
     assert response.status_code == 200
     assert len(response.context["table"].rows) == size
     assert [figure["data"][0]["type"] for figure in figures(response)] == ["parcoords", "scatter", "bar"]
-    # Expect 2 queries: runs, and the chosen metric's sampled history.
-    with django_assert_max_num_queries(2):
+    # Expect 3 queries: runs, the number of points of the chosen metric (read whole or bucketed
+    # in SQL by it), and the points (tracker/selectors/histories.py).
+    with django_assert_max_num_queries(3):
         history = client.get(response.context["history_url"])
     points = [step for line in history.json()["data"] for step in line["x"] if step is not None]
     assert len(points) == size * 20
@@ -318,8 +319,8 @@ def test_comparing_children_costs_the_same_queries_for_2_and_1000_runs(client, d
         response = client.get(URL, {"parent": parent.run_id, "history": "loss"})
     assert len(response.context["table"].rows) == size
     assert response.context["state"].history == "loss"
-    # Expect 3 queries: the parent, runs, the sampled history.
-    with django_assert_max_num_queries(3):
+    # Expect 4 queries: the parent, runs, the history's point count, its points.
+    with django_assert_max_num_queries(4):
         assert client.get(response.context["history_url"]).status_code == 200
 
 

@@ -88,3 +88,13 @@ def test_figures_are_valid_json_for_the_browser(client, spiky_run):
     html = client.get(f"/runs/{spiky_run.run_id}/").content.decode()
     payload = html.split('<script id="figure-0" type="application/json">')[1].split("</script>")[0]
     json.loads(payload)  # no bare NaN or Infinity
+
+
+def test_the_compare_history_keeps_a_spike_and_says_how_many_points_it_sends(client, spiky_run):
+    other = RunFactory(name="flat")
+    log_history(other, "loss", [2.0] * 300)
+    response = client.get("/compare/history.json", {"runs": f"{spiky_run.run_id},{other.run_id}", "history": "loss"})
+    figure = response.json()
+    spiky = next(trace for trace in figure["data"] if trace["name"] == "spiky")
+    assert len(spiky["x"]) <= 1002 and max(value for value in spiky["y"] if value is not None) == 50.0
+    assert "1,300 of 5,298 points" in figure["layout"]["title"]["text"]
