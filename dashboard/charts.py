@@ -559,3 +559,102 @@ def metric_bars_figure(runs, key: str, *, goal: str = "min") -> dict:
         ],
         "layout": _compare_layout(title, xaxis=x_axis, yaxis=_axis(_escape_template(key)), bargap=0.15),
     }
+
+
+# --- bands: a parent's children aggregated by step -----------------------------------------------
+
+BAND_MODES = {"std": "mean ± 1 std", "minmax": "mean, min–max", "quartiles": "median, quartiles"}
+
+
+def _fill(color: str, alpha: float = 0.2) -> str:
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def band_bounds(band, mode: str) -> tuple[list, list, list, str]:
+    """(centre, lower, upper, centre's name) of a band in `mode`."""
+    if mode == "minmax":
+        return band.mean, band.low, band.high, "mean"
+    if mode == "quartiles" and band.median is not None:
+        return band.median, band.q1, band.q3, "median"
+    lower = [mean - std for mean, std in zip(band.mean, band.std, strict=True)]
+    upper = [mean + std for mean, std in zip(band.mean, band.std, strict=True)]
+    return band.mean, lower, upper, "mean"
+
+
+def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> list[dict]:
+    """A band's three traces: its lower edge (invisible), its upper edge filled down to the
+    lower, and its centre line, whose hover gives the children counted at that step. `link`
+    (a URL) travels in the traces' meta: a click on the band opens it (run.js)."""
+    centre, lower, upper, centre_name = band_bounds(band, mode)
+    name = _escape_template(label)
+    edge = {"type": "scatter", "mode": "lines", "x": band.steps, "line": {"width": 0, "color": color}}
+    edge.update(legendgroup=name, showlegend=False, hoverinfo="skip", meta={"link": link})
+    lower_trace = {**edge, "y": [_finite(value) for value in lower]}
+    upper_trace = {**edge, "y": [_finite(value) for value in upper], "fill": "tonexty", "fillcolor": _fill(color)}
+    customdata = [
+        [count, _finite(low), _finite(high)] for count, low, high in zip(band.count, lower, upper, strict=True)
+    ]
+    centre_trace = {
+        "type": "scatter",
+        "mode": "lines",
+        "name": name,
+        "legendgroup": name,
+        "x": band.steps,
+        "y": [_finite(value) for value in centre],
+        "line": {"color": color, "width": 2},
+        "customdata": customdata,
+        "meta": {"link": link},
+        "hovertemplate": f"{name}<br>step %{{x}}<br>{centre_name} %{{y:.4g}}"
+        "<br>band %{customdata[1]:.4g} – %{customdata[2]:.4g}<br>%{customdata[0]} children<extra></extra>",
+    }
+    return [lower_trace, upper_trace, centre_trace]
+
+
+def band_figure(
+    key: str,
+    bands: list[tuple[str, str, object, str]],
+    *,
+    mode: str = "std",
+    child_lines: dict[str, list[tuple[str, list]]] | None = None,
+    log_y: bool = False,
+) -> dict:
+    """`key` of each parent's children as a band: `bands` is [(label, colour, Band, link)].
+    `child_lines` (label → [(child name, [(step, value)])]) adds each child as a thin line in
+    its band's colour, all of one band in a single trace split by gaps."""
+    traces = []
+    for label, color, band, link in bands:
+        if child_lines and child_lines.get(label):
+            steps, values, text = [], [], []
+            for child_label, points in child_lines[label]:
+                steps += [step for step, _ in points] + [None]
+                values += [_finite(value) for _, value in points] + [None]
+                text += [_escape_template(child_label)] * (len(points) + 1)
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": f"{_escape_template(label)}: children",
+                    "legendgroup": _escape_template(label),
+                    "showlegend": False,
+                    "x": steps,
+                    "y": values,
+                    "text": text,
+                    "opacity": 0.35,
+                    "line": {"color": color, "width": 1},
+                    "connectgaps": False,
+                    "hovertemplate": "%{text}<br>step %{x}<br>%{y:.4g}<extra></extra>",
+                }
+            )
+        traces += band_traces(label, color, band, mode, link=link)
+    title = f"{_escape_template(key)} by step, {BAND_MODES.get(mode, BAND_MODES['std'])}"
+    children = max((max(band.count, default=0) for _, _, band, _ in bands), default=0)
+    title += f" <span style='font-size:11px;color:{MUTED}'>up to {children:,} children a step</span>"
+    y_axis = _axis(_escape_template(key))
+    if log_y:
+        y_axis["type"] = "log"
+    layout = _compare_layout(title, xaxis=_axis("step"), yaxis=y_axis, height=380)
+    layout["showlegend"] = len(bands) > 1
+    layout["legend"] = {"orientation": "h", "y": -0.2}
+    layout["meta"] = {"bands": len(bands)}
+    return {"data": traces, "layout": layout}

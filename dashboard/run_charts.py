@@ -18,13 +18,14 @@ class RunCharts:
     options: HistoryOptions
     figures: list[dict] = field(default_factory=list)  # each {id, figure}
     zoom_url: str = ""  # where a chart fetches a zoomed range (run.js adds the keys and range)
+    keep: dict = field(default_factory=dict)  # the page's other choices, kept by this form
 
     @property
     def smoothing_percent(self) -> int:
         return round(self.options.smoothing * 100)
 
 
-def run_charts(run: Run, query: QueryDict) -> RunCharts:
+def run_charts(run: Run, query: QueryDict, *, keep: dict | None = None) -> RunCharts:
     """Every multi-step metric of `run`, one chart per stem. Queries: the keys' counts (1), the
     short histories (1), and one per history longer than the selector's LOAD_LIMIT."""
     options = HistoryOptions.from_query(query)
@@ -32,7 +33,8 @@ def run_charts(run: Run, query: QueryDict) -> RunCharts:
     histories = run_histories(run, stats, budget=RUN_PAGE_BUDGET) if stats else {}
     figures = history_figures(histories, options=options, start_time=run.start_time)
     zoom_url = reverse("dashboard:run-history", args=[run.run_id]) + "?" + urlencode(options.query)
-    return RunCharts(options, [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(figures)], zoom_url)
+    figures = [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(figures)]
+    return RunCharts(options, figures, zoom_url, keep or {})
 
 
 def _bound(value: str | None) -> int | None:

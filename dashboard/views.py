@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from dashboard.band_charts import parent_band_charts
 from dashboard.filtering import compile_filter, order_for
 from dashboard.run_charts import run_charts, zoomed_figure
 from dashboard.state import TreeState, parse_int
@@ -109,7 +110,8 @@ def run_detail(request, run_id: str):
     context = {
         "o": overview,
         "run": run,
-        "charts": run_charts(run, request.GET),
+        "charts": run_charts(run, request.GET, keep=_kept(request.GET, HISTORY_PARAMS)),
+        "bands": _bands(run, request.GET),
         "plotly_version": plotly.__version__,
         "user_tags": [tag for tag in overview.tags if not tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
@@ -117,6 +119,21 @@ def run_detail(request, run_id: str):
         "tree_filter": f"attributes.run_id = '{run.run_id}'",
     }
     return render(request, "dashboard/run_detail.html", context)
+
+
+# The run page's chart choices: each form keeps the others' in hidden fields.
+HISTORY_PARAMS = ("xaxis", "smooth", "logx", "logy")
+BAND_PARAMS = ("band", "lines")
+
+
+def _kept(query, own: tuple[str, ...]) -> dict[str, str]:
+    """The page's query minus the form's `own` choices, for that form's hidden fields."""
+    return {name: query[name] for name in ("page", *HISTORY_PARAMS, *BAND_PARAMS) if name in query and name not in own}
+
+
+def _bands(run, query):
+    """A parent's band charts; a run without children has none (and costs no query)."""
+    return parent_band_charts(run, query, keep=_kept(query, BAND_PARAMS)) if run.child_count else None
 
 
 @require_GET

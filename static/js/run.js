@@ -56,6 +56,11 @@
       const figure = JSON.parse(document.getElementById(container.dataset.figure).textContent);
       Plotly.newPlot(container, figure.data, figure.layout, CONFIG).then(() => {
         if (container.dataset.zoomUrl) zoomable(container);
+        // A band's centre line carries the URL of its children's comparison.
+        container.on("plotly_click", (event) => {
+          const meta = event.points.length && event.points[0].data.meta;
+          if (meta && meta.link) window.location.assign(meta.link);
+        });
       });
     }
     // Chart options live in the URL: a change redraws the page with them.

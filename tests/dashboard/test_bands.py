@@ -1,0 +1,106 @@
+import math
+
+import numpy as np
+import pytest
+
+from dashboard.charts import band_figure
+from tests.factories import RunFactory
+from tracker.models import Metric
+from tracker.selectors.bands import band_keys, parent_bands
+
+pytestmark = pytest.mark.django_db
+
+STEPS, CHILDREN = 30, 7
+
+
+@pytest.fixture
+def sweep_parent():
+    """A parent of 7 children logging `loss` for 30 steps (one NaN, one inf, one child stopping
+    early) and `acc` once: only loss has a history to band."""
+    parent = RunFactory(name="sweep")
+    generator = np.random.default_rng(7)
+    values = generator.normal(1.0, 0.3, size=(CHILDREN, STEPS))
+    rows = []
+    for child_number in range(CHILDREN):
+        child = RunFactory(parent=parent, name=f"c{child_number}")
+        rows.append(Metric(run=child, key="acc", step=0, timestamp=0, value=0.5))
+        for step in range(STEPS if child_number else 10):  # child 0 stops at step 9
+            value = float(values[child_number, step])
+            rows.append(Metric(run=child, key="loss", step=step, timestamp=step, value=value))
+    rows.append(Metric(run=child, key="loss", step=5, timestamp=99, value=None))  # a NaN, stored as NULL
+    rows.append(Metric(run=child, key="loss", step=6, timestamp=99, value=math.inf))
+    Metric.objects.bulk_create(rows)
+    matrix = np.full((CHILDREN, STEPS), np.nan)
+    matrix[0, :10] = values[0, :10]
+    matrix[1:] = values[1:]
+    return parent, matrix
+
+
+def test_the_bands_mean_and_std_per_step_equal_numpys(sweep_parent):
+    parent, matrix = sweep_parent
+    keys = band_keys([parent])
+    assert list(keys.ranges) == ["loss"]
+    (band,) = parent_bands(parent, keys)
+    assert band.steps == list(range(STEPS))
+    assert band.mean == pytest.approx(np.nanmean(matrix, axis=0).tolist())
+    assert band.std == pytest.approx(np.nanstd(matrix, axis=0).tolist())
+    assert band.low == pytest.approx(np.nanmin(matrix, axis=0).tolist())
+    assert band.high == pytest.approx(np.nanmax(matrix, axis=0).tolist())
+    assert band.count[:10] == [CHILDREN] * 10 and band.count[10:] == [CHILDREN - 1] * (STEPS - 10)
+
+
+def test_median_and_quartiles_equal_numpys(sweep_parent):
+    parent, matrix = sweep_parent
+    (band,) = parent_bands(parent, band_keys([parent]), quartiles=True)
+    assert band.median == pytest.approx(np.nanmedian(matrix, axis=0).tolist())
+    assert band.q1 == pytest.approx(np.nanpercentile(matrix, 25, axis=0).tolist())
+    assert band.q3 == pytest.approx(np.nanpercentile(matrix, 75, axis=0).tolist())
+
+
+def test_a_long_history_is_banded_over_step_buckets(sweep_parent, monkeypatch):
+    from tracker.selectors import bands
+
+    monkeypatch.setattr(bands, "BAND_STEPS", 10)
+    parent, matrix = sweep_parent
+    (band,) = parent_bands(parent, band_keys([parent]))
+    assert band.bucket == 3 and band.steps == list(range(0, STEPS, 3))
+    assert band.mean[0] == pytest.approx(np.nanmean(matrix[:, :3]))
+
+
+def test_the_band_figure_fills_between_its_edges_and_counts_children_on_hover(sweep_parent):
+    parent, _ = sweep_parent
+    (band,) = parent_bands(parent, band_keys([parent]))
+    figure = band_figure("loss", [("sweep", "#1f77b4", band, "/compare/?parent=x")])
+    lower, upper, centre = figure["data"]
+    assert upper["fill"] == "tonexty" and upper["fillcolor"] == "rgba(31,119,180,0.2)"
+    assert [round(u - c, 9) for u, c in zip(upper["y"], centre["y"], strict=True)] == [round(s, 9) for s in band.std]
+    assert centre["customdata"][0][0] == CHILDREN and "children" in centre["hovertemplate"]
+    assert centre["meta"]["link"] == "/compare/?parent=x"
+    minmax = band_figure("loss", [("sweep", "#1f77b4", band, "")], mode="minmax")
+    assert minmax["data"][0]["y"] == band.low and minmax["data"][1]["y"] == band.high
+
+
+def test_the_parents_run_page_draws_a_band_per_metric_with_history(client, sweep_parent, django_assert_max_num_queries):
+    parent, _ = sweep_parent
+    response = client.get(f"/runs/{parent.run_id}/")
+    (chart,) = response.context["bands"].figures
+    assert chart["figure"]["data"][1]["fill"] == "tonexty"
+    assert 'id="band-0"' in response.content.decode()
+    lines = client.get(f"/runs/{parent.run_id}/", {"lines": "1", "band": "quartiles"}).context["bands"].figures[0]
+    children = lines["figure"]["data"][0]
+    assert children["line"]["width"] == 1 and children["x"].count(None) == CHILDREN
+
+
+def test_a_leafs_run_page_has_no_bands(client, sweep_parent):
+    parent, _ = sweep_parent
+    child = parent.children.first()
+    assert client.get(f"/runs/{child.run_id}/").context["bands"] is None
+
+
+def test_the_bands_cost_two_queries_whatever_the_number_of_children(client, sweep_parent, django_assert_num_queries):
+    parent, _ = sweep_parent
+    # Expect 12 queries: the run page's 9 for a root (tests/dashboard/test_run_page.py; a root
+    # has no ancestors to read), the charts' point counts per key, then 2 for the bands: the
+    # keys the children log with history, and every band's aggregates in one GROUP BY.
+    with django_assert_num_queries(12):
+        client.get(f"/runs/{parent.run_id}/")
