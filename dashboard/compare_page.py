@@ -20,6 +20,10 @@ def _ids(values: list[str]) -> list[str]:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
+# Parents compared as sweeps at most (each a band in its own colour, and a query of its own).
+MAX_SWEEPS = 10
+
+
 @dataclass(frozen=True)
 class CompareState:
     run_ids: tuple[str, ...]
@@ -29,6 +33,8 @@ class CompareState:
     history: str  # the metric drawn by step
     diff_only: bool
     csv: bool
+    parents: tuple[str, ...] = ()  # "compare sweeps": each parent's children as one band
+    band: str = "std"
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "CompareState":
@@ -40,6 +46,8 @@ class CompareState:
             history=query.get("history", ""),
             diff_only=query.get("diff") in ("1", "true", "on"),
             csv=query.get("format") == "csv",
+            parents=tuple(dict.fromkeys(_ids(query.getlist("parents"))))[:MAX_SWEEPS],
+            band=query.get("band", "std"),
         )
 
     def resolved(self, comparison: Comparison) -> "CompareState":
@@ -57,6 +65,8 @@ class CompareState:
     @property
     def selection_query(self) -> dict[str, str]:
         """The query that names the selection, for the form's hidden fields and the CSV link."""
+        if self.parents:
+            return {"parents": ",".join(self.parents)}
         return {"parent": self.parent} if self.parent else {"runs": ",".join(self.run_ids)}
 
     @property

@@ -12,18 +12,20 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from dashboard import charts
+from dashboard.band_charts import sweep_band_figure
 from dashboard.compare_page import CompareState, compare_table, csv_rows
 from dashboard.downsample import keep_extremes
 from tracker import compare
 from tracker.errors import ResourceDoesNotExist, TrackingError
 from tracker.selectors import histories
+from tracker.selectors.bands import sweep_children, sweep_parents
 
 
 @require_GET
 def compare_runs(request):
     state = CompareState.from_query(request.GET)
     try:
-        selection = compare.select_runs(run_ids=list(state.run_ids), parent_run_id=state.parent)
+        selection = _selection(state)
     except TrackingError as problem:
         return _problem_page(request, state, problem)
     comparison = compare.compare_runs(selection.runs, requested_ids=selection.requested_ids)
@@ -32,12 +34,15 @@ def compare_runs(request):
     state = state.resolved(comparison)
     if state.csv:
         return _csv_response(comparison, state, selection)
+    sweeps = sweep_parents(state.parents) if state.parents else []
     context = {
         "state": state,
         "comparison": comparison,
         "parent": selection.parent,
         "table": compare_table(comparison, diff_only=state.diff_only, show_parents=selection.parent is None),
-        "figures": _figures(comparison, state),
+        "figures": _figures(comparison, state, sweeps=sweeps),
+        "sweeps": sweeps,
+        "band_modes": charts.BAND_MODES,
         "history_url": reverse("dashboard:compare-history") + "?" + urlencode(state.history_query),
         "plotly_version": plotly.__version__,
     }
@@ -51,7 +56,7 @@ def compare_history(request):
     charts never wait for it (bench/compare_page.py)."""
     state = CompareState.from_query(request.GET)
     try:
-        selection = compare.select_runs(run_ids=list(state.run_ids), parent_run_id=state.parent)
+        selection = _selection(state)
     except TrackingError as problem:
         return JsonResponse({"error": problem.message}, status=problem.http_status)
     if not state.history:
@@ -65,11 +70,22 @@ def compare_history(request):
     return JsonResponse(figure)
 
 
-def _figures(comparison, state) -> list[dict]:
+def _selection(state: CompareState) -> compare.Selection:
+    """The runs to compare: the children of the sweeps' parents, else what select_runs reads."""
+    if state.parents:
+        return compare.Selection(runs=sweep_children(state.parents))
+    return compare.select_runs(run_ids=list(state.run_ids), parent_run_id=state.parent)
+
+
+def _figures(comparison, state, *, sweeps=()) -> list[dict]:
     """The charts drawn from the runs' latest values, each as {id, figure, wide}: parallel
     coordinates takes a whole row, scatter and bars share one (the history comes by fetch)."""
     runs, metric, goal = comparison.runs, state.metric, comparison.goal(state.metric)
     figures = []
+    if sweeps and state.history:
+        band = sweep_band_figure(sweeps, state.history, mode=state.band)
+        if band:
+            figures.append((band, True))
     if metric and comparison.param_keys:
         figures.append((charts.parallel_coordinates_figure(runs, comparison.param_keys, metric, goal=goal), True))
     if metric and state.x:

@@ -5,12 +5,20 @@ import pytest
 
 from dashboard.charts import band_figure
 from tests.factories import RunFactory
-from tracker.models import Metric
+from tracker.models import LatestMetric, Metric
 from tracker.selectors.bands import band_keys, parent_bands
 
 pytestmark = pytest.mark.django_db
 
 STEPS, CHILDREN = 30, 7
+
+
+def add_latest(parent):
+    """The latest `loss` of each child, as the write path keeps it (the compare page reads it)."""
+    LatestMetric.objects.bulk_create(
+        LatestMetric(run=child, key="loss", step=child.metrics.filter(key="loss").count() - 1, timestamp=0, value=1.0)
+        for child in parent.children.all()
+    )
 
 
 @pytest.fixture
@@ -30,6 +38,7 @@ def sweep_parent():
     rows.append(Metric(run=child, key="loss", step=5, timestamp=99, value=None))  # a NaN, stored as NULL
     rows.append(Metric(run=child, key="loss", step=6, timestamp=99, value=math.inf))
     Metric.objects.bulk_create(rows)
+    add_latest(parent)
     matrix = np.full((CHILDREN, STEPS), np.nan)
     matrix[0, :10] = values[0, :10]
     matrix[1:] = values[1:]
@@ -104,3 +113,24 @@ def test_the_bands_cost_two_queries_whatever_the_number_of_children(client, swee
     # keys the children log with history, and every band's aggregates in one GROUP BY.
     with django_assert_num_queries(12):
         client.get(f"/runs/{parent.run_id}/")
+
+
+def test_compare_sweeps_draws_one_band_per_parent_in_its_own_colour(client, sweep_parent):
+    parent, _ = sweep_parent
+    other = RunFactory(name="sweep-2", experiment=parent.experiment)
+    for number in range(3):
+        child = RunFactory(parent=other, name=f"d{number}")
+        Metric.objects.bulk_create(
+            [Metric(run=child, key="loss", step=step, timestamp=step, value=2.0 + number) for step in range(STEPS)]
+        )
+    add_latest(other)
+    response = client.get("/compare/", {"parents": f"{parent.run_id},{other.run_id}", "history": "loss"})
+    assert response.status_code == 200
+    assert len(response.context["table"].rows) == CHILDREN + 3
+    band = next(chart["figure"] for chart in response.context["figures"] if chart["figure"]["layout"].get("meta"))
+    centres = [trace for trace in band["data"] if "customdata" in trace]
+    assert [trace["name"] for trace in centres] == ["sweep", "sweep-2"]
+    assert centres[0]["line"]["color"] != centres[1]["line"]["color"]
+    assert centres[1]["y"] == [3.0] * STEPS and centres[1]["customdata"][0][0] == 3
+    assert centres[1]["meta"]["link"] == f"/compare/?parent={other.run_id}"
+    assert "Compare sweeps" in response.content.decode()

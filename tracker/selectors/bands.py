@@ -52,6 +52,17 @@ class BandKeys:
         return bool(self.ranges)
 
 
+def sweep_parents(run_ids) -> list[Run]:
+    """The runs named by `run_ids`, in that order, as parents of sweeps (one query)."""
+    found = {run.run_id: run for run in Run.objects.filter(run_id__in=list(run_ids))}
+    return [found[run_id] for run_id in run_ids if run_id in found]
+
+
+def sweep_children(run_ids) -> QuerySet:
+    """The active children of the runs named by `run_ids`: what "compare sweeps" compares."""
+    return Run.objects.filter(parent__run_id__in=list(run_ids)).active()
+
+
 def children_points(parent: Run) -> QuerySet:
     return Metric.objects.filter(run__in=Run.objects.children_of(parent).active().order_by().values("pk"))
 
