@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from tracker import summaries
+from tracker import importance, summaries
 
 
 # acks_late: a worker killed mid-task leaves the message to be delivered again; the runs it had
@@ -17,3 +17,9 @@ def refresh_tree(root_pk: int) -> int:
 def repair_stale_summaries() -> int:
     """Re-queue every tree that still has stale summaries (beat runs this every 30 s)."""
     return summaries.requeue_stale_trees()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_importance(parent_pk: int) -> int:
+    """Refit the parameter importance of the sweep under `parent_pk` (tracker/importance.py)."""
+    return importance.refresh_importance(parent_pk=parent_pk)
