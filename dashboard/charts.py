@@ -658,3 +658,48 @@ def band_figure(
     layout["legend"] = {"orientation": "h", "y": -0.2}
     layout["meta"] = {"bands": len(bands)}
     return {"data": traces, "layout": layout}
+
+
+# --- parameter importance ------------------------------------------------------------------------
+
+SIGN_COLORS = {"+": "#2563eb", "-": "#ea580c", "": "#9ca3af"}
+
+
+def importance_figure(key: str, params: list[dict], *, children: int) -> dict:
+    """Stored importance (tracker/importance.py) as ranked horizontal bars, most important on
+    top, each labelled with its correlation's sign; a log-scaled param says so in its name."""
+    ranked = list(params)[:20]
+    names = [_escape_template(item["param"]) + (" (log)" if item.get("log") else "") for item in ranked]
+    signs = []
+    for item in ranked:
+        correlation = item.get("correlation")
+        signs.append("" if correlation is None else ("+" if correlation >= 0 else "-"))
+    labels = [
+        "categorical" if item.get("correlation") is None else f"corr {item['correlation']:+.2f}" for item in ranked
+    ]
+    trace = {
+        "type": "bar",
+        "orientation": "h",
+        "y": names[::-1],
+        "x": [round(item["importance"], 4) for item in ranked][::-1],
+        "error_x": {"type": "data", "array": [round(item["spread"], 4) for item in ranked][::-1], "thickness": 1},
+        "text": labels[::-1],
+        "textposition": "outside",
+        "cliponaxis": False,
+        "marker": {"color": [SIGN_COLORS[sign] for sign in signs][::-1]},
+        "hovertemplate": "%{y}<br>importance %{x:.2f}<br>%{text}<extra></extra>",
+    }
+    title = (
+        f"Param importance for {_escape_template(key)}"
+        f" <span style='font-size:11px;color:{MUTED}'>random forest, permutation importance, {children:,} children;"
+        " blue: higher param → higher metric, orange: → lower</span>"
+    )
+    layout = _compare_layout(
+        title,
+        xaxis=_axis("share of importance", range=[0, max([item["importance"] for item in ranked] + [0.1]) * 1.25]),
+        yaxis={"automargin": True},
+        height=max(220, 60 + 28 * len(ranked)),
+        margin={"l": 8, "r": 24, "t": 48, "b": 44},
+    )
+    layout["meta"] = {"importance": key}
+    return {"data": [trace], "layout": layout}

@@ -15,8 +15,10 @@ from dashboard import charts
 from dashboard.band_charts import sweep_band_figure
 from dashboard.compare_page import CompareState, compare_table, csv_rows
 from dashboard.downsample import keep_extremes
+from dashboard.importance_charts import importance_chart
 from tracker import compare
 from tracker.errors import ResourceDoesNotExist, TrackingError
+from tracker.importance import importance_for
 from tracker.selectors import histories
 from tracker.selectors.bands import sweep_children, sweep_parents
 
@@ -42,6 +44,7 @@ def compare_runs(request):
         "table": compare_table(comparison, diff_only=state.diff_only, show_parents=selection.parent is None),
         "figures": _figures(comparison, state, sweeps=sweeps),
         "sweeps": sweeps,
+        "importance": _importance(selection.parent, comparison, state.metric),
         "band_modes": charts.BAND_MODES,
         "history_url": reverse("dashboard:compare-history") + "?" + urlencode(state.history_query),
         "plotly_version": plotly.__version__,
@@ -68,6 +71,15 @@ def compare_history(request):
     figure = charts.history_lines_figure(runs, {pk: line.points for pk, line in thinned.items()}, state.history)
     charts.add_points_note(figure, thinned.values())
     return JsonResponse(figure)
+
+
+def _importance(parent, comparison, metric: str):
+    """Compare children: the stored importance of the params for the chosen metric (1 query)."""
+    if parent is None or not metric:
+        return None
+    children = sum(1 for run in comparison.runs if charts._finite(run.metrics.get(metric)) is not None)
+    stored = importance_for(parent, [metric]).get(metric)
+    return importance_chart(metric, stored, children=children, chart_id="compare-importance")
 
 
 def _selection(state: CompareState) -> compare.Selection:

@@ -13,10 +13,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.band_charts import parent_band_charts
 from dashboard.filtering import compile_filter, order_for
+from dashboard.importance_charts import importance_chart
 from dashboard.run_charts import run_charts, zoomed_figure
 from dashboard.state import TreeState, parse_int
 from tracker import ingest, tree
 from tracker.errors import InvalidParameterValue
+from tracker.importance import importance_for
 from tracker.ingest import GOAL_TAG_PREFIX
 from tracker.models import Experiment, Goal, Run
 
@@ -112,6 +114,7 @@ def run_detail(request, run_id: str):
         "run": run,
         "charts": run_charts(run, request.GET, keep=_kept(request.GET, HISTORY_PARAMS)),
         "bands": _bands(run, request.GET),
+        "importance": _importance(run, overview.summaries),
         "plotly_version": plotly.__version__,
         "user_tags": [tag for tag in overview.tags if not tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
@@ -134,6 +137,21 @@ def _kept(query, own: tuple[str, ...]) -> dict[str, str]:
 def _bands(run, query):
     """A parent's band charts; a run without children has none (and costs no query)."""
     return parent_band_charts(run, query, keep=_kept(query, BAND_PARAMS)) if run.child_count else None
+
+
+def _importance(run, summaries) -> list:
+    """A parent's param importance per summarised metric, or why there is none (1 query)."""
+    if not run.child_count or not summaries:
+        return []
+    stored = importance_for(run)
+    return [
+        importance_chart(summary.key, stored.get(summary.key), children=summary.count, chart_id=f"importance-{number}")
+        for number, summary in enumerate(summaries[:MAX_IMPORTANCE_CHARTS])
+    ]
+
+
+# A parent's page ranks the params of this many metrics at most (its summary lists them all).
+MAX_IMPORTANCE_CHARTS = 6
 
 
 @require_GET
