@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from django.db import transaction
+from django.db.models import F, OuterRef, Q, Subquery
 
-from tracker.models import LatestMetric, Param, ParamImportance, Run
+from tracker.models import LatestMetric, Param, ParamImportance, Run, RunSummary, path_segment
 
 # Fewer children than this say nothing reliable about their params.
 MIN_CHILDREN = 10
@@ -31,6 +32,9 @@ LOG_SPAN = 1000.0
 MAX_METRICS = 20
 # Params fitted at most: the ones with most distinct values among the children beyond that.
 MAX_PARAMS = 50
+# A sweep still running is refitted at most this often after a summary refresh; the periodic
+# refit (beat) catches the last changes.
+REFIT_INTERVAL_MS = 60_000
 TREES = 100
 REPEATS = 5
 
@@ -165,3 +169,18 @@ def importance_for(parent: Run, keys: list[str] | None = None) -> dict[str, Para
     if keys is not None:
         rows = rows.filter(key__in=keys)
     return {row.key: row for row in rows.order_by("key")}
+
+
+def stale_parents(*, root_pk: int | None = None, min_age_ms: int = 0) -> list[int]:
+    """Parents (in the tree under `root_pk`, or anywhere) with a metric at least MIN_CHILDREN
+    children have, whose summary was recomputed after their importance was last fitted (or
+    never fitted), and whose last fit is at least `min_age_ms` old (one query)."""
+    last_fit = ParamImportance.objects.filter(run=OuterRef("run")).order_by("-computed_at").values("computed_at")[:1]
+    rows = RunSummary.objects.filter(count__gte=MIN_CHILDREN)
+    if root_pk is not None:
+        rows = rows.filter(run__path__startswith=path_segment(root_pk))
+    rows = rows.annotate(last_fit=Subquery(last_fit)).filter(
+        Q(last_fit__isnull=True)
+        | (Q(computed_at__gt=F("last_fit")) & Q(last_fit__lte=int(time.time() * 1000) - min_age_ms))
+    )
+    return sorted(set(rows.values_list("run_id", flat=True)))

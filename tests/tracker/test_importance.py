@@ -75,3 +75,25 @@ def test_refresh_stores_the_importance_of_metrics_enough_children_have_and_skips
     assert stored.params[0]["param"] == "lr" and stored.params[0]["log"] is True
     assert refresh_importance(parent_pk=parent.pk) == 0  # nothing changed: not refitted
     assert importance.importance_for(parent)["loss"].pk == stored.pk
+
+
+@pytest.mark.django_db
+def test_a_summary_refresh_queues_the_refit_and_an_unchanged_sweep_is_left_alone(eager_celery, monkeypatch):
+    from tracker import summaries, tasks
+
+    parent = RunFactory(name="sweep")
+    for number in range(MIN_CHILDREN):
+        child = RunFactory(parent=parent, name=f"c{number}")
+        Param.objects.create(run=child, key="lr", value=str(number))
+        LatestMetric.objects.create(run=child, key="loss", value=float(number), timestamp=0, step=0)
+    Run = type(parent)
+    Run.objects.filter(pk=parent.pk).update(summary_stale=True)
+    tasks.refresh_tree(parent.pk)  # the worker's task: summaries, then the importance
+    assert ParamImportance.objects.get(run=parent, key="loss").params[0]["param"] == "lr"
+    assert importance.stale_parents() == []
+    # The summary changes again within the refit interval: the task leaves it to the beat's refit.
+    Run.objects.filter(pk=parent.pk).update(summary_stale=True)
+    summaries.refresh_tree(root_pk=parent.pk)
+    assert importance.stale_parents(min_age_ms=importance.REFIT_INTERVAL_MS) == []
+    assert importance.stale_parents() == [parent.pk]
+    assert tasks.refit_stale_importance() == 1
