@@ -327,6 +327,47 @@ def _color(position: int) -> str:
     return PARENT_COLORS[position % len(PARENT_COLORS)]
 
 
+def run_colors(run_ids: list[str]) -> dict[str, str]:
+    """One colour per run, the same on every chart of a page and on the table's row marker:
+    the D3 palette for the first ten runs, then hues a golden angle apart (never two neighbours
+    alike, however many runs)."""
+    colors = {}
+    for position, run_id in enumerate(dict.fromkeys(run_ids)):
+        if position < len(PARENT_COLORS):
+            colors[run_id] = PARENT_COLORS[position]
+        else:
+            hue = (position * 137.508) % 360
+            colors[run_id] = _hsl_to_hex(hue, 0.62, 0.45 if position % 2 else 0.58)
+    return colors
+
+
+def _hsl_to_hex(hue: float, saturation: float, lightness: float) -> str:
+    chroma = (1 - abs(2 * lightness - 1)) * saturation
+    second = chroma * (1 - abs((hue / 60) % 2 - 1))
+    red, green, blue = [
+        (chroma, second, 0),
+        (second, chroma, 0),
+        (0, chroma, second),
+        (0, second, chroma),
+        (second, 0, chroma),
+        (chroma, 0, second),
+    ][int(hue // 60) % 6]
+    offset = lightness - chroma / 2
+    return "#" + "".join(f"{round((channel + offset) * 255):02x}" for channel in (red, green, blue))
+
+
+# A positive numeric axis whose largest value is this many times its smallest is drawn in log.
+LOG_AXIS_SPAN = 1000.0
+# Points labelled with their run's name on a scatter at most (more would overlap).
+MAX_POINT_LABELS = 30
+
+
+def spans_decades(numbers: list[float | None]) -> bool:
+    """Positive values spanning 3+ decades: a log-uniform learning rate, drawn on a log axis."""
+    present = [number for number in numbers if number is not None]
+    return bool(present) and min(present) > 0 and max(present) / min(present) >= LOG_AXIS_SPAN
+
+
 def _compare_layout(title: str, **extra) -> dict:
     layout = {
         # Pinned to the top left of the chart, whatever the top margin its axes labels need.
@@ -365,6 +406,8 @@ def _param_dimension(key: str, raw_values: list[str | None]) -> dict:
     label = _escape_template(key)
     if _parses_as_numbers(raw_values):
         numbers = [_finite(value) for value in raw_values]
+        if spans_decades(numbers):
+            return _log_dimension(label, numbers)
         if None not in numbers:
             return {"label": label, "values": numbers}
         present = [number for number in numbers if number is not None]
@@ -391,6 +434,26 @@ def _param_dimension(key: str, raw_values: list[str | None]) -> dict:
         "range": [0, max(len(categories) - 1, 1)],
         "tickvals": list(range(len(categories)))[::every],
         "ticktext": labels[::every],
+    }
+
+
+def _log_dimension(label: str, numbers: list[float | None]) -> dict:
+    """A numeric axis in log10, ticked at its decades with the values themselves; a run without
+    the param sits a decade below the range, at "(none)"."""
+    logs = [None if number is None else math.log10(number) for number in numbers]
+    present = [value for value in logs if value is not None]
+    low, high = math.floor(min(present)), math.ceil(max(present))
+    decades = list(range(low, high + 1))
+    values, tickvals, ticktext = logs, decades, [f"1e{decade}" for decade in decades]
+    if None in logs:
+        values = [low - 1 if value is None else value for value in logs]
+        tickvals, ticktext = [low - 1, *decades], [MISSING_LABEL, *ticktext]
+    return {
+        "label": f"{label} (log)",
+        "values": values,
+        "range": [tickvals[0], high],
+        "tickvals": tickvals,
+        "ticktext": ticktext,
     }
 
 
@@ -432,7 +495,9 @@ def _value_of(run, column: str):
     return run.params.get(key) if kind == "params" else run.metrics.get(key)
 
 
-def scatter_figure(runs, x_column: str, y_metric: str) -> dict:
+def scatter_figure(
+    runs, x_column: str, y_metric: str, *, colors: dict | None = None, log_x: bool = False, log_y: bool = False
+) -> dict:
     """`y_metric` against `x_column` (`params.<key>` or `metrics.<key>`), one trace (colour) per
     parent. A param that is not numeric in every run is a categorical axis, values in order.
     Runs without a number for y, or without an x value, are left out."""
@@ -445,18 +510,23 @@ def scatter_figure(runs, x_column: str, y_metric: str) -> dict:
         return (_escape_template(value) if value is not None else None) if categorical else _finite(value)
 
     drawable = [run for run in runs if x_of(run) is not None and _finite(run.metrics.get(y_metric)) is not None]
+    labelled = bool(colors) and len(drawable) <= MAX_POINT_LABELS
     traces = []
     for position, (_, parent, members) in enumerate(_parent_groups(drawable)):
+        # The run's own colour when the page gives one (the same on every chart), else the parent's.
+        color = [colors[run.run_id] for run in members] if colors else _color(position)
         traces.append(
             {
                 "type": "scatter",
-                "mode": "markers",
+                "mode": "markers+text" if labelled else "markers",
                 "name": parent,
                 "x": [x_of(run) for run in members],
                 "y": [_finite(run.metrics[y_metric]) for run in members],
                 "text": [_label(run) for run in members],
+                "textposition": "top center",
+                "textfont": {"size": 10, "color": MUTED},
                 # Overlapping points of a large selection stay visible through one another.
-                "marker": {"color": _color(position), "size": 8, "opacity": 0.85 if len(drawable) <= 200 else 0.4},
+                "marker": {"color": color, "size": 8, "opacity": 0.85 if len(drawable) <= 200 else 0.4},
                 "hovertemplate": f"%{{text}}<br>{x_name} %{{x}}<br>{_escape_template(y_metric)} %{{y:.4g}}"
                 f"<extra>{parent}</extra>",
             }
@@ -464,8 +534,13 @@ def scatter_figure(runs, x_column: str, y_metric: str) -> dict:
     x_axis = _axis(x_name)
     if categorical:
         x_axis.update(type="category", categoryorder="category ascending")
+    elif log_x or spans_decades([_finite(_value_of(run, x_column)) for run in drawable]):
+        x_axis.update(type="log")
+    y_axis = _axis(_escape_template(y_metric))
+    if log_y:
+        y_axis.update(type="log")
     title = f"{_escape_template(y_metric)} vs {x_name}" + _without_value(len(runs) - len(drawable), "both values")
-    layout = _compare_layout(title, xaxis=x_axis, yaxis=_axis(_escape_template(y_metric)))
+    layout = _compare_layout(title, xaxis=x_axis, yaxis=y_axis)
     layout["showlegend"] = 1 < len(traces) <= 20
     return {"data": traces, "layout": layout}
 
@@ -475,7 +550,7 @@ def _history_points(points) -> tuple[list, list]:
     return [step for step, _ in ordered], [_finite(value) for _, value in ordered]
 
 
-def history_lines_figure(runs, histories: dict, key: str) -> dict:
+def history_lines_figure(runs, histories: dict, key: str, *, colors: dict | None = None, log_y: bool = False) -> dict:
     """One line per run of `key` by step, coloured by parent (by run when they share one
     parent). `histories` maps run pk to its
     (step, value) points (already thinned: tracker.compare.sampled_histories). Past
@@ -491,6 +566,8 @@ def history_lines_figure(runs, histories: dict, key: str) -> dict:
             for line_number, (label, steps, values) in enumerate(lines):
                 # Siblings of one parent only: a colour per run tells the lines apart.
                 color = _color(line_number if len(groups) == 1 else position)
+                if colors:
+                    color = colors[members[line_number].run_id]
                 traces.append(_history_trace(label, group, color, steps, values, [label] * len(steps)))
             continue
         steps, values, text = [], [], []
@@ -508,7 +585,10 @@ def history_lines_figure(runs, histories: dict, key: str) -> dict:
         trace["mode"] = "lines+markers" if markers else "lines"
         trace["hovertemplate"] = f"%{{text}}<br>step %{{x}}<br>{_escape_template(key)} %{{y:.4g}}<extra></extra>"
     title = f"{_escape_template(key)} by step" + _without_value(len(runs) - len(with_history), "a history")
-    layout = _compare_layout(title, xaxis=_axis("step"), yaxis=_axis(_escape_template(key)))
+    y_axis = _axis(_escape_template(key))
+    if log_y:
+        y_axis.update(type="log")
+    layout = _compare_layout(title, xaxis=_axis("step"), yaxis=y_axis)
     layout["showlegend"] = 1 < len(traces) <= 20
     return {"data": traces, "layout": layout}
 
@@ -529,7 +609,7 @@ def _history_trace(name: str, group: str, color: str, steps: list, values: list,
     }
 
 
-def metric_bars_figure(runs, key: str, *, goal: str = "min") -> dict:
+def metric_bars_figure(runs, key: str, *, goal: str = "min", colors: dict | None = None, log_y: bool = False) -> dict:
     """`key` per run as bars, best first by the goal, coloured by parent. Bars are placed by run
     id (two runs may share a name) and labelled with the run's name."""
     drawn = [run for run in runs if _finite(run.metrics.get(key)) is not None]
@@ -537,7 +617,8 @@ def metric_bars_figure(runs, key: str, *, goal: str = "min") -> dict:
     color_of, parent_of = {}, {}
     for position, (_, parent, members) in enumerate(_parent_groups(drawn)):
         for run in members:
-            color_of[run.run_id], parent_of[run.run_id] = _color(position), parent
+            color_of[run.run_id] = colors[run.run_id] if colors else _color(position)
+            parent_of[run.run_id] = parent
     run_ids = [run.run_id for run in drawn]
     # No vertical grid: a line per category would grey out the chart behind a thousand bars.
     x_axis = _axis("", type="category", tickvals=run_ids, ticktext=[_label(run) for run in drawn], showgrid=False)
@@ -557,7 +638,9 @@ def metric_bars_figure(runs, key: str, *, goal: str = "min") -> dict:
                 "hovertemplate": f"%{{text}}<br>{_escape_template(key)} %{{y:.4g}}<extra>%{{customdata}}</extra>",
             }
         ],
-        "layout": _compare_layout(title, xaxis=x_axis, yaxis=_axis(_escape_template(key)), bargap=0.15),
+        "layout": _compare_layout(
+            title, xaxis=x_axis, yaxis=_axis(_escape_template(key), **({"type": "log"} if log_y else {})), bargap=0.15
+        ),
     }
 
 

@@ -35,6 +35,8 @@ class CompareState:
     csv: bool
     parents: tuple[str, ...] = ()  # "compare sweeps": each parent's children as one band
     band: str = "std"
+    log_x: bool = False  # the scatter's x
+    log_y: bool = False  # the scatter's, the bars' and the history's y
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "CompareState":
@@ -48,6 +50,8 @@ class CompareState:
             csv=query.get("format") == "csv",
             parents=tuple(dict.fromkeys(_ids(query.getlist("parents"))))[:MAX_SWEEPS],
             band=query.get("band", "std"),
+            log_x=query.get("logx") == "1",
+            log_y=query.get("logy") == "1",
         )
 
     def resolved(self, comparison: Comparison) -> "CompareState":
@@ -71,7 +75,7 @@ class CompareState:
 
     @property
     def history_query(self) -> dict[str, str]:
-        return {**self.selection_query, "history": self.history}
+        return {**self.selection_query, "history": self.history, **({"logy": "1"} if self.log_y else {})}
 
 
 def _default_metric(comparison: Comparison) -> str:
@@ -94,6 +98,7 @@ class Row:
     duration: str
     cells: list[Cell]
     show_parent: bool = False
+    color: str = ""  # the run's colour on the page's charts (dashboard.charts.run_colors)
 
     @property
     def html(self) -> SafeString:
@@ -110,8 +115,9 @@ class Row:
             for cell in self.cells
         )
         label, status = escape(run.label), escape(run.status.lower())
+        swatch = f'<span class="swatch" style="background:{escape(self.color)}"></span>' if self.color else ""
         return mark_safe(  # every part escaped above
-            f'<tr data-run-id="{escape(run.run_id)}"><th scope="row" class="name">'
+            f'<tr data-run-id="{escape(run.run_id)}"><th scope="row" class="name">{swatch}'
             f'<a href="{escape(self.url)}" title="{label}">{label}</a>{parent}</th>'
             f'<td><span class="status status-{status}">{status}</span></td>'
             f'<td class="num">{escape(self.duration)}</td>{cells}</tr>'
@@ -129,7 +135,9 @@ class CompareTable:
     show_parents: bool  # each row names its parent (not under "compare children": the heading does)
 
 
-def compare_table(comparison: Comparison, *, diff_only: bool, show_parents: bool = True) -> CompareTable:
+def compare_table(
+    comparison: Comparison, *, diff_only: bool, show_parents: bool = True, colors: dict[str, str] | None = None
+) -> CompareTable:
     """Rows of formatted cells: made here, not in the template, because a 10,000-run table is
     100,000 cells and the template language would spend most of the page's time on them."""
     varying = set(comparison.differing_param_keys())
@@ -143,7 +151,8 @@ def compare_table(comparison: Comparison, *, diff_only: bool, show_parents: bool
         cells = [_param_cell(run.params.get(key), key in varying) for key in param_keys]
         cells += [_metric_cell(run.metrics.get(key), best[key], comparison.goal(key)) for key in metric_keys]
         url = url_pattern.replace("RUN_ID", run.run_id)
-        rows.append(Row(run, url, duration(run.duration_ms), cells, show_parent=show_parents))
+        color = (colors or {}).get(run.run_id, "")
+        rows.append(Row(run, url, duration(run.duration_ms), cells, show_parent=show_parents, color=color))
     return CompareTable(
         param_keys=param_keys,
         metric_keys=metric_keys,

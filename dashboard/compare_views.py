@@ -37,12 +37,15 @@ def compare_runs(request):
     if state.csv:
         return _csv_response(comparison, state, selection)
     sweeps = sweep_parents(state.parents) if state.parents else []
+    colors = charts.run_colors([run.run_id for run in comparison.runs])
     context = {
         "state": state,
         "comparison": comparison,
         "parent": selection.parent,
-        "table": compare_table(comparison, diff_only=state.diff_only, show_parents=selection.parent is None),
-        "figures": _figures(comparison, state, sweeps=sweeps),
+        "table": compare_table(
+            comparison, diff_only=state.diff_only, show_parents=selection.parent is None, colors=colors
+        ),
+        "figures": _figures(comparison, state, sweeps=sweeps, colors=colors),
         "sweeps": sweeps,
         "importance": _importance(selection.parent, comparison, state.metric),
         "band_modes": charts.BAND_MODES,
@@ -68,7 +71,9 @@ def compare_history(request):
     per_run = compare.points_per_run(len(runs))
     found = histories.selection_histories(selection.runs, state.history, per_run=per_run)
     thinned = {pk: keep_extremes(series, per_run) for pk, series in found.items()}
-    figure = charts.history_lines_figure(runs, {pk: line.points for pk, line in thinned.items()}, state.history)
+    points = {pk: line.points for pk, line in thinned.items()}
+    colors = charts.run_colors([run.run_id for run in runs])  # the page's: the same runs in the same order
+    figure = charts.history_lines_figure(runs, points, state.history, colors=colors, log_y=state.log_y)
     charts.add_points_note(figure, thinned.values())
     return JsonResponse(figure)
 
@@ -89,7 +94,7 @@ def _selection(state: CompareState) -> compare.Selection:
     return compare.select_runs(run_ids=list(state.run_ids), parent_run_id=state.parent)
 
 
-def _figures(comparison, state, *, sweeps=()) -> list[dict]:
+def _figures(comparison, state, *, sweeps=(), colors=None) -> list[dict]:
     """The charts drawn from the runs' latest values, each as {id, figure, wide}: parallel
     coordinates takes a whole row, scatter and bars share one (the history comes by fetch)."""
     runs, metric, goal = comparison.runs, state.metric, comparison.goal(state.metric)
@@ -101,9 +106,10 @@ def _figures(comparison, state, *, sweeps=()) -> list[dict]:
     if metric and comparison.param_keys:
         figures.append((charts.parallel_coordinates_figure(runs, comparison.param_keys, metric, goal=goal), True))
     if metric and state.x:
-        figures.append((charts.scatter_figure(runs, state.x, metric), False))
+        scatter = charts.scatter_figure(runs, state.x, metric, colors=colors, log_x=state.log_x, log_y=state.log_y)
+        figures.append((scatter, True))
     if metric:
-        figures.append((charts.metric_bars_figure(runs, metric, goal=goal), False))
+        figures.append((charts.metric_bars_figure(runs, metric, goal=goal, colors=colors, log_y=state.log_y), True))
     return [{"id": f"compare-figure-{i}", "figure": f, "wide": wide} for i, (f, wide) in enumerate(figures)]
 
 

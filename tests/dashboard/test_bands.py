@@ -134,3 +134,16 @@ def test_compare_sweeps_draws_one_band_per_parent_in_its_own_colour(client, swee
     assert centres[1]["y"] == [3.0] * STEPS and centres[1]["customdata"][0][0] == 3
     assert centres[1]["meta"]["link"] == f"/compare/?parent={other.run_id}"
     assert "Compare sweeps" in response.content.decode()
+
+
+def test_the_table_marks_each_row_with_its_runs_colour_on_the_charts(client, sweep_parent):
+    parent, _ = sweep_parent
+    response = client.get("/compare/", {"parent": parent.run_id, "metric": "loss"})
+    rows = {row.run.name: row.color for row in response.context["table"].rows}
+    bars = next(
+        chart["figure"]["data"][0]
+        for chart in response.context["figures"]
+        if chart["figure"]["data"][0]["type"] == "bar"
+    )
+    assert dict(zip(bars["text"], bars["marker"]["color"], strict=True)) == rows
+    assert f'class="swatch" style="background:{rows["c0"]}"' in response.content.decode()
