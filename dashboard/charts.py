@@ -356,6 +356,8 @@ def _hsl_to_hex(hue: float, saturation: float, lightness: float) -> str:
     return "#" + "".join(f"{round((channel + offset) * 255):02x}" for channel in (red, green, blue))
 
 
+# A parent's marker shape on a scatter whose colours are the runs'.
+PARENT_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon", "pentagon"]
 # A positive numeric axis whose largest value is this many times its smallest is drawn in log.
 LOG_AXIS_SPAN = 1000.0
 # Points labelled with their run's name on a scatter at most (more would overlap).
@@ -525,8 +527,14 @@ def scatter_figure(
                 "text": [_label(run) for run in members],
                 "textposition": "top center",
                 "textfont": {"size": 10, "color": MUTED},
-                # Overlapping points of a large selection stay visible through one another.
-                "marker": {"color": color, "size": 8, "opacity": 0.85 if len(drawable) <= 200 else 0.4},
+                # Overlapping points of a large selection stay visible through one another. With
+                # a colour per run, the parent is the marker's shape (and the legend's entry).
+                "marker": {
+                    "color": color,
+                    "size": 8,
+                    "opacity": 0.85 if len(drawable) <= 200 else 0.4,
+                    "symbol": PARENT_SYMBOLS[position % len(PARENT_SYMBOLS)] if colors else "circle",
+                },
                 "hovertemplate": f"%{{text}}<br>{x_name} %{{x}}<br>{_escape_template(y_metric)} %{{y:.4g}}"
                 f"<extra>{parent}</extra>",
             }

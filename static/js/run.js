@@ -22,13 +22,15 @@
     let request = 0;
     container.on("plotly_relayout", async (change) => {
       const layout = container.layout;
-      const zoomedIn = "xaxis.range[0]" in change;
+      // A drag sends the two ends apart; Plotly.relayout(…, {"xaxis.range": [a, b]}) as a pair.
+      const range = change["xaxis.range"] || ("xaxis.range[0]" in change ? [change["xaxis.range[0]"], change["xaxis.range[1]"]] : null);
+      const zoomedIn = range !== null;
       if (!zoomedIn && !change["xaxis.autorange"]) return;
       const url = new URL(container.dataset.zoomUrl, window.location.href);
       for (const key of layout.meta.keys) url.searchParams.append("key", key);
       if (zoomedIn) {
-        url.searchParams.set("from", toStored(change["xaxis.range[0]"], layout));
-        url.searchParams.set("to", toStored(change["xaxis.range[1]"], layout));
+        url.searchParams.set("from", toStored(range[0], layout));
+        url.searchParams.set("to", toStored(range[1], layout));
       }
       const mine = ++request;
       container.setAttribute("aria-busy", "true");
@@ -38,7 +40,7 @@
         const figure = await response.json();
         if (mine !== request) return; // a later zoom has been asked for
         if (zoomedIn) {
-          figure.layout.xaxis.range = [change["xaxis.range[0]"], change["xaxis.range[1]"]];
+          figure.layout.xaxis.range = range;
           figure.layout.xaxis.autorange = false;
         }
         await Plotly.react(container, figure.data, figure.layout, CONFIG);
