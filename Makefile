@@ -76,6 +76,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/tree_page.py --write
 	$(BIN)/python bench/compare_page.py --write
 	$(BIN)/python bench/summaries.py --write
+	$(BIN)/python bench/charts.py --write
 	$(BIN)/python bench/import_mlflow.py --write
 
 # Tiny sizes, run by CI so the benchmarks never rot.
@@ -85,6 +86,7 @@ bench-smoke: $(VENV)/.installed-dev
 	$(BIN)/python bench/profile_ingest.py --smoke
 	$(BIN)/python bench/search.py --smoke
 	$(BIN)/python bench/summaries.py --smoke
+	$(BIN)/python bench/charts.py --smoke
 
 clean:
 	rm -rf $(VENV) runtree.sqlite3 runtree.sqlite3-*
