@@ -673,6 +673,11 @@ def band_bounds(band, mode: str) -> tuple[list, list, list, str]:
     return band.mean, lower, upper, "mean"
 
 
+def _counted(band) -> str:
+    """What a band's count counts: children at a step, or values in a bucket of steps."""
+    return "children" if band.bucket == 1 else f"values (buckets of {band.bucket} steps)"
+
+
 def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> list[dict]:
     """A band's three traces: its lower edge (invisible), its upper edge filled down to the
     lower, and its centre line, whose hover gives the children counted at that step. `link`
@@ -697,7 +702,8 @@ def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> l
         "customdata": customdata,
         "meta": {"link": link},
         "hovertemplate": f"{name}<br>step %{{x}}<br>{centre_name} %{{y:.4g}}"
-        "<br>band %{customdata[1]:.4g} – %{customdata[2]:.4g}<br>%{customdata[0]} children<extra></extra>",
+        f"<br>band %{{customdata[1]:.4g}} – %{{customdata[2]:.4g}}"
+        f"<br>%{{customdata[0]}} {_counted(band)}<extra></extra>",
     }
     return [lower_trace, upper_trace, centre_trace]
 
@@ -740,7 +746,8 @@ def band_figure(
         traces += band_traces(label, color, band, mode, link=link)
     title = f"{_escape_template(key)} by step, {BAND_MODES.get(mode, BAND_MODES['std'])}"
     children = max((max(band.count, default=0) for _, _, band, _ in bands), default=0)
-    title += f" <span style='font-size:11px;color:{MUTED}'>up to {children:,} children a step</span>"
+    counted = _counted(bands[0][2]) if bands else "children"
+    title += f" <span style='font-size:11px;color:{MUTED}'>up to {children:,} {counted} a step</span>"
     y_axis = _axis(_escape_template(key))
     if log_y:
         y_axis["type"] = "log"

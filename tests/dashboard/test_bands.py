@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from django.db.models import Max
 
 from dashboard.charts import band_figure
 from tests.factories import RunFactory
@@ -16,7 +17,13 @@ STEPS, CHILDREN = 30, 7
 def add_latest(parent):
     """The latest `loss` of each child, as the write path keeps it (the compare page reads it)."""
     LatestMetric.objects.bulk_create(
-        LatestMetric(run=child, key="loss", step=child.metrics.filter(key="loss").count() - 1, timestamp=0, value=1.0)
+        LatestMetric(
+            run=child,
+            key="loss",
+            step=child.metrics.filter(key="loss").aggregate(Max("step"))["step__max"],
+            timestamp=0,
+            value=1.0,
+        )
         for child in parent.children.all()
     )
 

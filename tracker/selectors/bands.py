@@ -15,9 +15,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, QuerySet
+from django.db.models import Count, Max, QuerySet
 
-from tracker.models import Metric, Run
+from tracker.models import LatestMetric, Metric, Run
 
 # Points of a band: a chart's width has no room for more.
 BAND_STEPS = 1000
@@ -31,6 +31,8 @@ class Band:
 
     key: str
     steps: list[int] = field(default_factory=list)
+    # Finite values per step: the children contributing (several a child in a bucket of steps;
+    # not counted distinct, which would cost the aggregation a sort of every point).
     count: list[int] = field(default_factory=list)
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)  # population std (ddof 0), as numpy's default
@@ -68,18 +70,19 @@ def children_points(parent: Run) -> QuerySet:
 
 
 def band_keys(parents: list[Run]) -> BandKeys:
-    """The keys the children of `parents` log with a history (more points than children), with
-    their step range (one query)."""
+    """The keys the children of `parents` log with a history, with their step range (one
+    query). Read off the children's latest values, one row per child and key, not their
+    histories: a key whose latest value is past step 0 has a history (as the compare page
+    reads it), and the latest step is the last. Steps are taken to start at 0."""
     children = Run.objects.filter(parent__in=parents).active().order_by().values("pk")
     rows = (
-        Metric.objects.filter(run__in=children)
+        LatestMetric.objects.filter(run__in=children, step__gt=0)
         .values("key")
-        .annotate(lo=Min("step"), hi=Max("step"), runs=Count("run", distinct=True), points=Count("pk"))
-        .filter(points__gt=F("runs"))
+        .annotate(hi=Max("step"), runs=Count("run"))
         .order_by("key")
-        .values_list("key", "lo", "hi", "runs")
+        .values_list("key", "hi", "runs")
     )
-    return BandKeys({key: (lo, hi, runs) for key, lo, hi, runs in rows})
+    return BandKeys({key: (0, hi, runs) for key, hi, runs in rows})
 
 
 def parent_bands(parent: Run, keys: BandKeys, *, only: list[str] | None = None, quartiles: bool = False) -> list[Band]:
@@ -110,7 +113,7 @@ def _aggregate(parent: Run, keys: list[str], *, lo: int, bucket: int, quartiles:
     sql = f"""
         SELECT {col["key"]}, ({col["step"]} - %s) / %s AS bucket,
                COUNT({col["value"]}), SUM({col["value"]}), SUM({col["value"]} * {col["value"]}),
-               MIN({col["value"]}), MAX({col["value"]}), COUNT(DISTINCT {col["run"]}){percentiles}
+               MIN({col["value"]}), MAX({col["value"]}){percentiles}
         FROM {table}
         WHERE {col["key"]} IN ({placeholders})
           AND {col["value"]} BETWEEN %s AND %s
@@ -125,18 +128,18 @@ def _aggregate(parent: Run, keys: list[str], *, lo: int, bucket: int, quartiles:
         rows = cursor.fetchall()
     bands = {key: Band(key=key, bucket=bucket) for key in keys}
     for row in rows:
-        key, number, count, total, squares, low, high, runs = row[:8]
+        key, number, count, total, squares, low, high = row[:7]
         band = bands[key]
         mean = total / count
         band.steps.append(lo + number * bucket)
-        band.count.append(runs)
+        band.count.append(count)
         band.mean.append(mean)
         # Sum of squares can fall a hair below mean² by rounding: never a negative variance.
         band.std.append(math.sqrt(max(squares / count - mean * mean, 0.0)))
         band.low.append(low)
         band.high.append(high)
         if percentiles:
-            q1, median, q3 = row[8]
+            q1, median, q3 = row[7]
             for name, value in (("q1", q1), ("median", median), ("q3", q3)):
                 if getattr(band, name) is None:
                     setattr(band, name, [])

@@ -74,7 +74,8 @@ def run_histories(run: Run, stats: dict[str, KeyStats], *, budget: int) -> dict[
             found[key].add(step, timestamp, value)
     for key in stats:
         if key not in found:
-            found[key] = _bucketed([run.pk], key, budget * BUCKETS_PER_POINT)[run.pk]
+            bounds = (stats[key].first_step, stats[key].last_step)
+            found[key] = _bucketed([run.pk], key, budget * BUCKETS_PER_POINT, bounds=bounds)[run.pk]
     return found
 
 
@@ -115,9 +116,13 @@ def selection_histories(selection: QuerySet, key: str, *, per_run: int) -> dict[
     return dict(found)
 
 
-def _bucketed(runs, key: str, buckets: int, *, low=None, high=None, by: str = "step") -> dict[int, Series]:
+def _bucketed(
+    runs, key: str, buckets: int, *, low=None, high=None, by: str = "step", bounds: tuple[int, int] | None = None
+) -> dict[int, Series]:
     """Each run's history of `key` cut into `buckets` equal step ranges, one row per bucket
-    (the module's docstring says how it is drawn). `runs` is a list of pks or a pk queryset."""
+    (the module's docstring says how it is drawn). `runs` is a list of pks or a pk queryset.
+    `bounds` (first and last step), when the caller knows them for every run, saves reading
+    the rows twice: a million-step history costs one pass instead of two."""
     table = f'"{Metric._meta.db_table}"'
     column = {name: f'"{Metric._meta.get_field(name).column}"' for name in ("run", "key", "step", "timestamp", "value")}
     # Written with a {p} for the table alias: the bounds read the rows unaliased, the buckets as m.
@@ -138,6 +143,17 @@ def _bucketed(runs, key: str, buckets: int, *, low=None, high=None, by: str = "s
     condition = " AND ".join(where)
     m = {name: f"m.{col}" for name, col in column.items()}
     # Integer division on both databases (bigint operands): bucket 0 … buckets-1 per run.
+    if bounds is not None:
+        first, last = bounds
+        sql = f"""
+            SELECT {column["run"]}, ({column["step"]} - %s) * %s / %s AS bucket,
+                   MIN({column["step"]}), MAX({column["step"]}), MIN({column["timestamp"]}), MAX({column["timestamp"]}),
+                   MIN({column["value"]}), MAX({column["value"]}), COUNT(*), COUNT({column["value"]})
+            FROM {table} WHERE {condition.format(p="")}
+            GROUP BY {column["run"]}, bucket
+            ORDER BY {column["run"]}, bucket
+        """
+        return _series_of(sql, [first, buckets, last - first + 1, *params])
     sql = f"""
         WITH bounds AS (
             SELECT {column["run"]} AS run, MIN({column["step"]}) AS lo, MAX({column["step"]}) AS hi
@@ -151,8 +167,12 @@ def _bucketed(runs, key: str, buckets: int, *, low=None, high=None, by: str = "s
         GROUP BY {m["run"]}, bucket
         ORDER BY {m["run"]}, bucket
     """
+    return _series_of(sql, [*params, buckets, *params])
+
+
+def _series_of(sql: str, params: list) -> dict[int, Series]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, buckets, *params])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     found: dict[int, Series] = defaultdict(lambda: Series(bucketed=True))
     for run_pk, _, first, last, first_ts, last_ts, low_value, high_value, count, numbers in rows:
