@@ -115,10 +115,11 @@ def test_a_leafs_run_page_has_no_bands(client, sweep_parent):
 
 def test_the_bands_cost_two_queries_whatever_the_number_of_children(client, sweep_parent, django_assert_num_queries):
     parent, _ = sweep_parent
-    # Expect 12 queries: the run page's 9 for a root (tests/dashboard/test_run_page.py; a root
-    # has no ancestors to read), the charts' point counts per key, then 2 for the bands: the
-    # keys the children log with history, and every band's aggregates in one GROUP BY.
-    with django_assert_num_queries(12):
+    # Expect 11 queries: the run page's 8 for a root parent (run, params, latest metrics, tags,
+    # children count and page, the children's metrics, its summaries), the charts' point counts
+    # per key, then 2 for the bands: the keys the children log with history (off their latest
+    # values), and every band's aggregates in one GROUP BY.
+    with django_assert_num_queries(11):
         client.get(f"/runs/{parent.run_id}/")
 
 

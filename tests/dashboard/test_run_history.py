@@ -98,3 +98,13 @@ def test_the_compare_history_keeps_a_spike_and_says_how_many_points_it_sends(cli
     spiky = next(trace for trace in figure["data"] if trace["name"] == "spiky")
     assert len(spiky["x"]) <= 1002 and max(value for value in spiky["y"] if value is not None) == 50.0
     assert "1,300 of 5,298 points" in figure["layout"]["title"]["text"]
+
+
+def test_a_runs_histories_cost_two_queries_whatever_their_length(client, spiky_run, django_assert_num_queries):
+    log_history(spiky_run, "val_loss", [0.5] * 100)
+    # Expect 7 queries: the run page's 5 for a root without children (run, params, latest
+    # metrics, tags, children count), then the charts' 2: each key's point count and step
+    # range, and the points of every key short enough to read whole (a longer one adds its one
+    # bucketed query).
+    with django_assert_num_queries(7):
+        client.get(f"/runs/{spiky_run.run_id}/")
