@@ -13,14 +13,14 @@ from django.views.decorators.http import require_GET
 
 from dashboard import charts
 from dashboard.band_charts import sweep_band_figure
-from dashboard.compare_page import CompareState, compare_table, csv_rows
+from dashboard.compare_page import MAX_SWEEPS, CompareState, compare_table, csv_rows
 from dashboard.downsample import keep_extremes
 from dashboard.importance_charts import importance_chart
 from tracker import compare
 from tracker.errors import ResourceDoesNotExist, TrackingError
 from tracker.importance import importance_for
 from tracker.selectors import histories
-from tracker.selectors.bands import sweep_children, sweep_parents
+from tracker.selectors.bands import parents_among, sweep_children, sweep_parents
 
 
 @require_GET
@@ -48,6 +48,7 @@ def compare_runs(request):
         "figures": _figures(comparison, state, sweeps=sweeps, colors=colors),
         "sweeps": sweeps,
         "importance": _importance(selection.parent, comparison, state.metric),
+        "sweeps_url": _sweeps_url(selection, state),
         "band_modes": charts.BAND_MODES,
         "history_url": reverse("dashboard:compare-history") + "?" + urlencode(state.history_query),
         "plotly_version": plotly.__version__,
@@ -85,6 +86,18 @@ def _importance(parent, comparison, metric: str):
     children = sum(1 for run in comparison.runs if charts._finite(run.metrics.get(metric)) is not None)
     stored = importance_for(parent, [metric]).get(metric)
     return importance_chart(metric, stored, children=children, chart_id="compare-importance")
+
+
+def _sweeps_url(selection, state) -> str:
+    """For runs picked in the tree of which two or more are parents: their children compared as
+    sweeps (one query)."""
+    if not state.run_ids:
+        return ""
+    parents = parents_among(selection.runs, limit=MAX_SWEEPS)
+    if len(parents) < 2:
+        return ""
+    query = {"parents": ",".join(parents), **({"history": state.history} if state.history else {})}
+    return reverse("dashboard:compare") + "?" + urlencode(query)
 
 
 def _selection(state: CompareState) -> compare.Selection:

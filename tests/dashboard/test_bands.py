@@ -155,3 +155,15 @@ def test_the_table_marks_each_row_with_its_runs_colour_on_the_charts(client, swe
     )
     assert dict(zip(bars["text"], bars["marker"]["color"], strict=True)) == rows
     assert f'class="swatch" style="background:{rows["c0"]}"' in response.content.decode()
+
+
+def test_parents_picked_in_the_tree_link_to_their_comparison_as_sweeps(client, sweep_parent):
+    parent, _ = sweep_parent
+    other = RunFactory(name="sweep-2", experiment=parent.experiment)
+    RunFactory(parent=other, name="d0")
+    response = client.get("/compare/", {"runs": f"{parent.run_id},{other.run_id}"})
+    assert response.context["sweeps_url"].startswith("/compare/?parents=")
+    assert set(response.context["sweeps_url"].split("=")[1].split("&")[0].split("%2C")) == {parent.run_id, other.run_id}
+    assert "Compare their children as sweeps" in response.content.decode()
+    leaves = client.get("/compare/", {"runs": ",".join(parent.children.values_list("run_id", flat=True)[:2])})
+    assert leaves.context["sweeps_url"] == ""
