@@ -7,6 +7,7 @@ from django.db.models import Max
 from dashboard.charts import band_figure
 from tests.factories import RunFactory
 from tracker.models import LatestMetric, Metric
+from tracker.selectors import bands
 from tracker.selectors.bands import band_keys, parent_bands
 
 pytestmark = pytest.mark.django_db
@@ -74,8 +75,6 @@ def test_median_and_quartiles_equal_numpys(sweep_parent):
 
 
 def test_a_long_history_is_banded_over_step_buckets(sweep_parent, monkeypatch):
-    from tracker.selectors import bands
-
     monkeypatch.setattr(bands, "BAND_STEPS", 10)
     parent, matrix = sweep_parent
     (band,) = parent_bands(parent, band_keys([parent]))

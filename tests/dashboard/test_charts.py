@@ -1,6 +1,9 @@
 import json
 import math
 
+import numpy as np
+from django.http import QueryDict
+
 from dashboard.charts import (
     HistoryOptions,
     group_by_stem,
@@ -88,7 +91,7 @@ def test_smoothing_draws_the_ema_over_a_faint_raw_line():
     raw, smooth = figure["data"]
     assert raw["opacity"] == 0.25 and raw["y"] == [1.0, 0.0, 1.0, 0.0]
     assert smooth["y"] == [1.0, 1 / 3, 5 / 7, 5 / 15]  # debiased: the first point is the value
-    assert ema(__import__("numpy").array([3.0, 3.0]), 0.9).tolist() == [3.0, 3.0]
+    assert ema(np.array([3.0, 3.0]), 0.9).tolist() == [3.0, 3.0]
 
 
 def test_x_axis_step_relative_or_wall_time_and_log_axes():
@@ -103,8 +106,6 @@ def test_x_axis_step_relative_or_wall_time_and_log_axes():
 
 
 def test_options_come_from_the_url_and_bad_values_fall_back():
-    from django.http import QueryDict
-
     options = HistoryOptions.from_query(QueryDict("xaxis=wall&smooth=0.6&logy=1"))
     assert options == HistoryOptions(x="wall", smoothing=0.6, log_y=True)
     assert options.query == {"xaxis": "wall", "smooth": "0.6", "logy": "1"}

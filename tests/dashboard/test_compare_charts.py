@@ -14,6 +14,7 @@ from dashboard.charts import (
     history_lines_figure,
     metric_bars_figure,
     parallel_coordinates_figure,
+    run_colors,
     scatter_figure,
 )
 from tracker.compare import ComparedRun
@@ -271,8 +272,6 @@ def test_every_builder_copes_with_no_runs():
 
 
 def test_a_run_has_one_colour_on_every_chart_and_its_table_row():
-    from dashboard.charts import run_colors
-
     runs = [
         run(f"r{i}", parent=f"p{i % 3}", params={"lr": str(10.0**-i)}, metrics={"m": float(i)}, pk=i) for i in range(25)
     ]
@@ -290,8 +289,6 @@ def test_a_run_has_one_colour_on_every_chart_and_its_table_row():
 
 
 def test_a_few_points_are_labelled_with_their_runs_name(sweep):
-    from dashboard.charts import run_colors
-
     figure = scatter_figure(sweep, "params.lr", "loss", colors=run_colors([r.run_id for r in sweep]))
     assert figure["data"][0]["mode"] == "markers+text" and figure["data"][0]["text"] == ["a", "b"]
 

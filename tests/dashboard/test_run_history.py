@@ -4,7 +4,7 @@ import math
 import pytest
 
 from tests.factories import RunFactory
-from tracker.models import Metric
+from tracker.models import Metric, Run
 from tracker.selectors import histories
 
 pytestmark = pytest.mark.django_db
@@ -76,8 +76,6 @@ def test_a_history_longer_than_the_load_limit_is_bucketed_in_sql_keeping_extreme
 def test_compare_histories_are_bucketed_per_run_past_the_limit(spiky_run, monkeypatch):
     other = RunFactory(name="flat")
     log_history(other, "loss", [2.0] * 300)
-    from tracker.models import Run
-
     monkeypatch.setattr(histories, "LOAD_LIMIT", 100)
     found = histories.selection_histories(Run.objects.filter(pk__in=[spiky_run.pk, other.pk]), "loss", per_run=100)
     assert found[spiky_run.pk].total == 5000 and 50.0 in found[spiky_run.pk].values

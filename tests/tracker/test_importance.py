@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from tests.factories import RunFactory
-from tracker import importance
+from tracker import importance, summaries, tasks
 from tracker.importance import MIN_CHILDREN, param_importance, refresh_importance
-from tracker.models import LatestMetric, Param, ParamImportance
+from tracker.models import LatestMetric, Param, ParamImportance, Run
 
 
 def synthetic(n: int, seed: int = 1):
@@ -79,14 +79,11 @@ def test_refresh_stores_the_importance_of_metrics_enough_children_have_and_skips
 
 @pytest.mark.django_db
 def test_a_summary_refresh_queues_the_refit_and_an_unchanged_sweep_is_left_alone(eager_celery, monkeypatch):
-    from tracker import summaries, tasks
-
     parent = RunFactory(name="sweep")
     for number in range(MIN_CHILDREN):
         child = RunFactory(parent=parent, name=f"c{number}")
         Param.objects.create(run=child, key="lr", value=str(number))
         LatestMetric.objects.create(run=child, key="loss", value=float(number), timestamp=0, step=0)
-    Run = type(parent)
     Run.objects.filter(pk=parent.pk).update(summary_stale=True)
     tasks.refresh_tree(parent.pk)  # the worker's task: summaries, then the importance
     assert ParamImportance.objects.get(run=parent, key="loss").params[0]["param"] == "lr"
