@@ -558,25 +558,43 @@ def _history_points(points) -> tuple[list, list]:
     return [step for step, _ in ordered], [_finite(value) for _, value in ordered]
 
 
-def history_lines_figure(runs, histories: dict, key: str, *, colors: dict | None = None, log_y: bool = False) -> dict:
+def history_lines_figure(
+    runs,
+    histories: dict,
+    key: str,
+    *,
+    colors: dict | None = None,
+    log_y: bool = False,
+    smoothed: dict | None = None,
+    x_title: str = "step",
+) -> dict:
     """One line per run of `key` by step, coloured by parent (by run when they share one
-    parent). `histories` maps run pk to its
-    (step, value) points (already thinned: tracker.compare.sampled_histories). Past
-    MAX_HISTORY_TRACES runs, each parent's runs share a trace, a gap between one run and the
-    next, so the browser draws a few paths instead of thousands."""
+    parent, and by the page's run colours when given). `histories` maps run pk to its
+    (x, value) points, already thinned (compare_views.compare_history). `smoothed` (the same
+    shape) draws each run's EMA over its raw line made faint. Past MAX_HISTORY_TRACES runs,
+    each parent's runs share a trace (the smoothed one when smoothing), a gap between one run
+    and the next, so the browser draws a few paths instead of thousands."""
     with_history = [run for run in runs if histories.get(run.pk)]
     one_trace_per_run = len(with_history) <= MAX_HISTORY_TRACES
     groups = _parent_groups(with_history)
     traces = []
     for position, (group, parent, members) in enumerate(groups):
-        lines = [(_label(run), *_history_points(histories[run.pk])) for run in members]
+        drawn = smoothed if smoothed and not one_trace_per_run else histories
+        lines = [(_label(run), *_history_points(drawn[run.pk])) for run in members]
         if one_trace_per_run:
             for line_number, (label, steps, values) in enumerate(lines):
                 # Siblings of one parent only: a colour per run tells the lines apart.
                 color = _color(line_number if len(groups) == 1 else position)
                 if colors:
                     color = colors[members[line_number].run_id]
-                traces.append(_history_trace(label, group, color, steps, values, [label] * len(steps)))
+                raw = _history_trace(label, group, color, steps, values, [label] * len(steps))
+                traces.append(raw)
+                if smoothed:
+                    raw.update(opacity=0.25, showlegend=False, smoothing_raw=True)
+                    smooth_steps, smooth_values = _history_points(smoothed[members[line_number].pk])
+                    traces.append(
+                        _history_trace(label, group, color, smooth_steps, smooth_values, [label] * len(smooth_steps))
+                    )
             continue
         steps, values, text = [], [], []
         for label, run_steps, run_values in lines:
@@ -591,14 +609,32 @@ def history_lines_figure(runs, histories: dict, key: str, *, colors: dict | None
     markers = len(traces) <= 20 and all(len(trace["x"]) <= 30 for trace in traces)
     for trace in traces:
         trace["mode"] = "lines+markers" if markers else "lines"
-        trace["hovertemplate"] = f"%{{text}}<br>step %{{x}}<br>{_escape_template(key)} %{{y:.4g}}<extra></extra>"
-    title = f"{_escape_template(key)} by step" + _without_value(len(runs) - len(with_history), "a history")
+        if trace.pop("smoothing_raw", False):
+            trace["hoverinfo"] = "skip"  # the smoothed line above it answers the hover
+            continue
+        trace["hovertemplate"] = f"%{{text}}<br>{x_title} %{{x}}<br>{_escape_template(key)} %{{y:.4g}}<extra></extra>"
+    title = f"{_escape_template(key)} by {x_title}" + _without_value(len(runs) - len(with_history), "a history")
     y_axis = _axis(_escape_template(key))
     if log_y:
         y_axis.update(type="log")
-    layout = _compare_layout(title, xaxis=_axis("step"), yaxis=y_axis)
-    layout["showlegend"] = 1 < len(traces) <= 20
+    x_axis = _axis(x_title)
+    if x_title == X_MODES["wall"]:
+        x_axis["type"] = "date"
+    layout = _compare_layout(title, xaxis=x_axis, yaxis=y_axis)
+    legend_entries = sum(1 for trace in traces if trace.get("showlegend", True))
+    layout["showlegend"] = 1 < legend_entries <= 20
     return {"data": traces, "layout": layout}
+
+
+def compare_line(thinned: Thinned, options: HistoryOptions, start_time: int | None) -> tuple[list, list | None]:
+    """A run's thinned history as (x, value) points for history_lines_figure, x by the chosen
+    axis, NaN/inf steps as gaps; and its smoothed points when smoothing is on."""
+    origin = start_time if start_time is not None else (thinned.timestamps[0] if thinned.timestamps else 0)
+    x = _x_values(thinned.steps, thinned.timestamps, options, origin)
+    gaps_x = _x_values([m.step for m in thinned.marks], [m.timestamp for m in thinned.marks], options, origin)
+    raw = sorted([*zip(x, thinned.values, strict=True), *((at, None) for at in gaps_x)], key=lambda point: point[0])
+    smooth = list(zip(x, thinned.smoothed, strict=True)) if thinned.smoothed is not None else None
+    return raw, smooth
 
 
 def _history_trace(name: str, group: str, color: str, steps: list, values: list, text: list) -> dict:

@@ -37,6 +37,8 @@ class CompareState:
     band: str = "std"
     log_x: bool = False  # the scatter's x
     log_y: bool = False  # the scatter's, the bars' and the history's y
+    xaxis: str = "step"  # the history's x: step, relative or wall time (dashboard.charts.X_MODES)
+    smooth: str = ""  # the history's EMA weight, as given (dashboard.charts.HistoryOptions checks it)
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "CompareState":
@@ -52,6 +54,8 @@ class CompareState:
             band=query.get("band", "std"),
             log_x=query.get("logx") == "1",
             log_y=query.get("logy") == "1",
+            xaxis=query.get("xaxis", "step"),
+            smooth=query.get("smooth", ""),
         )
 
     def resolved(self, comparison: Comparison) -> "CompareState":
@@ -75,7 +79,9 @@ class CompareState:
 
     @property
     def history_query(self) -> dict[str, str]:
-        return {**self.selection_query, "history": self.history, **({"logy": "1"} if self.log_y else {})}
+        extra = {"logy": "1" if self.log_y else "", "xaxis": "" if self.xaxis == "step" else self.xaxis}
+        extra["smooth"] = self.smooth if self.smooth not in ("", "0") else ""
+        return {**self.selection_query, "history": self.history, **{k: v for k, v in extra.items() if v}}
 
 
 def _default_metric(comparison: Comparison) -> str:

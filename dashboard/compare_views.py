@@ -71,10 +71,20 @@ def compare_history(request):
     runs = compare.selected_runs(selection.runs)
     per_run = compare.points_per_run(len(runs))
     found = histories.selection_histories(selection.runs, state.history, per_run=per_run)
-    thinned = {pk: keep_extremes(series, per_run) for pk, series in found.items()}
-    points = {pk: line.points for pk, line in thinned.items()}
+    options = charts.HistoryOptions.from_query(request.GET)
+    thinned = {pk: keep_extremes(series, per_run, smoothing=options.smoothing) for pk, series in found.items()}
+    start_times = {run.pk: run.start_time for run in runs}
+    lines = {pk: charts.compare_line(line, options, start_times.get(pk)) for pk, line in thinned.items()}
     colors = charts.run_colors([run.run_id for run in runs])  # the page's: the same runs in the same order
-    figure = charts.history_lines_figure(runs, points, state.history, colors=colors, log_y=state.log_y)
+    figure = charts.history_lines_figure(
+        runs,
+        {pk: raw for pk, (raw, _) in lines.items()},
+        state.history,
+        colors=colors,
+        log_y=state.log_y,
+        smoothed={pk: smooth for pk, (_, smooth) in lines.items()} if options.smoothing else None,
+        x_title=charts.X_MODES[options.x],
+    )
     charts.add_points_note(figure, thinned.values())
     return JsonResponse(figure)
 

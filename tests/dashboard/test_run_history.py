@@ -4,7 +4,7 @@ import math
 import pytest
 
 from tests.factories import RunFactory
-from tracker.models import Metric, Run
+from tracker.models import LatestMetric, Metric, Run
 from tracker.selectors import histories
 
 pytestmark = pytest.mark.django_db
@@ -17,6 +17,11 @@ def log_history(run, key, values, *, start=0):
             for step, value in enumerate(values)
         ],
         batch_size=5000,
+    )
+    # The latest value, as the write path keeps it: the compare page lists keys with a history off it.
+    last = start + len(values) - 1
+    LatestMetric.objects.update_or_create(
+        run=run, key=key, defaults={"step": last, "timestamp": 1_700_000_000_000 + last, "value": values[-1]}
     )
 
 
@@ -106,3 +111,19 @@ def test_a_runs_histories_cost_two_queries_whatever_their_length(client, spiky_r
     # bucketed query).
     with django_assert_num_queries(7):
         client.get(f"/runs/{spiky_run.run_id}/")
+
+
+def test_the_compare_history_takes_the_x_axis_and_smoothing_from_the_url(client, spiky_run):
+    other = RunFactory(name="flat")
+    log_history(other, "loss", [2.0, 0.0] * 50)
+    query = {"runs": f"{spiky_run.run_id},{other.run_id}", "history": "loss"}
+    page = client.get("/compare/", {**query, "xaxis": "wall", "smooth": "0.9"})
+    assert "xaxis=wall" in page.context["history_url"] and "smooth=0.9" in page.context["history_url"]
+    figure = client.get(page.context["history_url"]).json()
+    assert "layout" in figure, figure
+    assert figure["layout"]["xaxis"]["type"] == "date"
+    flat = [trace for trace in figure["data"] if trace["name"] == "flat"]
+    raw, smooth = flat
+    assert raw["opacity"] == 0.25 and raw["showlegend"] is False
+    assert raw["x"][0] == 1_700_000_000_000  # wall time: epoch ms on a date axis
+    assert max(smooth["y"][10:]) < 1.5 < max(raw["y"])  # the EMA irons out the zig-zag
