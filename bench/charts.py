@@ -3,7 +3,7 @@
 - band: a parent's run page with 1,000 children × 1,000 steps of `loss` (a million points), the
   bands aggregated in SQL (tracker/selectors/bands.py); also the aggregation alone, and compare
   sweeps of two such parents. Target: the band under 500 ms server time.
-- importance: the Celery task's fit for 1,000 children (4 params, tracker/importance.py), and the
+- importance: the Celery task's fit for 1,000 children (4 params, tracker/summaries/importance.py), and the
   compare-children page that shows the stored result.
 - history: the run page of a run of 1,000,000 steps (bucketed in SQL, thinned to 2,000 points
   keeping the extremes), and a zoom into 2,000 steps of it at full resolution.
@@ -148,9 +148,9 @@ def build_long_run(experiment, steps: int):
 def build(sizes: dict):
     from django.db import connection
 
-    from tracker import summaries
-    from tracker.ingest import experiment_create
     from tracker.models import Experiment
+    from tracker.services import experiment_create
+    from tracker.summaries import refresh
 
     label = f"bench-charts-{sizes['children']}x{sizes['steps']}-{sizes['history']}"
     experiment = Experiment.objects.filter(name=label).first() or experiment_create(name=label)
@@ -158,7 +158,7 @@ def build(sizes: dict):
     first = build_sweep(experiment, "sweep-a", sizes["children"], sizes["steps"], 0.0)
     second = build_sweep(experiment, "sweep-b", sizes["children"], sizes["steps"], 0.5)
     long_run = build_long_run(experiment, sizes["history"])
-    summaries.recompute_all(experiment_id=experiment.id)
+    refresh.recompute_all(experiment_id=experiment.id)
     with connection.cursor() as cursor:  # fresh planner statistics, as autovacuum would give them
         cursor.execute("ANALYZE")
     print(f"data ready in {time.perf_counter() - started:.0f} s")
@@ -222,9 +222,9 @@ def main() -> None:
     from django.test import Client
 
     from bench.report import machine, postgres_version, spread, today, write_section
-    from tracker.importance import refresh_importance
     from tracker.models import ParamImportance
     from tracker.selectors.bands import band_keys, parent_bands
+    from tracker.summaries.importance import refresh_importance
 
     call_command("migrate", verbosity=0)
     load = os.getloadavg()[0]

@@ -26,15 +26,14 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_htmx",
     "tracker",
     "dashboard",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # MLflow tracking RPCs go straight to their view from here (tracker/api/shortcut.py).
-    "tracker.api.shortcut.TrackingApiShortcut",
+    # MLflow tracking RPCs go straight to their view from here (tracker/api/mlflow/shortcut.py).
+    "tracker.api.mlflow.shortcut.TrackingApiShortcut",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -42,11 +41,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # RUNTREE_AUTH: after the session user and the CSRF cookie are known, before any view.
-    "tracker.auth.AccessControlMiddleware",
+    "tracker.web.auth.AccessControlMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
-    # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/faults.py).
-    "tracker.faults.DatabaseUnavailableMiddleware",
+    # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/web/faults.py).
+    "tracker.web.faults.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -138,7 +136,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RUNTREE_SUMMARY_REPAIR_SECONDS,
         "options": {"expires": RUNTREE_SUMMARY_REPAIR_SECONDS},
     },
-    # Parents whose summary changed since their param importance was fitted (tracker/importance.py).
+    # Parents whose summary changed since their param importance was fitted (tracker/summaries/importance.py).
     "refit-stale-importance": {
         "task": "tracker.tasks.refit_stale_importance",
         "schedule": 60,
@@ -150,7 +148,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "RUNTREE_BEAT_SCHEDULE_FILE", str(Path(tempfile.gettempdir()) / "runtree-celerybeat-schedule")
 )
 
-# Access control (tracker/auth.py): "off" leaves pages and APIs open (for one person on
+# Access control (tracker/web/auth.py): "off" leaves pages and APIs open (for one person on
 # 127.0.0.1); "required" asks for a login, an API token or HTTP Basic.
 RUNTREE_AUTH = env_choice("RUNTREE_AUTH", "off", {"off", "required"})
 if RUNTREE_AUTH == "required" and not env_str("SECRET_KEY"):

@@ -10,6 +10,7 @@ from django.http import QueryDict
 
 from dashboard.downsample import RUN_PAGE_BUDGET, Thinned, keep_extremes
 from tracker.selectors.histories import Series
+from tracker.values import finite_or_none
 
 ACCENT = "#2563eb"
 GRID = "#e5e7eb"
@@ -258,8 +259,8 @@ def history_figures(
 
 
 # --- the compare page ------------------------------------------------------------------------
-# Builders from tracker.compare.ComparedRun-shaped data (run_id, label, parent_run_id,
-# parent_name, params, metrics, pk) to figure dicts. Every number passes through _finite:
+# Builders from tracker.selectors.compare.ComparedRun-shaped data (run_id, label, parent_run_id,
+# parent_name, params, metrics, pk) to figure dicts. Every number passes through finite_or_none:
 # json_script writes NaN and Infinity as bare words that JSON.parse refuses.
 
 # Plotly's "D3" qualitative palette: one colour per parent, the same on every compare chart.
@@ -288,20 +289,9 @@ MISSING_LABEL = "(none)"
 TOP_LEVEL = "(top level)"
 
 
-def _finite(value) -> float | None:
-    """A number JSON can hold, or None (a gap) for NaN, ±Infinity and missing values."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _parses_as_numbers(values: list) -> bool:
     present = [value for value in values if value is not None]
-    return bool(present) and all(_finite(value) is not None for value in present)
+    return bool(present) and all(finite_or_none(value) is not None for value in present)
 
 
 def _category_order(values: list[str]) -> list[str]:
@@ -407,7 +397,7 @@ def _param_dimension(key: str, raw_values: list[str | None]) -> dict:
     below the range, at "(none)"); any other param gets one tick per value, in order."""
     label = _escape_template(key)
     if _parses_as_numbers(raw_values):
-        numbers = [_finite(value) for value in raw_values]
+        numbers = [finite_or_none(value) for value in raw_values]
         if spans_decades(numbers):
             return _log_dimension(label, numbers)
         if None not in numbers:
@@ -463,10 +453,10 @@ def parallel_coordinates_figure(runs, param_keys: list[str], metric_key: str, *,
     """One line per run across the params that vary among the runs (all of them when none
     varies; at most MAX_PARALLEL_AXES), ending on `metric_key`, which also colours the line.
     Runs without a number for the metric are left out: a line needs a colour."""
-    drawn = [run for run in runs if _finite(run.metrics.get(metric_key)) is not None]
+    drawn = [run for run in runs if finite_or_none(run.metrics.get(metric_key)) is not None]
     varying = [key for key in param_keys if len({run.params.get(key) for run in drawn}) > 1]
     axes = (varying or list(param_keys))[:MAX_PARALLEL_AXES]
-    metric_values = [_finite(run.metrics[metric_key]) for run in drawn]
+    metric_values = [finite_or_none(run.metrics[metric_key]) for run in drawn]
     dimensions = [_param_dimension(key, [run.params.get(key) for run in drawn]) for key in axes]
     dimensions.append({"label": _escape_template(metric_key), "values": metric_values})
     title = f"Params → {_escape_template(metric_key)}" + _without_value(len(runs) - len(drawn), metric_key)
@@ -509,9 +499,9 @@ def scatter_figure(
 
     def x_of(run):
         value = _value_of(run, x_column)
-        return (_escape_template(value) if value is not None else None) if categorical else _finite(value)
+        return (_escape_template(value) if value is not None else None) if categorical else finite_or_none(value)
 
-    drawable = [run for run in runs if x_of(run) is not None and _finite(run.metrics.get(y_metric)) is not None]
+    drawable = [run for run in runs if x_of(run) is not None and finite_or_none(run.metrics.get(y_metric)) is not None]
     labelled = bool(colors) and len(drawable) <= MAX_POINT_LABELS
     traces = []
     for position, (_, parent, members) in enumerate(_parent_groups(drawable)):
@@ -523,7 +513,7 @@ def scatter_figure(
                 "mode": "markers+text" if labelled else "markers",
                 "name": parent,
                 "x": [x_of(run) for run in members],
-                "y": [_finite(run.metrics[y_metric]) for run in members],
+                "y": [finite_or_none(run.metrics[y_metric]) for run in members],
                 "text": [_label(run) for run in members],
                 "textposition": "top center",
                 "textfont": {"size": 10, "color": MUTED},
@@ -542,7 +532,7 @@ def scatter_figure(
     x_axis = _axis(x_name)
     if categorical:
         x_axis.update(type="category", categoryorder="category ascending")
-    elif log_x or spans_decades([_finite(_value_of(run, x_column)) for run in drawable]):
+    elif log_x or spans_decades([finite_or_none(_value_of(run, x_column)) for run in drawable]):
         x_axis.update(type="log")
     y_axis = _axis(_escape_template(y_metric))
     if log_y:
@@ -555,7 +545,7 @@ def scatter_figure(
 
 def _history_points(points) -> tuple[list, list]:
     ordered = sorted(points, key=lambda point: point[0])
-    return [step for step, _ in ordered], [_finite(value) for _, value in ordered]
+    return [step for step, _ in ordered], [finite_or_none(value) for _, value in ordered]
 
 
 def history_lines_figure(
@@ -656,8 +646,8 @@ def _history_trace(name: str, group: str, color: str, steps: list, values: list,
 def metric_bars_figure(runs, key: str, *, goal: str = "min", colors: dict | None = None, log_y: bool = False) -> dict:
     """`key` per run as bars, best first by the goal, coloured by parent. Bars are placed by run
     id (two runs may share a name) and labelled with the run's name."""
-    drawn = [run for run in runs if _finite(run.metrics.get(key)) is not None]
-    drawn.sort(key=lambda run: _finite(run.metrics[key]), reverse=goal == "max")
+    drawn = [run for run in runs if finite_or_none(run.metrics.get(key)) is not None]
+    drawn.sort(key=lambda run: finite_or_none(run.metrics[key]), reverse=goal == "max")
     color_of, parent_of = {}, {}
     for position, (_, parent, members) in enumerate(_parent_groups(drawn)):
         for run in members:
@@ -674,7 +664,7 @@ def metric_bars_figure(runs, key: str, *, goal: str = "min", colors: dict | None
             {
                 "type": "bar",
                 "x": run_ids,
-                "y": [_finite(run.metrics[key]) for run in drawn],
+                "y": [finite_or_none(run.metrics[key]) for run in drawn],
                 "text": [_label(run) for run in drawn],
                 "customdata": [parent_of[run_id] for run_id in run_ids],
                 "textposition": "none",
@@ -722,18 +712,18 @@ def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> l
     name = _escape_template(label)
     edge = {"type": "scatter", "mode": "lines", "x": band.steps, "line": {"width": 0, "color": color}}
     edge.update(legendgroup=name, showlegend=False, hoverinfo="skip", meta={"link": link})
-    lower_trace = {**edge, "y": [_finite(value) for value in lower]}
-    upper_trace = {**edge, "y": [_finite(value) for value in upper], "fill": "tonexty", "fillcolor": _fill(color)}
-    customdata = [
-        [count, _finite(low), _finite(high)] for count, low, high in zip(band.count, lower, upper, strict=True)
-    ]
+    lower_trace = {**edge, "y": [finite_or_none(value) for value in lower]}
+    upper_y = [finite_or_none(value) for value in upper]
+    upper_trace = {**edge, "y": upper_y, "fill": "tonexty", "fillcolor": _fill(color)}
+    counts = zip(band.count, lower, upper, strict=True)
+    customdata = [[count, finite_or_none(low), finite_or_none(high)] for count, low, high in counts]
     centre_trace = {
         "type": "scatter",
         "mode": "lines",
         "name": name,
         "legendgroup": name,
         "x": band.steps,
-        "y": [_finite(value) for value in centre],
+        "y": [finite_or_none(value) for value in centre],
         "line": {"color": color, "width": 2},
         "customdata": customdata,
         "meta": {"link": link},
@@ -761,7 +751,7 @@ def band_figure(
             steps, values, text = [], [], []
             for child_label, points in child_lines[label]:
                 steps += [step for step, _ in points] + [None]
-                values += [_finite(value) for _, value in points] + [None]
+                values += [finite_or_none(value) for _, value in points] + [None]
                 text += [_escape_template(child_label)] * (len(points) + 1)
             traces.append(
                 {

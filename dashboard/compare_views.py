@@ -1,5 +1,5 @@
 """The compare page: selected runs (or a parent's children) side by side, as a table, as CSV,
-and as Plotly charts. Reads come from tracker/compare.py; figures from dashboard/charts.py."""
+and as Plotly charts. Reads come from tracker/selectors/; figures from dashboard/charts.py."""
 
 import csv
 import re
@@ -13,14 +13,14 @@ from django.views.decorators.http import require_GET
 
 from dashboard import charts
 from dashboard.band_charts import sweep_band_figure
-from dashboard.compare_page import MAX_SWEEPS, CompareState, compare_table, csv_rows
+from dashboard.diff_table import MAX_SWEEPS, CompareState, compare_table, csv_rows
 from dashboard.downsample import keep_extremes
 from dashboard.importance_charts import importance_chart
-from tracker import compare
 from tracker.errors import ResourceDoesNotExist, TrackingError
-from tracker.importance import importance_for
-from tracker.selectors import histories
+from tracker.selectors import compare, histories
 from tracker.selectors.bands import parents_among, sweep_children, sweep_parents
+from tracker.summaries.importance import importance_for
+from tracker.values import finite_or_none
 
 
 @require_GET
@@ -93,7 +93,7 @@ def _importance(parent, comparison, metric: str):
     """Compare children: the stored importance of the params for the chosen metric (1 query)."""
     if parent is None or not metric:
         return None
-    children = sum(1 for run in comparison.runs if charts._finite(run.metrics.get(metric)) is not None)
+    children = sum(1 for run in comparison.runs if finite_or_none(run.metrics.get(metric)) is not None)
     stored = importance_for(parent, [metric]).get(metric)
     return importance_chart(metric, stored, children=children, chart_id="compare-importance")
 

@@ -1,11 +1,11 @@
-"""Parameter importance on the pages: the stored fit (tracker/importance.py) as a chart, or the
+"""Parameter importance on the pages: the stored fit (tracker/summaries/importance.py) as a chart, or the
 reason there is none."""
 
 from dataclasses import dataclass
 
 from dashboard.charts import importance_figure
-from tracker.importance import MIN_CHILDREN
 from tracker.models import ParamImportance
+from tracker.summaries.importance import MIN_CHILDREN
 
 
 @dataclass

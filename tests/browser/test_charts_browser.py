@@ -11,8 +11,8 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS
 from tests.factories import ExperimentFactory, RunFactory
-from tracker.importance import refresh_importance
 from tracker.models import LatestMetric, Metric, Param
+from tracker.summaries.importance import refresh_importance
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 pytestmark = pytest.mark.browser

@@ -17,7 +17,7 @@ from dashboard.charts import (
     run_colors,
     scatter_figure,
 )
-from tracker.compare import ComparedRun
+from tracker.selectors.compare import ComparedRun
 
 
 def run(name, parent="p1", params=None, metrics=None, pk=0):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from tests.factories import RunFactory
-from tracker import summaries
-from tracker.importance import MIN_CHILDREN, refresh_importance
 from tracker.models import LatestMetric, Param
+from tracker.summaries import refresh
+from tracker.summaries.importance import MIN_CHILDREN, refresh_importance
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ def sweep(children: int):
         batch = str(32 * (number % 2 + 1))
         Param.objects.bulk_create([Param(run=child, key="lr", value=repr(lr)), Param(run=child, key="b", value=batch)])
         LatestMetric.objects.create(run=child, key="loss", value=float(np.log10(lr) ** 2), timestamp=0, step=0)
-    summaries.recompute_all(experiment_id=parent.experiment_id)
+    refresh.recompute_all(experiment_id=parent.experiment_id)
     return parent
 
 
