@@ -114,7 +114,7 @@ def run_detail(request, run_id: str):
         "overview": overview,
         "run": run,
         "charts": run_charts(run, request.GET, keep=_kept(request.GET, HISTORY_PARAMS)),
-        "bands": _bands(run, request.GET),
+        "bands": _bands(run, request.GET, overview.summaries),
         "importance": _importance(run, overview.summaries),
         "plotly_version": plotly.__version__,
         "user_tags": [tag for tag in overview.tags if not tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
@@ -135,9 +135,13 @@ def _kept(query, own: tuple[str, ...]) -> dict[str, str]:
     return {name: query[name] for name in ("page", *HISTORY_PARAMS, *BAND_PARAMS) if name in query and name not in own}
 
 
-def _bands(run, query):
-    """A parent's band charts; a run without children has none (and costs no query)."""
-    return parent_band_charts(run, query, keep=_kept(query, BAND_PARAMS)) if run.child_count else None
+def _bands(run, query, summaries):
+    """A parent's band charts; a run without children has none (and costs no query). Its
+    summaries' newest computed_at versions them (dashboard/band_charts.py)."""
+    if not run.child_count:
+        return None
+    version = max((summary.computed_at for summary in summaries), default=None)
+    return parent_band_charts(run, query, keep=_kept(query, BAND_PARAMS), version=version)
 
 
 def _importance(run, summaries) -> list:

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from django.core.cache import cache
 from django.db.models import Max
 
 from dashboard.charts import band_figure
@@ -9,10 +10,17 @@ from tests.factories import RunFactory
 from tracker.models import LatestMetric, Metric
 from tracker.selectors import bands
 from tracker.selectors.bands import band_keys, parent_bands
+from tracker.summaries import refresh
 
 pytestmark = pytest.mark.django_db
 
 STEPS, CHILDREN = 30, 7
+
+
+@pytest.fixture(autouse=True)
+def no_cached_bands():
+    """Bands cached by another test's parent (pks are reused after a rollback) never leak in."""
+    cache.clear()
 
 
 def add_latest(parent):
@@ -166,3 +174,21 @@ def test_parents_picked_in_the_tree_link_to_their_comparison_as_sweeps(client, s
     assert "Compare their children as sweeps" in response.content.decode()
     leaves = client.get("/compare/", {"runs": ",".join(parent.children.values_list("run_id", flat=True)[:2])})
     assert leaves.context["sweeps_url"] == ""
+
+
+def test_the_bands_of_one_summary_version_are_computed_once(client, sweep_parent, django_assert_num_queries):
+    parent, _ = sweep_parent
+    refresh.recompute_all(experiment_id=parent.experiment_id)
+    first = client.get(f"/runs/{parent.run_id}/").context["bands"].figures
+    # Expect 10 queries: the run page's 8 for a root parent, the charts' point counts and the
+    # stored importance; the bands (2 queries) are the first request's, for the same summaries.
+    with django_assert_num_queries(10):
+        again = client.get(f"/runs/{parent.run_id}/").context["bands"].figures
+    assert again == first
+    # A child's new value: its refresh gives the summary a new version, and the bands are read again.
+    child = parent.children.first()
+    Metric.objects.create(run=child, key="loss", step=STEPS, timestamp=STEPS, value=100.0)
+    LatestMetric.objects.filter(run=child, key="loss").update(step=STEPS, value=100.0)
+    refresh.recompute_all(experiment_id=parent.experiment_id)
+    latest = client.get(f"/runs/{parent.run_id}/").context["bands"].figures[0]["figure"]
+    assert latest["data"][2]["x"][-1] == STEPS and latest["data"][2]["y"][-1] == 100.0
