@@ -58,10 +58,6 @@ class Thinned:
         gaps = [(mark.step, None) for mark in self.marks]
         return sorted([*zip(self.steps, self.values, strict=True), *gaps], key=lambda point: point[0])
 
-    @property
-    def is_thinned(self) -> bool:
-        return self.shown < self.drawable
-
 
 def _kind(value: float | None) -> str | None:
     if value is None or math.isnan(value):
