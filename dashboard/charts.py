@@ -217,7 +217,9 @@ def run_history_figure(
             "legend": {"orientation": "h", "y": -0.22},
             "meta": {
                 "keys": [key for key, _ in lines],
-                # Where relative time counts from, so a zoom can ask for epoch ms (run.js).
+                # The x axis's unit and where relative time counts from, so a zoom can ask for
+                # steps or epoch ms (run.js).
+                "x": options.x,
                 "origin": origin,
                 "shown": sum(line.shown for _, line in lines),
                 "total": sum(line.total for _, line in lines),

@@ -9,12 +9,11 @@
   // Plotly's x range → the stored unit the server filters on: a step, or epoch milliseconds.
   function toStored(value, layout) {
     const meta = layout.meta || {};
-    if (layout.xaxis && layout.xaxis.type === "date") {
+    if (meta.x === "wall") {
+      // Plotly's date axis gives "2023-11-14 22:13:21.5", in UTC as the epoch ms it was drawn from.
       return Math.round(new Date(String(value).replace(" ", "T") + "Z").getTime());
     }
-    if (String(layout.xaxis.title && layout.xaxis.title.text).startsWith("time since")) {
-      return Math.round(meta.origin + Number(value) * 1000);
-    }
+    if (meta.x === "relative") return Math.round(meta.origin + Number(value) * 1000);
     return Math.round(Number(value));
   }
 

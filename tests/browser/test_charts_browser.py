@@ -118,3 +118,15 @@ def test_compare_sweeps_with_two_parents_draws_two_bands(page, transactional_db)
     names = band_chart.evaluate("g => g.data.filter(t => t.customdata).map(t => t.name)")
     assert names == ["sweep-1", "sweep-2"]
     screenshot(page, "charts-sweeps.png")
+
+
+def test_zoom_on_a_wall_time_axis_fetches_that_time_range(page, spiky_run):
+    page.goto(f"/runs/{spiky_run.run_id}/?xaxis=wall")
+    graph_data(page, ".chart-history", "g => g.data.length")
+    graph = page.locator(".chart-history.js-plotly-plot").first
+    with page.expect_response(lambda response: "/history.json" in response.url and "xaxis=wall" in response.url):
+        # Steps are 1 ms apart from 1_700_000_000_000 (spiky_run): 900 ms to 1,100 ms in.
+        graph.evaluate('g => Plotly.relayout(g, {"xaxis.range": ["2023-11-14 22:13:20.9", "2023-11-14 22:13:21.1"]})')
+    page.wait_for_function("() => document.querySelector('.chart-history').dataset.zoomed === '1'")
+    x = graph_data(page, ".chart-history", "g => g.data[0].x")
+    assert x[0] == 1_700_000_000_900 and x[-1] == 1_700_000_001_100 and len(x) == 201
