@@ -827,5 +827,5 @@ def importance_figure(key: str, params: list[dict], *, children: int) -> dict:
         height=max(220, 60 + 28 * len(ranked)),
         margin={"l": 8, "r": 24, "t": 48, "b": 44},
     )
-    layout["meta"] = {"importance": key}
+    layout["meta"] = {"importance": _escape_template(key)}
     return {"data": [trace], "layout": layout}

@@ -11,12 +11,15 @@ from dashboard.charts import (
     MAX_PARALLEL_AXES,
     MISSING_LABEL,
     PARENT_COLORS,
+    band_figure,
     history_lines_figure,
+    importance_figure,
     metric_bars_figure,
     parallel_coordinates_figure,
     run_colors,
     scatter_figure,
 )
+from tracker.selectors.bands import Band
 from tracker.selectors.compare import ComparedRun
 
 
@@ -308,3 +311,15 @@ def test_log_toggles_set_the_axes(sweep):
     assert figure["layout"]["xaxis"]["type"] == "log" and figure["layout"]["yaxis"]["type"] == "log"
     assert metric_bars_figure(sweep, "loss", log_y=True)["layout"]["yaxis"]["type"] == "log"
     assert history_lines_figure(sweep, {1: [(0, 1.0)]}, "loss", log_y=True)["layout"]["yaxis"]["type"] == "log"
+
+
+def test_band_and_importance_charts_escape_names_for_plotlys_html_subset():
+    band = Band(key="m", steps=[0, 1], count=[2, 2], mean=[1.0, 2.0], std=[0.1, 0.1], low=[0.9, 1.9], high=[1.1, 2.1])
+    hostile = "<img src=x onerror=alert(1)>"
+    figures = [
+        band_figure("<b>m%{y}", [(hostile, "#1f77b4", band, "/compare/?parent=x")]),
+        importance_figure("<b>m", [{"param": hostile, "importance": 1.0, "spread": 0, "correlation": 0.5}], children=9),
+    ]
+    for figure in figures:
+        text = json.dumps(valid_json(figure))
+        assert "<img" not in text and "<b>m" not in text
