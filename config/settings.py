@@ -33,6 +33,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A NUL in the URL: a 400 before anything queries with it (tracker/web/request_guard.py).
+    "tracker.web.request_guard.RequestGuardMiddleware",
+    # PostgreSQL's statement_timeout on reads; before the shortcut so the RPCs get it too.
+    "tracker.web.statement_timeout.ReadStatementTimeoutMiddleware",
     # MLflow tracking RPCs go straight to their view from here (tracker/api/shortcut.py).
     "tracker.api.shortcut.TrackingApiShortcut",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -68,6 +72,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'runtree.sqlite3'}")}
+# The longest a read's statement may run on PostgreSQL (tracker/web/statement_timeout.py); a
+# query cut by it is a 400 the client does not retry. 0 turns it off. Writes are never cut.
+RUNTREE_STATEMENT_TIMEOUT_MS = env_int("RUNTREE_STATEMENT_TIMEOUT_MS", 5000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
