@@ -100,7 +100,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RUNTREE_MAX_REQUEST_BYTES", 2 * 1024 * 10
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "tracker.api.native_paging.NativePagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -36,13 +36,17 @@ def use_statement_timeout(limit_ms: int | None) -> None:
     """Give this thread's PostgreSQL session `limit_ms` (None: the server's default)."""
     if connection.vendor != "postgresql" or getattr(connection, _SESSION_LIMIT, None) == limit_ms:
         return
+    # A request starts outside any transaction. Inside one (only a test's, which wraps every
+    # request in its transaction) a SET would be undone by the rollback behind our back: leave
+    # the session alone there.
+    if connection.in_atomic_block:
+        return
     with connection.cursor() as cursor:
         if limit_ms is None:
             cursor.execute("RESET statement_timeout")
         else:
             cursor.execute("SELECT set_config('statement_timeout', %s, false)", [str(limit_ms)])
-    # Inside a transaction (a test's), the SET ends with it: remember nothing then.
-    setattr(connection, _SESSION_LIMIT, limit_ms if not connection.in_atomic_block else None)
+    setattr(connection, _SESSION_LIMIT, limit_ms)
 
 
 class ReadStatementTimeoutMiddleware:
