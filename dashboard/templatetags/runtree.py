@@ -6,23 +6,24 @@ from datetime import UTC, datetime
 from django import template
 
 from dashboard import filtering
+from tracker.ranges import is_epoch_ms
 
 register = template.Library()
 
 
-@register.filter
-def epoch_ms(value):
-    """Epoch milliseconds → an aware datetime, for the `date` filter."""
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
-
-
 class When:
-    """One instant in the forms a table cell shows: ISO for <time>, full for the tooltip, short."""
+    """One instant in the forms a page shows: `moment` (a datetime, for naturaltime), ISO for
+    <time>, full for the tooltip, short. A stored time that is no date (nanoseconds sent as
+    milliseconds, 2^63-1, year 10000: the API refuses them now, an import may still bring
+    them) has no moment and no ISO, and shows as its number."""
 
     def __init__(self, ms: int):
+        if not is_epoch_ms(ms):
+            self.moment = self.iso = None
+            self.full = self.short = str(ms)
+            return
         moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+        self.moment = moment
         self.iso = moment.isoformat(timespec="seconds")
         self.full = moment.strftime("%Y-%m-%d %H:%M:%S")
         self.short = f"{moment:%b} {moment.day}, {moment:%H:%M}"

@@ -1,0 +1,54 @@
+"""Pages render any stored value: a run time that cannot be a date (nanoseconds sent as
+milliseconds, the ends of int64, year 10000) shows as its number on every page, deleted or not."""
+
+import pytest
+from django.test import Client
+
+from tracker.models import DELETED, Experiment, Run
+
+# Epoch "milliseconds" no date has: a nanosecond clock, int64's ends, the first ms of year 10000.
+ODD_TIMES = [1_733_000_000_000_000_000, 2**63 - 1, -(2**63), 253_402_300_800_000]
+
+
+@pytest.fixture
+def lenient_client():
+    return Client(raise_request_exception=False)
+
+
+@pytest.fixture(params=ODD_TIMES, ids=["nanoseconds", "int64-max", "int64-min", "year-10000"])
+def odd_run(request, db):
+    """A run as an import may store it: the time straight from the source."""
+    experiment = Experiment.objects.create(name="odd times", creation_time=0, last_update_time=0)
+    return Run.objects.create(
+        experiment=experiment, path="000000000001/", name="odd", start_time=request.param, end_time=request.param
+    )
+
+
+def pages(run: Run) -> list[str]:
+    tree = f"/experiments/{run.experiment_id}/"
+    return [
+        "/",
+        "/?show_deleted=1",
+        tree,
+        tree + "?show_deleted=1",
+        tree + "?sort=-duration",
+        tree + "?sort=start",
+        f"/runs/{run.run_id}/",
+        f"/compare/?runs={run.run_id}",
+    ]
+
+
+def test_a_time_that_is_no_date_shows_as_its_number_on_every_page(lenient_client, odd_run):
+    for url in pages(odd_run):
+        response = lenient_client.get(url)
+        assert response.status_code == 200, url
+    # The list shows the later of the experiment's update (0 here) and its newest run's start.
+    shown_on = (["/"] if odd_run.start_time > 0 else []) + [pages(odd_run)[2], f"/runs/{odd_run.run_id}/"]
+    for url in shown_on:
+        assert str(odd_run.start_time) in lenient_client.get(url).content.decode(), url
+
+
+def test_a_deleted_run_with_such_a_time_renders_too(lenient_client, odd_run):
+    Run.objects.filter(pk=odd_run.pk).update(lifecycle_stage=DELETED)
+    for url in pages(odd_run):
+        assert lenient_client.get(url).status_code == 200, url
