@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
     "tracker",
     "dashboard",
 ]
@@ -48,6 +49,8 @@ MIDDLEWARE = [
     # RUNTREE_AUTH: after the session user and the CSRF cookie are known, before any view.
     "tracker.auth.AccessControlMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/faults.py).
     "tracker.faults.DatabaseUnavailableMiddleware",
@@ -165,6 +168,24 @@ if not DEBUG:
     X_FRAME_OPTIONS = "DENY"
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
+
+# Content-Security-Policy (django-csp): scripts only from Runtree's own origin and never inline
+# (the pages' data rides in `json_script` blocks, which are not run), no plugins, no framing,
+# no <base> pointing elsewhere. Styles may be inline: the tree indents rows with a style
+# attribute and plotly.js and Swagger UI insert <style> elements; a style cannot run code.
+# Images may be data: URIs (Swagger UI's icons, plotly's "download as PNG").
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "object-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # RUNTREE_HTTPS=1 when Runtree is served over HTTPS. TLS terminates at a reverse proxy
 # (nginx, a load balancer) that sets X-Forwarded-Proto, and must overwrite any value a client
