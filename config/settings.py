@@ -1,6 +1,7 @@
 """Runtree settings: everything from the environment, with defaults that run on a fresh machine."""
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -28,6 +29,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "csp",
+    "axes",
     "tracker",
     "dashboard",
 ]
@@ -46,6 +48,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Turns a login locked out by too many failed passwords into its answer (tracker/web/login_throttle.py);
+    # outside AccessControlMiddleware, which checks HTTP Basic passwords.
+    "axes.middleware.AxesMiddleware",
     # RUNTREE_AUTH: after the session user and the CSRF cookie are known, before any view.
     "tracker.auth.AccessControlMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -159,6 +164,22 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
 RUNTREE_AUTH = env_choice("RUNTREE_AUTH", "off", {"off", "required"})
 if RUNTREE_AUTH == "required" and not env_str("SECRET_KEY"):
     raise ImproperlyConfigured("RUNTREE_AUTH=required needs a SECRET_KEY: login sessions are signed with it")
+# Password guesses (login form and HTTP Basic) are throttled by django-axes: see tracker/web/login_throttle.py.
+AUTHENTICATION_BACKENDS = [
+    "tracker.web.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+RUNTREE_LOGIN_FAILURE_LIMIT = env_int("RUNTREE_LOGIN_FAILURE_LIMIT", 10)
+RUNTREE_LOGIN_LOCKOUT_MINUTES = env_int("RUNTREE_LOGIN_LOCKOUT_MINUTES", 15)
+AXES_FAILURE_LIMIT = RUNTREE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=RUNTREE_LOGIN_LOCKOUT_MINUTES)
+# One user name guessed at from anywhere, or one address guessing at any names.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_CALLABLE = "tracker.web.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "tracker.web.login_throttle.client_address"
+AXES_RESET_ON_SUCCESS = True
+# No row per successful login: HTTP Basic logs in on every request (remembered for 5 minutes).
+AXES_DISABLE_ACCESS_LOG = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:experiments"
 LOGOUT_REDIRECT_URL = "login"
