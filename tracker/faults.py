@@ -9,7 +9,7 @@ One rule each, for every view and middleware:
   reads, SQLite's fixed limits: "too many terms in compound SELECT", "at most 64 tables in a
   join", "Expression tree is too large") fails the same way every time it is sent: a 400 the
   client does not retry, never a 503 that it would retry for minutes.
-- A request body that stops arriving (tracker/web/slow_clients.py) is a 408.
+- A request body that cannot be read to its end (the client went away mid-upload) is a 408.
 - Any other unexpected error is a 500 without a stack trace: MLflow's error JSON on the APIs,
   a page in the product's look elsewhere (the trace goes to the log only).
 - The APIs answer in JSON, never with an HTML error page.
