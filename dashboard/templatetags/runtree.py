@@ -10,6 +10,10 @@ from tracker.ranges import is_epoch_ms
 
 register = template.Library()
 
+# The longest filter a tag chip links to; its URL-encoded form stays well inside what servers
+# and proxies take in a request line (8 KB is common).
+CHIP_FILTER_MAX_CHARS = 2000
+
 
 class When:
     """One instant in the forms a page shows: `moment` (a datetime, for naturaltime), ISO for
@@ -121,7 +125,10 @@ def chip(filter_text, key, value):
     added, or taken out again when it is already there)."""
     active = filtering.tag_clause(key, value) in filter_text
     toggled = filtering.without_tag(filter_text, key, value) if active else filtering.with_tag(filter_text, key, value)
-    return {"active": active, "filter": toggled or None}
+    # A 100 KB tag value made a link the server refused (414 URI Too Long): such a chip shows
+    # its value but links nowhere (it can still be typed into the filter box).
+    linkable = len(toggled or "") <= CHIP_FILTER_MAX_CHARS
+    return {"active": active, "filter": toggled or None, "linkable": linkable}
 
 
 @register.simple_tag

@@ -1,9 +1,13 @@
 """Pages render any stored value: a run time that cannot be a date (nanoseconds sent as
 milliseconds, the ends of int64, year 10000) shows as its number on every page, deleted or not."""
 
+from html.parser import HTMLParser
+
 import pytest
 from django.test import Client
 
+from tracker import ingest
+from tracker.ingest import KeyValue
 from tracker.models import DELETED, Experiment, Run
 
 # Epoch "milliseconds" no date has: a nanosecond clock, int64's ends, the first ms of year 10000.
@@ -52,3 +56,25 @@ def test_a_deleted_run_with_such_a_time_renders_too(lenient_client, odd_run):
     Run.objects.filter(pk=odd_run.pk).update(lifecycle_stage=DELETED)
     for url in pages(odd_run):
         assert lenient_client.get(url).status_code == 200, url
+
+
+def test_a_100_kb_tag_value_makes_a_chip_without_a_link_the_server_would_refuse(lenient_client, db):
+    experiment = Experiment.objects.create(name="long tags", creation_time=0, last_update_time=0)
+    run = ingest.run_create(experiment=experiment, name="long")
+    ingest.run_log_batch(run=run, tags=[KeyValue("blob", "x" * 100_000), KeyValue("team", "vision")])
+    response = lenient_client.get(f"/experiments/{experiment.pk}/")
+    assert response.status_code == 200
+    links = [href for href in re_hrefs(response.content.decode()) if "filter=" in href]
+    assert links and max(len(href) for href in links) < 8000
+    assert any("vision" in href for href in links)  # an ordinary chip still links
+
+
+def re_hrefs(html: str) -> list[str]:
+    hrefs = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            hrefs.extend(value for name, value in attrs if name == "href" and value)
+
+    Links().feed(html)
+    return hrefs
