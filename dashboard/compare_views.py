@@ -79,7 +79,8 @@ def _figures(comparison, state) -> list[dict]:
 
 
 def _problem_page(request, state, problem: TrackingError):
-    context = {"state": state, "problem": problem.message}
+    # The template links plotly.js whenever the URL asks for a history chart, problem or not.
+    context = {"state": state, "problem": problem.message, "plotly_version": plotly.__version__}
     return render(request, "dashboard/compare.html", context, status=problem.http_status)
 
 

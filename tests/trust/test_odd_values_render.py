@@ -78,3 +78,9 @@ def re_hrefs(html: str) -> list[str]:
 
     Links().feed(html)
     return hrefs
+
+
+def test_a_compare_link_to_no_run_with_a_history_chart_is_a_404_page(lenient_client, db):
+    """Found by the fuzzer: the problem page linked plotly.js without its version (a 500)."""
+    response = lenient_client.get("/compare/", {"parent": "0" * 32, "history": "loss"})
+    assert response.status_code == 404
