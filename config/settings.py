@@ -27,7 +27,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_htmx",
     "csp",
     "axes",
     "tracker",
@@ -40,8 +39,8 @@ MIDDLEWARE = [
     "tracker.web.request_guard.RequestGuardMiddleware",
     # PostgreSQL's statement_timeout on reads; before the shortcut so the RPCs get it too.
     "tracker.web.statement_timeout.ReadStatementTimeoutMiddleware",
-    # MLflow tracking RPCs go straight to their view from here (tracker/api/shortcut.py).
-    "tracker.api.shortcut.TrackingApiShortcut",
+    # MLflow tracking RPCs go straight to their view from here (tracker/api/mlflow/shortcut.py).
+    "tracker.api.mlflow.shortcut.TrackingApiShortcut",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -52,13 +51,12 @@ MIDDLEWARE = [
     # outside AccessControlMiddleware, which checks HTTP Basic passwords.
     "axes.middleware.AxesMiddleware",
     # RUNTREE_AUTH: after the session user and the CSRF cookie are known, before any view.
-    "tracker.auth.AccessControlMiddleware",
+    "tracker.web.auth.AccessControlMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
-    # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/faults.py).
-    "tracker.faults.DatabaseUnavailableMiddleware",
+    # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/web/faults.py).
+    "tracker.web.faults.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -108,7 +106,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RUNTREE_MAX_REQUEST_BYTES", 2 * 1024 * 10
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "tracker.api.native_paging.NativePagination",
+    "DEFAULT_PAGINATION_CLASS": "tracker.api.native.paging.NativePagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -159,7 +157,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "RUNTREE_BEAT_SCHEDULE_FILE", str(Path(tempfile.gettempdir()) / "runtree-celerybeat-schedule")
 )
 
-# Access control (tracker/auth.py): "off" leaves pages and APIs open (for one person on
+# Access control (tracker/web/auth.py): "off" leaves pages and APIs open (for one person on
 # 127.0.0.1); "required" asks for a login, an API token or HTTP Basic.
 RUNTREE_AUTH = env_choice("RUNTREE_AUTH", "off", {"off", "required"})
 if RUNTREE_AUTH == "required" and not env_str("SECRET_KEY"):

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracker import ingest
-from tracker.api.mlflow_json import page_token
-from tracker.api.mlflow_urls import urlpatterns
+from tracker import services
+from tracker.api.mlflow.json import page_token
+from tracker.api.mlflow.urls import urlpatterns
 
 pytestmark = pytest.mark.django_db
 
@@ -130,8 +130,8 @@ def known(experiment):
     """The ids that the valid requests name."""
     experiment.name = "known"
     experiment.save()
-    run = ingest.run_create(experiment=experiment, name="known")
-    ingest.run_log_metric(run=run, metric=ingest.MetricInput("loss", 0.1, 1))
+    run = services.run_create(experiment=experiment, name="known")
+    services.run_log_metric(run=run, metric=services.MetricInput("loss", 0.1, 1))
     return {RUN: run.run_id, EXPERIMENT: str(experiment.pk)}
 
 

@@ -9,9 +9,10 @@ import json
 import pytest
 
 from tests.factories import RunFactory, bulk_children
-from tracker import ingest, summaries
-from tracker.ingest import KeyValue, MetricInput
+from tracker import services
 from tracker.models import Run
+from tracker.services import KeyValue, MetricInput
+from tracker.summaries import refresh as summary_refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +30,10 @@ def parent(experiment):
 
 @pytest.fixture
 def child(parent):
-    child = ingest.run_create(
+    child = services.run_create(
         experiment=parent.experiment, name="child", tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
     )
-    ingest.run_log_batch(run=child, metrics=[MetricInput("loss", 1.0, 1)], params=[KeyValue("lr", "0.1")])
+    services.run_log_batch(run=child, metrics=[MetricInput("loss", 1.0, 1)], params=[KeyValue("lr", "0.1")])
     return child
 
 
@@ -83,7 +84,7 @@ def test_log_param_is_three_queries_and_four_when_the_key_is_there(client, child
 def test_a_param_of_a_best_run_refreshes_its_parents_summary_in_one_transaction(
     client, parent, child, django_assert_num_queries
 ):
-    summaries.refresh_tree(root_pk=parent.pk)
+    summary_refresh.refresh_tree(root_pk=parent.pk)
     assert Run.objects.get(pk=parent.pk).summary_stale is False
     # 1 the run; 2 it is its parent's best; 3 SAVEPOINT; 4 insert; 5 mark the parent stale; 6 RELEASE
     with django_assert_num_queries(6):
@@ -158,7 +159,7 @@ def test_search_runs_is_five_queries_whatever_the_page_size(
 
 
 def test_search_experiments_is_two_queries(client, experiment, django_assert_num_queries):
-    ingest.experiment_set_tag(experiment=experiment, key="team", value="vision")
+    services.experiment_set_tag(experiment=experiment, key="team", value="vision")
     # 1 the page of experiments, 2 their tags
     with django_assert_num_queries(2):
         response = post(client, "experiments/search", {"filter": "tags.team = 'vision'"})

@@ -4,8 +4,8 @@ import re
 import pytest
 
 from tests.factories import RunFactory, build_chain, bulk_children
-from tracker.ingest import KeyValue, MetricInput, run_log_batch
 from tracker.models import Run
+from tracker.services import KeyValue, MetricInput, run_log_batch
 
 pytestmark = pytest.mark.django_db
 

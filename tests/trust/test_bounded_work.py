@@ -10,9 +10,10 @@ from django.db import OperationalError, connection
 from django.test import Client
 
 from tests.trust.conftest import ON_POSTGRESQL, requires_postgresql
-from tracker import faults, tree
-from tracker.api import mlflow_views
+from tracker.api.mlflow import views as mlflow_views
 from tracker.models import Experiment, Metric, Run
+from tracker.selectors import experiments as experiment_reads
+from tracker.web import faults
 from tracker.web.statement_timeout import use_statement_timeout
 
 API = "/api/2.0/mlflow/"
@@ -76,7 +77,7 @@ def test_a_limit_error_in_a_page_is_a_400_page_not_a_503(lenient_client, monkeyp
     def too_large(**kwargs):
         raise OperationalError("at most 64 tables in a join")
 
-    monkeypatch.setattr(tree, "experiments_overview", too_large)
+    monkeypatch.setattr(experiment_reads, "experiments_overview", too_large)
     response = lenient_client.get("/")
     assert response.status_code == 400
     assert b"too large for the database" in response.content
@@ -116,7 +117,7 @@ def test_a_page_cut_by_the_statement_timeout_says_so(
     lenient_client, transactional_db, settings, monkeypatch, no_leftover_timeout
 ):
     settings.RUNTREE_STATEMENT_TIMEOUT_MS = 200
-    monkeypatch.setattr(tree, "experiments_overview", lambda **kwargs: pg_sleep(5))
+    monkeypatch.setattr(experiment_reads, "experiments_overview", lambda **kwargs: pg_sleep(5))
     response = lenient_client.get("/")
     assert response.status_code == 400
     assert b"took longer than" in response.content
@@ -131,13 +132,13 @@ def test_writes_are_never_cut_even_on_a_session_a_read_limited(
     experiment = Experiment.objects.create(name="bounded", creation_time=0, last_update_time=0)
     run = Run.objects.create(experiment=experiment, path="000000000001/")
     assert lenient_client.get("/").status_code == 200  # this session now has the read limit
-    real = mlflow_views.ingest.run_log_batch
+    real = mlflow_views.services.run_log_batch
 
     def slow(**kwargs):
         pg_sleep(0.5)
         return real(**kwargs)
 
-    monkeypatch.setattr(mlflow_views.ingest, "run_log_batch", slow)
+    monkeypatch.setattr(mlflow_views.services, "run_log_batch", slow)
     metric = {"key": "loss", "value": 1.0, "timestamp": 1, "step": 0}
     response = post(lenient_client, "runs/log-batch", {"run_id": run.run_id, "metrics": [metric]})
     assert response.status_code == 200, response.content

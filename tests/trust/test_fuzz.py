@@ -16,9 +16,10 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracker import ingest
-from tracker.ingest import KeyValue, MetricInput
+from tracker import services as ingest
+from tracker.constants import PARENT_RUN_ID_TAG
 from tracker.models import Experiment
+from tracker.services import KeyValue, MetricInput
 
 MLFLOW_RPCS = {
     "experiments/create": "POST",
@@ -138,9 +139,7 @@ def world(transactional_db):
     """An experiment with a parent, a child and a metric history, so ids in requests can be real."""
     experiment = Experiment.objects.create(name="fuzz", creation_time=0, last_update_time=0)
     parent = ingest.run_create(experiment=experiment, name="parent", tags=[KeyValue("team", "a")])
-    child = ingest.run_create(
-        experiment=experiment, name="child", tags=[KeyValue(ingest.PARENT_RUN_ID_TAG, parent.run_id)]
-    )
+    child = ingest.run_create(experiment=experiment, name="child", tags=[KeyValue(PARENT_RUN_ID_TAG, parent.run_id)])
     ingest.run_log_batch(
         run=child,
         metrics=[MetricInput("loss", 0.5, 1, 0), MetricInput("loss", math.inf, 2, 1)],

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from tests.trust.conftest import PASSWORD, make_user
-from tracker.auth import token_issue
+from tracker.web.auth import token_issue
 
 LIMIT = 3
 API = "/api/2.0/mlflow/experiments/search"

@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 
 from tests.factories import build_tree
-from tracker import ingest
-from tracker.ingest import MetricInput
+from tracker import services as ingest
 from tracker.models import RunSummary
+from tracker.services import MetricInput
 
 API = "/api/2.0/mlflow/"
 LONG_DIGITS = "9" * 5000  # past Python's int() digit limit (4,300)

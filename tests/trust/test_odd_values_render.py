@@ -6,9 +6,9 @@ from html.parser import HTMLParser
 import pytest
 from django.test import Client
 
-from tracker import ingest
-from tracker.ingest import KeyValue
+from tracker import services as ingest
 from tracker.models import DELETED, Experiment, Run
+from tracker.services import KeyValue
 
 # Epoch "milliseconds" no date has: a nanosecond clock, int64's ends, the first ms of year 10000.
 ODD_TIMES = [1_733_000_000_000_000_000, 2**63 - 1, -(2**63), 253_402_300_800_000]

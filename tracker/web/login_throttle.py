@@ -14,8 +14,8 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.template import loader
 
-from tracker.api.mlflow_json import error_body
-from tracker.faults import is_api_request
+from tracker.web.faults import is_api_request
+from tracker.web.json_errors import error_body
 
 
 class LoginThrottleBackend(AxesStandaloneBackend):

@@ -6,7 +6,7 @@ database and fail there as a 500. No run id, filter or name may contain one (the
 it in values already), so the whole request is a 400.
 """
 
-from tracker.faults import query_too_large
+from tracker.web.faults import query_too_large
 
 _MESSAGE = "The URL contains a NUL character (%00), which no name, id or filter may contain."
 

@@ -3,7 +3,7 @@
 On PostgreSQL, a request that only reads (GET, HEAD, OPTIONS, and the read-only search POSTs)
 runs with `statement_timeout = RUNTREE_STATEMENT_TIMEOUT_MS`; a write runs with the server's
 default (none), so a large `log-batch`, a migration or an import is never cut halfway. A
-statement cut by the limit is a 400 (tracker/faults.py): the same query would be cut again.
+statement cut by the limit is a 400 (tracker/web/faults.py): the same query would be cut again.
 
 The setting is per database session and sessions outlive requests (CONN_MAX_AGE), so this
 remembers what it last set on the session and sends `SET`/`RESET` only when a request needs
@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.backends.signals import connection_created
 
-from tracker.auth import READ_ONLY_POSTS, SAFE_METHODS
+from tracker.web.auth import READ_ONLY_POSTS, SAFE_METHODS
 
 # On the connection wrapper: the limit this session was last given (None: the server's default).
 _SESSION_LIMIT = "runtree_statement_timeout_ms"

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from tracker import importer
+from tracker import importing
 from tracker.errors import TrackingError
 
 
@@ -23,19 +23,19 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, source, experiments=None, verbosity=1, **options):
-        counts = importer.ImportCounts()
+        counts = importing.ImportCounts()
         current = None
         try:
-            with importer.open_source(source) as mlflow_source:
+            with importing.open_source(source) as mlflow_source:
                 source = mlflow_source.description  # without a password, for the summary
-                chosen = importer.select_experiments(mlflow_source.experiments(), experiments)
+                chosen = importing.select_experiments(mlflow_source.experiments(), experiments)
                 run_counts = [mlflow_source.run_count(experiment) for experiment in chosen]
                 with tqdm(total=sum(run_counts), unit="run", desc="import", disable=verbosity < 1) as progress:
                     for current in chosen:
-                        counts += importer.experiment_import(
+                        counts += importing.experiment_import(
                             experiment=current, run_chunks=mlflow_source.runs(current), on_progress=progress.update
                         )
-        except (importer.SourceError, TrackingError) as exc:
+        except (importing.SourceError, TrackingError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             if current is None:
                 raise CommandError(f"Nothing imported. {message}") from None
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             )
 
     @staticmethod
-    def _summary(source: str, counts: importer.ImportCounts) -> str:
+    def _summary(source: str, counts: importing.ImportCounts) -> str:
         experiments = counts.experiments_created + counts.experiments_existing
         return (
             f"Imported from {source}: {experiments} experiments ({counts.experiments_created} new); "

@@ -1,0 +1,30 @@
+"""MLflow's tracking RPCs, under api/2.0/mlflow/ and ajax-api/2.0/mlflow/ (see config/urls.py)."""
+
+from django.urls import path, re_path
+
+from tracker.api.mlflow import views
+
+urlpatterns = [
+    path("experiments/create", views.create_experiment),
+    path("experiments/get", views.get_experiment),
+    path("experiments/get-by-name", views.get_experiment_by_name),
+    path("experiments/search", views.search_experiments),
+    path("experiments/update", views.update_experiment),
+    path("experiments/delete", views.delete_experiment),
+    path("experiments/restore", views.restore_experiment),
+    path("experiments/set-experiment-tag", views.set_experiment_tag),
+    path("runs/create", views.create_run),
+    path("runs/get", views.get_run),
+    path("runs/update", views.update_run),
+    path("runs/delete", views.delete_run),
+    path("runs/restore", views.restore_run),
+    path("runs/search", views.search_runs),
+    path("runs/log-batch", views.log_batch),
+    path("runs/log-metric", views.log_metric),
+    path("runs/log-parameter", views.log_param),
+    path("runs/set-tag", views.set_tag),
+    path("runs/delete-tag", views.delete_tag),
+    path("metrics/get-history", views.get_metric_history),
+    # Anything else under the prefix answers in MLflow's JSON, not Django's HTML 404.
+    re_path(r"^.*$", views.endpoint_not_found),
+]
