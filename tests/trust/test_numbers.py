@@ -140,3 +140,25 @@ def test_get_history_with_max_results_at_the_64_bit_limit_answers(lenient_client
     assert response.status_code in (200, 400)
     if response.status_code == 200:
         assert response.json()["metrics"][0]["value"] == 0.5
+
+
+@pytest.mark.parametrize("start_time", [1_733_000_000_000_000_000, 2**63 - 1, -(2**63), 253_402_300_800_000])
+def test_a_run_time_that_is_no_date_is_refused_at_the_api(lenient_client, default_experiment, start_time):
+    response = post(lenient_client, "runs/create", {"experiment_id": "0", "start_time": start_time})
+    assert response.status_code == 400
+    assert "epoch milliseconds" in response.json()["message"]
+
+
+def test_an_end_time_in_nanoseconds_is_refused_and_nothing_changes(lenient_client, experiment):
+    [run] = build_tree([1], experiment=experiment)
+    before = (run.status, run.end_time)
+    body = {"run_id": run.run_id, "status": "FINISHED", "end_time": 1_733_000_000_000_000_000}
+    response = post(lenient_client, "runs/update", body)
+    assert response.status_code == 400
+    run.refresh_from_db()
+    assert (run.status, run.end_time) == before
+
+
+def test_a_run_time_in_milliseconds_is_fine(lenient_client, default_experiment):
+    response = post(lenient_client, "runs/create", {"experiment_id": "0", "start_time": 1_733_000_000_000})
+    assert response.status_code == 200
