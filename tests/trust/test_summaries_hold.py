@@ -110,3 +110,15 @@ def test_a_refresh_that_fails_is_logged_and_a_later_write_or_the_repair_catches_
     log(committed, elsewhere, 1.0)  # a write into another tree
     assert not Run.objects.get(pk=parent.pk).summary_stale
     assert summary(parent).best_value == 0.5
+
+
+def test_the_run_page_shows_infinite_and_nan_statistics_by_name(client, committed, family):
+    parent, (a, b, c, _) = family
+    log(committed, a, 0.5)
+    log(committed, b, math.inf)
+    log(committed, c, -math.inf)
+    response = client.get(f"/runs/{parent.run_id}/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "−∞" in html  # the best loss and the minimum
+    assert "NaN" in html  # the mean and std over +∞ and −∞
