@@ -160,6 +160,8 @@ def server_error(request):
     if isinstance(exception, UnreadablePostError):
         return body_not_received(request)
     if isinstance(exception, DATABASE_UNAVAILABLE):
+        # Met in a middleware (the read limit's SET, the token lookup): logged as in a view.
+        logger.warning("Database unavailable during %s %s: %s", request.method, request.path, exception)
         return database_unavailable(request)
     if is_api_request(request):
         return error_body("INTERNAL_ERROR", "Internal server error; the server log has the details.", status=500)
