@@ -78,6 +78,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/compare_page.py --write
 	$(BIN)/python bench/summaries.py --write
 	$(BIN)/python bench/import_mlflow.py --write
+	$(BIN)/python bench/artifacts.py --write
+	$(BIN)/python bench/live_polling.py --write
 
 # Tiny sizes, run by CI so the benchmarks never rot.
 bench-smoke: $(VENV)/.installed-dev
@@ -86,6 +88,8 @@ bench-smoke: $(VENV)/.installed-dev
 	$(BIN)/python bench/profile_ingest.py --smoke
 	$(BIN)/python bench/search.py --smoke
 	$(BIN)/python bench/summaries.py --smoke
+	$(BIN)/python bench/artifacts.py --smoke
+	$(BIN)/python bench/live_polling.py --smoke
 
 clean:
 	rm -rf $(VENV) runtree.sqlite3 runtree.sqlite3-*

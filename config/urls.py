@@ -1,6 +1,22 @@
+import re
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from tracker.api.mlflow.artifacts import get_artifact
+from tracker.api.mlflow.views import endpoint_not_found
+
+# Every prefix the mlflow client and UI call; an unknown path under one answers MLflow's JSON 404.
+MLFLOW_PREFIXES = (
+    "api/2.0/mlflow/",
+    "ajax-api/2.0/mlflow/",
+    "api/2.0/mlflow-artifacts/",
+    "ajax-api/2.0/mlflow-artifacts/",
+    # MLflow 3's newer RPCs (server-info, traces) live under 3.0.
+    "api/3.0/mlflow/",
+    "ajax-api/3.0/mlflow/",
+)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,6 +26,14 @@ urlpatterns = [
     # The MLflow-compatible tracking API, under both prefixes the mlflow client and UI use.
     path("api/2.0/mlflow/", include("tracker.api.mlflow.urls")),
     path("ajax-api/2.0/mlflow/", include("tracker.api.mlflow.urls")),
+    # MLflow's proxied artifact store (`mlflow server --serve-artifacts`), and its UI's download.
+    path("api/2.0/mlflow-artifacts/", include("tracker.api.mlflow.artifact_urls")),
+    path("ajax-api/2.0/mlflow-artifacts/", include("tracker.api.mlflow.artifact_urls")),
+    path("get-artifact", get_artifact, name="get-artifact"),
+    # Other apps' MLflow urls go above this line: the catch-all below must come after all of them.
+    # Anything else under an MLflow prefix, with any method, answers MLflow's JSON
+    # ENDPOINT_NOT_FOUND, not Django's HTML 404 (or its CSRF 403 for a POST).
+    *[re_path("^" + re.escape(prefix), endpoint_not_found) for prefix in MLFLOW_PREFIXES],
     # The native API (Django REST framework).
     path("api/v1/", include("tracker.api.native.urls")),
     path("", include("dashboard.urls")),

@@ -8,6 +8,7 @@ import base64
 import json
 
 import pytest
+from django.test import Client
 
 from tests.factories import build_chain
 from tracker import services
@@ -184,9 +185,27 @@ def test_a_child_created_with_the_parent_tag_gets_the_parent_and_root(client, ru
 # --- routing -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [API + "runs/nope", API + "runs/get/x", API, "/ajax-api/2.0/mlflow/artifacts/list"])
+@pytest.mark.parametrize("path", [API + "runs/nope", API + "runs/get/x", API, "/ajax-api/2.0/mlflow/artifacts/nope"])
 def test_a_path_that_is_no_endpoint_gets_endpoint_not_found(client, path):
     assert_refused(client.get(path), 404, "ENDPOINT_NOT_FOUND", "No API endpoint at GET")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        API + "scorers/register",
+        "/ajax-api/2.0/mlflow/registered-models/create",
+        "/api/2.0/mlflow-artifacts/nope",
+        "/ajax-api/2.0/mlflow-artifacts/mpu/x",
+    ],
+)
+def test_an_unknown_endpoint_answers_json_404_for_every_method_even_with_csrf_checks(method, path):
+    # A newer client's RPC (a POST without a CSRF token) must read as "no such endpoint",
+    # not as Django's HTML "CSRF verification failed" page.
+    browser_like = Client(enforce_csrf_checks=True)
+    response = browser_like.generic(method, path, "{}", content_type="application/json")
+    assert_refused(response, 404, "ENDPOINT_NOT_FOUND", f"No API endpoint at {method} {path}")
 
 
 @pytest.mark.parametrize(

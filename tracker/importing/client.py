@@ -18,6 +18,7 @@ class ClientSource(MlflowSource):
         from mlflow.tracking import MlflowClient
 
         self.description = description
+        self.tracking_uri = tracking_uri
         with self._reading():
             self.client = MlflowClient(tracking_uri=tracking_uri)
         self._listed: dict[str, list] = {}

@@ -5,7 +5,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from tracker.importing.client import ClientSource
-from tracker.importing.source import SourceError
+from tracker.importing.source import SourceError, SourceExperiment, SourceRun
 
 _ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
 
@@ -26,6 +26,7 @@ class FileStoreSource(ClientSource):
             raise SourceError(f"{path} is not an MLflow file store: it has no experiment folders with a meta.yaml")
         # mlflow 3 refuses to open a file store unless asked to: it wants users to migrate off
         # it, which is what this import does. Reading changes nothing in the folder.
+        self.folder = path.resolve()
         self._allow_before = os.environ.get(_ALLOW_FILE_STORE)
         os.environ[_ALLOW_FILE_STORE] = "true"
         try:
@@ -33,6 +34,15 @@ class FileStoreSource(ClientSource):
         except BaseException:
             self.close()
             raise
+
+    def artifact_uri(self, experiment: SourceExperiment, run: SourceRun) -> str:
+        # A run records where its folder was when it ran; an mlruns folder that was moved (or
+        # copied from another machine) still holds the files in its own run folders.
+        own = self.folder / experiment.source_id / run.run_id / "artifacts"
+        recorded = run.artifact_uri
+        if recorded.startswith("file:") and not Path(unquote(urlparse(recorded).path)).exists() and own.is_dir():
+            return own.as_uri()
+        return recorded
 
     def close(self) -> None:
         if self._allow_before is None:

@@ -45,6 +45,8 @@ class MlflowSource:
 
     description = ""
     chunk_size = 500
+    # What mlflow's artifact repositories resolve `mlflow-artifacts:` URIs against, if anything.
+    tracking_uri: str | None = None
 
     def experiments(self) -> list[SourceExperiment]:
         raise NotImplementedError
@@ -54,6 +56,10 @@ class MlflowSource:
 
     def runs(self, experiment: SourceExperiment) -> Iterator[list[SourceRun]]:
         raise NotImplementedError
+
+    def artifact_uri(self, experiment: SourceExperiment, run: SourceRun) -> str:
+        """Where `run`'s artifacts are read from (import_mlflow --with-artifacts)."""
+        return run.artifact_uri
 
     def close(self) -> None:
         pass

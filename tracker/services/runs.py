@@ -264,7 +264,9 @@ def _preview(value: str, limit: int = 100) -> str:
 
 
 def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
-    hot_sql.insert_metrics(run.pk, [_metric_row(m) for m in metrics])
+    # A point already stored is skipped (tracker/hot_sql.py): a retry stores nothing twice.
+    hot_sql.insert_metrics(run.pk, [_history_row(m) for m in metrics])
+    _insert_logged_model_metrics(run, [m for m in metrics if m.model_id])
     candidates: dict[str, MetricInput] = {}
     for metric in metrics:
         best = candidates.get(metric.key)
@@ -281,6 +283,24 @@ def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
 def _metric_row(metric: MetricInput) -> tuple[str, float | None, int, int]:
     """(key, value, timestamp, step) as stored: a NaN as NULL."""
     return metric.key, stored_value(metric.value), metric.timestamp, metric.step
+
+
+def _history_row(metric: MetricInput) -> hot_sql.MetricRow:
+    return (*_metric_row(metric), metric.model_id, metric.dataset_name, metric.dataset_digest)
+
+
+def _insert_logged_model_metrics(run: Run, metrics: list[MetricInput]) -> None:
+    """A point that names a logged model is also that model's metric (what get_logged_model and
+    search_logged_models read), as in MLflow. The model must exist and be active."""
+    if not metrics:
+        return
+    known = hot_sql.logged_model_pks(sorted({m.model_id for m in metrics}))
+    for model_id in {m.model_id for m in metrics}:
+        if model_id not in known or known[model_id][1] != ACTIVE:
+            raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
+    hot_sql.insert_logged_model_metrics(
+        [(known[m.model_id][0], run.pk, *_metric_row(m), m.dataset_name, m.dataset_digest) for m in metrics]
+    )
 
 
 def _order(metric: MetricInput) -> tuple:

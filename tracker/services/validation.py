@@ -16,7 +16,7 @@ from tracker.constants import (
 )
 from tracker.errors import InvalidParameterValue
 from tracker.goals import GOAL_VALUES
-from tracker.models import ACTIVE, Experiment, Run, RunStatus
+from tracker.models import ACTIVE, Experiment, Metric, Run, RunStatus
 from tracker.ranges import EPOCH_MS_MAX, EPOCH_MS_MIN, OutOfRange, int_from_text
 
 
@@ -26,6 +26,10 @@ class MetricInput:
     value: float
     timestamp: int
     step: int = 0
+    # MLflow 3: the logged model and dataset the value was measured for (None: not said).
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,33 @@ def check_metric(metric: MetricInput) -> MetricInput:
         raise InvalidParameterValue(f"Metric '{key}' value must be a number, got {type(value).__name__}")
     timestamp = check_integer(metric.timestamp, f"Metric '{key}' timestamp")
     step = check_integer(metric.step if metric.step is not None else 0, f"Metric '{key}' step")
-    return MetricInput(key=key, value=float(value), timestamp=timestamp, step=step)
+    return MetricInput(
+        key=key,
+        value=float(value),
+        timestamp=timestamp,
+        step=step,
+        model_id=check_optional_text(metric.model_id, f"Metric '{key}' model_id", _MAX_MODEL_ID_LENGTH),
+        dataset_name=check_optional_text(metric.dataset_name, f"Metric '{key}' dataset_name", _MAX_DATASET_NAME),
+        dataset_digest=check_optional_text(
+            metric.dataset_digest, f"Metric '{key}' dataset_digest", _MAX_DATASET_DIGEST
+        ),
+    )
+
+
+_MAX_MODEL_ID_LENGTH = Metric._meta.get_field("model_id").max_length
+_MAX_DATASET_NAME = Metric._meta.get_field("dataset_name").max_length
+_MAX_DATASET_DIGEST = Metric._meta.get_field("dataset_digest").max_length
+
+
+def check_optional_text(value, what: str, limit: int) -> str | None:
+    """An optional short string: None or '' is "not given" (protobuf's unset field)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidParameterValue(f"{what} must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidParameterValue(f"{what} is {len(value)} characters long; the limit is {limit}")
+    return value
 
 
 def check_integer(value, what: str) -> int:
