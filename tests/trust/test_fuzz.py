@@ -8,6 +8,7 @@ answers by status code."""
 import json
 import math
 import os
+import re
 from collections import Counter
 from urllib.parse import quote
 
@@ -17,37 +18,30 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracker import services as ingest
+from tracker.api.mlflow import urls as mlflow_urls
 from tracker.constants import PARENT_RUN_ID_TAG
 from tracker.models import Experiment
 from tracker.services import KeyValue, MetricInput
 
-MLFLOW_RPCS = {
-    "experiments/create": "POST",
-    "experiments/get": "GET",
-    "experiments/get-by-name": "GET",
-    "experiments/search": "POST",
-    "experiments/update": "POST",
-    "experiments/delete": "POST",
-    "experiments/restore": "POST",
-    "experiments/set-experiment-tag": "POST",
-    "runs/create": "POST",
-    "runs/get": "GET",
-    "runs/update": "POST",
-    "runs/delete": "POST",
-    "runs/restore": "POST",
-    "runs/search": "POST",
-    "runs/log-batch": "POST",
-    "runs/log-metric": "POST",
-    "runs/log-parameter": "POST",
-    "runs/set-tag": "POST",
-    "runs/delete-tag": "POST",
-    "metrics/get-history": "GET",
-}
+
+def mlflow_rpcs() -> list[tuple[str, str]]:
+    """(path, method) for every MLflow RPC the server routes, read off its URL patterns, so an
+    endpoint added later is fuzzed too; a path parameter gets a hostile value of its own."""
+    rpcs = []
+    for pattern in mlflow_urls.urlpatterns:
+        route = str(pattern.pattern)
+        for method in getattr(pattern.callback, "http_methods", ()):
+            rpcs.append((route, method))
+    return sorted(rpcs)
+
+
+PATH_VALUES = ["m-0123456789abcdef", "9" * 5000, "%00", "%ED%A0%80", "..%2F..%2Fetc", "x" * 2000]
 MLFLOW_FIELDS = [
     "experiment_id", "experiment_ids", "experiment_name", "name", "new_name", "artifact_location",
     "run_id", "run_uuid", "run_name", "user_id", "start_time", "end_time", "status", "key", "value",
     "timestamp", "step", "metric_key", "max_results", "page_token", "filter", "order_by",
-    "run_view_type", "view_type", "tags", "metrics", "params",
+    "run_view_type", "view_type", "tags", "metrics", "params", "path", "model_id", "source_run_id",
+    "datasets", "inputs", "outputs", "models", "filter_string", "experiment_ids", "order_by",
 ]  # fmt: skip
 PAGE_FIELDS = [
     "q", "show_deleted", "filter", "sort", "page", "per_page", "columns", "expanded", "collapsed",
@@ -170,18 +164,24 @@ def test_mlflow_rpcs_never_answer_5xx(world):
     counts = Counts("MLflow RPCs")
 
     @FUZZ
-    @given(rpc=st.sampled_from(sorted(MLFLOW_RPCS)), fields=fields_from(MLFLOW_FIELDS, world), raw=st.booleans())
-    def send(rpc, fields, raw):
-        url = f"/api/2.0/mlflow/{rpc}"
-        if MLFLOW_RPCS[rpc] == "GET":
+    @given(
+        rpc=st.sampled_from(mlflow_rpcs()),
+        path_value=st.sampled_from(PATH_VALUES),
+        fields=fields_from(MLFLOW_FIELDS, world),
+        raw=st.booleans(),
+    )
+    def send(rpc, path_value, fields, raw):
+        route, method = rpc
+        url = "/api/2.0/mlflow/" + re.sub(r"<[^>]+>", path_value, route)
+        if method == "GET":
             url += "?" + to_query(fields)
             response = CLIENT.get(url)
         else:
             body = json.dumps(fields, allow_nan=True).encode("utf-8", "surrogatepass")
             if raw:  # numbers as bare JSON literals, past what json.dumps writes
                 body = body.replace(b'"9999', b"9999")
-            response = CLIENT.post(url, body, content_type="application/json")
-        counts.record(MLFLOW_RPCS[rpc], url, response)
+            response = CLIENT.generic(method, url, body, content_type="application/json")
+        counts.record(method, url, response)
 
     send()
     counts.report()

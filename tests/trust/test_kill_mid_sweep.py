@@ -23,12 +23,6 @@ from tests.trust.conftest import (
     postgresql_url_of_test_database,
     reset_mlflow,
 )
-from tracker.models import Metric
-
-# A worker killed after its commit and before its answer makes the client send the write again;
-# the point is stored once only where metric points are unique (#21 item 6, the "models" branch's
-# uniq_metric_point). Until that is merged here, the duplicate check below may fail.
-METRIC_POINTS_UNIQUE = any(c.name == "uniq_metric_point" for c in Metric._meta.constraints)
 
 KILLS = 3
 # granian's --respawn-failed-workers gives up after two worker deaths within 5.5 s.
@@ -56,7 +50,6 @@ def server(transactional_db, tmp_path):
     server.stop()
 
 
-@pytest.mark.xfail(not METRIC_POINTS_UNIQUE, reason="needs unique metric points (models branch)", strict=False)
 def test_a_sweep_survives_its_web_worker_killed_again_and_again(server, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "10")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -129,5 +122,6 @@ def test_a_sweep_survives_its_web_worker_killed_again_and_again(server, monkeypa
     )
     best = min(trial.data.metrics["loss"] for trial in trials)
     assert float(client.get_run(parent).data.tags["runtree.best.loss"]) == best
-    # No point stored twice by a retry (a worker killed after its commit, before its answer).
+    # No point stored twice by a retry (a worker killed after its commit, before its answer): metric
+    # points are unique (#21 item 6). Before they were, this found two duplicates a run.
     assert duplicated == []
