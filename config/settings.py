@@ -1,6 +1,7 @@
 """Runtree settings: everything from the environment, with defaults that run on a fresh machine."""
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -27,6 +28,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
+    "axes",
     "tracker",
     "dashboard",
 ]
@@ -36,6 +39,10 @@ MIDDLEWARE = [
     # client accepts it, never for downloads (tracker/web/compression.py).
     "tracker.web.compression.CompressTextResponses",
     "django.middleware.security.SecurityMiddleware",
+    # A NUL in the URL: a 400 before anything queries with it (tracker/web/request_guard.py).
+    "tracker.web.request_guard.RequestGuardMiddleware",
+    # PostgreSQL's statement_timeout on reads; before the shortcut so the RPCs get it too.
+    "tracker.web.statement_timeout.ReadStatementTimeoutMiddleware",
     # MLflow tracking RPCs go straight to their view from here (tracker/api/mlflow/shortcut.py).
     "tracker.api.mlflow.shortcut.TrackingApiShortcut",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -44,9 +51,14 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Turns a login locked out by too many failed passwords into its answer (tracker/web/login_throttle.py);
+    # outside AccessControlMiddleware, which checks HTTP Basic passwords.
+    "axes.middleware.AxesMiddleware",
     # RUNTREE_AUTH: after the session user and the CSRF cookie are known, before any view.
     "tracker.web.auth.AccessControlMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/web/faults.py).
     "tracker.web.faults.DatabaseUnavailableMiddleware",
 ]
@@ -70,6 +82,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'runtree.sqlite3'}")}
+# The longest a read's statement may run on PostgreSQL (tracker/web/statement_timeout.py); a
+# query cut by it is a 400 the client does not retry. 0 turns it off. Writes are never cut.
+RUNTREE_STATEMENT_TIMEOUT_MS = env_int("RUNTREE_STATEMENT_TIMEOUT_MS", 5000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -153,7 +168,7 @@ STORAGES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "tracker.api.native.paging.NativePagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -228,6 +243,22 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
 RUNTREE_AUTH = env_choice("RUNTREE_AUTH", "off", {"off", "required"})
 if RUNTREE_AUTH == "required" and not env_str("SECRET_KEY"):
     raise ImproperlyConfigured("RUNTREE_AUTH=required needs a SECRET_KEY: login sessions are signed with it")
+# Password guesses (login form and HTTP Basic) are throttled by django-axes: see tracker/web/login_throttle.py.
+AUTHENTICATION_BACKENDS = [
+    "tracker.web.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+RUNTREE_LOGIN_FAILURE_LIMIT = env_int("RUNTREE_LOGIN_FAILURE_LIMIT", 10)
+RUNTREE_LOGIN_LOCKOUT_MINUTES = env_int("RUNTREE_LOGIN_LOCKOUT_MINUTES", 15)
+AXES_FAILURE_LIMIT = RUNTREE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=RUNTREE_LOGIN_LOCKOUT_MINUTES)
+# One user name guessed at from anywhere, or one address guessing at any names.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_CALLABLE = "tracker.web.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "tracker.web.login_throttle.client_address"
+AXES_RESET_ON_SUCCESS = True
+# No row per successful login: HTTP Basic logs in on every request (remembered for 5 minutes).
+AXES_DISABLE_ACCESS_LOG = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:experiments"
 LOGOUT_REDIRECT_URL = "login"
@@ -237,6 +268,24 @@ if not DEBUG:
     X_FRAME_OPTIONS = "DENY"
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SECURE_REFERRER_POLICY = "same-origin"
+
+# Content-Security-Policy (django-csp): scripts only from Runtree's own origin and never inline
+# (the pages' data rides in `json_script` blocks, which are not run), no plugins, no framing,
+# no <base> pointing elsewhere. Styles may be inline: the tree indents rows with a style
+# attribute and plotly.js and Swagger UI insert <style> elements; a style cannot run code.
+# Images may be data: URIs (Swagger UI's icons, plotly's "download as PNG").
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "object-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # RUNTREE_HTTPS=1 when Runtree is served over HTTPS. TLS terminates at a reverse proxy
 # (nginx, a load balancer) that sets X-Forwarded-Proto, and must overwrite any value a client

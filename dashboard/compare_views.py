@@ -5,6 +5,7 @@ import csv
 import re
 from urllib.parse import urlencode
 
+from csp.decorators import csp_update
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -23,6 +24,10 @@ from tracker.summaries.importance import importance_for
 from tracker.values import finite_or_none
 
 
+# The parallel-coordinates chart draws with WebGL through regl, which compiles its shader
+# bindings with `new Function`: this page's scripts may eval. They still come only from this
+# origin and never inline, and no other page allows it (tests/trust/test_csp.py).
+@csp_update({"script-src": ["'unsafe-eval'"]})
 @require_GET
 def compare_runs(request):
     state = CompareState.from_query(request.GET)
@@ -154,7 +159,8 @@ def _figures(comparison, state, *, sweeps=(), colors=None) -> list[dict]:
 
 
 def _problem_page(request, state, problem: TrackingError):
-    context = {"state": state, "problem": problem.message}
+    # The template links plotly.js whenever the URL asks for a history chart, problem or not.
+    context = {"state": state, "problem": problem.message, "plotly_js": PLOTLY_JS}
     return render(request, "dashboard/compare.html", context, status=problem.http_status)
 
 

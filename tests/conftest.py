@@ -75,6 +75,18 @@ def committed(django_capture_on_commit_callbacks):
 
 
 @pytest.fixture(autouse=True)
+def no_in_process_repair_midtest():
+    """The embedded default repairs stale trees after a write at most every 30 s of the process's
+    life (tracker.tasks.maybe_repair_in_process): start each test's clock afresh, so a test's
+    query count never depends on how long the session has run."""
+    import time
+
+    from tracker import tasks
+
+    tasks._last_in_process_repair[0] = time.monotonic()
+
+
+@pytest.fixture(autouse=True)
 def artifact_root(settings, tmp_path_factory):
     """Every test stores artifacts in a folder of its own, never in the project's artifacts/."""
     root = tmp_path_factory.mktemp("artifacts")

@@ -22,15 +22,27 @@ from tracker.summaries import importance, refresh, staleness
 logger = logging.getLogger(__name__)
 
 
+# A refresh with runs that failed (a lost connection, a deadlock) is retried after 2, 4, 8 ...
+# seconds, at most this many times; then the periodic repair takes over.
+REFRESH_MAX_RETRIES = 6
+
+
 # acks_late: a worker killed mid-task leaves the message to be delivered again; the runs it had
 # not finished are still stale in any case (see summaries.refresh.refresh_stale_run), so the
 # repair finds them.
-@shared_task(acks_late=True, ignore_result=True)
-def refresh_tree(root_pk: int) -> int:
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=REFRESH_MAX_RETRIES)
+def refresh_tree(self, root_pk: int) -> int:
     """Recompute the stale best-child summaries of the run tree under `root_pk`, then queue the
     refit of the param importance of its parents whose summaries changed (at most once a
     REFIT_INTERVAL_MS per parent: a running sweep refreshes its summary every half second)."""
     result = refresh.refresh_tree(root_pk=root_pk)
+    if result.failed:
+        logger.warning("Summary refresh of tree %s: %d run(s) failed and stay stale", root_pk, result.failed)
+        if not self.request.is_eager and self.request.retries < REFRESH_MAX_RETRIES:
+            raise self.retry(countdown=2 ** (self.request.retries + 1))
+        # In-process (no broker) a retry would make the write wait: the next write into the tree,
+        # or the repair after the write (maybe_repair_in_process), runs it again.
+        return result.computed
     if not result.finished:
         # Writes keep landing below: let other trees' tasks go first, then carry on (unless a
         # write has queued the next task already).
@@ -91,6 +103,30 @@ def queue_refresh_after_commit(root_pks: Iterable[int]) -> None:
         # robust: the write has committed; a failing refresh must not answer 5xx and be retried.
         # (A lambda, not a partial: Django names the failed callback by its __qualname__.)
         transaction.on_commit(lambda pk=root_pk: queue_tree_refresh(pk), robust=True)
+    if _in_process():
+        transaction.on_commit(maybe_repair_in_process, robust=True)
+
+
+def _in_process() -> bool:
+    """No broker: tasks run right here, in the request that queued them (the embedded default)."""
+    return refresh_tree.app.conf.task_always_eager and not settings.RUNTREE_SUMMARY_REFRESH_DELAY_MS
+
+
+# In-process (no broker, so no beat): the last time this process looked for stale trees.
+_last_in_process_repair = [time.monotonic()]
+
+
+def maybe_repair_in_process() -> int:
+    """The periodic repair, for the embedded default (no beat): at most every
+    RUNTREE_SUMMARY_REPAIR_SECONDS, after a write, refresh every tree still holding stale runs,
+    whatever its claim says: a refresh that failed, or a process killed between claiming a tree
+    and refreshing it (which left `summary_queued` set, so no later write refreshed the tree
+    again). One query when there is nothing to do."""
+    now = time.monotonic()
+    if now - _last_in_process_repair[0] < settings.RUNTREE_SUMMARY_REPAIR_SECONDS:
+        return 0
+    _last_in_process_repair[0] = now
+    return repair_stale_summaries()
 
 
 # Trees this process queued a delayed refresh for, and when (time.monotonic()). A write within

@@ -27,6 +27,17 @@ def number_or_none(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
+def json_number(value: float | None) -> float | str | None:
+    """A value for JSON outside MLflow's API (the native API): ±Infinity as the strings
+    "Infinity" and "-Infinity", as MLflow writes them (JSON has no infinity; DRF's renderer
+    refused one with a 500), NaN and NULL as null."""
+    if value is None or math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
 def is_missing(value) -> bool:
     """No number to rank: a key never logged (None) or a NaN."""
     return value is None or (isinstance(value, float) and math.isnan(value))

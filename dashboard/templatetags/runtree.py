@@ -8,8 +8,13 @@ from django.utils.safestring import mark_safe
 from markdown_it import MarkdownIt
 
 from dashboard import filtering
+from tracker.ranges import is_epoch_ms
 
 register = template.Library()
+
+# The longest filter a tag chip links to; its URL-encoded form stays well inside what servers
+# and proxies take in a request line (8 KB is common).
+CHIP_FILTER_MAX_CHARS = 2000
 
 # A run's description as Markdown: CommonMark with raw HTML off (markdown-it then escapes any
 # tag as text) and images off (no request to another site on opening a page); its link check
@@ -19,17 +24,26 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
 
 @register.filter
 def epoch_ms(value):
-    """Epoch milliseconds → an aware datetime, for the `date` filter."""
-    if value is None:
+    """Epoch milliseconds → an aware datetime, for the `date` filter; None for a time that is no
+    date (the `date` filter then shows nothing: use `when` where the number should show)."""
+    if value is None or not is_epoch_ms(value):
         return None
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 class When:
-    """One instant in the forms a table cell shows: ISO for <time>, full for the tooltip, short."""
+    """One instant in the forms a page shows: `moment` (a datetime, for naturaltime), ISO for
+    <time>, full for the tooltip, short. A stored time that is no date (nanoseconds sent as
+    milliseconds, 2^63-1, year 10000: the API refuses them now, an import may still bring
+    them) has no moment and no ISO, and shows as its number."""
 
     def __init__(self, ms: int):
+        if not is_epoch_ms(ms):
+            self.moment = self.iso = None
+            self.full = self.short = str(ms)
+            return
         moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+        self.moment = moment
         self.iso = moment.isoformat(timespec="seconds")
         self.full = moment.strftime("%Y-%m-%d %H:%M:%S")
         self.short = f"{moment:%b} {moment.day}, {moment:%H:%M}"
@@ -128,7 +142,10 @@ def chip(filter_text, key, value):
     added, or taken out again when it is already there)."""
     active = filtering.tag_clause(key, value) in filter_text
     toggled = filtering.without_tag(filter_text, key, value) if active else filtering.with_tag(filter_text, key, value)
-    return {"active": active, "filter": toggled or None}
+    # A 100 KB tag value made a link the server refused (414 URI Too Long): such a chip shows
+    # its value but links nowhere (it can still be typed into the filter box).
+    linkable = len(toggled or "") <= CHIP_FILTER_MAX_CHARS
+    return {"active": active, "filter": toggled or None, "linkable": linkable}
 
 
 @register.simple_tag

@@ -3,11 +3,21 @@
 from django.db.models import F, FilteredRelation, OuterRef, Q, Subquery
 from django.db.models.expressions import OrderBy
 
-from tracker.filtering.ast import ATTRIBUTES, NUMERIC_ATTRIBUTES, STRING_ATTRIBUTES, Column
+from tracker.errors import InvalidParameterValue
+from tracker.filtering.ast import ATTRIBUTES, MAX_ORDER_BY_CLAUSES, NUMERIC_ATTRIBUTES, STRING_ATTRIBUTES, Column
 from tracker.filtering.compiler import KEYED_VALUES
 from tracker.filtering.lexer import check_text
 from tracker.filtering.parser import Parser
 from tracker.models import LatestMetric, Param, RunSummary, RunTag
+
+
+def bounded_order_by(order_by: list[str] | str | None) -> list[str]:
+    """The clauses of `order_by` (one string or a list), refused past MAX_ORDER_BY_CLAUSES: each
+    clause is a join and a sort key, so their number bounds a request's work."""
+    clauses = [order_by] if isinstance(order_by, str) else list(order_by or ())
+    if len(clauses) > MAX_ORDER_BY_CLAUSES:
+        raise InvalidParameterValue(f"Invalid order_by: {len(clauses)} clauses; the limit is {MAX_ORDER_BY_CLAUSES}")
+    return clauses
 
 
 def parse_order_clause(text: str) -> tuple[Column, bool]:
@@ -42,8 +52,7 @@ def order_runs(runs, order_by: list[str]):
     each keyed value reached by a LEFT JOIN on (run, key) instead of a subquery per row: over
     100,000 runs the database sorts one hash join (~3x faster on PostgreSQL) rather than
     probing an index once per run. (run, key) is unique, so the join never repeats a run."""
-    if isinstance(order_by, str):
-        order_by = [order_by]
+    order_by = bounded_order_by(order_by)
     ordering = []
     for index, clause in enumerate(order_by or ()):
         column, descending = parse_order_clause(clause)
@@ -62,8 +71,7 @@ def order_by_expressions(order_by: list[str]) -> list[OrderBy]:
     """ORDER BY expressions for MLflow `order_by` clauses ("metrics.`my metric` DESC",
     "params.p ASC", "start_time"), then start_time DESC and run_id ASC so pages are stable.
     A missing value, and a NaN metric (stored as NULL), sorts last in both directions."""
-    if isinstance(order_by, str):
-        order_by = [order_by]
+    order_by = bounded_order_by(order_by)
     expressions = []
     for clause in order_by or ():
         column, descending = parse_order_clause(clause)

@@ -26,7 +26,7 @@ from django.db.models.expressions import OrderBy
 from tracker.errors import InvalidParameterValue
 from tracker.filtering.ast import ATTRIBUTES, NUMERIC_ATTRIBUTES, STRING_ATTRIBUTES
 from tracker.filtering.compiler import KEYED_VALUES
-from tracker.filtering.ordering import RELATION_TO, parse_order_clause
+from tracker.filtering.ordering import RELATION_TO, bounded_order_by, parse_order_clause
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def _after(keys: tuple[_Key, ...], values: list) -> Q:
 def sorted_page(runs: QuerySet, order_by: list[str], *, token: str | None, size: int, fields: tuple[str, ...]):
     """One page of `runs` (rows with `fields` as attributes) in `order_by`'s order, and the token
     of the next page (None after the last). A token from another order is refused."""
-    order_by = [order_by] if isinstance(order_by, str) else list(order_by or ())
+    order_by = bounded_order_by(order_by)
     phases = _phases(runs, order_by)
     phase_index, values = _read_token(token, order_by)
     if values is not None and (phase_index >= len(phases) or len(values) != len(phases[phase_index].keys)):

@@ -20,6 +20,7 @@ from django.db.models import (
     Count,
     ExpressionWrapper,
     F,
+    FloatField,
     Q,
     Subquery,
     Value,
@@ -75,7 +76,11 @@ ATTRIBUTE_SORTS = {
     "status": F("status"),
     "start": F("start_time"),
     "end": F("end_time"),
-    "duration": ExpressionWrapper(F("end_time") - F("start_time"), output_field=BigIntegerField()),
+    # In floating point: the difference of two int64 times can overflow a bigint (an imported
+    # run's time may be any int64), and a sort needs no more than a double's precision.
+    "duration": ExpressionWrapper(
+        Cast("end_time", FloatField()) - Cast("start_time", FloatField()), output_field=FloatField()
+    ),
 }
 
 

@@ -30,8 +30,8 @@ from tracker.services.validation import (
     MetricInput,
     check_active,
     check_client_tag,
+    check_epoch_ms,
     check_experiment_active,
-    check_integer,
     check_key,
     check_metric,
     check_run_name,
@@ -82,7 +82,7 @@ def run_create(
             f"Both 'run_name' ({name!r}) and the '{RUN_NAME_TAG}' tag ({tag_values[RUN_NAME_TAG]!r}) "
             "were given with different values"
         )
-    start_time = now_ms() if start_time is None else check_integer(start_time, "start_time")
+    start_time = now_ms() if start_time is None else check_epoch_ms(start_time, "start_time")
     parent_run_id = tag_values.get(PARENT_RUN_ID_TAG, "")
     # No savepoint: a failure here fails the caller's transaction too (the create-run view's).
     with transaction.atomic(savepoint=False):
@@ -123,7 +123,7 @@ def run_update(*, run: Run, status: str | None = None, end_time: int | None = No
         run.status = check_status(status)
         fields.append("status")
     if end_time is not None:
-        run.end_time = check_integer(end_time, "end_time")
+        run.end_time = check_epoch_ms(end_time, "end_time")
         fields.append("end_time")
     check_active(run)
     if name:

@@ -17,6 +17,7 @@ from tracker.constants import (
 from tracker.errors import InvalidParameterValue
 from tracker.goals import GOAL_VALUES
 from tracker.models import ACTIVE, Experiment, Metric, Run, RunStatus
+from tracker.ranges import EPOCH_MS_MAX, EPOCH_MS_MIN, OutOfRange, int_from_text
 
 
 @dataclass(frozen=True)
@@ -114,15 +115,30 @@ def check_integer(value, what: str) -> int:
         raise InvalidParameterValue(f"{what} must be an integer, got a boolean")
     if isinstance(value, str):
         try:
-            value = int(value)
+            value = int_from_text(value.strip())
+        except OutOfRange:
+            raise InvalidParameterValue(f"{what} ({len(value)} characters) is out of the 64-bit range") from None
         except ValueError:
-            raise InvalidParameterValue(f"{what} must be an integer, got {value!r}") from None
+            raise InvalidParameterValue(f"{what} must be an integer, got {value[:100]!r}") from None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int):
         raise InvalidParameterValue(f"{what} must be an integer, got {value!r}")
     if not -(2**63) <= value < 2**63:
         raise InvalidParameterValue(f"{what} {value} is out of the 64-bit range")
+    return value
+
+
+def check_epoch_ms(value, what: str) -> int:
+    """A run's start or end time: epoch milliseconds of a date in years 1-9999. A client sending
+    nanoseconds (1733000000000000000) made a run no page could show; now it is told at once.
+    (The importer keeps a source's times as they are: the pages show such a time as a number.)"""
+    value = check_integer(value, what)
+    if not EPOCH_MS_MIN <= value <= EPOCH_MS_MAX:
+        raise InvalidParameterValue(
+            f"{what} {value} is not a time in epoch milliseconds (years 1 to 9999): "
+            "was it sent in seconds, microseconds or nanoseconds?"
+        )
     return value
 
 

@@ -1,10 +1,11 @@
 """Computing one parent's summary from its children: a constant number of queries, whatever
 the number of children (stats, best own value, best child summary, params, delete, upsert)."""
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet, StdDev, Window
+from django.db.models import Avg, Case, Count, F, FloatField, Max, Min, Q, QuerySet, StdDev, Value, When, Window
 from django.db.models.functions import RowNumber
 
 from tracker.goals import goal_in
@@ -53,10 +54,26 @@ def recompute_summary(run_pk: int, *, goals: dict[str, str]) -> None:
     _write_summary(run_pk, best=best, stats=stats, params=params, goals=goals)
 
 
+# Past this magnitude the database's AVG and STDDEV may overflow (PostgreSQL sums 1e308 + 1e308
+# into an error; SQLite's STDDEV_POP fails on an infinity), and every refresh of the tree failed.
+_SAFE_MAGNITUDE = 1e150
+
+
 def _spread_per_key(own_values: QuerySet) -> dict[str, dict]:
     """count/min/max/mean/std over the direct children's own values (NaN is NULL: not counted).
-    StdDev is population std; Django provides STDDEV_POP on SQLite too."""
-    return {
+    StdDev is population std; Django provides STDDEV_POP on SQLite too. Keys whose values reach
+    an infinity or a huge magnitude get their mean and std computed here instead (one more
+    query, only when there are such keys): infinities are values like any other (the mean of a set
+    with +inf is +inf, with both infinities NaN; a std with an infinity is NaN)."""
+    # Values past the safe magnitude count as 0 in the database's AVG and STDDEV (which would
+    # fail on them); the keys that have any are recomputed below, from their values. (0, not
+    # NULL: Django's STDDEV_POP for SQLite fails on a NULL.)
+    bounded = Case(
+        When(value__gt=-_SAFE_MAGNITUDE, value__lt=_SAFE_MAGNITUDE, then=F("value")),
+        default=Value(0.0),
+        output_field=FloatField(),
+    )
+    spread = {
         row["key"]: row
         for row in own_values.order_by()
         .values("key")
@@ -64,10 +81,36 @@ def _spread_per_key(own_values: QuerySet) -> dict[str, dict]:
             count=Count("value"),
             min_value=Min("value"),
             max_value=Max("value"),
-            mean_value=Avg("value"),
-            std_value=StdDev("value"),
+            mean_value=Avg(bounded),
+            std_value=StdDev(bounded),
         )
     }
+    huge = [key for key, row in spread.items() if _is_huge(row["min_value"]) or _is_huge(row["max_value"])]
+    if huge:
+        values: dict[str, list[float]] = {}
+        for key, value in own_values.filter(key__in=huge).values_list("key", "value"):
+            values.setdefault(key, []).append(value)
+        for key, found in values.items():
+            mean, std = mean_and_std(found)
+            spread[key].update(mean_value=mean, std_value=std)
+    return spread
+
+
+def _is_huge(value: float | None) -> bool:
+    return value is not None and not -_SAFE_MAGNITUDE < value < _SAFE_MAGNITUDE
+
+
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population std of any floats, infinities and values near the largest double
+    included, without overflowing: scaled by the largest magnitude first."""
+    if any(math.isinf(value) for value in values):
+        total = sum(value for value in values if math.isinf(value))  # inf, -inf, or NaN for both
+        return total, math.nan
+    scale = max(abs(value) for value in values) or 1.0
+    scaled = [value / scale for value in values]
+    mean = math.fsum(scaled) / len(scaled)
+    variance = math.fsum((value - mean) ** 2 for value in scaled) / len(scaled)
+    return mean * scale, math.sqrt(variance) * scale
 
 
 def _best_per_metric(own_values: QuerySet, child_bests: QuerySet, goals: dict[str, str]) -> dict[str, _Candidate]:

@@ -2,10 +2,11 @@
 transaction, and the recompute of every parent (manage.py refresh_summaries)."""
 
 import heapq
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Substr
 
@@ -13,11 +14,14 @@ from tracker.goals import goals_of
 from tracker.models import PATH_SEGMENT_WIDTH, Run, RunSummary, path_ids, path_segment
 from tracker.summaries.computation import recompute_summary
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class TreeRefresh:
     computed: int  # runs this call computed (runs another worker claimed first are skipped)
-    finished: bool  # False: writes kept landing, and the tree still holds stale runs
+    finished: bool  # False: writes kept landing, or a run failed, and the tree still holds stale runs
+    failed: int = 0  # runs whose recompute failed (logged; they stay stale for a retry)
 
 
 def refresh_tree(*, root_pk: int) -> TreeRefresh:
@@ -29,13 +33,14 @@ def refresh_tree(*, root_pk: int) -> TreeRefresh:
     stale_in_tree = Run.objects.filter(path__startswith=path_segment(root_pk), summary_stale=True)
     goals = _GoalsByExperiment()
     computed = 0
+    failed: set[int] = set()
     for _ in range(MAX_PASSES_PER_TASK):
-        stale = list(stale_in_tree.values_list("pk", "path", "experiment_id"))
+        stale = [row for row in stale_in_tree.values_list("pk", "path", "experiment_id") if row[0] not in failed]
         if not stale:
-            return TreeRefresh(computed=computed, finished=True)
-        computed += _refresh_deepest_first(stale, goals)
+            return TreeRefresh(computed=computed, finished=not failed, failed=len(failed))
+        computed += _refresh_deepest_first(stale, goals, failed)
     # Writes keep landing below: the task lets other trees' tasks go first, then carries on.
-    return TreeRefresh(computed=computed, finished=not stale_in_tree.exists())
+    return TreeRefresh(computed=computed, finished=not stale_in_tree.exists(), failed=len(failed))
 
 
 # A pass refreshes what was stale when it began; writes landing meanwhile need another. A tree
@@ -43,10 +48,12 @@ def refresh_tree(*, root_pk: int) -> TreeRefresh:
 MAX_PASSES_PER_TASK = 20
 
 
-def _refresh_deepest_first(stale: list[tuple[int, str, int]], goals: "_GoalsByExperiment") -> int:
+def _refresh_deepest_first(stale: list[tuple[int, str, int]], goals: "_GoalsByExperiment", failed: set[int]) -> int:
     """Refresh the runs (pk, path, experiment id) deepest first. Refreshing a run makes its parent
     stale, so the parent joins the queue, at its depth: a root is done in the same pass as the
-    leaves' parents below it, after all of them."""
+    leaves' parents below it, after all of them. A run whose recompute fails is logged, added to
+    `failed` and left stale (its transaction rolled back), and the others carry on: one bad run
+    used to stop its whole tree's refresh for good, silently."""
     queue = [(-len(path_ids(path)), run_pk, path, experiment_id) for run_pk, path, experiment_id in stale]
     heapq.heapify(queue)
     seen = {run_pk for run_pk, _, _ in stale}
@@ -55,7 +62,14 @@ def _refresh_deepest_first(stale: list[tuple[int, str, int]], goals: "_GoalsByEx
         negative_depth, run_pk, path, experiment_id = heapq.heappop(queue)
         ids = path_ids(path)
         parent_pk = ids[-2] if len(ids) > 1 else None
-        if not refresh_stale_run(run_pk, parent_pk=parent_pk, goals=goals[experiment_id]):
+        if run_pk in failed:
+            continue
+        try:
+            if not refresh_stale_run(run_pk, parent_pk=parent_pk, goals=goals[experiment_id]):
+                continue
+        except DatabaseError:
+            logger.exception("Summary refresh of run %s failed; it stays stale and is retried", run_pk)
+            failed.add(run_pk)
             continue
         computed += 1
         if parent_pk is not None and parent_pk not in seen:

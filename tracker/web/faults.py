@@ -5,6 +5,11 @@ One rule each, for every view and middleware:
   busy timeout) is an outage, not a bug: HTTP 503 with MLflow's `TEMPORARILY_UNAVAILABLE`,
   which the mlflow client retries. Every write is one transaction, so a write cut short
   leaves nothing behind, and the retry stores it once.
+- A statement the database refuses for its size or its time (PostgreSQL's statement timeout on
+  reads, SQLite's fixed limits: "too many terms in compound SELECT", "at most 64 tables in a
+  join", "Expression tree is too large") fails the same way every time it is sent: a 400 the
+  client does not retry, never a 503 that it would retry for minutes.
+- A request body that cannot be read to its end (the client went away mid-upload) is a 408.
 - Any other unexpected error is a 500 without a stack trace: MLflow's error JSON on the APIs,
   a page in the product's look elsewhere (the trace goes to the log only).
 - The APIs answer in JSON, never with an HTML error page.
@@ -13,8 +18,9 @@ One rule each, for every view and middleware:
 import logging
 import sys
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse
+from django.http import HttpResponse, UnreadablePostError
 from django.template import loader
 from django.views import defaults
 
@@ -28,6 +34,60 @@ DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 # The MLflow API (/api/2.0/mlflow/, /ajax-api/2.0/mlflow/) and the native API (/api/v1/).
 API_PREFIXES = ("/api/", "/ajax-api/")
+
+
+# SQLite's fixed limits (sqlite.org/limits.html): the same statement fails the same way again.
+_SQLITE_LIMIT_MESSAGES = (
+    "too many terms in compound select",
+    "at most 64 tables in a join",
+    "expression tree is too large",
+    "too many sql variables",
+    "too many columns",
+    "parser stack overflow",
+    "like or glob pattern too complex",
+    "string or blob too big",
+    "too many arguments on function",
+    "interrupted",  # the progress handler's cut (tracker/web/statement_timeout.py)
+)
+_PG_QUERY_CANCELED = "57014"
+_PG_PROGRAM_LIMIT_CLASS = "54"  # stack depth, too many columns or arguments ...
+
+
+def client_limit_error(exception) -> str | None:
+    """Why the database refused this statement, if it was for the statement's own size or time
+    (so a retry fails again); None for anything else, an outage included."""
+    if not isinstance(exception, OperationalError):
+        return None
+    cause = exception.__cause__
+    pgcode = getattr(cause, "pgcode", None)
+    if pgcode:
+        if pgcode == _PG_QUERY_CANCELED and "statement timeout" in str(cause):
+            limit = settings.RUNTREE_STATEMENT_TIMEOUT_MS
+            return (
+                f"The query took longer than the server's limit of {limit} ms "
+                "(RUNTREE_STATEMENT_TIMEOUT_MS); narrow the filter, sort by fewer keys or ask for a smaller page."
+            )
+        if pgcode.startswith(_PG_PROGRAM_LIMIT_CLASS):
+            return f"The query is too large for the database ({str(cause).strip()}); make it smaller."
+        return None
+    message = str(exception).lower()
+    if any(limit in message for limit in _SQLITE_LIMIT_MESSAGES):
+        return f"The query is too large for the database ({exception}); make it smaller."
+    return None
+
+
+def query_too_large(request, message: str):
+    """A 400 that says what to change: JSON on the APIs, a page elsewhere."""
+    if is_api_request(request):
+        return error_body("INVALID_PARAMETER_VALUE", message, status=400)
+    return HttpResponse(loader.render_to_string("400.html", {"message": message}), status=400)
+
+
+def body_not_received(request):
+    message = "The request body did not arrive in time; send it again."
+    if is_api_request(request):
+        return error_body("BAD_REQUEST", message, status=408)
+    return HttpResponse(loader.render_to_string("400.html", {"message": message}), status=408)
 
 
 def is_api_request(request) -> bool:
@@ -60,6 +120,10 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
+        too_large = client_limit_error(exception)
+        if too_large:
+            logger.warning("Query refused during %s %s: %s", request.method, request.path, exception)
+            return query_too_large(request, too_large)
         if isinstance(exception, DATABASE_UNAVAILABLE):
             logger.warning("Database unavailable during %s %s: %s", request.method, request.path, exception)
             return database_unavailable(request)
@@ -90,7 +154,14 @@ def page_not_found(request, exception):
 def server_error(request):
     """Django calls this inside its `except` block, so the exception is at hand."""
     exception = sys.exc_info()[1]
+    too_large = client_limit_error(exception)
+    if too_large:
+        return query_too_large(request, too_large)
+    if isinstance(exception, UnreadablePostError):
+        return body_not_received(request)
     if isinstance(exception, DATABASE_UNAVAILABLE):
+        # Met in a middleware (the read limit's SET, the token lookup): logged as in a view.
+        logger.warning("Database unavailable during %s %s: %s", request.method, request.path, exception)
         return database_unavailable(request)
     if is_api_request(request):
         return error_body("INTERNAL_ERROR", "Internal server error; the server log has the details.", status=500)

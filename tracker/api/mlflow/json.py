@@ -18,10 +18,10 @@ from django.http import HttpResponse, QueryDict
 from tracker import hot_sql
 from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.models import Experiment, Run
+from tracker.ranges import INT64_MAX, INT64_MIN, OutOfRange, int_from_text
 from tracker.summaries import reads as summary_reads
 from tracker.web.json_errors import error_body
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # What protobuf's JSON parser accepts as a number written as a string.
 _DECIMAL_INTEGER = re.compile(r"-?\d+", re.ASCII)
 _DECIMAL_NUMBER = re.compile(r"-?\d+(\.\d*)?([eE][+-]?\d+)?|-?\.\d+([eE][+-]?\d+)?", re.ASCII)
@@ -125,7 +125,10 @@ class Fields:
             return value
         by_number = {number: member for member, number in members.items()}
         if isinstance(value, str) and _DECIMAL_INTEGER.fullmatch(value):
-            value = int(value)
+            try:
+                value = int_from_text(value)
+            except OutOfRange:
+                pass  # no member has that number: refused below
         if isinstance(value, int) and not isinstance(value, bool) and value in by_number:
             return by_number[value]
         raise _wrong(self._name(name), value, f"one of {', '.join(members)}")
@@ -194,16 +197,25 @@ class Fields:
 def parse_experiment_id(value: str, field: str) -> int:
     """Experiment ids are strings on the wire and integers here; anything else is refused
     before it reaches the database (an id beyond 64 bits would overflow there)."""
-    if not _DECIMAL_INTEGER.fullmatch(value) or not INT64_MIN <= int(value) <= INT64_MAX:
-        raise InvalidParameterValue(f"Invalid value {value!r} for parameter '{field}': an experiment id is an integer.")
-    return int(value)
+    try:
+        return int_from_text(value)
+    except ValueError:  # OutOfRange too
+        shown = value if len(value) <= 100 else value[:100] + "..."
+        raise InvalidParameterValue(
+            f"Invalid value {shown!r} for parameter '{field}': an experiment id is a 64-bit integer."
+        ) from None
 
 
 def _int64(value, field: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     elif isinstance(value, str) and _DECIMAL_INTEGER.fullmatch(value):
-        value = int(value)
+        try:
+            value = int_from_text(value)
+        except OutOfRange:
+            raise InvalidParameterValue(
+                f"Invalid value for parameter '{field}': a {len(value)}-character number is out of the 64-bit range."
+            ) from None
     if not isinstance(value, int) or isinstance(value, bool):
         raise _wrong(field, value, "an integer")
     if not INT64_MIN <= value <= INT64_MAX:

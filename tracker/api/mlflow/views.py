@@ -41,6 +41,9 @@ from tracker.web.json_errors import error_body, json_response
 MAX_BATCH_LOG_REQUEST_BYTES = 1_000_000
 SEARCH_MAX_RESULTS_DEFAULT = 1000
 SEARCH_MAX_RESULTS = 50_000
+# The page the mlflow client asks get-history for; a larger ask gets pages of this size (with a
+# token for the next), so max_results=2^63-1 cannot overflow the query's LIMIT.
+GET_METRIC_HISTORY_MAX_RESULTS = 25_000
 
 _LIFECYCLE_FOR_VIEW = {"ACTIVE_ONLY": [ACTIVE], "DELETED_ONLY": [DELETED], "ALL": [ACTIVE, DELETED]}
 
@@ -346,5 +349,6 @@ def get_metric_history(fields: Fields) -> dict:
     if max_results is None:
         # Without max_results, MLflow returns the whole history in one response.
         return {"metrics": [metric_to_dict(*row) for row in history]}
+    max_results = min(max_results, GET_METRIC_HISTORY_MAX_RESULTS)
     page, token = _paged(history, offset=offset_from_page_token(fields.string("page_token")), max_results=max_results)
     return _with_token({"metrics": [metric_to_dict(*row) for row in page]}, token)

@@ -6,7 +6,7 @@ import csv
 from django.db.models import Count, Prefetch, Q
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
@@ -14,13 +14,14 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from tracker.errors import TrackingError
+from tracker.api.mlflow.json import parse_experiment_id
+from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.filtering import order_runs
 from tracker.models import ACTIVE, Experiment, LatestMetric, Param, Run, RunSummary, RunTag
 from tracker.selectors import export
 from tracker.selectors.runs import runs_matching
 from tracker.summaries import reads as summary_reads
-from tracker.values import number_or_none
+from tracker.values import json_number
 
 
 class TrackingAPIError(APIException):
@@ -29,6 +30,23 @@ class TrackingAPIError(APIException):
     def __init__(self, error: TrackingError):
         self.status_code = error.http_status
         super().__init__(detail={"error_code": error.error_code, "message": error.message})
+
+
+# JSON has no NaN or infinity, and DRF's strict renderer refuses them (a run with an infinite
+# metric was a 500). The native API writes them as tracker.values.json_number says.
+NON_FINITE_SCHEMA = {
+    "oneOf": [{"type": "number"}, {"type": "string", "enum": ["Infinity", "-Infinity"]}],
+    "nullable": True,
+    "description": 'A number; "Infinity" or "-Infinity" for an infinite value, null for NaN.',
+}
+
+
+@extend_schema_field(NON_FINITE_SCHEMA)
+class NonFiniteFloatField(serializers.FloatField):
+    """A float column as json_number writes it."""
+
+    def to_representation(self, value):
+        return json_number(value)
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
@@ -83,8 +101,9 @@ class RunSerializer(serializers.ModelSerializer):
     def get_params(self, run) -> dict[str, str]:
         return {param.key: param.value for param in run.params.all()}
 
-    def get_metrics(self, run) -> dict[str, float | None]:
-        return {metric.key: number_or_none(metric.value) for metric in run.latest_metrics.all()}
+    @extend_schema_field({"type": "object", "additionalProperties": NON_FINITE_SCHEMA})
+    def get_metrics(self, run) -> dict[str, float | str | None]:
+        return {metric.key: json_number(metric.value) for metric in run.latest_metrics.all()}
 
     def get_tags(self, run) -> dict[str, str]:
         return {tag.key: tag.value for tag in run.tags.all()}
@@ -95,7 +114,11 @@ class RunSummarySerializer(serializers.ModelSerializer):
 
     best_run_id = serializers.CharField(source="best_run.run_id", default=None)
     best_run_name = serializers.CharField(source="best_run.name", default=None)
-    best_value = serializers.SerializerMethodField()
+    best_value = NonFiniteFloatField()
+    min_value = NonFiniteFloatField()
+    max_value = NonFiniteFloatField()
+    mean_value = NonFiniteFloatField()
+    std_value = NonFiniteFloatField()
     stale = serializers.BooleanField(source="run.summary_stale")
 
     class Meta:
@@ -115,9 +138,6 @@ class RunSummarySerializer(serializers.ModelSerializer):
             "computed_at",
             "stale",
         ]
-
-    def get_best_value(self, summary) -> float | None:
-        return number_or_none(summary.best_value)
 
 
 def runs_for_listing(queryset):
@@ -202,9 +222,9 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     @staticmethod
     def _experiment_id(raw: str) -> int:
         try:
-            return int(raw)
-        except ValueError:
-            raise serializers.ValidationError({"experiment_id": f"must be an integer, got {raw!r}"}) from None
+            return parse_experiment_id(raw, "experiment_id")
+        except InvalidParameterValue as error:
+            raise TrackingAPIError(error) from None
 
     def _run(self) -> Run:
         run = Run.objects.filter(run_id=self.kwargs["run_id"]).first()
