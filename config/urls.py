@@ -22,6 +22,9 @@ urlpatterns = [
     # The MLflow-compatible tracking API, under both prefixes the mlflow client and UI use.
     path("api/2.0/mlflow/", include("tracker.api.mlflow_urls")),
     path("ajax-api/2.0/mlflow/", include("tracker.api.mlflow_urls")),
+    # The model registry's RPCs, under the same two prefixes.
+    path("api/2.0/mlflow/", include("registry.api.mlflow_urls")),
+    path("ajax-api/2.0/mlflow/", include("registry.api.mlflow_urls")),
     # Other apps' MLflow urls go above this line: the catch-all below must come after all of them.
     # Anything else under an MLflow prefix, with any method, answers MLflow's JSON
     # ENDPOINT_NOT_FOUND, not Django's HTML 404 (or its CSRF 403 for a POST).

@@ -42,7 +42,7 @@ ROLE_GROUPS = {VIEWER: "viewers", WRITER: "writers"}
 
 # The MLflow RPCs that are POSTs but only read: a viewer may call them.
 _MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
-_READ_ONLY_RPCS = ("runs/search", "experiments/search")
+_READ_ONLY_RPCS = ("runs/search", "experiments/search", "registered-models/get-latest-versions")
 READ_ONLY_POSTS = frozenset(prefix + rpc for prefix in _MLFLOW_PREFIXES for rpc in _READ_ONLY_RPCS)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

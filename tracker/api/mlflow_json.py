@@ -116,6 +116,15 @@ class Fields:
                 return float(value)
         raise _wrong(self._name(name), value, 'a number (or "NaN", "Infinity", "-Infinity")')
 
+    def boolean(self, name: str) -> bool | None:
+        value = self._raw(name)
+        if value is None or isinstance(value, bool):
+            return value
+        # A query string, or a client that sends protobuf's JSON loosely, spells it out.
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise _wrong(self._name(name), value, "true or false")
+
     def enum(self, name: str, members: dict[str, int], *, default: str | None = None) -> str | None:
         value = self._raw(name)
         if value is None:
