@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import compare_views, views
+from dashboard import compare_views, registry_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -11,5 +11,18 @@ urlpatterns = [
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
     path("compare/", compare_views.compare_runs, name="compare"),
     path("compare/history.json", compare_views.compare_history, name="compare-history"),
+    path("models/", registry_views.model_list, name="models"),
+    path("models/<str:name>/", registry_views.model_detail, name="model"),
+    path("models/<str:name>/description/", registry_views.model_edit_description, name="model-description"),
+    path("models/<str:name>/aliases/", registry_views.model_set_alias, name="model-alias"),
+    path("models/<str:name>/versions/<int:version>/", registry_views.model_version_detail, name="model-version"),
+    path(
+        "models/<str:name>/versions/<int:version>/stage/", registry_views.version_set_stage, name="model-version-stage"
+    ),
+    path(
+        "models/<str:name>/versions/<int:version>/description/",
+        registry_views.version_edit_description,
+        name="model-version-description",
+    ),
     path("vendor/plotly-<str:version>.min.js", views.plotly_js, name="plotly-js"),
 ]

@@ -70,6 +70,11 @@ def role_of(user) -> str | None:
     return roles[0] if roles else None
 
 
+def may_write(user) -> bool:
+    """Whether pages should offer `user` their edit controls (the middleware enforces it)."""
+    return not auth_required() or role_of(user) == WRITER
+
+
 def user_set_role(*, user, role: str) -> None:
     """Make `user` a viewer or a writer (and not the other)."""
     if role not in ROLE_GROUPS:

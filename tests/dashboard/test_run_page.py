@@ -103,8 +103,9 @@ def test_plotly_js_comes_from_the_installed_package_with_long_caching(client):
 # Queries of the run page: the run (with experiment and child count), its ancestors, params,
 # latest metrics, the history of multi-step metrics (1, with the step counts as a subquery),
 # tags, children count and page, the listed children's latest metrics, and (for a parent) its
-# summaries with their best runs.
-RUN_PAGE_QUERIES = 10
+# summaries with their best runs; the versions registered from it, and which listed children
+# have registered versions (the tree's badge).
+RUN_PAGE_QUERIES = 12
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)

@@ -169,7 +169,8 @@ def test_the_tag_chips_offer_the_common_user_tags_but_no_system_tags(client, swe
 #   children of the expanded runs               1
 #   params and latest metrics for the columns   2
 #   the shown parents' summaries of one metric  1
-TREE_PAGE_QUERIES = 11
+#   the rows with registered versions (badge)   1
+TREE_PAGE_QUERIES = 12
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
@@ -192,5 +193,5 @@ def test_tree_page_queries_do_not_grow_with_the_experiment(client, sized_experim
 def test_the_plain_tree_page_costs_eight_queries_at_any_size(client, sized_experiment, django_assert_max_num_queries):
     # experiment + tags, roots count + page, tag chips, column choices, the metrics with
     # summaries, the shown parents' summaries of the first of them
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):  # 8 + the rows with registered versions
         assert client.get(tree_url(sized_experiment)).status_code == 200

@@ -7,7 +7,7 @@ from tests.api.conftest import client_connections_closed_at_the_end, tracking_ur
 
 
 @pytest.fixture
-def client(tracking_uri):  # noqa: F811 (the fixture imported above)
+def mlflow_client(tracking_uri):  # noqa: F811 (the fixture imported above)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
