@@ -92,6 +92,49 @@ WHITENOISE_USE_FINDERS = True
 # produces the clear error for an oversized request.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RUNTREE_MAX_REQUEST_BYTES", 2 * 1024 * 1024)
 
+# Artifacts (tracker/services/artifacts.py), through Django's storage API: a local folder by
+# default (made on first use), or S3-compatible object storage (django-storages on boto3) with
+# RUNTREE_ARTIFACT_STORAGE=s3. boto3 reads the keys from its usual environment variables
+# (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or an instance role), never from settings files.
+RUNTREE_ARTIFACT_STORAGE = env_choice("RUNTREE_ARTIFACT_STORAGE", "local", {"local", "s3"})
+RUNTREE_ARTIFACT_ROOT = env_str("RUNTREE_ARTIFACT_ROOT") or str(BASE_DIR / "artifacts")
+# Artifact uploads stream to storage, so DATA_UPLOAD_MAX_MEMORY_SIZE does not apply to them;
+# this is their own limit (5 GiB, S3's largest single PUT), refused with a 413 before storing.
+RUNTREE_MAX_ARTIFACT_BYTES = env_int("RUNTREE_MAX_ARTIFACT_BYTES", 5 * 1024**3)
+if RUNTREE_ARTIFACT_STORAGE == "s3":
+    if not env_str("AWS_STORAGE_BUCKET_NAME"):
+        raise ImproperlyConfigured("RUNTREE_ARTIFACT_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
+    _ARTIFACT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            # A key prefix inside the bucket, so one bucket can hold more than Runtree.
+            "location": env_str("AWS_LOCATION"),
+            # MinIO, Ceph, moto...: an S3-compatible server at its own address (path-style).
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE")
+            or ("path" if env_str("AWS_S3_ENDPOINT_URL") else None),
+            # MLflow overwrites an artifact logged twice; so does Runtree.
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": False,
+            # An object being read is buffered in a temporary file past 8 MiB, not in memory
+            # (django-storages' default, 0, keeps all of it in memory: 1 GiB for a 1 GiB download).
+            "max_memory_size": 8 * 1024 * 1024,
+        },
+    }
+else:
+    _ARTIFACT_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": RUNTREE_ARTIFACT_ROOT, "allow_overwrite": True},
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": _ARTIFACT_STORAGE,
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",

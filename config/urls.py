@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
+from tracker.api.artifacts import get_artifact
 from tracker.api.mlflow_views import endpoint_not_found
 
 # Every prefix the mlflow client and UI call; an unknown path under one answers MLflow's JSON 404.
@@ -12,6 +13,9 @@ MLFLOW_PREFIXES = (
     "ajax-api/2.0/mlflow/",
     "api/2.0/mlflow-artifacts/",
     "ajax-api/2.0/mlflow-artifacts/",
+    # MLflow 3's newer RPCs (server-info, traces) live under 3.0.
+    "api/3.0/mlflow/",
+    "ajax-api/3.0/mlflow/",
 )
 
 urlpatterns = [
@@ -25,6 +29,10 @@ urlpatterns = [
     # The model registry's RPCs, under the same two prefixes.
     path("api/2.0/mlflow/", include("registry.api.mlflow_urls")),
     path("ajax-api/2.0/mlflow/", include("registry.api.mlflow_urls")),
+    # MLflow's proxied artifact store (`mlflow server --serve-artifacts`), and its UI's download.
+    path("api/2.0/mlflow-artifacts/", include("tracker.api.artifact_urls")),
+    path("ajax-api/2.0/mlflow-artifacts/", include("tracker.api.artifact_urls")),
+    path("get-artifact", get_artifact, name="get-artifact"),
     # Other apps' MLflow urls go above this line: the catch-all below must come after all of them.
     # Anything else under an MLflow prefix, with any method, answers MLflow's JSON
     # ENDPOINT_NOT_FOUND, not Django's HTML 404 (or its CSRF 403 for a POST).

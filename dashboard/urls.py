@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import compare_views, registry_views, views
+from dashboard import artifact_views, compare_views, registry_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -9,6 +9,9 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/goal/", views.experiment_goal, name="experiment-goal"),
     path("runs/<str:run_id>/", views.run_detail, name="run"),
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
+    path("runs/<str:run_id>/artifacts/", artifact_views.run_artifact_folder, name="run-artifacts"),
+    path("runs/<str:run_id>/artifacts/preview/", artifact_views.run_artifact_preview, name="run-artifact-preview"),
+    path("runs/<str:run_id>/artifacts/inline/", artifact_views.run_artifact_inline, name="run-artifact-inline"),
     path("compare/", compare_views.compare_runs, name="compare"),
     path("compare/history.json", compare_views.compare_history, name="compare-history"),
     path("models/", registry_views.model_list, name="models"),

@@ -18,6 +18,7 @@ from tracker import ingest, tree
 from tracker.errors import InvalidParameterValue
 from tracker.ingest import GOAL_TAG_PREFIX
 from tracker.models import Experiment, Goal, Run
+from tracker.selectors import artifacts as artifact_selectors
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
@@ -115,6 +116,7 @@ def run_detail(request, run_id: str):
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         # The experiment tree under this filter shows the run inside its tree, ancestors open.
         "tree_filter": f"attributes.run_id = '{run.run_id}'",
+        "artifacts": artifact_selectors.run_artifact_folder(run=run),
     }
     return render(request, "dashboard/run_detail.html", context)
 

@@ -72,3 +72,65 @@ def committed(django_capture_on_commit_callbacks):
             return write(*args, **kwargs)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def artifact_root(settings, tmp_path_factory):
+    """Every test stores artifacts in a folder of its own, never in the project's artifacts/."""
+    root = tmp_path_factory.mktemp("artifacts")
+    settings.RUNTREE_ARTIFACT_ROOT = str(root)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root), "allow_overwrite": True},
+        },
+    }
+    return root
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's standalone S3-compatible server on 127.0.0.1 (a free port), for the artifact tests
+    on object storage. Fails, never skips, without moto: requirements-dev.txt pins it."""
+    try:
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415 (only the S3 tests need moto)
+    except ImportError as error:
+        pytest.fail(f"The S3 artifact tests need moto[server] (requirements-dev.txt): {error}", pytrace=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_artifact_bucket(settings, moto_server, request):
+    """Artifacts on S3 (a fresh bucket on the moto server) for this test; the bucket is returned
+    (a boto3 Bucket) so the test can see what was stored."""
+    import boto3  # noqa: PLC0415 (only the S3 tests need boto3)
+
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+    name = "runtree-" + str(abs(hash(request.node.nodeid)))[:12]
+    bucket = boto3.resource("s3", endpoint_url=moto_server, **credentials).create_bucket(Bucket=name)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": name,
+                "endpoint_url": moto_server,
+                "access_key": credentials["aws_access_key_id"],
+                "secret_key": credentials["aws_secret_access_key"],
+                "region_name": credentials["region_name"],
+                "addressing_style": "path",
+                "file_overwrite": True,
+                "default_acl": None,
+                "querystring_auth": False,
+                "max_memory_size": 8 * 1024 * 1024,
+            },
+        },
+    }
+    yield bucket
+    bucket.objects.all().delete()
+    bucket.delete()

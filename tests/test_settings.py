@@ -36,3 +36,31 @@ def test_the_server_refuses_to_start_on_a_bad_value():
     )
     assert result.returncode != 0
     assert "DEBUG='perhaps' is not a boolean" in result.stderr
+
+
+def test_s3_artifact_storage_needs_a_bucket():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env={"PATH": "/usr/bin:/bin", "RUNTREE_ARTIFACT_STORAGE": "s3", "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "RUNTREE_ARTIFACT_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME" in result.stderr
+
+
+def test_s3_artifact_storage_is_configured_from_the_environment():
+    code = "from django.conf import settings; print(settings.STORAGES['artifacts'])"
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "RUNTREE_ARTIFACT_STORAGE": "s3",
+        "AWS_STORAGE_BUCKET_NAME": "runs",
+        "AWS_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code], env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "storages.backends.s3.S3Storage" in result.stdout
+    assert "'bucket_name': 'runs'" in result.stdout and "'addressing_style': 'path'" in result.stdout

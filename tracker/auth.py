@@ -3,12 +3,14 @@
 `RUNTREE_AUTH=off` (the default; `make run` listens on 127.0.0.1 only) leaves everything open.
 With `RUNTREE_AUTH=required`:
 - pages need a login (Django's auth, a session cookie);
-- the APIs (/api/2.0/mlflow/, /ajax-api/2.0/mlflow/, /api/v1/) need an API token
+- the APIs (/api/2.0/mlflow/, /ajax-api/2.0/mlflow/, the artifact store under
+  /api/2.0/mlflow-artifacts/ and /ajax-api/2.0/mlflow-artifacts/, /api/v1/) need an API token
   (`Authorization: Bearer ...`, which the mlflow client sends from MLFLOW_TRACKING_TOKEN),
   HTTP Basic with a user's name and password (MLFLOW_TRACKING_USERNAME/PASSWORD), or the
   session of a logged-in browser (the dashboard's own fetches; its writes then need the
   CSRF token, since only a header credential proves the request was not forged by a page);
-- a user is a *viewer* (reads) or a *writer* (reads and logs), by Django group; a superuser
+- a user is a *viewer* (reads: downloads and lists artifacts too) or a *writer* (reads, logs,
+  uploads and deletes artifacts: any method but GET/HEAD/OPTIONS is a write), by Django group; a superuser
   is a writer; a user in neither group may do nothing.
 
 The setting is read per request, so tests can flip it with `settings`/override_settings.

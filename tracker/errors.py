@@ -24,3 +24,17 @@ class ResourceDoesNotExist(TrackingError):
 class ResourceAlreadyExists(TrackingError):
     error_code = "RESOURCE_ALREADY_EXISTS"
     http_status = 400
+
+
+class ArtifactTooLarge(TrackingError):
+    # 413 Content Too Large; MLflow has no error code for it, and its nearest is this one.
+    error_code = "RESOURCE_LIMIT_EXCEEDED"
+    http_status = 413
+
+
+class NotImplementedByServer(TrackingError):
+    """A feature this server leaves out, refused as MLflow's server refuses it (the client then
+    takes its fallback: one PUT instead of a multipart upload)."""
+
+    error_code = "NOT_IMPLEMENTED"
+    http_status = 501

@@ -185,7 +185,7 @@ def test_a_child_created_with_the_parent_tag_gets_the_parent_and_root(client, ru
 # --- routing -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [API + "runs/nope", API + "runs/get/x", API, "/ajax-api/2.0/mlflow/artifacts/list"])
+@pytest.mark.parametrize("path", [API + "runs/nope", API + "runs/get/x", API, "/ajax-api/2.0/mlflow/artifacts/nope"])
 def test_a_path_that_is_no_endpoint_gets_endpoint_not_found(client, path):
     assert_refused(client.get(path), 404, "ENDPOINT_NOT_FOUND", "No API endpoint at GET")
 

@@ -24,6 +24,9 @@ API_PATHS = [
     "/api/2.0/mlflow/experiments/search",
     "/ajax-api/2.0/mlflow/experiments/search",
     "/api/v1/experiments/",
+    "/api/2.0/mlflow-artifacts/artifacts?path=0",
+    "/ajax-api/2.0/mlflow-artifacts/artifacts/0/x/artifacts/y.txt",
+    "/api/2.0/mlflow/artifacts/list?run_id=x",
 ]
 
 
@@ -136,6 +139,30 @@ def test_a_viewers_log_batch_is_403_and_stores_nothing(auth_required, client, vi
     assert response.status_code == 403
     assert response.json()["error_code"] == "PERMISSION_DENIED"
     assert not Param.objects.exists()
+
+
+def test_a_viewer_downloads_and_lists_artifacts_but_cannot_upload_or_delete(
+    auth_required, client, writer_token, viewer_token, artifact_root
+):
+    run = Run.objects.create(experiment=Experiment.objects.create(name="e", creation_time=0, last_update_time=0))
+    store = "/api/2.0/mlflow-artifacts/artifacts"
+    folder = f"{store}/{run.experiment_id}/{run.run_id}/artifacts"
+    stored = client.put(f"{folder}/a.txt", b"kept", content_type="text/plain", headers=bearer(writer_token))
+    assert stored.status_code == 200
+
+    read = client.get(f"{folder}/a.txt", headers=bearer(viewer_token))
+    assert b"".join(read.streaming_content) == b"kept"
+    listing = client.get(store, {"path": folder.removeprefix(store + "/")}, headers=bearer(viewer_token))
+    assert listing.json()["files"] == [{"path": "a.txt", "is_dir": False, "file_size": 4}]
+    for refused in (
+        client.put(f"{folder}/b.txt", b"new", content_type="text/plain", headers=bearer(viewer_token)),
+        client.put(f"{folder}/a.txt", b"overwritten", content_type="text/plain", headers=bearer(viewer_token)),
+        client.delete(f"{folder}/a.txt", headers=bearer(viewer_token)),
+    ):
+        assert refused.status_code == 403
+        assert refused.json()["error_code"] == "PERMISSION_DENIED"
+    files = [path for path in artifact_root.rglob("*") if path.is_file()]
+    assert [(path.name, path.read_bytes()) for path in files] == [("a.txt", b"kept")]
 
 
 @pytest.mark.parametrize("rpc", ["runs/search", "experiments/search"])

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from tracker.api import artifacts
 from tracker.api import mlflow_views as views
 
 urlpatterns = [
@@ -25,4 +26,5 @@ urlpatterns = [
     path("runs/set-tag", views.set_tag),
     path("runs/delete-tag", views.delete_tag),
     path("metrics/get-history", views.get_metric_history),
+    path("artifacts/list", artifacts.list_artifacts),
 ]

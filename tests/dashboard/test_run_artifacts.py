@@ -1,0 +1,125 @@
+"""The run page's Artifacts section: the artifact URI and top folder on the page, sub-folders and
+previews as partials, and the inline URL that shows only images and sandboxed HTML."""
+
+import pytest
+
+from tests.factories import RunFactory
+from tracker.services.artifacts import artifact_put
+
+pytestmark = pytest.mark.django_db
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+class Body:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, size: int) -> bytes:
+        chunk, self.data = self.data[:size], self.data[size:]
+        return chunk
+
+
+@pytest.fixture
+def run(experiment):
+    run = RunFactory(experiment=experiment)
+    run.artifact_uri = f"mlflow-artifacts:/{experiment.id}/{run.run_id}/artifacts"
+    run.save(update_fields=["artifact_uri"])
+    return run
+
+
+def log(run, path: str, data: bytes) -> None:
+    folder = f"{run.experiment_id}/{run.run_id}/artifacts"
+    artifact_put(path=f"{folder}/{path}", body=Body(data), content_length=len(data))
+
+
+def test_the_run_page_shows_the_artifact_uri_and_the_top_folder(client, run):
+    log(run, "plots/loss.png", PNG)
+    log(run, "notes.txt", b"hello")
+    response = client.get(f"/runs/{run.run_id}/")
+    folder = response.context["artifacts"]
+    assert folder.artifact_uri == run.artifact_uri
+    assert [(item.name, item.is_dir, item.size, item.preview) for item in folder.items] == [
+        ("plots", True, None, None),
+        ("notes.txt", False, 5, "text"),
+    ]
+    html = response.content.decode()
+    assert run.artifact_uri in html
+    assert f'href="/get-artifact?run_id={run.run_id}&amp;path=notes.txt"' in html
+
+
+def test_a_run_without_artifacts_says_how_to_log_one(client, run):
+    response = client.get(f"/runs/{run.run_id}/")
+    assert response.context["artifacts"].items == []
+    assert "mlflow.log_artifact" in response.content.decode()
+
+
+def test_a_folder_opens_as_a_partial_with_paths_from_the_run_root(client, run):
+    log(run, "plots/deep/a.png", PNG)
+    log(run, "plots/b.svg", b"<svg/>")
+    response = client.get(f"/runs/{run.run_id}/artifacts/", {"path": "plots"})
+    items = response.context["folder"].items
+    assert [(item.path, item.is_dir, item.preview) for item in items] == [
+        ("plots/deep", True, None),
+        ("plots/b.svg", False, "image"),
+    ]
+
+
+def test_a_path_that_leaves_the_run_lists_nothing_and_says_why(client, run):
+    response = client.get(f"/runs/{run.run_id}/artifacts/", {"path": "../../x"})
+    assert response.status_code == 200
+    assert response.context["folder"].items == []
+    assert "Invalid artifact path" in response.context["folder"].problem
+
+
+def test_a_text_preview_shows_the_first_lines_escaped(client, run):
+    log(run, "model/MLmodel", b"flavors:\n  python_function: {}\n<script>alert(1)</script>\n")
+    response = client.get(f"/runs/{run.run_id}/artifacts/preview/", {"path": "model/MLmodel"})
+    assert response.context["preview"].lines == ["flavors:", "  python_function: {}", "<script>alert(1)</script>"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.content.decode()
+    assert "<script>" not in response.content.decode()
+
+
+def test_a_long_text_preview_is_cut_and_a_binary_file_is_not_shown(client, run):
+    log(run, "log.txt", b"".join(b"line %d\n" % i for i in range(500)))
+    log(run, "data.csv", b"a,b\x00\x01")
+    long = client.get(f"/runs/{run.run_id}/artifacts/preview/", {"path": "log.txt"}).context["preview"]
+    assert len(long.lines) == 40 and long.truncated
+    binary = client.get(f"/runs/{run.run_id}/artifacts/preview/", {"path": "data.csv"}).context["preview"]
+    assert binary.lines == [] and "binary" in binary.problem
+
+
+def test_image_and_html_previews_load_from_the_inline_url(client, run):
+    log(run, "plot.png", PNG)
+    log(run, "estimator.html", b"<p>model</p>")
+    image = client.get(f"/runs/{run.run_id}/artifacts/preview/", {"path": "plot.png"}).content.decode()
+    assert f'<img class="artifact-image" src="/runs/{run.run_id}/artifacts/inline/?path=plot.png"' in image
+    frame = client.get(f"/runs/{run.run_id}/artifacts/preview/", {"path": "estimator.html"}).content.decode()
+    assert '<iframe class="artifact-html" sandbox referrerpolicy' in frame
+    assert "allow-scripts" not in frame and "allow-same-origin" not in frame
+
+
+def test_the_inline_url_serves_images_and_html_sandboxed(client, run):
+    log(run, "plot.png", PNG)
+    log(run, "report.html", b"<script>alert(1)</script>")
+    image = client.get(f"/runs/{run.run_id}/artifacts/inline/", {"path": "plot.png"})
+    assert b"".join(image.streaming_content) == PNG
+    assert image["Content-Type"] == "image/png"
+    html = client.get(f"/runs/{run.run_id}/artifacts/inline/", {"path": "report.html"})
+    assert html["Content-Type"] == "text/html; charset=utf-8"
+    for response in (image, html):
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Content-Security-Policy"].startswith("sandbox; default-src 'none'")
+        assert response["Content-Disposition"].startswith("inline")
+        assert response["X-Frame-Options"] == "SAMEORIGIN"
+
+
+@pytest.mark.parametrize("path", ["notes.txt", "model.pkl", "../x.png", "missing.png"])
+def test_the_inline_url_serves_nothing_else(client, run, path):
+    log(run, "notes.txt", b"text")
+    log(run, "model.pkl", b"\x80\x04")
+    assert client.get(f"/runs/{run.run_id}/artifacts/inline/", {"path": path}).status_code == 404
+
+
+def test_the_partials_of_an_unknown_run_are_404(client):
+    assert client.get(f"/runs/{'f' * 32}/artifacts/").status_code == 404

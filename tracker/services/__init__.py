@@ -1,0 +1,1 @@
+"""Write services: validate, then write (one transaction each for the database)."""

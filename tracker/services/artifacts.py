@@ -1,0 +1,317 @@
+"""Artifacts: MLflow's proxied artifact store, over Django's storage API (`STORAGES["artifacts"]`).
+
+Every artifact lives under a run's folder, `<experiment_id>/<run_id>/artifacts/...`, or a logged
+model's, `<experiment_id>/models/<model_id>/artifacts/...` (the paths `mlflow-artifacts:` URIs
+name). `artifact_location` is the one place a path is checked: it must stay inside such a folder
+of a run (or experiment) that exists, or nothing is read or written.
+
+Uploads stream: the body is copied in chunks into a temporary file, counted against
+RUNTREE_MAX_ARTIFACT_BYTES, and handed to the storage only once it is complete, so a client
+gone mid-body, or a body over the limit, leaves nothing behind. On the local folder the
+temporary file sits beside the artifacts and the storage moves it into place (one rename); on
+object storage it is uploaded from there.
+"""
+
+import contextlib
+import os
+import posixpath
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import unquote
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import Storage, storages
+
+from tracker.errors import ArtifactTooLarge, InvalidParameterValue, ResourceDoesNotExist
+from tracker.models import Experiment, Run
+
+# Copying in 1 MiB pieces keeps an upload's memory flat whatever its size.
+CHUNK_BYTES = 1024 * 1024
+# Where the local folder keeps uploads still arriving: beside the artifacts (one filesystem, so
+# the final move is a rename), and never a path an artifact can have (those start with a digit).
+INCOMING_FOLDER = ".incoming"
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+# MLflow's logged-model ids: "m-" and 32 hex digits (mlflow/store/tracking/sqlalchemy_store.py).
+_MODEL_ID = re.compile(r"m-[0-9a-f]{32}")
+_EXPERIMENT_ID = re.compile(r"[0-9]{1,18}")
+# Percent-decoding is repeated until nothing changes, so `%252e%252e` cannot smuggle a `..`
+# past the check; more rounds than this is an attack, not a file name.
+_MAX_DECODE_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class ArtifactLocation:
+    """A checked artifact path: the folder it lies in (a run's or a logged model's) and the
+    path inside it."""
+
+    experiment_id: int
+    run_id: str | None
+    model_id: str | None
+    relative: str  # inside the folder; "" is the folder itself
+
+    @property
+    def folder(self) -> str:
+        owner = self.run_id if self.run_id else f"models/{self.model_id}"
+        return f"{self.experiment_id}/{owner}/artifacts"
+
+    @property
+    def name(self) -> str:
+        """The storage name."""
+        return posixpath.join(self.folder, self.relative) if self.relative else self.folder
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    path: str  # relative to the folder that was listed
+    is_dir: bool
+    file_size: int | None  # None for a folder
+
+
+@dataclass(frozen=True)
+class ArtifactDownload:
+    file: File
+    file_name: str
+    size: int
+
+
+def artifact_storage() -> Storage:
+    return storages["artifacts"]
+
+
+# --- the one path rule ---------------------------------------------------------------------------
+
+
+def artifact_path_normalise(raw: str) -> str:
+    """`raw` as a clean relative path ("a/b/c.txt"), or InvalidParameterValue if it could leave
+    its folder: `..` or `.` (also percent-encoded, however often), an absolute path or a drive
+    letter, a backslash, a control character such as NUL, `#`, or an empty segment. One trailing
+    slash is allowed (the client's "delete everything" sends the folder with one)."""
+    decoded = raw
+    for _ in range(_MAX_DECODE_ROUNDS):
+        once_more = unquote(decoded)
+        if once_more == decoded:
+            break
+        decoded = once_more
+    else:
+        raise InvalidParameterValue(f"Invalid artifact path {raw!r}: encoded too many times.")
+    path = decoded[:-1] if decoded.endswith("/") else decoded
+    segments = path.split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or "#" in path
+        or any(ord(char) < 32 or ord(char) == 127 for char in path)
+        or re.match(r"[A-Za-z]:", path)
+        or any(segment in ("", ".", "..") for segment in segments)
+    ):
+        raise InvalidParameterValue(f"Invalid artifact path {raw!r}: it must stay inside its run's folder.")
+    return path
+
+
+def artifact_location(raw: str) -> ArtifactLocation:
+    """Check `raw` (a path as the mlflow client sends it) and say whose folder it is in."""
+    path = artifact_path_normalise(raw)
+    segments = path.split("/")
+    if len(segments) >= 3 and _RUN_ID.fullmatch(segments[1]) and segments[2] == "artifacts":
+        run_id, model_id, inside = segments[1], None, segments[3:]
+    elif (
+        len(segments) >= 4
+        and segments[1] == "models"
+        and _MODEL_ID.fullmatch(segments[2])
+        and segments[3] == "artifacts"
+    ):
+        run_id, model_id, inside = None, segments[2], segments[4:]
+    else:
+        raise InvalidParameterValue(
+            f"Invalid artifact path {raw!r}: artifacts live in '<experiment_id>/<run_id>/artifacts/...' "
+            "or '<experiment_id>/models/<model_id>/artifacts/...'."
+        )
+    if not _EXPERIMENT_ID.fullmatch(segments[0]):
+        raise InvalidParameterValue(f"Invalid artifact path {raw!r}: {segments[0]!r} is not an experiment id.")
+    experiment_id = int(segments[0])
+    if run_id is not None:
+        if not Run.objects.filter(run_id=run_id, experiment_id=experiment_id).exists():
+            raise ResourceDoesNotExist(f"Run '{run_id}' not found in experiment {experiment_id}.")
+    # A logged model's folder needs its experiment only, until logged models are stored here.
+    elif not Experiment.objects.filter(pk=experiment_id).exists():
+        raise ResourceDoesNotExist(f"No experiment with id={experiment_id}.")
+    return ArtifactLocation(experiment_id, run_id, model_id, "/".join(inside))
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+
+def artifact_put(*, path: str, body: BinaryIO, content_length: int | None) -> ArtifactEntry:
+    """Store the bytes read from `body` at `path`, replacing any file there. `content_length`
+    is what the request announced (None when it came chunked); a body that ends early, or
+    passes RUNTREE_MAX_ARTIFACT_BYTES, stores nothing."""
+    location = artifact_location(path)
+    if not location.relative:
+        raise InvalidParameterValue(f"Invalid artifact path {path!r}: it names the folder, not a file in it.")
+    limit = settings.RUNTREE_MAX_ARTIFACT_BYTES
+    if content_length is not None and content_length > limit:
+        raise ArtifactTooLarge(_too_large_message(limit))
+    storage = artifact_storage()
+    with _spooled(body, expected=content_length, limit=limit, directory=_incoming_directory(storage)) as spooled:
+        try:
+            storage.save(location.name, spooled)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
+            raise InvalidParameterValue(f"Cannot store {path!r}: a file and a folder would share a name.") from error
+        size = spooled.size
+    return ArtifactEntry(path=location.relative, is_dir=False, file_size=size)
+
+
+def artifact_delete(*, path: str) -> int:
+    """Delete the file or the folder (with everything in it) at `path`; the number of files
+    deleted (0 if there was nothing)."""
+    location = artifact_location(path)
+    return artifact_tree_delete(name=location.name)
+
+
+def artifact_tree_delete(*, name: str) -> int:
+    """Delete a storage name, file or folder, whatever is under it. For callers that have
+    checked the name themselves (gc deletes a whole run's folder)."""
+    storage = artifact_storage()
+    folders, files = _listdir(storage, name)
+    if not folders and not files:
+        if storage.exists(name) and not _is_local_folder(storage, name):
+            storage.delete(name)
+            return 1
+        _remove_empty_folder(storage, name)
+        return 0
+    deleted = 0
+    for file_name in files:
+        storage.delete(posixpath.join(name, file_name))
+        deleted += 1
+    for folder in folders:
+        deleted += artifact_tree_delete(name=posixpath.join(name, folder))
+    _remove_empty_folder(storage, name)
+    return deleted
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+
+def artifact_list(*, path: str) -> list[ArtifactEntry]:
+    """The folders and files directly inside `path`, by name (folders without a size). A file's
+    path, or a path that does not exist, lists nothing, as MLflow's stores do."""
+    location = artifact_location(path)
+    return artifact_entries(name=location.name)
+
+
+def artifact_entries(*, name: str) -> list[ArtifactEntry]:
+    storage = artifact_storage()
+    folders, files = _listdir(storage, name)
+    entries = [ArtifactEntry(path=folder, is_dir=True, file_size=None) for folder in sorted(folders)]
+    entries += [
+        ArtifactEntry(path=file_name, is_dir=False, file_size=storage.size(posixpath.join(name, file_name)))
+        for file_name in sorted(files)
+    ]
+    return entries
+
+
+def artifact_open(*, path: str) -> ArtifactDownload:
+    """The stored file at `path`, open for reading (the caller streams and closes it)."""
+    location = artifact_location(path)
+    storage = artifact_storage()
+    if _is_local_folder(storage, location.name):
+        raise InvalidParameterValue(f"Artifact path refers to a directory, not a file: {path!r}.")
+    if not location.relative or not storage.exists(location.name):
+        raise ResourceDoesNotExist(f"No artifact at {path!r}.")
+    return ArtifactDownload(
+        file=storage.open(location.name, "rb"),
+        file_name=posixpath.basename(location.name),
+        size=storage.size(location.name),
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+class _SpooledBody(File):
+    """A finished upload in a temporary file. `temporary_file_path` lets FileSystemStorage move
+    it into place instead of copying it."""
+
+    def temporary_file_path(self) -> str:
+        return self.file.name
+
+
+@contextlib.contextmanager
+def _spooled(body: BinaryIO, *, expected: int | None, limit: int, directory: str | None) -> Iterator[_SpooledBody]:
+    handle = tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", delete=False)  # noqa: SIM115 (removed below)
+    try:
+        received = 0
+        with handle:
+            while chunk := body.read(CHUNK_BYTES):
+                received += len(chunk)
+                if received > limit:
+                    raise ArtifactTooLarge(_too_large_message(limit))
+                handle.write(chunk)
+        if expected is not None and received != expected:
+            raise InvalidParameterValue(
+                f"The upload ended after {received} of its {expected} bytes; nothing was stored."
+            )
+        with open(handle.name, "rb") as spooled_file:
+            spooled = _SpooledBody(spooled_file, name=handle.name)
+            spooled.size = received  # known already; and the file may be moved away by the save
+            yield spooled
+    finally:
+        # After a move into place the file is gone already; after a failure or a copy it is not.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(handle.name)
+
+
+def _incoming_directory(storage: Storage) -> str | None:
+    try:
+        incoming = storage.path(INCOMING_FOLDER)
+    except NotImplementedError:
+        return None  # object storage: no local path, the system's temporary folder will do
+    os.makedirs(incoming, exist_ok=True)
+    return incoming
+
+
+def _listdir(storage: Storage, name: str) -> tuple[list[str], list[str]]:
+    try:
+        folders, files = storage.listdir(name)
+    except (FileNotFoundError, NotADirectoryError):
+        return [], []
+    return list(folders), list(files)
+
+
+def _is_local_folder(storage: Storage, name: str) -> bool:
+    try:
+        return os.path.isdir(storage.path(name))
+    except NotImplementedError:
+        return False  # object storage has no folders, only names with slashes
+
+
+def _remove_empty_folder(storage: Storage, name: str) -> None:
+    if _is_local_folder(storage, name):
+        with contextlib.suppress(OSError):
+            os.rmdir(storage.path(name))
+
+
+def _too_large_message(limit: int) -> str:
+    return (
+        f"The artifact is larger than this server's limit of {limit} bytes (RUNTREE_MAX_ARTIFACT_BYTES); "
+        "nothing was stored."
+    )
+
+
+def run_artifact_path(*, run: Run, path: str | None) -> str:
+    """The proxied path of `path` inside `run`'s artifacts, as the artifact API takes it; for
+    MLflow's run-based endpoints (artifacts/list, get-artifact) and the run page. The run's
+    artifact URI must name its own folder in this server's store (an imported run whose
+    artifacts were not copied keeps its source's URI, and reads nothing here)."""
+    own = f"{run.experiment_id}/{run.run_id}/artifacts"
+    if re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", run.artifact_uri).rstrip("/") != own:
+        raise InvalidParameterValue(
+            f"Run '{run.run_id}' keeps its artifacts at {run.artifact_uri!r}, outside this server's artifact store."
+        )
+    return f"{own}/{artifact_path_normalise(path)}" if path else own
