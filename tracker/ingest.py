@@ -26,6 +26,7 @@ from tracker.models import (
     PATH_SEPARATOR,
     Experiment,
     ExperimentTag,
+    Metric,
     Run,
     RunStatus,
     RunTag,
@@ -68,6 +69,10 @@ class MetricInput:
     value: float
     timestamp: int
     step: int = 0
+    # MLflow 3: the logged model and dataset the value was measured for (None: not said).
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,33 @@ def _check_metric(metric: MetricInput) -> MetricInput:
         raise InvalidParameterValue(f"Metric '{key}' value must be a number, got {type(value).__name__}")
     timestamp = _check_integer(metric.timestamp, f"Metric '{key}' timestamp")
     step = _check_integer(metric.step if metric.step is not None else 0, f"Metric '{key}' step")
-    return MetricInput(key=key, value=float(value), timestamp=timestamp, step=step)
+    return MetricInput(
+        key=key,
+        value=float(value),
+        timestamp=timestamp,
+        step=step,
+        model_id=_check_optional_text(metric.model_id, f"Metric '{key}' model_id", _MAX_MODEL_ID_LENGTH),
+        dataset_name=_check_optional_text(metric.dataset_name, f"Metric '{key}' dataset_name", _MAX_DATASET_NAME),
+        dataset_digest=_check_optional_text(
+            metric.dataset_digest, f"Metric '{key}' dataset_digest", _MAX_DATASET_DIGEST
+        ),
+    )
+
+
+_MAX_MODEL_ID_LENGTH = Metric._meta.get_field("model_id").max_length
+_MAX_DATASET_NAME = Metric._meta.get_field("dataset_name").max_length
+_MAX_DATASET_DIGEST = Metric._meta.get_field("dataset_digest").max_length
+
+
+def _check_optional_text(value, what: str, limit: int) -> str | None:
+    """An optional short string: None or '' is "not given" (protobuf's unset field)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidParameterValue(f"{what} must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidParameterValue(f"{what} is {len(value)} characters long; the limit is {limit}")
+    return value
 
 
 def _check_integer(value, what: str) -> int:
@@ -586,7 +617,9 @@ def _stored_value(value: float) -> float | None:
 
 
 def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
-    statements.insert_metrics(run.pk, [_metric_row(m) for m in metrics])
+    # A point already stored is skipped (tracker/statements.py): a retry stores nothing twice.
+    statements.insert_metrics(run.pk, [_history_row(m) for m in metrics])
+    _insert_logged_model_metrics(run, [m for m in metrics if m.model_id])
     candidates: dict[str, MetricInput] = {}
     for metric in metrics:
         best = candidates.get(metric.key)
@@ -603,6 +636,24 @@ def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
 def _metric_row(metric: MetricInput) -> tuple[str, float | None, int, int]:
     """(key, value, timestamp, step) as stored: a NaN as NULL."""
     return metric.key, _stored_value(metric.value), metric.timestamp, metric.step
+
+
+def _history_row(metric: MetricInput) -> statements.MetricRow:
+    return (*_metric_row(metric), metric.model_id, metric.dataset_name, metric.dataset_digest)
+
+
+def _insert_logged_model_metrics(run: Run, metrics: list[MetricInput]) -> None:
+    """A point that names a logged model is also that model's metric (what get_logged_model and
+    search_logged_models read), as in MLflow. The model must exist and be active."""
+    if not metrics:
+        return
+    known = statements.logged_model_pks(sorted({m.model_id for m in metrics}))
+    for model_id in {m.model_id for m in metrics}:
+        if model_id not in known or known[model_id][1] != ACTIVE:
+            raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
+    statements.insert_logged_model_metrics(
+        [(known[m.model_id][0], run.pk, *_metric_row(m), m.dataset_name, m.dataset_digest) for m in metrics]
+    )
 
 
 def _order(metric: MetricInput) -> tuple:

@@ -271,16 +271,35 @@ class MetricValueMixin:
 
 
 class Metric(MetricValueMixin, models.Model):
+    """One point of a run's metric history. A point is stored once: a retried write, or
+    `log_model` re-logging the run's metrics for its model, sends a point already here, and
+    the write path skips it (MLflow's store does the same; its key is the run, key, timestamp,
+    step and value). The model and dataset a point was first logged with are kept with it."""
+
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
     key = models.CharField(max_length=250)
     value = models.FloatField(null=True)
     timestamp = models.BigIntegerField()
     step = models.BigIntegerField(default=0)
+    # MLflow 3: the logged model and the dataset the value was measured for, when the client
+    # says. NULL is "not sent" (protobuf's unset field), as for nearly every point; NULL rather
+    # than '' because the COPY path writes an empty CSV field as NULL.
+    model_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    dataset_name = models.CharField(max_length=500, null=True, blank=True)  # noqa: DJ001
+    dataset_digest = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
-        indexes = [
-            # get-history and the history charts: one run's key in step order.
-            models.Index(fields=["run", "key", "step", "timestamp"], name="metric_history_idx"),
+        constraints = [
+            # One row per point. Its index also serves get-history and the history charts (one
+            # run's key in step order), so it replaced the plain index those used.
+            models.UniqueConstraint(fields=["run", "key", "step", "timestamp", "value"], name="uniq_metric_point"),
+            # A NaN is stored as NULL, and NULLs never collide in a unique index: NaN points
+            # get their own (small, partial) one.
+            models.UniqueConstraint(
+                fields=["run", "key", "step", "timestamp"],
+                condition=Q(value__isnull=True),
+                name="uniq_metric_nan_point",
+            ),
         ]
 
 
@@ -362,3 +381,164 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.prefix}… ({self.user})"
+
+
+# --- MLflow 3: logged models and datasets --------------------------------------------------------
+
+
+def new_model_id() -> str:
+    """MLflow 3's logged-model id: `m-` and 32 hex digits."""
+    return f"m-{uuid.uuid4().hex}"
+
+
+class LoggedModelStatus(models.TextChoices):
+    PENDING = "PENDING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+
+class LoggedModelQuerySet(models.QuerySet):
+    def active(self):
+        """Logged models not deleted."""
+        return self.filter(lifecycle_stage=ACTIVE)
+
+    def get_by_model_id(self, model_id, *, allow_deleted: bool = False) -> "LoggedModel":
+        """The logged model with this id, or ResourceDoesNotExist (a deleted one too, unless
+        `allow_deleted`), as MLflow answers."""
+        found = self.filter(model_id=model_id) if isinstance(model_id, str) and model_id else self.none()
+        if not allow_deleted:
+            found = found.active()
+        model = found.first()
+        if model is None:
+            raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
+        return model
+
+
+class LoggedModel(models.Model):
+    """An MLflow 3 logged model: what `log_model` makes, with its own artifacts, tags, params
+    and metrics, linked to the run that produced it (its source run)."""
+
+    model_id = models.CharField(max_length=64, unique=True, default=new_model_id)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="logged_models")
+    # Null for a model made outside a run, or whose run was removed for good (`manage.py gc`).
+    source_run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="logged_models")
+    name = models.CharField(max_length=500)
+    model_type = models.CharField(max_length=500, blank=True, default="")
+    status = models.CharField(max_length=16, choices=LoggedModelStatus.choices, default=LoggedModelStatus.PENDING)
+    status_message = models.TextField(blank=True, default="")
+    # mlflow-artifacts:/<experiment>/models/<model_id>/artifacts
+    artifact_location = models.TextField()
+    lifecycle_stage = models.CharField(max_length=16, choices=LIFECYCLE_CHOICES, default=ACTIVE)
+    creation_time = models.BigIntegerField()
+    last_updated_time = models.BigIntegerField()
+
+    objects = LoggedModelQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # search_logged_models: an experiment's models, newest first.
+            models.Index(fields=["experiment", "-creation_time"], name="logged_model_exp_created_idx"),
+            # `runs:/<run_id>/<name>` is resolved by a search for the name within the experiment.
+            models.Index(fields=["experiment", "name"], name="logged_model_exp_name_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.model_id})"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.lifecycle_stage == DELETED
+
+
+class LoggedModelTag(models.Model):
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "key"], name="uniq_logged_model_tag")]
+
+
+class LoggedModelParam(models.Model):
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="params")
+    key = models.CharField(max_length=250)
+    value = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "key"], name="uniq_logged_model_param")]
+
+
+class LoggedModelMetric(MetricValueMixin, models.Model):
+    """A metric point logged for a model (a metric write that names a `model_id`). The run's
+    history keeps the point once; the model keeps its own copy, so several models logged at
+    one step each get the run's metrics, as in MLflow."""
+
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="metrics")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=250)
+    value = models.FloatField(null=True)
+    timestamp = models.BigIntegerField()
+    step = models.BigIntegerField(default=0)
+    # As on Metric: NULL when the client named no dataset.
+    dataset_name = models.CharField(max_length=500, null=True, blank=True)  # noqa: DJ001
+    dataset_digest = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+
+    class Meta:
+        # MLflow's key for a model's metric point; a retried write is skipped on it.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "key", "step", "timestamp", "run"], name="uniq_logged_model_metric"
+            )
+        ]
+
+
+class Dataset(models.Model):
+    """A dataset as `mlflow.log_input` describes it: one row per experiment, name and digest,
+    shared by every run that used it."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=500)
+    digest = models.CharField(max_length=64)
+    source_type = models.CharField(max_length=64)
+    source = models.TextField()
+    schema = models.TextField(blank=True, default="")
+    profile = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "name", "digest"], name="uniq_experiment_dataset")]
+
+    def __str__(self):
+        return f"{self.name} ({self.digest})"
+
+
+class RunDatasetInput(models.Model):
+    """A dataset a run used, with the input's tags as MLflow sends them (a list of
+    {"key", "value"}; `mlflow.data.context` says training, validation, ...)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="dataset_inputs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="run_inputs")
+    tags = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "dataset"], name="uniq_run_dataset_input")]
+
+
+class RunModelInput(models.Model):
+    """A logged model a run used (evaluated, fine-tuned, ...)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_inputs")
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="run_inputs")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "model"], name="uniq_run_model_input")]
+
+
+class RunModelOutput(models.Model):
+    """A logged model a run produced, at the step it was logged at (`log_model(step=...)`)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_outputs")
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="run_outputs")
+    step = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "model"], name="uniq_run_model_output")]

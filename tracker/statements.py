@@ -12,13 +12,25 @@ Both databases speak this dialect: `INSERT … ON CONFLICT … DO UPDATE … WHE
 tracker/ingest.py and tracker/models.py; this module only stores and reads.
 """
 
-import csv
-import io
 from collections.abc import Iterable, Sequence
 
 from django.db import connection
 
-from tracker.models import Experiment, LatestMetric, Metric, Param, Run, RunSummary, RunTag
+from tracker.models import (
+    Dataset,
+    Experiment,
+    LatestMetric,
+    LoggedModel,
+    LoggedModelMetric,
+    Metric,
+    Param,
+    Run,
+    RunDatasetInput,
+    RunModelInput,
+    RunModelOutput,
+    RunSummary,
+    RunTag,
+)
 
 
 def _table(model) -> str:
@@ -201,35 +213,55 @@ def upsert_tags(run_pk: int, tags: Sequence[tuple[str, str]]) -> None:
         _execute(sql, [v for key, value in part for v in (run_pk, key, value)])
 
 
-_METRIC_COLUMNS = ", ".join(_column(Metric, name) for name in ("run", "key", "value", "timestamp", "step"))
-_COPY_METRICS = f"COPY {_table(Metric)} ({_METRIC_COLUMNS}) FROM STDIN WITH (FORMAT csv)"
-# From this many rows on, PostgreSQL takes a batch by COPY: binding and parsing 5 placeholders a
-# row cost more than the rows (1,000 metrics: 38 ms by INSERT, 25 ms by COPY, on a 2-core VM).
-_COPY_FROM_ROWS = 50
+# A metric row as the write path stores it: key, value (NULL for a NaN), timestamp, step, and
+# the model id, dataset name and dataset digest the client sent (NULL when it sent none).
+MetricRow = tuple[str, float | None, int, int, str | None, str | None, str | None]
+_METRIC_FIELDS = ("run", "key", "value", "timestamp", "step", "model_id", "dataset_name", "dataset_digest")
+_METRIC_COLUMNS = ", ".join(_column(Metric, name) for name in _METRIC_FIELDS)
+# Most points name no model or dataset: their rows leave those three columns out (NULL).
+_PLAIN_METRIC_COLUMNS = ", ".join(_column(Metric, name) for name in _METRIC_FIELDS[:5])
+# From this many rows on, PostgreSQL takes a batch as one array per column, unnested: binding and
+# parsing 5 placeholders a row cost more than the rows. The plain COPY this replaced could not
+# skip a point already stored; COPY into a temporary table and INSERT … SELECT … ON CONFLICT
+# could, but cost more than this (1,000 metrics, median of 30 on a shared 2-core VM: VALUES 15–32
+# ms, COPY to a temporary table and insert 10–24 ms, unnest 8–20 ms, the old plain COPY 6–16 ms).
+_UNNEST_FROM_ROWS = 50
+# Stored points are skipped: a client's retry, or log_model re-logging the run's metrics for its
+# model, stores each point once. No conflict target, so both unique indexes count (a NaN point's
+# is partial, see Metric.Meta).
+_INSERT_METRICS_UNNEST = (
+    f"INSERT INTO {_table(Metric)} ({_METRIC_COLUMNS}) SELECT %s, * FROM unnest(%s::varchar[], "
+    "%s::double precision[], %s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[]) "
+    "ON CONFLICT DO NOTHING"
+)
 
 
-def insert_metrics(run_pk: int, rows: Sequence[tuple[str, float | None, int, int]]) -> None:
-    """Append (key, value, timestamp, step) rows to the run's metric history."""
-    if connection.vendor == "postgresql" and len(rows) >= _COPY_FROM_ROWS:
-        _copy_metrics(run_pk, rows)
+def insert_metrics(run_pk: int, rows: Sequence[MetricRow]) -> None:
+    """Append rows to the run's metric history, skipping any point already stored (the same key,
+    step, timestamp and value; a NaN equals a NaN)."""
+    if connection.vendor == "postgresql" and len(rows) >= _UNNEST_FROM_ROWS:
+        _execute(_INSERT_METRICS_UNNEST, [run_pk, *(_pg_array(column) for column in zip(*rows, strict=True))])
         return
-    for part in _slices(rows, 5):
-        sql = (
-            f"INSERT INTO {_table(Metric)} ({_column(Metric, 'run')}, {_column(Metric, 'key')}, "
-            f"{_column(Metric, 'value')}, {_column(Metric, 'timestamp')}, {_column(Metric, 'step')}) "
-            f"VALUES {_rows(len(part), 5)}"
-        )
-        _execute(sql, [v for row in part for v in (run_pk, *row)])
+    plain = all(row[4] is None and row[5] is None and row[6] is None for row in rows)
+    width = 5 if plain else 8
+    columns = _PLAIN_METRIC_COLUMNS if plain else _METRIC_COLUMNS
+    for part in _slices(rows, width):
+        sql = f"INSERT INTO {_table(Metric)} ({columns}) VALUES {_rows(len(part), width)} ON CONFLICT DO NOTHING"
+        _execute(sql, [v for row in part for v in (run_pk, *row[: width - 1])])
 
 
-def _copy_metrics(run_pk: int, rows: Sequence[tuple[str, float | None, int, int]]) -> None:
-    lines = io.StringIO()
-    writer = csv.writer(lines, lineterminator="\n")  # quotes what needs quoting; an empty field is NULL
-    for key, value, timestamp, step in rows:
-        writer.writerow((run_pk, key, "" if value is None else repr(value), timestamp, step))
-    lines.seek(0)
-    with connection.cursor() as cursor:
-        cursor.copy_expert(_COPY_METRICS, lines)  # Django logs it like any statement
+def _pg_array(values: Sequence) -> str:
+    """PostgreSQL's text form of a one-dimensional array ('{"a","b",NULL}'), one parameter for
+    a whole column; strings are quoted with their quotes and backslashes escaped."""
+    items = []
+    for value in values:
+        if value is None:
+            items.append("NULL")
+        elif isinstance(value, str):
+            items.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:
+            items.append(repr(value))  # ints; floats as Python writes them, inf included
+    return "{" + ",".join(items) + "}"
 
 
 # "Newer" in one SQL condition: models.metric_sort_key's order (step, then timestamp, then the
@@ -321,3 +353,90 @@ def best_summaries_of(run_pks: Sequence[int]) -> list[tuple[int, str, float | No
         order=f" ORDER BY {summary}.{_column(RunSummary, 'run')}, {summary}.{_column(RunSummary, 'key')}",
     )
     return [(*row[:4], _BEST_PARAMS.from_db_value(row[4], None, connection)) for row in rows]
+
+
+# --- MLflow 3: metrics logged for a model ------------------------------------------------------
+
+
+def logged_model_pks(model_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """model_id -> (pk, lifecycle stage) of each known logged model among `model_ids`."""
+    if not model_ids:
+        return {}
+    sql = (
+        f"SELECT {_column(LoggedModel, 'model_id')}, {_column(LoggedModel, 'id')}, "
+        f"{_column(LoggedModel, 'lifecycle_stage')} FROM {_table(LoggedModel)} "
+        f"WHERE {_column(LoggedModel, 'model_id')} IN ({_placeholders(len(model_ids))})"
+    )
+    return {model_id: (pk, stage) for model_id, pk, stage in _fetchall(sql, list(model_ids))}
+
+
+_LMM_FIELDS = ("model", "run", "key", "value", "timestamp", "step", "dataset_name", "dataset_digest")
+
+
+def insert_logged_model_metrics(rows: Sequence[tuple[int, int, str, float | None, int, int, str | None, str | None]]):
+    """Add (model pk, run pk, key, value, timestamp, step, dataset name, dataset digest) rows to
+    the models' metrics, skipping points already stored (a retry, or log_model's re-log)."""
+    columns = ", ".join(_column(LoggedModelMetric, name) for name in _LMM_FIELDS)
+    for part in _slices(rows, len(_LMM_FIELDS)):
+        sql = (
+            f"INSERT INTO {_table(LoggedModelMetric)} ({columns}) VALUES {_rows(len(part), len(_LMM_FIELDS))} "
+            "ON CONFLICT DO NOTHING"
+        )
+        _execute(sql, [value for row in part for value in row])
+
+
+# --- MLflow 3: a run's inputs and outputs (runs/get, runs/search) --------------------------------
+
+
+def _qualified(model, name: str) -> str:
+    return f"{_table(model)}.{_column(model, name)}"
+
+
+def _joined(model, link: str, target) -> str:
+    return f"{_table(model)} JOIN {_table(target)} ON {_qualified(target, 'id')} = {_qualified(model, link)}"
+
+
+_NULLS = ", ".join(["NULL"] * 7)
+# One query for the three kinds, padded with NULLs to one shape, so runs/get and a runs/search
+# page pay one round trip for them however many runs and inputs there are:
+# (run pk, kind, model_id, step, name, digest, source_type, source, schema, profile, tags, row id).
+_DATASET_COLUMNS = ", ".join(_qualified(Dataset, name) for name in ("name", "digest", "source_type", "source"))
+_DATASET_INPUTS = (
+    # The first branch sets the columns' types (PostgreSQL resolves a NULL there as text).
+    f"SELECT {_qualified(RunDatasetInput, 'run')}, 'dataset', CAST(NULL AS VARCHAR), CAST(NULL AS BIGINT), "
+    f"{_DATASET_COLUMNS}, "
+    f"{_qualified(Dataset, 'schema')}, {_qualified(Dataset, 'profile')}, {_qualified(RunDatasetInput, 'tags')}, "
+    f"{_qualified(RunDatasetInput, 'id')} FROM {_joined(RunDatasetInput, 'dataset', Dataset)} "
+    f"WHERE {_qualified(RunDatasetInput, 'run')} "
+)
+_MODEL_INPUTS = (
+    f"SELECT {_qualified(RunModelInput, 'run')}, 'model_input', {_qualified(LoggedModel, 'model_id')}, NULL, "
+    f"{_NULLS}, {_qualified(RunModelInput, 'id')} FROM {_joined(RunModelInput, 'model', LoggedModel)} "
+    f"WHERE {_qualified(RunModelInput, 'run')} "
+)
+_MODEL_OUTPUTS = (
+    f"SELECT {_qualified(RunModelOutput, 'run')}, 'model_output', {_qualified(LoggedModel, 'model_id')}, "
+    f"{_qualified(RunModelOutput, 'step')}, {_NULLS}, {_qualified(RunModelOutput, 'id')} "
+    f"FROM {_joined(RunModelOutput, 'model', LoggedModel)} WHERE {_qualified(RunModelOutput, 'run')} "
+)
+_INPUT_TAGS = RunDatasetInput._meta.get_field("tags")
+
+
+def inputs_and_outputs_of(run_pks: Sequence[int]) -> list[tuple]:
+    """(run pk, kind, model_id, step, name, digest, source_type, source, schema, profile, tags)
+    of each dataset input ('dataset'), model input ('model_input') and model output
+    ('model_output') of `run_pks`, each kind in the order it was logged; tags decoded."""
+    if not run_pks:
+        return []
+    rows = []
+    if connection.vendor == "postgresql":
+        pks = "{" + ",".join(str(int(pk)) for pk in run_pks) + "}"
+        condition = "= ANY(%s::bigint[])"
+        sql = " UNION ALL ".join(part + condition for part in (_DATASET_INPUTS, _MODEL_INPUTS, _MODEL_OUTPUTS))
+        rows = _fetchall(sql + " ORDER BY 12", [pks] * 3)
+    else:
+        for part in _slices(run_pks, 3):
+            condition = f"IN ({_placeholders(len(part))})"
+            sql = " UNION ALL ".join(p + condition for p in (_DATASET_INPUTS, _MODEL_INPUTS, _MODEL_OUTPUTS))
+            rows += _fetchall(sql + " ORDER BY 12", list(part) * 3)
+    return [(*row[:10], _INPUT_TAGS.from_db_value(row[10], None, connection) if row[10] else []) for row in rows]

@@ -183,7 +183,7 @@ def transition_model_version_stage(fields: Fields) -> dict:
     version = services.model_version_transition_stage(
         version=_version(fields),
         stage=fields.string("stage", required=True),
-        archive_existing_versions=bool(fields.boolean("archive_existing_versions")),
+        archive_existing_versions=fields.boolean("archive_existing_versions", default=False),
     )
     return _version_payload(version)
 

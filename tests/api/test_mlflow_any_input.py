@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from tracker import ingest
 from tracker.api.mlflow_json import page_token
 from tracker.api.mlflow_urls import urlpatterns
+from tracker.services import logged_models
 
 pytestmark = pytest.mark.django_db
 
 API = "/api/2.0/mlflow/"
-RUN, EXPERIMENT = "<known run id>", "<known experiment id>"
+RUN, EXPERIMENT, MODEL = "<known run id>", "<known experiment id>", "<known model id>"
 TAGS = [{"key": "team", "value": "vision"}]
 VALID = {
     "experiments/create": {"name": "new", "artifact_location": "s3://bucket", "tags": TAGS},
@@ -65,6 +66,37 @@ VALID = {
     "runs/set-tag": {"run_id": RUN, "key": "team", "value": "vision"},
     "runs/delete-tag": {"run_id": RUN, "key": "team"},
     "metrics/get-history": {"run_id": RUN, "metric_key": "loss", "max_results": 2, "page_token": page_token(1)},
+    "runs/log-inputs": {
+        "run_id": RUN,
+        "datasets": [
+            {
+                "tags": [{"key": "mlflow.data.context", "value": "training"}],
+                "dataset": {"name": "d", "digest": "abc", "source_type": "local", "source": "{}", "schema": "{}"},
+            }
+        ],
+        "models": [{"model_id": MODEL}],
+    },
+    "runs/outputs": {"run_id": RUN, "models": [{"model_id": MODEL, "step": 1}]},
+    "logged-models": {
+        "experiment_id": EXPERIMENT,
+        "name": "m",
+        "model_type": "t",
+        "source_run_id": RUN,
+        "params": [{"key": "a", "value": "1"}],
+        "tags": TAGS,
+    },
+    "logged-models/search": {
+        "experiment_ids": [EXPERIMENT],
+        "filter": "name = 'm' AND metrics.acc > 0.5",
+        "datasets": [{"dataset_name": "d", "dataset_digest": "abc"}],
+        "max_results": 5,
+        "order_by": [{"field_name": "metrics.acc", "ascending": False, "dataset_name": "d"}],
+        "page_token": page_token(1),
+    },
+    "logged-models/<str:model_id>": {"model_id": MODEL, "allow_deleted": "true"},
+    "logged-models/<str:model_id>/params": {"model_id": MODEL, "params": [{"key": "b", "value": "2"}]},
+    "logged-models/<str:model_id>/tags": {"model_id": MODEL, "tags": TAGS},
+    "logged-models/<str:model_id>/tags/<path:tag_key>": {"model_id": MODEL},
 }
 METHODS = {str(p.pattern): p.callback.http_methods[0] for p in urlpatterns if hasattr(p.callback, "http_methods")}
 
@@ -132,7 +164,13 @@ def known(experiment):
     experiment.save()
     run = ingest.run_create(experiment=experiment, name="known")
     ingest.run_log_metric(run=run, metric=ingest.MetricInput("loss", 0.1, 1))
-    return {RUN: run.run_id, EXPERIMENT: str(experiment.pk)}
+    model = logged_models.logged_model_create(experiment=experiment, name="known", tags=[ingest.KeyValue("team", "x")])
+    return {RUN: run.run_id, EXPERIMENT: str(experiment.pk), MODEL: model.model_id}
+
+
+def url(rpc: str, known: dict) -> str:
+    """The endpoint's address, its path parameters filled with known ids."""
+    return API + rpc.replace("<str:model_id>", known[MODEL]).replace("<path:tag_key>", "team")
 
 
 def assert_mlflow_answer(response):
@@ -152,14 +190,14 @@ RELAXED = settings(max_examples=40, deadline=None, suppress_health_check=[Health
 def test_any_body_near_a_valid_one_gets_an_mlflow_answer(client, known, rpc, data):
     body = with_known_ids(data.draw(near(VALID[rpc])), known)
     raw = json.dumps(body)  # lone surrogates travel escaped, NaN as a bare token
-    assert_mlflow_answer(client.generic(METHODS[rpc], API + rpc, raw, content_type="application/json"))
+    assert_mlflow_answer(client.generic(METHODS[rpc], url(rpc, known), raw, content_type="application/json"))
 
 
 @pytest.mark.parametrize("rpc", [rpc for rpc, method in METHODS.items() if method == "GET"])
 @RELAXED
 @given(query=st.dictionaries(st.sampled_from(["run_id", "experiment_id", "max_results"]) | st.text(), st.text()))
-def test_any_query_string_gets_an_mlflow_answer(client, rpc, query):
-    assert_mlflow_answer(client.get(API + rpc, query))
+def test_any_query_string_gets_an_mlflow_answer(client, known, rpc, query):
+    assert_mlflow_answer(client.get(url(rpc, known), query))
 
 
 @RELAXED

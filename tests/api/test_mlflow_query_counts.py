@@ -11,7 +11,8 @@ import pytest
 from tests.factories import RunFactory, bulk_children
 from tracker import ingest, summaries
 from tracker.ingest import KeyValue, MetricInput
-from tracker.models import Run
+from tracker.models import LoggedModel, Run
+from tracker.services import datasets, logged_models
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +37,10 @@ def child(parent):
     return child
 
 
-def test_get_run_is_five_queries(client, child, django_assert_num_queries):
-    # 1 the run, 2 its params, 3 its tags, 4 its latest metrics, 5 its best-child summaries
-    with django_assert_num_queries(5):
+def test_get_run_is_six_queries(client, child, django_assert_num_queries):
+    # 1 the run, 2 its params, 3 its tags, 4 its latest metrics, 5 its best-child summaries,
+    # 6 its inputs and outputs (datasets, model inputs and outputs in one statement)
+    with django_assert_num_queries(6):
         response = client.get(API + "runs/get", {"run_id": child.run_id})
     assert response.status_code == 200
 
@@ -137,9 +139,7 @@ def test_create_run_under_a_parent_is_eight_queries(client, parent, django_asser
 
 
 @pytest.mark.parametrize("page_size", [10, 300])
-def test_search_runs_is_five_queries_whatever_the_page_size(
-    client, parent, child, page_size, django_assert_num_queries
-):
+def test_search_runs_is_six_queries_whatever_the_page_size(client, parent, child, page_size, django_assert_num_queries):
     bulk_children(parent, 400, metric_key="loss")
     body = {
         "experiment_ids": [str(parent.experiment_id)],
@@ -148,8 +148,9 @@ def test_search_runs_is_five_queries_whatever_the_page_size(
         "max_results": page_size,
     }
     # 1 the page of runs (filter and order in one statement, one row past the page);
-    # 2 their params, 3 their tags, 4 their latest metrics, 5 their best-child summaries
-    with django_assert_num_queries(5):
+    # 2 their params, 3 their tags, 4 their latest metrics, 5 their best-child summaries,
+    # 6 their inputs and outputs
+    with django_assert_num_queries(6):
         response = post(client, "runs/search", body)
     page = response.json()
     assert len(page["runs"]) == page_size and "next_page_token" in page
@@ -163,3 +164,52 @@ def test_search_experiments_is_two_queries(client, experiment, django_assert_num
     with django_assert_num_queries(2):
         response = post(client, "experiments/search", {"filter": "tags.team = 'vision'"})
     assert [e["name"] for e in response.json()["experiments"]] == [experiment.name]
+
+
+@pytest.fixture
+def runs_with_inputs_and_outputs(parent):
+    """Ten children, each with a dataset input, a model it produced and a model it used."""
+    experiment = parent.experiment
+    for i in range(10):
+        run = ingest.run_create(
+            experiment=experiment, name=f"c{i}", tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
+        )
+        tag = KeyValue("mlflow.data.context", "training")
+        dataset = datasets.DatasetInput(name="train", digest=f"d{i % 3}", source_type="local", source="{}", tags=[tag])
+        produced = logged_models.logged_model_create(experiment=experiment, name=f"m{i}", source_run=run)
+        logged_models.run_log_outputs(run=run, models=[logged_models.ModelOutput(produced.model_id, step=i)])
+        datasets.run_log_inputs(run=run, datasets=[dataset], model_ids=[produced.model_id])
+        ingest.run_log_metric(run=run, metric=MetricInput("acc", i / 10, 1, model_id=produced.model_id))
+    return experiment
+
+
+def test_search_runs_reads_every_runs_inputs_and_outputs_in_one_query(
+    client, runs_with_inputs_and_outputs, django_assert_num_queries
+):
+    body = {"experiment_ids": [str(runs_with_inputs_and_outputs.pk)], "filter": "attributes.run_name LIKE 'c%'"}
+    # 1 the page; 2 params; 3 tags; 4 latest metrics; 5 summaries; 6 inputs and outputs
+    with django_assert_num_queries(6):
+        runs = post(client, "runs/search", body).json()["runs"]
+    assert len(runs) == 10
+    for run in runs:
+        assert run["inputs"]["dataset_inputs"][0]["tags"] == [{"key": "mlflow.data.context", "value": "training"}]
+        assert run["inputs"]["model_inputs"][0]["model_id"] == run["outputs"]["model_outputs"][0]["model_id"]
+
+
+def test_search_logged_models_is_four_queries_whatever_the_page_size(
+    client, runs_with_inputs_and_outputs, django_assert_num_queries
+):
+    body = {"experiment_ids": [str(runs_with_inputs_and_outputs.pk)], "filter": "metrics.acc >= 0.2"}
+    # 1 the page of models with their source runs; 2 their tags; 3 their params; 4 their metrics
+    with django_assert_num_queries(4):
+        models = post(client, "logged-models/search", body).json()["models"]
+    assert sorted(m["info"]["name"] for m in models) == [f"m{i}" for i in range(2, 10)]
+    assert all(m["data"]["metrics"][0]["key"] == "acc" for m in models)
+
+
+def test_get_logged_model_is_four_queries(client, runs_with_inputs_and_outputs, django_assert_num_queries):
+    model = LoggedModel.objects.get(name="m3")
+    # 1 the model with its source run; 2 its tags; 3 its params; 4 its metrics
+    with django_assert_num_queries(4):
+        response = client.get(API + f"logged-models/{model.model_id}")
+    assert response.json()["model"]["data"]["metrics"][0]["value"] == 0.3

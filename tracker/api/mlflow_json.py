@@ -116,15 +116,6 @@ class Fields:
                 return float(value)
         raise _wrong(self._name(name), value, 'a number (or "NaN", "Infinity", "-Infinity")')
 
-    def boolean(self, name: str) -> bool | None:
-        value = self._raw(name)
-        if value is None or isinstance(value, bool):
-            return value
-        # A query string, or a client that sends protobuf's JSON loosely, spells it out.
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise _wrong(self._name(name), value, "true or false")
-
     def enum(self, name: str, members: dict[str, int], *, default: str | None = None) -> str | None:
         value = self._raw(name)
         if value is None:
@@ -137,6 +128,26 @@ class Fields:
         if isinstance(value, int) and not isinstance(value, bool) and value in by_number:
             return by_number[value]
         raise _wrong(self._name(name), value, f"one of {', '.join(members)}")
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if self._from_query and value in ("true", "false"):
+            return value == "true"
+        if not isinstance(value, bool):
+            raise _wrong(self._name(name), value, "a boolean")
+        return value
+
+    def object(self, name: str, *, required: bool = False) -> "Fields":
+        value = self._raw(name)
+        if value is None:
+            if required:
+                raise self._missing(name)
+            value = {}
+        if not isinstance(value, dict):
+            raise _wrong(self._name(name), value, "an object")
+        return Fields(value, path=f"{self._name(name)}.")
 
     def strings(self, name: str) -> list[str]:
         value = self._raw(name)
@@ -345,15 +356,53 @@ def runs_to_dicts(runs: list[Run] | list[tuple]) -> list[dict]:
         data[run_pk]["metrics"].append(metric_to_dict(key, value, timestamp, step))
     for run_pk, summary_tags in summaries.reserved_tags_for(pks).items():
         data[run_pk]["tags"].extend({"key": key, "value": value} for key, value in summary_tags)
-    return [{"info": run_info_to_dict(run), "data": data[run.id], "inputs": {}} for run in runs]
+    inputs, outputs = _inputs_and_outputs(pks)
+    return [
+        {"info": run_info_to_dict(run), "data": data[run.id], "inputs": inputs[run.id], "outputs": outputs[run.id]}
+        for run in runs
+    ]
+
+
+def _inputs_and_outputs(run_pks: list[int]) -> tuple[dict[int, dict], dict[int, dict]]:
+    """MLflow's RunInputs and RunOutputs of each run, read in one query: datasets with their
+    input tags, the logged models a run used, and those it produced with their step. Empty
+    lists are left out, as protobuf's JSON leaves them out."""
+    inputs: dict[int, dict] = {pk: {} for pk in run_pks}
+    outputs: dict[int, dict] = {pk: {} for pk in run_pks}
+    for run_pk, kind, model_id, step, *dataset, tags in statements.inputs_and_outputs_of(run_pks):
+        if kind == "dataset":
+            name, digest, source_type, source, schema, profile = dataset
+            described = {"name": name, "digest": digest, "source_type": source_type, "source": source}
+            described.update({k: v for k, v in (("schema", schema), ("profile", profile)) if v})
+            inputs[run_pk].setdefault("dataset_inputs", []).append({"tags": tags, "dataset": described})
+        elif kind == "model_input":
+            inputs[run_pk].setdefault("model_inputs", []).append({"model_id": model_id})
+        else:
+            outputs[run_pk].setdefault("model_outputs", []).append({"model_id": model_id, "step": step})
+    return inputs, outputs
 
 
 def new_run_to_dict(run: Run) -> dict:
-    """MLflow's Run JSON for a run created in this transaction: it has tags only (params and
-    metrics come in later requests, summaries from a refresh after commit), so one query."""
+    """MLflow's Run JSON for a run created in this transaction: it has tags only (params,
+    metrics, inputs and outputs come in later requests, summaries from a refresh after commit),
+    so one query."""
     tags = [{"key": key, "value": value} for _, key, value in statements.tags_of([run.pk])]
-    return {"info": run_info_to_dict(run), "data": {"metrics": [], "params": [], "tags": tags}, "inputs": {}}
+    data = {"metrics": [], "params": [], "tags": tags}
+    return {"info": run_info_to_dict(run), "data": data, "inputs": {}, "outputs": {}}
 
 
-def metric_to_dict(key: str, value: float | None, timestamp: int, step: int) -> dict:
-    return {"key": key, "value": json_number(value), "timestamp": timestamp, "step": step}
+def metric_to_dict(
+    key: str,
+    value: float | None,
+    timestamp: int,
+    step: int,
+    model_id: str | None = None,
+    dataset_name: str | None = None,
+    dataset_digest: str | None = None,
+) -> dict:
+    metric = {"key": key, "value": json_number(value), "timestamp": timestamp, "step": step}
+    # MLflow 3's fields, left out when unset, as protobuf's JSON leaves them out.
+    for name, given in (("model_id", model_id), ("dataset_name", dataset_name), ("dataset_digest", dataset_digest)):
+        if given is not None:
+            metric[name] = given
+    return metric

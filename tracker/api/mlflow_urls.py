@@ -3,6 +3,7 @@
 from django.urls import path
 
 from tracker.api import artifacts
+from tracker.api import logged_models_views as models_views
 from tracker.api import mlflow_views as views
 
 urlpatterns = [
@@ -27,4 +28,14 @@ urlpatterns = [
     path("runs/delete-tag", views.delete_tag),
     path("metrics/get-history", views.get_metric_history),
     path("artifacts/list", artifacts.list_artifacts),
+    # MLflow 3: datasets and logged models (log_input, log_model, autolog, models:/ URIs).
+    path("runs/log-inputs", models_views.log_inputs),
+    path("runs/outputs", models_views.log_outputs),
+    path("logged-models", models_views.create_logged_model),
+    path("logged-models/search", models_views.search_logged_models_view),  # before <model_id>
+    path("logged-models/<str:model_id>", models_views.logged_model),
+    path("logged-models/<str:model_id>/params", models_views.log_logged_model_params),
+    path("logged-models/<str:model_id>/tags", models_views.set_logged_model_tags),
+    # A tag key may hold slashes.
+    path("logged-models/<str:model_id>/tags/<path:tag_key>", models_views.delete_logged_model_tag),
 ]

@@ -55,7 +55,7 @@ def rpc(*methods: str, max_body_bytes: int | None = None):
     def decorate(view):
         @csrf_exempt
         @functools.wraps(view)
-        def endpoint(request):
+        def endpoint(request, **url_kwargs):
             if request.method not in methods:
                 response = error_body(
                     "ENDPOINT_NOT_FOUND",
@@ -65,7 +65,8 @@ def rpc(*methods: str, max_body_bytes: int | None = None):
                 response["Allow"] = ", ".join(methods)
                 return response
             try:
-                return json_response(view(_request_fields(request, body_limit)))
+                # Path parameters (`logged-models/<model_id>`) come as keyword arguments.
+                return json_response(view(_request_fields(request, body_limit), **url_kwargs))
             except TrackingError as error:
                 return error_response(error)
 
@@ -268,6 +269,9 @@ def _metric(fields: Fields) -> MetricInput:
         value=fields.number("value", required=True),
         timestamp=fields.integer("timestamp", required=True),
         step=fields.integer("step") or 0,
+        model_id=fields.string("model_id"),
+        dataset_name=fields.string("dataset_name"),
+        dataset_digest=fields.string("dataset_digest"),
     )
 
 
@@ -334,7 +338,7 @@ def get_metric_history(fields: Fields) -> dict:
     history = (
         Metric.objects.filter(run=run, key=key)
         .order_by("step", "timestamp", "pk")
-        .values_list("key", "value", "timestamp", "step")
+        .values_list("key", "value", "timestamp", "step", "model_id", "dataset_name", "dataset_digest")
     )
     if max_results is None:
         # Without max_results, MLflow returns the whole history in one response.

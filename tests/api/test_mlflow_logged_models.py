@@ -1,0 +1,184 @@
+"""MLflow 3's logged models and datasets through the real mlflow client against a live
+Runtree: what `log_model`, autolog and `log_input` call, read back through the client."""
+
+import mlflow
+import mlflow.data
+import pandas as pd
+import pytest
+import requests
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
+from mlflow.exceptions import MlflowException
+
+from tracker.models import LoggedModelMetric, Metric
+
+pytestmark = pytest.mark.usefixtures("tracking_uri")
+
+
+@pytest.fixture
+def client():
+    return MlflowClient()
+
+
+@pytest.fixture
+def experiment_id():
+    return mlflow.set_experiment("models").experiment_id
+
+
+def test_a_logged_model_is_created_pending_and_finalized_ready(client, experiment_id):
+    with mlflow.start_run() as run:
+        mlflow.log_param("alpha", "0.5")
+        model = client.create_logged_model(
+            experiment_id,
+            name="ridge",
+            source_run_id=run.info.run_id,
+            params={"alpha": "0.5"},
+            model_type="regressor",
+            tags={"team": "vision"},
+        )
+    assert model.model_id.startswith("m-") and len(model.model_id) == 34
+    assert model.status == LoggedModelStatus.PENDING
+    assert model.artifact_location == f"mlflow-artifacts:/{experiment_id}/models/{model.model_id}/artifacts"
+    assert (model.name, model.source_run_id, model.model_type) == ("ridge", run.info.run_id, "regressor")
+
+    ready = client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+
+    assert ready.status == LoggedModelStatus.READY
+    fetched = client.get_logged_model(model.model_id)
+    assert fetched.params == {"alpha": "0.5"}
+    assert fetched.tags == {"team": "vision"}
+    assert fetched.experiment_id == experiment_id
+
+
+def test_tags_and_params_are_set_deleted_and_kept(client, experiment_id):
+    model = client.create_logged_model(experiment_id, name="m")
+    client.set_logged_model_tags(model.model_id, {"stage": "dev", "owner": "ana", "path/like": "x"})
+    client.set_logged_model_tags(model.model_id, {"stage": "prod"})
+    client.delete_logged_model_tag(model.model_id, "owner")
+    client.delete_logged_model_tag(model.model_id, "path/like")
+    client.log_model_params(model.model_id, {f"p{i}": str(i) for i in range(150)})
+
+    fetched = client.get_logged_model(model.model_id)
+    assert fetched.tags == {"stage": "prod"}
+    assert len(fetched.params) == 150 and fetched.params["p149"] == "149"
+    with pytest.raises(MlflowException, match="No tag with key 'owner'") as error:
+        client.delete_logged_model_tag(model.model_id, "owner")
+    assert error.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_a_deleted_model_is_gone_unless_asked_for(client, experiment_id):
+    model = client.create_logged_model(experiment_id, name="gone")
+    client.delete_logged_model(model.model_id)
+
+    with pytest.raises(MlflowException) as error:
+        client.get_logged_model(model.model_id)
+    assert error.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert client._tracking_client.store.get_logged_model(model.model_id, allow_deleted=True).model_id == model.model_id
+    assert client.search_logged_models([experiment_id]) == []
+
+
+def test_metrics_logged_for_a_model_are_the_models_and_the_runs(client, experiment_id):
+    dataset = mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2]}), name="eval-set")
+    with mlflow.start_run() as run:
+        model = client.create_logged_model(experiment_id, name="m", source_run_id=run.info.run_id)
+        mlflow.log_metric("accuracy", 0.9, step=1, model_id=model.model_id, dataset=dataset)
+        mlflow.log_metric("accuracy", 0.9, step=1, model_id=model.model_id, dataset=dataset, timestamp=1)
+
+    fetched = client.get_logged_model(model.model_id)
+    assert [(m.key, m.value, m.step, m.run_id, m.dataset_name) for m in fetched.metrics] == [
+        ("accuracy", 0.9, 1, run.info.run_id, "eval-set"),
+        ("accuracy", 0.9, 1, run.info.run_id, "eval-set"),
+    ]
+    history = client.get_metric_history(run.info.run_id, "accuracy")
+    assert {(m.model_id, m.dataset_name, m.dataset_digest) for m in history} == {
+        (model.model_id, "eval-set", dataset.digest)
+    }
+
+
+def test_search_filters_on_name_metrics_params_and_attributes_and_orders_and_pages(client, experiment_id):
+    with mlflow.start_run() as run:
+        ids = {}
+        for name, accuracy in [("a", 0.7), ("b", 0.9), ("c", 0.8)]:
+            model = client.create_logged_model(
+                experiment_id,
+                name=name,
+                source_run_id=run.info.run_id,
+                params={"kind": "tree" if name != "a" else "linear"},
+            )
+            mlflow.log_metric("accuracy", accuracy, model_id=model.model_id)
+            ids[name] = model.model_id
+    client.finalize_logged_model(ids["b"], LoggedModelStatus.READY)
+
+    def names(**kwargs):
+        return [m.name for m in client.search_logged_models([experiment_id], **kwargs)]
+
+    assert names() == ["c", "b", "a"]  # newest first
+    assert names(filter_string="name = 'b'") == ["b"]
+    assert names(
+        filter_string="metrics.accuracy > 0.75 AND params.kind = 'tree'",
+        order_by=[{"field_name": "metrics.accuracy", "ascending": False}],
+    ) == ["b", "c"]
+    assert names(filter_string="status = 'READY'") == ["b"]
+    assert names(filter_string=f"source_run_id = '{run.info.run_id}' AND name LIKE '%a%'") == ["a"]
+    assert names(order_by=[{"field_name": "name"}]) == ["a", "b", "c"]
+    first = client.search_logged_models([experiment_id], max_results=2, order_by=[{"field_name": "name"}])
+    second = client.search_logged_models(
+        [experiment_id], max_results=2, order_by=[{"field_name": "name"}], page_token=first.token
+    )
+    assert [m.name for m in first] + [m.name for m in second] == ["a", "b", "c"] and second.token is None
+    with pytest.raises(MlflowException, match="position") as error:
+        names(filter_string="metrics.accuracy >")
+    assert error.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_log_input_shows_on_get_run_with_its_context_and_on_search(experiment_id):
+    frame = pd.DataFrame({"feature": [0.1, 0.2, 0.3], "label": [0, 1, 0]})
+    dataset = mlflow.data.from_pandas(frame, source="s3://bucket/train.csv", name="train", targets="label")
+    with mlflow.start_run() as run:
+        mlflow.log_input(dataset, context="training")
+        mlflow.log_input(dataset, context="training")  # again: one input
+
+    inputs = mlflow.get_run(run.info.run_id).inputs
+    assert len(inputs.dataset_inputs) == 1
+    logged = inputs.dataset_inputs[0]
+    assert (logged.dataset.name, logged.dataset.digest) == ("train", dataset.digest)
+    assert logged.dataset.source_type == "s3" and "train.csv" in logged.dataset.source
+    assert "feature" in logged.dataset.schema and logged.dataset.profile
+    assert {(t.key, t.value) for t in logged.tags} == {("mlflow.data.context", "training")}
+    found = MlflowClient().search_runs([experiment_id])[0]
+    assert found.inputs.dataset_inputs[0].dataset.digest == dataset.digest
+
+
+def test_outputs_and_model_inputs_show_on_the_run(client, experiment_id):
+    with mlflow.start_run() as producer:
+        model = client.create_logged_model(experiment_id, name="m", source_run_id=producer.info.run_id)
+        client.log_outputs(producer.info.run_id, [mlflow.entities.LoggedModelOutput(model.model_id, step=3)])
+    with mlflow.start_run() as consumer:
+        client.log_inputs(consumer.info.run_id, models=[mlflow.entities.LoggedModelInput(model.model_id)])
+
+    outputs = client.get_run(producer.info.run_id).outputs.model_outputs
+    assert [(o.model_id, o.step) for o in outputs] == [(model.model_id, 3)]
+    assert [i.model_id for i in client.get_run(consumer.info.run_id).inputs.model_inputs] == [model.model_id]
+
+
+def test_unknown_models_and_bad_input_get_mlflow_json_errors(client, experiment_id, tracking_uri):
+    with pytest.raises(MlflowException) as error:
+        client.get_logged_model("m-" + "0" * 32)
+    assert error.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException, match="Invalid model name") as error:
+        client.create_logged_model(experiment_id, name="a/b")
+    assert error.value.error_code == "INVALID_PARAMETER_VALUE"
+    with mlflow.start_run() as run:
+        with pytest.raises(MlflowException) as error:
+            mlflow.log_metric("acc", 1.0, model_id="m-" + "f" * 32)
+    assert error.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert not Metric.objects.filter(run__run_id=run.info.run_id).exists()
+
+    api = f"{tracking_uri}/api/2.0/mlflow"
+    response = requests.post(f"{api}/runs/log-inputs", json={"run_id": run.info.run_id, "datasets": [{"dataset": {}}]})
+    assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    response = requests.put(f"{api}/logged-models/m-1", json={})
+    assert response.status_code == 405 and response.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+    response = requests.patch(f"{api}/logged-models/m-1", json={"status": "LOGGED_MODEL_READY"})
+    assert response.status_code == 404 and response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert not LoggedModelMetric.objects.exists()
