@@ -9,7 +9,7 @@ from django.db.models import Count, Prefetch
 
 from registry.models import ModelVersion, RegisteredModel, RegisteredModelAlias
 from registry.validation import STAGES
-from tracker.models import LatestMetric, Run
+from tracker.models import LatestMetric, LoggedModel, Run
 
 
 @dataclass
@@ -54,11 +54,16 @@ class VersionRow:
     parent: Run | None  # the run's parent (its sweep), if any
     metrics: dict[str, float] = field(default_factory=dict)  # NaN for a NaN (stored NULL)
     cells: list[tuple[str, float | None]] = field(default_factory=list)  # the page's metric columns; None: not logged
+    logged_model_gone: bool = False  # made from a logged model that has been deleted since
+
+    @property
+    def run_gone(self) -> bool:
+        """It came from a run that has been deleted since (or removed for good)."""
+        return bool(self.version.run_id) and (self.run is None or self.run.is_deleted)
 
     @property
     def source_gone(self) -> bool:
-        """It came from a run that has been deleted since (or removed for good)."""
-        return bool(self.version.run_id) and (self.run is None or self.run.is_deleted)
+        return self.run_gone or self.logged_model_gone
 
 
 @dataclass
@@ -70,7 +75,8 @@ class ModelPage:
 
 
 def _version_rows(versions: list[ModelVersion]) -> tuple[list[VersionRow], list[str]]:
-    """Rows for versions loaded with versions_for_page(); their runs' latest metrics in one query."""
+    """Rows for versions loaded with versions_for_page(): their runs' latest metrics in one query,
+    and, if any came from logged models, which of those still exist in one more."""
     run_pks = {version.source_run_id for version in versions if version.source_run_id}
     metrics: dict[int, dict[str, float]] = defaultdict(dict)
     for metric in LatestMetric.objects.filter(run__in=run_pks).only("run_id", "key", "value"):
@@ -85,6 +91,11 @@ def _version_rows(versions: list[ModelVersion]) -> tuple[list[VersionRow], list[
         )
         for version in versions
     ]
+    model_ids = {version.model_id for version in versions if version.model_id}
+    if model_ids:
+        alive = set(LoggedModel.objects.active().filter(model_id__in=model_ids).values_list("model_id", flat=True))
+        for row in rows:
+            row.logged_model_gone = bool(row.version.model_id) and row.version.model_id not in alive
     keys = sorted({key for row in rows for key in row.metrics})
     for row in rows:
         row.cells = [(key, row.metrics.get(key)) for key in keys]

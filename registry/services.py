@@ -28,9 +28,9 @@ from registry.validation import (
     check_new_alias,
     check_tag,
 )
-from tracker.errors import InvalidParameterValue, ResourceAlreadyExists
+from tracker.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from tracker.ingest import now_ms
-from tracker.models import Run
+from tracker.models import LoggedModel, Run
 
 
 @dataclass(frozen=True)
@@ -165,9 +165,11 @@ def _check_no_relative_parts(source: str) -> None:
         )
 
 
-def _logged_model_location(experiment_id: int, model_id: str) -> str:
-    # A logged model's folder, as MLflow lays it out (ARCHITECTURE.md: LoggedModel).
-    return f"mlflow-artifacts:/{experiment_id}/models/{model_id}/artifacts"
+def _logged_model(source: str, model_id: str) -> LoggedModel:
+    try:
+        return LoggedModel.objects.select_related("source_run").get_by_model_id(model_id)
+    except ResourceDoesNotExist:
+        raise _invalid_source(source, "model_id") from None
 
 
 def _within(uri: str, root: str) -> bool:
@@ -178,7 +180,8 @@ def _within(uri: str, root: str) -> bool:
 def resolve_source(*, source: str, run_id: str = "", model_id: str = "") -> VersionSource:
     """Check a new version's source as MLflow's server does, and find where its files are.
 
-    - `models:/<model_id>`: a logged model; its files are in the model's artifact folder.
+    - `models:/<model_id>`: a logged model; its files are in the model's artifact folder, and
+      its run is the model's source run unless run_id says otherwise.
     - `models:/<name>/<version>`, `models:/<name>@<alias>`: another registered version's files.
     - `runs:/<run_id>/<path>`: must name the run given as run_id.
     - `mlflow-artifacts:/...`: must lie inside the run's (or the logged model's) artifact folder.
@@ -217,8 +220,10 @@ def resolve_source(*, source: str, run_id: str = "", model_id: str = "") -> Vers
             if model_id and model_id != path:
                 raise _invalid_source(source, "model_id")
             model_id = path
-            if run is not None:
-                storage_location = _logged_model_location(run.experiment_id, model_id)
+            logged_model = _logged_model(source, model_id)
+            storage_location = logged_model.artifact_location
+            if run is None and logged_model.source_run is not None:
+                run, run_id = logged_model.source_run, logged_model.source_run.run_id
     elif parsed.scheme == "runs":
         source_run_id, _, artifact_path = parsed.path.lstrip("/").partition("/")
         if parsed.netloc or run is None or source_run_id != run_id:
@@ -226,7 +231,7 @@ def resolve_source(*, source: str, run_id: str = "", model_id: str = "") -> Vers
         storage_location = f"{run.artifact_uri.rstrip('/')}/{artifact_path}".rstrip("/")
     elif parsed.scheme == "mlflow-artifacts":
         inside_run = run is not None and _within(source, run.artifact_uri)
-        inside_model = bool(model_id) and f"/models/{model_id}/artifacts" in source
+        inside_model = bool(model_id) and _within(source, _logged_model(source, model_id).artifact_location)
         if not (inside_run or inside_model):
             raise _invalid_source(source, "model_id" if model_id else "run_id")
     return VersionSource(
