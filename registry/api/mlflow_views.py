@@ -146,6 +146,9 @@ def registered_model_alias(request):
     return _ALIAS_RPCS.get(request.method, get_model_version_by_alias)(request)
 
 
+registered_model_alias.http_methods = ("POST", "DELETE", "GET")
+
+
 # --- model versions ----------------------------------------------------------------------------
 
 
