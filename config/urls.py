@@ -37,7 +37,8 @@ urlpatterns = [
     # Anything else under an MLflow prefix, with any method, answers MLflow's JSON
     # ENDPOINT_NOT_FOUND, not Django's HTML 404 (or its CSRF 403 for a POST).
     *[re_path("^" + re.escape(prefix), endpoint_not_found) for prefix in MLFLOW_PREFIXES],
-    # The native API (Django REST framework).
+    # The native API (Django REST framework): the registry's listings, then tracker's.
+    path("api/v1/", include("registry.api.native_urls")),
     path("api/v1/", include("tracker.api.native_urls")),
     path("", include("dashboard.urls")),
 ]
