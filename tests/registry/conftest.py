@@ -17,3 +17,7 @@ def logged_run(tracking_uri):  # noqa: F811
     with mlflow.start_run(run_name="trained") as run:
         mlflow.log_metric("rmse", 0.5)
     return run.info
+
+
+# Chromium through Playwright, as the browser tests drive it.
+from tests.browser.conftest import page  # noqa: E402, F401
