@@ -142,8 +142,9 @@ class ModelVersion(models.Model):
         return f"{self.registered_model.name} v{self.version}"
 
     @property
-    def source_run_gone(self) -> bool:
-        """Registered from a run that has since been deleted (or purged)."""
+    def run_gone(self) -> bool:
+        """Registered from a run that has been deleted since (or removed for good). Reads
+        `source_run`: select it with the versions."""
         return bool(self.run_id) and (self.source_run is None or self.source_run.is_deleted)
 
 

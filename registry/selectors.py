@@ -58,8 +58,7 @@ class VersionRow:
 
     @property
     def run_gone(self) -> bool:
-        """It came from a run that has been deleted since (or removed for good)."""
-        return bool(self.version.run_id) and (self.run is None or self.run.is_deleted)
+        return self.version.run_gone
 
     @property
     def source_gone(self) -> bool:

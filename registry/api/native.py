@@ -46,7 +46,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     def get_run_deleted(self, version) -> bool:
         """Registered from a run that has been deleted since (or removed for good)."""
-        return bool(version.run_id) and (version.source_run is None or version.source_run.is_deleted)
+        return version.run_gone
 
 
 class RegisteredModelSerializer(serializers.ModelSerializer):
