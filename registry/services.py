@@ -4,6 +4,7 @@ Every write that changes what a model shows moves its `last_updated_time`, as ML
 store does, so "recently updated" sorts put it first.
 """
 
+import json
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,8 +30,12 @@ from registry.validation import (
     check_tag,
 )
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
-from tracker.ingest import now_ms
-from tracker.models import LoggedModel, Run
+from tracker.ingest import KeyValue, now_ms
+from tracker.models import LoggedModel, LoggedModelTag, Run
+from tracker.services.logged_models import logged_model_set_tags
+
+# The logged model's record of the registered versions made from it (mlflow.utils.mlflow_tags).
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,7 @@ class VersionSource:
     run: Run | None
     run_id: str
     model_id: str
+    logged_model: LoggedModel | None = None
 
 
 def _invalid_source(source: str, identifier: str) -> InvalidParameterValue:
@@ -221,9 +227,14 @@ def resolve_source(*, source: str, run_id: str = "", model_id: str = "") -> Vers
                 raise _invalid_source(source, "model_id")
             model_id = path
             logged_model = _logged_model(source, model_id)
-            storage_location = logged_model.artifact_location
-            if run is None and logged_model.source_run is not None:
-                run, run_id = logged_model.source_run, logged_model.source_run.run_id
+            return VersionSource(
+                source=source,
+                storage_location=logged_model.artifact_location,
+                run=run or logged_model.source_run,
+                run_id=run_id or (logged_model.source_run.run_id if logged_model.source_run else ""),
+                model_id=model_id,
+                logged_model=logged_model,
+            )
     elif parsed.scheme == "runs":
         source_run_id, _, artifact_path = parsed.path.lstrip("/").partition("/")
         if parsed.netloc or run is None or source_run_id != run_id:
@@ -274,7 +285,20 @@ def model_version_create(
     ModelVersionTag.objects.bulk_create(
         ModelVersionTag(version=version, key=key, value=value) for key, value in checked.items()
     )
+    if source.logged_model is not None:
+        _tag_logged_model(source.logged_model, model.name, number)
     return version
+
+
+def _tag_logged_model(logged_model: LoggedModel, name: str, version: int) -> None:
+    """Add the version to the logged model's `mlflow.modelVersions` tag, as MLflow's server does,
+    so the model says which registered versions it became."""
+    tag = LoggedModelTag.objects.filter(model=logged_model, key=MODEL_VERSIONS_TAG).first()
+    versions = json.loads(tag.value) if tag else []
+    entry = {"name": name, "version": str(version)}
+    if entry not in versions:
+        versions.append(entry)
+        logged_model_set_tags(model=logged_model, tags=[KeyValue(MODEL_VERSIONS_TAG, json.dumps(versions))])
 
 
 def model_version_update(*, version: ModelVersion, description: str) -> ModelVersion:

@@ -3,6 +3,8 @@ and a live Runtree: a hyperparameter sweep whose children each log a model; the 
 validation metric; register the best; alias, stage and describe it; load it by alias and by
 version; a second version; move the alias; rename; delete a version; search with LIKE."""
 
+import json
+
 import mlflow
 import mlflow.sklearn
 import numpy as np
@@ -104,6 +106,10 @@ def test_log_model_with_registered_model_name_registers_a_version(tracking_uri):
         info = mlflow.sklearn.log_model(Ridge().fit(train_x, train_y), name="model", registered_model_name="ridge")
     assert MlflowClient().get_model_version("ridge", "1").run_id == run.info.run_id
     assert ModelVersion.objects.get(registered_model__name="ridge", version=1).model_id == info.model_id
+    # The logged model records the version it became (the server adds it, as MLflow's does, and
+    # the client's register_model appends it once more, as against MLflow).
+    tags = MlflowClient().get_logged_model(info.model_id).tags
+    assert {"name": "ridge", "version": "1"} in json.loads(tags["mlflow.modelVersions"])
     loaded = mlflow.pyfunc.load_model("models:/ridge/latest").predict(valid_x)
     np.testing.assert_allclose(loaded, mlflow.pyfunc.load_model(info.model_uri).predict(valid_x))
 
