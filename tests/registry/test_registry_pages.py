@@ -200,3 +200,10 @@ def test_the_run_page_lists_every_registration_of_the_run(client):
         register(name, run)
     page = soup(client.get(f"/runs/{run.run_id}/"))
     assert len(page.select(".registration")) == 3
+
+
+def test_a_version_page_costs_four_queries(client, sweep_versions, django_assert_num_queries):
+    # Expect 4 queries: the version with its model, run and sweep; its aliases; its tags; the
+    # run's metrics.
+    with django_assert_num_queries(4):
+        assert client.get("/models/fraud/versions/2/").status_code == 200
