@@ -57,6 +57,7 @@ test: $(VENV)/.installed-dev chromium
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 migrations-check: $(VENV)/.installed-dev
 	$(BIN)/python manage.py makemigrations --check --dry-run
@@ -77,6 +78,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/compare_page.py --write
 	$(BIN)/python bench/summaries.py --write
 	$(BIN)/python bench/import_mlflow.py --write
+	$(BIN)/python bench/artifacts.py --write
 
 # Tiny sizes, run by CI so the benchmarks never rot.
 bench-smoke: $(VENV)/.installed-dev
@@ -85,6 +87,7 @@ bench-smoke: $(VENV)/.installed-dev
 	$(BIN)/python bench/profile_ingest.py --smoke
 	$(BIN)/python bench/search.py --smoke
 	$(BIN)/python bench/summaries.py --smoke
+	$(BIN)/python bench/artifacts.py --smoke
 
 clean:
 	rm -rf $(VENV) runtree.sqlite3 runtree.sqlite3-*

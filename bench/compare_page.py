@@ -26,7 +26,7 @@ REPEATS = {1_000: 15, 10_000: 5}
 HISTORY_STEPS = 50
 TARGET_MS = {1_000: 300}
 EXPERIMENT = "bench-compare"
-MIN_POINTS_PER_RUN_NOTE = "keeps 20 points a run (200,000 in all: tracker.compare.MAX_POINTS_TOTAL)"
+MIN_POINTS_PER_RUN_NOTE = "keeps 20 points a run (200,000 in all: tracker.selectors.compare.MAX_POINTS_TOTAL)"
 
 
 def create_database() -> None:
@@ -41,8 +41,9 @@ def build(size: int):
     minutes for 500,000 history points; the rows are the same)."""
     from django.db import connection
 
-    from tracker.ingest import GOAL_TAG_PREFIX, experiment_create, experiment_set_tag
+    from tracker.constants import GOAL_TAG_PREFIX
     from tracker.models import Experiment, LatestMetric, Metric, Param, Run, RunStatus, path_segment
+    from tracker.services import experiment_create, experiment_set_tag
 
     experiment = Experiment.objects.filter(name=EXPERIMENT).first()
     if experiment is None:

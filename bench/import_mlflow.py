@@ -179,15 +179,15 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from tracker import importer, summaries
+    from tracker import importing, tasks
     from tracker.models import Metric, Run
 
     call_command("migrate", verbosity=0)
     # Held back during the import, measured afterwards as refresh_summaries (see the docstring).
-    summaries.queue_refresh_after_commit = lambda root_pks: None
+    tasks.queue_refresh_after_commit = lambda root_pks: None
 
     def read_only() -> int:
-        with importer.open_source(source) as mlflow_source:
+        with importing.open_source(source) as mlflow_source:
             return sum(len(chunk) for e in mlflow_source.experiments() for chunk in mlflow_source.runs(e))
 
     load_before = os.getloadavg()[0]

@@ -42,7 +42,7 @@ CATEGORIES = [
 ]
 OTHER = "Python: Django, the views, validation, JSON"
 SUMMARY_QUEUE = "queueing a summary refresh (Redis)"
-VIEW = re.compile(r"^(\w+) \(tracker/api/mlflow_views\.py:")
+VIEW = re.compile(r"^(\w+) \(tracker/api/mlflow/views\.py:")
 ENDPOINT_NAMES = {
     "create_run": "runs/create",
     "get_run": "runs/get",

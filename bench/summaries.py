@@ -2,7 +2,7 @@
 
 - Lag: a Celery worker (prefork, as the Procfile runs it; Redis DB 14) on PostgreSQL. Four writer
   threads log `metric1` into the leaves of a three-level sweep (root → 10 groups → 20 trials)
-  at ~200 metrics/s in all, through the write services the API calls (tracker/ingest.py, so
+  at ~200 metrics/s in all, through the write services the API calls (tracker/services/, so
   marking stale and queuing after commit are the real ones); every value is a new best. A
   poller reads the root's summary every 5 ms. Lag = the write committed → the root shows it.
 - Recompute: 1,000 parents × 100 children (2 params, 2 metrics each) bulk-inserted, then
@@ -86,15 +86,17 @@ def stop(process: subprocess.Popen) -> None:
 def measure_lag(*, seconds: float, rate: float, groups: int = 10, trials: int = 20, writers: int = 4) -> dict:
     from django.db import connection
 
-    from tracker import ingest, tasks
-    from tracker.ingest import KeyValue, MetricInput
+    from tracker import services, tasks
     from tracker.models import RunSummary
+    from tracker.services import KeyValue, MetricInput
 
-    experiment = ingest.experiment_create(name=f"lag-{time.time_ns()}")
-    sweep = ingest.run_create(experiment=experiment, name="sweep")
+    experiment = services.experiment_create(name=f"lag-{time.time_ns()}")
+    sweep = services.run_create(experiment=experiment, name="sweep")
 
     def child(parent, name):
-        return ingest.run_create(experiment=experiment, name=name, tags=[KeyValue("mlflow.parentRunId", parent.run_id)])
+        return services.run_create(
+            experiment=experiment, name=name, tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
+        )
 
     leaves = []
     for g in range(groups):
@@ -124,7 +126,7 @@ def measure_lag(*, seconds: float, rate: float, groups: int = 10, trials: int = 
                 # Strictly better every time, and the latest step of its run: each write is a new best.
                 value = 1.0 - n * 1e-7
                 metric = MetricInput(key="metric1", value=value, timestamp=int(time.time() * 1000), step=n)
-                ingest.run_log_metric(run=rng.choice(leaves), metric=metric)
+                services.run_log_metric(run=rng.choice(leaves), metric=metric)
                 writes.append((value, time.monotonic()))
         finally:
             connection.close()
@@ -208,11 +210,11 @@ def build_sweeps(parents: int, children: int, seed: int = 11) -> int:
     from django.db.models import CharField, Value
     from django.db.models.functions import Cast, Concat, LPad
 
-    from tracker import ingest
+    from tracker import services
     from tracker.models import PATH_SEGMENT_WIDTH, LatestMetric, Param, Run, RunStatus
 
     rng = random.Random(seed)
-    experiment = ingest.experiment_create(name=f"recompute-{time.time_ns()}")
+    experiment = services.experiment_create(name=f"recompute-{time.time_ns()}")
     start = int(time.time() * 1000) - 86_400_000
 
     def segment(field: str):
@@ -272,7 +274,7 @@ def check_a_sample(experiment_id: int, sample: int = 20) -> None:
 
 
 def measure_recompute(*, parents: int, children: int, repeats: int) -> dict:
-    from tracker import summaries
+    from tracker.summaries import refresh as summary_refresh
 
     built = time.perf_counter()
     experiment_id = build_sweeps(parents, children)
@@ -280,7 +282,7 @@ def measure_recompute(*, parents: int, children: int, repeats: int) -> dict:
     timings = []
     for _ in range(repeats):
         started = time.perf_counter()
-        count = summaries.recompute_all(experiment_id=experiment_id)
+        count = summary_refresh.recompute_all(experiment_id=experiment_id)
         timings.append(time.perf_counter() - started)
     check_a_sample(experiment_id)
     return {"parents": count, "runs": parents * (children + 1), "seconds": timings, "built": built}
@@ -303,7 +305,7 @@ def section(lag: dict, recompute: dict, *, load: str, seconds: float) -> str:
 load average {load} when it started (the machine is shared).
 
 **Lag, child logs → parent updated.** One `celery -A config worker` (prefork, 2 processes), four
-writer threads logging `metric1` through tracker/ingest.py (no HTTP) into {lag["leaves"]} leaves of a
+writer threads logging `metric1` through tracker/services/ (no HTTP) into {lag["leaves"]} leaves of a
 three-level sweep (root → 10 groups → 20 trials) for {seconds:.0f} s; each value a new best, so the
 root (two levels up) must change for every write. A poller reads the root's summary every 5 ms.
 

@@ -35,7 +35,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from bench import report  # noqa: E402
-from tracker import ingest  # noqa: E402
+from tracker import services  # noqa: E402
 from tracker.models import PATH_SEGMENT_WIDTH, Experiment, LatestMetric, Param, Run, RunStatus, RunTag  # noqa: E402
 
 BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/runtree_bench_tree"
@@ -44,14 +44,14 @@ PARENTS, CHILDREN, BIG_CHILDREN = 1_000, 100, 10_000
 TARGET_MS = 150
 BATCH = 10_000
 FILTER = "tags.subset = 'a' AND metrics.metric1 < 0.1"
-# Matches more runs than tracker.tree.MATCH_SCAN_LIMIT: the page takes its query-per-step path.
+# Matches more runs than tracker.selectors.tree.MATCH_SCAN_LIMIT: the page takes its query-per-step path.
 BROAD_FILTER = "tags.subset = 'a'"
 
 
 def build() -> Experiment:
     """The experiment, in bulk: runs, then paths in two UPDATEs, then tags, params, metrics."""
     Experiment.objects.filter(name=EXPERIMENT).delete()
-    experiment = ingest.experiment_create(name=EXPERIMENT)
+    experiment = services.experiment_create(name=EXPERIMENT)
     rng = random.Random(20231123)
     start = int(time.time() * 1000) - 86_400_000
     clock = iter(range(start, start + 10**9, 10))
@@ -212,7 +212,7 @@ def render(args, rows) -> str:
         "",
         "Under a filter the costly step is evaluating it once over the experiment (the tag and metric rows "
         "it names); the page reads up to 50,000 matches in that one pass and works out the rest from them "
-        "(tracker/tree.py, `_Matches`). The rest of each figure is mostly rendering the rows.",
+        "(tracker/selectors/tree.py, `_Matches`). The rest of each figure is mostly rendering the rows.",
         "",
         "Reproduce: `createdb -h 127.0.0.1 -U postgres runtree_bench_tree`, migrate, then "
         f"`DATABASE_URL={BENCH_DATABASE_URL} .venv/bin/python bench/tree_page.py --write`",

@@ -26,7 +26,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_htmx",
     "tracker",
     "registry",
     "dashboard",
@@ -34,8 +33,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # MLflow tracking RPCs go straight to their view from here (tracker/api/shortcut.py).
-    "tracker.api.shortcut.TrackingApiShortcut",
+    # MLflow tracking RPCs go straight to their view from here (tracker/api/mlflow/shortcut.py).
+    "tracker.api.mlflow.shortcut.TrackingApiShortcut",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -43,11 +42,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # RUNTREE_AUTH: after the session user and the CSRF cookie are known, before any view.
-    "tracker.auth.AccessControlMiddleware",
+    "tracker.web.auth.AccessControlMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
-    # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/faults.py).
-    "tracker.faults.DatabaseUnavailableMiddleware",
+    # A lost database in a view: 503 TEMPORARILY_UNAVAILABLE (tracker/web/faults.py).
+    "tracker.web.faults.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -188,7 +186,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "RUNTREE_BEAT_SCHEDULE_FILE", str(Path(tempfile.gettempdir()) / "runtree-celerybeat-schedule")
 )
 
-# Access control (tracker/auth.py): "off" leaves pages and APIs open (for one person on
+# Access control (tracker/web/auth.py): "off" leaves pages and APIs open (for one person on
 # 127.0.0.1); "required" asks for a login, an API token or HTTP Basic.
 RUNTREE_AUTH = env_choice("RUNTREE_AUTH", "off", {"off", "required"})
 if RUNTREE_AUTH == "required" and not env_str("SECRET_KEY"):

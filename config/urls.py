@@ -4,8 +4,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from tracker.api.artifacts import get_artifact
-from tracker.api.mlflow_views import endpoint_not_found
+from tracker.api.mlflow.artifacts import get_artifact
+from tracker.api.mlflow.views import endpoint_not_found
 
 # Every prefix the mlflow client and UI call; an unknown path under one answers MLflow's JSON 404.
 MLFLOW_PREFIXES = (
@@ -20,18 +20,18 @@ MLFLOW_PREFIXES = (
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # Login and logout pages, needed when RUNTREE_AUTH=required (tracker/auth.py).
+    # Login and logout pages, needed when RUNTREE_AUTH=required (tracker/web/auth.py).
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The MLflow-compatible tracking API, under both prefixes the mlflow client and UI use.
-    path("api/2.0/mlflow/", include("tracker.api.mlflow_urls")),
-    path("ajax-api/2.0/mlflow/", include("tracker.api.mlflow_urls")),
+    path("api/2.0/mlflow/", include("tracker.api.mlflow.urls")),
+    path("ajax-api/2.0/mlflow/", include("tracker.api.mlflow.urls")),
     # The model registry's RPCs, under the same two prefixes.
     path("api/2.0/mlflow/", include("registry.api.mlflow_urls")),
     path("ajax-api/2.0/mlflow/", include("registry.api.mlflow_urls")),
     # MLflow's proxied artifact store (`mlflow server --serve-artifacts`), and its UI's download.
-    path("api/2.0/mlflow-artifacts/", include("tracker.api.artifact_urls")),
-    path("ajax-api/2.0/mlflow-artifacts/", include("tracker.api.artifact_urls")),
+    path("api/2.0/mlflow-artifacts/", include("tracker.api.mlflow.artifact_urls")),
+    path("ajax-api/2.0/mlflow-artifacts/", include("tracker.api.mlflow.artifact_urls")),
     path("get-artifact", get_artifact, name="get-artifact"),
     # Other apps' MLflow urls go above this line: the catch-all below must come after all of them.
     # Anything else under an MLflow prefix, with any method, answers MLflow's JSON
@@ -39,12 +39,12 @@ urlpatterns = [
     *[re_path("^" + re.escape(prefix), endpoint_not_found) for prefix in MLFLOW_PREFIXES],
     # The native API (Django REST framework): the registry's listings, then tracker's.
     path("api/v1/", include("registry.api.native_urls")),
-    path("api/v1/", include("tracker.api.native_urls")),
+    path("api/v1/", include("tracker.api.native.urls")),
     path("", include("dashboard.urls")),
 ]
 
 # Errors without stack traces: JSON on the APIs, pages in the product's look elsewhere.
-handler400 = "tracker.faults.bad_request"
-handler403 = "tracker.faults.permission_denied"
-handler404 = "tracker.faults.page_not_found"
-handler500 = "tracker.faults.server_error"
+handler400 = "tracker.web.faults.bad_request"
+handler403 = "tracker.web.faults.permission_denied"
+handler404 = "tracker.web.faults.page_not_found"
+handler500 = "tracker.web.faults.server_error"

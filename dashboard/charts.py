@@ -4,6 +4,8 @@ The page hands each dict to plotly.js through json_script."""
 import math
 from collections.abc import Iterable
 
+from tracker.values import finite_or_none, number_or_none
+
 # A line of more points than a chart's width shows nothing more; a long training history
 # (100,000 steps) is thinned to this many points, always keeping the first and the last.
 MAX_POINTS = 2000
@@ -26,7 +28,7 @@ def metric_history_figure(key: str, points: Iterable[tuple[int, float | None]]) 
     """A line of one metric's values by step. NaN (stored as None) leaves a gap."""
     points = thin(sorted(points, key=lambda point: point[0]))
     steps = [step for step, _ in points]
-    values = [None if value is None or math.isnan(value) else value for _, value in points]
+    values = [number_or_none(value) for _, value in points]
     return {
         "data": [
             {
@@ -68,8 +70,8 @@ def history_figures(history: Iterable[tuple[str, int, float | None]]) -> list[di
 
 
 # --- the compare page ------------------------------------------------------------------------
-# Builders from tracker.compare.ComparedRun-shaped data (run_id, label, parent_run_id,
-# parent_name, params, metrics, pk) to figure dicts. Every number passes through _finite:
+# Builders from tracker.selectors.compare.ComparedRun-shaped data (run_id, label, parent_run_id,
+# parent_name, params, metrics, pk) to figure dicts. Every number passes through finite_or_none:
 # json_script writes NaN and Infinity as bare words that JSON.parse refuses.
 
 # Plotly's "D3" qualitative palette: one colour per parent, the same on every compare chart.
@@ -98,20 +100,9 @@ MISSING_LABEL = "(none)"
 TOP_LEVEL = "(top level)"
 
 
-def _finite(value) -> float | None:
-    """A number JSON can hold, or None (a gap) for NaN, ±Infinity and missing values."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _parses_as_numbers(values: list) -> bool:
     present = [value for value in values if value is not None]
-    return bool(present) and all(_finite(value) is not None for value in present)
+    return bool(present) and all(finite_or_none(value) is not None for value in present)
 
 
 def _category_order(values: list[str]) -> list[str]:
@@ -174,7 +165,7 @@ def _param_dimension(key: str, raw_values: list[str | None]) -> dict:
     below the range, at "(none)"); any other param gets one tick per value, in order."""
     label = _escape_template(key)
     if _parses_as_numbers(raw_values):
-        numbers = [_finite(value) for value in raw_values]
+        numbers = [finite_or_none(value) for value in raw_values]
         if None not in numbers:
             return {"label": label, "values": numbers}
         present = [number for number in numbers if number is not None]
@@ -208,10 +199,10 @@ def parallel_coordinates_figure(runs, param_keys: list[str], metric_key: str, *,
     """One line per run across the params that vary among the runs (all of them when none
     varies; at most MAX_PARALLEL_AXES), ending on `metric_key`, which also colours the line.
     Runs without a number for the metric are left out: a line needs a colour."""
-    drawn = [run for run in runs if _finite(run.metrics.get(metric_key)) is not None]
+    drawn = [run for run in runs if finite_or_none(run.metrics.get(metric_key)) is not None]
     varying = [key for key in param_keys if len({run.params.get(key) for run in drawn}) > 1]
     axes = (varying or list(param_keys))[:MAX_PARALLEL_AXES]
-    metric_values = [_finite(run.metrics[metric_key]) for run in drawn]
+    metric_values = [finite_or_none(run.metrics[metric_key]) for run in drawn]
     dimensions = [_param_dimension(key, [run.params.get(key) for run in drawn]) for key in axes]
     dimensions.append({"label": _escape_template(metric_key), "values": metric_values})
     title = f"Params → {_escape_template(metric_key)}" + _without_value(len(runs) - len(drawn), metric_key)
@@ -252,9 +243,9 @@ def scatter_figure(runs, x_column: str, y_metric: str) -> dict:
 
     def x_of(run):
         value = _value_of(run, x_column)
-        return (_escape_template(value) if value is not None else None) if categorical else _finite(value)
+        return (_escape_template(value) if value is not None else None) if categorical else finite_or_none(value)
 
-    drawable = [run for run in runs if x_of(run) is not None and _finite(run.metrics.get(y_metric)) is not None]
+    drawable = [run for run in runs if x_of(run) is not None and finite_or_none(run.metrics.get(y_metric)) is not None]
     traces = []
     for position, (_, parent, members) in enumerate(_parent_groups(drawable)):
         traces.append(
@@ -263,7 +254,7 @@ def scatter_figure(runs, x_column: str, y_metric: str) -> dict:
                 "mode": "markers",
                 "name": parent,
                 "x": [x_of(run) for run in members],
-                "y": [_finite(run.metrics[y_metric]) for run in members],
+                "y": [finite_or_none(run.metrics[y_metric]) for run in members],
                 "text": [_label(run) for run in members],
                 # Overlapping points of a large selection stay visible through one another.
                 "marker": {"color": _color(position), "size": 8, "opacity": 0.85 if len(drawable) <= 200 else 0.4},
@@ -282,13 +273,13 @@ def scatter_figure(runs, x_column: str, y_metric: str) -> dict:
 
 def _history_points(points) -> tuple[list, list]:
     ordered = sorted(points, key=lambda point: point[0])
-    return [step for step, _ in ordered], [_finite(value) for _, value in ordered]
+    return [step for step, _ in ordered], [finite_or_none(value) for _, value in ordered]
 
 
 def history_lines_figure(runs, histories: dict, key: str) -> dict:
     """One line per run of `key` by step, coloured by parent (by run when they share one
     parent). `histories` maps run pk to its
-    (step, value) points (already thinned: tracker.compare.sampled_histories). Past
+    (step, value) points (already thinned: tracker.selectors.compare.sampled_histories). Past
     MAX_HISTORY_TRACES runs, each parent's runs share a trace, a gap between one run and the
     next, so the browser draws a few paths instead of thousands."""
     with_history = [run for run in runs if histories.get(run.pk)]
@@ -342,8 +333,8 @@ def _history_trace(name: str, group: str, color: str, steps: list, values: list,
 def metric_bars_figure(runs, key: str, *, goal: str = "min") -> dict:
     """`key` per run as bars, best first by the goal, coloured by parent. Bars are placed by run
     id (two runs may share a name) and labelled with the run's name."""
-    drawn = [run for run in runs if _finite(run.metrics.get(key)) is not None]
-    drawn.sort(key=lambda run: _finite(run.metrics[key]), reverse=goal == "max")
+    drawn = [run for run in runs if finite_or_none(run.metrics.get(key)) is not None]
+    drawn.sort(key=lambda run: finite_or_none(run.metrics[key]), reverse=goal == "max")
     color_of, parent_of = {}, {}
     for position, (_, parent, members) in enumerate(_parent_groups(drawn)):
         for run in members:
@@ -359,7 +350,7 @@ def metric_bars_figure(runs, key: str, *, goal: str = "min") -> dict:
             {
                 "type": "bar",
                 "x": run_ids,
-                "y": [_finite(run.metrics[key]) for run in drawn],
+                "y": [finite_or_none(run.metrics[key]) for run in drawn],
                 "text": [_label(run) for run in drawn],
                 "customdata": [parent_of[run_id] for run_id in run_ids],
                 "textposition": "none",

@@ -1,5 +1,5 @@
 """The compare page: selected runs (or a parent's children) side by side, as a table, as CSV,
-and as Plotly charts. Reads come from tracker/compare.py; figures from dashboard/charts.py."""
+and as Plotly charts. Reads come from tracker/selectors/compare.py; figures from dashboard/charts.py."""
 
 import csv
 import re
@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from dashboard import charts
-from dashboard.compare_page import CompareState, compare_table, csv_rows
-from tracker import compare
+from dashboard.diff_table import CompareState, compare_table, csv_rows
 from tracker.errors import ResourceDoesNotExist, TrackingError
+from tracker.selectors import compare
 
 
 @require_GET

@@ -1,13 +1,13 @@
 """The dashboard's side of the filter language: compiling the filter box's text, ordering by a
-column, and writing the clause a tag chip adds. The language itself is tracker/search.py."""
+column, and writing the clause a tag chip adds. The language itself is tracker/filtering/."""
 
 import re
 from dataclasses import dataclass
 
 from django.db.models import Q
 
-from tracker import search
-from tracker.tree import ATTRIBUTE_SORTS, Order, sibling_order
+from tracker import filtering
+from tracker.selectors.tree import ATTRIBUTE_SORTS, Order, sibling_order
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -38,21 +38,21 @@ def compile_filter(text: str) -> tuple[Q | None, FilterProblem | None]:
     if not text:
         return None, None
     try:
-        return search.compile_filter(text), None
-    except search.FilterError as error:
+        return filtering.compile_filter(text), None
+    except filtering.FilterError as error:
         position = getattr(error, "position", None)
         message = getattr(error, "message", None) or str(error)
         return None, FilterProblem(message=message, position=position, text=text)
 
 
 def order_for(sort_key: str, descending: bool) -> Order:
-    """Siblings' ORDER BY (tracker.tree.Order); param and metric columns sort as the filter
+    """Siblings' ORDER BY (tracker.selectors.tree.Order); param and metric columns sort as the filter
     language orders them."""
     if sort_key in ATTRIBUTE_SORTS:
         return lambda: sibling_order(sort_key, descending)
     kind, _, key = sort_key.partition(".")
     column = f"{kind}.{quote_key(key)}"
-    return lambda: sibling_order(column, descending, value_order=search.order_by_expressions)
+    return lambda: sibling_order(column, descending)
 
 
 def quote_key(key: str) -> str:

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 from registry import selectors, services
 from registry.models import ModelVersion, RegisteredModel
 from registry.validation import STAGES
-from tracker.auth import may_write
 from tracker.errors import InvalidParameterValue, TrackingError
+from tracker.web.auth import may_write
 
 
 @require_GET

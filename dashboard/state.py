@@ -2,12 +2,12 @@
 so a reload or a shared link gives the same view. Bad values fall back to defaults rather than
 failing: a hand-edited URL should still open the page."""
 
-import re
 from dataclasses import dataclass
 
 from django.http import QueryDict
 
-from tracker.tree import ATTRIBUTE_SORTS, Column
+from tracker.constants import KEY_PATTERN, RUN_ID_PATTERN
+from tracker.selectors.tree import ATTRIBUTE_SORTS, TableColumn
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
@@ -15,17 +15,14 @@ DEFAULT_SORT = "-start"
 # Bounds what one URL can ask the server to open or select (each id is 32 characters).
 MAX_IDS = 200
 
-_KEY = re.compile(r"^[/\w.\- :]+$")  # MLflow's key rule (tracker/ingest.py)
-_RUN_ID = re.compile(r"^[0-9a-zA-Z_\-]{1,32}$")
 
-
-def parse_columns(values: list[str]) -> tuple[Column, ...]:
+def parse_columns(values: list[str]) -> tuple[TableColumn, ...]:
     """`params.lr,metrics.loss` (or the parameter repeated) → columns, unknown kinds dropped."""
-    columns: list[Column] = []
+    columns: list[TableColumn] = []
     for item in ",".join(values).split(","):
         kind, _, key = item.strip().partition(".")
-        column = Column(kind, key)
-        if kind in ("params", "metrics") and _KEY.match(key) and column not in columns:
+        column = TableColumn(kind, key)
+        if kind in ("params", "metrics") and KEY_PATTERN.match(key) and column not in columns:
             columns.append(column)
     return tuple(columns)
 
@@ -34,12 +31,14 @@ def is_sortable(sort_key: str) -> bool:
     """An attribute, a param or metric column, or `summary.<key>` (the best-child column)."""
     kind, _, key = sort_key.partition(".")
     return (
-        sort_key in ATTRIBUTE_SORTS or bool(parse_columns([sort_key])) or (kind == "summary" and bool(_KEY.match(key)))
+        sort_key in ATTRIBUTE_SORTS
+        or bool(parse_columns([sort_key]))
+        or (kind == "summary" and bool(KEY_PATTERN.match(key)))
     )
 
 
 def parse_ids(value: str) -> tuple[str, ...]:
-    ids = [item for item in value.split(",") if _RUN_ID.match(item)]
+    ids = [item for item in value.split(",") if RUN_ID_PATTERN.fullmatch(item)]
     return tuple(dict.fromkeys(ids))[:MAX_IDS]
 
 
@@ -54,7 +53,7 @@ def parse_int(value: str | None, default: int, low: int, high: int) -> int:
 class TreeState:
     filter: str
     sort: str  # an ATTRIBUTE_SORTS key or a column name, "-" first for descending
-    columns: tuple[Column, ...]
+    columns: tuple[TableColumn, ...]
     page: str
     per_page: int
     expanded: tuple[str, ...]
@@ -80,7 +79,7 @@ class TreeState:
             collapsed=parse_ids(query.get("collapsed", "")),
             selected=parse_ids(query.get("selected", "")),
             show_deleted=query.get("show_deleted") in ("1", "true", "on"),
-            best=best if _KEY.match(best) else "",
+            best=best if KEY_PATTERN.match(best) else "",
         )
 
     @property

@@ -1,4 +1,4 @@
-"""The pages: each view parses the request, calls one read in tracker/tree.py, and renders."""
+"""The pages: each view parses the request, calls one read in tracker/selectors/, and renders."""
 
 import dataclasses
 from pathlib import Path
@@ -14,11 +14,14 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.charts import history_figures
 from dashboard.filtering import compile_filter, order_for
 from dashboard.state import TreeState, parse_int
-from tracker import ingest, tree
+from tracker import services
 from tracker.errors import InvalidParameterValue
-from tracker.ingest import GOAL_TAG_PREFIX
+from tracker.goals import goal_tag, goals_from_tags
 from tracker.models import Experiment, Goal, Run
 from tracker.selectors import artifacts as artifact_selectors
+from tracker.selectors import experiments as experiment_reads
+from tracker.selectors import run_page, tree
+from tracker.selectors.run_inputs import run_inputs
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
@@ -27,7 +30,7 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 def experiment_list(request):
     search = request.GET.get("q", "").strip()
     show_deleted = request.GET.get("show_deleted") == "1"
-    experiments = list(tree.experiments_overview(search=search, show_deleted=show_deleted))
+    experiments = list(experiment_reads.experiments_overview(search=search, show_deleted=show_deleted))
     has_runs = any(experiment.run_count for experiment in experiments)
     context = {"experiments": experiments, "search": search, "show_deleted": show_deleted, "has_runs": has_runs}
     return render(request, "dashboard/experiment_list.html", context)
@@ -72,8 +75,7 @@ def experiment_tree(request, experiment_id: int):
 
 def goal_switches(experiment: Experiment, keys: list[str]) -> list[tuple[str, str]]:
     """(metric, "min"/"max") for each metric's goal switch, read off the prefetched tags (no query)."""
-    tags = experiment.tag_dict()
-    return [(key, Goal.MAX if tags.get(GOAL_TAG_PREFIX + key) == Goal.MAX else Goal.MIN) for key in keys]
+    return goals_from_tags(experiment.tag_dict(), keys)
 
 
 @require_GET
@@ -101,14 +103,14 @@ def run_children(request, run_id: str):
 @require_GET
 def run_detail(request, run_id: str):
     try:
-        overview = tree.run_overview(
+        overview = run_page.run_overview(
             run_id, children_page=request.GET.get("page", "1"), order=order_for("start", descending=True)
         )
     except Run.DoesNotExist:
         raise Http404(f"No run with id {run_id}") from None
     run = overview.run
     context = {
-        "o": overview,
+        "overview": overview,
         "run": run,
         "figures": [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(history_figures(overview.history))],
         "plotly_version": plotly.__version__,
@@ -116,6 +118,8 @@ def run_detail(request, run_id: str):
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         # The experiment tree under this filter shows the run inside its tree, ancestors open.
         "tree_filter": f"attributes.run_id = '{run.run_id}'",
+        # The Datasets and Models sections (their own partials).
+        "inputs": run_inputs(run),
         "artifacts": artifact_selectors.run_artifact_folder(run=run),
     }
     return render(request, "dashboard/run_detail.html", context)
@@ -130,7 +134,7 @@ def experiment_goal(request, experiment_id: int):
     if not metric or goal not in Goal.values:
         raise BadRequest("A goal switch needs a metric and a goal of 'min' or 'max'.")
     try:
-        ingest.experiment_set_tag(experiment=experiment, key=GOAL_TAG_PREFIX + metric, value=goal)
+        services.experiment_set_tag(experiment=experiment, key=goal_tag(metric), value=goal)
     except InvalidParameterValue as error:  # a malformed key, a deleted experiment
         raise BadRequest(str(error)) from None
     # Only back to a page of this site: `next` comes from the form, so anyone can write it.

@@ -5,8 +5,8 @@ SearchModelVersionUtils define the grammar):
     name LIKE 'fraud%' AND tags.team = 'risk'
     name = 'fraud' AND run_id IN ('a1…', 'b2…') AND version_number > 2
 
-Comparisons are joined by AND. The LIKE, ILIKE and `!=` semantics are the run filter
-language's own lookups (tracker/search.py), so a pattern means the same everywhere.
+Comparisons are joined by AND. Each compiles through the run filter language's one
+operator -> Q mapping (tracker/filtering/lookups.py), so a LIKE pattern means the same everywhere.
 - registered models: `name` (=, !=, LIKE, ILIKE, IN, NOT IN), `tags.<key>` (=, !=, LIKE, ILIKE);
 - model versions: `name`, `run_id` (those two also IN, NOT IN), `source_path`, `tags.<key>`,
   and the numbers `version_number`, `creation_timestamp`, `last_updated_timestamp`.
@@ -19,7 +19,7 @@ from django.db.models import Exists, F, Model, OuterRef, Q
 
 from registry.models import ModelVersionTag, RegisteredModelTag
 from tracker.errors import InvalidParameterValue
-from tracker.search import ILike, Like, NotEqual
+from tracker.filtering.lookups import condition
 
 _TOKEN = re.compile(
     r"""(?:
@@ -147,23 +147,6 @@ def _column(token: str) -> tuple[str, str]:
     return "attribute", token.strip("`")
 
 
-def _condition(field_name: str, operator: str, value) -> Q:
-    if operator == "=":
-        return Q(**{field_name: value})
-    if operator == "!=":
-        return Q(NotEqual(F(field_name), value))
-    if operator == "LIKE":
-        return Q(Like(F(field_name), value))
-    if operator == "ILIKE":
-        return Q(ILike(F(field_name), value))
-    if operator == "IN":
-        return Q(**{f"{field_name}__in": value})
-    if operator == "NOT IN":
-        return ~Q(**{f"{field_name}__in": value})
-    lookup = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}[operator]
-    return Q(**{f"{field_name}__{lookup}": value})
-
-
 def _operator(tokens: _Tokens, allowed: tuple[str, ...], column: str) -> str:
     kind, text, position = tokens.next()
     operator = text.upper()
@@ -209,23 +192,23 @@ def _comparison(tokens: _Tokens) -> Q:
         if key == PROMPT_TAG and operator == "!=":
             # "Not a prompt": most models lack the tag, and `!=` alone would match only those that have it.
             return ~Q(Exists(rows.filter(value=_unquote(value))))
-        return Q(Exists(rows.filter(_condition("value", operator, _unquote(value)))))
+        return Q(Exists(rows.filter(condition("value", operator, _unquote(value)))))
     if key in spec.numbers:
         operator = _operator(tokens, _NUMERIC_OPERATORS, key)
         kind, value, position = tokens.next()
         if kind != "number" or "." in value:
             raise tokens.error(position, f"an integer to compare {key} with")
-        return _condition(spec.numbers[key], operator, int(value))
+        return condition(spec.numbers[key], operator, int(value))
     if key not in spec.strings:
         raise tokens.error(position, f"a column ({columns})")
     field_name, allowed = spec.strings[key]
     operator = _operator(tokens, allowed, key)
     if operator in ("IN", "NOT IN"):
-        return _condition(field_name, operator, _string_list(tokens))
+        return condition(field_name, operator, _string_list(tokens))
     kind, value, position = tokens.next()
     if kind != "string":
         raise tokens.error(position, f"a quoted string to compare {key} with")
-    return _condition(field_name, operator, _unquote(value))
+    return condition(field_name, operator, _unquote(value))
 
 
 def search_filter(text: str | None, spec: SearchSpec) -> Q:

@@ -19,7 +19,7 @@ from registry import services
 from registry.models import ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelAlias, RegisteredModelTag
 from registry.validation import STAGE_NONE, canonical_stage
 from tracker.errors import InvalidParameterValue, TrackingError
-from tracker.importer import SourceError
+from tracker.importing import SourceError
 from tracker.models import Run
 
 _PAGE = 1000

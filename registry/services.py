@@ -30,9 +30,10 @@ from registry.validation import (
     check_tag,
 )
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
-from tracker.ingest import KeyValue, now_ms
 from tracker.models import LoggedModel, LoggedModelTag, Run
+from tracker.services import KeyValue
 from tracker.services.logged_models import logged_model_set_tags
+from tracker.values import now_ms
 
 # The logged model's record of the registered versions made from it (mlflow.utils.mlflow_tags).
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"

@@ -9,9 +9,7 @@ import posixpath
 import re
 
 from tracker.errors import InvalidParameterValue
-
-# The key rule is the tracking one; it becomes tracker.services.validation.check_key with the layout.
-from tracker.ingest import _check_key as check_tracking_key
+from tracker.services.validation import check_key as check_tracking_key
 
 MAX_MODEL_NAME_LENGTH = 256
 MAX_TAG_KEY_LENGTH = 250

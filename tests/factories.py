@@ -1,15 +1,17 @@
 """Builders for experiments and run trees of any shape.
 
-Runs are created through factory_boy but keep the hierarchy invariants (path, depth, parent
-tags) that tracker/ingest.py keeps, so queries see exactly what production writes produce.
+Runs are created through factory_boy and placed in their trees by the production placement
+(tracker/services/placement.py), so they carry the same parent, depth, path and
+mlflow.parentRunId / mlflow.rootRunId tags as runs a client writes.
 """
 
 import itertools
 
 import factory
 
-from tracker.ingest import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, RUN_NAME_TAG
-from tracker.models import Experiment, LatestMetric, Param, Run, RunStatus, RunTag, path_segment
+from tracker.constants import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, RUN_NAME_TAG
+from tracker.models import Experiment, LatestMetric, Param, Run, RunStatus, RunTag
+from tracker.services import placement
 
 _clock = itertools.count(1_700_000_000_000, 1000)
 
@@ -38,14 +40,12 @@ class RunFactory(factory.django.DjangoModelFactory):
     def _create(cls, model_class, *args, **kwargs):
         run = super()._create(model_class, *args, **kwargs)
         parent = run.parent
-        run.parent_run_id = parent.run_id if parent else ""
-        run.depth = parent.depth + 1 if parent else 0
-        run.path = (parent.path if parent else "") + path_segment(run.pk)
+        placement.attach(run, parent, parent.run_id if parent else "")
+        run.path = placement.tree_path(run, parent)
         run.save(update_fields=["parent_run_id", "depth", "path"])
-        root_run_id = Run.objects.get(pk=run.root_pk).run_id
         tags = [
             RunTag(run=run, key=RUN_NAME_TAG, value=run.name),
-            RunTag(run=run, key=ROOT_RUN_ID_TAG, value=root_run_id),
+            RunTag(run=run, key=ROOT_RUN_ID_TAG, value=placement.root_run_id(run, parent)),
         ]
         if parent:
             tags.append(RunTag(run=run, key=PARENT_RUN_ID_TAG, value=parent.run_id))
@@ -79,26 +79,26 @@ def build_chain(depth: int, *, experiment=None) -> list[Run]:
 
 
 def bulk_children(parent: Run, count: int, *, metric_key: str | None = None) -> None:
-    """`count` children under `parent` in a handful of bulk queries (for size tests)."""
+    """`count` children under `parent` in a handful of bulk queries (for size tests), placed as
+    the importer places runs (placement.experiment_link_parents), with their tags."""
     start = next(_clock)
-    runs = Run.objects.bulk_create(
+    Run.objects.bulk_create(
         Run(
             experiment_id=parent.experiment_id,
             name=f"{parent.name}-child-{i}",
             status=RunStatus.FINISHED,
             start_time=start + i,
             end_time=start + i + 1000,
-            parent=parent,
             parent_run_id=parent.run_id,
-            depth=parent.depth + 1,
         )
         for i in range(count)
     )
-    if runs[0].pk is None:  # backends that do not return ids from bulk inserts
-        runs = list(Run.objects.filter(parent=parent).order_by("pk"))
-    for run in runs:
-        run.path = parent.path + path_segment(run.pk)
-    Run.objects.bulk_update(runs, ["path"], batch_size=1000)
+    # Inserted unplaced (empty path), as the importer inserts them, then placed in bulk.
+    placement.experiment_link_parents(experiment=parent.experiment)
+    runs = list(Run.objects.filter(parent=parent).order_by("pk"))[-count:]
+    RunTag.objects.bulk_create(
+        [RunTag(run=r, key=key, value=value) for r in runs for key, value in _own_tags(r)], batch_size=1000
+    )
     Param.objects.bulk_create(
         [Param(run=r, key="param1", value=str(i % 3)) for i, r in enumerate(runs)], batch_size=1000
     )
@@ -107,3 +107,8 @@ def bulk_children(parent: Run, count: int, *, metric_key: str | None = None) -> 
             [LatestMetric(run=r, key=metric_key, value=i / count, timestamp=start, step=0) for i, r in enumerate(runs)],
             batch_size=1000,
         )
+
+
+def _own_tags(run: Run) -> list[tuple[str, str]]:
+    """The tags a client gives a child (experiment_link_parents writes mlflow.rootRunId)."""
+    return [(RUN_NAME_TAG, run.name), (PARENT_RUN_ID_TAG, run.parent_run_id)]

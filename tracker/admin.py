@@ -32,7 +32,7 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ["status", "lifecycle_stage"]
     search_fields = ["name", "run_id"]
     list_select_related = ["experiment"]
-    # Hierarchy fields are kept by tracker/ingest.py; editing them here would break the paths.
+    # Hierarchy fields are kept by tracker/services/; editing them here would break the paths.
     readonly_fields = ["run_id", "parent", "parent_run_id", "depth", "path"]
     raw_id_fields = ["experiment"]
     inlines = [ParamInline, RunTagInline]

@@ -16,9 +16,10 @@ import uuid
 
 from django.db import transaction
 
-from tracker import ingest
-from tracker.ingest import KeyValue, MetricInput
+from tracker import services
+from tracker.constants import PARENT_RUN_ID_TAG
 from tracker.models import Experiment, Run, RunStatus
+from tracker.services import KeyValue, MetricInput
 
 SEED = 20231123
 TUNING_EXPERIMENT = "Nested Child Association"
@@ -62,7 +63,7 @@ def load_demo(*, start_ms: int) -> list[str]:
         if Experiment.objects.filter(name=name).exists():
             continue
         with transaction.atomic():
-            experiment = ingest.experiment_create(name=name)
+            experiment = services.experiment_create(name=name)
             build(experiment, experiment_rng, clock)
         created.append(name)
     return created
@@ -71,8 +72,8 @@ def load_demo(*, start_ms: int) -> list[str]:
 def _start(experiment, rng, clock, name, *, parent: Run | None = None, tags=()) -> Run:
     tags = list(tags)
     if parent is not None:
-        tags.append(KeyValue(ingest.PARENT_RUN_ID_TAG, parent.run_id))
-    return ingest.run_create(
+        tags.append(KeyValue(PARENT_RUN_ID_TAG, parent.run_id))
+    return services.run_create(
         experiment=experiment,
         name=name,
         user_id="demo",
@@ -83,7 +84,7 @@ def _start(experiment, rng, clock, name, *, parent: Run | None = None, tags=()) 
 
 
 def _end(run: Run, clock) -> None:
-    ingest.run_update(run=run, status=RunStatus.FINISHED, end_time=clock.tick())
+    services.run_update(run=run, status=RunStatus.FINISHED, end_time=clock.tick())
 
 
 def _log_child(experiment, rng, clock, parent, name, param1_choices, param2_choices, ident) -> tuple:
@@ -96,7 +97,7 @@ def _log_child(experiment, rng, clock, parent, name, param1_choices, param2_choi
         MetricInput("loss", metric1 + (HISTORY_STEPS - step) * 0.1 * rng.uniform(0.5, 1.5), stamp + step, step)
         for step in range(HISTORY_STEPS)
     ]
-    ingest.run_log_batch(
+    services.run_log_batch(
         run=run,
         params=[KeyValue("param1", param1), KeyValue("param2", param2)],
         metrics=[MetricInput("metric1", metric1, stamp), MetricInput("metric2", metric2, stamp), *history],
@@ -108,7 +109,7 @@ def _log_child(experiment, rng, clock, parent, name, param1_choices, param2_choi
 
 def _tuning_round(experiment, rng, clock, test_no, param1_choices, param2_choices, ident, num_children=5):
     parent = _start(experiment, rng, clock, f"parent_run_test_{ident}_{test_no}")
-    ingest.run_set_tag(run=parent, key="test_identifier", value=ident)
+    services.run_set_tag(run=parent, key="test_identifier", value=ident)
     results = [
         _log_child(experiment, rng, clock, parent, f"run_{i}_test_{test_no}", param1_choices, param2_choices, ident)
         for i in range(num_children)
@@ -127,7 +128,7 @@ def _challenge(experiment, rng, clock) -> None:
     for test_no in range(5):
         parent, results = _tuning_round(experiment, rng, clock, test_no, ["a", "b"], ["d", "f"], "subset_test", 25)
         best_metric1, best_param1, best_param2 = min(results)
-        ingest.run_log_batch(
+        services.run_log_batch(
             run=parent,
             metrics=[MetricInput("best_metric1", best_metric1, clock.now)],
             params=[KeyValue("best_param1", best_param1), KeyValue("best_param2", best_param2)],
@@ -142,7 +143,7 @@ def _three_levels(experiment, rng, clock) -> None:
     sub_child_1 = _start(experiment, rng, clock, "sub_child_1", parent=child_1)
     for run in (sub_child_1, child_1, child_2, parent):
         stamp = clock.now
-        ingest.run_log_batch(
+        services.run_log_batch(
             run=run,
             metrics=[
                 MetricInput("accuracy", rng.uniform(0.7, 0.99), stamp + step, step) for step in range(HISTORY_STEPS)

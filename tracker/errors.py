@@ -1,5 +1,5 @@
 """Typed refusals of the tracking domain. Each carries MLflow's error code and HTTP status,
-so every API turns it into the same response (see tracker/api/mlflow_json.py)."""
+so every API turns it into the same response (see tracker/api/mlflow/json.py)."""
 
 
 class TrackingError(Exception):

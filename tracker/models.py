@@ -3,7 +3,6 @@
 Times are epoch milliseconds, as MLflow sends and expects them.
 """
 
-import math
 import uuid
 
 from django.conf import settings
@@ -11,7 +10,8 @@ from django.db import models
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Substr
 
-from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
+from tracker.errors import ResourceDoesNotExist
+from tracker.values import duration_ms, read_value
 
 ACTIVE = "active"
 DELETED = "deleted"
@@ -44,21 +44,6 @@ class ExperimentQuerySet(models.QuerySet):
     def active(self):
         """Experiments not deleted."""
         return self.filter(lifecycle_stage=ACTIVE)
-
-    def get_by_id(self, experiment_id) -> "Experiment":
-        """The experiment with this id, or ResourceDoesNotExist (bad ids included). Called on the
-        manager: the lookup is fixed SQL, so no filter of a queryset would apply."""
-        from tracker import statements  # it reads these models
-
-        try:
-            experiment_id = int(experiment_id)
-        except (TypeError, ValueError):
-            raise InvalidParameterValue(f"Experiment id must be an integer, got {experiment_id!r}") from None
-        # Every run-create starts here: fixed SQL, not a compiled query (tracker/statements.py).
-        experiment = statements.experiment_by_id(experiment_id)
-        if experiment is None:
-            raise ResourceDoesNotExist(f"No Experiment with id={experiment_id} exists")
-        return experiment
 
     def get_by_name(self, name: str) -> "Experiment":
         """The experiment with this name, or ResourceDoesNotExist."""
@@ -111,19 +96,6 @@ class RunStatus(models.TextChoices):
 
 
 class RunQuerySet(models.QuerySet):
-    def get_by_run_id(self, run_id) -> "Run":
-        """The run with this MLflow run id, or ResourceDoesNotExist. Called on the manager: the
-        lookup is fixed SQL, so no filter of a queryset would apply."""
-        if not isinstance(run_id, str) or not run_id:
-            raise InvalidParameterValue(f"Run id must be a non-empty string, got {run_id!r}")
-        from tracker import statements  # it reads these models
-
-        # Every tracking call starts here: fixed SQL, not a compiled query (tracker/statements.py).
-        run = statements.run_by_run_id(run_id)
-        if run is None:
-            raise ResourceDoesNotExist(f"Run with id={run_id} not found")
-        return run
-
     def active(self):
         """Runs not deleted."""
         return self.filter(lifecycle_stage=ACTIVE)
@@ -148,13 +120,6 @@ class RunQuerySet(models.QuerySet):
         """`run` and every descendant at any depth: one indexed prefix match on the path."""
         queryset = self.filter(path__startswith=run.path)
         return queryset if include_self else queryset.exclude(pk=run.pk)
-
-    def matching(self, filter_text: str):
-        """Runs that match a filter in Runtree's search language (tracker/search.py); blank
-        text matches every run. A bad filter raises FilterError (HTTP 400)."""
-        from tracker.search import compile_filter  # search imports these models
-
-        return self.filter(compile_filter(filter_text))
 
     def in_start_order(self):
         """Newest first, as MLflow lists runs; ties broken by run id so paging is stable."""
@@ -191,7 +156,7 @@ class Run(models.Model):
     depth = models.PositiveIntegerField(default=0)
     path = models.CharField(max_length=1000, db_index=False, default="")
     # Set by any write below this run that can change its best-child summary; cleared by the
-    # refresh (tracker/summaries.py). `summary_queued` coalesces refreshes: one queued task per tree.
+    # refresh (tracker/summaries/). `summary_queued` coalesces refreshes: one queued task per tree.
     summary_stale = models.BooleanField(default=False)
     summary_queued = models.BooleanField(default=False)
 
@@ -208,7 +173,7 @@ class Run(models.Model):
             models.Index(fields=["path"], name="run_path_idx", opclasses=["varchar_pattern_ops"]),
             # The periodic repair's scan for stale summaries.
             models.Index(fields=["summary_stale"], name="run_summary_stale_idx", condition=Q(summary_stale=True)),
-            # `tags.mlflow.parentRunId = …`, the sweep's own search (tracker/search.py), and
+            # `tags.mlflow.parentRunId = …`, the sweep's own search (tracker/filtering/), and
             # orphans waiting for their parent to arrive.
             models.Index(fields=["parent_run_id"], name="run_parent_run_id_all_idx"),
         ]
@@ -226,9 +191,7 @@ class Run(models.Model):
 
     @property
     def duration_ms(self) -> int | None:
-        if self.start_time is None or self.end_time is None:
-            return None
-        return self.end_time - self.start_time
+        return duration_ms(self.start_time, self.end_time)
 
     @property
     def root_pk(self) -> int:
@@ -262,12 +225,11 @@ class RunTag(models.Model):
 
 
 class MetricValueMixin:
-    """NaN is stored as NULL: SQLite cannot hold a NaN (it turns it into NULL anyway), so one
-    rule serves both databases. A missing metric is a missing row, never a NULL value."""
+    """NaN is stored as NULL (tracker/values.py)."""
 
     @property
     def float_value(self) -> float:
-        return math.nan if self.value is None else self.value
+        return read_value(self.value)
 
 
 class Metric(MetricValueMixin, models.Model):
@@ -321,19 +283,13 @@ class LatestMetric(MetricValueMixin, models.Model):
         ]
 
 
-def metric_sort_key(step: int, timestamp: int, value: float | None) -> tuple:
-    """Order of "latest" among a key's values: step, then timestamp, then value (NaN lowest)."""
-    is_number = value is not None and not math.isnan(value)
-    return (step, timestamp, is_number, value if is_number else 0.0)
-
-
 class Goal(models.TextChoices):
     MIN = "min"
     MAX = "max"
 
 
 class RunSummary(models.Model):
-    """A parent's best-child summary for one metric key, kept by tracker/summaries.py.
+    """A parent's best-child summary for one metric key, kept by tracker/summaries/.
 
     `best_*` covers the whole subtree (through the children's own summaries); count, min, max,
     mean and std cover the direct children's own latest values."""
@@ -366,7 +322,7 @@ class ApiTokenQuerySet(models.QuerySet):
 
 
 class ApiToken(models.Model):
-    """A bearer token for the APIs (tracker/auth.py). Only its SHA-256 digest is stored: the
+    """A bearer token for the APIs (tracker/web/auth.py). Only its SHA-256 digest is stored: the
     token itself is shown once, when `manage.py createtoken` makes it."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")

@@ -1,19 +1,114 @@
-"""Celery tasks: each takes an id (or nothing), calls tracker/summaries.py, and is safe to run twice."""
+"""Celery tasks, and the queueing beside them: the write services queue a task after commit, the
+task calls tracker/summaries/ (HackSoft's recipe: services queue tasks, tasks call services, so
+no import runs back up). Each task takes an id (or nothing) and is safe to run twice.
+
+Task names (tracker.tasks.refresh_tree, tracker.tasks.repair_stale_summaries) are what beat's
+schedule and queued messages name: keep them.
+"""
+
+import logging
+import time
+from collections.abc import Iterable
 
 from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from tracker import summaries
+from tracker.models import Experiment, Run
+from tracker.summaries import refresh, staleness
+
+logger = logging.getLogger(__name__)
 
 
 # acks_late: a worker killed mid-task leaves the message to be delivered again; the runs it had
-# not finished are still stale in any case (see summaries.refresh_stale_run), so the repair finds them.
+# not finished are still stale in any case (see summaries.refresh.refresh_stale_run), so the
+# repair finds them.
 @shared_task(acks_late=True, ignore_result=True)
 def refresh_tree(root_pk: int) -> int:
     """Recompute the stale best-child summaries of the run tree under `root_pk`."""
-    return summaries.refresh_tree(root_pk=root_pk)
+    result = refresh.refresh_tree(root_pk=root_pk)
+    if not result.finished:
+        # Writes keep landing below: let other trees' tasks go first, then carry on (unless a
+        # write has queued the next task already).
+        queue_tree_refresh(root_pk)
+    return result.computed
 
 
 @shared_task(ignore_result=True)
 def repair_stale_summaries() -> int:
-    """Re-queue every tree that still has stale summaries (beat runs this every 30 s)."""
-    return summaries.requeue_stale_trees()
+    """Re-queue every tree that still has stale summaries (beat runs this every 30 s); return how many."""
+    roots = refresh.stale_tree_roots()
+    for root_pk in roots:
+        queue_tree_refresh(root_pk, even_if_queued=True)
+    return len(roots)
+
+
+# --- queueing (the write services call these inside their transaction) --------------------------
+
+
+def mark_parents_stale_and_queue(*, run: Run, old_parent_pk: int | None = None) -> None:
+    """`run` changed (its latest metrics, a best run's params, its lifecycle, its place): mark
+    its parent (and old parent) stale and refresh their trees after commit."""
+    queue_refresh_after_commit(staleness.mark_parents_stale(run=run, old_parent_pk=old_parent_pk))
+
+
+def mark_experiment_stale_and_queue(*, experiment: Experiment) -> None:
+    """A goal of `experiment` changed, or an import rewrote it: mark every parent stale and
+    refresh every tree after commit."""
+    queue_refresh_after_commit(staleness.mark_experiment_stale(experiment=experiment))
+
+
+def queue_refresh_after_commit(root_pks: Iterable[int]) -> None:
+    """Queue a refresh of each tree once the current transaction commits (at once outside one):
+    a worker must never look before the write it is meant to see is visible."""
+    for root_pk in sorted(set(root_pks)):
+        # robust: the write has committed; a failing refresh must not answer 5xx and be retried.
+        # (A lambda, not a partial: Django names the failed callback by its __qualname__.)
+        transaction.on_commit(lambda pk=root_pk: queue_tree_refresh(pk), robust=True)
+
+
+# Trees this process queued a delayed refresh for, and when (time.monotonic()). A write within
+# most of the delay needs neither the claim's UPDATE nor a publish: the task, not started yet,
+# will read it. Past that margin the claim decides, as for any write.
+_queued_here: dict[int, float] = {}
+_QUEUED_HERE_MARGIN = 0.8
+
+
+def _queued_here_within(root_pk: int, delay: float) -> bool:
+    queued_at = _queued_here.get(root_pk)
+    if queued_at is None:
+        return False
+    if time.monotonic() - queued_at < delay * _QUEUED_HERE_MARGIN:
+        return True
+    del _queued_here[root_pk]
+    return False
+
+
+def queue_tree_refresh(root_pk: int, *, even_if_queued: bool = False) -> bool:
+    """Queue `refresh_tree` for the tree under `root_pk`, unless one is queued already.
+
+    The conditional update is the claim: of many writers finishing at once, one sees 1 row and
+    queues; the others see 0. The task clears the flag as it starts. The repair passes
+    `even_if_queued`, because a task lost with a killed worker leaves the flag set."""
+    delay = settings.RUNTREE_SUMMARY_REFRESH_DELAY_MS / 1000
+    if delay and not even_if_queued and _queued_here_within(root_pk, delay):
+        return False  # this process's queued task has not started yet: it will see this write
+    claimed = Run.objects.filter(pk=root_pk, summary_queued=False).update(summary_queued=True) == 1
+    if not (claimed or even_if_queued):
+        return False
+    try:
+        if delay:
+            refresh_tree.apply_async((root_pk,), countdown=delay)
+            if len(_queued_here) > 10_000:  # only a shortcut: forgetting it is always safe
+                _queued_here.clear()
+            _queued_here[root_pk] = time.monotonic()
+        else:
+            refresh_tree.delay(root_pk)
+    except BrokerUnavailable:
+        # The write has committed; the summary is only late. The claim stays set, so the tree's
+        # next writes do not each wait out the broker's timeout; the periodic repair (which
+        # ignores the claim) queues the tree once the broker is back.
+        logger.warning("Could not queue a summary refresh for tree %s: broker unreachable", root_pk, exc_info=True)
+        return False
+    return True

@@ -14,10 +14,10 @@ from registry.api.mlflow_json import (
 from registry.filtering import MODEL_VERSIONS, REGISTERED_MODELS, search_filter, search_ordering
 from registry.models import ModelVersion, RegisteredModel
 from registry.validation import STAGES, canonical_stage, check_alias, check_model_name
-from tracker.api.mlflow_json import Fields, offset_from_page_token
+from tracker.api.mlflow.json import Fields, offset_from_page_token
 
-# The helpers every MLflow view uses (they move to tracker/api/mlflow/ with the layout).
-from tracker.api.mlflow_views import _max_results, _paged, _with_token, rpc
+# The helpers every MLflow view uses: the registry's RPCs are MLflow RPCs like tracker's.
+from tracker.api.mlflow.views import _max_results, _paged, _with_token, rpc
 
 # MLflow's limits (mlflow/store/model_registry/__init__.py).
 SEARCH_REGISTERED_MODELS_DEFAULT, SEARCH_REGISTERED_MODELS_MAX = 100, 1000

@@ -9,7 +9,7 @@ from rest_framework import serializers, viewsets
 
 from registry.filtering import MODEL_VERSIONS, REGISTERED_MODELS, search_filter, search_ordering
 from registry.models import ModelVersion, RegisteredModel, RegisteredModelAlias
-from tracker.api.native import TrackingAPIError
+from tracker.api.native.views import TrackingAPIError
 from tracker.errors import TrackingError
 
 

@@ -3,10 +3,14 @@ leaves its folder, a body over the limit or cut short) stores nothing."""
 
 import io
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.factories import RunFactory
+from tracker.services import logged_models
 
 pytestmark = pytest.mark.django_db
 
@@ -110,11 +114,16 @@ def test_a_run_that_does_not_exist_or_is_in_another_experiment_is_404(client, ru
     assert stored_files(artifact_root) == []
 
 
-def test_a_logged_models_folder_takes_files_when_its_experiment_exists(client, experiment, artifact_root):
-    assert put(client, f"{experiment.id}/models/{MODEL_ID}/artifacts/MLmodel", b"flavors: {}").status_code == 200
-    assert stored_files(artifact_root) == [f"{experiment.id}/models/{MODEL_ID}/artifacts/MLmodel"]
+def test_a_logged_models_folder_takes_files_when_the_model_exists(client, experiment, artifact_root):
+    model = logged_models.logged_model_create(experiment=experiment, name="model")
+    folder = f"{experiment.id}/models/{model.model_id}/artifacts"
+    assert put(client, f"{folder}/MLmodel", b"flavors: {}").status_code == 200
+    assert stored_files(artifact_root) == [f"{folder}/MLmodel"]
     assert_refused(put(client, f"{experiment.id}/models/not-an-id/artifacts/MLmodel"), 400, "INVALID_PARAMETER_VALUE")
-    assert_refused(put(client, f"999999/models/{MODEL_ID}/artifacts/MLmodel"), 404, "RESOURCE_DOES_NOT_EXIST")
+    # A well-formed id of no model, or of a model in another experiment, has no folder.
+    assert_refused(put(client, f"{experiment.id}/models/{MODEL_ID}/artifacts/MLmodel"), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert_refused(put(client, f"999999/models/{model.model_id}/artifacts/MLmodel"), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert stored_files(artifact_root) == [f"{folder}/MLmodel"]
 
 
 def test_an_announced_size_over_the_limit_is_refused_before_reading(client, folder, settings, artifact_root):
@@ -188,3 +197,15 @@ def test_listing_by_run_and_the_ui_download(client, run, folder):
     download = client.get("/get-artifact", {"run_id": run.run_id, "path": "d/e.txt"})
     assert b"".join(download.streaming_content) == b"hey"
     assert download["Content-Disposition"].startswith("attachment")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tail=st.text(alphabet=st.sampled_from(list("ab./\\%2e5c0f#:~ \x00")), max_size=24))
+def test_any_path_is_stored_inside_its_run_or_refused(client, folder, artifact_root, tail):
+    response = put(client, f"{folder}/{quote(tail, safe='/%')}", b"x")
+    assert response.status_code in (200, 400, 404), response.content
+    assert response["Content-Type"] == "application/json"
+    run_folder = (artifact_root / folder).resolve()
+    for stored in artifact_root.rglob("*"):
+        if stored.is_file():
+            assert stored.resolve().is_relative_to(run_folder), stored

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracker import ingest
-from tracker.api.mlflow_json import page_token
-from tracker.api.mlflow_urls import urlpatterns
+from tracker import services
+from tracker.api.mlflow.json import page_token
+from tracker.api.mlflow.urls import urlpatterns
 from tracker.services import logged_models
 
 pytestmark = pytest.mark.django_db
@@ -96,7 +96,9 @@ VALID = {
     "logged-models/<str:model_id>": {"model_id": MODEL, "allow_deleted": "true"},
     "logged-models/<str:model_id>/params": {"model_id": MODEL, "params": [{"key": "b", "value": "2"}]},
     "logged-models/<str:model_id>/tags": {"model_id": MODEL, "tags": TAGS},
+    "logged-models/<str:model_id>/artifacts/directories": {"model_id": MODEL, "artifact_directory_path": "a"},
     "logged-models/<str:model_id>/tags/<path:tag_key>": {"model_id": MODEL},
+    "artifacts/list": {"run_id": RUN, "path": "plots"},
 }
 METHODS = {str(p.pattern): p.callback.http_methods[0] for p in urlpatterns if hasattr(p.callback, "http_methods")}
 
@@ -162,9 +164,11 @@ def known(experiment):
     """The ids that the valid requests name."""
     experiment.name = "known"
     experiment.save()
-    run = ingest.run_create(experiment=experiment, name="known")
-    ingest.run_log_metric(run=run, metric=ingest.MetricInput("loss", 0.1, 1))
-    model = logged_models.logged_model_create(experiment=experiment, name="known", tags=[ingest.KeyValue("team", "x")])
+    run = services.run_create(experiment=experiment, name="known")
+    services.run_log_metric(run=run, metric=services.MetricInput("loss", 0.1, 1))
+    model = logged_models.logged_model_create(
+        experiment=experiment, name="known", tags=[services.KeyValue("team", "x")]
+    )
     return {RUN: run.run_id, EXPERIMENT: str(experiment.pk), MODEL: model.model_id}
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests.factories import ExperimentFactory
-from tracker import ingest
+from tracker import services
 from tracker.models import DELETED, Experiment
 
 pytestmark = pytest.mark.django_db
@@ -32,9 +32,9 @@ def experiments(db):
             ("it's", 5000, 1000),
         ]
     }
-    ingest.experiment_set_tag(experiment=made["sweep-a"], key="team", value="vision")
-    ingest.experiment_set_tag(experiment=made["sweep-b"], key="team", value="speech")
-    ingest.experiment_set_tag(experiment=made["baseline"], key="team name", value="vision")
+    services.experiment_set_tag(experiment=made["sweep-a"], key="team", value="vision")
+    services.experiment_set_tag(experiment=made["sweep-b"], key="team", value="speech")
+    services.experiment_set_tag(experiment=made["baseline"], key="team name", value="vision")
     for experiment in made.values():  # setting a tag touched last_update_time
         Experiment.objects.filter(pk=experiment.pk).update(last_update_time=experiment.last_update_time)
     return made
@@ -77,7 +77,7 @@ def test_order_by_sorts_on_any_of_mlflows_columns(client, experiments, order_by,
 
 
 def test_view_type_chooses_active_deleted_or_all(client, experiments):
-    ingest.experiment_set_lifecycle(experiment=experiments["baseline"], stage=DELETED)
+    services.experiment_set_lifecycle(experiment=experiments["baseline"], stage=DELETED)
     assert "baseline" not in names(client)
     assert names(client, view_type="DELETED_ONLY") == ["baseline"]
     assert len(names(client, view_type="ALL")) == 6

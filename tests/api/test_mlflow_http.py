@@ -11,9 +11,9 @@ import pytest
 from django.test import Client
 
 from tests.factories import build_chain
-from tracker import ingest
-from tracker.ingest import KeyValue, MetricInput
+from tracker import services
 from tracker.models import Experiment, LatestMetric, Metric, Param, Run, RunTag
+from tracker.services import KeyValue, MetricInput
 
 pytestmark = pytest.mark.django_db
 
@@ -46,8 +46,8 @@ def assert_invalid(response, *says: str):
 
 @pytest.fixture
 def run(experiment):
-    run = ingest.run_create(experiment=experiment, name="trial", tags=[KeyValue("team", "vision")])
-    ingest.run_log_batch(
+    run = services.run_create(experiment=experiment, name="trial", tags=[KeyValue("team", "vision")])
+    services.run_log_batch(
         run=run,
         metrics=[MetricInput("loss", 0.5, 1000, 0), MetricInput("loss", 0.25, 2000, 1)],
         params=[KeyValue("lr", "0.1")],
@@ -70,7 +70,7 @@ def stored(run: Run) -> dict:
 
 
 def test_a_run_is_served_in_mlflows_json_with_latest_metrics_and_string_experiment_id(client, run):
-    ingest.run_log_metric(run=run, metric=MetricInput("score", float("nan"), 3000, 2))
+    services.run_log_metric(run=run, metric=MetricInput("score", float("nan"), 3000, 2))
     response = call(client, "runs/get", {"run_id": run.run_id}, method="GET")
     assert response.status_code == 200
     body = response.json()["run"]
@@ -97,7 +97,7 @@ def test_a_run_is_served_in_mlflows_json_with_latest_metrics_and_string_experime
 
 
 def test_an_experiment_is_served_with_its_tags_and_a_string_id(client, experiment):
-    ingest.experiment_set_tag(experiment=experiment, key="team", value="vision")
+    services.experiment_set_tag(experiment=experiment, key="team", value="vision")
     experiment.refresh_from_db()
     body = call(client, "experiments/get", {"experiment_id": str(experiment.pk)}, method="GET").json()
     assert body["experiment"] == {
@@ -139,7 +139,7 @@ def test_nan_and_infinities_are_accepted_as_strings_and_as_bare_json_tokens(clie
 
 
 def test_a_large_batch_keeps_every_value_and_odd_key_exactly(client, run):
-    # Large batches take another way into the database on PostgreSQL (COPY, in tracker/statements.py).
+    # Large batches take another way into the database on PostgreSQL (COPY, in tracker/hot_sql.py).
     values = [0.1, -0.0, 1e308, -1e-308, 3, "NaN", "Infinity", "-Infinity"] * 10
     keys = ["odd: key/with spaces-and.dots", "ünïcödé", "loss"]
     metrics = [
@@ -162,7 +162,7 @@ def test_a_large_batch_keeps_every_value_and_odd_key_exactly(client, run):
 
 
 def test_metric_history_pages_with_max_results_and_a_page_token(client, run):
-    ingest.run_log_batch(run=run, metrics=[MetricInput("curve", step / 10, 1000 + step, step) for step in range(5)])
+    services.run_log_batch(run=run, metrics=[MetricInput("curve", step / 10, 1000 + step, step) for step in range(5)])
     steps, token = [], None
     while True:
         query = {"run_id": run.run_id, "metric_key": "curve", "max_results": 2, "page_token": token or ""}
@@ -194,7 +194,7 @@ def test_a_path_that_is_no_endpoint_gets_endpoint_not_found(client, path):
 @pytest.mark.parametrize(
     "path",
     [
-        API + "logged-models",
+        API + "scorers/register",
         "/ajax-api/2.0/mlflow/registered-models/create",
         "/api/2.0/mlflow-artifacts/nope",
         "/ajax-api/2.0/mlflow-artifacts/mpu/x",
@@ -462,7 +462,7 @@ def test_a_run_cannot_be_its_own_parent(client, run):
 
 
 def test_a_deleted_run_refuses_writes(client, run):
-    ingest.run_set_lifecycle(run=run, stage="deleted")
+    services.run_set_lifecycle(run=run, stage="deleted")
     before = stored(run)
     body = {"run_id": run.run_id, "key": "loss", "value": 1, "timestamp": 1}
     assert_invalid(call(client, "runs/log-metric", body), "must be in the 'active' state")

@@ -182,3 +182,21 @@ def test_unknown_models_and_bad_input_get_mlflow_json_errors(client, experiment_
     response = requests.patch(f"{api}/logged-models/m-1", json={"status": "LOGGED_MODEL_READY"})
     assert response.status_code == 404 and response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     assert not LoggedModelMetric.objects.exists()
+
+
+def test_the_fluent_model_calls_work(experiment_id):
+    with mlflow.start_run() as run:
+        external = mlflow.create_external_model(name="served-elsewhere", params={"k": "v"}, model_type="agent")
+        mlflow.set_logged_model_tags(external.model_id, {"team": "nlp"})
+        mlflow.log_model_params({"temperature": "0.2"}, model_id=external.model_id)
+        mlflow.log_metrics({"quality": 0.8}, model_id=external.model_id)
+
+    assert mlflow.last_logged_model().model_id == external.model_id
+    fetched = mlflow.get_logged_model(external.model_id)
+    assert fetched.source_run_id == run.info.run_id and fetched.model_type == "agent"
+    assert fetched.params == {"k": "v", "temperature": "0.2"} and fetched.tags["team"] == "nlp"
+    assert [m.key for m in fetched.metrics] == ["quality"]
+    frame = mlflow.search_logged_models(filter_string="model_type = 'agent'")
+    assert list(frame["model_id"]) == [external.model_id]
+    listed = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list")
+    assert [m.name for m in listed] == ["served-elsewhere"]

@@ -9,10 +9,10 @@ import json
 import pytest
 
 from tests.factories import RunFactory, bulk_children
-from tracker import ingest, summaries
-from tracker.ingest import KeyValue, MetricInput
+from tracker import services
 from tracker.models import LoggedModel, Run
-from tracker.services import datasets, logged_models
+from tracker.services import KeyValue, MetricInput, datasets, logged_models
+from tracker.summaries import refresh as summary_refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -30,10 +30,10 @@ def parent(experiment):
 
 @pytest.fixture
 def child(parent):
-    child = ingest.run_create(
+    child = services.run_create(
         experiment=parent.experiment, name="child", tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
     )
-    ingest.run_log_batch(run=child, metrics=[MetricInput("loss", 1.0, 1)], params=[KeyValue("lr", "0.1")])
+    services.run_log_batch(run=child, metrics=[MetricInput("loss", 1.0, 1)], params=[KeyValue("lr", "0.1")])
     return child
 
 
@@ -85,7 +85,7 @@ def test_log_param_is_three_queries_and_four_when_the_key_is_there(client, child
 def test_a_param_of_a_best_run_refreshes_its_parents_summary_in_one_transaction(
     client, parent, child, django_assert_num_queries
 ):
-    summaries.refresh_tree(root_pk=parent.pk)
+    summary_refresh.refresh_tree(root_pk=parent.pk)
     assert Run.objects.get(pk=parent.pk).summary_stale is False
     # 1 the run; 2 it is its parent's best; 3 SAVEPOINT; 4 insert; 5 mark the parent stale; 6 RELEASE
     with django_assert_num_queries(6):
@@ -159,7 +159,7 @@ def test_search_runs_is_six_queries_whatever_the_page_size(client, parent, child
 
 
 def test_search_experiments_is_two_queries(client, experiment, django_assert_num_queries):
-    ingest.experiment_set_tag(experiment=experiment, key="team", value="vision")
+    services.experiment_set_tag(experiment=experiment, key="team", value="vision")
     # 1 the page of experiments, 2 their tags
     with django_assert_num_queries(2):
         response = post(client, "experiments/search", {"filter": "tags.team = 'vision'"})
@@ -171,7 +171,7 @@ def runs_with_inputs_and_outputs(parent):
     """Ten children, each with a dataset input, a model it produced and a model it used."""
     experiment = parent.experiment
     for i in range(10):
-        run = ingest.run_create(
+        run = services.run_create(
             experiment=experiment, name=f"c{i}", tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
         )
         tag = KeyValue("mlflow.data.context", "training")
@@ -179,7 +179,7 @@ def runs_with_inputs_and_outputs(parent):
         produced = logged_models.logged_model_create(experiment=experiment, name=f"m{i}", source_run=run)
         logged_models.run_log_outputs(run=run, models=[logged_models.ModelOutput(produced.model_id, step=i)])
         datasets.run_log_inputs(run=run, datasets=[dataset], model_ids=[produced.model_id])
-        ingest.run_log_metric(run=run, metric=MetricInput("acc", i / 10, 1, model_id=produced.model_id))
+        services.run_log_metric(run=run, metric=MetricInput("acc", i / 10, 1, model_id=produced.model_id))
     return experiment
 
 

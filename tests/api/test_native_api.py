@@ -6,8 +6,8 @@ import io
 import pytest
 
 from tests.factories import build_tree
-from tracker import ingest
-from tracker.ingest import KeyValue, MetricInput
+from tracker import services
+from tracker.services import KeyValue, MetricInput
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def tree(experiment):
     runs = build_tree([2, 3, 2], experiment=experiment)
     children = [run for run in runs if run.depth == 1]
     for i, child in enumerate(children):
-        ingest.run_log_batch(
+        services.run_log_batch(
             run=child,
             params=[KeyValue("optimizer", "adam" if i % 2 else "sgd")],
             metrics=[MetricInput("loss", i / 10, 1)],
@@ -27,9 +27,9 @@ def tree(experiment):
 
 
 def test_it_lists_active_experiments_with_their_tags(client, experiment):
-    ingest.experiment_set_tag(experiment=experiment, key="team", value="vision")
-    gone = ingest.experiment_create(name="gone")
-    ingest.experiment_set_lifecycle(experiment=gone, stage="deleted")
+    services.experiment_set_tag(experiment=experiment, key="team", value="vision")
+    gone = services.experiment_create(name="gone")
+    services.experiment_set_lifecycle(experiment=gone, stage="deleted")
 
     body = client.get("/api/v1/experiments/").json()
 
@@ -102,14 +102,14 @@ def test_a_parents_summary_names_its_best_child_and_the_childrens_stats(
     client, experiment, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        parent = ingest.run_create(experiment=experiment, name="sweep")
+        parent = services.run_create(experiment=experiment, name="sweep")
     losses = {"a": 0.4, "b": 0.1, "c": 0.7}
     for name, loss in losses.items():
         with django_capture_on_commit_callbacks(execute=True):
-            child = ingest.run_create(
+            child = services.run_create(
                 experiment=experiment, name=name, tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
             )
-            ingest.run_log_batch(run=child, params=[KeyValue("lr", name)], metrics=[MetricInput("loss", loss, 1)])
+            services.run_log_batch(run=child, params=[KeyValue("lr", name)], metrics=[MetricInput("loss", loss, 1)])
 
     [summary] = client.get(f"/api/v1/runs/{parent.run_id}/summary/").json()
 
@@ -134,8 +134,8 @@ def test_runs_export_as_csv_with_the_filter_applied(client, tree):
 
 
 def test_a_csv_cell_that_a_spreadsheet_would_run_is_made_text(client, experiment):
-    run = ingest.run_create(experiment=experiment, name='=HYPERLINK("http://x")')
-    ingest.run_log_param(run=run, key="lr", value="-0.5")
+    run = services.run_create(experiment=experiment, name='=HYPERLINK("http://x")')
+    services.run_log_param(run=run, key="lr", value="-0.5")
 
     response = client.get("/api/v1/runs/", {"format": "csv"})
 

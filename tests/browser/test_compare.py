@@ -11,9 +11,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS
-from tracker import ingest
-from tracker.ingest import KeyValue
+from tracker import services
 from tracker.models import Experiment, Run
+from tracker.services import KeyValue
 
 # Set here too so this module also runs alone; Playwright's sync API keeps an event loop running.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -181,9 +181,9 @@ def test_a_thousand_runs_draw_quickly_and_the_page_stays_usable(page, transactio
 
 
 def test_compare_children_does_not_cover_a_long_parent_name(page, transactional_db):
-    experiment = ingest.experiment_create(name="long names")
-    parent = ingest.run_create(experiment=experiment, name="a-very-long-sweep-name-" * 12)
-    ingest.run_create(experiment=experiment, name="trial", tags=[KeyValue("mlflow.parentRunId", parent.run_id)])
+    experiment = services.experiment_create(name="long names")
+    parent = services.run_create(experiment=experiment, name="a-very-long-sweep-name-" * 12)
+    services.run_create(experiment=experiment, name="trial", tags=[KeyValue("mlflow.parentRunId", parent.run_id)])
     page.goto(f"/experiments/{experiment.id}/")
     row = tree_row(page, parent)
     row.hover()

@@ -31,7 +31,7 @@ from tests.api.conftest import (  # noqa: F401
     client_connections_closed_at_the_end,
     tracking_uri,
 )
-from tracker import summaries
+from tracker import tasks
 
 BROKER_URL = os.environ.get("RUNTREE_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ class CeleryCluster:
         # As a server with a broker runs: refreshes wait a moment so a burst rides on one.
         self.delayed_refresh = override_settings(RUNTREE_SUMMARY_REFRESH_DELAY_MS=500)
         self.delayed_refresh.enable()
-        summaries._queued_here.clear()
+        tasks._queued_here.clear()
 
     def start(self, kind: str, *, repair_seconds: int = 30) -> subprocess.Popen:
         """Start `celery worker` (solo pool) or `celery beat` and wait until it is ready."""
@@ -163,7 +163,7 @@ class CeleryCluster:
             self.saved_conf = None
             _forget_producer_pools()
             self.delayed_refresh.disable()
-            summaries._queued_here.clear()
+            tasks._queued_here.clear()
 
     def log_text(self) -> str:
         return "\n".join(f"--- {name}\n{path.read_text()[-4000:]}" for name, path in self.logs.items())

@@ -9,8 +9,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.celery import seed001_tuning
-from tracker import summaries
+from tracker import tasks
 from tracker.models import ACTIVE, Experiment, LatestMetric, Param, Run
+from tracker.summaries import reads as summary_reads
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -49,7 +50,7 @@ def shown_bests(parent_pks, key: str = "metric1") -> dict[int, tuple[str, str, d
     shown = {}
     prefix = f"runtree.best.{key}"
     params_prefix = f"{prefix}.params."
-    for pk, tags in summaries.reserved_tags_for(parent_pks).items():
+    for pk, tags in summary_reads.reserved_tags_for(parent_pks).items():
         tags = dict(tags)
         params = {name[len(params_prefix) :]: value for name, value in tags.items() if name.startswith(params_prefix)}
         shown[pk] = (tags.get(prefix), tags.get(f"{prefix}.run_id"), params)
@@ -152,7 +153,7 @@ def test_the_repair_alone_recovers_a_tree_whose_task_was_lost(cluster):
     assert shown_bests([parent_pk])[parent_pk][0] == "0.25"
     assert Run.objects.filter(pk=parent_pk, summary_stale=True, summary_queued=True).exists()
 
-    summaries.requeue_stale_trees()  # what beat's repair_stale_summaries does
+    tasks.repair_stale_summaries()  # what beat's repair_stale_summaries does
 
     assert wait_until_every_parent_is_right("lost task", cluster, timeout=5) < 5
 

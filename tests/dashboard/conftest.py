@@ -1,9 +1,9 @@
 import pytest
 
 from tests.factories import ExperimentFactory, RunFactory, bulk_children
-from tracker import summaries
-from tracker.ingest import KeyValue, MetricInput, run_log_batch
 from tracker.models import Run, RunTag
+from tracker.services import KeyValue, MetricInput, run_log_batch
+from tracker.summaries import refresh as summary_refresh
 
 
 def tag_children(parent: Run, key: str, value_of) -> None:
@@ -29,7 +29,7 @@ def sized_experiment(db, request):
     first_child = Run.objects.children_of(big).order_by("pk").first()
     RunFactory(experiment=experiment, parent=first_child, name="grandchild")
     assert Run.objects.in_experiment(experiment).count() == size
-    summaries.recompute_all(experiment_id=experiment.id)
+    summary_refresh.recompute_all(experiment_id=experiment.id)
     return experiment
 
 

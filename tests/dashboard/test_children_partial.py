@@ -2,8 +2,8 @@ import pytest
 
 from tests.dashboard.test_tree_page import row_ids
 from tests.factories import RunFactory, build_chain
-from tracker.ingest import run_set_lifecycle
 from tracker.models import DELETED, Run
+from tracker.services import run_set_lifecycle
 
 pytestmark = pytest.mark.django_db
 

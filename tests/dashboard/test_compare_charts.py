@@ -16,7 +16,7 @@ from dashboard.charts import (
     parallel_coordinates_figure,
     scatter_figure,
 )
-from tracker.compare import ComparedRun
+from tracker.selectors.compare import ComparedRun
 
 
 def run(name, parent="p1", params=None, metrics=None, pk=0):

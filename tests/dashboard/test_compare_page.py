@@ -9,8 +9,9 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import ExperimentFactory, RunFactory, bulk_children
-from tracker.ingest import GOAL_TAG_PREFIX, KeyValue, MetricInput, experiment_set_tag, run_log_batch
+from tracker.constants import GOAL_TAG_PREFIX
 from tracker.models import LatestMetric, Metric, Run, RunStatus
+from tracker.services import KeyValue, MetricInput, experiment_set_tag, run_log_batch
 
 URL = reverse("dashboard:compare")
 HISTORY_URL = reverse("dashboard:compare-history")

@@ -1,8 +1,8 @@
 import pytest
 
 from tests.factories import ExperimentFactory, build_tree
-from tracker.ingest import experiment_set_lifecycle, experiment_set_tag
 from tracker.models import DELETED
+from tracker.services import experiment_set_lifecycle, experiment_set_tag
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@ from django.http import QueryDict
 
 from dashboard.filtering import compile_filter, quote_key, with_tag, without_tag
 from dashboard.state import TreeState, parse_columns
-from tracker.tree import Column
+from tracker.selectors.tree import TableColumn
 
 
 def test_a_tag_chip_starts_a_filter_or_adds_to_one():
@@ -37,8 +37,8 @@ def test_a_bad_filter_reports_where():
 
 def test_columns_come_from_a_comma_list_or_repeats_and_bad_ones_are_dropped():
     assert parse_columns(["params.a,metrics.b", "metrics.b", "tags.c", "params."]) == (
-        Column("params", "a"),
-        Column("metrics", "b"),
+        TableColumn("params", "a"),
+        TableColumn("metrics", "b"),
     )
 
 

@@ -121,5 +121,13 @@ def test_the_inline_url_serves_nothing_else(client, run, path):
     assert client.get(f"/runs/{run.run_id}/artifacts/inline/", {"path": path}).status_code == 404
 
 
+def test_a_run_whose_artifacts_live_elsewhere_says_so(client, run):
+    run.artifact_uri = "s3://team-bucket/mlruns/7/abc/artifacts"  # an imported run, files not copied
+    run.save(update_fields=["artifact_uri"])
+    folder = client.get(f"/runs/{run.run_id}/").context["artifacts"]
+    assert folder.items == [] and "outside this server's artifact store" in folder.problem
+    assert "s3://team-bucket/mlruns/7/abc/artifacts" in client.get(f"/runs/{run.run_id}/").content.decode()
+
+
 def test_the_partials_of_an_unknown_run_are_404(client):
     assert client.get(f"/runs/{'f' * 32}/artifacts/").status_code == 404

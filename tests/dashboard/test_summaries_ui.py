@@ -10,10 +10,11 @@ from tests.dashboard.conftest import metric1
 from tests.dashboard.test_children_partial import children_url
 from tests.dashboard.test_tree_page import row_html, row_ids, tree_url
 from tests.factories import ExperimentFactory, RunFactory
-from tracker import ingest
-from tracker.auth import user_set_role
-from tracker.ingest import GOAL_TAG_PREFIX, KeyValue, MetricInput
+from tracker import services
+from tracker.constants import GOAL_TAG_PREFIX
 from tracker.models import ExperimentTag, Run
+from tracker.services import KeyValue, MetricInput
+from tracker.web.auth import user_set_role
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
@@ -28,7 +29,7 @@ def challenge(committed):
         for c in range(4):
             child = RunFactory(experiment=experiment, parent=parent, name=f"child-{p}-{c}")
             committed(
-                ingest.run_log_batch,
+                services.run_log_batch,
                 run=child,
                 params=[KeyValue("param1", "abcd"[c]), KeyValue("param2", str(c))],
                 metrics=[
@@ -68,7 +69,7 @@ def test_a_parent_shows_its_best_child_for_a_min_goal(client, challenge):
 
 
 def test_a_max_goal_shows_the_largest_child_with_an_up_arrow(client, challenge, committed):
-    committed(ingest.experiment_set_tag, experiment=challenge, key=GOAL_TAG_PREFIX + "metric1", value="max")
+    committed(services.experiment_set_tag, experiment=challenge, key=GOAL_TAG_PREFIX + "metric1", value="max")
 
     cell = best_cell(client.get(tree_url(challenge)), "parent-1")
 
@@ -144,7 +145,7 @@ def test_the_export_link_carries_the_filter(client, challenge):
 @pytest.mark.parametrize("show_deleted", [False, True])
 def test_the_export_holds_deleted_runs_exactly_when_the_page_shows_them(client, challenge, show_deleted):
     deleted = run("child-0-1")
-    ingest.run_set_lifecycle(run=deleted, stage="deleted")
+    services.run_set_lifecycle(run=deleted, stage="deleted")
     query = {"show_deleted": "1"} if show_deleted else {}
     page = client.get(tree_url(challenge, **query)).content.decode()
 

@@ -3,8 +3,8 @@ import re
 import pytest
 
 from tests.dashboard.test_tree_page import row_html, row_ids, tree_url
-from tracker import tree
 from tracker.models import Run
+from tracker.selectors import tree
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,8 @@ import re
 import pytest
 
 from tests.factories import ExperimentFactory, RunFactory, build_chain, build_tree
-from tracker.ingest import run_set_lifecycle
 from tracker.models import DELETED, Run
+from tracker.services import run_set_lifecycle
 
 pytestmark = pytest.mark.django_db
 

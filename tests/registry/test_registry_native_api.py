@@ -5,8 +5,8 @@ import pytest
 
 from registry import services
 from tests.factories import RunFactory
-from tracker.ingest import run_set_lifecycle
 from tracker.models import DELETED
+from tracker.services import run_set_lifecycle
 
 pytestmark = pytest.mark.django_db
 

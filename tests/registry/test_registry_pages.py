@@ -8,8 +8,8 @@ from registry import services
 from registry.models import ModelVersion, RegisteredModel
 from tests.factories import RunFactory, build_tree
 from tests.trust.conftest import make_user
-from tracker.ingest import run_set_lifecycle
 from tracker.models import DELETED, LatestMetric, Run
+from tracker.services import run_set_lifecycle
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,7 @@ from django.db import connection
 from mlflow.tracking import fluent
 from mlflow.utils import request_utils
 
-from tracker.auth import token_issue, user_set_role
+from tracker.web.auth import token_issue, user_set_role
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"

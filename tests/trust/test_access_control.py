@@ -15,8 +15,8 @@ from mlflow.exceptions import MlflowException
 
 from tests.api import seed000_nested_tuning
 from tests.trust.conftest import PASSWORD, make_user
-from tracker.auth import token_issue
 from tracker.models import ApiToken, Experiment, Metric, Param, Run, RunTag
+from tracker.web.auth import token_issue
 
 # The seed's three rounds: 15 parents with 5 children each; a child logs 2 params and 2 metrics.
 SEED_RUNS, SEED_PARAMS, SEED_METRICS = 90, 150, 150

@@ -20,10 +20,10 @@ from tests.trust.conftest import (
     postgresql_url_of_test_database,
     requires_postgresql,
 )
-from tracker import ingest
+from tracker import services
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists
-from tracker.ingest import MetricInput
 from tracker.models import Experiment, LatestMetric, Metric, Param, Run, RunTag
+from tracker.services import MetricInput
 
 WORKERS = 8
 EXPERIMENT = "concurrent sweep"
@@ -146,16 +146,16 @@ def race(*calls, hook_owner, hook_name: str, stagger: float = 0.0):
 @pytest.fixture
 def run(transactional_db):
     experiment = Experiment.objects.create(name="races", creation_time=0, last_update_time=0)
-    return ingest.run_create(experiment=experiment, name="contended")
+    return services.run_create(experiment=experiment, name="contended")
 
 
 @requires_postgresql
 def test_two_creators_of_one_experiment_name_get_it_made_once_and_already_exists(transactional_db):
     # Both pass the name check before either inserts; the unique index decides.
     results = race(
-        lambda: ingest.experiment_create(name="twins"),
-        lambda: ingest.experiment_create(name="twins"),
-        hook_owner=ingest,
+        lambda: services.experiment_create(name="twins"),
+        lambda: services.experiment_create(name="twins"),
+        hook_owner=services.experiments,
         hook_name="now_ms",  # called just after the name check
     )
     made = [result for result in results if isinstance(result, Experiment)]
@@ -167,8 +167,8 @@ def test_two_creators_of_one_experiment_name_get_it_made_once_and_already_exists
 @requires_postgresql
 def test_two_different_values_for_one_param_one_wins_and_the_other_is_refused(run):
     results = race(
-        lambda: ingest.run_log_param(run=run, key="lr", value="0.1"),
-        lambda: ingest.run_log_param(run=run, key="lr", value="0.2"),
+        lambda: services.run_log_param(run=run, key="lr", value="0.1"),
+        lambda: services.run_log_param(run=run, key="lr", value="0.2"),
         hook_owner=Param.objects,
         hook_name="bulk_create",
     )
@@ -187,8 +187,8 @@ def test_a_later_step_is_not_overwritten_by_an_earlier_one_written_at_the_same_t
         MetricInput("loss", 0.9, 1_700_000_000_001, step=1),
     )
     results = race(
-        lambda: ingest.run_log_metric(run=run, metric=late),
-        lambda: ingest.run_log_metric(run=run, metric=early),  # arrives a moment after the late step
+        lambda: services.run_log_metric(run=run, metric=late),
+        lambda: services.run_log_metric(run=run, metric=early),  # arrives a moment after the late step
         hook_owner=LatestMetric.objects,
         hook_name="bulk_create",
         stagger=0.3,

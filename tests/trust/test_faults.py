@@ -26,8 +26,11 @@ from tests.trust.conftest import (
     requires_postgresql,
     reset_mlflow,
 )
-from tracker import ingest
+from tracker import services
+from tracker.api.mlflow import views as mlflow_views
 from tracker.models import Experiment, Metric, Param, Run, RunTag
+from tracker.selectors import experiments as experiment_reads
+from tracker.summaries import refresh as summary_refresh
 
 LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
 
@@ -61,7 +64,7 @@ def cut_the_connection():
 @pytest.fixture
 def cut_once_mid_write(monkeypatch):
     """The next log-batch loses its database after its params are written, before its metrics."""
-    real_insert_metrics = ingest._insert_metrics
+    real_insert_metrics = services.runs._insert_metrics
     calls = []
 
     def insert_metrics(run, metrics):
@@ -70,14 +73,14 @@ def cut_once_mid_write(monkeypatch):
             cut_the_connection()
         return real_insert_metrics(run, metrics)
 
-    monkeypatch.setattr(ingest, "_insert_metrics", insert_metrics)
+    monkeypatch.setattr(services.runs, "_insert_metrics", insert_metrics)
     return calls
 
 
 @pytest.fixture
 def run(transactional_db):
     experiment = Experiment.objects.create(name="faults", creation_time=0, last_update_time=0)
-    return ingest.run_create(experiment=experiment, name="victim")
+    return services.run_create(experiment=experiment, name="victim")
 
 
 # --- in-process: the rule ---------------------------------------------------------------------------
@@ -118,8 +121,6 @@ def test_the_mlflow_client_retries_a_503_and_the_batch_arrives_once(live_server,
 def test_a_create_run_whose_answer_cannot_be_read_leaves_no_run_to_duplicate(live_server, run, monkeypatch):
     """The client retries a 503; had the run been committed before the answer failed, the retry
     would create it a second time."""
-    from tracker.api import mlflow_views
-
     real_new_run_to_dict = mlflow_views.new_run_to_dict
     calls = []
 
@@ -142,14 +143,13 @@ def test_a_create_run_whose_answer_cannot_be_read_leaves_no_run_to_duplicate(liv
 def test_a_failing_summary_refresh_after_the_commit_does_not_fail_the_write(live_server, run, monkeypatch):
     """Without a broker the refresh runs in the request, after the write has committed: its
     failure must not turn into an error the client would retry (logging the batch twice)."""
-    from tracker import summaries
 
     def lost(**kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(summaries, "refresh_tree", lost)
-    child = ingest.run_create(
-        experiment=run.experiment, name="child", tags=[ingest.KeyValue("mlflow.parentRunId", run.run_id)]
+    monkeypatch.setattr(summary_refresh, "refresh_tree", lost)
+    child = services.run_create(
+        experiment=run.experiment, name="child", tags=[services.KeyValue("mlflow.parentRunId", run.run_id)]
     )
     response = requests.post(live_server.url + LOG_BATCH, json=batch_body(child.run_id), timeout=30)
     assert response.status_code == 200
@@ -158,12 +158,10 @@ def test_a_failing_summary_refresh_after_the_commit_does_not_fail_the_write(live
 
 
 def test_a_page_shows_the_outage_in_the_products_look(client, monkeypatch, db):
-    from tracker import tree
-
     def lost(**kwargs):
         raise OperationalError("could not connect to server: Connection refused")
 
-    monkeypatch.setattr(tree, "experiments_overview", lost)
+    monkeypatch.setattr(experiment_reads, "experiments_overview", lost)
     response = client.get("/")
     assert response.status_code == 503
     assert b"Temporarily unavailable" in response.content
@@ -173,7 +171,7 @@ def test_a_page_shows_the_outage_in_the_products_look(client, monkeypatch, db):
 
 def test_a_database_lost_inside_a_middleware_is_a_503_too(settings, monkeypatch, db):
     settings.RUNTREE_AUTH = "required"
-    from tracker import auth
+    from tracker.web import auth
 
     def lost(raw_token):
         raise OperationalError("server closed the connection unexpectedly")
@@ -190,7 +188,7 @@ def test_an_api_500_is_json_without_a_stack_trace(monkeypatch, db):
     def bug(**kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(ingest, "experiment_create", bug)
+    monkeypatch.setattr(services, "experiment_create", bug)
     response = Client(raise_request_exception=False).post(
         "/api/2.0/mlflow/experiments/create", {"name": "x"}, content_type="application/json"
     )
@@ -202,12 +200,10 @@ def test_an_api_500_is_json_without_a_stack_trace(monkeypatch, db):
 
 
 def test_a_page_500_is_the_products_page_without_a_stack_trace(monkeypatch, db):
-    from tracker import tree
-
     def bug(**kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(tree, "experiments_overview", bug)
+    monkeypatch.setattr(experiment_reads, "experiments_overview", bug)
     response = Client(raise_request_exception=False).get("/")
     assert response.status_code == 500
     assert b"Something went wrong" in response.content
@@ -336,7 +332,7 @@ def test_the_mlflow_client_rides_out_an_outage(production_server, monkeypatch):
     """The outage ends 2 s into the client's retries; the write arrives once."""
     name = connection.settings_dict["NAME"]
     experiment = Experiment.objects.create(name="outage", creation_time=0, last_update_time=0)
-    run = ingest.run_create(experiment=experiment, name="survivor")
+    run = services.run_create(experiment=experiment, name="survivor")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "6")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     client = MlflowClient(tracking_uri=production_server.url)

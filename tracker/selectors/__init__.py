@@ -1,1 +1,3 @@
-"""Page reads: one module per page or section, returning dataclasses for the templates."""
+"""Reads for the pages and the APIs: one module per page (or per shared read), each returning
+querysets, rows or dataclasses. Pure ORM composition stays a QuerySet method in models.py;
+anything that needs the filter language, the hot SQL or several queries lives here."""

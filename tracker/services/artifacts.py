@@ -25,9 +25,10 @@ from urllib.parse import unquote
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
+from storages.backends.s3 import S3Storage
 
 from tracker.errors import ArtifactTooLarge, InvalidParameterValue, ResourceDoesNotExist
-from tracker.models import Experiment, Run
+from tracker.models import LoggedModel, Run
 
 # Copying in 1 MiB pieces keeps an upload's memory flat whatever its size.
 CHUNK_BYTES = 1024 * 1024
@@ -138,9 +139,8 @@ def artifact_location(raw: str) -> ArtifactLocation:
     if run_id is not None:
         if not Run.objects.filter(run_id=run_id, experiment_id=experiment_id).exists():
             raise ResourceDoesNotExist(f"Run '{run_id}' not found in experiment {experiment_id}.")
-    # A logged model's folder needs its experiment only, until logged models are stored here.
-    elif not Experiment.objects.filter(pk=experiment_id).exists():
-        raise ResourceDoesNotExist(f"No experiment with id={experiment_id}.")
+    elif not LoggedModel.objects.filter(model_id=model_id, experiment_id=experiment_id).exists():
+        raise ResourceDoesNotExist(f"Logged model '{model_id}' not found in experiment {experiment_id}.")
     return ArtifactLocation(experiment_id, run_id, model_id, "/".join(inside))
 
 
@@ -207,13 +207,33 @@ def artifact_list(*, path: str) -> list[ArtifactEntry]:
 
 def artifact_entries(*, name: str) -> list[ArtifactEntry]:
     storage = artifact_storage()
-    folders, files = _listdir(storage, name)
+    if isinstance(storage, S3Storage):
+        folders, sized_files = _s3_listing(storage, name)
+    else:
+        folders, files = _listdir(storage, name)
+        sized_files = {file_name: storage.size(posixpath.join(name, file_name)) for file_name in files}
     entries = [ArtifactEntry(path=folder, is_dir=True, file_size=None) for folder in sorted(folders)]
     entries += [
-        ArtifactEntry(path=file_name, is_dir=False, file_size=storage.size(posixpath.join(name, file_name)))
-        for file_name in sorted(files)
+        ArtifactEntry(path=file_name, is_dir=False, file_size=sized_files[file_name])
+        for file_name in sorted(sized_files)
     ]
     return entries
+
+
+def _s3_listing(storage: S3Storage, name: str) -> tuple[list[str], dict[str, int]]:
+    """A folder of an S3 bucket with each file's size from the listing itself: Storage.size()
+    would cost one HEAD request per file (a page of 200 files, 200 round trips)."""
+    prefix = storage._normalize_name(name).rstrip("/") + "/"  # the storage's own key for `name`
+    folders, files = [], {}
+    pages = storage.connection.meta.client.get_paginator("list_objects_v2").paginate(
+        Bucket=storage.bucket_name, Prefix=prefix, Delimiter="/"
+    )
+    for page in pages:
+        folders += [entry["Prefix"][len(prefix) :].rstrip("/") for entry in page.get("CommonPrefixes", ())]
+        files |= {
+            entry["Key"][len(prefix) :]: entry["Size"] for entry in page.get("Contents", ()) if entry["Key"] != prefix
+        }
+    return folders, files
 
 
 def artifact_open(*, path: str) -> ArtifactDownload:
@@ -309,9 +329,22 @@ def run_artifact_path(*, run: Run, path: str | None) -> str:
     MLflow's run-based endpoints (artifacts/list, get-artifact) and the run page. The run's
     artifact URI must name its own folder in this server's store (an imported run whose
     artifacts were not copied keeps its source's URI, and reads nothing here)."""
-    own = f"{run.experiment_id}/{run.run_id}/artifacts"
-    if re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", run.artifact_uri).rstrip("/") != own:
+    return _own_folder_path(
+        run.artifact_uri, f"{run.experiment_id}/{run.run_id}/artifacts", path, owner=f"Run '{run.run_id}'"
+    )
+
+
+def logged_model_artifact_path(*, model: LoggedModel, path: str | None) -> str:
+    """As run_artifact_path, inside a logged model's folder (its files listing, the run page)."""
+    own = f"{model.experiment_id}/models/{model.model_id}/artifacts"
+    return _own_folder_path(model.artifact_location, own, path, owner=f"Logged model '{model.model_id}'")
+
+
+def _own_folder_path(artifact_uri: str, own: str, path: str | None, *, owner: str) -> str:
+    if not artifact_uri:
+        raise InvalidParameterValue(f"{owner} has no artifact location.")
+    if re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", artifact_uri).rstrip("/") != own:
         raise InvalidParameterValue(
-            f"Run '{run.run_id}' keeps its artifacts at {run.artifact_uri!r}, outside this server's artifact store."
+            f"{owner} keeps its artifacts at {artifact_uri!r}, outside this server's artifact store."
         )
     return f"{own}/{artifact_path_normalise(path)}" if path else own

@@ -13,11 +13,8 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
-
-# The run-state rule is the run services' own; it moves to tracker/services/validation.py
-# with the layout change.
-from tracker.ingest import KeyValue, _check_active
 from tracker.models import Dataset, LoggedModel, Run, RunDatasetInput, RunModelInput
+from tracker.services.validation import KeyValue, check_active
 
 # MLflow's limits.
 MAX_DATASET_NAME = 500
@@ -90,7 +87,7 @@ def run_log_inputs(*, run: Run, datasets: Iterable[DatasetInput] = (), model_ids
         first.setdefault((dataset.name, dataset.digest), dataset)
     model_ids = set(model_ids)
     with transaction.atomic():
-        _check_active(run)
+        check_active(run)
         stored = _datasets_of(run.experiment_id, list(first.values()))
         RunDatasetInput.objects.bulk_create(
             [

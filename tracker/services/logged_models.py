@@ -11,18 +11,6 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
-
-# The key, value and state rules are the run services' own (one home each); they move to
-# tracker/services/validation.py with the layout change.
-from tracker.ingest import (
-    KeyValue,
-    _check_active,
-    _check_experiment_active,
-    _check_key,
-    _check_text_value,
-    generate_run_name,
-    now_ms,
-)
 from tracker.models import (
     DELETED,
     Experiment,
@@ -34,6 +22,16 @@ from tracker.models import (
     RunModelOutput,
     new_model_id,
 )
+from tracker.services import artifacts
+from tracker.services.runs import generate_run_name
+from tracker.services.validation import (
+    KeyValue,
+    check_active,
+    check_experiment_active,
+    check_key,
+    check_text_value,
+)
+from tracker.values import now_ms
 
 # MLflow refuses these in a model's name (it becomes part of `models:/` and `runs:/` URIs).
 _BAD_NAME_CHARACTERS = ("/", ":", ".", "%", '"', "'")
@@ -78,7 +76,7 @@ def _check_model_type(model_type: str | None) -> str:
 
 
 def _checked(pairs: Iterable[KeyValue], what: str) -> list[KeyValue]:
-    return [KeyValue(_check_key(p.key, what), _check_text_value(p.value, what, p.key)) for p in pairs]
+    return [KeyValue(check_key(p.key, what), check_text_value(p.value, what, p.key)) for p in pairs]
 
 
 def _last_value_per_key(pairs: list[KeyValue]) -> dict[str, str]:
@@ -105,7 +103,7 @@ def logged_model_create(
     tags = _last_value_per_key(_checked(tags, "Tag"))
     params = _checked(params, "Param")
     with transaction.atomic():
-        _check_experiment_active(experiment)
+        check_experiment_active(experiment)
         model_id = new_model_id()
         stamp = now_ms()
         model = LoggedModel.objects.create(
@@ -208,7 +206,7 @@ def run_log_outputs(*, run: Run, models: Iterable[ModelOutput]) -> None:
     models = list(models)
     model_ids = {output.model_id for output in models}
     with transaction.atomic():
-        _check_active(run)
+        check_active(run)
         known = {m.model_id: m for m in LoggedModel.objects.active().filter(model_id__in=model_ids)}
         for model_id in model_ids - set(known):
             raise ResourceDoesNotExist(f"Logged model with ID '{model_id}' not found.")
@@ -216,3 +214,35 @@ def run_log_outputs(*, run: Run, models: Iterable[ModelOutput]) -> None:
             [RunModelOutput(run=run, model=known[output.model_id], step=output.step) for output in models],
             ignore_conflicts=True,
         )
+
+
+@dataclass(frozen=True)
+class PurgedModel:
+    model_id: str
+    name: str
+    experiment_id: int
+    artifact_files: int
+
+
+def deleted_logged_models_purge(
+    *, deleted_before_ms: int | None = None, experiment_ids: list[int] | None = None
+) -> list[PurgedModel]:
+    """Remove deleted logged models for good, as `mlflow gc` does: their tags, params, metrics,
+    run links and files. A model that is not deleted is never touched. MLflow dates a model's
+    deletion by its last update, and so does this."""
+    models = LoggedModel.objects.filter(lifecycle_stage=DELETED).order_by("pk")
+    if deleted_before_ms is not None:
+        models = models.filter(last_updated_time__lte=deleted_before_ms)
+    if experiment_ids:
+        models = models.filter(experiment_id__in=experiment_ids)
+    purged = []
+    for model in models:
+        # The files first: if removing them fails, the model is still there, deleted, to purge again.
+        try:
+            folder = artifacts.logged_model_artifact_path(model=model, path=None)
+        except InvalidParameterValue:  # its files are not in this server's store
+            folder = None
+        files = artifacts.artifact_tree_delete(name=folder) if folder else 0
+        model.delete()
+        purged.append(PurgedModel(model.model_id, model.name, model.experiment_id, files))
+    return purged

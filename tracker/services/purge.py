@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from tracker import hierarchy_events
+from tracker import tasks
 from tracker.models import DELETED, Metric, Param, Run, RunTag
 from tracker.services.artifacts import artifact_tree_delete
 
@@ -62,6 +62,6 @@ def _purge(run: Run) -> PurgedRun:
     with transaction.atomic():
         # A parent's summary never counted the deleted run; marking it stale keeps the rule
         # "a change below a parent refreshes it" without knowing that here.
-        hierarchy_events.run_lifecycle_changed(run=run)
+        tasks.mark_parents_stale_and_queue(run=run)
         run.delete()
     return PurgedRun(run.run_id, run.name, run.experiment_id, artifact_files=artifact_files, **counts)

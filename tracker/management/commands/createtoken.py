@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from tracker.auth import token_issue, token_revoke
+from tracker.web.auth import token_issue, token_revoke
 
 
 class Command(BaseCommand):

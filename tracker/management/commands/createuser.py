@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from tracker.auth import ROLE_GROUPS, user_set_role
+from tracker.web.auth import ROLE_GROUPS, user_set_role
 
 
 class Command(BaseCommand):

@@ -4,6 +4,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from tracker.models import Experiment
+from tracker.services.logged_models import deleted_logged_models_purge
 from tracker.services.purge import deleted_runs_purge
 
 _UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
@@ -20,8 +21,8 @@ def parse_age(text: str) -> int:
 
 class Command(BaseCommand):
     help = (
-        "Remove deleted runs for good, as `mlflow gc` does: their params, metrics, tags, summaries "
-        "and artifacts. Runs that are not deleted are never touched."
+        "Remove deleted runs and deleted logged models for good, as `mlflow gc` does: their params, "
+        "metrics, tags, summaries and artifacts. Runs and models that are not deleted are never touched."
     )
 
     def add_arguments(self, parser):
@@ -46,4 +47,13 @@ class Command(BaseCommand):
             self.stdout.write(f"Kept deleted run {run_id}: a run below it is not being removed.")
         self.stdout.write(
             self.style.SUCCESS(f"Removed {len(report.purged)} deleted run{'s' if len(report.purged) != 1 else ''}.")
+        )
+        models = deleted_logged_models_purge(deleted_before_ms=deleted_before, experiment_ids=experiment)
+        for model in models:
+            self.stdout.write(
+                f"Removed logged model {model.model_id} ({model.name}, experiment {model.experiment_id}): "
+                f"{model.artifact_files} artifact files."
+            )
+        self.stdout.write(
+            self.style.SUCCESS(f"Removed {len(models)} deleted logged model{'s' if len(models) != 1 else ''}.")
         )

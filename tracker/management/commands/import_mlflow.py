@@ -2,8 +2,10 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from tracker import importer
+from tracker import importing
 from tracker.errors import TrackingError
+from tracker.importing.artifacts import ArtifactCopyCounts, runs_artifacts_copy
+from tracker.models import Run
 
 
 class Command(BaseCommand):
@@ -22,22 +24,40 @@ class Command(BaseCommand):
             metavar="NAME",
             help="import only this experiment (repeat for more); default: all, deleted ones included",
         )
+        parser.add_argument(
+            "--with-artifacts",
+            action="store_true",
+            help="also copy each run's artifacts (an mlruns folder's files, a server's proxied artifacts) "
+            "into Runtree's artifact store",
+        )
 
-    def handle(self, *args, source, experiments=None, verbosity=1, **options):
+    def handle(self, *args, source, experiments=None, with_artifacts=False, verbosity=1, **options):
         location = source
-        counts = importer.ImportCounts()
+        counts = importing.ImportCounts()
+        copied = ArtifactCopyCounts()
         current = None
         try:
-            with importer.open_source(source) as mlflow_source:
+            with importing.open_source(source) as mlflow_source:
                 source = mlflow_source.description  # without a password, for the summary
-                chosen = importer.select_experiments(mlflow_source.experiments(), experiments)
+                chosen = importing.select_experiments(mlflow_source.experiments(), experiments)
                 run_counts = [mlflow_source.run_count(experiment) for experiment in chosen]
                 with tqdm(total=sum(run_counts), unit="run", desc="import", disable=verbosity < 1) as progress:
                     for current in chosen:
-                        counts += importer.experiment_import(
-                            experiment=current, run_chunks=mlflow_source.runs(current), on_progress=progress.update
+                        artifact_uris: dict[str, str] = {}
+                        counts += importing.experiment_import(
+                            experiment=current,
+                            run_chunks=_noting_artifact_uris(mlflow_source, current, artifact_uris),
+                            on_progress=progress.update,
                         )
-        except (importer.SourceError, TrackingError) as exc:
+                        if with_artifacts:
+                            runs = Run.objects.filter(experiment__name=current.name, run_id__in=list(artifact_uris))
+                            runs_artifacts_copy(
+                                runs=list(runs),
+                                source_uris=artifact_uris,
+                                tracking_uri=mlflow_source.tracking_uri,
+                                counts=copied,
+                            )
+        except (importing.SourceError, TrackingError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             if current is None:
                 raise CommandError(f"Nothing imported. {message}") from None
@@ -55,6 +75,10 @@ class Command(BaseCommand):
                 f"{counts.params_kept} params have a different value in the source than in Runtree; "
                 "Runtree's were kept (params are write-once)."
             )
+        if with_artifacts:
+            self.stdout.write(f"Artifacts: {copied.files} files ({copied.bytes} bytes) of {copied.runs} runs copied.")
+            for run_id, problem in copied.failed.items():
+                self.stdout.write(f"Run {run_id}: its artifacts could not be copied ({problem}).")
         if counts.runs_elsewhere:
             self.stdout.write(
                 f"{counts.runs_elsewhere} runs were skipped: Runtree holds their run ids in another experiment."
@@ -69,11 +93,11 @@ class Command(BaseCommand):
                 continue
             try:
                 self.stdout.write(self.style.SUCCESS(hook(location)))
-            except (importer.SourceError, TrackingError) as exc:
+            except (importing.SourceError, TrackingError) as exc:
                 raise CommandError(f"The runs were imported; {config.verbose_name} was not: {exc}") from None
 
     @staticmethod
-    def _summary(source: str, counts: importer.ImportCounts) -> str:
+    def _summary(source: str, counts: importing.ImportCounts) -> str:
         experiments = counts.experiments_created + counts.experiments_existing
         return (
             f"Imported from {source}: {experiments} experiments ({counts.experiments_created} new); "
@@ -81,3 +105,10 @@ class Command(BaseCommand):
             f"({counts.runs_updated} updated); {counts.params} params, {counts.tags} tags, "
             f"{counts.metric_points} metric points."
         )
+
+
+def _noting_artifact_uris(source, experiment, artifact_uris: dict[str, str]):
+    """The source's runs, chunk by chunk, noting where each run's artifacts are read from."""
+    for chunk in source.runs(experiment):
+        artifact_uris.update({run.run_id: source.artifact_uri(experiment, run) for run in chunk})
+        yield chunk

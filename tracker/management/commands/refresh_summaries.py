@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from tracker import summaries
 from tracker.models import Experiment
+from tracker.summaries import refresh as summary_refresh
 
 
 class Command(BaseCommand):
@@ -21,5 +21,5 @@ class Command(BaseCommand):
         def progress(rows, total):
             return tqdm(rows, total=total, unit="run", desc="summaries", disable=verbosity < 1)
 
-        count = summaries.recompute_all(experiment_id=experiment, progress=progress)
+        count = summary_refresh.recompute_all(experiment_id=experiment, progress=progress)
         self.stdout.write(self.style.SUCCESS(f"Recomputed the summaries of {count} runs."))

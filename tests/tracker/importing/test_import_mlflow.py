@@ -1,0 +1,571 @@
+"""`manage.py import_mlflow`: MLflow history in, from real stores that the mlflow package writes.
+
+Three sources hold the same history (a file store, a SQLite store, a live `mlflow server`), built
+once per module. Each import is checked field by field against what mlflow's own client reads
+from the source. The writer's corner cases (order of arrival, re-imports, refusals) are driven
+with the importer's dataclasses directly.
+"""
+
+import importlib.abc
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tracker import importing, services
+from tracker.constants import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
+from tracker.errors import InvalidParameterValue
+from tracker.importing import SourceError, SourceExperiment, SourceRun
+from tracker.importing.client import ClientSource
+from tracker.models import (
+    Experiment,
+    ExperimentTag,
+    LatestMetric,
+    Metric,
+    Param,
+    Run,
+    RunSummary,
+    RunTag,
+    path_ids,
+    path_segment,
+)
+from tracker.services import MetricInput
+
+pytestmark = pytest.mark.django_db
+
+# Not in any source: the run that names it as parent stays a root marked "parent missing".
+ABSENT_PARENT = "f" * 32
+# MLflow's SQL store keeps ±inf as ±max float; the import gives the infinity back.
+SQL_STORE_INFINITY = sys.float_info.max
+
+
+# --- the sources -------------------------------------------------------------------------------
+
+
+def populate(client) -> None:
+    """The history every source holds: a three-level tree whose child is created before its
+    parent, deleted runs, a deleted experiment, NaN and ±inf in histories, a long param value."""
+    from mlflow.entities import Metric as MlflowMetric
+    from mlflow.entities import Param as MlflowParam
+
+    sweep = client.create_experiment("sweep", tags={"team": "vision", "runtree.goal.loss": "max"})
+    # Created first, attached to its parent afterwards: the source lists it before the parent.
+    child = client.create_run(sweep, run_name="child", tags={"mlflow.user": "ann"}, start_time=1_000)
+    root = client.create_run(sweep, run_name="root", tags={"mlflow.user": "ann", "stage": "a"}, start_time=2_000)
+    client.set_tag(child.info.run_id, PARENT_RUN_ID_TAG, root.info.run_id)
+    grandchild = client.create_run(
+        sweep, run_name="grandchild", tags={PARENT_RUN_ID_TAG: child.info.run_id}, start_time=3_000
+    )
+    sibling = client.create_run(sweep, run_name="sibling", tags={PARENT_RUN_ID_TAG: root.info.run_id}, start_time=4_000)
+    orphan = client.create_run(sweep, run_name="orphan", tags={PARENT_RUN_ID_TAG: ABSENT_PARENT}, start_time=5_000)
+
+    values = [0.9, math.nan, math.inf, -math.inf, 0.25]
+    for run in (root, child, grandchild):
+        client.log_batch(
+            run.info.run_id,
+            metrics=[MlflowMetric("loss", value, 10_000 + step, step) for step, value in enumerate(values)]
+            + [MlflowMetric("acc", 0.5, 10_000, 0), MlflowMetric("acc", 0.7, 10_005, 0)],
+            params=[MlflowParam("lr", "0.01"), MlflowParam("notes", "long " * 1200)],
+        )
+    client.set_terminated(root.info.run_id, "FINISHED", end_time=20_000)
+    client.set_terminated(child.info.run_id, "KILLED", end_time=19_000)
+    client.set_terminated(grandchild.info.run_id, "FAILED", end_time=18_000)
+    client.set_terminated(orphan.info.run_id, "FINISHED", end_time=17_000)
+    client.delete_run(sibling.info.run_id)
+
+    abandoned = client.create_experiment("abandoned")
+    lost = client.create_run(abandoned, run_name="lost")
+    client.log_metric(lost.info.run_id, "loss", 1.5, timestamp=30_000, step=3)
+    client.delete_experiment(abandoned)
+
+    client.create_run("0", run_name="in-default")
+
+
+@pytest.fixture(scope="module")
+def file_store(tmp_path_factory):
+    from mlflow.tracking import MlflowClient
+
+    folder = tmp_path_factory.mktemp("file_store") / "mlruns"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+        populate(MlflowClient(tracking_uri=folder.as_uri()))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def sqlite_store(tmp_path_factory):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('sqlite_store') / 'mlflow.db'}"
+    populate(MlflowClient(tracking_uri=uri))
+    return uri
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    from mlflow.tracking import MlflowClient
+
+    folder = tmp_path_factory.mktemp("tracking_server")
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--default-artifact-root", str(folder)]
+    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(folder / "server.log", "wb")  # closed at teardown
+    # Its own process group: the server forks a uvicorn worker, and teardown stops both.
+    server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, server, folder / "server.log")
+        populate(MlflowClient(tracking_uri=url))
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def wait_for_health(url, server, log_path, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow server exited with {server.returncode}:\n{log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"mlflow server did not answer /health within {timeout} s:\n{log_path.read_text()[-2000:]}")
+
+
+@pytest.fixture(params=["file_store", "sqlite_store", "tracking_server"])
+def source(request):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    # Two runs per chunk: parents and children land in different chunks, in either order.
+    monkeypatch.setattr(importing.MlflowSource, "chunk_size", 2)
+    monkeypatch.setattr(ClientSource, "chunk_size", 2)
+
+
+def mlflow_client(source, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    if source.startswith(("http", "sqlite")):
+        return MlflowClient(tracking_uri=source)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MlflowClient(tracking_uri=f"file://{source}")
+
+
+def import_mlflow(*args, verbosity=0) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("import_mlflow", *args, stdout=out, verbosity=verbosity)
+    return out.getvalue()
+
+
+# --- field by field against what mlflow reads ---------------------------------------------------
+
+
+def comparable(value: float | None):
+    """NaN equal to NaN, and the SQL store's stand-in for infinity read as infinity."""
+    if value is None or math.isnan(value):
+        return "nan"
+    if abs(value) == SQL_STORE_INFINITY:
+        return math.copysign(math.inf, value)
+    return value
+
+
+def source_runs(client):
+    from mlflow.entities import ViewType
+
+    for experiment in client.search_experiments(view_type=ViewType.ALL):
+        for run in client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL):
+            yield experiment, run
+
+
+def assert_runtree_holds_the_source(client):
+    from mlflow.entities import ViewType
+
+    for source_experiment in client.search_experiments(view_type=ViewType.ALL):
+        experiment = Experiment.objects.get(name=source_experiment.name)
+        assert experiment.lifecycle_stage == source_experiment.lifecycle_stage
+        assert experiment.tag_dict() == source_experiment.tags
+        if experiment.pk != 0:  # Runtree's own Default keeps its own attributes
+            assert experiment.artifact_location == source_experiment.artifact_location
+            assert experiment.creation_time == source_experiment.creation_time
+
+    seen = 0
+    for source_experiment, source in source_runs(client):
+        seen += 1
+        info = source.info
+        run = Run.objects.select_related("experiment").get(run_id=info.run_id)
+        assert run.experiment.name == source_experiment.name
+        assert (run.name, run.user_id, run.status, run.start_time, run.end_time) == (
+            info.run_name,
+            info.user_id,
+            info.status,
+            info.start_time,
+            info.end_time,
+        )
+        assert (run.lifecycle_stage, run.artifact_uri) == (info.lifecycle_stage, info.artifact_uri)
+        assert dict(run.params.values_list("key", "value")) == source.data.params
+        tags = dict(run.tags.values_list("key", "value"))
+        assert {k: v for k, v in tags.items() if k != ROOT_RUN_ID_TAG} == {
+            k: v for k, v in source.data.tags.items() if k != ROOT_RUN_ID_TAG
+        }
+        assert tags[ROOT_RUN_ID_TAG] == Run.objects.get(pk=run.root_pk).run_id
+        for key, latest in source.data.metrics.items():
+            history = client.get_metric_history(info.run_id, key)
+            assert sorted((m.step, m.timestamp, comparable(m.value)) for m in history) == sorted(
+                (m.step, m.timestamp, comparable(m.value)) for m in run.metrics.filter(key=key)
+            )
+            assert comparable(run.latest_metrics.get(key=key).value) == comparable(latest)
+        assert set(run.metrics.values_list("key", flat=True)) == set(source.data.metrics)
+    assert Run.objects.count() == seen
+
+
+def assert_trees_follow_the_parent_tags():
+    for run in Run.objects.all():
+        parent_run_id = RunTag.objects.filter(run=run, key=PARENT_RUN_ID_TAG).values_list("value", flat=True).first()
+        assert run.parent_run_id == (parent_run_id or "")
+        parent = Run.objects.filter(run_id=parent_run_id, experiment=run.experiment).first()
+        assert run.parent == parent
+        assert run.parent_missing == (bool(parent_run_id) and parent is None)
+        assert run.path == (parent.path if parent else "") + path_segment(run.pk)
+        assert run.depth == len(path_ids(run.path)) - 1
+
+
+def snapshot():
+    """Every row the import writes, in full."""
+    return {
+        model.__name__: list(model.objects.order_by("pk").values_list())
+        for model in (Experiment, ExperimentTag, Run, Param, RunTag, Metric, LatestMetric, RunSummary)
+    }
+
+
+class TestImportingARealMlflowSource:
+    def test_every_field_arrives_as_mlflow_reads_it(self, source, monkeypatch):
+        import_mlflow(source)
+        assert_runtree_holds_the_source(mlflow_client(source, monkeypatch))
+
+    def test_the_tree_is_linked_though_the_child_came_first(self, source):
+        import_mlflow(source)
+        assert_trees_follow_the_parent_tags()
+        grandchild = Run.objects.get(name="grandchild")
+        assert [run.name for run in Run.objects.ancestors_of(grandchild)] == ["root", "child"]
+        assert grandchild.depth == 2
+        assert RunTag.objects.get(run=grandchild, key=ROOT_RUN_ID_TAG).value == Run.objects.get(name="root").run_id
+
+    def test_a_run_whose_parent_is_not_in_the_source_is_a_root_marked_parent_missing(self, source):
+        import_mlflow(source)
+        orphan = Run.objects.get(name="orphan")
+        assert orphan.parent is None and orphan.parent_missing and orphan.parent_run_id == ABSENT_PARENT
+
+    def test_deleted_stays_deleted(self, source):
+        import_mlflow(source)
+        assert Experiment.objects.get(name="abandoned").is_deleted
+        assert Run.objects.get(name="sibling").is_deleted
+        assert not Run.objects.get(name="root").is_deleted
+
+    def test_nan_and_infinities_survive_in_the_history(self, source):
+        import_mlflow(source)
+        history = Run.objects.get(name="root").metrics.filter(key="loss").order_by("step")
+        # As stored: NaN as NULL, and real infinities even where the SQL store kept ±max float.
+        assert [metric.value for metric in history] == [0.9, None, math.inf, -math.inf, 0.25]
+
+    def test_importing_again_changes_nothing(self, source):
+        import_mlflow(source)
+        before = snapshot()
+        output = import_mlflow(source)
+        assert snapshot() == before
+        assert "runs: 0 new, 7 already here (0 updated); 0 params, 0 tags, 0 metric points" in output
+
+
+def test_the_summary_counts_what_was_imported(sqlite_store, capsys):
+    output = import_mlflow(sqlite_store, verbosity=1)
+    assert "7/7" in capsys.readouterr().err  # the progress bar
+    # 3 experiments (2 new: Default exists); 7 runs; params 2 × 3 runs; metric points 7 × 3 + 1.
+    assert "3 experiments (2 new); runs: 7 new, 0 already here (0 updated); 6 params" in output
+    assert "22 metric points" in output
+
+
+def test_only_the_experiments_named_are_imported(sqlite_store):
+    import_mlflow(sqlite_store, "--experiment", "abandoned")
+    assert list(Experiment.objects.exclude(pk=0).values_list("name", flat=True)) == ["abandoned"]
+    assert list(Run.objects.values_list("name", flat=True)) == ["lost"]
+
+
+def test_an_unknown_experiment_name_imports_nothing(sqlite_store):
+    with pytest.raises(CommandError, match="Nothing imported. No experiment named 'nope' in the source"):
+        import_mlflow(sqlite_store, "--experiment", "sweep", "--experiment", "nope")
+    assert not Run.objects.exists()
+
+
+def test_parents_are_marked_for_a_summary_refresh(sqlite_store):
+    import_mlflow(sqlite_store)
+    assert set(Run.objects.filter(summary_stale=True).values_list("name", flat=True)) == {"root", "child"}
+
+
+# --- bad sources -------------------------------------------------------------------------------
+
+
+class _NotMlflow(BaseHTTPRequestHandler):
+    status = 404
+
+    def do_GET(self):
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<html><body>a blog</body></html>")
+
+    def log_message(self, *args):
+        pass
+
+
+class _AWebsite(_NotMlflow):
+    status = 200
+
+
+@pytest.fixture(params=[_NotMlflow, _AWebsite])
+def web_server(request):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), request.param)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def assert_nothing_imported(before):
+    assert snapshot() == before
+    assert not Run.objects.exists()
+
+
+class TestABadSourceImportsNothing:
+    def test_an_unreachable_server(self):
+        before = snapshot()
+        started = time.monotonic()
+        with pytest.raises(CommandError, match=r"^Nothing imported. Cannot reach the tracking server at http://127"):
+            import_mlflow(f"http://127.0.0.1:{free_port()}")
+        assert time.monotonic() - started < 10  # no minutes of retries
+        assert_nothing_imported(before)
+
+    def test_a_web_server_that_is_not_mlflow(self, web_server):
+        before = snapshot()
+        with pytest.raises(CommandError, match="is not an MLflow tracking server: GET /api/2.0/mlflow/experiments/"):
+            import_mlflow(web_server)
+        assert_nothing_imported(before)
+
+    def test_a_folder_that_does_not_exist(self, tmp_path):
+        before = snapshot()
+        with pytest.raises(CommandError, match="No MLflow file store at .*nope: no such folder"):
+            import_mlflow(str(tmp_path / "nope"))
+        assert_nothing_imported(before)
+
+    def test_a_folder_that_is_not_an_mlruns_folder(self, tmp_path):
+        before = snapshot()
+        with pytest.raises(CommandError, match="is not an MLflow file store"):
+            import_mlflow(str(tmp_path))
+        assert_nothing_imported(before)
+
+    def test_a_database_file_that_does_not_exist_is_not_created(self, tmp_path):
+        before = snapshot()
+        with pytest.raises(CommandError, match="No MLflow database at .*missing.db: no such file"):
+            import_mlflow(f"sqlite:///{tmp_path / 'missing.db'}")
+        assert not (tmp_path / "missing.db").exists()
+        assert_nothing_imported(before)
+
+    def test_a_file_that_is_not_a_database(self, tmp_path):
+        (tmp_path / "notes.txt").write_text("not a database, " * 200)
+        before = snapshot()
+        with pytest.raises(CommandError, match="Reading sqlite:///.*notes.txt failed: file is not a database"):
+            import_mlflow(f"sqlite:///{tmp_path / 'notes.txt'}")
+        with pytest.raises(CommandError, match="is a file, not an mlruns folder"):
+            import_mlflow(str(tmp_path / "notes.txt"))
+        assert_nothing_imported(before)
+
+    def test_a_database_that_is_not_mlflows(self, tmp_path):
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "other.db") as connection:
+            connection.execute("create table experiments (id integer)")
+        before = snapshot()
+        with pytest.raises(
+            CommandError, match=r"is not an MLflow tracking database \(missing tables: experiment_tags, runs,"
+        ):
+            import_mlflow(f"sqlite:///{tmp_path / 'other.db'}")
+        assert_nothing_imported(before)
+
+    def test_a_missing_mlflow_package_is_named(self, monkeypatch, tmp_path):
+        # As on a server installed from requirements.txt alone: mlflow is a development requirement.
+        for name in [name for name in sys.modules if name.split(".")[0] in _NOT_INSTALLED]:
+            monkeypatch.delitem(sys.modules, name)
+        monkeypatch.setattr(sys, "meta_path", [_NotInstalled(), *sys.meta_path])
+        with pytest.raises(CommandError, match="Nothing imported. Reading MLflow sources needs the mlflow package"):
+            import_mlflow("http://127.0.0.1:1")
+        with pytest.raises(CommandError, match="needs the mlflow package"):
+            import_mlflow(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+    def test_a_value_runtree_refuses_stops_that_experiment_whole(self, monkeypatch):
+        good = SourceExperiment(source_id="1", name="good")
+        bad = SourceExperiment(source_id="2", name="bad")
+        runs = {
+            "1": [SourceRun(run_id="a" * 32), SourceRun(run_id="b" * 32)],
+            "2": [SourceRun(run_id="c" * 32), SourceRun(run_id="d" * 32, params={"bad key;": "x"})],
+        }
+        monkeypatch.setattr(importing, "open_source", lambda location: FakeSource([good, bad], runs))
+        with pytest.raises(CommandError, match=r"Stopped at experiment 'bad'.*Run d{32}: Invalid param key 'bad key;'"):
+            import_mlflow("fake://")
+        assert sorted(Run.objects.values_list("run_id", flat=True)) == ["a" * 32, "b" * 32]
+        assert not Experiment.objects.filter(name="bad").exists()
+
+
+_NOT_INSTALLED = ("mlflow", "sqlalchemy")
+
+
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in _NOT_INSTALLED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+class FakeSource(importing.MlflowSource):
+    description = "fake://"
+
+    def __init__(self, experiments, runs):
+        self._experiments, self._runs = experiments, runs
+
+    def experiments(self):
+        return self._experiments
+
+    def run_count(self, experiment):
+        return len(self._runs[experiment.source_id])
+
+    def runs(self, experiment):
+        for run in self._runs[experiment.source_id]:
+            yield [run]
+
+
+# --- the writer, with the importer's dataclasses -------------------------------------------------
+
+
+def write(runs_in_chunks, name="sweep"):
+    return importing.experiment_import(experiment=SourceExperiment(source_id="1", name=name), run_chunks=runs_in_chunks)
+
+
+def source_run(run_id, parent=None, **fields):
+    tags = {**fields.pop("tags", {}), **({PARENT_RUN_ID_TAG: parent} if parent else {})}
+    return SourceRun(run_id=run_id, name=fields.pop("name", run_id[:4]), tags=tags, **fields)
+
+
+ROOT, CHILD, GRANDCHILD = "1" * 32, "2" * 32, "3" * 32
+
+
+class TestTheWriter:
+    def test_children_that_arrive_before_their_parents_are_attached(self):
+        write([[source_run(GRANDCHILD, CHILD)], [source_run(CHILD, ROOT)], [source_run(ROOT)]])
+        assert_trees_follow_the_parent_tags()
+        grandchild = Run.objects.get(run_id=GRANDCHILD)
+        assert [run.run_id for run in Run.objects.ancestors_of(grandchild)] == [ROOT, CHILD]
+        assert set(RunTag.objects.filter(key=ROOT_RUN_ID_TAG).values_list("value", flat=True)) == {ROOT}
+
+    def test_a_parent_imported_later_adopts_the_subtree_waiting_for_it(self):
+        write([[source_run(CHILD, ROOT), source_run(GRANDCHILD, CHILD)]])
+        assert Run.objects.get(run_id=CHILD).parent_missing
+        write([[source_run(ROOT)]])
+        assert_trees_follow_the_parent_tags()
+        assert Run.objects.get(run_id=GRANDCHILD).depth == 2
+        assert RunTag.objects.get(run__run_id=GRANDCHILD, key=ROOT_RUN_ID_TAG).value == ROOT
+
+    def test_a_parent_in_another_experiment_leaves_the_run_a_root_marked_parent_missing(self):
+        write([[source_run(ROOT)]], name="elsewhere")
+        write([[source_run(CHILD, ROOT)]])
+        child = Run.objects.get(run_id=CHILD)
+        assert child.parent is None and child.parent_missing
+
+    def test_a_cycle_in_the_source_is_cut_rather_than_refused(self):
+        write([[source_run(ROOT, GRANDCHILD), source_run(CHILD, ROOT), source_run(GRANDCHILD, CHILD)]])
+        runs = Run.objects.order_by("depth")
+        assert [run.depth for run in runs] == [0, 1, 2]
+        assert runs[0].parent_missing  # its parent is its own descendant
+        assert Run.objects.subtree_of(runs[0]).count() == 3
+
+    def test_importing_again_adds_only_what_is_new(self):
+        first = source_run(
+            ROOT,
+            params={"lr": "0.1"},
+            tags={"stage": "a"},
+            status="RUNNING",
+            metrics=[MetricInput("loss", 0.5, 100, 0), MetricInput("loss", math.nan, 101, 1)],
+        )
+        write([[first]])
+        later = source_run(
+            ROOT,
+            params={"lr": "0.2", "depth": "3"},
+            tags={"stage": "b", "team": "x"},
+            status="FINISHED",
+            end_time=500,
+            metrics=[*first.metrics, MetricInput("loss", 0.1, 102, 2)],
+        )
+        counts = write([[later]])
+        assert (counts.runs_created, counts.runs_existing, counts.runs_updated) == (0, 1, 1)
+        assert (counts.params, counts.params_kept, counts.tags, counts.metric_points) == (1, 1, 2, 1)
+        run = Run.objects.get(run_id=ROOT)
+        assert (run.status, run.end_time) == ("FINISHED", 500)
+        assert dict(run.params.values_list("key", "value")) == {"lr": "0.1", "depth": "3"}  # params are write-once
+        assert dict(run.tags.exclude(key=ROOT_RUN_ID_TAG).values_list("key", "value")) == {"stage": "b", "team": "x"}
+        assert run.metrics.count() == 3
+        assert run.latest_metrics.get(key="loss").step == 2
+
+    def test_a_metric_point_given_twice_is_stored_once(self):
+        point = MetricInput("loss", math.nan, 100, 0)
+        counts = write([[source_run(ROOT, metrics=[point, point, MetricInput("loss", 0.2, 100, 0)])]])
+        assert counts.metric_points == 2
+        assert Run.objects.get(run_id=ROOT).latest_metrics.get().value == 0.2  # a number beats NaN
+
+    def test_runtrees_own_tags_from_the_source_are_left_out(self):
+        tags = {ROOT_RUN_ID_TAG: "someone-else", "runtree.best.loss": "0.1", "kept": "yes"}
+        write([[source_run(ROOT, tags=tags)]])
+        assert dict(RunTag.objects.values_list("key", "value")) == {ROOT_RUN_ID_TAG: ROOT, "kept": "yes"}
+
+    def test_a_refused_value_names_the_run_and_writes_nothing_of_the_experiment(self):
+        with pytest.raises(InvalidParameterValue, match=f"Run {CHILD}: Invalid lifecycle stage 'gone'"):
+            write([[source_run(ROOT)], [source_run(CHILD, lifecycle_stage="gone")]])
+        assert not Run.objects.exists() and not Experiment.objects.filter(name="sweep").exists()
+
+    def test_a_source_failing_mid_way_writes_nothing_of_the_experiment(self):
+        def failing_reader():
+            yield [source_run(ROOT)]
+            raise SourceError("Reading http://mlflow failed: connection reset")
+
+        with pytest.raises(SourceError):
+            write(failing_reader())
+        assert not Run.objects.exists()
+
+    def test_linking_again_changes_nothing(self):
+        write([[source_run(GRANDCHILD, CHILD)], [source_run(CHILD, ROOT)], [source_run(ROOT)]])
+        assert services.experiment_link_parents(experiment=Experiment.objects.get(name="sweep")) == []

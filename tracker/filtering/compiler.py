@@ -1,0 +1,102 @@
+"""A parsed filter compiled to a `Q` on `Run`: `Exists` subqueries over params, tags, latest
+metrics and summaries, never SQL built from strings."""
+
+from django.db.models import Exists, FloatField, OuterRef, Q, Value
+from django.db.models.functions import Substr
+
+from tracker.constants import PARENT_RUN_ID_TAG
+from tracker.filtering.ast import (
+    ATTRIBUTES,
+    METRICS,
+    NUMERIC_ATTRIBUTES,
+    PARAMS,
+    STRING_ATTRIBUTES,
+    SUMMARY,
+    TAGS,
+    And,
+    Comparison,
+    Node,
+)
+from tracker.filtering.lexer import INT64
+from tracker.filtering.lookups import condition
+from tracker.filtering.parser import parse_filter
+from tracker.models import INDEXED_VALUE_CHARS, LatestMetric, Param, RunSummary, RunTag
+
+
+def _compile_attribute(comparison: Comparison) -> Q:
+    key, operator, value = comparison.column.key, comparison.operator, comparison.value
+    if key in NUMERIC_ATTRIBUTES:
+        field_name = NUMERIC_ATTRIBUTES[key]
+        if operator in ("IS NULL", "IS NOT NULL"):
+            return Q(**{f"{field_name}__isnull": operator == "IS NULL"})
+        return condition(field_name, operator, _bigint_operand(value))
+    field_name = STRING_ATTRIBUTES[key]
+    if operator in ("IS NULL", "IS NOT NULL"):
+        empty = Q(**{field_name: ""})  # these columns are never NULL; empty is "not set"
+        return empty if operator == "IS NULL" else ~empty
+    return condition(field_name, operator, value)
+
+
+def _bigint_operand(value: int | float):
+    """An operand for a 64-bit integer column: a fraction or a huge number stays a float
+    (Django would truncate it, and SQLite overflows on an integer past 64 bits)."""
+    if isinstance(value, int) and value in INT64:
+        return value
+    return Value(float(value), output_field=FloatField())
+
+
+# Entity → the model holding one row per run and key, and the field compared.
+KEYED_VALUES = {
+    METRICS: (LatestMetric, "value"),
+    SUMMARY: (RunSummary, "best_value"),
+    PARAMS: (Param, "value"),
+    TAGS: (RunTag, "value"),
+}
+
+
+def _compile_keyed(comparison: Comparison) -> Q:
+    model, field_name = KEYED_VALUES[comparison.column.entity]
+    operator, value = comparison.operator, comparison.value
+    if _is_parent_run_id_match(comparison):
+        # Run.parent_run_id holds this tag's value on every run that has the tag, and "" on the
+        # others (tracker/services/ sets, moves and deletes the two together), so a sweep's
+        # children are found by one indexed column instead of a subquery on the tags.
+        return condition("parent_run_id", operator, value)
+    rows = model.objects.filter(run=OuterRef("pk"), key=comparison.column.key)
+    if operator == "IS NULL":
+        return ~Q(Exists(rows))
+    if operator == "IS NOT NULL":
+        return Q(Exists(rows))
+    if comparison.column.is_numeric:
+        value = float(value)
+    rows = rows.filter(condition(field_name, operator, value))
+    if operator in ("=", "IN") and model in (Param, RunTag):
+        # The (key, value) index covers only the value's first characters (INDEXED_VALUE_CHARS);
+        # matching that same prefix expression lets PostgreSQL use it. The full value is
+        # compared as well, so long values still match exactly.
+        prefixes = [v[:INDEXED_VALUE_CHARS] for v in (value if operator == "IN" else (value,))]
+        rows = rows.alias(value_prefix=Substr("value", 1, INDEXED_VALUE_CHARS)).filter(value_prefix__in=prefixes)
+    return Q(Exists(rows))
+
+
+def _is_parent_run_id_match(comparison: Comparison) -> bool:
+    """`tags.mlflow.parentRunId = 'x'` or `IN ('x', …)`: equal to a non-empty value, which only
+    runs that carry the tag can be (an empty one would also match every run without it)."""
+    if comparison.column.entity != TAGS or comparison.column.key != PARENT_RUN_ID_TAG:
+        return False
+    values = comparison.value if comparison.operator == "IN" else [comparison.value]
+    return comparison.operator in ("=", "IN") and all(values)
+
+
+def _compile(node: Node) -> Q:
+    if isinstance(node, Comparison):
+        if node.column.entity == ATTRIBUTES:
+            return _compile_attribute(node)
+        return _compile_keyed(node)
+    connector = Q.AND if isinstance(node, And) else Q.OR
+    return Q(*(_compile(child) for child in node.children), _connector=connector)
+
+
+def compile_filter(text: str) -> Q:
+    """A Q on Run for a filter; empty text gives Q() (every run). Raises FilterError."""
+    return _compile(parse_filter(text))

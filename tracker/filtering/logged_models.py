@@ -1,0 +1,270 @@
+"""MLflow's search_logged_models: its filter, datasets and order_by, compiled to a queryset.
+
+The grammar is MLflow's (mlflow.utils.search_utils.SearchLoggedModelsUtils), a small cousin
+of the run filter language (this package), whose LIKE semantics it shares:
+
+    name = 'model' AND metrics.accuracy > 0.9 AND params.alpha = '0.5' AND status = 'READY'
+
+- attributes: `name`, `model_id`, `model_type`, `status`, `source_run_id` (=, !=, LIKE, ILIKE,
+  and IN for the ids); `creation_timestamp` (`creation_time`) and `last_updated_timestamp`
+  (`last_updated_time`): =, !=, <, <=, >, >= against an integer;
+- `metrics.<key>`: the model's latest value of the key (latest by timestamp, then step), on
+  the given datasets only when the request names some; compared with a number;
+- `params.<key>`, `tags.<key>` (backquote a key with spaces): =, !=, LIKE, ILIKE.
+Comparisons are joined by AND. (Used by the client's `runs:/<run_id>/<name>` resolution:
+`name = '<name>'` within the run's experiment.)
+"""
+
+import re
+from dataclasses import dataclass
+
+from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery
+
+from tracker.errors import InvalidParameterValue
+from tracker.filtering.lookups import ILike, Like, NotEqual
+from tracker.models import LoggedModelMetric, LoggedModelParam, LoggedModelStatus, LoggedModelTag
+
+_STRING_OPERATORS = ("=", "!=", "LIKE", "ILIKE")
+_ID_OPERATORS = (*_STRING_OPERATORS, "IN", "NOT IN")
+_NUMERIC_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
+_STRING_ATTRIBUTES = {"name": "name", "model_type": "model_type", "status": "status"}
+_ID_ATTRIBUTES = {"model_id": "model_id", "source_run_id": "source_run__run_id"}
+_NUMERIC_ATTRIBUTES = {
+    "creation_timestamp": "creation_time",
+    "creation_time": "creation_time",
+    "last_updated_timestamp": "last_updated_time",
+    "last_updated_time": "last_updated_time",
+}
+_ORDER_ATTRIBUTES = {**_STRING_ATTRIBUTES, **_ID_ATTRIBUTES, **_NUMERIC_ATTRIBUTES}
+_ENTITIES = {
+    "metrics": "metric",
+    "metric": "metric",
+    "params": "param",
+    "param": "param",
+    "tags": "tag",
+    "tag": "tag",
+    "attributes": "attribute",
+    "attribute": "attribute",
+    "attr": "attribute",
+}
+_COLUMN_TEXT = (
+    "name, model_id, model_type, status, source_run_id, creation_timestamp, last_updated_timestamp, "
+    "metrics.<key>, params.<key> or tags.<key>"
+)
+_TOKEN = re.compile(
+    r"""(?:
+      (?P<string>'(?:[^']|'')*'|"(?:[^"]|"")*")
+    | (?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
+    | (?P<operator><=|>=|!=|<>|=|<|>)
+    | (?P<punct>[(),])
+    | (?P<column>(?:[A-Za-z_]+\.)?(?:`[^`]+`|[A-Za-z_][\w.\-:/]*))
+    )""",
+    re.VERBOSE | re.ASCII,
+)
+MAX_FILTER_LENGTH = 10_000
+MAX_COMPARISONS = 50
+
+
+@dataclass(frozen=True)
+class DatasetFilter:
+    name: str
+    digest: str | None = None
+
+
+def _error(text: str, position: int, expected: str) -> InvalidParameterValue:
+    found = repr(text[position : position + 20]) if position < len(text) else "the end of the filter"
+    return InvalidParameterValue(
+        f"Invalid logged model filter at position {position}: expected {expected} but found {found}"
+    )
+
+
+def _tokens(text: str) -> list[tuple[str, str, int]]:
+    tokens, at = [], 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return tokens
+        match = _TOKEN.match(text, at)
+        if not match:
+            raise _error(text, at, "a column, an operator or a value")
+        tokens.append((match.lastgroup, match.group(match.lastgroup), at))
+        at = match.end()
+
+
+def _unquote(token: str) -> str:
+    return token[1:-1].replace(token[0] * 2, token[0])
+
+
+def _column(token: str) -> tuple[str, str]:
+    """(entity, key): ("attribute", name), ("metric", key), ("param", key) or ("tag", key)."""
+    entity, dot, key = token.partition(".")
+    if dot and entity.lower() in _ENTITIES and key:
+        return _ENTITIES[entity.lower()], key.strip("`")
+    return "attribute", token.strip("`")
+
+
+class _Compiler:
+    """Walks the tokens of one filter, building a Q and the annotations it needs (one latest
+    value per metric key compared)."""
+
+    def __init__(self, text: str, datasets: list[DatasetFilter]):
+        self.text = text
+        self.tokens = _tokens(text)
+        self.datasets = datasets
+        self.annotations: dict = {}
+        self.at = 0
+
+    def peek(self) -> tuple[str, str, int]:
+        return self.tokens[self.at] if self.at < len(self.tokens) else ("end", "", len(self.text))
+
+    def take(self, kinds: tuple[str, ...], expected: str) -> tuple[str, str, int]:
+        token = self.peek()
+        if token[0] not in kinds:
+            raise _error(self.text, token[2], expected)
+        self.at += 1
+        return token
+
+    def filter(self) -> Q:
+        condition = self.comparison()
+        comparisons = 1
+        while self.at < len(self.tokens):
+            kind, word, position = self.peek()
+            if kind != "column" or word.upper() != "AND":
+                raise _error(self.text, position, "AND or the end of the filter")
+            self.at += 1
+            comparisons += 1
+            if comparisons > MAX_COMPARISONS:
+                raise _error(self.text, position, f"at most {MAX_COMPARISONS} comparisons")
+            condition &= self.comparison()
+        return condition
+
+    def operator(self, column: str, allowed: tuple[str, ...]) -> str:
+        kind, word, position = self.take(("operator", "column"), f"an operator for {column}")
+        operator = "!=" if word == "<>" else word.upper()
+        if operator == "NOT" and self.peek()[0] == "column" and self.peek()[1].upper() == "IN":
+            self.at += 1
+            operator = "NOT IN"
+        if operator not in allowed:
+            raise _error(self.text, position, f"an operator for {column} ({', '.join(allowed)})")
+        return operator
+
+    def comparison(self) -> Q:
+        _, token, _ = self.take(("column",), _COLUMN_TEXT)
+        entity, key = _column(token)
+        if entity == "metric":
+            operator = self.operator(token, _NUMERIC_OPERATORS)
+            value = float(self.take(("number",), "a number")[1])
+            alias = f"_metric_{len(self.annotations)}"
+            self.annotations[alias] = latest_metric(key, self.datasets)
+            return _condition(alias, operator, value)
+        if entity in ("param", "tag"):
+            operator = self.operator(token, _STRING_OPERATORS)
+            value = _unquote(self.take(("string",), "a quoted string")[1])
+            model = LoggedModelParam if entity == "param" else LoggedModelTag
+            rows = model.objects.filter(model=OuterRef("pk"), key=key)
+            return Q(Exists(rows.filter(_condition("value", operator, value))))
+        if key in _NUMERIC_ATTRIBUTES:
+            operator = self.operator(token, _NUMERIC_OPERATORS)
+            number = self.take(("number",), "an integer")[1]
+            if not re.fullmatch(r"[+-]?\d{1,19}", number):
+                raise _error(self.text, self.tokens[self.at - 1][2], "an integer")
+            return _condition(_NUMERIC_ATTRIBUTES[key], operator, int(number))
+        if key in _ID_ATTRIBUTES or key in _STRING_ATTRIBUTES:
+            operator = self.operator(token, _ID_OPERATORS if key in _ID_ATTRIBUTES else _STRING_OPERATORS)
+            if operator in ("IN", "NOT IN"):
+                values = self.string_list()
+                matched = Q(**{f"{_ID_ATTRIBUTES[key]}__in": values})
+                return matched if operator == "IN" else ~matched
+            value = _unquote(self.take(("string",), "a quoted string")[1])
+            if key == "status":
+                value = _status(value)
+            return _condition(_ID_ATTRIBUTES.get(key) or _STRING_ATTRIBUTES[key], operator, value)
+        raise _error(self.text, self.tokens[self.at - 1][2], _COLUMN_TEXT)
+
+    def string_list(self) -> list[str]:
+        self.take(("punct",), "'(' to start the list")
+        values = [_unquote(self.take(("string",), "a quoted string")[1])]
+        while self.peek()[1] == ",":
+            self.at += 1
+            values.append(_unquote(self.take(("string",), "a quoted string")[1]))
+        if self.take(("punct",), "')' to close the list")[1] != ")":
+            raise _error(self.text, self.tokens[self.at - 1][2], "')' to close the list")
+        return values
+
+
+def _status(value: str) -> str:
+    """`READY` or MLflow's enum name `LOGGED_MODEL_READY` (`UPLOAD_FAILED` is stored as FAILED)."""
+    name = value.removeprefix("LOGGED_MODEL_")
+    return LoggedModelStatus.FAILED if name == "UPLOAD_FAILED" else name
+
+
+def _condition(field_name: str, operator: str, value) -> Q:
+    if operator == "=":
+        return Q(**{field_name: value})
+    if operator == "!=":
+        return Q(NotEqual(F(field_name), value))
+    if operator == "LIKE":
+        return Q(Like(F(field_name), value))
+    if operator == "ILIKE":
+        return Q(ILike(F(field_name), value))
+    lookup = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}[operator]
+    return Q(**{f"{field_name}__{lookup}": value})
+
+
+def latest_metric(key: str, datasets: list[DatasetFilter], *, dataset_name=None, dataset_digest=None) -> Subquery:
+    """The model's latest value of `key` (latest timestamp, then step), as MLflow compares and
+    sorts by it; only points on one of `datasets` (or on the named dataset) count."""
+    points = LoggedModelMetric.objects.filter(model=OuterRef("pk"), key=key)
+    if dataset_name:
+        points = points.filter(dataset_name=dataset_name)
+        if dataset_digest:
+            points = points.filter(dataset_digest=dataset_digest)
+    elif datasets:
+        on_any = Q()
+        for dataset in datasets:
+            on = Q(dataset_name=dataset.name)
+            on_any |= on & Q(dataset_digest=dataset.digest) if dataset.digest else on
+        points = points.filter(on_any)
+    latest = points.order_by("-timestamp", "-step", "run_id").values("value")[:1]
+    return Subquery(latest, output_field=FloatField())
+
+
+def search_logged_models(
+    queryset: QuerySet, *, filter_text: str | None, datasets: list[DatasetFilter], order_by: list[dict]
+) -> QuerySet:
+    """`queryset` filtered and ordered as search_logged_models asks."""
+    if filter_text and len(filter_text) > MAX_FILTER_LENGTH:
+        raise InvalidParameterValue(f"A filter may be at most {MAX_FILTER_LENGTH} characters long")
+    if filter_text and filter_text.strip():
+        compiler = _Compiler(filter_text, datasets)
+        condition = compiler.filter()
+        queryset = queryset.annotate(**compiler.annotations).filter(condition)
+    return queryset.order_by(*_ordering(order_by))
+
+
+def _ordering(order_by: list[dict]) -> list:
+    """MLflow's order: each clause's column, NULLs last; newest first when no clause orders by
+    creation time; model id breaks ties, so pages are stable."""
+    expressions = []
+    for clause in order_by:
+        field_name, ascending = clause["field_name"], clause.get("ascending", True)
+        entity, key = _column(field_name)
+        if entity == "metric":
+            expression = latest_metric(
+                key, [], dataset_name=clause.get("dataset_name"), dataset_digest=clause.get("dataset_digest")
+            )
+        elif entity == "attribute" and key in _ORDER_ATTRIBUTES:
+            expression = F(_ORDER_ATTRIBUTES[key])
+        else:
+            raise InvalidParameterValue(
+                f"Invalid order by field name: {field_name}. Use an attribute "
+                f"({', '.join(_ORDER_ATTRIBUTES)}) or metrics.<key>."
+            )
+        expressions.append(expression.asc(nulls_last=True) if ascending else expression.desc(nulls_last=True))
+    if not any(
+        _column(c["field_name"]) in (("attribute", "creation_timestamp"), ("attribute", "creation_time"))
+        for c in order_by
+    ):
+        expressions.append(F("creation_time").desc())
+    return [*expressions, F("model_id").asc()]

@@ -1,0 +1,60 @@
+"""Import MLflow history: experiments and runs from a tracking server, an MLflow database or an
+mlruns folder, written into Runtree in bulk (`manage.py import_mlflow`).
+
+A reader (one module per source: tracking_server.py, database.py, file_store.py, on source.py)
+turns its source into plain dataclasses (SourceExperiment, SourceRun); `experiment_import`
+(writer.py) writes one experiment with the write services' rules and invariants (their checks,
+NaN as NULL, the latest-metric rule, materialized paths, mlflow.rootRunId), a chunk of runs per
+statement instead of a row.
+
+What an import keeps, and what importing again does:
+
+- Experiments match by name; ids may differ. A new one takes the source's artifact location,
+  lifecycle and times; one that exists keeps its own. Experiment tags are upserted.
+- Runs match by run id. A new run takes everything. A run already here takes the attributes
+  MLflow lets change (name, status, end time, lifecycle); its tags are upserted (a changed
+  mlflow.parentRunId moves it); missing params are added (params are write-once: a value that
+  differs keeps Runtree's, and is counted); metric points not stored yet are added, a point being
+  its key, step, timestamp and value. So importing an unchanged source again changes nothing.
+- mlflow.rootRunId is Runtree's to compute and runtree.* tags are Runtree's own summaries: the
+  source's are left out.
+- Runs may arrive in any order: an experiment's trees are linked once all of its runs exist. A
+  run whose parent is not in the source stays a root marked "parent missing".
+- Each experiment is written in one transaction, so a failure leaves whole experiments or none;
+  a source is opened and listed before anything is written.
+"""
+
+from tracker.importing.database import DatabaseSource
+from tracker.importing.file_store import FileStoreSource
+from tracker.importing.source import MlflowSource, SourceError, select_experiments
+from tracker.importing.tracking_server import TrackingServerSource
+from tracker.importing.writer import ImportCounts, SourceExperiment, SourceRun, experiment_import
+
+__all__ = [
+    "DatabaseSource",
+    "FileStoreSource",
+    "ImportCounts",
+    "MlflowSource",
+    "SourceError",
+    "SourceExperiment",
+    "SourceRun",
+    "TrackingServerSource",
+    "experiment_import",
+    "open_source",
+    "select_experiments",
+]
+
+
+def open_source(location: str) -> MlflowSource:
+    """The reader for `location`: a tracking server (http:// or https://), a database URL
+    (sqlite:///mlflow.db, postgresql://...), or an mlruns folder (a path or a file:// URI).
+    Raises SourceError, before anything is written, when it is not a readable MLflow source."""
+    try:
+        if location.startswith(("http://", "https://")):
+            return TrackingServerSource(location)
+        if location.startswith("file:") or "://" not in location:
+            return FileStoreSource(location)
+        return DatabaseSource(location)
+    except ModuleNotFoundError as exc:
+        # mlflow (with SQLAlchemy) is a development requirement of Runtree, not a runtime one.
+        raise SourceError(f"Reading MLflow sources needs the mlflow package ({exc}): pip install mlflow") from None

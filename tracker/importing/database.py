@@ -1,0 +1,188 @@
+"""Reading an MLflow tracking database (sqlite:///mlflow.db, postgresql://...)."""
+
+import contextlib
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+from tracker.importing.source import MlflowSource, SourceError, SourceExperiment, SourceRun, chunks, one_line
+from tracker.models import (
+    ACTIVE,
+)
+from tracker.services import MetricInput
+
+# MLflow's own name for the workspace every client sees when the server runs without workspaces
+# (mlflow.utils.workspace_utils.DEFAULT_WORKSPACE_NAME).
+_DEFAULT_WORKSPACE = "default"
+_MLFLOW_TABLES = ("experiments", "experiment_tags", "runs", "params", "tags", "metrics")
+
+
+class DatabaseSource(MlflowSource):
+    """An MLflow tracking database, read table by table with SQLAlchemy Core: a chunk of runs
+    costs four queries, whatever its size."""
+
+    def __init__(self, location: str):
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        import sqlalchemy
+        from sqlalchemy.engine import make_url
+
+        if location.startswith("postgres://"):  # SQLAlchemy knows only the long spelling
+            location = "postgresql://" + location.removeprefix("postgres://")
+        try:
+            url = make_url(location)
+        except sqlalchemy.exc.ArgumentError:
+            raise SourceError(f"{location!r} is not a tracking server URL, a database URL or a folder") from None
+        self.description = url.render_as_string(hide_password=True)
+        connect_args = {}
+        if url.get_backend_name() == "sqlite":
+            url = self._read_only(url)
+        elif url.get_backend_name() == "postgresql":
+            if url.drivername == "postgresql":  # SQLAlchemy would pick psycopg 3; Runtree ships psycopg2
+                url = url.set(drivername="postgresql+psycopg2")
+            connect_args["connect_timeout"] = 10
+        try:
+            self.engine = sqlalchemy.create_engine(url, connect_args=connect_args)
+        except sqlalchemy.exc.NoSuchModuleError:
+            raise SourceError(
+                f"{location!r} is not a tracking server URL (http://...), a database URL (sqlite:///..., "
+                "postgresql://...) or a folder"
+            ) from None
+        except (sqlalchemy.exc.ArgumentError, ImportError) as exc:
+            raise SourceError(f"Cannot open {self.description}: {one_line(exc)}") from None
+        try:
+            with self._reading() as connection:
+                present = set(sqlalchemy.inspect(connection).get_table_names())
+                missing = [name for name in _MLFLOW_TABLES if name not in present]
+                if missing:
+                    raise SourceError(
+                        f"{self.description} is not an MLflow tracking database (missing tables: {', '.join(missing)})"
+                    )
+                metadata = sqlalchemy.MetaData()
+                # The source's own columns, not mlflow's current models: older schemas read too.
+                metadata.reflect(bind=connection, only=_MLFLOW_TABLES)
+        except SourceError:
+            self.engine.dispose()
+            raise
+        self.tables = metadata.tables
+
+    def _read_only(self, url):
+        if not url.database or url.database == ":memory:":
+            raise SourceError("An SQLite source needs a file, as in sqlite:///mlflow.db")
+        path = Path(url.database)
+        if not path.is_file():
+            raise SourceError(f"No MLflow database at {path}: no such file")
+        # Read-only, so the source is never written (and a mistyped path never creates a file).
+        return f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true"
+
+    @contextlib.contextmanager
+    def _reading(self):
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        import sqlalchemy
+
+        try:
+            with self.engine.connect() as connection:
+                yield connection
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise SourceError(f"Reading {self.description} failed: {one_line(reason)}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def experiments(self) -> list[SourceExperiment]:
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from sqlalchemy import select
+
+        experiments, experiment_tags = self.tables["experiments"], self.tables["experiment_tags"]
+        query = select(experiments).order_by(experiments.c.experiment_id)
+        if "workspace" in experiments.c:
+            query = query.where(experiments.c.workspace == _DEFAULT_WORKSPACE)
+        with self._reading() as connection:
+            rows = connection.execute(query).mappings().all()
+            tags: dict[int, dict[str, str]] = defaultdict(dict)
+            tag_rows = select(experiment_tags.c.experiment_id, experiment_tags.c.key, experiment_tags.c.value)
+            for experiment_id, key, value in connection.execute(tag_rows):
+                tags[experiment_id][key] = value or ""
+        return [
+            SourceExperiment(
+                source_id=str(row["experiment_id"]),
+                name=row["name"],
+                artifact_location=row.get("artifact_location") or "",
+                lifecycle_stage=row.get("lifecycle_stage") or ACTIVE,
+                creation_time=row.get("creation_time"),
+                last_update_time=row.get("last_update_time"),
+                tags=tags[row["experiment_id"]],
+            )
+            for row in rows
+        ]
+
+    def run_count(self, experiment: SourceExperiment) -> int:
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from sqlalchemy import func, select
+
+        runs = self.tables["runs"]
+        with self._reading() as connection:
+            query = select(func.count()).select_from(runs).where(runs.c.experiment_id == int(experiment.source_id))
+            return connection.execute(query).scalar_one()
+
+    def runs(self, experiment: SourceExperiment) -> Iterator[list[SourceRun]]:
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from sqlalchemy import select
+
+        runs = self.tables["runs"]
+        query = select(runs).where(runs.c.experiment_id == int(experiment.source_id)).order_by(runs.c.run_uuid)
+        with self._reading() as connection:
+            rows = connection.execute(query).mappings().all()
+        for chunk in chunks(rows, self.chunk_size):
+            run_ids = [row["run_uuid"] for row in chunk]
+            with self._reading() as connection:
+                params = self._key_values(connection, "params", run_ids)
+                tags = self._key_values(connection, "tags", run_ids)
+                histories = self._histories(connection, run_ids)
+            yield [
+                SourceRun(
+                    run_id=row["run_uuid"],
+                    name=row.get("name") or "",
+                    user_id=row.get("user_id") or "",
+                    status=row["status"],
+                    start_time=row.get("start_time"),
+                    end_time=row.get("end_time"),
+                    lifecycle_stage=row.get("lifecycle_stage") or ACTIVE,
+                    deleted_time=row.get("deleted_time"),
+                    artifact_uri=row.get("artifact_uri") or "",
+                    params=params[row["run_uuid"]],
+                    tags=tags[row["run_uuid"]],
+                    metrics=histories[row["run_uuid"]],
+                )
+                for row in chunk
+            ]
+
+    def _key_values(self, connection, table_name: str, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from sqlalchemy import select
+
+        table = self.tables[table_name]
+        found: dict[str, dict[str, str]] = defaultdict(dict)
+        query = select(table.c.run_uuid, table.c.key, table.c.value).where(table.c.run_uuid.in_(run_ids))
+        for run_id, key, value in connection.execute(query):
+            found[run_id][key] = value or ""
+        return found
+
+    def _histories(self, connection, run_ids: list[str]) -> dict[str, list[MetricInput]]:
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from sqlalchemy import select
+
+        metrics = self.tables["metrics"]
+        found: dict[str, list[MetricInput]] = defaultdict(list)
+        columns = [metrics.c[name] for name in ("run_uuid", "key", "value", "timestamp", "step", "is_nan")]
+        query = (
+            select(*columns)
+            .where(metrics.c.run_uuid.in_(run_ids))
+            .order_by(metrics.c.run_uuid, metrics.c.key, metrics.c.step, metrics.c.timestamp)
+        )
+        for run_id, key, value, timestamp, step, is_nan in connection.execute(query):
+            # The SQL store keeps NaN as value 0 with is_nan set (SqlMetric.to_mlflow_entity).
+            found[run_id].append(MetricInput(key, math.nan if is_nan else value, timestamp, step or 0))
+        return found

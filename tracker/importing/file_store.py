@@ -1,0 +1,51 @@
+"""Reading an mlruns folder, MLflow's file store."""
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from tracker.importing.client import ClientSource
+from tracker.importing.source import SourceError, SourceExperiment, SourceRun
+
+_ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
+
+
+class FileStoreSource(ClientSource):
+    """An mlruns folder, MLflow's file store."""
+
+    def __init__(self, location: str):
+        path = Path(unquote(urlparse(location).path) if location.startswith("file:") else location).expanduser()
+        if path.is_file():
+            raise SourceError(
+                f"{path} is a file, not an mlruns folder (an MLflow SQLite database is read as sqlite:///{path})"
+            )
+        if not path.is_dir():
+            raise SourceError(f"No MLflow file store at {path}: no such folder")
+        has_experiments = any((child / "meta.yaml").is_file() for child in path.iterdir() if child.is_dir())
+        if not has_experiments and not (path / ".trash").is_dir():
+            raise SourceError(f"{path} is not an MLflow file store: it has no experiment folders with a meta.yaml")
+        # mlflow 3 refuses to open a file store unless asked to: it wants users to migrate off
+        # it, which is what this import does. Reading changes nothing in the folder.
+        self.folder = path.resolve()
+        self._allow_before = os.environ.get(_ALLOW_FILE_STORE)
+        os.environ[_ALLOW_FILE_STORE] = "true"
+        try:
+            super().__init__(path.resolve().as_uri(), str(path))
+        except BaseException:
+            self.close()
+            raise
+
+    def artifact_uri(self, experiment: SourceExperiment, run: SourceRun) -> str:
+        # A run records where its folder was when it ran; an mlruns folder that was moved (or
+        # copied from another machine) still holds the files in its own run folders.
+        own = self.folder / experiment.source_id / run.run_id / "artifacts"
+        recorded = run.artifact_uri
+        if recorded.startswith("file:") and not Path(unquote(urlparse(recorded).path)).exists() and own.is_dir():
+            return own.as_uri()
+        return recorded
+
+    def close(self) -> None:
+        if self._allow_before is None:
+            os.environ.pop(_ALLOW_FILE_STORE, None)
+        else:
+            os.environ[_ALLOW_FILE_STORE] = self._allow_before

@@ -1,0 +1,101 @@
+"""What every MLflow source reader is, and helpers the readers share."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from tracker.models import ACTIVE
+from tracker.services import MetricInput
+
+
+@dataclass(frozen=True)
+class SourceExperiment:
+    source_id: str
+    name: str
+    artifact_location: str = ""
+    lifecycle_stage: str = ACTIVE
+    creation_time: int | None = None
+    last_update_time: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    run_id: str
+    name: str = ""
+    user_id: str = ""
+    status: str = "FINISHED"
+    start_time: int | None = None
+    end_time: int | None = None
+    lifecycle_stage: str = ACTIVE
+    deleted_time: int | None = None
+    artifact_uri: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    # The whole history, every point of every key.
+    metrics: list[MetricInput] = field(default_factory=list)
+
+
+class SourceError(Exception):
+    """The source cannot be read: not there, not MLflow, or failing mid-way. One line, for people."""
+
+
+class MlflowSource:
+    """What the importer reads from a source. Each run that `runs` yields is complete: params,
+    tags and every metric point. Use as a context manager."""
+
+    description = ""
+    chunk_size = 500
+    # What mlflow's artifact repositories resolve `mlflow-artifacts:` URIs against, if anything.
+    tracking_uri: str | None = None
+
+    def experiments(self) -> list[SourceExperiment]:
+        raise NotImplementedError
+
+    def run_count(self, experiment: SourceExperiment) -> int:
+        raise NotImplementedError
+
+    def runs(self, experiment: SourceExperiment) -> Iterator[list[SourceRun]]:
+        raise NotImplementedError
+
+    def artifact_uri(self, experiment: SourceExperiment, run: SourceRun) -> str:
+        """Where `run`'s artifacts are read from (import_mlflow --with-artifacts)."""
+        return run.artifact_uri
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def select_experiments(available: list[SourceExperiment], names: list[str] | None) -> list[SourceExperiment]:
+    """The experiments named (all of them when `names` is empty), or SourceError naming what is missing."""
+    if not names:
+        return available
+    by_name = {experiment.name: experiment for experiment in available}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        known = ", ".join(repr(name) for name in list(by_name)[:10]) + (", ..." if len(by_name) > 10 else "")
+        raise SourceError(f"No experiment named {', '.join(map(repr, missing))} in the source; it has {known}")
+    return [by_name[name] for name in dict.fromkeys(names)]
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain: `[Errno 111] Connection refused` rather than the
+    three layers of HTTP library wrapping around it."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc

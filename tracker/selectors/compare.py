@@ -1,0 +1,189 @@
+"""Reads for the compare page: a selection of runs with their params, latest metrics and metric
+goals, and one metric's history per run, thinned.
+
+Each kind of data is one query whatever the selection's size (runs with their parents' names,
+params, latest metrics, goal tags, and the chosen metric's history), so comparing 10,000 runs
+costs the same number of round trips as comparing two.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import Count, F, QuerySet, Value, Window
+from django.db.models.functions import Coalesce, Mod, RowNumber
+
+from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
+from tracker.goals import goal_in, goals_for_experiments
+from tracker.models import Goal, LatestMetric, Metric, Param, Run
+from tracker.values import duration_ms, is_missing, read_value
+
+# A history line needs no more points than a chart is pixels wide...
+MAX_POINTS_PER_RUN = 1000
+# ...and a chart of many runs no more than a browser draws smoothly: 1,000 runs get 200 points
+# each, 10,000 runs 20 (never fewer than MIN_POINTS_PER_RUN, so every line keeps its shape).
+MAX_POINTS_TOTAL = 200_000
+MIN_POINTS_PER_RUN = 20
+
+
+@dataclass
+class ComparedRun:
+    """One run as the compare page and its charts see it: plain data, no queryset."""
+
+    run_id: str
+    name: str = ""
+    pk: int = 0
+    parent_run_id: str = ""
+    parent_name: str = ""
+    status: str = ""
+    start_time: int | None = None
+    end_time: int | None = None
+    experiment_id: int | None = None
+    experiment_name: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    # Latest value per key; a NaN is float("nan"), a key never logged is absent.
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.run_id
+
+    @property
+    def duration_ms(self) -> int | None:
+        return duration_ms(self.start_time, self.end_time)
+
+
+@dataclass
+class Comparison:
+    runs: list[ComparedRun]
+    param_keys: list[str] = field(default_factory=list)
+    metric_keys: list[str] = field(default_factory=list)
+    # Metrics logged at more than one step by some run: the ones a history chart can draw.
+    history_keys: list[str] = field(default_factory=list)
+    goals: dict[str, str] = field(default_factory=dict)
+    missing_ids: list[str] = field(default_factory=list)  # asked for, but no such run
+
+    def goal(self, key: str) -> str:
+        return goal_in(self.goals, key)
+
+    def best_value(self, key: str) -> float | None:
+        """The best latest value of `key` by its goal; NaN and runs without it never win."""
+        values = [run.metrics[key] for run in self.runs if not is_missing(run.metrics.get(key))]
+        if not values:
+            return None
+        return max(values) if self.goal(key) == Goal.MAX else min(values)
+
+    def differing_param_keys(self) -> list[str]:
+        """Params whose value is not the same in every run (a run without the param differs)."""
+        return [key for key in self.param_keys if len({run.params.get(key) for run in self.runs}) > 1]
+
+    @property
+    def experiment_ids(self) -> list[int]:
+        return sorted({run.experiment_id for run in self.runs if run.experiment_id is not None})
+
+
+# An MLflow run id is 32 characters; anything longer cannot name a run and is not sent to the database.
+MAX_RUN_ID_LENGTH = 32
+
+
+@dataclass
+class Selection:
+    """What the viewer asked to compare: the runs as a queryset (read as a subquery by every
+    query of compare_runs) and, for "compare children", the parent."""
+
+    runs: QuerySet
+    requested_ids: list[str] = field(default_factory=list)
+    parent: Run | None = None
+
+
+def select_runs(*, run_ids: list[str] = (), parent_run_id: str = "") -> Selection:
+    """The runs named by `run_ids` (deleted or not: the viewer picked them), or the active
+    children of the run `parent_run_id`. No ids and no parent is InvalidParameterValue (400);
+    an unknown parent ResourceDoesNotExist (404), after one query."""
+    if parent_run_id:
+        parent = Run.objects.filter(run_id=parent_run_id[:MAX_RUN_ID_LENGTH]).select_related("experiment").first()
+        if parent is None or len(parent_run_id) > MAX_RUN_ID_LENGTH:
+            raise ResourceDoesNotExist(f"No run with id {parent_run_id[:40]!r}: there are no children to compare.")
+        return Selection(runs=Run.objects.children_of(parent).active(), parent=parent)
+    run_ids = list(dict.fromkeys(run_id for run_id in run_ids if run_id))
+    if not run_ids:
+        raise InvalidParameterValue("No runs selected: tick runs in an experiment's tree, or open a parent's children.")
+    wanted = [run_id for run_id in run_ids if len(run_id) <= MAX_RUN_ID_LENGTH]
+    return Selection(runs=Run.objects.filter(run_id__in=wanted), requested_ids=run_ids)
+
+
+def selected_runs(selection: QuerySet) -> list[ComparedRun]:
+    """The selected runs in tree order, with their parents' and experiments' names (one query,
+    joined); no params or metrics."""
+    rows = selection.order_by("path", "pk").values(
+        "pk",
+        "run_id",
+        "name",
+        "parent_run_id",  # the mlflow.parentRunId tag: set for an orphan whose parent is missing
+        "status",
+        "start_time",
+        "end_time",
+        "experiment_id",
+        parent_name=Coalesce(F("parent__name"), Value("")),
+        experiment_name=F("experiment__name"),
+    )
+    return [ComparedRun(**row) for row in rows]
+
+
+def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Comparison:
+    """The selected runs in tree order, with params, latest metrics and goals.
+
+    Queries (4, whatever the number of runs): the runs (selected_runs), their params, their
+    latest metrics, and the goal tags of their experiments. Params and metrics are read
+    through the selection as a subquery, so no list of 10,000 ids travels to the database."""
+    runs = selected_runs(selection)
+    found_ids = {run.run_id for run in runs}
+    comparison = Comparison(runs=runs, missing_ids=[run_id for run_id in requested_ids if run_id not in found_ids])
+    if not runs:
+        return comparison
+
+    by_pk = {run.pk: run for run in runs}
+    selected_pks = selection.order_by().values("pk")
+    param_keys, metric_keys, history_keys = set(), set(), set()
+    for run_pk, key, value in Param.objects.filter(run__in=selected_pks).values_list("run", "key", "value"):
+        by_pk[run_pk].params[key] = value
+        param_keys.add(key)
+    latest = LatestMetric.objects.filter(run__in=selected_pks).values_list("run", "key", "value", "step")
+    for run_pk, key, value, step in latest:
+        by_pk[run_pk].metrics[key] = read_value(value)
+        metric_keys.add(key)
+        if step > 0:  # the latest value is not the first: the run has a history of this key
+            history_keys.add(key)
+    comparison.param_keys = sorted(param_keys)
+    comparison.metric_keys = sorted(metric_keys)
+    comparison.history_keys = sorted(history_keys)
+    comparison.goals = goals_for_experiments(comparison.experiment_ids)
+    return comparison
+
+
+def points_per_run(run_count: int) -> int:
+    """How many history points each of `run_count` lines keeps (see MAX_POINTS_TOTAL)."""
+    return max(MIN_POINTS_PER_RUN, min(MAX_POINTS_PER_RUN, MAX_POINTS_TOTAL // max(run_count, 1)))
+
+
+def sampled_histories(selection: QuerySet, key: str, *, per_run: int) -> dict[int, list[tuple[int, float | None]]]:
+    """Run pk → [(step, value)] of metric `key` in step order, at most about `per_run` points a
+    run (one query). A longer history is stride-sampled in SQL, counting back from the last
+    point so every line keeps its final value. NaN is None, as stored."""
+    ranked = (
+        Metric.objects.filter(run__in=selection.order_by().values("pk"), key=key)
+        .annotate(
+            position=Window(RowNumber(), partition_by=[F("run_id")], order_by=[F("step").asc(), F("timestamp").asc()]),
+            points=Window(Count("pk"), partition_by=[F("run_id")]),
+        )
+        # Every stride-th point from the end; stride = ceil(points / per_run), integer division.
+        .annotate(offset=Mod(F("points") - F("position"), (F("points") + per_run - 1) / per_run))
+        .filter(offset=0)
+        # The order the window numbered them in, so sorting again costs little (PostgreSQL
+        # does it as an incremental sort of each run's few points).
+        .order_by("run_id", "position")
+        .values_list("run_id", "step", "value")
+    )
+    histories: dict[int, list] = defaultdict(list)
+    for run_pk, step, value in ranked:
+        histories[run_pk].append((step, value))
+    return dict(histories)

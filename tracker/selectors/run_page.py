@@ -1,0 +1,61 @@
+"""The run page's read: one run with its lineage, values, history, children and summary."""
+
+from dataclasses import dataclass
+
+from django.core.paginator import Paginator
+from django.db.models import Count
+
+from tracker.models import LatestMetric, Metric, Param, Run, RunSummary, RunTag
+from tracker.selectors.tree import CHILD_METRIC_COLUMNS, Order, TableColumn, annotated_page, tree_rows
+from tracker.summaries.reads import summaries_for
+from tracker.values import read_value
+
+
+@dataclass
+class RunOverview:
+    run: Run  # with `child_count`; experiment selected
+    ancestors: list[Run]
+    params: list[Param]
+    metrics: list[LatestMetric]
+    history: list[tuple[str, int, float | None]]  # (key, step, value) of keys with several values
+    tags: list[RunTag]
+    children: object  # django.core.paginator.Page of the direct children
+    child_columns: tuple[TableColumn, ...]  # metric columns for the children, their `cells` set
+    summaries: list[RunSummary]  # per metric key, best run attached; [] for a run without children
+
+
+def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 20, order: Order) -> RunOverview:
+    """Everything the run page shows: 9 queries (run, ancestors, params, metrics, the history of
+    multi-step metrics, tags, children count and page, the children's metrics), and a 10th for
+    the summaries of a run with children, whatever the run's size."""
+    run = Run.objects.with_child_count().select_related("experiment").get(run_id=run_id)
+    metrics = list(LatestMetric.objects.filter(run=run).order_by("key"))
+    counts = Metric.objects.filter(run=run).values("key").annotate(n=Count("pk")).filter(n__gt=1).values("key")
+    history = Metric.objects.filter(run=run, key__in=counts).order_by("key", "step", "timestamp")
+    page = Paginator(Run.objects.children_of(run).active().order_by(*order()), per_page).get_page(children_page)
+    page.object_list = annotated_page(page.object_list, order, lambda q: tree_rows(q, show_deleted=False))
+    for child in page.object_list:
+        child.level, child.is_open, child.hidden, child.children_loaded = 0, False, False, False
+    child_columns = _child_metric_columns(page.object_list)
+    return RunOverview(
+        run=run,
+        ancestors=list(Run.objects.ancestors_of(run).only("run_id", "name", "depth", "path")),
+        params=list(Param.objects.filter(run=run).order_by("key")),
+        metrics=metrics,
+        history=list(history.values_list("key", "step", "value")),
+        tags=list(RunTag.objects.filter(run=run).order_by("key")),
+        children=page,
+        child_columns=child_columns,
+        summaries=summaries_for([run.pk])[run.pk] if run.child_count else [],
+    )
+
+
+def _child_metric_columns(children: list[Run], limit: int = CHILD_METRIC_COLUMNS) -> tuple[TableColumn, ...]:
+    """The first `limit` metric keys the listed children logged, as columns, with each child's
+    `cells` set from the same one query."""
+    rows = list(LatestMetric.objects.filter(run__in=[c.pk for c in children]).values_list("run", "key", "value"))
+    columns = tuple(TableColumn("metrics", key) for key in sorted({key for _, key, _ in rows})[:limit])
+    found = {(run_pk, key): read_value(value) for run_pk, key, value in rows}
+    for child in children:
+        child.cells = [(column, found.get((child.pk, column.key))) for column in columns]
+    return columns

@@ -1,0 +1,480 @@
+"""Hierarchy reads for the run-tree pages: a page of roots with the nodes the viewer opened,
+matching runs shown inside their trees, one parent's children a page at a time.
+
+Every read here costs a fixed number of queries whatever the size of the experiment: children
+of many parents come from one windowed query, ancestors of many runs from one `pk IN (...)`
+read off the materialized paths, and column values from one query per kind.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
+
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    ExpressionWrapper,
+    F,
+    Q,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Cast, RowNumber, Substr
+
+from tracker.filtering import order_by_expressions
+from tracker.models import (
+    ACTIVE,
+    PATH_SEGMENT_WIDTH,
+    Experiment,
+    LatestMetric,
+    Param,
+    Run,
+    RunSummary,
+    RunTag,
+    path_ids,
+)
+from tracker.values import read_value
+
+# The pk of a run's root: the first segment of its materialized path.
+ROOT_PK = Cast(Substr("path", 1, PATH_SEGMENT_WIDTH), BigIntegerField())
+
+# Under a filter, at most about this many matches are placed on a page (the rest are a "show
+# more" away), shared out between the page's parents but never fewer than
+# MIN_MATCHES_PER_PARENT each: rendering rows is what a page of many matches spends its time on.
+MATCHES_PER_PAGE = 300
+MIN_MATCHES_PER_PARENT = 5
+# Up to this many matches are read in one pass (pk, parent, path: about 10 MB at most) and the
+# page is worked out from that list; past it, each step is a query of its own (see _Matches).
+# Each of those queries evaluates the filter again, which costs more than reading the rows.
+MATCH_SCAN_LIMIT = 50_000
+
+# The tag chips and the column picker read keys off the latest runs only: a sweep's runs share
+# their keys, and a GROUP BY over every tag of a 100,000-run experiment would cost more than
+# the rest of the page.
+KEY_SAMPLE_RUNS = 1000
+
+# Tags that clients and Runtree write for their own bookkeeping; never offered as chips.
+SYSTEM_TAG_PREFIXES = ("mlflow.", "runtree.")
+
+# The run page lists a parent's children with this many of their metrics.
+CHILD_METRIC_COLUMNS = 4
+
+ATTRIBUTE_SORTS = {
+    "name": F("name"),
+    "status": F("status"),
+    "start": F("start_time"),
+    "end": F("end_time"),
+    "duration": ExpressionWrapper(F("end_time") - F("start_time"), output_field=BigIntegerField()),
+}
+
+
+@dataclass(frozen=True, order=True)
+class TableColumn:
+    """A param or metric column the viewer picked: `params.lr`, `metrics.loss`."""
+
+    kind: str  # "params" or "metrics"
+    key: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}.{self.key}"
+
+
+@dataclass
+class MoreRow:
+    """A "show more" row closing a partly shown list of children."""
+
+    parent: Run
+    shown: int
+    total: int
+    matches_only: bool  # the list holds the parent's matching children, not all of them
+    level: int
+    hidden: bool = False
+    is_more: bool = True
+
+
+@dataclass
+class TreePage:
+    page: object  # django.core.paginator.Page of the roots
+    rows: list = field(default_factory=list)  # Runs and MoreRows in display order
+    match_count: int | None = None  # None when no filter is applied
+
+
+def visible_runs(experiment: Experiment | int, *, show_deleted: bool = False):
+    """The runs of an experiment a viewer sees: deleted ones only when asked for."""
+    runs = Run.objects.in_experiment(experiment)
+    return runs if show_deleted else runs.active()
+
+
+# A function returning fresh ORDER BY expressions. One list of expressions must not serve two
+# queries: when a queryset becomes a subquery (a page of pks, a windowed rank), Django relabels
+# the subqueries inside its ordering, and a list shared with the outer query came out pointing at
+# the wrong table alias (the siblings then kept their start order).
+Order = Callable[[], list]
+
+
+def sibling_order(sort_key: str, descending: bool) -> list:
+    """ORDER BY expressions for siblings, always ending in run_id so pages are stable.
+
+    `sort_key` is an attribute name (ATTRIBUTE_SORTS) or a column name (`metrics.x`, quoted as
+    the filter language reads it), ordered as the filter language orders it."""
+    if sort_key in ATTRIBUTE_SORTS:
+        expression = ATTRIBUTE_SORTS[sort_key]
+        primary = [expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)]
+        return [*primary, F("run_id").asc()]
+    # The filter language's orderings end in their own stable tie-breaks.
+    return list(order_by_expressions([f"{sort_key} {'DESC' if descending else 'ASC'}"]))
+
+
+def tree_rows(queryset, show_deleted: bool):
+    """Rows as the tree shows them: with `child_count`."""
+    return queryset.with_child_count(include_deleted=show_deleted)
+
+
+def _matching(queryset, match_q: Q | None):
+    """Under a filter, annotate `is_match`."""
+    if match_q is None:
+        return queryset
+    return queryset.annotate(is_match=Case(When(match_q, then=Value(True)), default=Value(False)))
+
+
+def _annotate_for(matches, show_deleted: bool):
+    """What every row the tree shows is annotated with: `child_count`, and `is_match` when a
+    filter's matches are too many to have been read."""
+
+    def annotate(queryset):
+        queryset = tree_rows(queryset, show_deleted)
+        return matches.annotate(queryset) if matches is not None else queryset
+
+    return annotate
+
+
+def annotated_page(page_slice, order: Order, annotate) -> list[Run]:
+    """The runs of a page (a sliced, ordered queryset), annotated only once the page is cut:
+    a database works out the select list even for the rows OFFSET skips, so annotating before
+    paging costs a child count per skipped row on page 200 of 10,000 children."""
+    return list(annotate(Run.objects.filter(pk__in=page_slice.values("pk"))).order_by(*order()))
+
+
+def _first_children(queryset, *, order: Order, limit: int, annotate) -> list[Run]:
+    """The first `limit` children of every parent in `queryset`, in one query: the window ranks
+    bare pks, and only the rows kept get `annotate`'s (costlier) annotations."""
+    ranked = queryset.annotate(sibling_rank=Window(RowNumber(), partition_by=[F("parent_id")], order_by=order()))
+    kept = ranked.filter(sibling_rank__lte=limit).values("pk")
+    return list(annotate(Run.objects.filter(pk__in=kept)).order_by("parent_id", *order()))
+
+
+def tree_page(
+    experiment: Experiment,
+    *,
+    order: Order,
+    match_q: Q | None = None,
+    page: int | str = 1,
+    per_page: int = 50,
+    expanded: frozenset[str] = frozenset(),
+    collapsed: frozenset[str] = frozenset(),
+    show_deleted: bool = False,
+    columns: tuple[TableColumn, ...] = (),
+    summary_key: str = "",
+) -> TreePage:
+    """A page of an experiment's run tree, flattened to rows in display order.
+
+    Roots are paged. A run in `expanded` (run ids) shows its first `per_page` children. Under a
+    filter (`match_q`), roots are those whose tree holds a match; each match on the page is
+    shown inside its tree (its ancestors are fetched and opened as context), at most
+    `per_page` per parent (fewer when the page holds many trees) and MATCHES_PER_PAGE in all.
+    A run in `collapsed` keeps its rows but hides them. Runs get `level`, `is_open`, `hidden`,
+    `children_loaded`, `cells` (one per column) and, under a filter, `is_match`.
+
+    Queries: roots count and page (2); children of expanded runs (1, if any); under a filter,
+    the matches read once (1; past MATCH_SCAN_LIMIT 2 more: their count and the page's
+    matches) and the page's matches with their ancestors (1); params and latest metrics for
+    the columns (1 per kind, if any).
+    """
+    runs = visible_runs(experiment, show_deleted=show_deleted)
+    roots = runs.roots()
+    matches = None
+    if match_q is not None:
+        matches = _Matches.find(runs, match_q, order)
+        roots = roots.filter(matches.root_filter())
+    page_obj = Paginator(roots.order_by(*order()), per_page).get_page(page)
+    annotate = _annotate_for(matches, show_deleted)
+    root_rows = page_obj.object_list = annotated_page(page_obj.object_list, order, annotate)
+    match_count = matches.count if matches else None
+    if not root_rows:
+        return TreePage(page=page_obj, match_count=match_count)
+
+    children: dict[int, list[Run]] = defaultdict(list)
+    more: dict[int, tuple[int, int]] = {}
+    if expanded:
+        # Only the trees on this page: an index prefix match per root.
+        on_page = reduce(or_, (Q(path__startswith=root.path) for root in root_rows))
+        parents = runs.filter(on_page, parent__run_id__in=expanded)
+        for run in _first_children(parents, order=order, limit=per_page, annotate=annotate):
+            children[run.parent_id].append(run)
+    if matches is not None:
+        _place_matches(matches, root_rows, order, per_page, show_deleted, children, more)
+
+    by_pk = {run.pk: run for run in root_rows}
+    for run_list in children.values():
+        by_pk.update((run.pk, run) for run in run_list)
+    if matches is not None:
+        matches.mark(by_pk.values())
+    expanded_pks = {run.pk for run in by_pk.values() if run.run_id in expanded}
+    # A run whose children are shown because of matches is open, as context.
+    open_pks = expanded_pks | set(children)
+    ctx = {"children": children, "open": open_pks, "expanded": expanded_pks, "more": more, "collapsed": collapsed}
+    rows: list = []
+    for root in root_rows:
+        _flatten(root, 0, False, ctx, rows)
+    shown = [row for row in rows if isinstance(row, Run)]
+    attach_columns(shown, columns)
+    attach_summaries(shown, summary_key)
+    return TreePage(page=page_obj, rows=rows, match_count=match_count)
+
+
+class _Matches:
+    """The runs a filter matches, as the tree page uses them.
+
+    Evaluating a filter over a whole experiment is the page's one costly step (it reads every
+    tag or metric row it names), so when the matches are few enough they are read once, in
+    sibling order, and everything else (the count, the roots holding a match, the matches
+    placed on the page, which rows match) is worked out from that list."""
+
+    @staticmethod
+    def find(runs, match_q: Q, order: Order) -> "_Matches":
+        matches = runs.filter(match_q)
+        found = list(matches.order_by(*order()).values_list("pk", "parent_id", "path")[: MATCH_SCAN_LIMIT + 1])
+        if len(found) <= MATCH_SCAN_LIMIT:
+            return _ScannedMatches(matches, found)
+        return _QueriedMatches(matches, match_q, order)
+
+
+def _root_pk(path: str) -> int:
+    """The root's pk off a materialized path (ROOT_PK in Python): called once per match."""
+    return int(path[:PATH_SEGMENT_WIDTH])
+
+
+class _ScannedMatches(_Matches):
+    def __init__(self, matches, found: list[tuple[int, int | None, str]]):
+        self.matches, self.found = matches, found
+        self.count = len(found)
+        self.pks = {pk for pk, _, _ in found}
+
+    def root_filter(self) -> Q:
+        root_pks = {_root_pk(path) for _, _, path in self.found}
+        limit = connection.features.max_query_params
+        if limit is None or len(root_pks) < limit // 2:
+            return Q(pk__in=root_pks)
+        # More roots than the database takes as parameters (SQLite): one more pass.
+        return Q(pk__in=self.matches.annotate(root_pk=ROOT_PK).values("root_pk"))
+
+    def annotate(self, queryset):
+        return queryset  # `mark` says which rows match, from the list
+
+    def mark(self, runs) -> None:
+        for run in runs:
+            run.is_match = run.pk in self.pks
+
+    def on_page(self, root_rows, per_page: int) -> tuple[list[tuple[int, str]], dict[int, int]]:
+        """The matches below the page's roots to show, as (pk, path), and each parent's number of
+        matching children: the first `per_page` per parent, MATCHES_PER_PAGE in all."""
+        page_roots = {root.pk for root in root_rows}
+        placed, per_parent = [], defaultdict(int)
+        for pk, parent_pk, path in self.found:
+            if parent_pk is None or _root_pk(path) not in page_roots:
+                continue
+            per_parent[parent_pk] += 1
+            if per_parent[parent_pk] <= per_page and len(placed) < MATCHES_PER_PAGE:
+                placed.append((pk, path))
+        return placed, per_parent
+
+
+class _QueriedMatches(_Matches):
+    def __init__(self, matches, match_q: Q, order: Order):
+        self.matches, self.match_q, self.order = matches, match_q, order
+        self.count = matches.count()
+
+    def root_filter(self) -> Q:
+        return Q(pk__in=self.matches.annotate(root_pk=ROOT_PK).values("root_pk"))
+
+    def annotate(self, queryset):
+        return queryset.annotate(is_match=Case(When(self.match_q, then=Value(True)), default=Value(False)))
+
+    def mark(self, runs) -> None:
+        pass  # `annotate` did
+
+    def on_page(self, root_rows, per_page: int) -> tuple[list[tuple[int, str]], dict[int, int]]:
+        on_page = reduce(or_, (Q(path__startswith=root.path) for root in root_rows))
+        ranked = (
+            self.matches.filter(on_page, depth__gt=0)
+            .annotate(
+                rank_in_parent=Window(RowNumber(), partition_by=[F("parent_id")], order_by=self.order()),
+                rank_on_page=Window(RowNumber(), order_by=self.order()),
+                matches_in_parent=Window(Count("pk"), partition_by=[F("parent_id")]),
+            )
+            .filter(rank_in_parent__lte=per_page)
+            .order_by("rank_on_page")
+            .values_list("pk", "path", "parent_id", "matches_in_parent")[:MATCHES_PER_PAGE]
+        )
+        placed, per_parent = [], {}
+        for pk, path, parent_pk, total in ranked:
+            placed.append((pk, path))
+            per_parent[parent_pk] = total
+        return placed, per_parent
+
+
+def _place_matches(matches: _Matches, root_rows, order, per_page, show_deleted, children, more) -> None:
+    """Put this page's matches (below the roots) and their ancestors into `children`, and note
+    in `more` each parent with matching children not shown: (shown, total).
+
+    The first matches of a parent in sibling order (up to `per_page`, fewer when the page holds
+    many trees) are the ones shown, so "show more" continues at an offset. Children already
+    listed for an expanded parent stay as they are: a viewer who expanded a parent asked for all
+    of its children."""
+    per_parent = min(per_page, max(MIN_MATCHES_PER_PARENT, MATCHES_PER_PAGE // len(root_rows)))
+    placed, matches_in_parent = matches.on_page(root_rows, per_parent)
+    if not placed:
+        return
+    wanted: set[int] = set()
+    for _pk, path in placed:
+        wanted.update(path_ids(path)[1:])  # the match and its ancestors below the root
+    expanded_parents = set(children)
+    known = {run.pk for run_list in children.values() for run in run_list}
+    # Ancestors are read whether deleted or not, so a match's chain is never broken.
+    rows = matches.annotate(tree_rows(Run.objects.filter(pk__in=wanted - known), show_deleted))
+    rows = list(rows.order_by(*order()))
+    matches.mark(rows)
+    shown: dict[int, int] = defaultdict(int)
+    for run in rows:
+        if run.parent_id in expanded_parents:
+            continue
+        children[run.parent_id].append(run)
+        if run.is_match:
+            shown[run.parent_id] += 1
+    for parent_pk, total in matches_in_parent.items():
+        if parent_pk not in expanded_parents and shown[parent_pk] < total:
+            more[parent_pk] = (shown[parent_pk], total)
+
+
+def _flatten(run: Run, level: int, hidden: bool, ctx: dict, rows: list) -> None:
+    """Append `run` and, if it is open, its shown children (depth first) to `rows`. A collapsed
+    run's children are kept, hidden, so opening it again needs no request."""
+    kids = ctx["children"].get(run.pk, [])
+    run.level, run.hidden, run.children_loaded = level, hidden, bool(kids)
+    run.is_open = bool(kids) and run.pk in ctx["open"] and run.run_id not in ctx["collapsed"]
+    rows.append(run)
+    for child in kids:
+        _flatten(child, level + 1, hidden or not run.is_open, ctx, rows)
+    more = None
+    if run.pk in ctx["expanded"] and run.child_count > len(kids):
+        more = MoreRow(run, len(kids), run.child_count, matches_only=False, level=level + 1)
+    elif run.pk in ctx["more"]:
+        shown, total = ctx["more"][run.pk]
+        more = MoreRow(run, shown, total, matches_only=True, level=level + 1)
+    if more is not None:
+        more.hidden = hidden or not run.is_open
+        rows.append(more)
+
+
+def children_page(
+    parent: Run,
+    *,
+    order: Order,
+    offset: int = 0,
+    limit: int = 50,
+    match_q: Q | None = None,
+    matches_only: bool = False,
+    show_deleted: bool = False,
+    columns: tuple[TableColumn, ...] = (),
+    level: int = 0,
+    summary_key: str = "",
+) -> list:
+    """One page of `parent`'s children (or, with `matches_only`, of its matching children),
+    as rows at `level`, ending in a MoreRow when there are more.
+
+    Queries: the count (1, only for matches_only: otherwise `parent.child_count` is used), the
+    page (1), the column values (1 per kind) and the summaries of `summary_key` (1, if any parent)."""
+    queryset = Run.objects.children_of(parent)
+    if not show_deleted:
+        queryset = queryset.filter(lifecycle_stage=ACTIVE)
+    if matches_only and match_q is not None:
+        queryset = queryset.filter(match_q)
+        total = queryset.count()
+    else:
+        total = parent.child_count
+    page_slice = queryset.order_by(*order())[offset : offset + limit]
+    rows: list = annotated_page(page_slice, order, lambda q: _matching(tree_rows(q, show_deleted), match_q))
+    for run in rows:
+        run.level, run.is_open, run.hidden, run.children_loaded = level, False, False, False
+    attach_columns(rows, columns)
+    attach_summaries(rows, summary_key)
+    if offset + len(rows) < total:
+        rows.append(MoreRow(parent, offset + len(rows), total, matches_only=matches_only, level=level))
+    return rows
+
+
+def attach_columns(runs: list[Run], columns: tuple[TableColumn, ...]) -> None:
+    """Set `run.cells`, a (column, value) per column (None when the run lacks the key; a
+    metric's NaN is float NaN): one query per kind of column."""
+    found: dict[tuple[int, str], object] = {}
+    pks = [run.pk for run in runs]
+    for kind, model in (("params", Param), ("metrics", LatestMetric)):
+        keys = [column.key for column in columns if column.kind == kind]
+        if not keys or not pks:
+            continue
+        for run_pk, key, value in model.objects.filter(run__in=pks, key__in=keys).values_list("run", "key", "value"):
+            found[(run_pk, f"{kind}.{key}")] = read_value(value)
+    for run in runs:
+        run.cells = [(column, found.get((run.pk, column.name))) for column in columns]
+
+
+def attach_summaries(runs: list[Run], key: str) -> None:
+    """Set `run.best` on every run: its RunSummary for `key` with `best_run` loaded, or None
+    (a leaf, no key, or nothing computed yet). One query, only for the runs with children."""
+    parent_pks = [run.pk for run in runs if run.child_count]
+    found = {}
+    if key and parent_pks:
+        rows = RunSummary.objects.filter(run_id__in=parent_pks, key=key).select_related("best_run")
+        found = {summary.run_id: summary for summary in rows.only(*_SUMMARY_FIELDS)}
+    for run in runs:
+        run.best = found.get(run.pk)
+
+
+# What the best-child cell shows: not the best run's whole row.
+_SUMMARY_FIELDS = ("run", "key", "goal", "best_value", "best_params", "best_run__run_id", "best_run__name")
+
+
+def summary_keys(experiment: Experiment) -> list[str]:
+    """The metric keys the experiment's parents have summaries of, in order (one query): the
+    best-child column's choices, and the metrics the goal switch is offered for."""
+    keys = RunSummary.objects.filter(run__experiment=experiment).order_by("key").values_list("key", flat=True)
+    return list(keys.distinct())
+
+
+def _recent_run_pks(experiment: Experiment):
+    return Run.objects.in_experiment(experiment).order_by("-start_time").values("pk")[:KEY_SAMPLE_RUNS]
+
+
+def common_tags(experiment: Experiment, *, limit: int = 12) -> list[tuple[str, str, int]]:
+    """The most common (key, value, count) user tags on the experiment's latest runs (one query)."""
+    tags = RunTag.objects.filter(run__in=Subquery(_recent_run_pks(experiment)))
+    for prefix in SYSTEM_TAG_PREFIXES:
+        tags = tags.exclude(key__startswith=prefix)
+    counted = tags.values("key", "value").annotate(n=Count("pk")).order_by("-n", "key", "value")[:limit]
+    return [(row["key"], row["value"], row["n"]) for row in counted]
+
+
+def column_choices(experiment: Experiment) -> list[TableColumn]:
+    """Param and metric keys logged on the experiment's latest runs (one query)."""
+    recent = Subquery(_recent_run_pks(experiment))
+    params = Param.objects.filter(run__in=recent).annotate(kind=Value("params")).values_list("kind", "key")
+    metrics = LatestMetric.objects.filter(run__in=recent).annotate(kind=Value("metrics")).values_list("kind", "key")
+    return sorted(TableColumn(kind, key) for kind, key in params.union(metrics))

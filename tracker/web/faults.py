@@ -1,0 +1,99 @@
+"""What a request gets when something fails: the database is away, or the server has a bug.
+
+One rule each, for every view and middleware:
+- The database unreachable (PostgreSQL restarted, a connection cut, SQLite locked past its
+  busy timeout) is an outage, not a bug: HTTP 503 with MLflow's `TEMPORARILY_UNAVAILABLE`,
+  which the mlflow client retries. Every write is one transaction, so a write cut short
+  leaves nothing behind, and the retry stores it once.
+- Any other unexpected error is a 500 without a stack trace: MLflow's error JSON on the APIs,
+  a page in the product's look elsewhere (the trace goes to the log only).
+- The APIs answer in JSON, never with an HTML error page.
+"""
+
+import logging
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
+from django.template import loader
+from django.views import defaults
+
+from tracker.web.json_errors import error_body
+
+logger = logging.getLogger(__name__)
+
+# What Django raises when it cannot talk to the database at all (as opposed to the database
+# refusing a statement, which is an IntegrityError or DataError: a bug or a bad request).
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+# The MLflow API (/api/2.0/mlflow/, /ajax-api/2.0/mlflow/) and the native API (/api/v1/).
+API_PREFIXES = ("/api/", "/ajax-api/")
+
+
+def is_api_request(request) -> bool:
+    return request.path_info.startswith(API_PREFIXES)
+
+
+def database_unavailable(request):
+    # No Retry-After header: urllib3 (under the mlflow client) would then wait exactly that
+    # long between retries, instead of its growing backoff that rides out a longer outage.
+    message = "The database is unavailable; try again shortly."
+    if is_api_request(request):
+        return error_body("TEMPORARILY_UNAVAILABLE", message, status=503)
+    # Rendered without the request: context processors (the user, for one) may need the database.
+    return HttpResponse(loader.render_to_string("503.html", {"message": message}), status=503)
+
+
+class DatabaseUnavailableMiddleware:
+    """Turns a lost database in a view into a 503. (A loss inside a middleware, such as the
+    token lookup, reaches `server_error` below, which applies the same rule.)
+
+    Django drops the broken connection by itself: the failed query marks it as having had
+    errors, and at the end of the request it is tested and closed (with CONN_HEALTH_CHECKS, a
+    persistent connection that died while idle is also replaced before the next request uses
+    it). So service resumes with the first request after the database is back."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, DATABASE_UNAVAILABLE):
+            logger.warning("Database unavailable during %s %s: %s", request.method, request.path, exception)
+            return database_unavailable(request)
+        return None
+
+
+# --- error handlers (config/urls.py points Django's handler400/403/404/500 here) -----------------
+
+
+def bad_request(request, exception):
+    if is_api_request(request):
+        return error_body("INVALID_PARAMETER_VALUE", "Bad request.", status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception):
+    if is_api_request(request):
+        return error_body("PERMISSION_DENIED", "Permission denied.", status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request, exception):
+    if is_api_request(request):
+        return error_body("ENDPOINT_NOT_FOUND", f"No API endpoint at {request.method} {request.path}.", status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """Django calls this inside its `except` block, so the exception is at hand."""
+    exception = sys.exc_info()[1]
+    if isinstance(exception, DATABASE_UNAVAILABLE):
+        return database_unavailable(request)
+    if is_api_request(request):
+        return error_body("INTERNAL_ERROR", "Internal server error; the server log has the details.", status=500)
+    # Django's own handler renders templates/500.html without a context, so it cannot fail
+    # on the thing that just failed (the database, a context processor).
+    return defaults.server_error(request)
