@@ -79,6 +79,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/summaries.py --write
 	$(BIN)/python bench/import_mlflow.py --write
 	$(BIN)/python bench/artifacts.py --write
+	$(BIN)/python bench/live_polling.py --write
 
 # Tiny sizes, run by CI so the benchmarks never rot.
 bench-smoke: $(VENV)/.installed-dev
@@ -88,6 +89,7 @@ bench-smoke: $(VENV)/.installed-dev
 	$(BIN)/python bench/search.py --smoke
 	$(BIN)/python bench/summaries.py --smoke
 	$(BIN)/python bench/artifacts.py --smoke
+	$(BIN)/python bench/live_polling.py --smoke
 
 clean:
 	rm -rf $(VENV) runtree.sqlite3 runtree.sqlite3-*

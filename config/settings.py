@@ -117,8 +117,9 @@ if RUNTREE_ARTIFACT_STORAGE == "s3":
             "file_overwrite": True,
             "default_acl": None,
             "querystring_auth": False,
-            # An object being read is buffered in a temporary file past 8 MiB, not in memory
-            # (django-storages' default, 0, keeps all of it in memory: 1 GiB for a 1 GiB download).
+            # Downloads read an object's body as it streams (tracker/services/artifacts.py); any
+            # other read through storage.open() is buffered in a temporary file past 8 MiB
+            # (django-storages' default, 0, would keep a whole object in memory).
             "max_memory_size": 8 * 1024 * 1024,
         },
     }
@@ -169,6 +170,12 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 # per tree per interval, not one per write, and the writers no claim and no publish each.
 # (Eager mode has no queue to wait in: 0.)
 RUNTREE_SUMMARY_REFRESH_DELAY_MS = env_int("RUNTREE_SUMMARY_REFRESH_DELAY_MS", 500 if CELERY_BROKER_URL else 0)
+if CELERY_TASK_ALWAYS_EAGER:
+    # Eager tasks never reach a broker, but Celery 5.7 still takes a producer from its pool for
+    # them; with no URL that meant its default (amqp, no host), and kombu logged "No hostname
+    # was supplied" on the first write of `make run` as if Runtree were reaching for a server.
+    # kombu's in-memory transport names a host and needs no server.
+    CELERY_BROKER_URL = "memory://localhost/"
 # The repair re-queues trees left with stale summaries (a lost task, a killed worker). Each run
 # expires after one interval, so a worker that was down does not wake to a backlog of repairs.
 RUNTREE_SUMMARY_REPAIR_SECONDS = env_int("RUNTREE_SUMMARY_REPAIR_SECONDS", 30)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from tracker import filtering
-from tracker.selectors.tree import ATTRIBUTE_SORTS, Order, sibling_order
+from tracker.filtering.ast import Comparison
+from tracker.selectors.tree import ATTRIBUTE_SORTS, COLUMN_KINDS, Order, TableColumn, sibling_order
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -43,6 +44,28 @@ def compile_filter(text: str) -> tuple[Q | None, FilterProblem | None]:
         position = getattr(error, "position", None)
         message = getattr(error, "message", None) or str(error)
         return None, FilterProblem(message=message, position=position, text=text)
+
+
+def named_columns(text: str) -> list[TableColumn]:
+    """The param, metric and tag keys a filter names, in the order it names them: the tree shows
+    their values beside the runs they matched. A filter that does not parse names none."""
+    if not text:
+        return []
+    try:
+        node = filtering.parse_filter(text)
+    except filtering.FilterError:
+        return []
+    found: list[TableColumn] = []
+    pending = [node]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, Comparison):
+            column = TableColumn(item.column.entity, item.column.key)
+            if column.kind in COLUMN_KINDS and column not in found:
+                found.append(column)
+        else:
+            pending[:0] = item.children
+    return found
 
 
 def order_for(sort_key: str, descending: bool) -> Order:

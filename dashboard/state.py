@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.http import QueryDict
 
 from tracker.constants import KEY_PATTERN, RUN_ID_PATTERN
-from tracker.selectors.tree import ATTRIBUTE_SORTS, TableColumn
+from tracker.selectors.tree import ATTRIBUTE_SORTS, COLUMN_KINDS, TableColumn
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
@@ -17,18 +17,18 @@ MAX_IDS = 200
 
 
 def parse_columns(values: list[str]) -> tuple[TableColumn, ...]:
-    """`params.lr,metrics.loss` (or the parameter repeated) → columns, unknown kinds dropped."""
+    """`params.lr,metrics.loss,tags.model` (or the parameter repeated) → columns, unknown kinds dropped."""
     columns: list[TableColumn] = []
     for item in ",".join(values).split(","):
         kind, _, key = item.strip().partition(".")
         column = TableColumn(kind, key)
-        if kind in ("params", "metrics") and KEY_PATTERN.match(key) and column not in columns:
+        if kind in COLUMN_KINDS and KEY_PATTERN.match(key) and column not in columns:
             columns.append(column)
     return tuple(columns)
 
 
 def is_sortable(sort_key: str) -> bool:
-    """An attribute, a param or metric column, or `summary.<key>` (the best-child column)."""
+    """An attribute, a param, metric or tag column, or `summary.<key>` (the best-child column)."""
     kind, _, key = sort_key.partition(".")
     return (
         sort_key in ATTRIBUTE_SORTS
@@ -61,6 +61,8 @@ class TreeState:
     selected: tuple[str, ...]
     show_deleted: bool
     best: str = ""  # the metric of the best-child column; the view fills in the default
+    # Whether the URL names the columns (`columns=`, even empty); if not, the view shows defaults.
+    columns_chosen: bool = False
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "TreeState":
@@ -80,6 +82,7 @@ class TreeState:
             selected=parse_ids(query.get("selected", "")),
             show_deleted=query.get("show_deleted") in ("1", "true", "on"),
             best=best if KEY_PATTERN.match(best) else "",
+            columns_chosen="columns" in query,
         )
 
     @property

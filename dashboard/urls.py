@@ -1,13 +1,17 @@
 from django.urls import path
 
-from dashboard import artifact_views, compare_views, registry_views, views
+from dashboard import artifact_views, compare_views, registry_views, run_actions, views
 
 app_name = "dashboard"
 urlpatterns = [
     path("", views.experiment_list, name="experiments"),
     path("experiments/<int:experiment_id>/", views.experiment_tree, name="experiment"),
+    path("experiments/<int:experiment_id>/live/", views.experiment_live, name="experiment-live"),
     path("experiments/<int:experiment_id>/goal/", views.experiment_goal, name="experiment-goal"),
     path("runs/<str:run_id>/", views.run_detail, name="run"),
+    path("selection/", run_actions.runs_act, name="runs-act"),
+    path("runs/<str:run_id>/edit/", run_actions.run_edit, name="run-edit"),
+    path("runs/<str:run_id>/live/", views.run_live, name="run-live"),
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
     path("runs/<str:run_id>/artifacts/", artifact_views.run_artifact_folder, name="run-artifacts"),
     path("runs/<str:run_id>/artifacts/preview/", artifact_views.run_artifact_preview, name="run-artifact-preview"),

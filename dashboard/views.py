@@ -1,22 +1,26 @@
 """The pages: each view parses the request, calls one read in tracker/selectors/, and renders."""
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import plotly
+from django.core.cache import cache
 from django.core.exceptions import BadRequest
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.charts import history_figures
-from dashboard.filtering import compile_filter, order_for
-from dashboard.state import TreeState, parse_int
+from dashboard.filtering import compile_filter, named_columns, order_for
+from dashboard.permissions import can_write
+from dashboard.state import TreeState, parse_columns, parse_int
 from tracker import services
+from tracker.constants import NOTE_TAG
 from tracker.errors import InvalidParameterValue
-from tracker.goals import goal_tag, goals_from_tags
+from tracker.goals import GoalChoice, goal_choices_from_tags, goal_from_tag, goal_tag
 from tracker.models import Experiment, Goal, Run
 from tracker.selectors import artifacts as artifact_selectors
 from tracker.selectors import experiments as experiment_reads
@@ -39,25 +43,10 @@ def experiment_list(request):
 @require_GET
 def experiment_tree(request, experiment_id: int):
     experiment = get_object_or_404(Experiment.objects.prefetch_related("tags"), pk=experiment_id)
-    state = TreeState.from_query(request.GET)
+    catalog = tree.column_catalog(experiment)
     summary_keys = tree.summary_keys(experiment)
-    # The best-child column shows the chosen metric, else the first one with summaries.
-    state = dataclasses.replace(state, best=state.best or next(iter(summary_keys), ""))
-    match_q, problem = compile_filter(state.filter)
-    page = None
-    if problem is None:
-        page = tree.tree_page(
-            experiment,
-            order=order_for(state.sort_key, state.descending),
-            match_q=match_q,
-            page=state.page,
-            per_page=state.per_page,
-            expanded=frozenset(state.expanded),
-            collapsed=frozenset(state.collapsed),
-            show_deleted=state.show_deleted,
-            columns=state.columns,
-            summary_key=state.best,
-        )
+    state = shown_state(TreeState.from_query(request.GET), catalog, summary_keys)
+    page, problem = tree_page_for(experiment, state)
     context = {
         "experiment": experiment,
         "state": state,
@@ -65,17 +54,118 @@ def experiment_tree(request, experiment_id: int):
         "problem": problem,
         "selected": set(state.selected),
         "tag_chips": tree.common_tags(experiment),
-        "column_choices": tree.column_choices(experiment),
+        "column_choices": catalog.choices,
         "summary_keys": summary_keys,
         "goals": goal_switches(experiment, summary_keys),
+        "column_goals": column_goals(experiment, state),
+        "live": tree.live_version(experiment.pk),
+        "can_write": can_write(request),
     }
     # A filter that does not parse is the viewer's mistake: the page, with the message, as a 400.
     return render(request, "dashboard/experiment_tree.html", context, status=400 if problem else 200)
 
 
-def goal_switches(experiment: Experiment, keys: list[str]) -> list[tuple[str, str]]:
-    """(metric, "min"/"max") for each metric's goal switch, read off the prefetched tags (no query)."""
-    return goals_from_tags(experiment.tag_dict(), keys)
+def tree_page_for(experiment: Experiment, state: TreeState):
+    """(the tree page of `state`, None) or (None, the filter's problem)."""
+    match_q, problem = compile_filter(state.filter)
+    if problem is not None:
+        return None, problem
+    page = tree.tree_page(
+        experiment,
+        order=order_for(state.sort_key, state.descending),
+        match_q=match_q,
+        page=state.page,
+        per_page=state.per_page,
+        expanded=frozenset(state.expanded),
+        collapsed=frozenset(state.collapsed),
+        show_deleted=state.show_deleted,
+        columns=state.columns,
+        summary_key=state.best,
+    )
+    return page, None
+
+
+# Open pages showing one view of one experiment share its rows for this long: during a sweep
+# every poll finds a change, and 50 pages rendering the same rows every 2 s cost the server
+# ~0.25 cores (bench/live_polling.py) for rows at most this much staler.
+LIVE_ROWS_SHARED_FOR = 1.0  # seconds
+
+
+@require_GET
+def experiment_live(request, experiment_id: int):
+    """A live tree page's poll: 204 and nothing else when the experiment has not changed since
+    the page's version (`since`), at the cost of one query; else the rows of the view the page
+    shows (it sends its state, columns and best-child metric included), which static/js/live.js
+    merges into the table. Either way the version and the number of running runs travel in
+    headers, so the page knows whether to keep polling."""
+    since = request.GET.get("since", "")
+    version = tree.live_version(experiment_id)
+    if since == version.token:
+        return with_live_headers(HttpResponse(status=204), version)
+    view = request.GET.copy()
+    view.pop("since", None)
+    key = f"runtree:live:{experiment_id}:{request.user.pk}:{hashlib.sha256(view.urlencode().encode()).hexdigest()}"
+    shared = cache.get(key)
+    if shared is not None:
+        version, body = shared
+        status = 204 if since == version.token else 200
+        return with_live_headers(HttpResponse(body if status == 200 else b"", status=status), version)
+    experiment = get_object_or_404(Experiment, pk=experiment_id)
+    state = TreeState.from_query(request.GET)
+    page, problem = tree_page_for(experiment, state)
+    context = {"rows": page.rows if page else [], "state": state, "selected": set(state.selected)}
+    response = render(request, "partials/tree_rows.html", context)
+    cache.set(key, (version, response.content), LIVE_ROWS_SHARED_FOR)
+    return with_live_headers(response, version)
+
+
+@require_GET
+def run_live(request, run_id: str):
+    """The run page's poll: 204 when the run, its metrics, children and summary are as they were
+    at version `since` (one query); else 200 and the new version, and static/js/run_live.js
+    fetches the page again and swaps the parts that show them."""
+    version = tree.run_live_version(run_id)
+    if version is None:
+        raise Http404(f"No run with id {run_id}")
+    status = 204 if request.GET.get("since") == version.token else 200
+    return with_live_headers(HttpResponse(status=status), version)
+
+
+def with_live_headers(response: HttpResponse, version: tree.LiveVersion) -> HttpResponse:
+    response["X-Runtree-Version"] = version.token
+    response["X-Runtree-Running"] = str(version.running)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def shown_state(state: TreeState, catalog: tree.ColumnCatalog, summary_keys: list[str]) -> TreeState:
+    """The view the page shows: with no columns in the URL, the experiment's default columns and
+    any key the filter or the sort names; the best-child column on the chosen metric, else the
+    primary (most-logged) one, else the first with summaries."""
+    columns = state.columns
+    if not state.columns_chosen:
+        named = [*named_columns(state.filter), *parse_columns([state.sort_key])]
+        columns = tuple(dict.fromkeys([*catalog.defaults, *named]))
+    best = state.best
+    if not best:
+        best = catalog.primary_metric if catalog.primary_metric in summary_keys else next(iter(summary_keys), "")
+    return dataclasses.replace(state, columns=columns, best=best)
+
+
+def column_goals(experiment: Experiment, state: TreeState) -> dict[str, str]:
+    """The goal of each metric column and of the best-child column, by column name, so a first
+    click sorts best first (no query: the experiment's tags are prefetched)."""
+    tags = experiment.tag_dict()
+    keys = {column.name: column.key for column in state.columns if column.kind == "metrics"}
+    if state.best:
+        keys[state.best_column] = state.best
+    return {name: goal_from_tag(key, tags.get(goal_tag(key))) for name, key in keys.items()}
+
+
+def goal_switches(experiment: Experiment, keys: list[str]) -> list[GoalChoice]:
+    """Each metric's goal switch: its goal and whether it was set or inferred from the name,
+    read off the prefetched tags (no query)."""
+    return goal_choices_from_tags(experiment.tag_dict(), keys)
 
 
 @require_GET
@@ -116,6 +206,10 @@ def run_detail(request, run_id: str):
         "plotly_version": plotly.__version__,
         "user_tags": [tag for tag in overview.tags if not tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
+        "live": tree.run_live_version(run.run_id),
+        "can_write": can_write(request),
+        "note": next((tag.value for tag in overview.tags if tag.key == NOTE_TAG), ""),
+        "live_url": reverse("dashboard:run-live", args=[run.run_id]),
         # The experiment tree under this filter shows the run inside its tree, ancestors open.
         "tree_filter": f"attributes.run_id = '{run.run_id}'",
         # The Datasets and Models sections (their own partials).

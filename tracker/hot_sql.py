@@ -355,6 +355,62 @@ def best_summaries_of(run_pks: Sequence[int]) -> list[tuple[int, str, float | No
     return [(*row[:4], _BEST_PARAMS.from_db_value(row[4], None, connection)) for row in rows]
 
 
+# --- the live pages' "what changed" check --------------------------------------------------------
+
+# Every open tree page asks this every few seconds while a sweep runs, so it is one statement,
+# compiled once: the experiment's runs by its index (count, newest id, active, running, ended,
+# latest end, stale summaries), the latest metrics of its RUNNING runs (count, newest timestamp,
+# sum of steps: a new point moves one of them), and its summaries' newest computation.
+_LIVE_RUNS, _LIVE_METRICS, _LIVE_SUMMARIES = (_table(model) for model in (Run, LatestMetric, RunSummary))
+_LIVE_RUN = {name: _column(Run, name) for name in ("id", "experiment", "lifecycle_stage", "status", "end_time")}
+_LIVE_RUN["summary_stale"] = _column(Run, "summary_stale")
+_LIVE_VERSION = (
+    f"SELECT COUNT(*), MAX(r.{_LIVE_RUN['id']}), "
+    f"SUM(CASE WHEN r.{_LIVE_RUN['lifecycle_stage']} = %s THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN r.{_LIVE_RUN['status']} = %s THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN r.{_LIVE_RUN['end_time']} IS NULL THEN 0 ELSE 1 END), MAX(r.{_LIVE_RUN['end_time']}), "
+    f"SUM(CASE WHEN r.{_LIVE_RUN['summary_stale']} THEN 1 ELSE 0 END), "
+    f"(SELECT COUNT(*) || '.' || COALESCE(MAX(m.{_column(LatestMetric, 'timestamp')}), 0) || '.' "
+    f"|| COALESCE(SUM(m.{_column(LatestMetric, 'step')}), 0) FROM {_LIVE_METRICS} m JOIN {_LIVE_RUNS} mr "
+    f"ON m.{_column(LatestMetric, 'run')} = mr.{_LIVE_RUN['id']} "
+    f"WHERE mr.{_LIVE_RUN['experiment']} = %s AND mr.{_LIVE_RUN['status']} = %s), "
+    f"(SELECT MAX(s.{_column(RunSummary, 'computed_at')}) FROM {_LIVE_SUMMARIES} s JOIN {_LIVE_RUNS} sr "
+    f"ON s.{_column(RunSummary, 'run')} = sr.{_LIVE_RUN['id']} WHERE sr.{_LIVE_RUN['experiment']} = %s) "
+    f"FROM {_LIVE_RUNS} r WHERE r.{_LIVE_RUN['experiment']} = %s"
+)
+
+
+def live_version(experiment_id: int, *, active: str, running: str) -> tuple:
+    """The experiment's change markers (see _LIVE_VERSION); the 4th is its number of runs in
+    `running` status. `active` and `running` are the lifecycle and status values to count."""
+    return _fetchall(_LIVE_VERSION, [active, running, experiment_id, running, experiment_id, experiment_id])[0]
+
+
+# The run page's markers, as above for one run: its status and end, its latest metrics, its
+# direct children (count, newest, running, ended) and its summaries.
+_RUN_LIVE_VERSION = (
+    f"SELECT r.{_LIVE_RUN['status']}, r.{_LIVE_RUN['end_time']}, "
+    f"(SELECT COUNT(*) || '.' || COALESCE(MAX(m.{_column(LatestMetric, 'timestamp')}), 0) || '.' "
+    f"|| COALESCE(SUM(m.{_column(LatestMetric, 'step')}), 0) FROM {_LIVE_METRICS} m "
+    f"WHERE m.{_column(LatestMetric, 'run')} = r.{_LIVE_RUN['id']}), "
+    f"(SELECT COUNT(*) || '.' || COALESCE(MAX(c.{_LIVE_RUN['id']}), 0) || '.' "
+    f"|| SUM(CASE WHEN c.{_LIVE_RUN['status']} = %s THEN 1 ELSE 0 END) || '.' || COUNT(c.{_LIVE_RUN['end_time']}) "
+    f"FROM {_LIVE_RUNS} c WHERE c.{_column(Run, 'parent')} = r.{_LIVE_RUN['id']}), "
+    f"(SELECT MAX(s.{_column(RunSummary, 'computed_at')}) FROM {_LIVE_SUMMARIES} s "
+    f"WHERE s.{_column(RunSummary, 'run')} = r.{_LIVE_RUN['id']}), "
+    f"(SELECT COUNT(*) FROM {_LIVE_RUNS} c WHERE c.{_column(Run, 'parent')} = r.{_LIVE_RUN['id']} "
+    f"AND c.{_LIVE_RUN['status']} = %s) "
+    f"FROM {_LIVE_RUNS} r WHERE r.{_column(Run, 'run_id')} = %s"
+)
+
+
+def run_live_version(run_id: str, *, running: str) -> tuple | None:
+    """The run's change markers (see _RUN_LIVE_VERSION), None for an unknown run; the first is
+    its status and the last its number of RUNNING children."""
+    found = _fetchall(_RUN_LIVE_VERSION, [running, running, run_id])
+    return found[0] if found else None
+
+
 # --- MLflow 3: metrics logged for a model ------------------------------------------------------
 
 

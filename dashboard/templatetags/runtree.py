@@ -4,10 +4,17 @@ import math
 from datetime import UTC, datetime
 
 from django import template
+from django.utils.safestring import mark_safe
+from markdown_it import MarkdownIt
 
 from dashboard import filtering
 
 register = template.Library()
+
+# A run's description as Markdown: CommonMark with raw HTML off (markdown-it then escapes any
+# tag as text) and images off (no request to another site on opening a page); its link check
+# refuses javascript:, vbscript:, file: and data: URLs. Nothing a client wrote runs here.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
 
 
 @register.filter
@@ -91,10 +98,11 @@ def status_class(status):
 
 
 @register.simple_tag
-def next_sort(state, key):
-    """The sort a column header links to: this column descending first, then ascending
-    (names and statuses read best A→Z first)."""
-    ascending_first = key in ("name", "status")
+def next_sort(state, key, goals=None):
+    """The sort a column header links to: this column descending first, then ascending (names
+    and statuses read best A→Z first; a metric whose goal is "min", in `goals` by column name,
+    best first too: its lowest value)."""
+    ascending_first = key in ("name", "status") or (goals or {}).get(key) == "min"
     if state.sort_key != key:
         return key if ascending_first else f"-{key}"
     return key if state.descending else f"-{key}"
@@ -134,3 +142,9 @@ def column_toggle(state, column):
 @register.simple_tag
 def compare_href(selected):
     return "/compare/?runs=" + ",".join(selected)
+
+
+@register.filter
+def markdown(text):
+    """A description (Markdown) as HTML, safely: see _MARKDOWN."""
+    return mark_safe(_MARKDOWN.render(text or ""))  # noqa: S308 - markdown-it escapes raw HTML (html=False)

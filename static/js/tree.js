@@ -7,6 +7,9 @@
   // The query parameters a children request inherits from the page.
   const INHERITED = ["filter", "sort", "columns", "show_deleted", "per_page"];
   const FETCH_CONCURRENCY = 4;
+  // Expand all stops past either bound: a sweep of sweeps can hold more rows than a page can show.
+  const EXPAND_ALL_PARENTS = 200;
+  const EXPAND_ALL_ROWS = 5000;
 
   const level = (row) => Number(row.dataset.level || 0);
   const twisty = (row) => row.querySelector(":scope > td .twisty");
@@ -152,6 +155,7 @@
   // --- selection and the compare link --------------------------------------------------------
 
   function updateCompare(selected) {
+    for (const count of document.querySelectorAll(".js-selected-count")) count.textContent = selected.length;
     const link = document.querySelector(".js-compare");
     if (!link) return;
     link.textContent = `Compare (${selected.length})`;
@@ -204,14 +208,35 @@
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("table[data-tree]").forEach(init);
 
+    // Expand all: every level, a level at a time, until nothing shown is closed, or the bound
+    // is reached (the note says so, and the rest open by hand).
     document.querySelector(".js-expand-all")?.addEventListener("click", async (event) => {
       const button = event.currentTarget;
+      const note = document.querySelector(".js-expand-note");
       button.disabled = true;
-      const closed = visibleRuns().filter((row) => twisty(row) && !isOpen(row));
-      await eachLimited(closed, async (row) => {
-        await expand(row);
-        if (isOpen(row)) remember(row.closest("table"), row.dataset.runId, true);
-      });
+      if (note) note.hidden = true;
+      const tried = new Set();
+      let stopped = false;
+      for (;;) {
+        const closed = visibleRuns().filter((row) => twisty(row) && !isOpen(row) && !tried.has(row));
+        if (!closed.length) break;
+        const parents = Number(button.dataset.maxParents || EXPAND_ALL_PARENTS);
+        const room = Math.min(parents - tried.size, EXPAND_ALL_ROWS - visibleRuns().length);
+        if (room <= 0) {
+          stopped = true;
+          break;
+        }
+        const batch = closed.slice(0, room);
+        batch.forEach((row) => tried.add(row));
+        await eachLimited(batch, async (row) => {
+          await expand(row);
+          if (isOpen(row)) remember(row.closest("table"), row.dataset.runId, true);
+        });
+      }
+      if (note && stopped) {
+        note.textContent = `Stopped after opening ${tried.size} parents (${visibleRuns().length} rows shown); open the rest by hand.`;
+        note.hidden = false;
+      }
       button.disabled = false;
     });
 
@@ -222,6 +247,28 @@
       query.set("best", event.target.value);
       query.delete("page");
       location.search = query.toString().replace(/%2C/g, ",");
+    });
+
+    // The column picker: every ticked key in one reload, the rest of the view (rows opened and
+    // selected since the page loaded) kept. An empty `columns` means "chosen: none".
+    document.querySelector(".js-columns-form")?.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const form = event.currentTarget;
+      const chosen = Array.from(form.querySelectorAll("input[type=checkbox][name=columns]:checked"), (box) => box.value);
+      const query = new URLSearchParams(location.search);
+      query.set("columns", chosen.join(","));
+      query.delete("page");
+      location.search = query.toString().replace(/%2C/g, ",");
+    });
+
+    // Acting on the selection: the runs ticked now (the URL keeps them), back to the view as it
+    // is now; a delete asks first.
+    document.querySelector(".js-act-form")?.addEventListener("submit", (event) => {
+      const form = event.currentTarget;
+      const button = event.submitter;
+      form.elements.runs.value = readIds("selected").join(",");
+      form.elements.next.value = location.pathname + location.search;
+      if (button?.dataset.confirm && !window.confirm(button.dataset.confirm)) event.preventDefault();
     });
 
     // A goal switch comes back to the view as it is now, not as it was when the page loaded.

@@ -219,3 +219,13 @@ def test_sklearn_autolog_keeps_its_training_metrics_and_estimator_html(tmp_path,
     html = download(run.info.run_id, "estimator.html", tmp_path).decode()
     assert "LogisticRegression" in html
     assert f"0/{run.info.run_id}/artifacts/estimator.html" in stored()
+
+
+def test_a_missing_artifact_is_a_404_in_json(live_server, stored):
+    with mlflow.start_run() as run:
+        mlflow.log_text("here", "here.txt")
+    folder = f"{live_server.url}/api/2.0/mlflow-artifacts/artifacts/0/{run.info.run_id}/artifacts"
+    response = requests.get(f"{folder}/not-here.txt")
+    assert response.status_code == 404
+    assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert requests.get(f"{folder}/here.txt").content == b"here"

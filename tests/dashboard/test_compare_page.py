@@ -123,13 +123,15 @@ def test_the_best_value_is_highlighted_by_the_metrics_goal(client, sweep):
     selection = {"runs": ids(sweep["c00"], sweep["c01"], sweep["c02"], sweep["c10"])}
     table = client.get(URL, selection).context["table"]
     acc = table.metric_keys.index("acc") + len(table.param_keys)
-    # Default goal: min. NaN never wins.
-    assert ["best" in row.cells[acc].css for row in table.rows] == [True, False, False, False]
-    assert table.rows[2].cells[acc].text == "NaN"
-    experiment_set_tag(experiment=sweep["p0"].experiment, key=GOAL_TAG_PREFIX + "acc", value="max")
-    table = client.get(URL, selection).context["table"]
+    # `acc` is better high, from its name (#17; it was "min" by default before). NaN never wins.
     assert ["best" in row.cells[acc].css for row in table.rows] == [False, True, False, False]
+    assert table.rows[2].cells[acc].text == "NaN"
     assert table.goals["acc"] == "max"
+    # The experiment's goal tag wins over the name.
+    experiment_set_tag(experiment=sweep["p0"].experiment, key=GOAL_TAG_PREFIX + "acc", value="min")
+    table = client.get(URL, selection).context["table"]
+    assert ["best" in row.cells[acc].css for row in table.rows] == [True, False, False, False]
+    assert table.goals["acc"] == "min"
 
 
 def test_the_charts_are_built_for_the_chosen_metric_and_axes(client, sweep):

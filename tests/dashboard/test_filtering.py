@@ -36,9 +36,11 @@ def test_a_bad_filter_reports_where():
 
 
 def test_columns_come_from_a_comma_list_or_repeats_and_bad_ones_are_dropped():
-    assert parse_columns(["params.a,metrics.b", "metrics.b", "tags.c", "params."]) == (
+    # Tag columns are accepted since #17 (the column picker offers tags).
+    assert parse_columns(["params.a,metrics.b", "metrics.b", "tags.c", "params.", "bogus.d"]) == (
         TableColumn("params", "a"),
         TableColumn("metrics", "b"),
+        TableColumn("tags", "c"),
     )
 
 

@@ -131,3 +131,16 @@ def test_a_run_whose_artifacts_live_elsewhere_says_so(client, run):
 
 def test_the_partials_of_an_unknown_run_are_404(client):
     assert client.get(f"/runs/{'f' * 32}/artifacts/").status_code == 404
+
+
+def test_on_s3_the_section_lists_previews_and_serves_inline(client, run, s3_artifact_bucket):
+    log(run, "plots/loss.png", PNG)
+    text = b"".join(b"line %d\n" % i for i in range(100_000))  # the preview reads only as far as it shows
+    log(run, "log.txt", text)
+    folder = client.get(f"/runs/{run.run_id}/").context["artifacts"]
+    assert [(item.name, item.size) for item in folder.items] == [("plots", None), ("log.txt", len(text))]
+    preview = client.get(f"/runs/{run.run_id}/artifacts/preview/", {"path": "log.txt"}).context["preview"]
+    assert preview.lines[:2] == ["line 0", "line 1"] and preview.truncated
+    image = client.get(f"/runs/{run.run_id}/artifacts/inline/", {"path": "plots/loss.png"})
+    assert b"".join(image.streaming_content) == PNG and image["Content-Length"] == str(len(PNG))
+    assert client.get(f"/runs/{run.run_id}/artifacts/inline/", {"path": "plots/none.png"}).status_code == 404

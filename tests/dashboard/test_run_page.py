@@ -103,9 +103,10 @@ def test_plotly_js_comes_from_the_installed_package_with_long_caching(client):
 # Queries of the run page: the run (with experiment and child count), its ancestors, params,
 # latest metrics, the history of multi-step metrics (1, with the step counts as a subquery),
 # tags, children count and page, the listed children's latest metrics, (for a parent) its
-# summaries with their best runs, its datasets and its logged models (one query each), the
-# versions registered from it, and which listed children have registered versions (the badge).
-RUN_PAGE_QUERIES = 14
+# summaries with their best runs, the live poll's starting version, its datasets and its
+# logged models (one query each), the versions registered from it, and which listed children
+# have registered versions (the badge).
+RUN_PAGE_QUERIES = 15
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)

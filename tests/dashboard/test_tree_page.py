@@ -102,11 +102,13 @@ def test_it_shows_the_chosen_param_and_metric_columns(client, sweep):
     assert ">0.4333<" in row  # 1/3 + 0.1
 
 
-def test_it_offers_the_experiments_param_and_metric_keys_as_columns(client, sweep):
+def test_it_offers_the_experiments_param_metric_and_tag_keys_as_columns(client, sweep):
     html = client.get(tree_url(sweep)).content.decode()
     for key in ("param1", "param2", "metric1"):
         assert key in html
-    assert "columns=params.param1" in html
+    # One form of checkboxes (several keys in one submit), tags included since #17.
+    for name in ("params.param1", "metrics.metric1", "tags.kind"):
+        assert f'name="columns" value="{name}"' in html
 
 
 def test_unknown_columns_and_sorts_fall_back_to_defaults(client, sweep):
@@ -169,8 +171,10 @@ def test_the_tag_chips_offer_the_common_user_tags_but_no_system_tags(client, swe
 #   children of the expanded runs               1
 #   params and latest metrics for the columns   2
 #   the shown parents' summaries of one metric  1
+#   the live poll's starting version            1
+#   the rows' descriptions (their tooltips)     1
 #   the rows with registered versions (badge)   1
-TREE_PAGE_QUERIES = 12
+TREE_PAGE_QUERIES = 14
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
@@ -190,8 +194,12 @@ def test_tree_page_queries_do_not_grow_with_the_experiment(client, sized_experim
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
-def test_the_plain_tree_page_costs_eight_queries_at_any_size(client, sized_experiment, django_assert_max_num_queries):
+def test_the_plain_tree_page_costs_thirteen_queries_at_any_size(
+    client, sized_experiment, django_assert_max_num_queries
+):
     # experiment + tags, roots count + page, tag chips, column choices, the metrics with
-    # summaries, the shown parents' summaries of the first of them
-    with django_assert_max_num_queries(9):  # 8 + the rows with registered versions
+    # summaries, the shown parents' summaries of the first of them, the values of the
+    # default columns (a param and a metric: 2), the live poll's starting version (1), the
+    # rows' descriptions (1), and the rows with registered versions (1)
+    with django_assert_max_num_queries(13):
         assert client.get(tree_url(sized_experiment)).status_code == 200

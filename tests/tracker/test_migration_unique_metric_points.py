@@ -6,7 +6,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 BEFORE = [("tracker", "0004_parent_run_id_index")]
-AFTER = [("tracker", "0005_logged_models_datasets")]
+AFTER = [("tracker", "0006_logged_models_datasets")]
 
 
 @pytest.mark.django_db(transaction=True)

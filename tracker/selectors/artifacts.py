@@ -2,6 +2,7 @@
 sub-folder is fetched when opened), a file's preview, and the few types a browser may show
 inline. No database queries: the run is loaded already; the storage is read."""
 
+import contextlib
 import posixpath
 from dataclasses import dataclass
 
@@ -103,7 +104,7 @@ def run_artifact_preview(*, run: Run, path: str) -> ArtifactPreview:
         item = ArtifactItem(name, path, False, None, None)
         return ArtifactPreview(item, [], False, problem=error.message)
     item = ArtifactItem(name, path, False, download.size, preview_kind(name))
-    with download.file as stored:
+    with contextlib.closing(download.file) as stored:
         head = stored.read(PREVIEW_BYTES) if item.preview == TEXT else b""
     if b"\x00" in head:
         return ArtifactPreview(item, [], False, problem="A binary file: download it to look inside.")

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import yaml
 from django.db.models import Exists, OuterRef, Q, Subquery
 
+from tracker.constants import DATASET_CONTEXT_TAG
 from tracker.errors import InvalidParameterValue
 from tracker.models import LoggedModel, Run, RunDatasetInput, RunModelInput, RunModelOutput
 from tracker.services import artifacts
-from tracker.services.datasets import CONTEXT_TAG
 
 # An MLmodel file is a few hundred bytes; anything past this is not one worth parsing on a page.
 MAX_MLMODEL_BYTES = 64 * 1024
@@ -73,7 +73,7 @@ def _datasets(run: Run) -> list[DatasetRow]:
             DatasetRow(
                 name=dataset.name,
                 digest=dataset.digest,
-                context=tags.get(CONTEXT_TAG) or "",
+                context=tags.get(DATASET_CONTEXT_TAG) or "",
                 source_type=dataset.source_type,
                 source=dataset.source,
                 source_text=_source_text(dataset.source),

@@ -28,7 +28,10 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, RowNumber, Substr
 
+from tracker import hot_sql
+from tracker.constants import NOTE_TAG
 from tracker.filtering import order_by_expressions
+from tracker.goals import names_a_goal
 from tracker.models import (
     ACTIVE,
     PATH_SEGMENT_WIDTH,
@@ -36,6 +39,7 @@ from tracker.models import (
     LatestMetric,
     Param,
     Run,
+    RunStatus,
     RunSummary,
     RunTag,
     path_ids,
@@ -75,11 +79,19 @@ ATTRIBUTE_SORTS = {
 }
 
 
+# With no columns chosen, the tree shows this many of the experiment's most-logged metrics and
+# of the params that vary between siblings: what a sweep's viewer wants to read off each row.
+DEFAULT_METRIC_COLUMNS = 4
+DEFAULT_PARAM_COLUMNS = 3
+
+COLUMN_KINDS = ("params", "metrics", "tags")
+
+
 @dataclass(frozen=True, order=True)
 class TableColumn:
-    """A param or metric column the viewer picked: `params.lr`, `metrics.loss`."""
+    """A param, metric or tag column of the tree: `params.lr`, `metrics.loss`, `tags.model`."""
 
-    kind: str  # "params" or "metrics"
+    kind: str  # one of COLUMN_KINDS
     key: str
 
     @property
@@ -423,17 +435,21 @@ def children_page(
 
 def attach_columns(runs: list[Run], columns: tuple[TableColumn, ...]) -> None:
     """Set `run.cells`, a (column, value) per column (None when the run lacks the key; a
-    metric's NaN is float NaN): one query per kind of column."""
+    metric's NaN is float NaN), and `run.note`, its description (the row's tooltip): one query
+    per kind of column, the tags' always (for the description)."""
     found: dict[tuple[int, str], object] = {}
     pks = [run.pk for run in runs]
-    for kind, model in (("params", Param), ("metrics", LatestMetric)):
+    for kind, model in (("params", Param), ("metrics", LatestMetric), ("tags", RunTag)):
         keys = [column.key for column in columns if column.kind == kind]
+        if kind == "tags":
+            keys.append(NOTE_TAG)
         if not keys or not pks:
             continue
         for run_pk, key, value in model.objects.filter(run__in=pks, key__in=keys).values_list("run", "key", "value"):
             found[(run_pk, f"{kind}.{key}")] = read_value(value)
     for run in runs:
         run.cells = [(column, found.get((run.pk, column.name))) for column in columns]
+        run.note = found.get((run.pk, f"tags.{NOTE_TAG}"), "")
 
 
 def attach_summaries(runs: list[Run], key: str) -> None:
@@ -472,9 +488,73 @@ def common_tags(experiment: Experiment, *, limit: int = 12) -> list[tuple[str, s
     return [(row["key"], row["value"], row["n"]) for row in counted]
 
 
-def column_choices(experiment: Experiment) -> list[TableColumn]:
-    """Param and metric keys logged on the experiment's latest runs (one query)."""
+@dataclass(frozen=True)
+class ColumnCatalog:
+    """The columns an experiment's tree can show, and the ones it shows when none are chosen."""
+
+    choices: list[TableColumn]  # params, metrics and user tags, by kind then key
+    defaults: tuple[TableColumn, ...]  # the most-logged metrics, then the params that vary between siblings
+    primary_metric: str  # the most-logged metric: the best-child column's default ("" if none)
+
+
+def column_catalog(experiment: Experiment) -> ColumnCatalog:
+    """Param, metric and user-tag keys logged on the experiment's latest runs, how many runs
+    logged each, and whether a param's value differs between siblings (one query: each kind
+    grouped by parent and key, so a param constant within every sweep is told from one the
+    sweep varies)."""
     recent = Subquery(_recent_run_pks(experiment))
-    params = Param.objects.filter(run__in=recent).annotate(kind=Value("params")).values_list("kind", "key")
-    metrics = LatestMetric.objects.filter(run__in=recent).annotate(kind=Value("metrics")).values_list("kind", "key")
-    return sorted(TableColumn(kind, key) for kind, key in params.union(metrics))
+    grouped = []
+    for kind, model in (("params", Param), ("metrics", LatestMetric), ("tags", RunTag)):
+        rows = model.objects.filter(run__in=recent)
+        if kind == "tags":
+            for prefix in SYSTEM_TAG_PREFIXES:
+                rows = rows.exclude(key__startswith=prefix)
+        grouped.append(
+            rows.order_by()
+            .values("run__parent_id", "key")
+            .annotate(kind=Value(kind), runs=Count("pk"), values=Count("value", distinct=True))
+            .values_list("kind", "key", "runs", "values")
+        )
+    logged: dict[TableColumn, int] = defaultdict(int)
+    varying: set[TableColumn] = set()
+    for kind, key, runs, values in grouped[0].union(*grouped[1:], all=True):
+        column = TableColumn(kind, key)
+        logged[column] += runs
+        if values > 1:
+            varying.add(column)
+    # Most runs first; among equals a name that says which way is better (`r2`, `val_loss`)
+    # before one that does not (`fit_time`, `epoch`).
+    by_use = sorted(logged, key=lambda column: (-logged[column], not names_a_goal(column.key), column.key))
+    metrics = [column for column in by_use if column.kind == "metrics"]
+    params = [column for column in by_use if column.kind == "params" and column in varying]
+    return ColumnCatalog(
+        choices=sorted(logged),
+        defaults=(*metrics[:DEFAULT_METRIC_COLUMNS], *params[:DEFAULT_PARAM_COLUMNS]),
+        primary_metric=metrics[0].key if metrics else "",
+    )
+
+
+@dataclass(frozen=True)
+class LiveVersion:
+    """What a live page compares between polls: `token` changes with any run added, ended,
+    deleted or restored, any metric point logged to a running run, and any summary recomputed;
+    `running` is how many of the experiment's runs are RUNNING (the page polls while any is)."""
+
+    token: str
+    running: int
+
+
+def live_version(experiment_id: int) -> LiveVersion:
+    """The experiment's LiveVersion: one fixed statement (tracker/hot_sql.py)."""
+    markers = hot_sql.live_version(experiment_id, active=ACTIVE, running=RunStatus.RUNNING)
+    return LiveVersion(token="-".join(str(marker or 0) for marker in markers), running=int(markers[3] or 0))
+
+
+def run_live_version(run_id: str) -> LiveVersion | None:
+    """The run page's LiveVersion (None for an unknown run): `running` counts the run itself and
+    its running children. One fixed statement (tracker/hot_sql.py)."""
+    markers = hot_sql.run_live_version(run_id, running=RunStatus.RUNNING)
+    if markers is None:
+        return None
+    running = int(markers[0] == RunStatus.RUNNING) + int(markers[-1] or 0)
+    return LiveVersion(token="-".join(str(marker or 0) for marker in markers), running=running)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import unquote
 
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
@@ -75,7 +76,7 @@ class ArtifactEntry:
 
 @dataclass(frozen=True)
 class ArtifactDownload:
-    file: File
+    file: BinaryIO  # read in pieces, then closed
     file_name: str
     size: int
 
@@ -242,13 +243,30 @@ def artifact_open(*, path: str) -> ArtifactDownload:
     storage = artifact_storage()
     if _is_local_folder(storage, location.name):
         raise InvalidParameterValue(f"Artifact path refers to a directory, not a file: {path!r}.")
-    if not location.relative or not storage.exists(location.name):
+    if not location.relative:
+        raise ResourceDoesNotExist(f"No artifact at {path!r}.")
+    if isinstance(storage, S3Storage):
+        return _s3_download(storage, location.name, path)
+    if not storage.exists(location.name):
         raise ResourceDoesNotExist(f"No artifact at {path!r}.")
     return ArtifactDownload(
         file=storage.open(location.name, "rb"),
         file_name=posixpath.basename(location.name),
         size=storage.size(location.name),
     )
+
+
+def _s3_download(storage: S3Storage, name: str, path: str) -> ArtifactDownload:
+    """The object's body as S3 sends it. Storage.open() would first copy the whole object into
+    a temporary file: a 1 GiB download would wait for all of it before its first byte, and a
+    preview of a file's first lines would fetch all of it."""
+    try:
+        answer = storage.bucket.Object(storage._normalize_name(name)).get()  # the storage's own key
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise ResourceDoesNotExist(f"No artifact at {path!r}.") from None
+        raise
+    return ArtifactDownload(file=answer["Body"], file_name=posixpath.basename(name), size=answer["ContentLength"])
 
 
 # --- helpers -------------------------------------------------------------------------------------

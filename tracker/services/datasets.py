@@ -26,8 +26,6 @@ MAX_INPUT_TAG_KEY = 255
 MAX_INPUT_TAG_VALUE = 500
 MAX_DATASETS_PER_BATCH = 1000
 MAX_SOURCE_TYPE = Dataset._meta.get_field("source_type").max_length
-# The input tag that says what a run used a dataset for.
-CONTEXT_TAG = "mlflow.data.context"
 
 
 @dataclass(frozen=True)

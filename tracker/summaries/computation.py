@@ -4,7 +4,7 @@ the number of children (stats, best own value, best child summary, params, delet
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Avg, Case, Count, F, FloatField, Max, Min, QuerySet, StdDev, When, Window
+from django.db.models import Avg, Count, F, Max, Min, Q, QuerySet, StdDev, Window
 from django.db.models.functions import RowNumber
 
 from tracker.goals import goal_in
@@ -134,28 +134,27 @@ def _write_summary(
 
 
 def _best_per_key(rows: QuerySet, value_field: str, run_field: str, goals: dict[str, str]):
-    """(key, best candidate) for each key of `rows`, ranked in the database by a window so only
-    one row per key comes back, however many children there are."""
-    max_keys = [key for key, goal in goals.items() if goal == Goal.MAX]
-    signed = F(value_field)
-    if max_keys:
-        # Ranking ascending on -value puts the largest first for "max" metrics.
-        signed = Case(When(key__in=max_keys, then=-F(value_field)), default=F(value_field), output_field=FloatField())
+    """(key, best candidate) for each key of `rows` by its goal (tracker/goals.py), ranked in the
+    database so at most two rows per key come back, however many children there are: the first
+    in each direction, since a goal inferred from a key's name is known only once the key is."""
+    ties = [F(f"{run_field}__start_time").asc(nulls_last=True), F(f"{run_field}__run_id").asc()]
     ranked = (
         rows.order_by()
         .annotate(
-            place=Window(
-                RowNumber(),
-                partition_by=[F("key")],
-                order_by=[
-                    signed.asc(),
-                    F(f"{run_field}__start_time").asc(nulls_last=True),
-                    F(f"{run_field}__run_id").asc(),
-                ],
-            )
+            lowest=Window(RowNumber(), partition_by=[F("key")], order_by=[F(value_field).asc(), *ties]),
+            highest=Window(RowNumber(), partition_by=[F("key")], order_by=[F(value_field).desc(), *ties]),
         )
-        .filter(place=1)
-        .values_list("key", value_field, f"{run_field}_id", f"{run_field}__start_time", f"{run_field}__run_id")
+        .filter(Q(lowest=1) | Q(highest=1))
+        .values_list(
+            "key",
+            "lowest",
+            "highest",
+            value_field,
+            f"{run_field}_id",
+            f"{run_field}__start_time",
+            f"{run_field}__run_id",
+        )
     )
-    for key, value, run_pk, start_time, run_id in ranked:
-        yield key, _Candidate(value=value, run_pk=run_pk, start_time=start_time, run_id=run_id)
+    for key, lowest, highest, value, run_pk, start_time, run_id in ranked:
+        if (lowest if goal_in(goals, key) == Goal.MIN else highest) == 1:
+            yield key, _Candidate(value=value, run_pk=run_pk, start_time=start_time, run_id=run_id)

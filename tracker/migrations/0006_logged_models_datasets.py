@@ -24,7 +24,7 @@ def remove_duplicate_metric_points(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tracker", "0004_parent_run_id_index"),
+        ("tracker", "0005_goals_inferred_from_names"),
     ]
 
     operations = [
