@@ -75,3 +75,11 @@ def test_a_viewer_sees_no_edit_controls(page, fraud, settings):
         expect(page.locator("main h1")).to_contain_text("fraud")
         expect(page.locator("main form")).to_have_count(0)
         expect(page.locator("main select, main textarea, main input")).to_have_count(0)
+
+
+def test_mlflow_ui_links_to_a_model_and_a_version_land_on_their_pages(page, fraud):
+    page.goto("/#/models/fraud")
+    page.wait_for_url("**/models/fraud/")
+    page.goto("/#/models/fraud/versions/2")
+    page.wait_for_url("**/models/fraud/versions/2/")
+    expect(page.get_by_role("heading", name="fraud v2")).to_be_visible()
