@@ -20,17 +20,20 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.installed $@
 
-# Served by granian, as in production (README), not runserver: the dev server answers a kept-alive
-# client ~40 ms late per request (Nagle's algorithm), which the mlflow client, one blocking call at
-# a time, pays in full.
+# The embedded default: one command, no server beyond itself, yet a write never waits for a summary
+# refresh. honcho runs the Procfile (granian, a Celery worker and beat) with the broker a folder on
+# disk (config/file_broker.py: runtree-broker/ beside the SQLite file). Served by granian, as in
+# production, not runserver: the dev server answers a kept-alive client ~40 ms late per request
+# (Nagle's algorithm), which the mlflow client, one blocking call at a time, pays in full.
+run: export CELERY_BROKER_URL ?= filesystem://localhost/
+
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo
 	@echo "Runtree at http://$(HOST):$(PORT)/  (MLFLOW_TRACKING_URI=http://$(HOST):$(PORT))"
-	$(BIN)/granian --host $(HOST) --port $(PORT) --interface wsgi --workers 2 --blocking-threads 4 --access-log config.wsgi:application
+	HOST=$(HOST) $(BIN)/honcho start --port $(PORT)
 
-# The production shape on one machine: granian, a Celery worker and beat (Procfile) on Redis,
-# so summaries are computed out of process. Only these targets set the broker; `make run` stays eager.
+# The production shape on one machine: the same processes with Redis as the broker.
 up worker beat: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/0
 
 up: $(VENV)/.installed
@@ -80,6 +83,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/import_mlflow.py --write
 	$(BIN)/python bench/artifacts.py --write
 	$(BIN)/python bench/live_polling.py --write
+	$(BIN)/python bench/million.py --write
 
 # Tiny sizes, run by CI so the benchmarks never rot.
 bench-smoke: $(VENV)/.installed-dev
@@ -90,6 +94,7 @@ bench-smoke: $(VENV)/.installed-dev
 	$(BIN)/python bench/summaries.py --smoke
 	$(BIN)/python bench/artifacts.py --smoke
 	$(BIN)/python bench/live_polling.py --smoke
+	$(BIN)/python bench/million.py --smoke
 
 clean:
-	rm -rf $(VENV) runtree.sqlite3 runtree.sqlite3-*
+	rm -rf $(VENV) runtree.sqlite3 runtree.sqlite3-* runtree-broker

@@ -221,7 +221,10 @@ def main() -> None:
     try:
         pg = _postgres_urls() if args.postgres else {}
         started.append(servers.start_floor())
-        started.append(servers.start_runtree(workdir, pg.get("runtree")))
+        # SQLite: the embedded default as `make run` serves it (a worker on the folder broker);
+        # PostgreSQL: production's shape (a worker on Redis).
+        broker = "redis" if args.postgres else "folder"
+        started.append(servers.start_runtree(workdir, pg.get("runtree"), broker=broker))
         if not args.smoke:
             started.append(servers.start_mlflow(workdir, pg.get("mlflow")))
             fml = servers.start_fasttrackml(workdir, pg.get("fasttrackml"))
@@ -267,8 +270,13 @@ def _render(args, per_child, batch, throughput, errors) -> str:
         f"## Ingest ({backend})",
         "",
         f"{report.today()} · {report.machine()} · {args.rounds} rounds of {args.parents} parent ×"
-        f" {args.children} children per server, taking turns; one server worker each, {backend} stores"
-        " · `bench/ingest.py`",
+        f" {args.children} children per server, taking turns; one server worker each, {backend} stores;"
+        + (
+            " Runtree with a Celery worker on Redis"
+            if args.postgres
+            else " Runtree as `make run` serves it (the embedded default: a Celery worker on a folder broker)"
+        )
+        + f"; 1-minute load average {os.getloadavg()[0]:.1f} at the end (2 cores, shared) · `bench/ingest.py`",
         "",
         "| server | ms per child (min / median / max) | own cost: − floor, same round (min / median / max) |"
         " Runtree's own cost ÷ this |",

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report, servers  # noqa: E402
 
-MLFLOW_DB = "bench_search_mlflow"
-RUNTREE_DB = "bench_search_runtree"
+MLFLOW_DB = os.environ.get("BENCH_SEARCH_MLFLOW_DB", "bench_search_mlflow")
+RUNTREE_DB = os.environ.get("BENCH_SEARCH_RUNTREE_DB", "bench_search_runtree")
 PG = "postgresql://postgres@127.0.0.1:5432/"
 # SQLAlchemy 2.1 reads plain postgresql:// as psycopg 3; MLflow's store here runs on psycopg2.
 PG_SQLALCHEMY = "postgresql+psycopg2://postgres@127.0.0.1:5432/"
@@ -116,7 +116,7 @@ def import_into_runtree() -> float:
     return seconds
 
 
-def queries(probe: dict) -> dict[str, dict]:
+def queries(probe: dict, page_size: int = 100) -> dict[str, dict]:
     return {
         "children of one parent (`tags.mlflow.parentRunId = …`)": {
             "filter": f"tags.mlflow.parentRunId = '{probe['parent_run_id']}'",
@@ -124,35 +124,40 @@ def queries(probe: dict) -> dict[str, dict]:
         "tag + metric (`tags.test_identifier = 'id_7' and metrics.metric1 < 0.5`)": {
             "filter": f"tags.test_identifier = '{probe['identifier']}' and metrics.metric1 < 0.5",
         },
-        "`order_by metrics.metric1`, first page of 100": {"order_by": ["metrics.metric1 ASC"], "max_results": 100},
-        "`order_by metrics.metric1`, third page of 100 (page_token)": {
+        f"`order_by metrics.metric1`, first page of {page_size}": {
             "order_by": ["metrics.metric1 ASC"],
-            "max_results": 100,
-            "pages": 3,
+            "max_results": page_size,
+        },
+        f"`order_by metrics.metric1`, tenth page of {page_size} (page_token)": {
+            "order_by": ["metrics.metric1 ASC"],
+            "max_results": page_size,
+            "pages": 10,
+        },
+        f"`order_by params.param1 DESC`, tenth page of {page_size} (page_token)": {
+            "order_by": ["params.param1 DESC"],
+            "max_results": page_size,
+            "pages": 10,
         },
     }
 
 
-def time_search(session, url: str, experiment_id: str, query: dict, repeats: int) -> tuple[list[float], int]:
+def time_search(session, url: str, experiment_id: str, query: dict) -> tuple[float, int]:
+    """ms of the query's last page (following page tokens to it), and the runs on that page."""
     body = {"experiment_ids": [experiment_id], "max_results": query.get("max_results", 1000)}
     for key in ("filter", "order_by"):
         if key in query:
             body[key] = query[key]
-    timings, found = [], 0
-    for repeat in range(repeats + 1):
-        token, elapsed = None, 0.0
-        for _ in range(query.get("pages", 1)):
-            page = dict(body, page_token=token) if token else body
-            started = time.perf_counter()
-            response = session.post(f"{url}/api/2.0/mlflow/runs/search", json=page)
-            elapsed = (time.perf_counter() - started) * 1000  # the last page's time
-            response.raise_for_status()
-            payload = response.json()
-            token = payload.get("next_page_token")
-            found = len(payload.get("runs", []))
-        if repeat:  # the first round warms caches on both servers
-            timings.append(elapsed)
-    return timings, found
+    token, elapsed, found = None, 0.0, 0
+    for _ in range(query.get("pages", 1)):
+        page = dict(body, page_token=token) if token else body
+        started = time.perf_counter()
+        response = session.post(f"{url}/api/2.0/mlflow/runs/search", json=page)
+        elapsed = (time.perf_counter() - started) * 1000  # the last page's time
+        response.raise_for_status()
+        payload = response.json()
+        token = payload.get("next_page_token")
+        found = len(payload.get("runs", []))
+    return elapsed, found
 
 
 def main() -> None:
@@ -182,14 +187,23 @@ def main() -> None:
     try:
         session = requests.Session()
         results: dict[str, dict[str, list[float]]] = {}
-        for label, query in queries(probe).items():
-            results[label] = {}
+        experiments = {
+            server.name: session.get(
+                f"{server.url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "search-bench"}
+            ).json()["experiment"]["experiment_id"]
+            for server in running
+        }
+        for label, query in queries(probe, 10 if args.smoke else 100).items():
+            results[label] = {server.name: [] for server in running}
+            # Paired: the servers take turns repeat by repeat, so a burst of load on the shared
+            # machine lands on both rather than on whichever was being measured.
+            for repeat in range(args.repeats + 1):
+                for server in running:
+                    elapsed, found = time_search(session, server.url, experiments[server.name], query)
+                    if repeat:  # the first round warms caches on both servers
+                        results[label][server.name].append(elapsed)
             for server in running:
-                experiment = session.get(
-                    f"{server.url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "search-bench"}
-                ).json()["experiment"]["experiment_id"]
-                timings, found = time_search(session, server.url, experiment, query, args.repeats)
-                results[label][server.name] = timings
+                timings = results[label][server.name]
                 print(f"{server.name:8s} {label}: {report.spread(timings)} ms, {found} runs", flush=True)
         text = render(args, results, import_seconds)
         print(text)
@@ -207,7 +221,8 @@ def render(args, results, import_seconds) -> str:
         "",
         f"{report.today()} · {report.machine()} · PostgreSQL {report.postgres_version()} · {total:,} runs"
         f" ({args.parents:,} parents × {args.children} children), {args.repeats} repeats, one worker each,"
-        " client-observed time of `runs/search` over loopback · `bench/search.py`",
+        " servers taking turns repeat by repeat, client-observed time of `runs/search` over loopback;"
+        f" 1-minute load average {os.getloadavg()[0]:.1f} at the end (the machine is shared) · `bench/search.py`",
         "",
         "| query | Runtree ms (min / median / max) | mlflow server ms | mlflow ÷ Runtree (medians) |",
         "| --- | --- | --- | --- |",

@@ -113,11 +113,18 @@ def stop(server: Server) -> None:
 BENCH_BROKER_URL = "redis://127.0.0.1:6379/13"
 
 
-def start_runtree(workdir: Path, database_url: str | None = None, *, http_server: str = "granian") -> Server:
-    """Runtree as the README says to serve it in production: granian (here one process; it
-    keeps the client's connection alive) with summaries handed to a Celery worker over Redis,
-    not computed inside the request. `http_server="gunicorn"`: its threaded worker instead
-    (bench/http_server.py)."""
+# `make run`'s broker: a folder (config/file_broker.py).
+EMBEDDED_BROKER_URL = "filesystem://localhost/"
+
+
+def start_runtree(
+    workdir: Path, database_url: str | None = None, *, http_server: str = "granian", broker: str = "redis"
+) -> Server:
+    """Runtree as the README says to serve it: granian (here one process; it keeps the client's
+    connection alive) with summaries handed to a Celery worker, not computed inside the request.
+    `broker="redis"`: production's broker; `broker="folder"`: the embedded default, as `make run`
+    serves it (a folder, no server). `http_server="gunicorn"`: its threaded worker instead of
+    granian (bench/http_server.py)."""
     port = free_port()
     env = {
         "DATABASE_URL": database_url or f"sqlite:///{workdir / 'runtree.sqlite3'}",
@@ -125,6 +132,8 @@ def start_runtree(workdir: Path, database_url: str | None = None, *, http_server
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "CELERY_BROKER_URL": BENCH_BROKER_URL,
     }
+    if broker == "folder":
+        env |= {"CELERY_BROKER_URL": EMBEDDED_BROKER_URL, "RUNTREE_BROKER_FOLDER": str(workdir / "broker")}
     subprocess.run(
         [str(BIN / "python"), "manage.py", "migrate", "-v0"], cwd=ROOT, env={**os.environ, **env}, check=True
     )

@@ -5,7 +5,6 @@ import csv
 import re
 from urllib.parse import urlencode
 
-import plotly
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -13,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from dashboard import charts
 from dashboard.diff_table import CompareState, compare_table, csv_rows
+from dashboard.static_finders import PLOTLY_JS
 from tracker.errors import ResourceDoesNotExist, TrackingError
 from tracker.selectors import compare
 
@@ -30,14 +30,18 @@ def compare_runs(request):
     state = state.resolved(comparison)
     if state.csv:
         return _csv_response(comparison, state, selection)
+    table = compare_table(
+        comparison, diff_only=state.diff_only, show_parents=selection.parent is None, page=state.table_page
+    )
     context = {
         "state": state,
         "comparison": comparison,
         "parent": selection.parent,
-        "table": compare_table(comparison, diff_only=state.diff_only, show_parents=selection.parent is None),
+        "table": table,
+        "table_pages": _table_page_links(request, table),
         "figures": _figures(comparison, state),
         "history_url": reverse("dashboard:compare-history") + "?" + urlencode(state.history_query),
-        "plotly_version": plotly.__version__,
+        "plotly_js": PLOTLY_JS,
     }
     return render(request, "dashboard/compare.html", context)
 
@@ -57,6 +61,17 @@ def compare_history(request):
     runs = compare.selected_runs(selection.runs)
     histories = compare.sampled_histories(selection.runs, state.history, per_run=compare.points_per_run(len(runs)))
     return JsonResponse(charts.history_lines_figure(runs, histories, state.history))
+
+
+def _table_page_links(request, table) -> dict[str, str]:
+    """The previous and next pages of the table: this page's URL with another table_page."""
+    links = {}
+    for name, page in (("previous", table.page - 1), ("next", table.page + 1)):
+        if 1 <= page <= table.pages:
+            query = request.GET.copy()
+            query["table_page"] = str(page)
+            links[name] = "?" + query.urlencode()
+    return links
 
 
 def _figures(comparison, state) -> list[dict]:

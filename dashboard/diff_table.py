@@ -10,6 +10,7 @@ from django.http import QueryDict
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from dashboard.state import parse_int
 from dashboard.templatetags.runtree import duration, number
 from tracker.selectors.compare import ComparedRun, Comparison
 from tracker.selectors.export import csv_number, spreadsheet_safe
@@ -29,6 +30,7 @@ class CompareState:
     history: str  # the metric drawn by step
     diff_only: bool
     csv: bool
+    table_page: int = 1  # the table shows TABLE_ROWS runs a page; the charts and CSV show them all
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "CompareState":
@@ -40,6 +42,7 @@ class CompareState:
             history=query.get("history", ""),
             diff_only=query.get("diff") in ("1", "true", "on"),
             csv=query.get("format") == "csv",
+            table_page=parse_int(query.get("table_page"), 1, 1, 10**6),
         )
 
     def resolved(self, comparison: Comparison) -> "CompareState":
@@ -108,6 +111,11 @@ class Row:
         )
 
 
+# Rows of the table a page: 10,000 rows were 8 MB of HTML and half of the page's second
+# (bench/compare_page.py); nobody reads 10,000 rows, the charts show every run.
+TABLE_ROWS = 500
+
+
 @dataclass
 class CompareTable:
     param_keys: list[str]
@@ -117,19 +125,29 @@ class CompareTable:
     goals: dict[str, str]
     rows: list[Row]
     show_parents: bool  # each row names its parent (not under "compare children": the heading does)
+    page: int = 1
+    pages: int = 1
+    first: int = 0  # the rows' places among all runs, from 1 (0: no rows)
+    last: int = 0
+    total: int = 0
 
 
-def compare_table(comparison: Comparison, *, diff_only: bool, show_parents: bool = True) -> CompareTable:
-    """Rows of formatted cells: made here, not in the template, because a 10,000-run table is
-    100,000 cells and the template language would spend most of the page's time on them."""
+def compare_table(comparison: Comparison, *, diff_only: bool, show_parents: bool = True, page: int = 1) -> CompareTable:
+    """Page `page` of the table (TABLE_ROWS runs), rows of formatted cells: made here, not in the
+    template, because a 500-run page is 5,000 cells and the template language would spend most
+    of the page's time on them. What differs and what is best is worked out over all the runs."""
     varying = set(comparison.differing_param_keys())
     param_keys = [key for key in comparison.param_keys if key in varying] if diff_only else comparison.param_keys
     metric_keys = comparison.metric_keys
     best = {key: comparison.best_value(key) for key in metric_keys}
     # One reverse() for the page, not one per row.
     url_pattern = reverse("dashboard:run", args=["RUN_ID"])
+    total = len(comparison.runs)
+    pages = max(1, math.ceil(total / TABLE_ROWS))
+    page = min(page, pages)
+    shown = comparison.runs[(page - 1) * TABLE_ROWS : page * TABLE_ROWS]
     rows = []
-    for run in comparison.runs:
+    for run in shown:
         cells = [_param_cell(run.params.get(key), key in varying) for key in param_keys]
         cells += [_metric_cell(run.metrics.get(key), best[key], comparison.goal(key)) for key in metric_keys]
         url = url_pattern.replace("RUN_ID", run.run_id)
@@ -142,6 +160,11 @@ def compare_table(comparison: Comparison, *, diff_only: bool, show_parents: bool
         goals={key: comparison.goal(key) for key in metric_keys},
         rows=rows,
         show_parents=show_parents,
+        page=page,
+        pages=pages,
+        first=(page - 1) * TABLE_ROWS + 1 if shown else 0,
+        last=(page - 1) * TABLE_ROWS + len(shown),
+        total=total,
     )
 
 

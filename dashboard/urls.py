@@ -31,5 +31,4 @@ urlpatterns = [
         registry_views.version_edit_description,
         name="model-version-description",
     ),
-    path("vendor/plotly-<str:version>.min.js", views.plotly_js, name="plotly-js"),
 ]

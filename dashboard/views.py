@@ -2,12 +2,10 @@
 
 import dataclasses
 import hashlib
-from pathlib import Path
 
-import plotly
 from django.core.cache import cache
 from django.core.exceptions import BadRequest
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -17,6 +15,7 @@ from dashboard.charts import history_figures
 from dashboard.filtering import compile_filter, named_columns, order_for
 from dashboard.permissions import can_write
 from dashboard.state import TreeState, parse_columns, parse_int
+from dashboard.static_finders import PLOTLY_JS
 from tracker import services
 from tracker.constants import NOTE_TAG
 from tracker.errors import InvalidParameterValue
@@ -26,8 +25,6 @@ from tracker.selectors import artifacts as artifact_selectors
 from tracker.selectors import experiments as experiment_reads
 from tracker.selectors import run_page, tree
 from tracker.selectors.run_inputs import run_inputs
-
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 @require_GET
@@ -203,7 +200,7 @@ def run_detail(request, run_id: str):
         "overview": overview,
         "run": run,
         "figures": [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(history_figures(overview.history))],
-        "plotly_version": plotly.__version__,
+        "plotly_js": PLOTLY_JS,
         "user_tags": [tag for tag in overview.tags if not tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "live": tree.run_live_version(run.run_id),
@@ -236,13 +233,3 @@ def experiment_goal(request, experiment_id: int):
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=request.is_secure()):
         next_url = reverse("dashboard:experiment", args=[experiment.pk])
     return redirect(next_url)
-
-
-def plotly_js(request, version: str):
-    """plotly.js from the installed plotly package (never a copy in the repo). The version is in
-    the URL, so the file can be cached for a year."""
-    if version != plotly.__version__:
-        raise Http404("Unknown plotly version")
-    response = FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript")
-    response["Cache-Control"] = "public, max-age=31536000, immutable"
-    return response

@@ -297,6 +297,37 @@ def upsert_latest_metrics(run_pk: int, rows: Sequence[tuple[str, float | None, i
     return changed
 
 
+_LOG_CHILD_METRIC = (
+    "WITH history AS (INSERT INTO {metric} ({metric_columns}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING), "
+    "latest AS (INSERT INTO {latest} ({run}, {key}, {value}, {timestamp}, {step}) VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT ({run}, {key}) DO UPDATE SET {value} = excluded.{value}, {timestamp} = excluded.{timestamp}, "
+    "{step} = excluded.{step} WHERE {newer} RETURNING 1), "
+    "stale AS (UPDATE {runs} SET {stale} = TRUE WHERE {id} = %s AND EXISTS (SELECT 1 FROM latest) RETURNING 1) "
+    "SELECT EXISTS (SELECT 1 FROM stale)"
+).format(
+    metric=_table(Metric),
+    metric_columns=_PLAIN_METRIC_COLUMNS,
+    latest=_table(LatestMetric),
+    newer=_NEWER_THAN_STORED,
+    runs=_table(Run),
+    stale=_column(Run, "summary_stale"),
+    id=_column(Run, "id"),
+    **_LATEST_METRIC_COLUMNS,
+)
+
+
+def log_child_metric(run_pk: int, parent_pk: int, row: tuple[str, float | None, int, int]) -> bool:
+    """PostgreSQL: one metric of a child run, all of it in one statement, the sweep's commonest
+    call: its history row (skipped when the same point is stored: a retry); its latest value where
+    newer (as upsert_latest_metrics); the parent's stale mark if the latest value changed (as
+    summaries.mark_parents_stale does for one parent: the rows are locked in the same order).
+    Returns whether the parent was marked. One statement is atomic on its own, so the call needs
+    no BEGIN and COMMIT: 2 round trips instead of 6 (with the run's lookup)."""
+    key, value, timestamp, step = row
+    params = [run_pk, key, value, timestamp, step, run_pk, key, value, timestamp, step, parent_pk]
+    return bool(_fetchall(_LOG_CHILD_METRIC, params)[0][0])
+
+
 # --- reading runs back (MLflow's Run JSON) -----------------------------------------------------
 
 

@@ -1,12 +1,14 @@
-"""Celery integration tests: a real Redis broker and real `celery` worker and beat processes,
-sharing the test database with pytest and its live server.
+"""Celery integration tests: real `celery` worker and beat processes, sharing the test database
+with pytest and its live server, on each broker Runtree is served with: Redis (production, `make
+up`) and a folder on disk (`make run`, config/file_broker.py).
 
-The broker is RUNTREE_TEST_BROKER_URL (default redis://127.0.0.1:6379/15); these tests flush
+The Redis broker is RUNTREE_TEST_BROKER_URL (default redis://127.0.0.1:6379/15); these tests flush
 that Redis database. An unreachable broker fails the test that needs it: never a skip.
 """
 
 import atexit
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +25,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import override_settings
 
+from config import file_broker
 from config.celery_app import app as celery_app
 
 # The mlflow client against a live server, set up as the API tests do it (Nagle off, connections
@@ -35,6 +38,15 @@ from tracker import tasks
 
 BROKER_URL = os.environ.get("RUNTREE_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_run_broker_url() -> str:
+    """The broker `make run` serves with, read from the Makefile, so these tests follow it."""
+    found = re.search(r"^run: export CELERY_BROKER_URL \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert found, "the Makefile's run target no longer sets CELERY_BROKER_URL"
+    return found.group(1)
+
+
 CELERY = str(Path(sys.executable).with_name("celery"))
 READY_TIMEOUT_S = 30
 
@@ -75,26 +87,74 @@ def _forget_producer_pools() -> None:
         amqp._producer_pool = None
 
 
+class RedisBroker:
+    """Production's broker (`make up`): the test Redis database, flushed before use."""
+
+    name = "redis"
+
+    def __init__(self, folder: Path):
+        self.url = BROKER_URL
+
+    def empty(self) -> None:
+        """Fail (never skip) without Redis; else drop every queued message, as a Redis restart
+        without persistence would."""
+        try:
+            redis.Redis.from_url(BROKER_URL, socket_connect_timeout=3).flushdb()
+        except redis.exceptions.RedisError as exc:
+            pytest.fail(f"The Celery integration tests need Redis at {BROKER_URL} (RUNTREE_TEST_BROKER_URL): {exc}")
+
+    def settings(self) -> dict:
+        return {"broker_url": self.url}
+
+    def environment(self) -> dict:
+        return {"CELERY_BROKER_URL": self.url}
+
+
+class FolderBroker:
+    """`make run`'s broker: a folder of its own for each test."""
+
+    name = "folder"
+
+    def __init__(self, folder: Path):
+        self.url = make_run_broker_url()
+        self.folder = folder / "broker"
+
+    def empty(self) -> None:
+        for message in (self.folder / "queue").glob("*"):
+            message.unlink()
+
+    def queued(self) -> int:
+        return len(list((self.folder / "queue").glob("*.msg")))
+
+    def settings(self) -> dict:
+        return {"broker_url": self.url, **file_broker.celery_settings(self.folder)}
+
+    def environment(self) -> dict:
+        return {"CELERY_BROKER_URL": self.url, "RUNTREE_BROKER_FOLDER": str(self.folder)}
+
+
+BROKERS = {broker.name: broker for broker in (RedisBroker, FolderBroker)}
+
+
 class CeleryCluster:
     """Worker and beat processes on the test broker, and this process's Celery app sending to it."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, broker: str = "redis"):
         self.folder = folder
+        self.broker = BROKERS[broker](folder)
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
         self.saved_conf = None
 
     def connect(self) -> None:
-        """Fail (never skip) without a broker; else start from an empty one and send tasks there."""
+        """Start from an empty broker and send this process's tasks there."""
         if self.saved_conf is not None:
             return
-        try:
-            redis.Redis.from_url(BROKER_URL, socket_connect_timeout=3).flushdb()
-        except redis.exceptions.RedisError as exc:
-            pytest.fail(f"The Celery integration tests need Redis at {BROKER_URL} (RUNTREE_TEST_BROKER_URL): {exc}")
+        self.broker.empty()
         conf = celery_app.conf
-        self.saved_conf = (conf.broker_url, conf.task_always_eager)
-        conf.broker_url, conf.task_always_eager = BROKER_URL, False
+        changed = {**self.broker.settings(), "task_always_eager": False}
+        self.saved_conf = {key: conf.get(key) for key in changed}
+        conf.update(changed)
         _forget_producer_pools()
         # As a server with a broker runs: refreshes wait a moment so a burst rides on one.
         self.delayed_refresh = override_settings(RUNTREE_SUMMARY_REFRESH_DELAY_MS=500)
@@ -108,7 +168,7 @@ class CeleryCluster:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": worker_database_url(),
-            "CELERY_BROKER_URL": BROKER_URL,
+            **self.broker.environment(),
             "RUNTREE_SUMMARY_REPAIR_SECONDS": str(repair_seconds),
         }
         if kind == "worker":
@@ -145,7 +205,7 @@ class CeleryCluster:
 
     def lose_queued_tasks(self) -> None:
         """Empty the broker, as a Redis restart without persistence would."""
-        redis.Redis.from_url(BROKER_URL).flushdb()
+        self.broker.empty()
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -159,7 +219,7 @@ class CeleryCluster:
                 process.wait(timeout=10)
         self.processes.clear()
         if self.saved_conf is not None:
-            celery_app.conf.broker_url, celery_app.conf.task_always_eager = self.saved_conf
+            celery_app.conf.update(self.saved_conf)
             self.saved_conf = None
             _forget_producer_pools()
             self.delayed_refresh.disable()
@@ -169,13 +229,14 @@ class CeleryCluster:
         return "\n".join(f"--- {name}\n{path.read_text()[-4000:]}" for name, path in self.logs.items())
 
 
-@pytest.fixture
+@pytest.fixture(params=list(BROKERS))
 def cluster(tmp_path, request):
-    """Celery processes for one test, stopped at its end (failures quote their logs).
+    """Celery processes for one test, on each broker in turn, stopped at its end (failures quote
+    their logs).
 
     Set up after the live server and database, so it is torn down before them: no worker
     holds the test database open while it is flushed or dropped."""
     request.getfixturevalue("tracking_uri")
-    cluster = CeleryCluster(tmp_path)
+    cluster = CeleryCluster(tmp_path, request.param)
     yield cluster
     cluster.stop()

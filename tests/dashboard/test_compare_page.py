@@ -8,6 +8,7 @@ import math
 import pytest
 from django.urls import reverse
 
+from dashboard.diff_table import TABLE_ROWS
 from tests.factories import ExperimentFactory, RunFactory, bulk_children
 from tracker.constants import GOAL_TAG_PREFIX
 from tracker.models import LatestMetric, Metric, Run, RunStatus
@@ -304,7 +305,8 @@ def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db,
     with django_assert_max_num_queries(4):
         response = client.get(URL, {"runs": run_ids, "metric": "metric1", "history": "loss"})
     assert response.status_code == 200
-    assert len(response.context["table"].rows) == size
+    assert response.context["table"].total == size
+    assert len(response.context["table"].rows) == min(size, TABLE_ROWS)
     assert [figure["data"][0]["type"] for figure in figures(response)] == ["parcoords", "scatter", "bar"]
     # Expect 2 queries: runs, and the chosen metric's sampled history.
     with django_assert_max_num_queries(2):
@@ -319,7 +321,8 @@ def test_comparing_children_costs_the_same_queries_for_2_and_1000_runs(client, d
     # Expect 5 queries: the parent, then the 4 of a comparison by ids.
     with django_assert_max_num_queries(5):
         response = client.get(URL, {"parent": parent.run_id, "history": "loss"})
-    assert len(response.context["table"].rows) == size
+    assert response.context["table"].total == size
+    assert len(response.context["table"].rows) == min(size, TABLE_ROWS)
     assert response.context["state"].history == "loss"
     # Expect 3 queries: the parent, runs, the sampled history.
     with django_assert_max_num_queries(3):
@@ -338,3 +341,34 @@ def test_unfinished_runs_show_their_status_and_no_duration(client, sweep):
     Run.objects.filter(pk=sweep["c00"].pk).update(status=RunStatus.RUNNING, end_time=None)
     row = client.get(URL, {"runs": ids(sweep["c00"])}).context["table"].rows[0]
     assert (row.run.status, row.duration) == ("RUNNING", "")
+
+
+def test_the_table_pages_through_every_run_while_the_charts_and_the_best_cover_them_all(
+    client, db, django_assert_max_num_queries
+):
+    parent = sized_parent(TABLE_ROWS * 2 + 20)
+    best = Run.objects.children_of(parent).order_by("-pk").first()  # on the last page
+    LatestMetric.objects.filter(run=best, key="loss").update(value=0.0)
+    seen = []
+    url, page = f"{URL}?parent={parent.run_id}", 0
+    while url:
+        page += 1
+        # Expect 5 queries whatever the page: the parent, runs, params, latest metrics, goal tags.
+        with django_assert_max_num_queries(5):
+            response = client.get(url)
+        table = response.context["table"]
+        seen += [row.run.run_id for row in table.rows]
+        assert (table.page, table.pages, table.total) == (page, 3, TABLE_ROWS * 2 + 20)
+        loss = len(table.param_keys) + table.metric_keys.index("loss")
+        best_cells = [row.run.run_id for row in table.rows if "best" in row.cells[loss].css]
+        assert best_cells == ([best.run_id] if page == 3 else [])
+        bars = next(figure for figure in figures(response) if figure["data"][0]["type"] == "bar")
+        assert len(bars["data"][0]["x"]) == TABLE_ROWS * 2 + 20
+        next_link = response.context["table_pages"].get("next")
+        url = URL + next_link if next_link else None
+    assert page == 3
+    assert sorted(seen) == sorted(Run.objects.children_of(parent).values_list("run_id", flat=True))
+    assert len(set(seen)) == len(seen)
+    html = response.content.decode()
+    assert f"Runs {TABLE_ROWS * 2 + 1:,}–{TABLE_ROWS * 2 + 20:,} of {TABLE_ROWS * 2 + 20:,}" in html
+    assert 'rel="prev"' in html and 'rel="next"' not in html

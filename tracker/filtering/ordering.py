@@ -10,7 +10,7 @@ from tracker.filtering.parser import Parser
 from tracker.models import LatestMetric, Param, RunSummary, RunTag
 
 
-def _parse_order_clause(text: str) -> tuple[Column, bool]:
+def parse_order_clause(text: str) -> tuple[Column, bool]:
     """`column [ASC|DESC]` → (column, descending)."""
     shown = text[:60] if isinstance(text, str) else text
     subject = f"order_by clause {shown!r}"
@@ -33,8 +33,8 @@ def _sort_value(column: Column):
     return Subquery(rows)
 
 
-# The Run relation that reaches each keyed model, for order_runs' joins.
-_RELATION_TO = {LatestMetric: "latest_metrics", RunSummary: "summaries", Param: "params", RunTag: "tags"}
+# The Run relation that reaches each keyed model, for the joins of order_runs and paging.py.
+RELATION_TO = {LatestMetric: "latest_metrics", RunSummary: "summaries", Param: "params", RunTag: "tags"}
 
 
 def order_runs(runs, order_by: list[str]):
@@ -46,12 +46,12 @@ def order_runs(runs, order_by: list[str]):
         order_by = [order_by]
     ordering = []
     for index, clause in enumerate(order_by or ()):
-        column, descending = _parse_order_clause(clause)
+        column, descending = parse_order_clause(clause)
         if column.entity == ATTRIBUTES:
             value = _sort_value(column)
         else:
             model, field_name = KEYED_VALUES[column.entity]
-            relation, alias = _RELATION_TO[model], f"order_by_{index}"
+            relation, alias = RELATION_TO[model], f"order_by_{index}"
             runs = runs.alias(**{alias: FilteredRelation(relation, condition=Q(**{f"{relation}__key": column.key}))})
             value = F(f"{alias}__{field_name}")
         ordering.append(OrderBy(value, descending=descending, nulls_last=True))
@@ -66,6 +66,6 @@ def order_by_expressions(order_by: list[str]) -> list[OrderBy]:
         order_by = [order_by]
     expressions = []
     for clause in order_by or ():
-        column, descending = _parse_order_clause(clause)
+        column, descending = parse_order_clause(clause)
         expressions.append(OrderBy(_sort_value(column), descending=descending, nulls_last=True))
     return [*expressions, F("start_time").desc(nulls_last=True), F("run_id").asc()]

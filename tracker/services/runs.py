@@ -8,7 +8,7 @@ import contextlib
 import random
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from tracker import hot_sql, tasks
 from tracker.constants import (
@@ -23,7 +23,7 @@ from tracker.constants import (
     USER_TAG,
 )
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
-from tracker.models import ACTIVE, DELETED, Experiment, Run, RunStatus, RunTag
+from tracker.models import ACTIVE, DELETED, Experiment, Run, RunStatus, RunTag, path_ids
 from tracker.services import placement
 from tracker.services.validation import (
     KeyValue,
@@ -176,6 +176,11 @@ def run_log_batch(
     check_active(run)
     # A param of a run that is some parent's best also refreshes that summary (a second write).
     params_matter = bool(params) and staleness.params_change_summaries(run=run)
+    if _is_one_child_metric(run, metrics, params, tags) and connection.vendor == "postgresql":
+        if hot_sql.log_child_metric(run.pk, run.parent_id, _metric_row(metrics[0])):
+            # The statement marked the parent stale itself: only the tree's refresh is left.
+            tasks.queue_refresh_after_commit([path_ids(run.path)[0]])
+        return
     with _one_transaction(needed=_writes_more_than_one_statement(metrics, params, tags, params_matter)):
         if params:
             _insert_params(run, params, summaries_too=params_matter)
@@ -183,6 +188,18 @@ def run_log_batch(
             _insert_metrics(run, metrics)
         if tags:
             _apply_tags(run, tags)
+
+
+def _is_one_child_metric(run: Run, metrics, params, tags) -> bool:
+    """The sweep's commonest call (log_metric on a child, naming no logged model or dataset),
+    which PostgreSQL takes in one statement."""
+    return (
+        len(metrics) == 1
+        and not params
+        and not tags
+        and run.parent_id is not None
+        and not (metrics[0].model_id or metrics[0].dataset_name or metrics[0].dataset_digest)
+    )
 
 
 def _writes_more_than_one_statement(metrics, params, tags, params_matter: bool) -> bool:
