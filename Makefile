@@ -80,6 +80,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/tree_page.py --write
 	$(BIN)/python bench/compare_page.py --write
 	$(BIN)/python bench/summaries.py --write
+	$(BIN)/python bench/charts.py --write
 	$(BIN)/python bench/import_mlflow.py --write
 	$(BIN)/python bench/artifacts.py --write
 	$(BIN)/python bench/live_polling.py --write
@@ -95,6 +96,7 @@ bench-smoke: $(VENV)/.installed-dev
 	$(BIN)/python bench/artifacts.py --smoke
 	$(BIN)/python bench/live_polling.py --smoke
 	$(BIN)/python bench/million.py --smoke
+	$(BIN)/python bench/charts.py --smoke
 
 clean:
 	rm -rf $(VENV) runtree.sqlite3 runtree.sqlite3-* runtree-broker

@@ -212,6 +212,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RUNTREE_SUMMARY_REPAIR_SECONDS,
         "options": {"expires": RUNTREE_SUMMARY_REPAIR_SECONDS},
     },
+    # Parents whose summary changed since their param importance was fitted (tracker/summaries/importance.py).
+    "refit-stale-importance": {
+        "task": "tracker.tasks.refit_stale_importance",
+        "schedule": 60,
+        "options": {"expires": 60},
+    },
 }
 # Beat's record of last run times; losing it only means one early repair, so it lives outside the repo.
 CELERY_BEAT_SCHEDULE_FILENAME = env_str(

@@ -2,58 +2,241 @@
 The page hands each dict to plotly.js through json_script."""
 
 import math
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from tracker.values import finite_or_none, number_or_none
+from django.http import QueryDict
 
-# A line of more points than a chart's width shows nothing more; a long training history
-# (100,000 steps) is thinned to this many points, always keeping the first and the last.
-MAX_POINTS = 2000
+from dashboard.downsample import RUN_PAGE_BUDGET, Thinned, keep_extremes
+from tracker.selectors.histories import Series
+from tracker.values import finite_or_none
 
 ACCENT = "#2563eb"
 GRID = "#e5e7eb"
 TEXT = "#374151"
+MUTED = "#6b7280"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
+# The x axis of a history: the step, seconds since the run started, or the wall clock.
+X_MODES = {"step": "step", "relative": "time since start (s)", "wall": "time"}
+# Where NaN and ±inf steps are marked: on an invisible second axis (0 = bottom edge, 1 = top).
+MARK_AXIS = "y2"
+MARK_STYLE = {
+    "NaN": {"y": 0.0, "symbol": "x-thin-open", "color": "#dc2626"},
+    "+inf": {"y": 1.0, "symbol": "triangle-up", "color": "#dc2626"},
+    "-inf": {"y": 0.0, "symbol": "triangle-down", "color": "#dc2626"},
+}
 
-def thin(points: list, limit: int = MAX_POINTS) -> list:
-    """Every k-th point so at most `limit` remain, the last one always kept."""
-    if len(points) <= limit:
-        return points
-    stride = math.ceil(len(points) / (limit - 1))
-    return points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
+
+@dataclass(frozen=True)
+class HistoryOptions:
+    """A history chart's choices, read from the URL (bad values fall back to the defaults)."""
+
+    x: str = "step"
+    smoothing: float = 0.0  # EMA weight, 0 (raw) … 0.99
+    log_x: bool = False
+    log_y: bool = False
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> "HistoryOptions":
+        try:
+            smoothing = min(max(float(query.get("smooth", 0)), 0.0), 0.99)
+        except ValueError:
+            smoothing = 0.0
+        if not math.isfinite(smoothing):
+            smoothing = 0.0
+        x = query.get("xaxis", "step")
+        return cls(
+            x=x if x in X_MODES else "step",
+            smoothing=smoothing,
+            log_x=query.get("logx") == "1",
+            log_y=query.get("logy") == "1",
+        )
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The non-default choices as query parameters (for the zoom's fetch)."""
+        found = {}
+        if self.x != "step":
+            found["xaxis"] = self.x
+        if self.smoothing:
+            found["smooth"] = f"{self.smoothing:g}"
+        if self.log_x:
+            found["logx"] = "1"
+        if self.log_y:
+            found["logy"] = "1"
+        return found
 
 
-def metric_history_figure(key: str, points: Iterable[tuple[int, float | None]]) -> dict:
-    """A line of one metric's values by step. NaN (stored as None) leaves a gap."""
-    points = thin(sorted(points, key=lambda point: point[0]))
-    steps = [step for step, _ in points]
-    values = [number_or_none(value) for _, value in points]
-    return {
-        "data": [
+# Prefixes that name a split of the data: `train_loss` and `val_loss` are one quantity, `loss`.
+SPLIT_PREFIXES = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
+_STEM = re.compile(r"^(?P<split>" + "|".join(SPLIT_PREFIXES) + r")(?P<sep>[_/.\-])(?P<stem>.+)$", re.IGNORECASE)
+
+
+def metric_stem(key: str) -> str:
+    """What a metric measures without its split: `train_loss` → `loss`, `val/acc` → `acc`;
+    a key without a split prefix is its own stem."""
+    match = _STEM.match(key)
+    return match["stem"] if match else key
+
+
+def group_by_stem(keys: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """Keys sharing a stem, drawn on one chart: (stem, keys in order), stems in order. A stem
+    shared by one key only is that key's own chart, titled by the full key."""
+    groups: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        groups.setdefault(metric_stem(key), []).append(key)
+    return sorted(((stem if len(members) > 1 else members[0], members) for stem, members in groups.items()))
+
+
+# One colour per line of a run-page chart (the splits of one stem).
+LINE_COLORS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#be123c"]
+
+
+def points_note(thinned: Iterable[Thinned]) -> str:
+    """`2,000 of 5,000 points` when any line was thinned, else `5,000 points`."""
+    thinned = list(thinned)
+    shown, total = sum(line.shown for line in thinned), sum(line.drawable for line in thinned)
+    return f"{shown:,} of {total:,} points" if shown < total else f"{total:,} points"
+
+
+def _origin(lines: list[tuple[str, Thinned]], start_time: int | None) -> int:
+    if start_time is not None:
+        return start_time
+    return min((line.timestamps[0] for _, line in lines if line.timestamps), default=0)
+
+
+def _x_values(line_steps: list[int], line_times: list[int], options: HistoryOptions, origin: int):
+    if options.x == "step":
+        return line_steps
+    if options.x == "wall":
+        return line_times  # a date axis reads epoch milliseconds
+    return [(timestamp - origin) / 1000 for timestamp in line_times]
+
+
+def run_history_figure(
+    title: str,
+    lines: list[tuple[str, Thinned]],
+    *,
+    options: HistoryOptions = HistoryOptions(),
+    start_time: int | None = None,
+) -> dict:
+    """One chart of a run page: each (key, thinned history) a line (the smoothed line over a
+    faint raw one when smoothing is on), NaN and ±inf steps as marks at the chart's edge, and
+    how many of the logged points were sent in the title."""
+    traces = []
+    origin = _origin(lines, start_time)
+    marks_x, marks_y, marks_text, marks_symbol = [], [], [], []
+    few = all(len(line.values) <= 50 for _, line in lines)
+    for position, (key, line) in enumerate(lines):
+        color = LINE_COLORS[position % len(LINE_COLORS)]
+        name = _escape_template(key)
+        x = _x_values(line.steps, line.timestamps, options, origin)
+        raw = {
+            "type": "scatter",
+            "mode": "lines+markers" if few else "lines",
+            "x": x,
+            "y": line.values,
+            "name": name,
+            "legendgroup": name,
+            "line": {"color": color, "width": 2},
+            "marker": {"size": 5},
+            "customdata": line.steps,
+            "hovertemplate": f"step %{{customdata}}<br>{name} %{{y:.4g}}<extra></extra>",
+        }
+        traces.append(raw)
+        if line.smoothed is not None:
+            raw.update(opacity=0.25, showlegend=False, hoverinfo="skip")
+            raw.pop("hovertemplate")
+            traces.append(
+                {
+                    **raw,
+                    "y": line.smoothed,
+                    "opacity": 1,
+                    "showlegend": True,
+                    "hoverinfo": None,
+                    "hovertemplate": f"step %{{customdata}}<br>{name} (smoothed) %{{y:.4g}}<extra></extra>",
+                }
+            )
+            traces[-1].pop("hoverinfo")
+        mark_x = _x_values([m.step for m in line.marks], [m.timestamp for m in line.marks], options, origin)
+        for mark, at in zip(line.marks, mark_x, strict=True):
+            style = MARK_STYLE[mark.kind]
+            marks_x.append(at)
+            marks_y.append(style["y"])
+            marks_symbol.append(style["symbol"])
+            marks_text.append(f"{name}: {mark.kind} at step {mark.step}")
+    if marks_x:
+        traces.append(
             {
                 "type": "scatter",
-                "mode": "lines+markers" if len(points) <= 50 else "lines",
-                "x": steps,
-                "y": values,
-                "name": key,
-                "line": {"color": ACCENT, "width": 2},
-                "marker": {"size": 5},
-                "hovertemplate": "step %{x}<br>" + _escape_template(key) + " %{y:.4g}<extra></extra>",
+                "mode": "markers",
+                "name": "NaN / ±inf",
+                "x": marks_x,
+                "y": marks_y,
+                "yaxis": MARK_AXIS,
+                "text": marks_text,
+                "marker": {"color": MARK_STYLE["NaN"]["color"], "symbol": marks_symbol, "size": 9},
+                "hovertemplate": "%{text}<extra></extra>",
+                "cliponaxis": False,
             }
-        ],
+        )
+    x_axis = {"title": {"text": X_MODES[options.x]}, "gridcolor": GRID, "zeroline": False}
+    if options.x == "wall":
+        x_axis["type"] = "date"
+    elif options.log_x:
+        x_axis["type"] = "log"
+    y_title = " / ".join(_escape_template(key) for key, _ in lines)
+    y_axis = {"title": {"text": y_title}, "gridcolor": GRID, "zeroline": False, "automargin": True}
+    if options.log_y:
+        y_axis["type"] = "log"
+    note = points_note(line for _, line in lines)
+    nonfinite = sum(line.nonfinite for _, line in lines)
+    if nonfinite:
+        note += f", {nonfinite:,} NaN/inf marked"
+    return {
+        "data": traces,
         "layout": {
-            "title": {"text": _escape_template(key), "x": 0, "xanchor": "left", "font": {"size": 14}},
+            "title": {
+                "text": f"{_escape_template(title)} <span style='font-size:11px;color:{MUTED}'>{note}</span>",
+                "x": 0,
+                "xanchor": "left",
+                "font": {"size": 14},
+            },
             "font": {"family": FONT, "size": 12, "color": TEXT},
-            "margin": {"l": 48, "r": 16, "t": 36, "b": 36},
-            "height": 260,
-            "xaxis": {"title": {"text": "step"}, "gridcolor": GRID, "zeroline": False},
-            "yaxis": {"gridcolor": GRID, "zeroline": False},
+            "margin": {"l": 64, "r": 24, "t": 40, "b": 44},
+            "height": 360,
+            "xaxis": x_axis,
+            "yaxis": y_axis,
+            # The marks' axis: invisible, fixed 0–1, so they sit at the edges whatever the data.
+            "yaxis2": {"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
             "plot_bgcolor": "white",
             "paper_bgcolor": "white",
-            "showlegend": False,
+            "showlegend": len(traces) > 1,
+            "legend": {"orientation": "h", "y": -0.22},
+            "meta": {
+                "keys": [key for key, _ in lines],
+                # The x axis's unit and where relative time counts from, so a zoom can ask for
+                # steps or epoch ms (run.js).
+                "x": options.x,
+                "origin": origin,
+                "shown": sum(line.shown for _, line in lines),
+                "total": sum(line.total for _, line in lines),
+            },
         },
     }
+
+
+def add_points_note(figure: dict, thinned: Iterable[Thinned]) -> dict:
+    """Append "2,000 of 5,000 points" (and the NaN/inf count) to a figure's title."""
+    thinned = list(thinned)
+    note = points_note(thinned)
+    nonfinite = sum(line.nonfinite for line in thinned)
+    if nonfinite:
+        note += f", {nonfinite:,} NaN/inf shown as gaps"
+    figure["layout"]["title"]["text"] += f" <span style='font-size:11px;color:{MUTED}'>{note}</span>"
+    return figure
 
 
 def _escape_template(text: str) -> str:
@@ -61,12 +244,20 @@ def _escape_template(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("%{", "%&#123;")
 
 
-def history_figures(history: Iterable[tuple[str, int, float | None]]) -> list[dict]:
-    """One figure per metric key with more than one step, keys in alphabetical order."""
-    by_key: dict[str, list] = {}
-    for key, step, value in history:
-        by_key.setdefault(key, []).append((step, value))
-    return [metric_history_figure(key, points) for key, points in sorted(by_key.items()) if len(points) > 1]
+def history_figures(
+    histories: dict[str, Series],
+    *,
+    options: HistoryOptions = HistoryOptions(),
+    start_time: int | None = None,
+    budget: int = RUN_PAGE_BUDGET,
+) -> list[dict]:
+    """A run page's history charts: one per stem (`train_loss` and `val_loss` together), each
+    line thinned to `budget` points keeping its extremes."""
+    figures = []
+    for title, keys in group_by_stem(histories):
+        lines = [(key, keep_extremes(histories[key], budget, smoothing=options.smoothing)) for key in keys]
+        figures.append(run_history_figure(title, lines, options=options, start_time=start_time))
+    return figures
 
 
 # --- the compare page ------------------------------------------------------------------------
@@ -128,6 +319,49 @@ def _color(position: int) -> str:
     return PARENT_COLORS[position % len(PARENT_COLORS)]
 
 
+def run_colors(run_ids: list[str]) -> dict[str, str]:
+    """One colour per run, the same on every chart of a page and on the table's row marker:
+    the D3 palette for the first ten runs, then hues a golden angle apart (never two neighbours
+    alike, however many runs)."""
+    colors = {}
+    for position, run_id in enumerate(dict.fromkeys(run_ids)):
+        if position < len(PARENT_COLORS):
+            colors[run_id] = PARENT_COLORS[position]
+        else:
+            hue = (position * 137.508) % 360
+            colors[run_id] = _hsl_to_hex(hue, 0.62, 0.45 if position % 2 else 0.58)
+    return colors
+
+
+def _hsl_to_hex(hue: float, saturation: float, lightness: float) -> str:
+    chroma = (1 - abs(2 * lightness - 1)) * saturation
+    second = chroma * (1 - abs((hue / 60) % 2 - 1))
+    red, green, blue = [
+        (chroma, second, 0),
+        (second, chroma, 0),
+        (0, chroma, second),
+        (0, second, chroma),
+        (second, 0, chroma),
+        (chroma, 0, second),
+    ][int(hue // 60) % 6]
+    offset = lightness - chroma / 2
+    return "#" + "".join(f"{round((channel + offset) * 255):02x}" for channel in (red, green, blue))
+
+
+# A parent's marker shape on a scatter whose colours are the runs'.
+PARENT_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon", "pentagon"]
+# A positive numeric axis whose largest value is this many times its smallest is drawn in log.
+LOG_AXIS_SPAN = 1000.0
+# Points labelled with their run's name on a scatter at most (more would overlap).
+MAX_POINT_LABELS = 30
+
+
+def spans_decades(numbers: list[float | None]) -> bool:
+    """Positive values spanning 3+ decades: a log-uniform learning rate, drawn on a log axis."""
+    present = [number for number in numbers if number is not None]
+    return bool(present) and min(present) > 0 and max(present) / min(present) >= LOG_AXIS_SPAN
+
+
 def _compare_layout(title: str, **extra) -> dict:
     layout = {
         # Pinned to the top left of the chart, whatever the top margin its axes labels need.
@@ -166,6 +400,8 @@ def _param_dimension(key: str, raw_values: list[str | None]) -> dict:
     label = _escape_template(key)
     if _parses_as_numbers(raw_values):
         numbers = [finite_or_none(value) for value in raw_values]
+        if spans_decades(numbers):
+            return _log_dimension(label, numbers)
         if None not in numbers:
             return {"label": label, "values": numbers}
         present = [number for number in numbers if number is not None]
@@ -192,6 +428,26 @@ def _param_dimension(key: str, raw_values: list[str | None]) -> dict:
         "range": [0, max(len(categories) - 1, 1)],
         "tickvals": list(range(len(categories)))[::every],
         "ticktext": labels[::every],
+    }
+
+
+def _log_dimension(label: str, numbers: list[float | None]) -> dict:
+    """A numeric axis in log10, ticked at its decades with the values themselves; a run without
+    the param sits a decade below the range, at "(none)"."""
+    logs = [None if number is None else math.log10(number) for number in numbers]
+    present = [value for value in logs if value is not None]
+    low, high = math.floor(min(present)), math.ceil(max(present))
+    decades = list(range(low, high + 1))
+    values, tickvals, ticktext = logs, decades, [f"1e{decade}" for decade in decades]
+    if None in logs:
+        values = [low - 1 if value is None else value for value in logs]
+        tickvals, ticktext = [low - 1, *decades], [MISSING_LABEL, *ticktext]
+    return {
+        "label": f"{label} (log)",
+        "values": values,
+        "range": [tickvals[0], high],
+        "tickvals": tickvals,
+        "ticktext": ticktext,
     }
 
 
@@ -233,7 +489,9 @@ def _value_of(run, column: str):
     return run.params.get(key) if kind == "params" else run.metrics.get(key)
 
 
-def scatter_figure(runs, x_column: str, y_metric: str) -> dict:
+def scatter_figure(
+    runs, x_column: str, y_metric: str, *, colors: dict | None = None, log_x: bool = False, log_y: bool = False
+) -> dict:
     """`y_metric` against `x_column` (`params.<key>` or `metrics.<key>`), one trace (colour) per
     parent. A param that is not numeric in every run is a categorical axis, values in order.
     Runs without a number for y, or without an x value, are left out."""
@@ -246,18 +504,29 @@ def scatter_figure(runs, x_column: str, y_metric: str) -> dict:
         return (_escape_template(value) if value is not None else None) if categorical else finite_or_none(value)
 
     drawable = [run for run in runs if x_of(run) is not None and finite_or_none(run.metrics.get(y_metric)) is not None]
+    labelled = bool(colors) and len(drawable) <= MAX_POINT_LABELS
     traces = []
     for position, (_, parent, members) in enumerate(_parent_groups(drawable)):
+        # The run's own colour when the page gives one (the same on every chart), else the parent's.
+        color = [colors[run.run_id] for run in members] if colors else _color(position)
         traces.append(
             {
                 "type": "scatter",
-                "mode": "markers",
+                "mode": "markers+text" if labelled else "markers",
                 "name": parent,
                 "x": [x_of(run) for run in members],
                 "y": [finite_or_none(run.metrics[y_metric]) for run in members],
                 "text": [_label(run) for run in members],
-                # Overlapping points of a large selection stay visible through one another.
-                "marker": {"color": _color(position), "size": 8, "opacity": 0.85 if len(drawable) <= 200 else 0.4},
+                "textposition": "top center",
+                "textfont": {"size": 10, "color": MUTED},
+                # Overlapping points of a large selection stay visible through one another. With
+                # a colour per run, the parent is the marker's shape (and the legend's entry).
+                "marker": {
+                    "color": color,
+                    "size": 8,
+                    "opacity": 0.85 if len(drawable) <= 200 else 0.4,
+                    "symbol": PARENT_SYMBOLS[position % len(PARENT_SYMBOLS)] if colors else "circle",
+                },
                 "hovertemplate": f"%{{text}}<br>{x_name} %{{x}}<br>{_escape_template(y_metric)} %{{y:.4g}}"
                 f"<extra>{parent}</extra>",
             }
@@ -265,8 +534,13 @@ def scatter_figure(runs, x_column: str, y_metric: str) -> dict:
     x_axis = _axis(x_name)
     if categorical:
         x_axis.update(type="category", categoryorder="category ascending")
+    elif log_x or spans_decades([finite_or_none(_value_of(run, x_column)) for run in drawable]):
+        x_axis.update(type="log")
+    y_axis = _axis(_escape_template(y_metric))
+    if log_y:
+        y_axis.update(type="log")
     title = f"{_escape_template(y_metric)} vs {x_name}" + _without_value(len(runs) - len(drawable), "both values")
-    layout = _compare_layout(title, xaxis=x_axis, yaxis=_axis(_escape_template(y_metric)))
+    layout = _compare_layout(title, xaxis=x_axis, yaxis=y_axis)
     layout["showlegend"] = 1 < len(traces) <= 20
     return {"data": traces, "layout": layout}
 
@@ -276,23 +550,43 @@ def _history_points(points) -> tuple[list, list]:
     return [step for step, _ in ordered], [finite_or_none(value) for _, value in ordered]
 
 
-def history_lines_figure(runs, histories: dict, key: str) -> dict:
+def history_lines_figure(
+    runs,
+    histories: dict,
+    key: str,
+    *,
+    colors: dict | None = None,
+    log_y: bool = False,
+    smoothed: dict | None = None,
+    x_title: str = "step",
+) -> dict:
     """One line per run of `key` by step, coloured by parent (by run when they share one
-    parent). `histories` maps run pk to its
-    (step, value) points (already thinned: tracker.selectors.compare.sampled_histories). Past
-    MAX_HISTORY_TRACES runs, each parent's runs share a trace, a gap between one run and the
-    next, so the browser draws a few paths instead of thousands."""
+    parent, and by the page's run colours when given). `histories` maps run pk to its
+    (x, value) points, already thinned (compare_views.compare_history). `smoothed` (the same
+    shape) draws each run's EMA over its raw line made faint. Past MAX_HISTORY_TRACES runs,
+    each parent's runs share a trace (the smoothed one when smoothing), a gap between one run
+    and the next, so the browser draws a few paths instead of thousands."""
     with_history = [run for run in runs if histories.get(run.pk)]
     one_trace_per_run = len(with_history) <= MAX_HISTORY_TRACES
     groups = _parent_groups(with_history)
     traces = []
     for position, (group, parent, members) in enumerate(groups):
-        lines = [(_label(run), *_history_points(histories[run.pk])) for run in members]
+        drawn = smoothed if smoothed and not one_trace_per_run else histories
+        lines = [(_label(run), *_history_points(drawn[run.pk])) for run in members]
         if one_trace_per_run:
             for line_number, (label, steps, values) in enumerate(lines):
                 # Siblings of one parent only: a colour per run tells the lines apart.
                 color = _color(line_number if len(groups) == 1 else position)
-                traces.append(_history_trace(label, group, color, steps, values, [label] * len(steps)))
+                if colors:
+                    color = colors[members[line_number].run_id]
+                raw = _history_trace(label, group, color, steps, values, [label] * len(steps))
+                traces.append(raw)
+                if smoothed:
+                    raw.update(opacity=0.25, showlegend=False, smoothing_raw=True)
+                    smooth_steps, smooth_values = _history_points(smoothed[members[line_number].pk])
+                    traces.append(
+                        _history_trace(label, group, color, smooth_steps, smooth_values, [label] * len(smooth_steps))
+                    )
             continue
         steps, values, text = [], [], []
         for label, run_steps, run_values in lines:
@@ -307,11 +601,32 @@ def history_lines_figure(runs, histories: dict, key: str) -> dict:
     markers = len(traces) <= 20 and all(len(trace["x"]) <= 30 for trace in traces)
     for trace in traces:
         trace["mode"] = "lines+markers" if markers else "lines"
-        trace["hovertemplate"] = f"%{{text}}<br>step %{{x}}<br>{_escape_template(key)} %{{y:.4g}}<extra></extra>"
-    title = f"{_escape_template(key)} by step" + _without_value(len(runs) - len(with_history), "a history")
-    layout = _compare_layout(title, xaxis=_axis("step"), yaxis=_axis(_escape_template(key)))
-    layout["showlegend"] = 1 < len(traces) <= 20
+        if trace.pop("smoothing_raw", False):
+            trace["hoverinfo"] = "skip"  # the smoothed line above it answers the hover
+            continue
+        trace["hovertemplate"] = f"%{{text}}<br>{x_title} %{{x}}<br>{_escape_template(key)} %{{y:.4g}}<extra></extra>"
+    title = f"{_escape_template(key)} by {x_title}" + _without_value(len(runs) - len(with_history), "a history")
+    y_axis = _axis(_escape_template(key))
+    if log_y:
+        y_axis.update(type="log")
+    x_axis = _axis(x_title)
+    if x_title == X_MODES["wall"]:
+        x_axis["type"] = "date"
+    layout = _compare_layout(title, xaxis=x_axis, yaxis=y_axis)
+    legend_entries = sum(1 for trace in traces if trace.get("showlegend", True))
+    layout["showlegend"] = 1 < legend_entries <= 20
     return {"data": traces, "layout": layout}
+
+
+def compare_line(thinned: Thinned, options: HistoryOptions, start_time: int | None) -> tuple[list, list | None]:
+    """A run's thinned history as (x, value) points for history_lines_figure, x by the chosen
+    axis, NaN/inf steps as gaps; and its smoothed points when smoothing is on."""
+    origin = start_time if start_time is not None else (thinned.timestamps[0] if thinned.timestamps else 0)
+    x = _x_values(thinned.steps, thinned.timestamps, options, origin)
+    gaps_x = _x_values([m.step for m in thinned.marks], [m.timestamp for m in thinned.marks], options, origin)
+    raw = sorted([*zip(x, thinned.values, strict=True), *((at, None) for at in gaps_x)], key=lambda point: point[0])
+    smooth = list(zip(x, thinned.smoothed, strict=True)) if thinned.smoothed is not None else None
+    return raw, smooth
 
 
 def _history_trace(name: str, group: str, color: str, steps: list, values: list, text: list) -> dict:
@@ -330,7 +645,7 @@ def _history_trace(name: str, group: str, color: str, steps: list, values: list,
     }
 
 
-def metric_bars_figure(runs, key: str, *, goal: str = "min") -> dict:
+def metric_bars_figure(runs, key: str, *, goal: str = "min", colors: dict | None = None, log_y: bool = False) -> dict:
     """`key` per run as bars, best first by the goal, coloured by parent. Bars are placed by run
     id (two runs may share a name) and labelled with the run's name."""
     drawn = [run for run in runs if finite_or_none(run.metrics.get(key)) is not None]
@@ -338,7 +653,8 @@ def metric_bars_figure(runs, key: str, *, goal: str = "min") -> dict:
     color_of, parent_of = {}, {}
     for position, (_, parent, members) in enumerate(_parent_groups(drawn)):
         for run in members:
-            color_of[run.run_id], parent_of[run.run_id] = _color(position), parent
+            color_of[run.run_id] = colors[run.run_id] if colors else _color(position)
+            parent_of[run.run_id] = parent
     run_ids = [run.run_id for run in drawn]
     labels = [_label(run) for run in drawn]
     # No vertical grid: a line per category would grey out the chart behind a thousand bars.
@@ -359,14 +675,170 @@ def metric_bars_figure(runs, key: str, *, goal: str = "min") -> dict:
     }
     parents = set(parent_of.values())
     if len(parents) == 1:
-        # One parent (the "compare children" page): one colour and one name, not one per bar.
+        # One parent (the "compare children" page): its name once, not once per bar.
         (parent,) = parents
-        bars["marker"] = {"color": color_of[run_ids[0]]}
         bars["hovertemplate"] = bars["hovertemplate"].replace("%{customdata}", parent)
     else:
         bars["customdata"] = [parent_of[run_id] for run_id in run_ids]
+    if colors or len(parents) > 1:
         bars["marker"] = {"color": [color_of[run_id] for run_id in run_ids]}
+    elif run_ids:
+        # One parent and no per-run colours: one colour, not one per bar (10,000 bars' worth of JSON).
+        bars["marker"] = {"color": color_of[run_ids[0]]}
     return {
         "data": [bars],
-        "layout": _compare_layout(title, xaxis=x_axis, yaxis=_axis(_escape_template(key)), bargap=0.15),
+        "layout": _compare_layout(
+            title, xaxis=x_axis, yaxis=_axis(_escape_template(key), **({"type": "log"} if log_y else {})), bargap=0.15
+        ),
     }
+
+
+# --- bands: a parent's children aggregated by step -----------------------------------------------
+
+BAND_MODES = {"std": "mean ± 1 std", "minmax": "mean, min–max", "quartiles": "median, quartiles"}
+
+
+def _fill(color: str, alpha: float = 0.2) -> str:
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def band_bounds(band, mode: str) -> tuple[list, list, list, str]:
+    """(centre, lower, upper, centre's name) of a band in `mode`."""
+    if mode == "minmax":
+        return band.mean, band.low, band.high, "mean"
+    if mode == "quartiles" and band.median is not None:
+        return band.median, band.q1, band.q3, "median"
+    lower = [mean - std for mean, std in zip(band.mean, band.std, strict=True)]
+    upper = [mean + std for mean, std in zip(band.mean, band.std, strict=True)]
+    return band.mean, lower, upper, "mean"
+
+
+def _counted(band) -> str:
+    """What a band's count counts: children at a step, or values in a bucket of steps."""
+    return "children" if band.bucket == 1 else f"values (buckets of {band.bucket} steps)"
+
+
+def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> list[dict]:
+    """A band's three traces: its lower edge (invisible), its upper edge filled down to the
+    lower, and its centre line, whose hover gives the children counted at that step. `link`
+    (a URL) travels in the traces' meta: a click on the band opens it (run.js)."""
+    centre, lower, upper, centre_name = band_bounds(band, mode)
+    name = _escape_template(label)
+    edge = {"type": "scatter", "mode": "lines", "x": band.steps, "line": {"width": 0, "color": color}}
+    edge.update(legendgroup=name, showlegend=False, hoverinfo="skip", meta={"link": link})
+    lower_trace = {**edge, "y": [finite_or_none(value) for value in lower]}
+    upper_y = [finite_or_none(value) for value in upper]
+    upper_trace = {**edge, "y": upper_y, "fill": "tonexty", "fillcolor": _fill(color)}
+    counts = zip(band.count, lower, upper, strict=True)
+    customdata = [[count, finite_or_none(low), finite_or_none(high)] for count, low, high in counts]
+    centre_trace = {
+        "type": "scatter",
+        "mode": "lines",
+        "name": name,
+        "legendgroup": name,
+        "x": band.steps,
+        "y": [finite_or_none(value) for value in centre],
+        "line": {"color": color, "width": 2},
+        "customdata": customdata,
+        "meta": {"link": link},
+        "hovertemplate": f"{name}<br>step %{{x}}<br>{centre_name} %{{y:.4g}}"
+        f"<br>band %{{customdata[1]:.4g}} – %{{customdata[2]:.4g}}"
+        f"<br>%{{customdata[0]}} {_counted(band)}<extra></extra>",
+    }
+    return [lower_trace, upper_trace, centre_trace]
+
+
+def band_figure(
+    key: str,
+    bands: list[tuple[str, str, object, str]],
+    *,
+    mode: str = "std",
+    child_lines: dict[str, list[tuple[str, list]]] | None = None,
+    log_y: bool = False,
+) -> dict:
+    """`key` of each parent's children as a band: `bands` is [(label, colour, Band, link)].
+    `child_lines` (label → [(child name, [(step, value)])]) adds each child as a thin line in
+    its band's colour, all of one band in a single trace split by gaps."""
+    traces = []
+    for label, color, band, link in bands:
+        if child_lines and child_lines.get(label):
+            steps, values, text = [], [], []
+            for child_label, points in child_lines[label]:
+                steps += [step for step, _ in points] + [None]
+                values += [finite_or_none(value) for _, value in points] + [None]
+                text += [_escape_template(child_label)] * (len(points) + 1)
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "name": f"{_escape_template(label)}: children",
+                    "legendgroup": _escape_template(label),
+                    "showlegend": False,
+                    "x": steps,
+                    "y": values,
+                    "text": text,
+                    "opacity": 0.35,
+                    "line": {"color": color, "width": 1},
+                    "connectgaps": False,
+                    "hovertemplate": "%{text}<br>step %{x}<br>%{y:.4g}<extra></extra>",
+                }
+            )
+        traces += band_traces(label, color, band, mode, link=link)
+    title = f"{_escape_template(key)} by step, {BAND_MODES.get(mode, BAND_MODES['std'])}"
+    children = max((max(band.count, default=0) for _, _, band, _ in bands), default=0)
+    counted = _counted(bands[0][2]) if bands else "children"
+    title += f" <span style='font-size:11px;color:{MUTED}'>up to {children:,} {counted} a step</span>"
+    y_axis = _axis(_escape_template(key))
+    if log_y:
+        y_axis["type"] = "log"
+    layout = _compare_layout(title, xaxis=_axis("step"), yaxis=y_axis, height=380)
+    layout["showlegend"] = len(bands) > 1
+    layout["legend"] = {"orientation": "h", "y": -0.2}
+    layout["meta"] = {"bands": len(bands)}
+    return {"data": traces, "layout": layout}
+
+
+# --- parameter importance ------------------------------------------------------------------------
+
+SIGN_COLORS = {"+": "#2563eb", "-": "#ea580c", "": "#9ca3af"}
+
+
+def importance_figure(key: str, params: list[dict], *, children: int) -> dict:
+    """Stored importance (tracker/importance.py) as ranked horizontal bars, most important on
+    top, each labelled with its correlation's sign; a log-scaled param says so in its name."""
+    ranked = list(params)[:20]
+    names = [_escape_template(item["param"]) + (" (log)" if item.get("log") else "") for item in ranked]
+    signs = []
+    for item in ranked:
+        correlation = item.get("correlation")
+        signs.append("" if correlation is None else ("+" if correlation >= 0 else "-"))
+    labels = [
+        "categorical" if item.get("correlation") is None else f"corr {item['correlation']:+.2f}" for item in ranked
+    ]
+    trace = {
+        "type": "bar",
+        "orientation": "h",
+        "y": names[::-1],
+        "x": [round(item["importance"], 4) for item in ranked][::-1],
+        "error_x": {"type": "data", "array": [round(item["spread"], 4) for item in ranked][::-1], "thickness": 1},
+        "text": labels[::-1],
+        "textposition": "outside",
+        "cliponaxis": False,
+        "marker": {"color": [SIGN_COLORS[sign] for sign in signs][::-1]},
+        "hovertemplate": "%{y}<br>importance %{x:.2f}<br>%{text}<extra></extra>",
+    }
+    title = (
+        f"Param importance for {_escape_template(key)}"
+        f" <span style='font-size:11px;color:{MUTED}'>random forest, permutation importance, {children:,} children;"
+        " blue: higher param → higher metric, orange: → lower</span>"
+    )
+    layout = _compare_layout(
+        title,
+        xaxis=_axis("share of importance", range=[0, max([item["importance"] for item in ranked] + [0.1]) * 1.25]),
+        yaxis={"automargin": True},
+        height=max(220, 60 + 28 * len(ranked)),
+        margin={"l": 8, "r": 24, "t": 48, "b": 44},
+    )
+    layout["meta"] = {"importance": _escape_template(key)}
+    return {"data": [trace], "layout": layout}

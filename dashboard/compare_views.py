@@ -1,5 +1,5 @@
 """The compare page: selected runs (or a parent's children) side by side, as a table, as CSV,
-and as Plotly charts. Reads come from tracker/selectors/compare.py; figures from dashboard/charts.py."""
+and as Plotly charts. Reads come from tracker/selectors/; figures from dashboard/charts.py."""
 
 import csv
 import re
@@ -11,17 +11,23 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from dashboard import charts
-from dashboard.diff_table import CompareState, compare_table, csv_rows
+from dashboard.band_charts import sweep_band_figure
+from dashboard.diff_table import MAX_SWEEPS, CompareState, compare_table, csv_rows
+from dashboard.downsample import keep_extremes
+from dashboard.importance_charts import importance_chart
 from dashboard.static_finders import PLOTLY_JS
 from tracker.errors import ResourceDoesNotExist, TrackingError
-from tracker.selectors import compare
+from tracker.selectors import compare, histories
+from tracker.selectors.bands import parents_among, sweep_children, sweep_parents
+from tracker.summaries.importance import importance_for
+from tracker.values import finite_or_none
 
 
 @require_GET
 def compare_runs(request):
     state = CompareState.from_query(request.GET)
     try:
-        selection = compare.select_runs(run_ids=list(state.run_ids), parent_run_id=state.parent)
+        selection = _selection(state)
     except TrackingError as problem:
         return _problem_page(request, state, problem)
     comparison = compare.compare_runs(selection.runs, requested_ids=selection.requested_ids)
@@ -30,8 +36,14 @@ def compare_runs(request):
     state = state.resolved(comparison)
     if state.csv:
         return _csv_response(comparison, state, selection)
+    sweeps = sweep_parents(state.parents) if state.parents else []
+    colors = charts.run_colors([run.run_id for run in comparison.runs])
     table = compare_table(
-        comparison, diff_only=state.diff_only, show_parents=selection.parent is None, page=state.table_page
+        comparison,
+        diff_only=state.diff_only,
+        show_parents=selection.parent is None,
+        page=state.table_page,
+        colors=colors,
     )
     context = {
         "state": state,
@@ -39,7 +51,11 @@ def compare_runs(request):
         "parent": selection.parent,
         "table": table,
         "table_pages": _table_page_links(request, table),
-        "figures": _figures(comparison, state),
+        "figures": _figures(comparison, state, sweeps=sweeps, colors=colors),
+        "sweeps": sweeps,
+        "importance": _importance(selection.parent, comparison, state.metric),
+        "sweeps_url": _sweeps_url(selection, state),
+        "band_modes": charts.BAND_MODES,
         "history_url": reverse("dashboard:compare-history") + "?" + urlencode(state.history_query),
         "plotly_js": PLOTLY_JS,
     }
@@ -53,14 +69,30 @@ def compare_history(request):
     charts never wait for it (bench/compare_page.py)."""
     state = CompareState.from_query(request.GET)
     try:
-        selection = compare.select_runs(run_ids=list(state.run_ids), parent_run_id=state.parent)
+        selection = _selection(state)
     except TrackingError as problem:
         return JsonResponse({"error": problem.message}, status=problem.http_status)
     if not state.history:
         return JsonResponse({"error": "Name the metric to draw: ?history=<metric key>."}, status=400)
     runs = compare.selected_runs(selection.runs)
-    histories = compare.sampled_histories(selection.runs, state.history, per_run=compare.points_per_run(len(runs)))
-    return JsonResponse(charts.history_lines_figure(runs, histories, state.history))
+    per_run = compare.points_per_run(len(runs))
+    found = histories.selection_histories(selection.runs, state.history, per_run=per_run)
+    options = charts.HistoryOptions.from_query(request.GET)
+    thinned = {pk: keep_extremes(series, per_run, smoothing=options.smoothing) for pk, series in found.items()}
+    start_times = {run.pk: run.start_time for run in runs}
+    lines = {pk: charts.compare_line(line, options, start_times.get(pk)) for pk, line in thinned.items()}
+    colors = charts.run_colors([run.run_id for run in runs])  # the page's: the same runs in the same order
+    figure = charts.history_lines_figure(
+        runs,
+        {pk: raw for pk, (raw, _) in lines.items()},
+        state.history,
+        colors=colors,
+        log_y=state.log_y,
+        smoothed={pk: smooth for pk, (_, smooth) in lines.items()} if options.smoothing else None,
+        x_title=charts.X_MODES[options.x],
+    )
+    charts.add_points_note(figure, thinned.values())
+    return JsonResponse(figure)
 
 
 def _table_page_links(request, table) -> dict[str, str]:
@@ -74,17 +106,50 @@ def _table_page_links(request, table) -> dict[str, str]:
     return links
 
 
-def _figures(comparison, state) -> list[dict]:
+def _importance(parent, comparison, metric: str):
+    """Compare children: the stored importance of the params for the chosen metric (1 query)."""
+    if parent is None or not metric:
+        return None
+    children = sum(1 for run in comparison.runs if finite_or_none(run.metrics.get(metric)) is not None)
+    stored = importance_for(parent, [metric]).get(metric)
+    return importance_chart(metric, stored, children=children, chart_id="compare-importance")
+
+
+def _sweeps_url(selection, state) -> str:
+    """For runs picked in the tree of which two or more are parents: their children compared as
+    sweeps (one query)."""
+    if not state.run_ids:
+        return ""
+    parents = parents_among(selection.runs, limit=MAX_SWEEPS)
+    if len(parents) < 2:
+        return ""
+    query = {"parents": ",".join(parents), **({"history": state.history} if state.history else {})}
+    return reverse("dashboard:compare") + "?" + urlencode(query)
+
+
+def _selection(state: CompareState) -> compare.Selection:
+    """The runs to compare: the children of the sweeps' parents, else what select_runs reads."""
+    if state.parents:
+        return compare.Selection(runs=sweep_children(state.parents))
+    return compare.select_runs(run_ids=list(state.run_ids), parent_run_id=state.parent)
+
+
+def _figures(comparison, state, *, sweeps=(), colors=None) -> list[dict]:
     """The charts drawn from the runs' latest values, each as {id, figure, wide}: parallel
     coordinates takes a whole row, scatter and bars share one (the history comes by fetch)."""
     runs, metric, goal = comparison.runs, state.metric, comparison.goal(state.metric)
     figures = []
+    if sweeps and state.history:
+        band = sweep_band_figure(sweeps, state.history, mode=state.band)
+        if band:
+            figures.append((band, True))
     if metric and comparison.param_keys:
         figures.append((charts.parallel_coordinates_figure(runs, comparison.param_keys, metric, goal=goal), True))
     if metric and state.x:
-        figures.append((charts.scatter_figure(runs, state.x, metric), False))
+        scatter = charts.scatter_figure(runs, state.x, metric, colors=colors, log_x=state.log_x, log_y=state.log_y)
+        figures.append((scatter, True))
     if metric:
-        figures.append((charts.metric_bars_figure(runs, metric, goal=goal), False))
+        figures.append((charts.metric_bars_figure(runs, metric, goal=goal, colors=colors, log_y=state.log_y), True))
     return [{"id": f"compare-figure-{i}", "figure": f, "wide": wide} for i, (f, wide) in enumerate(figures)]
 
 

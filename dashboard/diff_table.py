@@ -21,6 +21,10 @@ def _ids(values: list[str]) -> list[str]:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
+# Parents compared as sweeps at most (each a band in its own colour, and a query of its own).
+MAX_SWEEPS = 10
+
+
 @dataclass(frozen=True)
 class CompareState:
     run_ids: tuple[str, ...]
@@ -31,6 +35,12 @@ class CompareState:
     diff_only: bool
     csv: bool
     table_page: int = 1  # the table shows TABLE_ROWS runs a page; the charts and CSV show them all
+    parents: tuple[str, ...] = ()  # "compare sweeps": each parent's children as one band
+    band: str = "std"
+    log_x: bool = False  # the scatter's x
+    log_y: bool = False  # the scatter's, the bars' and the history's y
+    xaxis: str = "step"  # the history's x: step, relative or wall time (dashboard.charts.X_MODES)
+    smooth: str = ""  # the history's EMA weight, as given (dashboard.charts.HistoryOptions checks it)
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "CompareState":
@@ -43,6 +53,12 @@ class CompareState:
             diff_only=query.get("diff") in ("1", "true", "on"),
             csv=query.get("format") == "csv",
             table_page=parse_int(query.get("table_page"), 1, 1, 10**6),
+            parents=tuple(dict.fromkeys(_ids(query.getlist("parents"))))[:MAX_SWEEPS],
+            band=query.get("band", "std"),
+            log_x=query.get("logx") == "1",
+            log_y=query.get("logy") == "1",
+            xaxis=query.get("xaxis", "step"),
+            smooth=query.get("smooth", ""),
         )
 
     def resolved(self, comparison: Comparison) -> "CompareState":
@@ -60,11 +76,15 @@ class CompareState:
     @property
     def selection_query(self) -> dict[str, str]:
         """The query that names the selection, for the form's hidden fields and the CSV link."""
+        if self.parents:
+            return {"parents": ",".join(self.parents)}
         return {"parent": self.parent} if self.parent else {"runs": ",".join(self.run_ids)}
 
     @property
     def history_query(self) -> dict[str, str]:
-        return {**self.selection_query, "history": self.history}
+        extra = {"logy": "1" if self.log_y else "", "xaxis": "" if self.xaxis == "step" else self.xaxis}
+        extra["smooth"] = self.smooth if self.smooth not in ("", "0") else ""
+        return {**self.selection_query, "history": self.history, **{k: v for k, v in extra.items() if v}}
 
 
 def _default_metric(comparison: Comparison) -> str:
@@ -87,6 +107,7 @@ class Row:
     duration: str
     cells: list[Cell]
     show_parent: bool = False
+    color: str = ""  # the run's colour on the page's charts (dashboard.charts.run_colors)
 
     @property
     def html(self) -> SafeString:
@@ -103,8 +124,9 @@ class Row:
             for cell in self.cells
         )
         label, status = escape(run.label), escape(run.status.lower())
+        swatch = f'<span class="swatch" style="background:{escape(self.color)}"></span>' if self.color else ""
         return mark_safe(  # every part escaped above
-            f'<tr data-run-id="{escape(run.run_id)}"><th scope="row" class="name">'
+            f'<tr data-run-id="{escape(run.run_id)}"><th scope="row" class="name">{swatch}'
             f'<a href="{escape(self.url)}" title="{label}">{label}</a>{parent}</th>'
             f'<td><span class="status status-{status}">{status}</span></td>'
             f'<td class="num">{escape(self.duration)}</td>{cells}</tr>'
@@ -132,7 +154,14 @@ class CompareTable:
     total: int = 0
 
 
-def compare_table(comparison: Comparison, *, diff_only: bool, show_parents: bool = True, page: int = 1) -> CompareTable:
+def compare_table(
+    comparison: Comparison,
+    *,
+    diff_only: bool,
+    show_parents: bool = True,
+    page: int = 1,
+    colors: dict[str, str] | None = None,
+) -> CompareTable:
     """Page `page` of the table (TABLE_ROWS runs), rows of formatted cells: made here, not in the
     template, because a 500-run page is 5,000 cells and the template language would spend most
     of the page's time on them. What differs and what is best is worked out over all the runs."""
@@ -151,7 +180,8 @@ def compare_table(comparison: Comparison, *, diff_only: bool, show_parents: bool
         cells = [_param_cell(run.params.get(key), key in varying) for key in param_keys]
         cells += [_metric_cell(run.metrics.get(key), best[key], comparison.goal(key)) for key in metric_keys]
         url = url_pattern.replace("RUN_ID", run.run_id)
-        rows.append(Row(run, url, duration(run.duration_ms), cells, show_parent=show_parents))
+        color = (colors or {}).get(run.run_id, "")
+        rows.append(Row(run, url, duration(run.duration_ms), cells, show_parent=show_parents, color=color))
     return CompareTable(
         param_keys=param_keys,
         metric_keys=metric_keys,

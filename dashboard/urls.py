@@ -12,6 +12,7 @@ urlpatterns = [
     path("selection/", run_actions.runs_act, name="runs-act"),
     path("runs/<str:run_id>/edit/", run_actions.run_edit, name="run-edit"),
     path("runs/<str:run_id>/live/", views.run_live, name="run-live"),
+    path("runs/<str:run_id>/history.json", views.run_history, name="run-history"),
     path("runs/<str:run_id>/children/", views.run_children, name="run-children"),
     path("runs/<str:run_id>/artifacts/", artifact_views.run_artifact_folder, name="run-artifacts"),
     path("runs/<str:run_id>/artifacts/preview/", artifact_views.run_artifact_preview, name="run-artifact-preview"),

@@ -5,15 +5,17 @@ import hashlib
 
 from django.core.cache import cache
 from django.core.exceptions import BadRequest
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.charts import history_figures
+from dashboard.band_charts import parent_band_charts
 from dashboard.filtering import compile_filter, named_columns, order_for
+from dashboard.importance_charts import importance_chart
 from dashboard.permissions import can_write
+from dashboard.run_charts import run_charts, zoomed_figure
 from dashboard.state import TreeState, parse_columns, parse_int
 from dashboard.static_finders import PLOTLY_JS
 from tracker import services
@@ -25,6 +27,7 @@ from tracker.selectors import artifacts as artifact_selectors
 from tracker.selectors import experiments as experiment_reads
 from tracker.selectors import run_page, tree
 from tracker.selectors.run_inputs import run_inputs
+from tracker.summaries.importance import importance_for
 
 
 @require_GET
@@ -199,7 +202,9 @@ def run_detail(request, run_id: str):
     context = {
         "overview": overview,
         "run": run,
-        "figures": [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(history_figures(overview.history))],
+        "charts": run_charts(run, request.GET, keep=_kept(request.GET, HISTORY_PARAMS)),
+        "bands": _bands(run, request.GET, overview.summaries),
+        "importance": _importance(run, overview.summaries),
         "plotly_js": PLOTLY_JS,
         "user_tags": [tag for tag in overview.tags if not tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
         "system_tags": [tag for tag in overview.tags if tag.key.startswith(tree.SYSTEM_TAG_PREFIXES)],
@@ -214,6 +219,47 @@ def run_detail(request, run_id: str):
         "artifacts": artifact_selectors.run_artifact_folder(run=run),
     }
     return render(request, "dashboard/run_detail.html", context)
+
+
+# The run page's chart choices: each form keeps the others' in hidden fields.
+HISTORY_PARAMS = ("xaxis", "smooth", "logx", "logy")
+BAND_PARAMS = ("band", "lines")
+
+
+def _kept(query, own: tuple[str, ...]) -> dict[str, str]:
+    """The page's query minus the form's `own` choices, for that form's hidden fields."""
+    return {name: query[name] for name in ("page", *HISTORY_PARAMS, *BAND_PARAMS) if name in query and name not in own}
+
+
+def _bands(run, query, summaries):
+    """A parent's band charts; a run without children has none (and costs no query). Its
+    summaries' newest computed_at versions them (dashboard/band_charts.py)."""
+    if not run.child_count:
+        return None
+    version = max((summary.computed_at for summary in summaries), default=None)
+    return parent_band_charts(run, query, keep=_kept(query, BAND_PARAMS), version=version)
+
+
+def _importance(run, summaries) -> list:
+    """A parent's param importance per summarised metric, or why there is none (1 query)."""
+    if not run.child_count or not summaries:
+        return []
+    stored = importance_for(run)
+    return [
+        importance_chart(summary.key, stored.get(summary.key), children=summary.count, chart_id=f"importance-{number}")
+        for number, summary in enumerate(summaries[:MAX_IMPORTANCE_CHARTS])
+    ]
+
+
+# A parent's page ranks the params of this many metrics at most (its summary lists them all).
+MAX_IMPORTANCE_CHARTS = 6
+
+
+@require_GET
+def run_history(request, run_id: str):
+    """One run-page chart as a figure dict, for a zoomed range at full resolution."""
+    run = get_object_or_404(Run.objects.only("pk", "run_id", "start_time"), run_id=run_id)
+    return JsonResponse(zoomed_figure(run, request.GET))
 
 
 @require_POST

@@ -499,3 +499,24 @@ class RunModelOutput(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "model"], name="uniq_run_model_output")]
+
+
+class ParamImportance(models.Model):
+    """How much each param of a parent's children drives one metric of theirs, kept by
+    tracker/summaries/importance.py in a Celery task beside the summaries (never in a page request).
+
+    `params` is a list, most important first, of {"param", "importance" (share of the
+    permutation importance, 0–1), "spread" (its std over the repeats, same scale),
+    "correlation" (Spearman's rho of a numeric param with the metric, null for a categorical
+    one), "kind" ("numeric"/"categorical"), "log" (values spanning 3+ decades, fitted as log10)}."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="param_importances")
+    key = models.CharField(max_length=250)
+    params = models.JSONField(default=list)
+    children = models.PositiveIntegerField(default=0)  # children with a finite value of the metric
+    # What the fit saw (children, their params and latest values): an unchanged sweep is not refitted.
+    fingerprint = models.CharField(max_length=64, default="")
+    computed_at = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_param_importance")]

@@ -2,8 +2,9 @@
 task calls tracker/summaries/ (HackSoft's recipe: services queue tasks, tasks call services, so
 no import runs back up). Each task takes an id (or nothing) and is safe to run twice.
 
-Task names (tracker.tasks.refresh_tree, tracker.tasks.repair_stale_summaries) are what beat's
-schedule and queued messages name: keep them.
+Task names (tracker.tasks.refresh_tree, tracker.tasks.repair_stale_summaries,
+tracker.tasks.refresh_importance, tracker.tasks.refit_stale_importance) are what beat's schedule
+and queued messages name: keep them.
 """
 
 import logging
@@ -16,7 +17,7 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from tracker.models import Experiment, Run
-from tracker.summaries import refresh, staleness
+from tracker.summaries import importance, refresh, staleness
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +27,15 @@ logger = logging.getLogger(__name__)
 # repair finds them.
 @shared_task(acks_late=True, ignore_result=True)
 def refresh_tree(root_pk: int) -> int:
-    """Recompute the stale best-child summaries of the run tree under `root_pk`."""
+    """Recompute the stale best-child summaries of the run tree under `root_pk`, then queue the
+    refit of the param importance of its parents whose summaries changed (at most once a
+    REFIT_INTERVAL_MS per parent: a running sweep refreshes its summary every half second)."""
     result = refresh.refresh_tree(root_pk=root_pk)
     if not result.finished:
         # Writes keep landing below: let other trees' tasks go first, then carry on (unless a
         # write has queued the next task already).
         queue_tree_refresh(root_pk)
+    queue_importance_refits(root_pk=root_pk, min_age_ms=importance.REFIT_INTERVAL_MS)
     return result.computed
 
 
@@ -42,6 +46,27 @@ def repair_stale_summaries() -> int:
     for root_pk in roots:
         queue_tree_refresh(root_pk, even_if_queued=True)
     return len(roots)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_importance(parent_pk: int) -> int:
+    """Refit the param importance of the sweep under `parent_pk` (tracker/summaries/importance.py)."""
+    return importance.refresh_importance(parent_pk=parent_pk)
+
+
+@shared_task(ignore_result=True)
+def refit_stale_importance() -> int:
+    """Queue the refit of every parent whose summary changed since its last fit (beat, every minute)."""
+    return queue_importance_refits()
+
+
+def queue_importance_refits(*, root_pk: int | None = None, min_age_ms: int = 0) -> int:
+    """Queue a refit for each parent (under `root_pk`, or anywhere) whose summary is newer than
+    its importance, and whose last fit is at least `min_age_ms` old; return how many."""
+    parents = importance.stale_parents(root_pk=root_pk, min_age_ms=min_age_ms)
+    for parent_pk in parents:
+        refresh_importance.delay(parent_pk)
+    return len(parents)
 
 
 # --- queueing (the write services call these inside their transaction) --------------------------

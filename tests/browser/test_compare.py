@@ -104,12 +104,13 @@ def test_the_run_page_compare_children_button_reaches_the_page(page, demo):
 def test_switching_the_metric_redraws_the_charts(page, demo):
     parent = Run.objects.filter(experiment__name="Parent Child Association Challenge", depth=0).first()
     page.goto(f"/compare/?parent={parent.run_id}&metric=metric1")
-    expect(plots(page)).to_have_count(4)
+    # Parallel coordinates, scatter, bars, the param importance (the demo's refresh fitted it), history.
+    expect(plots(page)).to_have_count(5)
     assert figure_title(page, 2).startswith("metric1 per run")
     page.locator("select[name=metric]").select_option("metric2")
 
     expect(page).to_have_url(re.compile(r"metric=metric2"))
-    expect(plots(page)).to_have_count(4)
+    expect(plots(page)).to_have_count(5)
     assert figure_title(page, 0).startswith("Params → metric2")
     assert figure_title(page, 2).startswith("metric2 per run")
     colorbar = page.locator(".js-plotly-plot").first.evaluate("graph => graph.data[0].line.colorbar.title.text")
@@ -121,7 +122,7 @@ def test_differences_only_and_the_axes_stay_in_the_url(page, demo):
     page.goto(f"/compare/?parent={parent.run_id}")
     page.locator("select[name=x]").select_option("params.param2")
     expect(page).to_have_url(re.compile(r"x=params.param2"))
-    expect(plots(page)).to_have_count(4)
+    expect(plots(page)).to_have_count(5)
     assert " vs param2" in figure_title(page, 1)
     page.get_by_label("Differences only").check()
     expect(page).to_have_url(re.compile(r"diff=1"))

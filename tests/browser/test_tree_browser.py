@@ -114,8 +114,9 @@ def test_the_run_pages_children_expand_in_place_with_their_metrics(page, demo):
 def test_the_run_page_draws_metric_history_with_plotly(page, demo):
     run = Run.objects.get(name="child_1")
     page.goto(f"/runs/{run.run_id}/")
-    expect(page.locator(".js-plotly-plot")).to_have_count(1)
-    expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible()
+    # Its own history, and (child_1 is a parent) its children's band.
+    expect(page.locator(".chart-history.js-plotly-plot")).to_have_count(1)
+    expect(page.locator(".chart-history.js-plotly-plot .main-svg").first).to_be_visible()
 
 
 def test_selection_updates_the_compare_link_and_survives_a_reload(page, demo):

@@ -11,11 +11,15 @@ from dashboard.charts import (
     MAX_PARALLEL_AXES,
     MISSING_LABEL,
     PARENT_COLORS,
+    band_figure,
     history_lines_figure,
+    importance_figure,
     metric_bars_figure,
     parallel_coordinates_figure,
+    run_colors,
     scatter_figure,
 )
+from tracker.selectors.bands import Band
 from tracker.selectors.compare import ComparedRun
 
 
@@ -265,3 +269,57 @@ def test_every_builder_copes_with_no_runs():
         metric_bars_figure([], "m"),
     ):
         valid_json(figure)
+
+
+# --- one colour per run, log axes ----------------------------------------------------------------
+
+
+def test_a_run_has_one_colour_on_every_chart_and_its_table_row():
+    runs = [
+        run(f"r{i}", parent=f"p{i % 3}", params={"lr": str(10.0**-i)}, metrics={"m": float(i)}, pk=i) for i in range(25)
+    ]
+    colors = run_colors([r.run_id for r in runs])
+    assert len(set(colors.values())) == 25  # past the ten of the palette, still one each
+    assert colors == run_colors([r.run_id for r in runs])  # stable
+    scatter = scatter_figure(runs, "params.lr", "m", colors=colors)
+    bars = metric_bars_figure(runs, "m", colors=colors)
+    history = history_lines_figure(runs, {r.pk: [(0, 1.0), (1, 2.0)] for r in runs}, "m", colors=colors)
+    scatter_color = {r: c for t in scatter["data"] for r, c in zip(t["text"], t["marker"]["color"], strict=True)}
+    bar_color = dict(zip(bars["data"][0]["text"], bars["data"][0]["marker"]["color"], strict=True))
+    history_color = {t["name"]: t["line"]["color"] for t in history["data"]}
+    for r in runs:
+        assert scatter_color[r.name] == bar_color[r.name] == history_color[r.name] == colors[r.run_id]
+
+
+def test_a_few_points_are_labelled_with_their_runs_name(sweep):
+    figure = scatter_figure(sweep, "params.lr", "loss", colors=run_colors([r.run_id for r in sweep]))
+    assert figure["data"][0]["mode"] == "markers+text" and figure["data"][0]["text"] == ["a", "b"]
+
+
+def test_a_param_spanning_three_decades_gets_a_log_axis(sweep):
+    sweep[2].params["lr"] = "0.00001"
+    scatter = scatter_figure(sweep, "params.lr", "loss")
+    assert scatter["layout"]["xaxis"]["type"] == "log"
+    axis = parallel_coordinates_figure(sweep, ["lr"], "loss")["data"][0]["dimensions"][0]
+    assert axis["label"] == "lr (log)"
+    assert axis["values"] == pytest.approx([-1, -2, -5])
+    assert axis["ticktext"][0] == "1e-5" and axis["ticktext"][-1] == "1e-1"
+
+
+def test_log_toggles_set_the_axes(sweep):
+    figure = scatter_figure(sweep, "params.lr", "loss", log_x=True, log_y=True)
+    assert figure["layout"]["xaxis"]["type"] == "log" and figure["layout"]["yaxis"]["type"] == "log"
+    assert metric_bars_figure(sweep, "loss", log_y=True)["layout"]["yaxis"]["type"] == "log"
+    assert history_lines_figure(sweep, {1: [(0, 1.0)]}, "loss", log_y=True)["layout"]["yaxis"]["type"] == "log"
+
+
+def test_band_and_importance_charts_escape_names_for_plotlys_html_subset():
+    band = Band(key="m", steps=[0, 1], count=[2, 2], mean=[1.0, 2.0], std=[0.1, 0.1], low=[0.9, 1.9], high=[1.1, 2.1])
+    hostile = "<img src=x onerror=alert(1)>"
+    figures = [
+        band_figure("<b>m%{y}", [(hostile, "#1f77b4", band, "/compare/?parent=x")]),
+        importance_figure("<b>m", [{"param": hostile, "importance": 1.0, "spread": 0, "correlation": 0.5}], children=9),
+    ]
+    for figure in figures:
+        text = json.dumps(valid_json(figure))
+        assert "<img" not in text and "<b>m" not in text

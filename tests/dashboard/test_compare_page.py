@@ -301,15 +301,17 @@ def sized_parent(size: int) -> Run:
 @pytest.mark.parametrize("size", [2, 1000])
 def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
     run_ids = ",".join(Run.objects.children_of(sized_parent(size)).values_list("run_id", flat=True))
-    # Expect 4 queries: runs (with parents' and experiments' names), params, latest metrics, goal tags.
-    with django_assert_max_num_queries(4):
+    # Expect 5 queries: runs (with parents' and experiments' names), params, latest metrics, goal
+    # tags, and which of the runs are parents (to offer comparing them as sweeps).
+    with django_assert_max_num_queries(5):
         response = client.get(URL, {"runs": run_ids, "metric": "metric1", "history": "loss"})
     assert response.status_code == 200
     assert response.context["table"].total == size
     assert len(response.context["table"].rows) == min(size, TABLE_ROWS)
     assert [figure["data"][0]["type"] for figure in figures(response)] == ["parcoords", "scatter", "bar"]
-    # Expect 2 queries: runs, and the chosen metric's sampled history.
-    with django_assert_max_num_queries(2):
+    # Expect 3 queries: runs, the number of points of the chosen metric (read whole or bucketed
+    # in SQL by it), and the points (tracker/selectors/histories.py).
+    with django_assert_max_num_queries(3):
         history = client.get(response.context["history_url"])
     points = [step for line in history.json()["data"] for step in line["x"] if step is not None]
     assert len(points) == size * 20
@@ -318,14 +320,15 @@ def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db,
 @pytest.mark.parametrize("size", [2, 1000])
 def test_comparing_children_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
     parent = sized_parent(size)
-    # Expect 5 queries: the parent, then the 4 of a comparison by ids.
-    with django_assert_max_num_queries(5):
+    # Expect 6 queries: the parent, then the 4 of a comparison by ids, and the stored param
+    # importance of the chosen metric.
+    with django_assert_max_num_queries(6):
         response = client.get(URL, {"parent": parent.run_id, "history": "loss"})
     assert response.context["table"].total == size
     assert len(response.context["table"].rows) == min(size, TABLE_ROWS)
     assert response.context["state"].history == "loss"
-    # Expect 3 queries: the parent, runs, the sampled history.
-    with django_assert_max_num_queries(3):
+    # Expect 4 queries: the parent, runs, the history's point count, its points.
+    with django_assert_max_num_queries(4):
         assert client.get(response.context["history_url"]).status_code == 200
 
 
@@ -353,8 +356,9 @@ def test_the_table_pages_through_every_run_while_the_charts_and_the_best_cover_t
     url, page = f"{URL}?parent={parent.run_id}", 0
     while url:
         page += 1
-        # Expect 5 queries whatever the page: the parent, runs, params, latest metrics, goal tags.
-        with django_assert_max_num_queries(5):
+        # Expect 6 queries whatever the page: the parent, runs, params, latest metrics, goal tags,
+        # and the parent's stored param importance.
+        with django_assert_max_num_queries(6):
             response = client.get(url)
         table = response.context["table"]
         seen += [row.run.run_id for row in table.rows]

@@ -1,11 +1,11 @@
-"""The run page's read: one run with its lineage, values, history, children and summary."""
+"""The run page's read: one run with its lineage, values, children and summary (its charts read
+their histories through tracker/selectors/histories.py)."""
 
 from dataclasses import dataclass
 
 from django.core.paginator import Paginator
-from django.db.models import Count
 
-from tracker.models import LatestMetric, Metric, Param, Run, RunSummary, RunTag
+from tracker.models import LatestMetric, Param, Run, RunSummary, RunTag
 from tracker.selectors.tree import CHILD_METRIC_COLUMNS, Order, TableColumn, annotated_page, tree_rows
 from tracker.summaries.reads import summaries_for
 from tracker.values import read_value
@@ -17,7 +17,6 @@ class RunOverview:
     ancestors: list[Run]
     params: list[Param]
     metrics: list[LatestMetric]
-    history: list[tuple[str, int, float | None]]  # (key, step, value) of keys with several values
     tags: list[RunTag]
     children: object  # django.core.paginator.Page of the direct children
     child_columns: tuple[TableColumn, ...]  # metric columns for the children, their `cells` set
@@ -25,13 +24,12 @@ class RunOverview:
 
 
 def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 20, order: Order) -> RunOverview:
-    """Everything the run page shows: 9 queries (run, ancestors, params, metrics, the history of
-    multi-step metrics, tags, children count and page, the children's metrics), and a 10th for
-    the summaries of a run with children, whatever the run's size."""
+    """Everything the run page shows but its charts: 8 queries (run, ancestors, params, metrics,
+    tags, children count and page, the children's metrics), and a 9th for the summaries of a
+    run with children, whatever the run's size. The histories are the charts' own reads
+    (tracker/selectors/histories.py): a run of a million steps is not read point by point."""
     run = Run.objects.with_child_count().select_related("experiment").get(run_id=run_id)
     metrics = list(LatestMetric.objects.filter(run=run).order_by("key"))
-    counts = Metric.objects.filter(run=run).values("key").annotate(n=Count("pk")).filter(n__gt=1).values("key")
-    history = Metric.objects.filter(run=run, key__in=counts).order_by("key", "step", "timestamp")
     page = Paginator(Run.objects.children_of(run).active().order_by(*order()), per_page).get_page(children_page)
     page.object_list = annotated_page(page.object_list, order, lambda q: tree_rows(q, show_deleted=False))
     for child in page.object_list:
@@ -42,7 +40,6 @@ def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 2
         ancestors=list(Run.objects.ancestors_of(run).only("run_id", "name", "depth", "path")),
         params=list(Param.objects.filter(run=run).order_by("key")),
         metrics=metrics,
-        history=list(history.values_list("key", "step", "value")),
         tags=list(RunTag.objects.filter(run=run).order_by("key")),
         children=page,
         child_columns=child_columns,

@@ -1,0 +1,96 @@
+"""Band charts: a parent's children aggregated by step (the run page) and several parents side
+by side ("compare sweeps"). Reads from tracker/selectors/bands.py, figures from dashboard/charts.py."""
+
+from dataclasses import dataclass, field
+
+from django.core.cache import cache
+from django.http import QueryDict
+from django.urls import reverse
+
+from dashboard.charts import BAND_MODES, PARENT_COLORS, band_figure
+from dashboard.downsample import keep_extremes
+from tracker.models import Run
+from tracker.selectors.bands import band_keys, parent_bands
+from tracker.selectors.histories import selection_histories
+
+# Each child as a thin line: this many points each at most (a band of 1,000 children is 200,000).
+CHILD_LINE_POINTS = 200
+# Children drawn as lines at most; the band itself counts them all.
+MAX_CHILD_LINES = 1000
+# A parent's bands are kept this long at most for the same summary version (see parent_band_charts).
+CACHE_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class BandOptions:
+    mode: str = "std"
+    lines: bool = False  # each child as a thin line
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> "BandOptions":
+        mode = query.get("band", "std")
+        return cls(mode=mode if mode in BAND_MODES else "std", lines=query.get("lines") == "1")
+
+
+@dataclass
+class BandCharts:
+    options: BandOptions
+    figures: list[dict] = field(default_factory=list)  # each {id, figure}
+    modes: dict = field(default_factory=lambda: BAND_MODES)
+    keep: dict = field(default_factory=dict)  # the page's other choices, kept by this form
+
+
+def _child_lines(parent: Run, key: str) -> list[tuple[str, list]]:
+    children = Run.objects.children_of(parent).active()
+    names = dict(children.values_list("pk", "name")[:MAX_CHILD_LINES])
+    found = selection_histories(children.filter(pk__in=list(names)), key, per_run=CHILD_LINE_POINTS)
+    return [(names[pk] or str(pk), keep_extremes(series, CHILD_LINE_POINTS).points) for pk, series in found.items()]
+
+
+def _bands_of(parent: Run, *, quartiles: bool, version: int | None) -> list:
+    """The parent's bands (2 queries), or the ones computed for the same `version` of its
+    summaries (none). `version` is the newest summary's computed_at: a child's new metric value
+    marks the parent stale and its refresh changes it, so a band is never served for older
+    data than the summary beside it. The aggregation reads every point of every child (~0.5 s
+    for a million, bench/charts.py); a parent page polled while its sweep runs reads it once
+    per refresh, not once per poll."""
+    cache_key = f"runtree:bands:{parent.pk}:{version}:{int(quartiles)}"
+    if version is not None:
+        found = cache.get(cache_key)
+        if found is not None:
+            return found
+    keys = band_keys([parent])
+    bands = parent_bands(parent, keys, quartiles=quartiles) if keys else []
+    if version is not None:
+        cache.set(cache_key, bands, CACHE_SECONDS)
+    return bands
+
+
+def parent_band_charts(parent: Run, query: QueryDict, *, keep: dict, version: int | None = None) -> BandCharts:
+    """One band chart per metric the parent's children log with history. Queries: the keys (1),
+    the bands (1, 2 for quartiles on SQLite), none when the bands of this summary `version` were
+    computed already; with `lines` 2 per metric for the children's lines."""
+    options = BandOptions.from_query(query)
+    charts = BandCharts(options, keep=keep)
+    color, label = PARENT_COLORS[0], parent.name or parent.run_id
+    link = reverse("dashboard:compare") + f"?parent={parent.run_id}"
+    bands = _bands_of(parent, quartiles=options.mode == "quartiles", version=version)
+    for number, band in enumerate(bands):
+        lines = {label: _child_lines(parent, band.key)} if options.lines else None
+        figure = band_figure(band.key, [(label, color, band, link)], mode=options.mode, child_lines=lines)
+        charts.figures.append({"id": f"band-{number}", "figure": figure})
+    return charts
+
+
+def sweep_band_figure(parents: list[Run], key: str, *, mode: str = "std") -> dict | None:
+    """Compare sweeps: `key` of each parent's children as one band in the parent's colour (a
+    click on a band opens its children). Two queries, plus one per parent."""
+    keys = band_keys(parents)
+    if key not in keys.ranges:
+        return None
+    bands = []
+    for position, parent in enumerate(parents):
+        for band in parent_bands(parent, keys, only=[key], quartiles=mode == "quartiles"):
+            link = reverse("dashboard:compare") + f"?parent={parent.run_id}"
+            bands.append((parent.name or parent.run_id, PARENT_COLORS[position % len(PARENT_COLORS)], band, link))
+    return band_figure(key, bands, mode=mode) if bands else None

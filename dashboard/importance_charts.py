@@ -1,0 +1,33 @@
+"""Parameter importance on the pages: the stored fit (tracker/summaries/importance.py) as a chart, or the
+reason there is none."""
+
+from dataclasses import dataclass
+
+from dashboard.charts import importance_figure
+from tracker.models import ParamImportance
+from tracker.summaries.importance import MIN_CHILDREN
+
+
+@dataclass
+class ImportanceChart:
+    key: str
+    id: str
+    figure: dict | None = None
+    reason: str = ""  # why there is no chart
+
+
+def importance_chart(key: str, stored: ParamImportance | None, *, children: int, chart_id: str) -> ImportanceChart:
+    """`children` is how many children have a value of `key`: under MIN_CHILDREN, no fit is made."""
+    chart = ImportanceChart(key=key, id=chart_id)
+    if children < MIN_CHILDREN:
+        chart.reason = (
+            f"Param importance for {key} needs at least {MIN_CHILDREN} children with a value of it; "
+            f"{children} {'has' if children == 1 else 'have'} one."
+        )
+    elif stored is None:
+        chart.reason = f"Param importance for {key} is being computed; it appears on the next load."
+    elif not stored.params:
+        chart.reason = f"No param varies among the children with {key}: nothing to rank."
+    else:
+        chart.figure = importance_figure(key, stored.params, children=stored.children)
+    return chart

@@ -1,0 +1,63 @@
+"""The run page's history charts and the zoom behind them: reads from
+tracker/selectors/histories.py, figures from dashboard/charts.py."""
+
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from django.http import QueryDict
+from django.urls import reverse
+
+from dashboard.charts import HistoryOptions, group_by_stem, history_figures, run_history_figure
+from dashboard.downsample import RUN_PAGE_BUDGET, keep_extremes
+from tracker.models import Run
+from tracker.selectors.histories import history_range, history_stats, run_histories
+
+
+@dataclass
+class RunCharts:
+    options: HistoryOptions
+    figures: list[dict] = field(default_factory=list)  # each {id, figure}
+    zoom_url: str = ""  # where a chart fetches a zoomed range (run.js adds the keys and range)
+    keep: dict = field(default_factory=dict)  # the page's other choices, kept by this form
+
+    @property
+    def smoothing_percent(self) -> int:
+        return round(self.options.smoothing * 100)
+
+
+def run_charts(run: Run, query: QueryDict, *, keep: dict | None = None) -> RunCharts:
+    """Every multi-step metric of `run`, one chart per stem. Queries: the keys' counts (1), the
+    short histories (1), and one per history longer than the selector's LOAD_LIMIT."""
+    options = HistoryOptions.from_query(query)
+    stats = history_stats(run)
+    histories = run_histories(run, stats, budget=RUN_PAGE_BUDGET) if stats else {}
+    figures = history_figures(histories, options=options, start_time=run.start_time)
+    zoom_url = reverse("dashboard:run-history", args=[run.run_id]) + "?" + urlencode(options.query)
+    figures = [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(figures)]
+    return RunCharts(options, figures, zoom_url, keep or {})
+
+
+def _bound(value: str | None) -> int | None:
+    """A zoom edge in the stored unit (a step, or epoch ms: run.js converts plotly's range);
+    None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def zoomed_figure(run: Run, query: QueryDict) -> dict:
+    """The chart of the keys named by `key` (one stem) between `from` and `to`, at full
+    resolution up to the budget: what the page fetches when the viewer zooms."""
+    options = HistoryOptions.from_query(query)
+    keys = [key for key in query.getlist("key") if key][:6]
+    by = "step" if options.x == "step" else "timestamp"
+    low, high = _bound(query.get("from")), _bound(query.get("to"))
+    lines = []
+    for key in keys:
+        series = history_range(run, key, budget=RUN_PAGE_BUDGET, low=low, high=high, by=by)
+        lines.append((key, keep_extremes(series, RUN_PAGE_BUDGET, smoothing=options.smoothing)))
+    title = group_by_stem(keys)[0][0] if keys else ""
+    return run_history_figure(title, lines, options=options, start_time=run.start_time)

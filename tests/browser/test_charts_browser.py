@@ -1,0 +1,132 @@
+"""Charts in Chromium: a spike survives on a long run's page, a zoom fetches full resolution,
+a parent's page draws a filled band, compare children draws the param importance, and compare
+sweeps draws a band per parent. Fixtures (browser, page) come from tests/browser/conftest.py;
+the page fixture fails a test on any script error."""
+
+import os
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import ARTIFACTS
+from tests.factories import ExperimentFactory, RunFactory
+from tracker.models import LatestMetric, Metric, Param
+from tracker.summaries.importance import refresh_importance
+
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+pytestmark = pytest.mark.browser
+
+
+def graph_data(page, selector: str, script: str):
+    """Evaluate `script` on the plotly graph div inside `selector` once plotly.js has drawn it."""
+    graph = page.locator(f"{selector}.js-plotly-plot").first
+    expect(graph).to_be_visible()
+    return graph.evaluate(script)
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / name, full_page=True)
+
+
+@pytest.fixture
+def spiky_run(transactional_db):
+    run = RunFactory(name="spiky", experiment=ExperimentFactory(name="long"))
+    values = [50.0 if step == 1001 else 1.0 for step in range(5000)]
+    values[3000] = None  # a NaN step
+    Metric.objects.bulk_create(
+        [
+            Metric(run=run, key="loss", step=step, timestamp=1_700_000_000_000 + step, value=v)
+            for step, v in enumerate(values)
+        ]
+    )
+    return run
+
+
+def sweep(experiment, name: str, children: int, offset: float, seed: int):
+    """A parent whose children log `loss` for 40 steps (offset by the parent) and a log-uniform lr."""
+    parent = RunFactory(experiment=experiment, name=name)
+    generator = np.random.default_rng(seed)
+    for number in range(children):
+        child = RunFactory(parent=parent, name=f"{name}-{number}")
+        lr = 10 ** generator.uniform(-5, -1)
+        Param.objects.bulk_create(
+            [Param(run=child, key="lr", value=repr(lr)), Param(run=child, key="seed", value=str(number))]
+        )
+        curve = offset + np.exp(-np.arange(40) / 10) + generator.normal(0, 0.05, 40) + np.log10(lr) ** 2 / 50
+        Metric.objects.bulk_create(
+            [Metric(run=child, key="loss", step=step, timestamp=step, value=float(v)) for step, v in enumerate(curve)]
+        )
+        LatestMetric.objects.create(run=child, key="loss", step=39, timestamp=39, value=float(curve[-1]))
+    return parent
+
+
+def test_the_run_page_of_a_5000_step_run_draws_its_spike(page, spiky_run):
+    page.goto(f"/runs/{spiky_run.run_id}/")
+    drawn = graph_data(
+        page,
+        ".chart-history",
+        "g => ({max: Math.max(...g.data[0].y), n: g.data[0].y.length, title: g.layout.title.text})",
+    )
+    assert drawn["max"] == 50.0 and drawn["n"] == 2000
+    assert "2,000 of 4,999 points" in drawn["title"]
+    marks = graph_data(page, ".chart-history", "g => g.data[1].text")
+    assert marks == ["loss: NaN at step 3000"]
+    screenshot(page, "charts-spike.png")
+
+
+def test_zoom_fetches_the_range_at_full_resolution(page, spiky_run):
+    page.goto(f"/runs/{spiky_run.run_id}/")
+    graph_data(page, ".chart-history", "g => g.data.length")
+    with page.expect_response(lambda response: "/history.json" in response.url and "from=900" in response.url):
+        page.locator(".chart-history.js-plotly-plot").first.evaluate(
+            'g => Plotly.relayout(g, {"xaxis.range": [900, 1100]})'
+        )
+    page.wait_for_function("() => document.querySelector('.chart-history').dataset.zoomed === '1'")
+    zoomed = graph_data(page, ".chart-history", "g => ({x: g.data[0].x, title: g.layout.title.text})")
+    assert zoomed["x"] == list(range(900, 1101))  # every step of the range
+    assert "201 points" in zoomed["title"]
+
+
+def test_a_parents_page_draws_a_filled_band(page, transactional_db):
+    parent = sweep(ExperimentFactory(name="bands"), "sweep-a", 6, 0.0, seed=1)
+    page.goto(f"/runs/{parent.run_id}/")
+    fill = graph_data(page, ".chart-band", "g => g.data[1].fill")
+    assert fill == "tonexty"
+    expect(page.locator(".chart-band path.js-fill").first).to_be_attached()
+    screenshot(page, "charts-band.png")
+
+
+def test_compare_children_shows_the_param_importance(page, transactional_db):
+    parent = sweep(ExperimentFactory(name="importance"), "sweep-i", 14, 0.0, seed=2)
+    refresh_importance(parent_pk=parent.pk)
+    page.goto(f"/compare/?parent={parent.run_id}&metric=loss")
+    bars = graph_data(page, ".chart-importance", "g => g.data[0].y")
+    assert bars[-1] == "lr (log)"  # most important on top
+    expect(page.locator(".chart-importance g.point")).to_have_count(2)
+    screenshot(page, "charts-importance.png")
+
+
+def test_compare_sweeps_with_two_parents_draws_two_bands(page, transactional_db):
+    experiment = ExperimentFactory(name="sweeps")
+    first, second = sweep(experiment, "sweep-1", 5, 0.0, seed=3), sweep(experiment, "sweep-2", 5, 1.0, seed=4)
+    page.goto(f"/compare/?parents={first.run_id},{second.run_id}&history=loss")
+    band_chart = page.locator(".js-plotly-plot", has=page.locator("path.js-fill")).first
+    expect(band_chart).to_be_visible()
+    expect(band_chart.locator("path.js-fill")).to_have_count(2)
+    names = band_chart.evaluate("g => g.data.filter(t => t.customdata).map(t => t.name)")
+    assert names == ["sweep-1", "sweep-2"]
+    screenshot(page, "charts-sweeps.png")
+
+
+def test_zoom_on_a_wall_time_axis_fetches_that_time_range(page, spiky_run):
+    page.goto(f"/runs/{spiky_run.run_id}/?xaxis=wall")
+    graph_data(page, ".chart-history", "g => g.data.length")
+    graph = page.locator(".chart-history.js-plotly-plot").first
+    with page.expect_response(lambda response: "/history.json" in response.url and "xaxis=wall" in response.url):
+        # Steps are 1 ms apart from 1_700_000_000_000 (spiky_run): 900 ms to 1,100 ms in.
+        graph.evaluate('g => Plotly.relayout(g, {"xaxis.range": ["2023-11-14 22:13:20.9", "2023-11-14 22:13:21.1"]})')
+    page.wait_for_function("() => document.querySelector('.chart-history').dataset.zoomed === '1'")
+    x = graph_data(page, ".chart-history", "g => g.data[0].x")
+    assert x[0] == 1_700_000_000_900 and x[-1] == 1_700_000_001_100 and len(x) == 201

@@ -1,0 +1,196 @@
+import math
+
+import numpy as np
+import pytest
+from django.core.cache import cache
+from django.db.models import Max
+
+from dashboard.charts import band_figure
+from tests.factories import RunFactory
+from tracker.models import LatestMetric, Metric
+from tracker.selectors import bands
+from tracker.selectors.bands import band_keys, parent_bands
+from tracker.summaries import refresh
+
+pytestmark = pytest.mark.django_db
+
+STEPS, CHILDREN = 30, 7
+
+
+@pytest.fixture(autouse=True)
+def no_cached_bands():
+    """Bands cached by another test's parent (pks are reused after a rollback) never leak in."""
+    cache.clear()
+
+
+def add_latest(parent):
+    """The latest `loss` of each child, as the write path keeps it (the compare page reads it)."""
+    LatestMetric.objects.bulk_create(
+        LatestMetric(
+            run=child,
+            key="loss",
+            step=child.metrics.filter(key="loss").aggregate(Max("step"))["step__max"],
+            timestamp=0,
+            value=1.0,
+        )
+        for child in parent.children.all()
+    )
+
+
+@pytest.fixture
+def sweep_parent():
+    """A parent of 7 children logging `loss` for 30 steps (one NaN, one inf, one child stopping
+    early) and `acc` once: only loss has a history to band."""
+    parent = RunFactory(name="sweep")
+    generator = np.random.default_rng(7)
+    values = generator.normal(1.0, 0.3, size=(CHILDREN, STEPS))
+    rows = []
+    for child_number in range(CHILDREN):
+        child = RunFactory(parent=parent, name=f"c{child_number}")
+        rows.append(Metric(run=child, key="acc", step=0, timestamp=0, value=0.5))
+        for step in range(STEPS if child_number else 10):  # child 0 stops at step 9
+            value = float(values[child_number, step])
+            rows.append(Metric(run=child, key="loss", step=step, timestamp=step, value=value))
+    rows.append(Metric(run=child, key="loss", step=5, timestamp=99, value=None))  # a NaN, stored as NULL
+    rows.append(Metric(run=child, key="loss", step=6, timestamp=99, value=math.inf))
+    Metric.objects.bulk_create(rows)
+    add_latest(parent)
+    matrix = np.full((CHILDREN, STEPS), np.nan)
+    matrix[0, :10] = values[0, :10]
+    matrix[1:] = values[1:]
+    return parent, matrix
+
+
+def test_the_bands_mean_and_std_per_step_equal_numpys(sweep_parent):
+    parent, matrix = sweep_parent
+    keys = band_keys([parent])
+    assert list(keys.ranges) == ["loss"]
+    (band,) = parent_bands(parent, keys)
+    assert band.steps == list(range(STEPS))
+    assert band.mean == pytest.approx(np.nanmean(matrix, axis=0).tolist())
+    assert band.std == pytest.approx(np.nanstd(matrix, axis=0).tolist())
+    assert band.low == pytest.approx(np.nanmin(matrix, axis=0).tolist())
+    assert band.high == pytest.approx(np.nanmax(matrix, axis=0).tolist())
+    assert band.count[:10] == [CHILDREN] * 10 and band.count[10:] == [CHILDREN - 1] * (STEPS - 10)
+
+
+def test_median_and_quartiles_equal_numpys(sweep_parent):
+    parent, matrix = sweep_parent
+    (band,) = parent_bands(parent, band_keys([parent]), quartiles=True)
+    assert band.median == pytest.approx(np.nanmedian(matrix, axis=0).tolist())
+    assert band.q1 == pytest.approx(np.nanpercentile(matrix, 25, axis=0).tolist())
+    assert band.q3 == pytest.approx(np.nanpercentile(matrix, 75, axis=0).tolist())
+
+
+def test_a_long_history_is_banded_over_step_buckets(sweep_parent, monkeypatch):
+    monkeypatch.setattr(bands, "BAND_STEPS", 10)
+    parent, matrix = sweep_parent
+    (band,) = parent_bands(parent, band_keys([parent]))
+    assert band.bucket == 3 and band.steps == list(range(0, STEPS, 3))
+    assert band.mean[0] == pytest.approx(np.nanmean(matrix[:, :3]))
+
+
+def test_the_band_figure_fills_between_its_edges_and_counts_children_on_hover(sweep_parent):
+    parent, _ = sweep_parent
+    (band,) = parent_bands(parent, band_keys([parent]))
+    figure = band_figure("loss", [("sweep", "#1f77b4", band, "/compare/?parent=x")])
+    lower, upper, centre = figure["data"]
+    assert upper["fill"] == "tonexty" and upper["fillcolor"] == "rgba(31,119,180,0.2)"
+    assert [round(u - c, 9) for u, c in zip(upper["y"], centre["y"], strict=True)] == [round(s, 9) for s in band.std]
+    assert centre["customdata"][0][0] == CHILDREN and "children" in centre["hovertemplate"]
+    assert centre["meta"]["link"] == "/compare/?parent=x"
+    minmax = band_figure("loss", [("sweep", "#1f77b4", band, "")], mode="minmax")
+    assert minmax["data"][0]["y"] == band.low and minmax["data"][1]["y"] == band.high
+
+
+def test_the_parents_run_page_draws_a_band_per_metric_with_history(client, sweep_parent, django_assert_max_num_queries):
+    parent, _ = sweep_parent
+    response = client.get(f"/runs/{parent.run_id}/")
+    (chart,) = response.context["bands"].figures
+    assert chart["figure"]["data"][1]["fill"] == "tonexty"
+    assert 'id="band-0"' in response.content.decode()
+    lines = client.get(f"/runs/{parent.run_id}/", {"lines": "1", "band": "quartiles"}).context["bands"].figures[0]
+    children = lines["figure"]["data"][0]
+    assert children["line"]["width"] == 1 and children["x"].count(None) == CHILDREN
+
+
+def test_a_leafs_run_page_has_no_bands(client, sweep_parent):
+    parent, _ = sweep_parent
+    child = parent.children.first()
+    assert client.get(f"/runs/{child.run_id}/").context["bands"] is None
+
+
+def test_the_bands_cost_two_queries_whatever_the_number_of_children(client, sweep_parent, django_assert_num_queries):
+    parent, _ = sweep_parent
+    # Expect 14 queries: the run page's 11 for a root parent (run, params, latest metrics, tags,
+    # children count and page, the children's metrics, its summaries, the live poll's starting
+    # version, its datasets, its logged models), the charts' point counts per key, then 2 for
+    # the bands: the keys the children log with history (off their latest values), and every
+    # band's aggregates in one GROUP BY.
+    with django_assert_num_queries(14):
+        client.get(f"/runs/{parent.run_id}/")
+
+
+def test_compare_sweeps_draws_one_band_per_parent_in_its_own_colour(client, sweep_parent):
+    parent, _ = sweep_parent
+    other = RunFactory(name="sweep-2", experiment=parent.experiment)
+    for number in range(3):
+        child = RunFactory(parent=other, name=f"d{number}")
+        Metric.objects.bulk_create(
+            [Metric(run=child, key="loss", step=step, timestamp=step, value=2.0 + number) for step in range(STEPS)]
+        )
+    add_latest(other)
+    response = client.get("/compare/", {"parents": f"{parent.run_id},{other.run_id}", "history": "loss"})
+    assert response.status_code == 200
+    assert len(response.context["table"].rows) == CHILDREN + 3
+    band = next(chart["figure"] for chart in response.context["figures"] if chart["figure"]["layout"].get("meta"))
+    centres = [trace for trace in band["data"] if "customdata" in trace]
+    assert [trace["name"] for trace in centres] == ["sweep", "sweep-2"]
+    assert centres[0]["line"]["color"] != centres[1]["line"]["color"]
+    assert centres[1]["y"] == [3.0] * STEPS and centres[1]["customdata"][0][0] == 3
+    assert centres[1]["meta"]["link"] == f"/compare/?parent={other.run_id}"
+    assert "Compare sweeps" in response.content.decode()
+
+
+def test_the_table_marks_each_row_with_its_runs_colour_on_the_charts(client, sweep_parent):
+    parent, _ = sweep_parent
+    response = client.get("/compare/", {"parent": parent.run_id, "metric": "loss"})
+    rows = {row.run.name: row.color for row in response.context["table"].rows}
+    bars = next(
+        chart["figure"]["data"][0]
+        for chart in response.context["figures"]
+        if chart["figure"]["data"][0]["type"] == "bar"
+    )
+    assert dict(zip(bars["text"], bars["marker"]["color"], strict=True)) == rows
+    assert f'class="swatch" style="background:{rows["c0"]}"' in response.content.decode()
+
+
+def test_parents_picked_in_the_tree_link_to_their_comparison_as_sweeps(client, sweep_parent):
+    parent, _ = sweep_parent
+    other = RunFactory(name="sweep-2", experiment=parent.experiment)
+    RunFactory(parent=other, name="d0")
+    response = client.get("/compare/", {"runs": f"{parent.run_id},{other.run_id}"})
+    assert response.context["sweeps_url"].startswith("/compare/?parents=")
+    assert set(response.context["sweeps_url"].split("=")[1].split("&")[0].split("%2C")) == {parent.run_id, other.run_id}
+    assert "Compare their children as sweeps" in response.content.decode()
+    leaves = client.get("/compare/", {"runs": ",".join(parent.children.values_list("run_id", flat=True)[:2])})
+    assert leaves.context["sweeps_url"] == ""
+
+
+def test_the_bands_of_one_summary_version_are_computed_once(client, sweep_parent, django_assert_num_queries):
+    parent, _ = sweep_parent
+    refresh.recompute_all(experiment_id=parent.experiment_id)
+    first = client.get(f"/runs/{parent.run_id}/").context["bands"].figures
+    # Expect 13 queries: the run page's 11 for a root parent (live version, datasets and models
+    # included), the charts' point counts and the
+    # stored importance; the bands (2 queries) are the first request's, for the same summaries.
+    with django_assert_num_queries(13):
+        again = client.get(f"/runs/{parent.run_id}/").context["bands"].figures
+    assert again == first
+    # A child's new value: its refresh gives the summary a new version, and the bands are read again.
+    child = parent.children.first()
+    Metric.objects.create(run=child, key="loss", step=STEPS, timestamp=STEPS, value=100.0)
+    LatestMetric.objects.filter(run=child, key="loss").update(step=STEPS, value=100.0)
+    refresh.recompute_all(experiment_id=parent.experiment_id)
+    latest = client.get(f"/runs/{parent.run_id}/").context["bands"].figures[0]["figure"]
+    assert latest["data"][2]["x"][-1] == STEPS and latest["data"][2]["y"][-1] == 100.0

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from tests.factories import RunFactory
+from tracker.models import LatestMetric, Param
+from tracker.summaries import refresh
+from tracker.summaries.importance import MIN_CHILDREN, refresh_importance
+
+pytestmark = pytest.mark.django_db
+
+
+def sweep(children: int):
+    """A parent whose children's `loss` is driven by a log-uniform `lr`; summaries computed."""
+    parent = RunFactory(name="sweep")
+    generator = np.random.default_rng(5)
+    for number in range(children):
+        child = RunFactory(parent=parent, name=f"c{number}")
+        lr = 10 ** generator.uniform(-5, -1)
+        batch = str(32 * (number % 2 + 1))
+        Param.objects.bulk_create([Param(run=child, key="lr", value=repr(lr)), Param(run=child, key="b", value=batch)])
+        LatestMetric.objects.create(run=child, key="loss", value=float(np.log10(lr) ** 2), timestamp=0, step=0)
+    refresh.recompute_all(experiment_id=parent.experiment_id)
+    return parent
+
+
+def test_compare_children_shows_the_stored_importance_chart(client):
+    parent = sweep(MIN_CHILDREN + 5)
+    refresh_importance(parent_pk=parent.pk)
+    chart = client.get("/compare/", {"parent": parent.run_id, "metric": "loss"}).context["importance"]
+    bars = chart.figure["data"][0]
+    assert bars["orientation"] == "h" and bars["y"][-1] == "lr (log)"  # most important on top
+    assert "Param importance for loss" in chart.figure["layout"]["title"]["text"]
+
+
+def test_compare_children_says_why_the_importance_is_absent(client):
+    parent = sweep(4)
+    response = client.get("/compare/", {"parent": parent.run_id, "metric": "loss"})
+    assert response.context["importance"].figure is None
+    assert "needs at least 10 children with a value of it; 4 have one" in response.content.decode()
+    bigger = sweep(MIN_CHILDREN)
+    chart = client.get("/compare/", {"parent": bigger.run_id, "metric": "loss"}).context["importance"]
+    assert "being computed" in chart.reason  # no fit stored yet: never fitted in the request
+
+
+def test_the_parents_run_page_shows_the_importance_per_summarised_metric(client, django_assert_num_queries):
+    parent = sweep(MIN_CHILDREN + 1)
+    refresh_importance(parent_pk=parent.pk)
+    response = client.get(f"/runs/{parent.run_id}/")
+    (chart,) = response.context["importance"]
+    assert chart.key == "loss" and chart.figure["data"][0]["y"][-1] == "lr (log)"
+    assert 'id="importance-0"' in response.content.decode()
+    # Expect 13 queries: the run page's 11 for a root parent (its summaries, the live poll's
+    # starting version, its datasets and logged models included), the
+    # charts' point counts, and the stored importance; the bands (none: these children log no
+    # history) were read by the first request, for the same summaries.
+    with django_assert_num_queries(13):
+        client.get(f"/runs/{parent.run_id}/")

@@ -1,0 +1,129 @@
+import json
+import math
+
+import pytest
+
+from tests.factories import RunFactory
+from tracker.models import LatestMetric, Metric, Run
+from tracker.selectors import histories
+
+pytestmark = pytest.mark.django_db
+
+
+def log_history(run, key, values, *, start=0):
+    Metric.objects.bulk_create(
+        [
+            Metric(run=run, key=key, step=start + step, timestamp=1_700_000_000_000 + step, value=value)
+            for step, value in enumerate(values)
+        ],
+        batch_size=5000,
+    )
+    # The latest value, as the write path keeps it: the compare page lists keys with a history off it.
+    last = start + len(values) - 1
+    LatestMetric.objects.update_or_create(
+        run=run, key=key, defaults={"step": last, "timestamp": 1_700_000_000_000 + last, "value": values[-1]}
+    )
+
+
+@pytest.fixture
+def spiky_run():
+    run = RunFactory(name="spiky")
+    values = [1.0] * 5000
+    values[1001] = 50.0
+    values[3000] = None  # NaN, as stored
+    values[4000] = math.inf
+    log_history(run, "loss", values)
+    return run
+
+
+def page_figures(client, run, query=""):
+    response = client.get(f"/runs/{run.run_id}/{query}")
+    assert response.status_code == 200
+    return [chart["figure"] for chart in response.context["charts"].figures]
+
+
+def test_the_run_page_draws_the_spike_and_marks_nan_and_inf(client, spiky_run):
+    (figure,) = page_figures(client, spiky_run)
+    line, marks = figure["data"]
+    assert len(line["y"]) == 2000 and max(line["y"]) == 50.0
+    assert "2,000 of 4,998 points, 2 NaN/inf marked" in figure["layout"]["title"]["text"]
+    assert [text.split(": ")[1] for text in marks["text"]] == ["NaN at step 3000", "+inf at step 4000"]
+
+
+def test_zoom_fetches_the_range_at_full_resolution(client, spiky_run):
+    response = client.get(f"/runs/{spiky_run.run_id}/history.json", {"key": "loss", "from": 900, "to": 1100})
+    figure = response.json()
+    assert figure["data"][0]["x"] == list(range(900, 1101))
+    assert "201 points" in figure["layout"]["title"]["text"]
+    assert max(figure["data"][0]["y"]) == 50.0
+
+
+def test_zoom_by_wall_time_filters_on_timestamps(client, spiky_run):
+    start = 1_700_000_000_000
+    response = client.get(
+        f"/runs/{spiky_run.run_id}/history.json", {"key": "loss", "xaxis": "wall", "from": start + 10, "to": start + 19}
+    )
+    assert response.json()["data"][0]["x"] == [start + step for step in range(10, 20)]
+
+
+def test_a_history_longer_than_the_load_limit_is_bucketed_in_sql_keeping_extremes(spiky_run, monkeypatch):
+    monkeypatch.setattr(histories, "LOAD_LIMIT", 1000)
+    stats = histories.history_stats(spiky_run)
+    assert stats["loss"].count == 5000
+    series = histories.run_histories(spiky_run, stats, budget=200)["loss"]
+    assert series.bucketed and series.total == 5000
+    assert len(series.values) < 1000
+    assert 50.0 in series.values and math.inf in series.values and None in series.values
+    spike_step = series.steps[series.values.index(50.0)]
+    assert abs(spike_step - 1001) <= 5000 / 400  # within its bucket
+
+
+def test_compare_histories_are_bucketed_per_run_past_the_limit(spiky_run, monkeypatch):
+    other = RunFactory(name="flat")
+    log_history(other, "loss", [2.0] * 300)
+    monkeypatch.setattr(histories, "LOAD_LIMIT", 100)
+    found = histories.selection_histories(Run.objects.filter(pk__in=[spiky_run.pk, other.pk]), "loss", per_run=100)
+    assert found[spiky_run.pk].total == 5000 and 50.0 in found[spiky_run.pk].values
+    assert found[other.pk].total == 300 and set(found[other.pk].values) == {2.0}
+
+
+def test_figures_are_valid_json_for_the_browser(client, spiky_run):
+    html = client.get(f"/runs/{spiky_run.run_id}/").content.decode()
+    payload = html.split('<script id="figure-0" type="application/json">')[1].split("</script>")[0]
+    json.loads(payload)  # no bare NaN or Infinity
+
+
+def test_the_compare_history_keeps_a_spike_and_says_how_many_points_it_sends(client, spiky_run):
+    other = RunFactory(name="flat")
+    log_history(other, "loss", [2.0] * 300)
+    response = client.get("/compare/history.json", {"runs": f"{spiky_run.run_id},{other.run_id}", "history": "loss"})
+    figure = response.json()
+    spiky = next(trace for trace in figure["data"] if trace["name"] == "spiky")
+    assert len(spiky["x"]) <= 1002 and max(value for value in spiky["y"] if value is not None) == 50.0
+    assert "1,300 of 5,298 points" in figure["layout"]["title"]["text"]
+
+
+def test_a_runs_histories_cost_two_queries_whatever_their_length(client, spiky_run, django_assert_num_queries):
+    log_history(spiky_run, "val_loss", [0.5] * 100)
+    # Expect 10 queries: the run page's 8 for a root without children (run, params, latest
+    # metrics, tags, children count, the live poll's starting version, datasets, logged
+    # models), then the charts' 2: each key's point count and step range, and the points of
+    # every key short enough to read whole (a longer one adds its one bucketed query).
+    with django_assert_num_queries(10):
+        client.get(f"/runs/{spiky_run.run_id}/")
+
+
+def test_the_compare_history_takes_the_x_axis_and_smoothing_from_the_url(client, spiky_run):
+    other = RunFactory(name="flat")
+    log_history(other, "loss", [2.0, 0.0] * 50)
+    query = {"runs": f"{spiky_run.run_id},{other.run_id}", "history": "loss"}
+    page = client.get("/compare/", {**query, "xaxis": "wall", "smooth": "0.9"})
+    assert "xaxis=wall" in page.context["history_url"] and "smooth=0.9" in page.context["history_url"]
+    figure = client.get(page.context["history_url"]).json()
+    assert "layout" in figure, figure
+    assert figure["layout"]["xaxis"]["type"] == "date"
+    flat = [trace for trace in figure["data"] if trace["name"] == "flat"]
+    raw, smooth = flat
+    assert raw["opacity"] == 0.25 and raw["showlegend"] is False
+    assert raw["x"][0] == 1_700_000_000_000  # wall time: epoch ms on a date axis
+    assert max(smooth["y"][10:]) < 1.5 < max(raw["y"])  # the EMA irons out the zig-zag

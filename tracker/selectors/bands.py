@@ -1,0 +1,184 @@
+"""A parent's children aggregated by step, per metric: the data of a band chart.
+
+The aggregation runs in the database, one GROUP BY over the children's points (count, sum,
+sum of squares, min, max per step), so a parent of 1,000 children × 1,000 steps sends 1,000
+rows per metric, not a million points (bench/charts.py). A history longer than BAND_STEPS steps
+is aggregated over equal step buckets instead of single steps. NaN (stored as NULL) and ±inf
+are left out of every aggregate; `count` says how many children contributed a finite value.
+
+Medians and quartiles: PostgreSQL computes them in the same query (percentile_cont); SQLite has
+no ordered-set aggregate, so there they come from a scan of the same rows, in step order.
+"""
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import Count, Max, QuerySet
+
+from tracker.models import LatestMetric, Metric, Run
+
+# Points of a band: a chart's width has no room for more.
+BAND_STEPS = 1000
+# Finite doubles only: excludes NULL (NaN) and ±inf in one comparison on both databases.
+_FINITE = 1.7976931348623157e308
+
+
+@dataclass
+class Band:
+    """One metric of one parent's children, by step (or step bucket)."""
+
+    key: str
+    steps: list[int] = field(default_factory=list)
+    # Finite values per step: the children contributing (several a child in a bucket of steps;
+    # not counted distinct, which would cost the aggregation a sort of every point).
+    count: list[int] = field(default_factory=list)
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)  # population std (ddof 0), as numpy's default
+    low: list[float] = field(default_factory=list)
+    high: list[float] = field(default_factory=list)
+    q1: list[float] | None = None
+    median: list[float] | None = None
+    q3: list[float] | None = None
+    bucket: int = 1  # steps per point
+
+
+@dataclass(frozen=True)
+class BandKeys:
+    """What a parent's children log with history: key → (first step, last step, children)."""
+
+    ranges: dict[str, tuple[int, int, int]]
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+
+def sweep_parents(run_ids) -> list[Run]:
+    """The runs named by `run_ids`, in that order, as parents of sweeps (one query)."""
+    found = {run.run_id: run for run in Run.objects.filter(run_id__in=list(run_ids))}
+    return [found[run_id] for run_id in run_ids if run_id in found]
+
+
+def parents_among(runs: QuerySet, *, limit: int) -> list[str]:
+    """Run ids of the runs in `runs` that have active children, at most `limit` (one query):
+    a selection of parents in the tree can be compared as sweeps."""
+    children = Run.objects.filter(parent__in=runs.order_by().values("pk")).active()
+    return list(children.order_by("parent__run_id").values_list("parent__run_id", flat=True).distinct()[:limit])
+
+
+def sweep_children(run_ids) -> QuerySet:
+    """The active children of the runs named by `run_ids`: what "compare sweeps" compares."""
+    return Run.objects.filter(parent__run_id__in=list(run_ids)).active()
+
+
+def children_points(parent: Run) -> QuerySet:
+    return Metric.objects.filter(run__in=Run.objects.children_of(parent).active().order_by().values("pk"))
+
+
+def band_keys(parents: list[Run]) -> BandKeys:
+    """The keys the children of `parents` log with a history, with their step range (one
+    query). Read off the children's latest values, one row per child and key, not their
+    histories: a key whose latest value is past step 0 has a history (as the compare page
+    reads it), and the latest step is the last. Steps are taken to start at 0."""
+    children = Run.objects.filter(parent__in=parents).active().order_by().values("pk")
+    rows = (
+        LatestMetric.objects.filter(run__in=children, step__gt=0)
+        .values("key")
+        .annotate(hi=Max("step"), runs=Count("run"))
+        .order_by("key")
+        .values_list("key", "hi", "runs")
+    )
+    return BandKeys({key: (0, hi, runs) for key, hi, runs in rows})
+
+
+def parent_bands(parent: Run, keys: BandKeys, *, only: list[str] | None = None, quartiles: bool = False) -> list[Band]:
+    """A band per key of `keys` (or of `only`) over `parent`'s active children: one query
+    (two with quartiles on SQLite)."""
+    wanted = [key for key in (only if only is not None else keys.ranges) if key in keys.ranges]
+    if not wanted:
+        return []
+    lo = min(keys.ranges[key][0] for key in wanted)
+    hi = max(keys.ranges[key][1] for key in wanted)
+    bucket = max(1, math.ceil((hi - lo + 1) / BAND_STEPS))
+    return _aggregate(parent, wanted, lo=lo, bucket=bucket, quartiles=quartiles)
+
+
+def _aggregate(parent: Run, keys: list[str], *, lo: int, bucket: int, quartiles: bool) -> list[Band]:
+    table = f'"{Metric._meta.db_table}"'
+    col = {name: f'"{Metric._meta.get_field(name).column}"' for name in ("run", "key", "step", "value")}
+    run_table = f'"{Run._meta.db_table}"'
+    run_col = {name: f'"{Run._meta.get_field(name).column}"' for name in ("id", "parent", "lifecycle_stage")}
+    postgres = connection.vendor == "postgresql"
+    percentiles = (
+        f", percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY {col['value']})"
+        if quartiles and postgres
+        else ""
+    )
+    placeholders = ", ".join(["%s"] * len(keys))
+    # The bucket of a step: (step - lo) / bucket steps, integer division on both databases.
+    sql = f"""
+        SELECT {col["key"]}, ({col["step"]} - %s) / %s AS bucket,
+               COUNT({col["value"]}), SUM({col["value"]}), SUM({col["value"]} * {col["value"]}),
+               MIN({col["value"]}), MAX({col["value"]}){percentiles}
+        FROM {table}
+        WHERE {col["key"]} IN ({placeholders})
+          AND {col["value"]} BETWEEN %s AND %s
+          AND {col["run"]} IN (SELECT {run_col["id"]} FROM {run_table}
+                              WHERE {run_col["parent"]} = %s AND {run_col["lifecycle_stage"]} = %s)
+        GROUP BY {col["key"]}, bucket
+        ORDER BY {col["key"]}, bucket
+    """
+    params = [lo, bucket, *keys, -_FINITE, _FINITE, parent.pk, "active"]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    bands = {key: Band(key=key, bucket=bucket) for key in keys}
+    for row in rows:
+        key, number, count, total, squares, low, high = row[:7]
+        band = bands[key]
+        mean = total / count
+        band.steps.append(lo + number * bucket)
+        band.count.append(count)
+        band.mean.append(mean)
+        # Sum of squares can fall a hair below mean² by rounding: never a negative variance.
+        band.std.append(math.sqrt(max(squares / count - mean * mean, 0.0)))
+        band.low.append(low)
+        band.high.append(high)
+        if percentiles:
+            q1, median, q3 = row[7]
+            for name, value in (("q1", q1), ("median", median), ("q3", q3)):
+                if getattr(band, name) is None:
+                    setattr(band, name, [])
+                getattr(band, name).append(value)
+    if quartiles and not postgres:
+        _quartiles_by_scan(parent, bands, lo=lo, bucket=bucket)
+    return [band for band in bands.values() if band.steps]
+
+
+def _quartiles_by_scan(parent: Run, bands: dict[str, Band], *, lo: int, bucket: int) -> None:
+    """SQLite's quartiles: the same rows read in (key, step) order, each bucket's values sorted
+    in Python."""
+    values: dict[tuple[str, int], list[float]] = defaultdict(list)
+    rows = (
+        children_points(parent)
+        .filter(key__in=list(bands), value__gte=-_FINITE, value__lte=_FINITE)
+        .values_list("key", "step", "value")
+    )
+    for key, step, value in rows.iterator(chunk_size=20_000):
+        values[key, (step - lo) // bucket].append(value)
+    for key, band in bands.items():
+        band.q1, band.median, band.q3 = [], [], []
+        for step in band.steps:
+            ordered = sorted(values[key, (step - lo) // bucket])
+            band.q1.append(_percentile(ordered, 0.25))
+            band.median.append(_percentile(ordered, 0.5))
+            band.q3.append(_percentile(ordered, 0.75))
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    """Linear interpolation between closest ranks: PostgreSQL's percentile_cont and numpy's default."""
+    position = (len(ordered) - 1) * fraction
+    below = math.floor(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
