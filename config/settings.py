@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "tracker",
+    "registry",
     "dashboard",
 ]
 

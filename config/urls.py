@@ -26,6 +26,9 @@ urlpatterns = [
     # The MLflow-compatible tracking API, under both prefixes the mlflow client and UI use.
     path("api/2.0/mlflow/", include("tracker.api.mlflow.urls")),
     path("ajax-api/2.0/mlflow/", include("tracker.api.mlflow.urls")),
+    # The model registry's RPCs, under the same two prefixes.
+    path("api/2.0/mlflow/", include("registry.api.mlflow_urls")),
+    path("ajax-api/2.0/mlflow/", include("registry.api.mlflow_urls")),
     # MLflow's proxied artifact store (`mlflow server --serve-artifacts`), and its UI's download.
     path("api/2.0/mlflow-artifacts/", include("tracker.api.mlflow.artifact_urls")),
     path("ajax-api/2.0/mlflow-artifacts/", include("tracker.api.mlflow.artifact_urls")),
@@ -34,7 +37,8 @@ urlpatterns = [
     # Anything else under an MLflow prefix, with any method, answers MLflow's JSON
     # ENDPOINT_NOT_FOUND, not Django's HTML 404 (or its CSRF 403 for a POST).
     *[re_path("^" + re.escape(prefix), endpoint_not_found) for prefix in MLFLOW_PREFIXES],
-    # The native API (Django REST framework).
+    # The native API (Django REST framework): the registry's listings, then tracker's.
+    path("api/v1/", include("registry.api.native_urls")),
     path("api/v1/", include("tracker.api.native.urls")),
     path("", include("dashboard.urls")),
 ]

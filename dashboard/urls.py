@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import artifact_views, compare_views, run_actions, views
+from dashboard import artifact_views, compare_views, registry_views, run_actions, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -19,4 +19,17 @@ urlpatterns = [
     path("runs/<str:run_id>/artifacts/inline/", artifact_views.run_artifact_inline, name="run-artifact-inline"),
     path("compare/", compare_views.compare_runs, name="compare"),
     path("compare/history.json", compare_views.compare_history, name="compare-history"),
+    path("models/", registry_views.model_list, name="models"),
+    path("models/<str:name>/", registry_views.model_detail, name="model"),
+    path("models/<str:name>/description/", registry_views.model_edit_description, name="model-description"),
+    path("models/<str:name>/aliases/", registry_views.model_set_alias, name="model-alias"),
+    path("models/<str:name>/versions/<int:version>/", registry_views.model_version_detail, name="model-version"),
+    path(
+        "models/<str:name>/versions/<int:version>/stage/", registry_views.version_set_stage, name="model-version-stage"
+    ),
+    path(
+        "models/<str:name>/versions/<int:version>/description/",
+        registry_views.version_edit_description,
+        name="model-version-description",
+    ),
 ]

@@ -19,6 +19,9 @@
       return path("experiments", first);
     }
     if (section === "experiments" && !first) return "/";
+    if (section === "models" && first && sub === "versions" && /^\d+$/.test(second || "")) {
+      return path("models", first, "versions", second);
+    }
     if (section === "models") return first ? path("models", first) : "/models/";
     if (section === "compare-runs") {
       // `?runs=["a","b"]`: a JSON list of run ids.

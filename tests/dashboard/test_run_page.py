@@ -106,9 +106,10 @@ def test_plotly_js_comes_from_the_installed_package_under_its_version(client):
 # a parent) its summaries with their best runs; the charts' point counts per key
 # (dashboard/run_charts.py) and, for a parent, the keys its children log with history
 # (dashboard/band_charts.py) and its stored param importance; the live poll's starting version;
-# its datasets and its logged models (one query each). These runs log no history, so no
+# its datasets and its logged models (one query each); the versions registered from it and
+# which listed children have registered versions (the badge). These runs log no history, so no
 # histories or bands are read (tests/dashboard/test_bands.py and test_run_history.py pin those).
-RUN_PAGE_QUERIES = 14
+RUN_PAGE_QUERIES = 16
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)

@@ -162,8 +162,8 @@ def test_the_export_holds_deleted_runs_exactly_when_the_page_shows_them(client, 
 def test_the_best_column_costs_two_queries_at_any_size(client, sized_experiment, django_assert_num_queries):
     # experiment + tags, roots count + page, tag chips, column choices, metrics with summaries,
     # the shown parents' summaries, the default columns' params and latest metrics (2), and
-    # the live poll's starting version (1), the rows' descriptions (1)
-    with django_assert_num_queries(12):
+    # the live poll's starting version (1), the rows' descriptions (1), the rows with registered versions (1)
+    with django_assert_num_queries(13):
         response = client.get(tree_url(sized_experiment))
     assert "↓" in best_cell(response, "big-parent")
 
@@ -172,8 +172,8 @@ def test_the_best_column_costs_two_queries_at_any_size(client, sized_experiment,
 def test_the_children_partial_reads_the_summaries_in_one_query(client, sized_experiment, django_assert_num_queries):
     big = Run.objects.get(experiment=sized_experiment, name="big-parent")
     # the parent with its child count, the page, the rows' descriptions (their tooltips), the
-    # summaries of the children that are parents
-    with django_assert_num_queries(4):
+    # summaries of the children that are parents, the rows with registered versions
+    with django_assert_num_queries(5):
         response = client.get(children_url(big, level=1, sort="start", best="metric1"))
     assert response.status_code == 200
 

@@ -173,7 +173,8 @@ def test_the_tag_chips_offer_the_common_user_tags_but_no_system_tags(client, swe
 #   the shown parents' summaries of one metric  1
 #   the live poll's starting version            1
 #   the rows' descriptions (their tooltips)     1
-TREE_PAGE_QUERIES = 13
+#   the rows with registered versions (badge)   1
+TREE_PAGE_QUERIES = 14
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
@@ -193,10 +194,12 @@ def test_tree_page_queries_do_not_grow_with_the_experiment(client, sized_experim
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)
-def test_the_plain_tree_page_costs_twelve_queries_at_any_size(client, sized_experiment, django_assert_max_num_queries):
+def test_the_plain_tree_page_costs_thirteen_queries_at_any_size(
+    client, sized_experiment, django_assert_max_num_queries
+):
     # experiment + tags, roots count + page, tag chips, column choices, the metrics with
     # summaries, the shown parents' summaries of the first of them, the values of the
-    # default columns (a param and a metric: 2), the live poll's starting version (1), and the
-    # rows' descriptions (1)
-    with django_assert_max_num_queries(12):
+    # default columns (a param and a metric: 2), the live poll's starting version (1), the
+    # rows' descriptions (1), and the rows with registered versions (1)
+    with django_assert_max_num_queries(13):
         assert client.get(tree_url(sized_experiment)).status_code == 200

@@ -3,6 +3,7 @@
 The seed workload (MLflow's nested tuning tutorial) runs through the real mlflow client."""
 
 import base64
+import json
 
 import mlflow
 import pytest
@@ -300,3 +301,91 @@ def test_createtoken_revokes_only_the_named_token(db, capsys):
         call_command("createtoken", "wanda", revoke=first[:8])
     with pytest.raises(CommandError, match="No user 'nobody'"):
         call_command("createtoken", "nobody")
+
+
+# --- the model registry's endpoints: viewers read, writers write ---------------------------------
+
+# Every registry RPC with a request that would succeed for a writer: (method, rpc, fields).
+REGISTRY_RPCS = [
+    ("POST", "registered-models/create", {"name": "churn"}),
+    ("GET", "registered-models/get", {"name": "fraud"}),
+    ("POST", "registered-models/rename", {"name": "fraud", "new_name": "fraud-2"}),
+    ("PATCH", "registered-models/update", {"name": "fraud", "description": "d"}),
+    ("DELETE", "registered-models/delete", {"name": "fraud"}),
+    ("GET", "registered-models/search", {"filter": "name LIKE 'f%'"}),
+    ("GET", "registered-models/get-latest-versions", {"name": "fraud"}),
+    ("POST", "registered-models/get-latest-versions", {"name": "fraud"}),
+    ("POST", "registered-models/set-tag", {"name": "fraud", "key": "k", "value": "v"}),
+    ("DELETE", "registered-models/delete-tag", {"name": "fraud", "key": "team"}),
+    ("POST", "registered-models/alias", {"name": "fraud", "alias": "challenger", "version": "1"}),
+    ("DELETE", "registered-models/alias", {"name": "fraud", "alias": "champion"}),
+    ("GET", "registered-models/alias", {"name": "fraud", "alias": "champion"}),
+    ("POST", "model-versions/create", {"name": "fraud", "source": "runs:/{run_id}/model", "run_id": "{run_id}"}),
+    ("GET", "model-versions/get", {"name": "fraud", "version": "1"}),
+    ("PATCH", "model-versions/update", {"name": "fraud", "version": "1", "description": "d"}),
+    ("DELETE", "model-versions/delete", {"name": "fraud", "version": "1"}),
+    ("GET", "model-versions/search", {"filter": "name = 'fraud'"}),
+    ("POST", "model-versions/transition-stage", {"name": "fraud", "version": "1", "stage": "Production"}),
+    ("POST", "model-versions/set-tag", {"name": "fraud", "version": "1", "key": "k", "value": "v"}),
+    ("DELETE", "model-versions/delete-tag", {"name": "fraud", "version": "1", "key": "data"}),
+    ("GET", "model-versions/get-download-uri", {"name": "fraud", "version": "1"}),
+]
+
+
+@pytest.fixture
+def registered_fraud(transactional_db):
+    """Model 'fraud' (tag team) with version 1 (tag data) from a run, @champion on it."""
+    from registry import services  # the registry is an app of its own; tracker's tests need not load it
+
+    run = Run.objects.create(experiment=Experiment.objects.create(name="e", creation_time=0, last_update_time=0))
+    model = services.registered_model_create(name="fraud", tags=[services.Tag("team", "risk")])
+    source = services.resolve_source(source=f"runs:/{run.run_id}/model", run_id=run.run_id)
+    services.model_version_create(model=model, source=source, tags=[services.Tag("data", "2026")])
+    services.registered_model_set_alias(model=model, alias="champion", version=1)
+    return run
+
+
+def registry_state() -> list:
+    from registry.models import ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelAlias, RegisteredModelTag
+
+    return [
+        list(RegisteredModel.objects.values_list("name", "description", "last_updated_time")),
+        list(ModelVersion.objects.values_list("version", "stage", "description")),
+        list(RegisteredModelTag.objects.values_list("key", "value")),
+        list(ModelVersionTag.objects.values_list("key", "value")),
+        list(RegisteredModelAlias.objects.values_list("alias", "version__version")),
+    ]
+
+
+def call_registry(client, method: str, rpc: str, fields: dict, run: Run, token: str | None):
+    fields = {key: value.format(run_id=run.run_id) for key, value in fields.items()}
+    headers = bearer(token) if token else {}
+    if method == "GET":
+        return client.get(f"/api/2.0/mlflow/{rpc}", fields, headers=headers)
+    return client.generic(
+        method, f"/api/2.0/mlflow/{rpc}", json.dumps(fields), content_type="application/json", headers=headers
+    )
+
+
+def test_the_registry_matrix_covers_every_registry_endpoint():
+    from registry.api import mlflow_urls
+
+    served = {(method, str(url.pattern)) for url in mlflow_urls.urlpatterns for method in url.callback.http_methods}
+    assert served == {(method, rpc) for method, rpc, _ in REGISTRY_RPCS}
+
+
+@pytest.mark.parametrize("method, rpc, fields", REGISTRY_RPCS, ids=[f"{m} {r}" for m, r, _ in REGISTRY_RPCS])
+def test_the_registry_answers_viewers_reads_refuses_their_writes_and_serves_writers(
+    auth_required, client, registered_fraud, viewer_token, writer_token, method, rpc, fields
+):
+    assert call_registry(client, method, rpc, fields, registered_fraud, None).status_code == 401
+    before = registry_state()
+    as_viewer = call_registry(client, method, rpc, fields, registered_fraud, viewer_token)
+    if method == "GET" or rpc == "registered-models/get-latest-versions":
+        assert as_viewer.status_code == 200, as_viewer.content
+    else:
+        assert as_viewer.status_code == 403
+        assert as_viewer.json()["error_code"] == "PERMISSION_DENIED"
+    assert registry_state() == before
+    as_writer = call_registry(client, method, rpc, fields, registered_fraud, writer_token)
+    assert as_writer.status_code == 200, as_writer.content

@@ -44,7 +44,7 @@ ROLE_GROUPS = {VIEWER: "viewers", WRITER: "writers"}
 
 # The MLflow RPCs that are POSTs but only read: a viewer may call them.
 _MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
-_READ_ONLY_RPCS = ("runs/search", "experiments/search")
+_READ_ONLY_RPCS = ("runs/search", "experiments/search", "registered-models/get-latest-versions")
 READ_ONLY_POSTS = frozenset(prefix + rpc for prefix in _MLFLOW_PREFIXES for rpc in _READ_ONLY_RPCS)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -70,6 +70,11 @@ def role_of(user) -> str | None:
     groups = set(user.groups.filter(name__in=ROLE_GROUPS.values()).values_list("name", flat=True))
     roles = [role for role in (WRITER, VIEWER) if ROLE_GROUPS[role] in groups]
     return roles[0] if roles else None
+
+
+def may_write(user) -> bool:
+    """Whether pages should offer `user` their edit controls (the middleware enforces it)."""
+    return not auth_required() or role_of(user) == WRITER
 
 
 def user_set_role(*, user, role: str) -> None:

@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -31,6 +32,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, source, experiments=None, with_artifacts=False, verbosity=1, **options):
+        location = source
         counts = importing.ImportCounts()
         copied = ArtifactCopyCounts()
         current = None
@@ -66,6 +68,8 @@ class Command(BaseCommand):
                 "The experiments before it were imported whole; run the command again to finish."
             ) from None
         self.stdout.write(self.style.SUCCESS(self._summary(source, counts)))
+        if not experiments:
+            self._import_into_other_apps(location)
         if counts.params_kept:
             self.stdout.write(
                 f"{counts.params_kept} params have a different value in the source than in Runtree; "
@@ -79,6 +83,18 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{counts.runs_elsewhere} runs were skipped: Runtree holds their run ids in another experiment."
             )
+
+    def _import_into_other_apps(self, location: str) -> None:
+        """What other apps keep of an MLflow source (the registry's models), through an
+        `import_from_mlflow(location)` hook on their AppConfig: tracker knows no other app."""
+        for config in apps.get_app_configs():
+            hook = getattr(config, "import_from_mlflow", None)
+            if hook is None:
+                continue
+            try:
+                self.stdout.write(self.style.SUCCESS(hook(location)))
+            except (importing.SourceError, TrackingError) as exc:
+                raise CommandError(f"The runs were imported; {config.verbose_name} was not: {exc}") from None
 
     @staticmethod
     def _summary(source: str, counts: importing.ImportCounts) -> str:
