@@ -122,12 +122,12 @@ def test_a_leafs_run_page_has_no_bands(client, sweep_parent):
 
 def test_the_bands_cost_two_queries_whatever_the_number_of_children(client, sweep_parent, django_assert_num_queries):
     parent, _ = sweep_parent
-    # Expect 14 queries: the run page's 11 for a root parent (run, params, latest metrics, tags,
+    # Expect 16 queries: the run page's 13 for a root parent (run, params, latest metrics, tags,
     # children count and page, the children's metrics, its summaries, the live poll's starting
-    # version, its datasets, its logged models), the charts' point counts per key, then 2 for
-    # the bands: the keys the children log with history (off their latest values), and every
-    # band's aggregates in one GROUP BY.
-    with django_assert_num_queries(14):
+    # version, its datasets, its logged models, its registrations, the children's registered
+    # badges), the charts' point counts per key, then 2 for the bands: the keys the children log
+    # with history (off their latest values), and every band's aggregates in one GROUP BY.
+    with django_assert_num_queries(16):
         client.get(f"/runs/{parent.run_id}/")
 
 
@@ -181,10 +181,10 @@ def test_the_bands_of_one_summary_version_are_computed_once(client, sweep_parent
     parent, _ = sweep_parent
     refresh.recompute_all(experiment_id=parent.experiment_id)
     first = client.get(f"/runs/{parent.run_id}/").context["bands"].figures
-    # Expect 13 queries: the run page's 11 for a root parent (live version, datasets and models
-    # included), the charts' point counts and the
+    # Expect 15 queries: the run page's 13 for a root parent (live version, datasets, models,
+    # registrations and the children's badges included), the charts' point counts and the
     # stored importance; the bands (2 queries) are the first request's, for the same summaries.
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(15):
         again = client.get(f"/runs/{parent.run_id}/").context["bands"].figures
     assert again == first
     # A child's new value: its refresh gives the summary a new version, and the bands are read again.

@@ -49,9 +49,9 @@ def test_the_parents_run_page_shows_the_importance_per_summarised_metric(client,
     (chart,) = response.context["importance"]
     assert chart.key == "loss" and chart.figure["data"][0]["y"][-1] == "lr (log)"
     assert 'id="importance-0"' in response.content.decode()
-    # Expect 13 queries: the run page's 11 for a root parent (its summaries, the live poll's
-    # starting version, its datasets and logged models included), the
-    # charts' point counts, and the stored importance; the bands (none: these children log no
-    # history) were read by the first request, for the same summaries.
-    with django_assert_num_queries(13):
+    # Expect 15 queries: the run page's 13 for a root parent (its summaries, the live poll's
+    # starting version, its datasets, logged models, registrations and the children's badges
+    # included), the charts' point counts, and the stored importance; the bands (none: these
+    # children log no history) were read by the first request, for the same summaries.
+    with django_assert_num_queries(15):
         client.get(f"/runs/{parent.run_id}/")

@@ -82,8 +82,9 @@ def test_a_changed_experiment_sends_the_rows_of_the_view_the_page_shows(client, 
 # Queries of a changed poll: the change markers (1), the experiment (1), then the tree page with
 # the page's columns, as tracker/tree.py's tree_page lists them: roots count and page (2),
 # children of the expanded runs (1), latest metrics for the column (1), the rows' descriptions
-# (1), summaries of the shown parents for the best-child column (1).
-LIVE_CHANGED_QUERIES = 8
+# (1), summaries of the shown parents for the best-child column (1), the rows' registered-model
+# badges (1).
+LIVE_CHANGED_QUERIES = 9
 
 
 def test_pages_showing_one_view_share_its_rows_for_a_second(client, running_sweep, django_assert_num_queries):

@@ -105,11 +105,11 @@ def test_the_compare_history_keeps_a_spike_and_says_how_many_points_it_sends(cli
 
 def test_a_runs_histories_cost_two_queries_whatever_their_length(client, spiky_run, django_assert_num_queries):
     log_history(spiky_run, "val_loss", [0.5] * 100)
-    # Expect 10 queries: the run page's 8 for a root without children (run, params, latest
-    # metrics, tags, children count, the live poll's starting version, datasets, logged
-    # models), then the charts' 2: each key's point count and step range, and the points of
-    # every key short enough to read whole (a longer one adds its one bucketed query).
-    with django_assert_num_queries(10):
+    # Expect 11 queries: the run page's 9 for a root without children (run, params, latest
+    # metrics, tags, children count, the live poll's starting version, datasets, logged models,
+    # registrations), then the charts' 2: each key's point count and step range, and the points
+    # of every key short enough to read whole (a longer one adds its one bucketed query).
+    with django_assert_num_queries(11):
         client.get(f"/runs/{spiky_run.run_id}/")
 
 
