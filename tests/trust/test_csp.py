@@ -8,6 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from registry.models import RegisteredModel
+from registry.services import registered_model_create
 from tracker.models import Experiment, Run
 
 pytestmark = pytest.mark.browser
@@ -31,6 +33,8 @@ def demo_pages() -> list[str]:
     tuning = Experiment.objects.get(name="Nested Child Association")
     parent = Run.objects.filter(experiment=tuning, depth=0).order_by("start_time").first()
     children = list(Run.objects.filter(parent=parent).values_list("run_id", flat=True))
+    if not RegisteredModel.objects.filter(name="csp-model").exists():
+        registered_model_create(name="csp-model", description="the registry's pages, under the policy")
     return [
         "/",
         "/?show_deleted=1",
@@ -40,6 +44,8 @@ def demo_pages() -> list[str]:
         f"/runs/{children[0]}/",
         f"/compare/?runs={','.join(children)}",
         f"/compare/?parent={parent.run_id}",
+        "/models/",
+        "/models/csp-model/",
         "/api/v1/docs/",
         "/api/v1/runs/",
         "/accounts/login/",
