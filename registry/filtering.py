@@ -19,6 +19,7 @@ from django.db.models import Exists, F, Model, OuterRef, Q
 
 from registry.models import ModelVersionTag, RegisteredModelTag
 from tracker.errors import InvalidParameterValue
+from tracker.filtering.flat import split_column
 from tracker.filtering.lookups import condition
 
 _TOKEN = re.compile(
@@ -137,14 +138,7 @@ def _unquote(token: str) -> str:
 
 
 def _column(token: str) -> tuple[str, str]:
-    lowered = token.lower()
-    for prefix in _TAG_PREFIXES:
-        if lowered.startswith(prefix):
-            return "tag", token[len(prefix) :].strip("`")
-    for prefix in _ATTRIBUTE_PREFIXES:
-        if lowered.startswith(prefix):
-            return "attribute", token[len(prefix) :].strip("`")
-    return "attribute", token.strip("`")
+    return split_column(token, _TAG_PREFIXES, _ATTRIBUTE_PREFIXES)
 
 
 def _operator(tokens: _Tokens, allowed: tuple[str, ...], column: str) -> str:

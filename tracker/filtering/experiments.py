@@ -24,6 +24,7 @@ from django.db.models import Count, F, Q
 
 from tracker.errors import InvalidParameterValue
 from tracker.filtering.ast import MAX_COMPARISONS, MAX_FILTER_LENGTH, MAX_ORDER_BY_CLAUSES
+from tracker.filtering.flat import filter_error, split_column, tokenize
 from tracker.filtering.lookups import condition
 from tracker.models import ExperimentTag
 
@@ -47,26 +48,11 @@ _TOKEN = re.compile(
 
 
 def _error(text: str, position: int, expected: str) -> InvalidParameterValue:
-    found = repr(text[position : position + 20]) if position < len(text) else "the end of the filter"
-    return InvalidParameterValue(
-        f"Invalid experiment filter at position {position}: expected {expected} but found {found}"
-    )
+    return filter_error("experiment", text, position, expected)
 
 
 def _tokens(text: str) -> list[tuple[str, str, int]]:
-    """(kind, text, position) for each token; unknown characters are an error."""
-    tokens, at = [], 0
-    while True:
-        while at < len(text) and text[at].isspace():
-            at += 1
-        if at == len(text):
-            return tokens
-        match = _TOKEN.match(text, at)
-        if not match:
-            raise _error(text, at, "a column, an operator or a value")
-        kind = match.lastgroup
-        tokens.append((kind, match.group(kind), at))
-        at = match.end()
+    return tokenize(text, _TOKEN, "experiment")
 
 
 def _unquote(token: str) -> str:
@@ -75,15 +61,7 @@ def _unquote(token: str) -> str:
 
 
 def _column(token: str) -> tuple[str, str]:
-    """("tag", key) or ("attribute", name); `name` alone is an attribute."""
-    lowered = token.lower()
-    for prefix in _TAG_PREFIXES:
-        if lowered.startswith(prefix):
-            return "tag", token[len(prefix) :].strip("`")
-    for prefix in _ATTRIBUTE_PREFIXES:
-        if lowered.startswith(prefix):
-            return "attribute", token[len(prefix) :].strip("`")
-    return "attribute", token.strip("`")
+    return split_column(token, _TAG_PREFIXES, _ATTRIBUTE_PREFIXES)
 
 
 _COLUMN_TEXT = "name, creation_time, last_update_time or tags.<key>"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery
 
 from tracker.errors import InvalidParameterValue
+from tracker.filtering.flat import filter_error, tokenize
 from tracker.filtering.lookups import ILike, Like, NotEqual
 from tracker.models import LoggedModelMetric, LoggedModelParam, LoggedModelStatus, LoggedModelTag
 
@@ -72,24 +73,11 @@ class DatasetFilter:
 
 
 def _error(text: str, position: int, expected: str) -> InvalidParameterValue:
-    found = repr(text[position : position + 20]) if position < len(text) else "the end of the filter"
-    return InvalidParameterValue(
-        f"Invalid logged model filter at position {position}: expected {expected} but found {found}"
-    )
+    return filter_error("logged model", text, position, expected)
 
 
 def _tokens(text: str) -> list[tuple[str, str, int]]:
-    tokens, at = [], 0
-    while True:
-        while at < len(text) and text[at].isspace():
-            at += 1
-        if at == len(text):
-            return tokens
-        match = _TOKEN.match(text, at)
-        if not match:
-            raise _error(text, at, "a column, an operator or a value")
-        tokens.append((match.lastgroup, match.group(match.lastgroup), at))
-        at = match.end()
+    return tokenize(text, _TOKEN, "logged model")
 
 
 def _unquote(token: str) -> str:
