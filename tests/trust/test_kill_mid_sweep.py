@@ -15,6 +15,7 @@ from django.db import connection
 from mlflow import MlflowClient
 from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import Param as MlflowParam
+from mlflow.exceptions import MlflowException
 
 from tests.trust.conftest import (
     ON_POSTGRESQL,
@@ -28,6 +29,19 @@ KILLS = 3
 # granian's --respawn-failed-workers gives up after two worker deaths within 5.5 s.
 KILL_INTERVAL = 6.5
 STEPS = 5
+
+
+def again_if_cut(call, *args, **kwargs):
+    """Make an idempotent call, again if a kill cut its answer mid-body: the mlflow client retries
+    a refused connection or a 5xx, but not a response that ends early ("Response ended
+    prematurely"), which a killed worker can leave. Retrying is safe because the write is
+    idempotent: that is what this test checks."""
+    for attempt in range(3):
+        try:
+            return call(*args, **kwargs)
+        except MlflowException as error:
+            if "Response ended prematurely" not in str(error) or attempt == 2:
+                raise
 
 
 def worker_pids(server_pid: int) -> list[int]:
@@ -78,14 +92,17 @@ def test_a_sweep_survives_its_web_worker_killed_again_and_again(server, monkeypa
                 run = client.create_run(experiment_id, run_name=name, tags={"mlflow.parentRunId": parent})
                 run_id = run.info.run_id
                 now = int(time.time() * 1000)
-                client.log_batch(
+                again_if_cut(
+                    client.log_batch,
                     run_id,
                     params=[MlflowParam("lr", str(trial)), MlflowParam("depth", str(trial % 5))],
                     metrics=[MlflowMetric("loss", 1 / (trial + 1), now, 0)],
                 )
                 for step in range(1, STEPS):
-                    client.log_metric(run_id, "loss", 1 / (trial + 1 + step), timestamp=now + step, step=step)
-                client.set_terminated(run_id)
+                    again_if_cut(
+                        client.log_metric, run_id, "loss", 1 / (trial + 1 + step), timestamp=now + step, step=step
+                    )
+                again_if_cut(client.set_terminated, run_id)
                 children[name] = run_id
                 trial += 1
         except Exception as error:  # reported below
