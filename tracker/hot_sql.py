@@ -389,32 +389,36 @@ def best_summaries_of(run_pks: Sequence[int]) -> list[tuple[int, str, float | No
 # --- the live pages' "what changed" check --------------------------------------------------------
 
 # Every open tree page asks this every few seconds while a sweep runs, so it is one statement,
-# compiled once: the experiment's runs by its index (count, newest id, active, running, ended,
-# latest end, stale summaries), the latest metrics of its RUNNING runs (count, newest timestamp,
-# sum of steps: a new point moves one of them), and its summaries' newest computation.
-_LIVE_RUNS, _LIVE_METRICS, _LIVE_SUMMARIES = (_table(model) for model in (Run, LatestMetric, RunSummary))
+# compiled once, and each part reads a small index rather than the experiment's runs (a count over
+# a million-run experiment took 0.8 s): the newest run id (index experiment, id); the deleted runs
+# (a partial index); the RUNNING runs (a partial index: their count, the sum of their ids, which
+# moves when one starts or ends, and their latest metrics: count, newest timestamp, sum of steps,
+# which a new point moves); and the stale summaries (a partial index: the count falls back when a
+# refresh lands). A status change between two finished states is not a live event and is not seen.
+_LIVE_RUNS, _LIVE_METRICS = (_table(model) for model in (Run, LatestMetric))
 _LIVE_RUN = {name: _column(Run, name) for name in ("id", "experiment", "lifecycle_stage", "status", "end_time")}
 _LIVE_RUN["summary_stale"] = _column(Run, "summary_stale")
+_LIVE_SUMMARIES = _table(RunSummary)
 _LIVE_VERSION = (
-    f"SELECT COUNT(*), MAX(r.{_LIVE_RUN['id']}), "
-    f"SUM(CASE WHEN r.{_LIVE_RUN['lifecycle_stage']} = %s THEN 1 ELSE 0 END), "
-    f"SUM(CASE WHEN r.{_LIVE_RUN['status']} = %s THEN 1 ELSE 0 END), "
-    f"SUM(CASE WHEN r.{_LIVE_RUN['end_time']} IS NULL THEN 0 ELSE 1 END), MAX(r.{_LIVE_RUN['end_time']}), "
-    f"SUM(CASE WHEN r.{_LIVE_RUN['summary_stale']} THEN 1 ELSE 0 END), "
+    f"SELECT (SELECT MAX(r.{_LIVE_RUN['id']}) FROM {_LIVE_RUNS} r WHERE r.{_LIVE_RUN['experiment']} = %s), "
+    f"(SELECT COUNT(*) FROM {_LIVE_RUNS} r WHERE r.{_LIVE_RUN['experiment']} = %s "
+    f"AND r.{_LIVE_RUN['lifecycle_stage']} = %s), "
+    f"(SELECT COUNT(*) || '.' || COALESCE(SUM(r.{_LIVE_RUN['id']}), 0) FROM {_LIVE_RUNS} r "
+    f"WHERE r.{_LIVE_RUN['experiment']} = %s AND r.{_LIVE_RUN['status']} = %s), "
     f"(SELECT COUNT(*) || '.' || COALESCE(MAX(m.{_column(LatestMetric, 'timestamp')}), 0) || '.' "
     f"|| COALESCE(SUM(m.{_column(LatestMetric, 'step')}), 0) FROM {_LIVE_METRICS} m JOIN {_LIVE_RUNS} mr "
     f"ON m.{_column(LatestMetric, 'run')} = mr.{_LIVE_RUN['id']} "
     f"WHERE mr.{_LIVE_RUN['experiment']} = %s AND mr.{_LIVE_RUN['status']} = %s), "
-    f"(SELECT MAX(s.{_column(RunSummary, 'computed_at')}) FROM {_LIVE_SUMMARIES} s JOIN {_LIVE_RUNS} sr "
-    f"ON s.{_column(RunSummary, 'run')} = sr.{_LIVE_RUN['id']} WHERE sr.{_LIVE_RUN['experiment']} = %s) "
-    f"FROM {_LIVE_RUNS} r WHERE r.{_LIVE_RUN['experiment']} = %s"
+    f"(SELECT COUNT(*) FROM {_LIVE_RUNS} r WHERE r.{_LIVE_RUN['summary_stale']} "
+    f"AND r.{_LIVE_RUN['experiment']} = %s)"
 )
 
 
-def live_version(experiment_id: int, *, active: str, running: str) -> tuple:
-    """The experiment's change markers (see _LIVE_VERSION); the 4th is its number of runs in
-    `running` status. `active` and `running` are the lifecycle and status values to count."""
-    return _fetchall(_LIVE_VERSION, [active, running, experiment_id, running, experiment_id, experiment_id])[0]
+def live_version(experiment_id: int, *, deleted: str, running: str) -> tuple:
+    """The experiment's change markers (see _LIVE_VERSION); the 3rd is "count.sum of ids" of its
+    runs in `running` status. `deleted` and `running` are the lifecycle and status values."""
+    params = [experiment_id, experiment_id, deleted, experiment_id, running, experiment_id, running, experiment_id]
+    return _fetchall(_LIVE_VERSION, params)[0]
 
 
 # The run page's markers, as above for one run: its status and end, its latest metrics, its

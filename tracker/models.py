@@ -174,6 +174,11 @@ class Run(models.Model):
             models.Index(fields=["path"], name="run_path_idx", opclasses=["varchar_pattern_ops"]),
             # The periodic repair's scan for stale summaries.
             models.Index(fields=["summary_stale"], name="run_summary_stale_idx", condition=Q(summary_stale=True)),
+            # The live pages' change markers (tracker/hot_sql.py live_version): the newest run, the
+            # running and the deleted runs of an experiment, each without reading its other runs.
+            models.Index(fields=["experiment", "id"], name="run_experiment_id_idx"),
+            models.Index(fields=["experiment"], name="run_running_idx", condition=Q(status=RunStatus.RUNNING)),
+            models.Index(fields=["experiment"], name="run_deleted_idx", condition=Q(lifecycle_stage=DELETED)),
             # `tags.mlflow.parentRunId = …`, the sweep's own search (tracker/filtering/), and
             # orphans waiting for their parent to arrive.
             models.Index(fields=["parent_run_id"], name="run_parent_run_id_all_idx"),

@@ -7,8 +7,9 @@ from django.core.cache import cache
 
 from tests.dashboard.test_tree_page import row_ids
 from tests.factories import ExperimentFactory, RunFactory
-from tracker.models import DELETED, RunStatus
+from tracker.models import DELETED, Run, RunStatus
 from tracker.services import MetricInput, run_log_batch, run_set_lifecycle, run_update
+from tracker.summaries.refresh import refresh_tree
 
 pytestmark = pytest.mark.django_db
 
@@ -50,12 +51,17 @@ def test_an_unchanged_experiment_answers_204_with_one_query(client, running_swee
 
 @pytest.mark.parametrize(
     "change",
-    ["a new child", "a metric point", "the run ends", "the run is deleted"],
+    ["a new child", "a metric point", "the run ends", "the run is deleted", "the summary is refreshed"],
 )
 def test_every_change_a_viewer_sees_moves_the_version(client, running_sweep, change):
     experiment, parent, first = running_sweep
+    if change == "the summary is refreshed":
+        # A write to a finished child marks its parent stale; what moves is the refresh landing.
+        Run.objects.filter(pk=parent.pk).update(summary_stale=True)
     before = version_of(client, experiment)
-    if change == "a new child":
+    if change == "the summary is refreshed":
+        refresh_tree(root_pk=parent.pk)
+    elif change == "a new child":
         RunFactory(experiment=experiment, parent=parent, name="trial-1", status=RunStatus.RUNNING, end_time=None)
     elif change == "a metric point":
         run_log_batch(run=first, metrics=[MetricInput("loss", 0.5, 1_700_000_000_100, 1)])

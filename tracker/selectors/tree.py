@@ -35,6 +35,7 @@ from tracker.filtering import order_by_expressions
 from tracker.goals import names_a_goal
 from tracker.models import (
     ACTIVE,
+    DELETED,
     PATH_SEGMENT_WIDTH,
     Experiment,
     LatestMetric,
@@ -551,8 +552,8 @@ class LiveVersion:
 
 def live_version(experiment_id: int) -> LiveVersion:
     """The experiment's LiveVersion: one fixed statement (tracker/hot_sql.py)."""
-    markers = hot_sql.live_version(experiment_id, active=ACTIVE, running=RunStatus.RUNNING)
-    return LiveVersion(token="-".join(str(marker or 0) for marker in markers), running=int(markers[3] or 0))
+    markers = hot_sql.live_version(experiment_id, deleted=DELETED, running=RunStatus.RUNNING)
+    return LiveVersion(token="-".join(str(marker or 0) for marker in markers), running=int(markers[2].split(".")[0]))
 
 
 def run_live_version(run_id: str) -> LiveVersion | None:
