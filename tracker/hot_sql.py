@@ -446,6 +446,31 @@ def run_live_version(run_id: str, *, running: str) -> tuple | None:
     return found[0] if found else None
 
 
+# --- an experiment's summary keys -----------------------------------------------------------------
+
+# The distinct keys of an experiment's summaries, without reading all of them (a million-run
+# experiment has ~20,000): walk the distinct keys of the (key, best_value) index one step at a time
+# (a "skip scan": a handful of index probes, as there are few metric keys), and keep each key that
+# one summary of this experiment has. The probe is a LIMIT 1 subquery, not EXISTS: PostgreSQL
+# turns an EXISTS into a join over every summary of the experiment (0.1 s at a million runs), and
+# a LIMIT 1 stops at the first summary found (under 1 ms).
+_SUMMARY = {name: _column(RunSummary, name) for name in ("key", "run")}
+_SUMMARY_KEYS = (
+    f"WITH RECURSIVE keys(k) AS ("
+    f"SELECT MIN({_SUMMARY['key']}) FROM {_table(RunSummary)} "
+    f"UNION ALL SELECT (SELECT MIN({_SUMMARY['key']}) FROM {_table(RunSummary)} WHERE {_SUMMARY['key']} > keys.k) "
+    f"FROM keys WHERE keys.k IS NOT NULL) "
+    f"SELECT k FROM keys WHERE k IS NOT NULL AND (SELECT 1 FROM {_table(RunSummary)} s "
+    f"JOIN {_table(Run)} r ON r.{_column(Run, 'id')} = s.{_SUMMARY['run']} "
+    f"WHERE s.{_SUMMARY['key']} = keys.k AND r.{_column(Run, 'experiment')} = %s LIMIT 1) = 1 ORDER BY k"
+)
+
+
+def summary_keys(experiment_id: int) -> list[str]:
+    """The metric keys the experiment's runs have summaries of, in order (see _SUMMARY_KEYS)."""
+    return [key for (key,) in _fetchall(_SUMMARY_KEYS, [experiment_id])]
+
+
 # --- MLflow 3: metrics logged for a model ------------------------------------------------------
 
 

@@ -477,8 +477,7 @@ _SUMMARY_FIELDS = ("run", "key", "goal", "best_value", "best_params", "best_run_
 def summary_keys(experiment: Experiment) -> list[str]:
     """The metric keys the experiment's parents have summaries of, in order (one query): the
     best-child column's choices, and the metrics the goal switch is offered for."""
-    keys = RunSummary.objects.filter(run__experiment=experiment).order_by("key").values_list("key", flat=True)
-    return list(keys.distinct())
+    return hot_sql.summary_keys(experiment.pk)
 
 
 def _recent_run_pks(experiment: Experiment):
