@@ -73,15 +73,17 @@ async def _lifespan(receive, send, executor: ThreadPoolExecutor):
             return
 
 
-def _has_no_body(scope) -> bool:
-    """An HTTP/1 request without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3):
-    nothing to wait for. (HTTP/2 may send a body without either.)"""
-    if not scope.get("http_version", "1.1").startswith("1"):
-        return False
-    for name, value in scope["headers"]:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return False
-    return True
+def _declared_length(scope) -> int | None:
+    """The body's length as the headers declare it: 0 for an HTTP/1 request with neither
+    Content-Length nor Transfer-Encoding (RFC 9112 6.3), None when only its end will tell
+    (chunked, or HTTP/2, which may send a body without either)."""
+    headers = dict(scope["headers"])
+    if b"transfer-encoding" in headers:
+        return None
+    if b"content-length" in headers:
+        length = headers[b"content-length"].strip()
+        return int(length) if length.isdigit() else None
+    return 0 if scope.get("http_version", "1.1").startswith("1") else None
 
 
 class Exchange:
@@ -92,9 +94,14 @@ class Exchange:
         self.pool, self.scope, self.receive, self.send = pool, scope, receive, send
         self.loop = asyncio.get_running_loop()
         self.buffer = bytearray()
-        self.body_complete = _has_no_body(scope)
+        self.declared_length = _declared_length(scope)
+        self.received = 0
+        self.body_complete = self.declared_length == 0  # all of it received from the client
+        self.all_buffered = self.body_complete  # ... and in `buffer`, where the app reads it
         self.body_error: BodyNotReceived | None = None
         self.client_gone = False
+        self.ahead = bytearray()  # read while the app works; only the loop touches it
+        self.reading_ahead: asyncio.Task | None = None
         self.watcher: asyncio.Task | None = None
 
     async def run(self):
@@ -108,7 +115,10 @@ class Exchange:
             response = await self.loop.run_in_executor(self.pool.executor, self.call_app)
         else:
             async with self.pool.streaming_uploads:
-                response = await self.loop.run_in_executor(self.pool.executor, self.call_app)
+                try:
+                    response = await self.loop.run_in_executor(self.pool.executor, self.call_app)
+                finally:
+                    self.stop_reading_ahead()  # the app answered without reading it all
         if response is not None:  # a whole response, sent from here (no thread waits on it)
             await self.send(response[0])
             await self.send(response[1])
@@ -116,9 +126,22 @@ class Exchange:
     # --- the request body, on the loop ----------------------------------------------------------
 
     async def fill(self, wanted: int):
-        """Receive until `wanted` bytes are buffered or the body has ended; BodyNotReceived if
-        the client sends nothing for the timeout or goes away."""
-        while not self.body_complete and len(self.buffer) < wanted:
+        """Buffer at least `wanted` bytes, or the rest of the body if it is shorter; BodyNotReceived
+        if the client sends nothing for the timeout or goes away. While the app works on what it
+        took (an upload's thread writing its last piece), the loop reads on: the next pieces wait
+        in `ahead`, so reading the socket and writing the file overlap."""
+        if self.reading_ahead is not None:
+            task, self.reading_ahead = self.reading_ahead, None
+            await task  # its own deadline: raises BodyNotReceived as a read here would
+        self.buffer += self.ahead
+        self.ahead.clear()
+        await self.receive_into(self.buffer, wanted)
+        self.all_buffered = self.body_complete
+        if not self.body_complete:
+            self.reading_ahead = self.loop.create_task(self.receive_into(self.ahead, wanted))
+
+    async def receive_into(self, buffer: bytearray, wanted: int):
+        while not self.body_complete and len(buffer) < wanted:
             try:
                 async with asyncio.timeout(self.pool.client_timeout):  # no task per call, unlike wait_for
                     message = await self.receive()
@@ -129,8 +152,19 @@ class Exchange:
             if message["type"] == "http.disconnect":
                 self.client_gone = True
                 raise BodyNotReceived("The client went away before its request body ended.")
-            self.buffer += message.get("body", b"")
-            self.body_complete = not message.get("more_body", False)
+            piece = message.get("body", b"")
+            buffer += piece
+            self.received += len(piece)
+            # granian says a body has ended only in a further, empty message: the declared length
+            # says so one round trip sooner.
+            self.body_complete = not message.get("more_body", False) or self.received == self.declared_length
+
+    def stop_reading_ahead(self):
+        if self.reading_ahead is not None:
+            self.reading_ahead.cancel()
+            # Retrieve its end so asyncio never reports an exception nobody asked for.
+            self.reading_ahead.add_done_callback(lambda task: task.cancelled() or task.exception())
+            self.reading_ahead = None
 
     # --- the app, on a thread of the pool -------------------------------------------------------
 
@@ -147,6 +181,8 @@ class Exchange:
 
         body = self.pool.wsgi_app(self.environ(), start_response)
         try:
+            if self.scope["method"] == "HEAD":  # no body goes out: never make one (a 5 GiB download's)
+                return self.response_start(*started), {"type": "http.response.body", "body": b""}
             chunks = iter(body)
             first = next(chunks, b"")
             second = next(chunks, None)
@@ -254,7 +290,7 @@ class RequestBody:
 
     def _more(self, wanted: int):
         exchange = self.exchange
-        if exchange.body_complete or len(exchange.buffer) >= wanted:
+        if exchange.all_buffered or len(exchange.buffer) >= wanted:
             return
         if exchange.body_error:
             raise exchange.body_error
@@ -267,7 +303,8 @@ class RequestBody:
 
     def _take(self, size: int) -> bytes:
         buffer = self.exchange.buffer
-        data = bytes(buffer[:size])
+        with memoryview(buffer) as view:  # one copy, not two (a slice, then bytes of it)
+            data = bytes(view[:size])
         del buffer[:size]
         return data
 
@@ -285,7 +322,7 @@ class RequestBody:
             newline = buffer.find(b"\n", 0, limit)
             if newline >= 0:
                 return self._take(newline + 1)
-            if len(buffer) >= limit or self.exchange.body_complete:
+            if len(buffer) >= limit or self.exchange.all_buffered:
                 return self._take(limit)
             self._more(len(buffer) + 65536)
 
