@@ -5,6 +5,7 @@ against real granian.)"""
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -87,7 +88,10 @@ def serve(pool, *exchanges):
     async def all_of_them():
         return await asyncio.gather(*(one(scope, client) for scope, client in exchanges))
 
-    return asyncio.run(all_of_them())
+    # A loop of its own on a thread of its own: Playwright's sync API (the browser tests, which
+    # may run first) keeps a loop running on this one.
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        return runner.submit(asyncio.run, all_of_them()).result()
 
 
 def test_a_body_arrives_whole_before_the_app_reads_it():
