@@ -26,6 +26,7 @@ Why hand-written rather than a library (each measured or read in its source):
 """
 
 import asyncio
+import concurrent.futures
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote_to_bytes
@@ -215,7 +216,7 @@ class Exchange:
     def send_from_thread(self, message: dict):
         if self.client_gone:
             raise ClientGone("The client went away.")
-        asyncio.run_coroutine_threadsafe(self.send_in_time(message), self.loop).result()
+        _result(asyncio.run_coroutine_threadsafe(self.send_in_time(message), self.loop), self.loop, ClientGone)
 
     async def send_in_time(self, message: dict):
         try:
@@ -282,6 +283,18 @@ class Exchange:
         return environ
 
 
+def _result(future: concurrent.futures.Future, loop: asyncio.AbstractEventLoop, gone: type[OSError]):
+    """The loop's answer to a thread. Should the loop stop first (the worker shutting down), the
+    thread gives up instead of waiting forever, which would keep the process from exiting."""
+    while True:
+        try:
+            return future.result(timeout=1)
+        except concurrent.futures.TimeoutError:
+            if not loop.is_running():
+                future.cancel()
+                raise gone("The server is shutting down.") from None
+
+
 class RequestBody:
     """wsgi.input: reads from the exchange's buffer, asking the loop for more when it runs out."""
 
@@ -296,7 +309,7 @@ class RequestBody:
             raise exchange.body_error
         future = asyncio.run_coroutine_threadsafe(exchange.fill(wanted), exchange.loop)
         try:
-            future.result()
+            _result(future, exchange.loop, BodyNotReceived)
         except BodyNotReceived as error:
             exchange.body_error = error
             raise
