@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report  # noqa: E402
-from bench.servers import BIN, GRANIAN_OPTIONS, ROOT, WSGI_APPLICATION, Server, _start, free_port, stop  # noqa: E402
+from bench.servers import APPLICATION, BIN, GRANIAN_OPTIONS, ROOT, Server, _start, free_port, stop  # noqa: E402
 
 MIB = 1024 * 1024
 RSS_LIMIT_MIB = 64
@@ -51,7 +51,7 @@ def start_runtree(workdir: Path) -> Server:
     subprocess.run(
         [str(BIN / "python"), "manage.py", "migrate", "-v0"], cwd=ROOT, env={**os.environ, **env}, check=True
     )
-    command = [str(BIN / "granian"), *GRANIAN_OPTIONS, "--host", "127.0.0.1", "--port", str(port), WSGI_APPLICATION]
+    command = [str(BIN / "granian"), *GRANIAN_OPTIONS, "--host", "127.0.0.1", "--port", str(port), APPLICATION]
     return _start("runtree-artifacts", command, port, env, cwd=ROOT)
 
 

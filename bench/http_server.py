@@ -1,5 +1,7 @@
-"""Which HTTP server to run Runtree under: granian (the README's choice) against gunicorn's
-threaded worker, with the same app, store and Celery worker, through the real `mlflow` client.
+"""Which HTTP server to run Runtree under: granian as the Procfile runs it (its ASGI interface,
+Django on config/asgi.py's threads), granian's WSGI interface (the shape before issue 21, whose
+threads wait on a stalled body forever) and gunicorn's threaded worker, with the same app, store
+and Celery worker, through the real `mlflow` client.
 
 The sweep and its rounds are bench/ingest.py's; the floor (a do-nothing server) in the same round
 is subtracted, so what is left is each server's own cost per child: its HTTP layer plus the same
@@ -32,7 +34,7 @@ def main() -> None:
     started = []
     try:
         started.append(servers.start_floor())
-        for http_server in ("granian", "gunicorn"):
+        for http_server in ("granian", "granian-wsgi", "gunicorn"):
             server = servers.start_runtree(Path(tempfile.mkdtemp(prefix="runtree-bench-")), http_server=http_server)
             server.name = http_server
             started.append(server)
@@ -49,7 +51,7 @@ def main() -> None:
 def render(args, per_child) -> str:
     own = ingest.own_costs(per_child)
     lines = [
-        "## HTTP server: granian or gunicorn",
+        "## HTTP server: granian (ASGI or WSGI interface) or gunicorn",
         "",
         f"{report.today()} · {report.machine()} · the ingest sweep, {args.rounds} rounds of {args.parents} parent ×"
         f" {args.children} children per server, taking turns; Runtree on SQLite with a Celery worker, one server"
@@ -60,7 +62,8 @@ def render(args, per_child) -> str:
     ]
     labels = {
         "floor": "floor (do-nothing server)",
-        "granian": "granian 2.8, 4 blocking threads",
+        "granian": "granian 2.8, ASGI, Django on 4 threads (config/asgi.py: the Procfile's)",
+        "granian-wsgi": "granian 2.8, WSGI, 4 blocking threads",
         "gunicorn": "gunicorn 26, gthread, 4 threads",
     }
     for name, values in per_child.items():

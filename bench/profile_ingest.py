@@ -38,7 +38,8 @@ SAMPLES_PER_SECOND = 1000
 CATEGORIES = [
     ("commit: waiting for the database to make the transaction durable", re.compile(r"^BaseDatabaseWrapper\._commit ")),
     ("statements: driver and database", re.compile(r"^(CursorWrapper\._execute|SQLiteCursorWrapper\.execute) ")),
-    ("request body: waiting for granian to hand it over", re.compile(r"^LimitedStream\.read ")),
+    # The event loop has the body before the thread gets the request (config/wsgi_pool.py).
+    ("request body: taking it from the event loop's buffer", re.compile(r"^(LimitedStream\.read|RequestBody\.\w+) ")),
 ]
 OTHER = "Python: Django, the views, validation, JSON"
 SUMMARY_QUEUE = "queueing a summary refresh (Redis)"

@@ -17,11 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The Procfile's server and options (one worker process here).
-WSGI_APPLICATION = "config.wsgi:application"
+# The Procfile's server and options (one worker process here): granian's ASGI interface, Django
+# on config/asgi.py's pool of threads (RUNTREE_WEB_THREADS, 4 by default).
+APPLICATION = "config.asgi:application"
 # gunicorn's threaded worker (bench/http_server.py compares it): its threads keep connections alive.
 GUNICORN_OPTIONS = ["-k", "gthread", "--threads", "4", "-w", "1", "--log-level", "warning"]
-GRANIAN_OPTIONS = ["--interface", "wsgi", "--workers", "1", "--blocking-threads", "4", "--log-level", "warning"]
+GRANIAN_OPTIONS = ["--interface", "asgi", "--workers", "1", "--log-level", "warning"]
+# The shape before it (bench/http_server.py compares): granian's WSGI interface and its own 4
+# threads, which wait on a client's body with no time limit.
+GRANIAN_WSGI_COMMAND = [
+    "--interface", "wsgi", "--workers", "1", "--blocking-threads", "4", "--log-level", "warning",
+    "config.wsgi:application",
+]  # fmt: skip
 BIN = Path(sys.executable).parent
 
 
@@ -124,7 +131,7 @@ def start_runtree(
     connection alive) with summaries handed to a Celery worker, not computed inside the request.
     `broker="redis"`: production's broker; `broker="folder"`: the embedded default, as `make run`
     serves it (a folder, no server). `http_server="gunicorn"`: its threaded worker instead of
-    granian (bench/http_server.py)."""
+    granian; `"granian-wsgi"`: granian's WSGI interface (bench/http_server.py)."""
     port = free_port()
     env = {
         "DATABASE_URL": database_url or f"sqlite:///{workdir / 'runtree.sqlite3'}",
@@ -153,8 +160,9 @@ def start_runtree(
             "127.0.0.1",
             "--port",
             str(port),
-            WSGI_APPLICATION,
+            APPLICATION,
         ],
+        "granian-wsgi": [str(BIN / "granian"), "--host", "127.0.0.1", "--port", str(port), *GRANIAN_WSGI_COMMAND],
         "gunicorn": [str(BIN / "gunicorn"), "config.wsgi", *GUNICORN_OPTIONS, "-b", f"127.0.0.1:{port}"],
     }[http_server]
     try:

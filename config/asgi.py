@@ -1,6 +1,16 @@
-import os
+"""The web server's entry point: granian's ASGI interface (Procfile), Django's WSGI app behind
+config/wsgi_pool.py, which reads request bodies on the event loop with a deadline."""
 
-from django.core.asgi import get_asgi_application
+from django.conf import settings
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+from config.wsgi import application as wsgi_application
+from config.wsgi_pool import WsgiPool
+
+application = WsgiPool(
+    wsgi_application,
+    threads=settings.RUNTREE_WEB_THREADS,
+    client_timeout=settings.RUNTREE_CLIENT_TIMEOUT_SECONDS,
+    # A body the APIs take whole (RUNTREE_MAX_REQUEST_BYTES) is in before a thread sees it; only
+    # a larger one (an artifact upload) streams to the app.
+    prefetch_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+)

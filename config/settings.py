@@ -123,6 +123,14 @@ if STATIC_ROOT:
 # produces the clear error for an oversized request.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RUNTREE_MAX_REQUEST_BYTES", 2 * 1024 * 1024)
 
+# The web server (config/asgi.py, config/wsgi_pool.py): threads per granian worker process that run
+# Django, and how long a client may leave its request body unsent, or its response unread, before
+# the request is cut (a 408 for a body) and the connection closed.
+RUNTREE_WEB_THREADS = env_int("RUNTREE_WEB_THREADS", 4)
+RUNTREE_CLIENT_TIMEOUT_SECONDS = env_int("RUNTREE_CLIENT_TIMEOUT_SECONDS", 10)
+if RUNTREE_WEB_THREADS < 1 or RUNTREE_CLIENT_TIMEOUT_SECONDS < 1:
+    raise ImproperlyConfigured("RUNTREE_WEB_THREADS and RUNTREE_CLIENT_TIMEOUT_SECONDS must be at least 1")
+
 # Artifacts (tracker/services/artifacts.py), through Django's storage API: a local folder by
 # default (made on first use), or S3-compatible object storage (django-storages on boto3) with
 # RUNTREE_ARTIFACT_STORAGE=s3. boto3 reads the keys from its usual environment variables

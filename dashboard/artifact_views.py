@@ -2,8 +2,9 @@
 opened), and the inline URL that images and the HTML preview load from.
 
 Nothing uploaded runs on Runtree's origin: the inline URL serves raster images, SVG (shown only
-as <img>) and HTML (shown only in <iframe sandbox>), each with `nosniff` and a CSP whose
-`sandbox` gives the document a unique origin and no script even when opened on its own.
+as <img>) and HTML (shown only in <iframe sandbox>), each with tracker/web/uploaded_content.py's
+headers (`nosniff`, a CSP whose `sandbox` gives the document a unique origin and no script even
+when opened on its own).
 """
 
 import posixpath
@@ -17,10 +18,7 @@ from django.views.decorators.http import require_GET
 from tracker.errors import TrackingError
 from tracker.models import Run
 from tracker.selectors import artifacts as selectors
-
-# An inline file may be framed by Runtree's own pages only, runs no script, loads nothing but
-# its own images, and keeps its inline styles (estimator.html is styled inline).
-INLINE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+from tracker.web.uploaded_content import sandboxed
 
 
 @require_GET
@@ -49,7 +47,4 @@ def run_artifact_inline(request, run_id: str):
     response = FileResponse(download.file, content_type=content_type)
     response["Content-Length"] = str(download.size)
     response["Content-Disposition"] = content_disposition_header(False, posixpath.basename(download.file_name))
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = INLINE_CSP
-    response["Cross-Origin-Resource-Policy"] = "same-origin"
-    return response
+    return sandboxed(response, inline=True)

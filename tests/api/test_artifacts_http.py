@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests.factories import RunFactory
 from tracker.services import logged_models
+from tracker.web.uploaded_content import DOWNLOAD_POLICY
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +64,7 @@ def test_put_get_list_delete_in_mlflows_shapes(client, folder, artifact_root):
     assert download["Content-Length"] == "5"
     assert download["Content-Disposition"] == 'attachment; filename="b.txt"'
     assert download["X-Content-Type-Options"] == "nosniff"
-    assert download["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert download["Content-Security-Policy"] == DOWNLOAD_POLICY
 
     assert client.delete(f"{STORE}/{folder}/a").json() == {}
     assert stored_files(artifact_root) == [f"{folder}/top.bin"]

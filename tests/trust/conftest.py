@@ -108,8 +108,8 @@ def free_port() -> int:
 
 
 class Server:
-    """granian serving Runtree, as in production: its own process, its own (persistent)
-    database connections."""
+    """granian serving Runtree as the Procfile does (config/asgi.py: `threads` threads per worker
+    process): its own process, its own (persistent) database connections."""
 
     def __init__(self, database_url: str, *, workers: int, threads: int, env: dict | None = None):
         self.port = free_port()
@@ -122,18 +122,18 @@ class Server:
             "RUNTREE_AUTH": "off",
             "LOG_LEVEL": "WARNING",
             "DJANGO_SETTINGS_MODULE": "config.settings",
+            "RUNTREE_WEB_THREADS": str(threads),
             **(env or {}),
         }
         self.env.pop("CELERY_BROKER_URL", None)
         self.args = [
             str(Path(sys.executable).with_name("granian")),
-            "--interface=wsgi",
+            "--interface=asgi",
             "--host=127.0.0.1",
             f"--port={self.port}",
             f"--workers={workers}",
-            f"--blocking-threads={threads}",
             "--workers-kill-timeout=5",
-            "config.wsgi:application",
+            "config.asgi:application",
         ]
         self.process = None
 

@@ -10,8 +10,8 @@ tracker/services/artifacts.py:
 
 Uploads and downloads stream: the body is never read into memory (Django's request size limit
 applies to `request.body`, which these views never touch), and downloads are file responses.
-A download is always an attachment with `nosniff` and a sandboxing CSP, so an uploaded HTML or
-SVG file never runs as a page of Runtree's origin.
+A download is always an attachment with tracker/web/uploaded_content.py's headers (`nosniff`, a
+sandboxing CSP), so an uploaded HTML or SVG file never runs as a page of Runtree's origin.
 """
 
 import functools
@@ -25,10 +25,8 @@ from tracker.errors import InvalidParameterValue, NotImplementedByServer, Tracki
 from tracker.selectors.runs import find_run
 from tracker.services import artifacts
 from tracker.web.json_errors import error_body, json_response
+from tracker.web.uploaded_content import sandboxed
 
-# What a browser may do with a downloaded file opened as a page: nothing (no script, no
-# plugin, no fetch, a unique origin).
-DOWNLOAD_CSP = "sandbox; default-src 'none'"
 # mlflow/exceptions.py: the client matches this text to fall back to a single PUT.
 MULTIPART_UNSUPPORTED = "Multipart upload is not supported for the current artifact repository"
 
@@ -110,9 +108,7 @@ def download_response(download: artifacts.ArtifactDownload) -> FileResponse:
     # FileResponse's default 4 KiB pieces cost a Python round per 4 KiB: 256k of them for 1 GiB.
     response.block_size = artifacts.CHUNK_BYTES
     response["Content-Length"] = str(download.size)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = DOWNLOAD_CSP
-    return response
+    return sandboxed(response)
 
 
 def _files(entries: list[artifacts.ArtifactEntry]) -> dict:
