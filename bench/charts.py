@@ -31,11 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DATABASE = "runtree_bench_charts"
-os.environ.update(
-    DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
-    DJANGO_SETTINGS_MODULE="config.settings",
-)
+# DATABASE_URL names another database (a helper's own, on a shared machine); this one by default.
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/runtree_bench_charts")
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+DATABASE = os.environ["DATABASE_URL"].rsplit("/", 1)[1]
 os.environ.pop("CELERY_BROKER_URL", None)  # nothing queued here: the fit is called directly
 
 FULL = {"children": 1_000, "steps": 1_000, "history": 1_000_000, "repeats": 7}
