@@ -5,6 +5,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.http import QueryDict
 
@@ -69,6 +70,46 @@ class HistoryOptions:
         return found
 
 
+@dataclass(frozen=True)
+class ZoomRange:
+    """A zoomed history chart's x range, in what the points are filtered on: steps, epoch ms
+    (wall time), or ms since each run's start (relative time: "elapsed", per run). The chart
+    sends plotly's range as it has it (static/js/run.js); this is the one place that reads it,
+    for the run page and the compare page alike. An edge absent or unreadable is open."""
+
+    low: int | None = None
+    high: int | None = None
+    by: str = "step"  # a column of tracker.selectors.histories.RANGE_COLUMNS
+
+    @classmethod
+    def from_query(cls, query: QueryDict, options: HistoryOptions) -> "ZoomRange":
+        by = {"step": "step", "wall": "timestamp", "relative": "elapsed"}[options.x]
+        low, high = (_axis_value(query.get(edge), options.x) for edge in ("from", "to"))
+        # Widened to whole units outward: the points just past a zoomed edge are drawn too,
+        # so the line runs to the chart's edge.
+        return cls(None if low is None else math.floor(low), None if high is None else math.ceil(high), by)
+
+
+def _axis_value(text: str | None, x: str) -> float | None:
+    """An x-axis value as plotly gives it → the stored unit: a step; on a date axis a date
+    string ("2023-11-14 22:13:20.9", UTC as drawn from epoch ms) or epoch ms; in relative time
+    seconds → ms."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        if x != "wall":
+            return None
+        try:
+            value = datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000
+        except ValueError:
+            return None
+    if not math.isfinite(value):
+        return None
+    return value * 1000 if x == "relative" else value
+
+
 # Prefixes that name a split of the data: `train_loss` and `val_loss` are one quantity, `loss`.
 SPLIT_PREFIXES = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
 _STEM = re.compile(r"^(?P<split>" + "|".join(SPLIT_PREFIXES) + r")(?P<sep>[_/.\-])(?P<stem>.+)$", re.IGNORECASE)
@@ -101,12 +142,6 @@ def points_note(thinned: Iterable[Thinned]) -> str:
     return f"{shown:,} of {total:,} points" if shown < total else f"{total:,} points"
 
 
-def _origin(lines: list[tuple[str, Thinned]], start_time: int | None) -> int:
-    if start_time is not None:
-        return start_time
-    return min((line.timestamps[0] for _, line in lines if line.timestamps), default=0)
-
-
 def _x_values(line_steps: list[int], line_times: list[int], options: HistoryOptions, origin: int):
     if options.x == "step":
         return line_steps
@@ -120,13 +155,13 @@ def run_history_figure(
     lines: list[tuple[str, Thinned]],
     *,
     options: HistoryOptions = HistoryOptions(),
-    start_time: int | None = None,
+    origin: int = 0,
 ) -> dict:
     """One chart of a run page: each (key, thinned history) a line (the smoothed line over a
     faint raw one when smoothing is on), NaN and ±inf steps as marks at the chart's edge, and
-    how many of the logged points were sent in the title."""
+    how many of the logged points were sent in the title. Relative time counts from `origin`
+    (epoch ms, tracker.selectors.histories.time_origins)."""
     traces = []
-    origin = _origin(lines, start_time)
     marks_x, marks_y, marks_text, marks_symbol = [], [], [], []
     few = all(len(line.values) <= 50 for _, line in lines)
     for position, (key, line) in enumerate(lines):
@@ -216,11 +251,8 @@ def run_history_figure(
             "showlegend": len(traces) > 1,
             "legend": {"orientation": "h", "y": -0.22},
             "meta": {
+                # What a zoom fetches again (run.js).
                 "keys": [key for key, _ in lines],
-                # The x axis's unit and where relative time counts from, so a zoom can ask for
-                # steps or epoch ms (run.js).
-                "x": options.x,
-                "origin": origin,
                 "shown": sum(line.shown for _, line in lines),
                 "total": sum(line.total for _, line in lines),
             },
@@ -229,12 +261,15 @@ def run_history_figure(
 
 
 def add_points_note(figure: dict, thinned: Iterable[Thinned]) -> dict:
-    """Append "2,000 of 5,000 points" (and the NaN/inf count) to a figure's title."""
+    """Append "2,000 of 5,000 points" (and the NaN/inf count, and that a zoom shows every point
+    when some were thinned) to a figure's title."""
     thinned = list(thinned)
     note = points_note(thinned)
     nonfinite = sum(line.nonfinite for line in thinned)
     if nonfinite:
         note += f", {nonfinite:,} NaN/inf shown as gaps"
+    if any(line.shown < line.drawable for line in thinned):
+        note += "; zoom in for every point"
     figure["layout"]["title"]["text"] += f" <span style='font-size:11px;color:{MUTED}'>{note}</span>"
     return figure
 
@@ -248,7 +283,7 @@ def history_figures(
     histories: dict[str, Series],
     *,
     options: HistoryOptions = HistoryOptions(),
-    start_time: int | None = None,
+    origin: int = 0,
     budget: int = RUN_PAGE_BUDGET,
 ) -> list[dict]:
     """A run page's history charts: one per stem (`train_loss` and `val_loss` together), each
@@ -256,7 +291,7 @@ def history_figures(
     figures = []
     for title, keys in group_by_stem(histories):
         lines = [(key, keep_extremes(histories[key], budget, smoothing=options.smoothing)) for key in keys]
-        figures.append(run_history_figure(title, lines, options=options, start_time=start_time))
+        figures.append(run_history_figure(title, lines, options=options, origin=origin))
     return figures
 
 
@@ -618,10 +653,10 @@ def history_lines_figure(
     return {"data": traces, "layout": layout}
 
 
-def compare_line(thinned: Thinned, options: HistoryOptions, start_time: int | None) -> tuple[list, list | None]:
+def compare_line(thinned: Thinned, options: HistoryOptions, origin: int = 0) -> tuple[list, list | None]:
     """A run's thinned history as (x, value) points for history_lines_figure, x by the chosen
-    axis, NaN/inf steps as gaps; and its smoothed points when smoothing is on."""
-    origin = start_time if start_time is not None else (thinned.timestamps[0] if thinned.timestamps else 0)
+    axis (relative time from `origin`, epoch ms), NaN/inf steps as gaps; and its smoothed
+    points when smoothing is on."""
     x = _x_values(thinned.steps, thinned.timestamps, options, origin)
     gaps_x = _x_values([m.step for m in thinned.marks], [m.timestamp for m in thinned.marks], options, origin)
     raw = sorted([*zip(x, thinned.values, strict=True), *((at, None) for at in gaps_x)], key=lambda point: point[0])

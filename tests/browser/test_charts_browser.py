@@ -1,7 +1,8 @@
-"""Charts in Chromium: a spike survives on a long run's page, a zoom fetches full resolution,
-a parent's page draws a filled band, compare children draws the param importance, and compare
-sweeps draws a band per parent. Fixtures (browser, page) come from tests/browser/conftest.py;
-the page fixture fails a test on any script error."""
+"""Charts in Chromium: a spike survives on a long run's page, a zoom fetches full resolution
+(on the run page and on the compare page), a parent's page draws a filled band, compare
+children draws the param importance, and compare sweeps draws a band per parent. Fixtures
+(browser, page) come from tests/browser/conftest.py; the page fixture fails a test on any
+script error."""
 
 import os
 
@@ -130,3 +131,30 @@ def test_zoom_on_a_wall_time_axis_fetches_that_time_range(page, spiky_run):
     page.wait_for_function("() => document.querySelector('.chart-history').dataset.zoomed === '1'")
     x = graph_data(page, ".chart-history", "g => g.data[0].x")
     assert x[0] == 1_700_000_000_900 and x[-1] == 1_700_000_001_100 and len(x) == 201
+
+
+def test_a_zoom_on_the_compare_pages_history_fetches_every_point_of_the_range(page, spiky_run):
+    LatestMetric.objects.create(run=spiky_run, key="loss", step=4999, timestamp=1_700_000_004_999, value=1.0)
+    flat = RunFactory(name="flat", experiment=spiky_run.experiment)
+    Metric.objects.bulk_create(
+        [Metric(run=flat, key="loss", step=step, timestamp=1_700_000_000_000 + step, value=2.0) for step in range(5000)]
+    )
+    LatestMetric.objects.create(run=flat, key="loss", step=4999, timestamp=1_700_000_004_999, value=2.0)
+    page.goto(f"/compare/?runs={spiky_run.run_id},{flat.run_id}&history=loss")
+    history = ".chart-history.js-plotly-plot"
+    expect(page.locator(history)).to_be_visible()
+    full = page.locator(history).evaluate("g => g.data.map(t => t.x.filter(x => x >= 900 && x <= 1100).length)")
+    assert all(count < 100 for count in full)  # thinned to each run's share of the chart
+    with page.expect_response(lambda response: "/compare/history.json" in response.url and "from=900" in response.url):
+        page.locator(history).evaluate('g => Plotly.relayout(g, {"xaxis.range": [900, 1100]})')
+    page.wait_for_function("() => document.querySelector('.chart-history').dataset.zoomed === '1'")
+    zoomed = page.locator(history).evaluate("g => g.data.map(t => ({name: t.name, x: t.x, y: t.y}))")
+    assert [line["x"] for line in zoomed] == [list(range(900, 1101))] * 2
+    spiky = next(line for line in zoomed if line["name"] == "spiky")
+    assert spiky["y"][1001 - 900] == 50.0
+    assert "402 points" in page.locator(history).evaluate("g => g.layout.title.text")
+    screenshot(page, "charts-compare-zoom.png")
+    # A double-click (autorange) brings the whole thinned history back.
+    with page.expect_response(lambda response: "/compare/history.json" in response.url and "from=" not in response.url):
+        page.locator(history).evaluate('g => Plotly.relayout(g, {"xaxis.autorange": true})')
+    page.wait_for_function("() => document.querySelector('.chart-history').dataset.zoomed === ''")
