@@ -2,6 +2,7 @@
 by side ("compare sweeps"). Reads from tracker/selectors/bands.py, figures from dashboard/charts.py."""
 
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.http import QueryDict
@@ -40,6 +41,12 @@ class BandCharts:
     keep: dict = field(default_factory=dict)  # the page's other choices, kept by this form
 
 
+def children_link(parent: Run, key: str) -> str:
+    """Where a click on `parent`'s band of `key` goes: its children compared, `key` chosen as
+    the metric and the history, so the lines behind the band are what the page draws."""
+    return reverse("dashboard:compare") + "?" + urlencode({"parent": parent.run_id, "metric": key, "history": key})
+
+
 def _child_lines(parent: Run, key: str) -> list[tuple[str, list]]:
     children = Run.objects.children_of(parent).active()
     names = dict(children.values_list("pk", "name")[:MAX_CHILD_LINES])
@@ -73,10 +80,10 @@ def parent_band_charts(parent: Run, query: QueryDict, *, keep: dict, version: in
     options = BandOptions.from_query(query)
     charts = BandCharts(options, keep=keep)
     color, label = PARENT_COLORS[0], parent.name or parent.run_id
-    link = reverse("dashboard:compare") + f"?parent={parent.run_id}"
     bands = _bands_of(parent, quartiles=options.mode == "quartiles", version=version)
     for number, band in enumerate(bands):
         lines = {label: _child_lines(parent, band.key)} if options.lines else None
+        link = children_link(parent, band.key)
         figure = band_figure(band.key, [(label, color, band, link)], mode=options.mode, child_lines=lines)
         charts.figures.append({"id": f"band-{number}", "figure": figure})
     return charts
@@ -84,13 +91,14 @@ def parent_band_charts(parent: Run, query: QueryDict, *, keep: dict, version: in
 
 def sweep_band_figure(parents: list[Run], key: str, *, mode: str = "std") -> dict | None:
     """Compare sweeps: `key` of each parent's children as one band in the parent's colour (a
-    click on a band opens its children). Two queries, plus one per parent."""
+    click on a band opens its children's comparison, children_link). Two queries, plus one per
+    parent."""
     keys = band_keys(parents)
     if key not in keys.ranges:
         return None
     bands = []
     for position, parent in enumerate(parents):
         for band in parent_bands(parent, keys, only=[key], quartiles=mode == "quartiles"):
-            link = reverse("dashboard:compare") + f"?parent={parent.run_id}"
-            bands.append((parent.name or parent.run_id, PARENT_COLORS[position % len(PARENT_COLORS)], band, link))
+            color = PARENT_COLORS[position % len(PARENT_COLORS)]
+            bands.append((parent.name or parent.run_id, color, band, children_link(parent, key)))
     return band_figure(key, bands, mode=mode) if bands else None

@@ -757,7 +757,8 @@ def _counted(band) -> str:
 def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> list[dict]:
     """A band's three traces: its lower edge (invisible), its upper edge filled down to the
     lower, and its centre line, whose hover gives the children counted at that step. `link`
-    (a URL) travels in the traces' meta: a click on the band opens it (run.js)."""
+    (the comparison of the band's children) travels in the traces' meta: a click on the
+    band's fill or its centre line opens it (run.js), and their hover says so."""
     centre, lower, upper, centre_name = band_bounds(band, mode)
     name = _escape_template(label)
     edge = {"type": "scatter", "mode": "lines", "x": band.steps, "line": {"width": 0, "color": color}}
@@ -765,6 +766,11 @@ def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> l
     lower_trace = {**edge, "y": [finite_or_none(value) for value in lower]}
     upper_y = [finite_or_none(value) for value in upper]
     upper_trace = {**edge, "y": upper_y, "fill": "tonexty", "fillcolor": _fill(color)}
+    click = ""
+    if link:
+        # A fill answers the hover (and so the click) anywhere inside it, with its name only.
+        upper_trace.update(name=f"{name}: click to compare its children", hoveron="fills", hoverinfo="name")
+        click = "<br><i>click to compare these children</i>"
     counts = zip(band.count, lower, upper, strict=True)
     customdata = [[count, finite_or_none(low), finite_or_none(high)] for count, low, high in counts]
     centre_trace = {
@@ -779,7 +785,7 @@ def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> l
         "meta": {"link": link},
         "hovertemplate": f"{name}<br>step %{{x}}<br>{centre_name} %{{y:.4g}}"
         f"<br>band %{{customdata[1]:.4g}} – %{{customdata[2]:.4g}}"
-        f"<br>%{{customdata[0]}} {_counted(band)}<extra></extra>",
+        f"<br>%{{customdata[0]}} {_counted(band)}{click}<extra></extra>",
     }
     return [lower_trace, upper_trace, centre_trace]
 
@@ -823,11 +829,14 @@ def band_figure(
     title = f"{_escape_template(key)} by step, {BAND_MODES.get(mode, BAND_MODES['std'])}"
     children = max((max(band.count, default=0) for _, _, band, _ in bands), default=0)
     counted = _counted(bands[0][2]) if bands else "children"
-    title += f" <span style='font-size:11px;color:{MUTED}'>up to {children:,} {counted} a step</span>"
+    clickable = " · click a band to compare its children" if any(link for _, _, _, link in bands) else ""
+    # The note on a line of its own: beside the title it ran off a phone's width.
+    title += f"<br><span style='font-size:11px;color:{MUTED}'>up to {children:,} {counted} a step{clickable}</span>"
     y_axis = _axis(_escape_template(key))
     if log_y:
         y_axis["type"] = "log"
     layout = _compare_layout(title, xaxis=_axis("step"), yaxis=y_axis, height=380)
+    layout["margin"] = {**layout["margin"], "t": 64}
     layout["showlegend"] = len(bands) > 1
     layout["legend"] = {"orientation": "h", "y": -0.2}
     layout["meta"] = {"bands": len(bands)}

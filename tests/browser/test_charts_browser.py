@@ -158,3 +158,32 @@ def test_a_zoom_on_the_compare_pages_history_fetches_every_point_of_the_range(pa
     with page.expect_response(lambda response: "/compare/history.json" in response.url and "from=" not in response.url):
         page.locator(history).evaluate('g => Plotly.relayout(g, {"xaxis.autorange": true})')
     page.wait_for_function("() => document.querySelector('.chart-history').dataset.zoomed === ''")
+
+
+def test_a_click_on_a_sweeps_band_opens_its_children_drawing_the_bands_metric(page, transactional_db):
+    experiment = ExperimentFactory(name="sweeps")
+    first, second = sweep(experiment, "sweep-1", 5, 0.0, seed=3), sweep(experiment, "sweep-2", 5, 1.0, seed=4)
+    page.goto(f"/compare/?parents={first.run_id},{second.run_id}&history=loss")
+    band_chart = page.locator(".js-plotly-plot", has=page.locator("path.js-fill")).first
+    expect(band_chart.locator("path.js-fill")).to_have_count(2)
+    # A point inside sweep-2's fill, between its centre line and its upper edge, at step 20.
+    x, y = band_chart.evaluate(
+        """g => {
+            const [upper, centre] = g.data.filter(t => t.name && t.name.startsWith("sweep-2")
+                && (t.fill || t.customdata)).map(t => t.y[20]);
+            const size = g._fullLayout._size, box = g.getBoundingClientRect();
+            return [box.left + size.l + g._fullLayout.xaxis.l2p(20),
+                    box.top + size.t + g._fullLayout.yaxis.l2p((upper + 2 * centre) / 3)];
+        }"""
+    )
+    page.mouse.move(x, y)
+    expect(band_chart.locator(".hovertext").first).to_contain_text("sweep-2")
+    page.mouse.click(x, y)
+    expect(page).to_have_url(f"/compare/?parent={second.run_id}&metric=loss&history=loss")
+    expect(page.locator("h1")).to_have_text("Children of sweep-2")
+    # The history of the band's metric, one line per child of that parent only.
+    history = page.locator(".chart-history.js-plotly-plot")
+    expect(history).to_be_visible()
+    names = history.evaluate("g => g.data.map(t => t.name)")
+    assert sorted(names) == [f"sweep-2-{number}" for number in range(5)]
+    screenshot(page, "charts-band-click.png")

@@ -98,7 +98,10 @@ def test_the_band_figure_fills_between_its_edges_and_counts_children_on_hover(sw
     assert upper["fill"] == "tonexty" and upper["fillcolor"] == "rgba(31,119,180,0.2)"
     assert [round(u - c, 9) for u, c in zip(upper["y"], centre["y"], strict=True)] == [round(s, 9) for s in band.std]
     assert centre["customdata"][0][0] == CHILDREN and "children" in centre["hovertemplate"]
-    assert centre["meta"]["link"] == "/compare/?parent=x"
+    assert centre["meta"]["link"] == upper["meta"]["link"] == "/compare/?parent=x"
+    # The whole fill answers a hover, and so a click, saying where it leads.
+    assert upper["hoveron"] == "fills" and upper["name"] == "sweep: click to compare its children"
+    assert "click a band to compare its children" in figure["layout"]["title"]["text"]
     minmax = band_figure("loss", [("sweep", "#1f77b4", band, "")], mode="minmax")
     assert minmax["data"][0]["y"] == band.low and minmax["data"][1]["y"] == band.high
 
@@ -148,7 +151,8 @@ def test_compare_sweeps_draws_one_band_per_parent_in_its_own_colour(client, swee
     assert [trace["name"] for trace in centres] == ["sweep", "sweep-2"]
     assert centres[0]["line"]["color"] != centres[1]["line"]["color"]
     assert centres[1]["y"] == [3.0] * STEPS and centres[1]["customdata"][0][0] == 3
-    assert centres[1]["meta"]["link"] == f"/compare/?parent={other.run_id}"
+    # A click on a band opens its children's comparison, drawing the band's metric.
+    assert centres[1]["meta"]["link"] == f"/compare/?parent={other.run_id}&metric=loss&history=loss"
     assert "Compare sweeps" in response.content.decode()
 
 
