@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.http import QueryDict
 from django.urls import reverse
 
-from dashboard.charts import BAND_MODES, PARENT_COLORS, band_figure
+from dashboard.charts import BAND_MODES, LINE_COLORS, PARENT_COLORS, band_figure, group_by_stem
 from dashboard.downsample import keep_extremes
 from tracker.models import Run
 from tracker.selectors.bands import band_keys, parent_bands
@@ -74,17 +74,26 @@ def _bands_of(parent: Run, *, quartiles: bool, version: int | None) -> list:
 
 
 def parent_band_charts(parent: Run, query: QueryDict, *, keep: dict, version: int | None = None) -> BandCharts:
-    """One band chart per metric the parent's children log with history. Queries: the keys (1),
-    the bands (1, 2 for quartiles on SQLite), none when the bands of this summary `version` were
-    computed already; with `lines` 2 per metric for the children's lines."""
+    """One band chart per stem of the metrics the parent's children log with history: as on
+    the run page's history charts, `train_loss` and `val_loss` share one, each key a band in
+    its own colour (the one its line has there). Queries: the keys (1), the bands (1, 2 for
+    quartiles on SQLite), none when the bands of this summary `version` were computed
+    already; with `lines` 2 per metric for the children's lines."""
     options = BandOptions.from_query(query)
     charts = BandCharts(options, keep=keep)
-    color, label = PARENT_COLORS[0], parent.name or parent.run_id
-    bands = _bands_of(parent, quartiles=options.mode == "quartiles", version=version)
-    for number, band in enumerate(bands):
-        lines = {label: _child_lines(parent, band.key)} if options.lines else None
-        link = children_link(parent, band.key)
-        figure = band_figure(band.key, [(label, color, band, link)], mode=options.mode, child_lines=lines)
+    by_key = {band.key: band for band in _bands_of(parent, quartiles=options.mode == "quartiles", version=version)}
+    for number, (title, keys) in enumerate(group_by_stem(by_key)):
+        # One key: the band is the parent's children, and says so; several: each is its key.
+        labels = [parent.name or parent.run_id] if len(keys) == 1 else keys
+        bands = [
+            (label, LINE_COLORS[position % len(LINE_COLORS)], by_key[key], children_link(parent, key))
+            for position, (label, key) in enumerate(zip(labels, keys, strict=True))
+        ]
+        lines = None
+        if options.lines:
+            lines = {label: _child_lines(parent, key) for label, key in zip(labels, keys, strict=True)}
+        y_title = " / ".join(keys)
+        figure = band_figure(title, bands, mode=options.mode, child_lines=lines, y_title=y_title)
         charts.figures.append({"id": f"band-{number}", "figure": figure})
     return charts
 

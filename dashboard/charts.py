@@ -322,6 +322,9 @@ MAX_TICK_LABELS = 25
 MAX_HISTORY_TRACES = 100
 # Beyond this many bars their run names cannot be read; they stay in the hover text.
 MAX_BAR_LABELS = 60
+# A legend of more entries than this is a list nobody reads (plotly scrolls a long one); a
+# sweep's 25 children still get theirs.
+MAX_LEGEND_ENTRIES = 30
 MISSING_LABEL = "(none)"
 TOP_LEVEL = "(top level)"
 
@@ -576,7 +579,7 @@ def scatter_figure(
         y_axis.update(type="log")
     title = f"{_escape_template(y_metric)} vs {x_name}" + _without_value(len(runs) - len(drawable), "both values")
     layout = _compare_layout(title, xaxis=x_axis, yaxis=y_axis)
-    layout["showlegend"] = 1 < len(traces) <= 20
+    layout["showlegend"] = 1 < len(traces) <= MAX_LEGEND_ENTRIES
     return {"data": traces, "layout": layout}
 
 
@@ -649,7 +652,7 @@ def history_lines_figure(
         x_axis["type"] = "date"
     layout = _compare_layout(title, xaxis=x_axis, yaxis=y_axis)
     legend_entries = sum(1 for trace in traces if trace.get("showlegend", True))
-    layout["showlegend"] = 1 < legend_entries <= 20
+    layout["showlegend"] = 1 < legend_entries <= MAX_LEGEND_ENTRIES
     return {"data": traces, "layout": layout}
 
 
@@ -797,10 +800,12 @@ def band_figure(
     mode: str = "std",
     child_lines: dict[str, list[tuple[str, list]]] | None = None,
     log_y: bool = False,
+    y_title: str = "",
 ) -> dict:
-    """`key` of each parent's children as a band: `bands` is [(label, colour, Band, link)].
-    `child_lines` (label → [(child name, [(step, value)])]) adds each child as a thin line in
-    its band's colour, all of one band in a single trace split by gaps."""
+    """`key` (a metric, or the stem of several) of each parent's children as a band: `bands`
+    is [(label, colour, Band, link)], `y_title` the y axis's (`key` by default). `child_lines`
+    (label → [(child name, [(step, value)])]) adds each child as a thin line in its band's
+    colour, all of one band in a single trace split by gaps."""
     traces = []
     for label, color, band, link in bands:
         if child_lines and child_lines.get(label):
@@ -832,7 +837,7 @@ def band_figure(
     clickable = " · click a band to compare its children" if any(link for _, _, _, link in bands) else ""
     # The note on a line of its own: beside the title it ran off a phone's width.
     title += f"<br><span style='font-size:11px;color:{MUTED}'>up to {children:,} {counted} a step{clickable}</span>"
-    y_axis = _axis(_escape_template(key))
+    y_axis = _axis(_escape_template(y_title or key))
     if log_y:
         y_axis["type"] = "log"
     layout = _compare_layout(title, xaxis=_axis("step"), yaxis=y_axis, height=380)

@@ -187,3 +187,19 @@ def test_a_click_on_a_sweeps_band_opens_its_children_drawing_the_bands_metric(pa
     names = history.evaluate("g => g.data.map(t => t.name)")
     assert sorted(names) == [f"sweep-2-{number}" for number in range(5)]
     screenshot(page, "charts-band-click.png")
+
+
+def test_compare_children_of_25_draws_every_chart_full_width_and_names_each_line(page, transactional_db):
+    parent = sweep(ExperimentFactory(name="wide"), "sweep-w", 25, 0.0, seed=5)
+    page.goto(f"/compare/?parent={parent.run_id}&metric=loss&history=loss")
+    expect(page.locator(".chart-history.js-plotly-plot")).to_be_visible()
+    section = page.locator(".compare-charts").bounding_box()
+    charts = page.locator(".compare-charts .chart-card")
+    for index in range(charts.count()):
+        box = charts.nth(index).bounding_box()
+        assert box["width"] == pytest.approx(section["width"], abs=1), index  # none shares a row
+    # The history's legend names each of the 25 lines.
+    expect(page.locator(".chart-history .legend .traces")).to_have_count(25)
+    # The scatter labels its points, the bars their runs: by name, in the run's colour.
+    expect(page.locator(".js-plotly-plot .scatterlayer .textpoint").first).to_be_visible()
+    screenshot(page, "charts-25-children.png")

@@ -5,11 +5,12 @@ import pytest
 from django.core.cache import cache
 from django.db.models import Max
 
-from dashboard.charts import band_figure
+from dashboard.charts import band_figure, history_figures
 from tests.factories import RunFactory
 from tracker.models import LatestMetric, Metric
 from tracker.selectors import bands
 from tracker.selectors.bands import band_keys, parent_bands
+from tracker.selectors.histories import Series
 from tracker.summaries import refresh
 
 pytestmark = pytest.mark.django_db
@@ -115,6 +116,31 @@ def test_the_parents_run_page_draws_a_band_per_metric_with_history(client, sweep
     lines = client.get(f"/runs/{parent.run_id}/", {"lines": "1", "band": "quartiles"}).context["bands"].figures[0]
     children = lines["figure"]["data"][0]
     assert children["line"]["width"] == 1 and children["x"].count(None) == CHILDREN
+
+
+def test_a_parents_bands_of_one_stem_share_a_chart_as_its_history_lines_do(client, sweep_parent):
+    parent, _ = sweep_parent
+    for number, child in enumerate(parent.children.order_by("name")):
+        Metric.objects.bulk_create(
+            [Metric(run=child, key="val_loss", step=step, timestamp=step, value=2.0 + number) for step in range(STEPS)]
+        )
+        LatestMetric.objects.create(run=child, key="val_loss", step=STEPS - 1, timestamp=0, value=2.0 + number)
+    response = client.get(f"/runs/{parent.run_id}/", {"lines": "1"})
+    (chart,) = response.context["bands"].figures  # loss and val_loss: one chart, titled by their stem
+    figure = chart["figure"]
+    assert figure["layout"]["title"]["text"].startswith("loss by step")
+    assert figure["layout"]["yaxis"]["title"]["text"] == "loss / val_loss"
+    centres = [trace for trace in figure["data"] if "customdata" in trace]
+    assert [trace["name"] for trace in centres] == ["loss", "val_loss"]
+    assert centres[1]["y"] == [2.0 + (CHILDREN - 1) / 2] * STEPS
+    # Each band in the colour its key's line has on a run page's history chart.
+    (history,) = history_figures({"loss": Series(), "val_loss": Series()})
+    assert [trace["line"]["color"] for trace in centres] == [trace["line"]["color"] for trace in history["data"]]
+    assert figure["layout"]["showlegend"] is True
+    # Each band's children drawn as thin lines, and its own link to them.
+    thin = [trace for trace in figure["data"] if trace.get("name", "").endswith(": children")]
+    assert [trace["name"] for trace in thin] == ["loss: children", "val_loss: children"]
+    assert centres[1]["meta"]["link"].endswith("metric=val_loss&history=val_loss")
 
 
 def test_a_leafs_run_page_has_no_bands(client, sweep_parent):
