@@ -107,28 +107,48 @@ def parent_bands(parent: Run, keys: BandKeys, *, only: list[str] | None = None, 
 def _aggregate(parent: Run, keys: list[str], *, lo: int, bucket: int, quartiles: bool) -> list[Band]:
     table = f'"{Metric._meta.db_table}"'
     col = {name: f'"{Metric._meta.get_field(name).column}"' for name in ("run", "key", "step", "value")}
+    m = {name: f"m.{column}" for name, column in col.items()}
     run_table = f'"{Run._meta.db_table}"'
     run_col = {name: f'"{Run._meta.get_field(name).column}"' for name in ("id", "parent", "lifecycle_stage")}
     postgres = connection.vendor == "postgresql"
     percentiles = (
-        f", percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY {col['value']})"
+        f", percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY {m['value']})"
         if quartiles and postgres
         else ""
     )
     placeholders = ", ".join(["%s"] * len(keys))
+
+    def points(alias: str) -> str:
+        return f"{alias}{col['key']} IN ({placeholders}) AND {alias}{col['value']} BETWEEN %s AND %s"
+
+    def children(alias: str) -> str:
+        return f"{alias}{run_col['parent']} = %s AND {alias}{run_col['lifecycle_stage']} = %s"
+
+    if postgres:
+        # Each child's points through the metric table's index on the run, one child after
+        # another (OFFSET 0 keeps the planner from flattening the LATERAL into a join). Left to
+        # itself PostgreSQL scans the whole table in parallel to keep a third of it, as
+        # bench/charts.py's table is; a nested loop over the children reads only their rows:
+        # 1,000 children × 1,000 steps in ~340 ms instead of ~600 (medians of 8, load ~4).
+        source = f"""{run_table} r CROSS JOIN LATERAL (
+                SELECT {col["key"]}, {col["step"]}, {col["value"]} FROM {table}
+                WHERE {col["run"]} = r.{run_col["id"]} AND {points("")} OFFSET 0
+            ) m
+            WHERE {children("r.")}"""
+    else:
+        source = f"""{table} m
+            WHERE {points("m.")}
+              AND {m["run"]} IN (SELECT {run_col["id"]} FROM {run_table} WHERE {children("")})"""
     # The bucket of a step: (step - lo) / bucket steps, integer division on both databases.
     sql = f"""
-        SELECT {col["key"]}, ({col["step"]} - %s) / %s AS bucket,
-               COUNT({col["value"]}), SUM({col["value"]}), SUM({col["value"]} * {col["value"]}),
-               MIN({col["value"]}), MAX({col["value"]}){percentiles}
-        FROM {table}
-        WHERE {col["key"]} IN ({placeholders})
-          AND {col["value"]} BETWEEN %s AND %s
-          AND {col["run"]} IN (SELECT {run_col["id"]} FROM {run_table}
-                              WHERE {run_col["parent"]} = %s AND {run_col["lifecycle_stage"]} = %s)
-        GROUP BY {col["key"]}, bucket
-        ORDER BY {col["key"]}, bucket
+        SELECT {m["key"]}, ({m["step"]} - %s) / %s AS bucket,
+               COUNT({m["value"]}), SUM({m["value"]}), SUM({m["value"]} * {m["value"]}),
+               MIN({m["value"]}), MAX({m["value"]}){percentiles}
+        FROM {source}
+        GROUP BY {m["key"]}, bucket
+        ORDER BY {m["key"]}, bucket
     """
+    # The same order in both shapes: the bucket, the points' keys and range, the parent.
     params = [lo, bucket, *keys, -_FINITE, _FINITE, parent.pk, "active"]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
