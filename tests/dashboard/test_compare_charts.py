@@ -20,8 +20,8 @@ from dashboard.charts import (
     run_colors,
     scatter_figure,
 )
-from tracker.selectors.bands import Band
 from tracker.selectors.compare import ComparedRun
+from tracker.summaries.bands import Band
 
 
 def run(name, parent="p1", params=None, metrics=None, pk=0):
