@@ -131,6 +131,10 @@ def group_by_stem(keys: Iterable[str]) -> list[tuple[str, list[str]]]:
     return sorted(((stem if len(members) > 1 else members[0], members) for stem, members in groups.items()))
 
 
+# A legend in a row under the x axis's title: hung from its top, so when it wraps into several
+# rows on a phone it grows downward instead of up over the title (plotly anchors a legend this
+# low by its bottom otherwise).
+LEGEND_BELOW = {"orientation": "h", "y": -0.22, "yanchor": "top"}
 # One colour per line of a run-page chart (the splits of one stem).
 LINE_COLORS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#be123c"]
 
@@ -249,7 +253,7 @@ def run_history_figure(
             "plot_bgcolor": "white",
             "paper_bgcolor": "white",
             "showlegend": len(traces) > 1,
-            "legend": {"orientation": "h", "y": -0.22},
+            "legend": LEGEND_BELOW,
             "meta": {
                 # What a zoom fetches again (run.js).
                 "keys": [key for key, _ in lines],
@@ -269,8 +273,10 @@ def add_points_note(figure: dict, thinned: Iterable[Thinned]) -> dict:
     if nonfinite:
         note += f", {nonfinite:,} NaN/inf shown as gaps"
     if any(line.shown < line.drawable for line in thinned):
-        note += "; zoom in for every point"
-    figure["layout"]["title"]["text"] += f" <span style='font-size:11px;color:{MUTED}'>{note}</span>"
+        note += " · zoom in for every point"
+    # On a line of its own under the title (as a band chart's note): beside it, it ran off a phone.
+    figure["layout"]["title"]["text"] += f"<br><span style='font-size:11px;color:{MUTED}'>{note}</span>"
+    figure["layout"]["margin"] = {**figure["layout"].get("margin", {}), "t": 64}
     return figure
 
 
@@ -843,7 +849,7 @@ def band_figure(
     layout = _compare_layout(title, xaxis=_axis("step"), yaxis=y_axis, height=380)
     layout["margin"] = {**layout["margin"], "t": 64}
     layout["showlegend"] = len(bands) > 1
-    layout["legend"] = {"orientation": "h", "y": -0.2}
+    layout["legend"] = LEGEND_BELOW
     layout["meta"] = {"bands": len(bands)}
     return {"data": traces, "layout": layout}
 

@@ -161,6 +161,7 @@ def test_the_compare_history_zooms_into_a_range_at_full_resolution(client, spiky
     spiky = next(trace for trace in full["data"] if trace["name"] == "spiky")
     assert 900 < len(spiky["x"]) <= 1002  # thinned to its share of the chart
     assert sum(900 <= step <= 1100 for step in spiky["x"]) < 100
+    assert "zoom in for every point" in full["layout"]["title"]["text"]
 
     zoomed = client.get("/compare/history.json", {**query, "from": "900", "to": "1100"}).json()
     for trace in zoomed["data"]:
@@ -168,6 +169,7 @@ def test_the_compare_history_zooms_into_a_range_at_full_resolution(client, spiky
     spiky = next(trace for trace in zoomed["data"] if trace["name"] == "spiky")
     assert spiky["y"][1001 - 900] == 50.0 and set(spiky["y"]) == {1.0, 50.0}
     assert "402 points" in zoomed["layout"]["title"]["text"]
+    assert "zoom in" not in zoomed["layout"]["title"]["text"]  # nothing left out to zoom for
 
 
 def test_a_relative_time_zoom_reads_each_run_from_its_own_start(client, spiky_run):
