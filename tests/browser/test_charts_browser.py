@@ -74,6 +74,11 @@ def test_the_run_page_of_a_5000_step_run_draws_its_spike(page, spiky_run):
     assert "2,000 of 4,999 points" in drawn["title"]
     marks = graph_data(page, ".chart-history", "g => g.data[1].text")
     assert marks == ["loss: NaN at step 3000"]
+    # A large chart: the history card's whole width, 360 px high, its y axis titled.
+    card = page.locator("section.charts").first.bounding_box()
+    chart = page.locator(".chart-history.js-plotly-plot").first.bounding_box()
+    assert chart["width"] > 0.9 * card["width"] and chart["height"] >= 360
+    assert graph_data(page, ".chart-history", "g => g.layout.yaxis.title.text") == "loss"
     screenshot(page, "charts-spike.png")
 
 
