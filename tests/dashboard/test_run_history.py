@@ -153,6 +153,20 @@ def test_a_zoom_range_is_read_in_the_unit_of_the_x_axis():
     assert read(xaxis="wall", **{"from": "yesterday"}) == ZoomRange(None, None, "timestamp")
 
 
+def test_a_zoom_past_64_bits_is_every_point_not_a_database_error(client, spiky_run):
+    # Django holds an out-of-range integer lookup to "all" or "none" itself, through the
+    # relative-time expression as well as on the columns.
+    other = RunFactory(name="flat")
+    log_history(other, "loss", [2.0] * 10)
+    edges = {"from": "-1e300", "to": "1e300"}
+    run_page = client.get(f"/runs/{spiky_run.run_id}/history.json", {"key": "loss", "xaxis": "relative", **edges})
+    assert run_page.status_code == 200 and "4,998 points" in run_page.json()["layout"]["title"]["text"]
+    compare = client.get(
+        "/compare/history.json", {"runs": f"{spiky_run.run_id},{other.run_id}", "history": "loss", **edges}
+    )
+    assert compare.status_code == 200 and len(compare.json()["data"]) == 2
+
+
 def test_the_compare_history_zooms_into_a_range_at_full_resolution(client, spiky_run):
     other = RunFactory(name="flat")
     log_history(other, "loss", [2.0] * 5000)
