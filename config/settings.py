@@ -241,6 +241,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60,
         "options": {"expires": 60},
     },
+    # Parents whose summaries settled since their band charts' data was kept (tracker/summaries/bands.py).
+    "refresh-settled-bands": {
+        "task": "tracker.tasks.refresh_settled_bands",
+        "schedule": 30,
+        "options": {"expires": 30},
+    },
 }
 # Beat's record of last run times; losing it only means one early repair, so it lives outside the repo.
 CELERY_BEAT_SCHEDULE_FILENAME = env_str(

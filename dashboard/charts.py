@@ -5,6 +5,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.http import QueryDict
 
@@ -69,6 +70,46 @@ class HistoryOptions:
         return found
 
 
+@dataclass(frozen=True)
+class ZoomRange:
+    """A zoomed history chart's x range, in what the points are filtered on: steps, epoch ms
+    (wall time), or ms since each run's start (relative time: "elapsed", per run). The chart
+    sends plotly's range as it has it (static/js/run.js); this is the one place that reads it,
+    for the run page and the compare page alike. An edge absent or unreadable is open."""
+
+    low: int | None = None
+    high: int | None = None
+    by: str = "step"  # a column of tracker.selectors.histories.RANGE_COLUMNS
+
+    @classmethod
+    def from_query(cls, query: QueryDict, options: HistoryOptions) -> "ZoomRange":
+        by = {"step": "step", "wall": "timestamp", "relative": "elapsed"}[options.x]
+        low, high = (_axis_value(query.get(edge), options.x) for edge in ("from", "to"))
+        # Widened to whole units outward: the points just past a zoomed edge are drawn too,
+        # so the line runs to the chart's edge.
+        return cls(None if low is None else math.floor(low), None if high is None else math.ceil(high), by)
+
+
+def _axis_value(text: str | None, x: str) -> float | None:
+    """An x-axis value as plotly gives it → the stored unit: a step; on a date axis a date
+    string ("2023-11-14 22:13:20.9", UTC as drawn from epoch ms) or epoch ms; in relative time
+    seconds → ms."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        if x != "wall":
+            return None
+        try:
+            value = datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000
+        except ValueError:
+            return None
+    if not math.isfinite(value):
+        return None
+    return value * 1000 if x == "relative" else value
+
+
 # Prefixes that name a split of the data: `train_loss` and `val_loss` are one quantity, `loss`.
 SPLIT_PREFIXES = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
 _STEM = re.compile(r"^(?P<split>" + "|".join(SPLIT_PREFIXES) + r")(?P<sep>[_/.\-])(?P<stem>.+)$", re.IGNORECASE)
@@ -90,6 +131,10 @@ def group_by_stem(keys: Iterable[str]) -> list[tuple[str, list[str]]]:
     return sorted(((stem if len(members) > 1 else members[0], members) for stem, members in groups.items()))
 
 
+# A legend in a row under the x axis's title: hung from its top, so when it wraps into several
+# rows on a phone it grows downward instead of up over the title (plotly anchors a legend this
+# low by its bottom otherwise).
+LEGEND_BELOW = {"orientation": "h", "y": -0.22, "yanchor": "top"}
 # One colour per line of a run-page chart (the splits of one stem).
 LINE_COLORS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#0891b2", "#be123c"]
 
@@ -99,12 +144,6 @@ def points_note(thinned: Iterable[Thinned]) -> str:
     thinned = list(thinned)
     shown, total = sum(line.shown for line in thinned), sum(line.drawable for line in thinned)
     return f"{shown:,} of {total:,} points" if shown < total else f"{total:,} points"
-
-
-def _origin(lines: list[tuple[str, Thinned]], start_time: int | None) -> int:
-    if start_time is not None:
-        return start_time
-    return min((line.timestamps[0] for _, line in lines if line.timestamps), default=0)
 
 
 def _x_values(line_steps: list[int], line_times: list[int], options: HistoryOptions, origin: int):
@@ -120,13 +159,13 @@ def run_history_figure(
     lines: list[tuple[str, Thinned]],
     *,
     options: HistoryOptions = HistoryOptions(),
-    start_time: int | None = None,
+    origin: int = 0,
 ) -> dict:
     """One chart of a run page: each (key, thinned history) a line (the smoothed line over a
     faint raw one when smoothing is on), NaN and ±inf steps as marks at the chart's edge, and
-    how many of the logged points were sent in the title."""
+    how many of the logged points were sent in the title. Relative time counts from `origin`
+    (epoch ms, tracker.selectors.histories.time_origins)."""
     traces = []
-    origin = _origin(lines, start_time)
     marks_x, marks_y, marks_text, marks_symbol = [], [], [], []
     few = all(len(line.values) <= 50 for _, line in lines)
     for position, (key, line) in enumerate(lines):
@@ -214,13 +253,10 @@ def run_history_figure(
             "plot_bgcolor": "white",
             "paper_bgcolor": "white",
             "showlegend": len(traces) > 1,
-            "legend": {"orientation": "h", "y": -0.22},
+            "legend": LEGEND_BELOW,
             "meta": {
+                # What a zoom fetches again (run.js).
                 "keys": [key for key, _ in lines],
-                # The x axis's unit and where relative time counts from, so a zoom can ask for
-                # steps or epoch ms (run.js).
-                "x": options.x,
-                "origin": origin,
                 "shown": sum(line.shown for _, line in lines),
                 "total": sum(line.total for _, line in lines),
             },
@@ -229,13 +265,18 @@ def run_history_figure(
 
 
 def add_points_note(figure: dict, thinned: Iterable[Thinned]) -> dict:
-    """Append "2,000 of 5,000 points" (and the NaN/inf count) to a figure's title."""
+    """Append "2,000 of 5,000 points" (and the NaN/inf count, and that a zoom shows every point
+    when some were thinned) to a figure's title."""
     thinned = list(thinned)
     note = points_note(thinned)
     nonfinite = sum(line.nonfinite for line in thinned)
     if nonfinite:
         note += f", {nonfinite:,} NaN/inf shown as gaps"
-    figure["layout"]["title"]["text"] += f" <span style='font-size:11px;color:{MUTED}'>{note}</span>"
+    if any(line.shown < line.drawable for line in thinned):
+        note += " · zoom in for every point"
+    # On a line of its own under the title (as a band chart's note): beside it, it ran off a phone.
+    figure["layout"]["title"]["text"] += f"<br><span style='font-size:11px;color:{MUTED}'>{note}</span>"
+    figure["layout"]["margin"] = {**figure["layout"].get("margin", {}), "t": 64}
     return figure
 
 
@@ -248,7 +289,7 @@ def history_figures(
     histories: dict[str, Series],
     *,
     options: HistoryOptions = HistoryOptions(),
-    start_time: int | None = None,
+    origin: int = 0,
     budget: int = RUN_PAGE_BUDGET,
 ) -> list[dict]:
     """A run page's history charts: one per stem (`train_loss` and `val_loss` together), each
@@ -256,7 +297,7 @@ def history_figures(
     figures = []
     for title, keys in group_by_stem(histories):
         lines = [(key, keep_extremes(histories[key], budget, smoothing=options.smoothing)) for key in keys]
-        figures.append(run_history_figure(title, lines, options=options, start_time=start_time))
+        figures.append(run_history_figure(title, lines, options=options, origin=origin))
     return figures
 
 
@@ -287,6 +328,9 @@ MAX_TICK_LABELS = 25
 MAX_HISTORY_TRACES = 100
 # Beyond this many bars their run names cannot be read; they stay in the hover text.
 MAX_BAR_LABELS = 60
+# A legend of more entries than this is a list nobody reads (plotly scrolls a long one); a
+# sweep's 25 children still get theirs.
+MAX_LEGEND_ENTRIES = 30
 MISSING_LABEL = "(none)"
 TOP_LEVEL = "(top level)"
 
@@ -541,7 +585,7 @@ def scatter_figure(
         y_axis.update(type="log")
     title = f"{_escape_template(y_metric)} vs {x_name}" + _without_value(len(runs) - len(drawable), "both values")
     layout = _compare_layout(title, xaxis=x_axis, yaxis=y_axis)
-    layout["showlegend"] = 1 < len(traces) <= 20
+    layout["showlegend"] = 1 < len(traces) <= MAX_LEGEND_ENTRIES
     return {"data": traces, "layout": layout}
 
 
@@ -614,14 +658,14 @@ def history_lines_figure(
         x_axis["type"] = "date"
     layout = _compare_layout(title, xaxis=x_axis, yaxis=y_axis)
     legend_entries = sum(1 for trace in traces if trace.get("showlegend", True))
-    layout["showlegend"] = 1 < legend_entries <= 20
+    layout["showlegend"] = 1 < legend_entries <= MAX_LEGEND_ENTRIES
     return {"data": traces, "layout": layout}
 
 
-def compare_line(thinned: Thinned, options: HistoryOptions, start_time: int | None) -> tuple[list, list | None]:
+def compare_line(thinned: Thinned, options: HistoryOptions, origin: int = 0) -> tuple[list, list | None]:
     """A run's thinned history as (x, value) points for history_lines_figure, x by the chosen
-    axis, NaN/inf steps as gaps; and its smoothed points when smoothing is on."""
-    origin = start_time if start_time is not None else (thinned.timestamps[0] if thinned.timestamps else 0)
+    axis (relative time from `origin`, epoch ms), NaN/inf steps as gaps; and its smoothed
+    points when smoothing is on."""
     x = _x_values(thinned.steps, thinned.timestamps, options, origin)
     gaps_x = _x_values([m.step for m in thinned.marks], [m.timestamp for m in thinned.marks], options, origin)
     raw = sorted([*zip(x, thinned.values, strict=True), *((at, None) for at in gaps_x)], key=lambda point: point[0])
@@ -722,7 +766,8 @@ def _counted(band) -> str:
 def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> list[dict]:
     """A band's three traces: its lower edge (invisible), its upper edge filled down to the
     lower, and its centre line, whose hover gives the children counted at that step. `link`
-    (a URL) travels in the traces' meta: a click on the band opens it (run.js)."""
+    (the comparison of the band's children) travels in the traces' meta: a click on the
+    band's fill or its centre line opens it (run.js), and their hover says so."""
     centre, lower, upper, centre_name = band_bounds(band, mode)
     name = _escape_template(label)
     edge = {"type": "scatter", "mode": "lines", "x": band.steps, "line": {"width": 0, "color": color}}
@@ -730,6 +775,11 @@ def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> l
     lower_trace = {**edge, "y": [finite_or_none(value) for value in lower]}
     upper_y = [finite_or_none(value) for value in upper]
     upper_trace = {**edge, "y": upper_y, "fill": "tonexty", "fillcolor": _fill(color)}
+    click = ""
+    if link:
+        # A fill answers the hover (and so the click) anywhere inside it, with its name only.
+        upper_trace.update(name=f"{name}: click to compare its children", hoveron="fills", hoverinfo="name")
+        click = "<br><i>click to compare these children</i>"
     counts = zip(band.count, lower, upper, strict=True)
     customdata = [[count, finite_or_none(low), finite_or_none(high)] for count, low, high in counts]
     centre_trace = {
@@ -744,7 +794,7 @@ def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> l
         "meta": {"link": link},
         "hovertemplate": f"{name}<br>step %{{x}}<br>{centre_name} %{{y:.4g}}"
         f"<br>band %{{customdata[1]:.4g}} – %{{customdata[2]:.4g}}"
-        f"<br>%{{customdata[0]}} {_counted(band)}<extra></extra>",
+        f"<br>%{{customdata[0]}} {_counted(band)}{click}<extra></extra>",
     }
     return [lower_trace, upper_trace, centre_trace]
 
@@ -756,10 +806,12 @@ def band_figure(
     mode: str = "std",
     child_lines: dict[str, list[tuple[str, list]]] | None = None,
     log_y: bool = False,
+    y_title: str = "",
 ) -> dict:
-    """`key` of each parent's children as a band: `bands` is [(label, colour, Band, link)].
-    `child_lines` (label → [(child name, [(step, value)])]) adds each child as a thin line in
-    its band's colour, all of one band in a single trace split by gaps."""
+    """`key` (a metric, or the stem of several) of each parent's children as a band: `bands`
+    is [(label, colour, Band, link)], `y_title` the y axis's (`key` by default). `child_lines`
+    (label → [(child name, [(step, value)])]) adds each child as a thin line in its band's
+    colour, all of one band in a single trace split by gaps."""
     traces = []
     for label, color, band, link in bands:
         if child_lines and child_lines.get(label):
@@ -788,13 +840,16 @@ def band_figure(
     title = f"{_escape_template(key)} by step, {BAND_MODES.get(mode, BAND_MODES['std'])}"
     children = max((max(band.count, default=0) for _, _, band, _ in bands), default=0)
     counted = _counted(bands[0][2]) if bands else "children"
-    title += f" <span style='font-size:11px;color:{MUTED}'>up to {children:,} {counted} a step</span>"
-    y_axis = _axis(_escape_template(key))
+    clickable = " · click a band to compare its children" if any(link for _, _, _, link in bands) else ""
+    # The note on a line of its own: beside the title it ran off a phone's width.
+    title += f"<br><span style='font-size:11px;color:{MUTED}'>up to {children:,} {counted} a step{clickable}</span>"
+    y_axis = _axis(_escape_template(y_title or key))
     if log_y:
         y_axis["type"] = "log"
     layout = _compare_layout(title, xaxis=_axis("step"), yaxis=y_axis, height=380)
+    layout["margin"] = {**layout["margin"], "t": 64}
     layout["showlegend"] = len(bands) > 1
-    layout["legend"] = {"orientation": "h", "y": -0.2}
+    layout["legend"] = LEGEND_BELOW
     layout["meta"] = {"bands": len(bands)}
     return {"data": traces, "layout": layout}
 

@@ -71,7 +71,9 @@ def compare_runs(request):
 def compare_history(request):
     """The metric-history figure as JSON, which the page fetches once it is shown: the one
     chart whose data grows with the length of the runs' histories, so the table and the other
-    charts never wait for it (bench/compare_page.py)."""
+    charts never wait for it (bench/compare_page.py). With `from` and `to` (a zoom, read by
+    charts.ZoomRange as on the run page), the range only, at full resolution up to each
+    run's budget of points."""
     state = CompareState.from_query(request.GET)
     try:
         selection = _selection(state)
@@ -79,13 +81,23 @@ def compare_history(request):
         return JsonResponse({"error": problem.message}, status=problem.http_status)
     if not state.history:
         return JsonResponse({"error": "Name the metric to draw: ?history=<metric key>."}, status=400)
+    return JsonResponse(_history_figure(selection, state, request.GET))
+
+
+def _history_figure(selection, state: CompareState, query) -> dict:
+    """The history of `state.history` for the selection, each run thinned to its share of the
+    chart's points, in the zoomed range when the query names one (queries: the runs, the
+    points' count and the points, and the origins of runs without a start time in relative time)."""
     runs = compare.selected_runs(selection.runs)
     per_run = compare.points_per_run(len(runs))
-    found = histories.selection_histories(selection.runs, state.history, per_run=per_run)
-    options = charts.HistoryOptions.from_query(request.GET)
+    options = charts.HistoryOptions.from_query(query)
+    zoom = charts.ZoomRange.from_query(query, options)
+    found = histories.selection_histories(
+        selection.runs, state.history, per_run=per_run, low=zoom.low, high=zoom.high, by=zoom.by
+    )
     thinned = {pk: keep_extremes(series, per_run, smoothing=options.smoothing) for pk, series in found.items()}
-    start_times = {run.pk: run.start_time for run in runs}
-    lines = {pk: charts.compare_line(line, options, start_times.get(pk)) for pk, line in thinned.items()}
+    origins = histories.time_origins({run.pk: run.start_time for run in runs}) if options.x == "relative" else {}
+    lines = {pk: charts.compare_line(line, options, origins.get(pk, 0)) for pk, line in thinned.items()}
     colors = charts.run_colors([run.run_id for run in runs])  # the page's: the same runs in the same order
     figure = charts.history_lines_figure(
         runs,
@@ -97,7 +109,7 @@ def compare_history(request):
         x_title=charts.X_MODES[options.x],
     )
     charts.add_points_note(figure, thinned.values())
-    return JsonResponse(figure)
+    return figure
 
 
 def _table_page_links(request, table) -> dict[str, str]:

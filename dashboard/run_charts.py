@@ -7,10 +7,10 @@ from urllib.parse import urlencode
 from django.http import QueryDict
 from django.urls import reverse
 
-from dashboard.charts import HistoryOptions, group_by_stem, history_figures, run_history_figure
+from dashboard.charts import HistoryOptions, ZoomRange, group_by_stem, history_figures, run_history_figure
 from dashboard.downsample import RUN_PAGE_BUDGET, keep_extremes
 from tracker.models import Run
-from tracker.selectors.histories import history_range, history_stats, run_histories
+from tracker.selectors.histories import history_range, history_stats, run_histories, time_origins
 
 
 @dataclass
@@ -31,33 +31,26 @@ def run_charts(run: Run, query: QueryDict, *, keep: dict | None = None) -> RunCh
     options = HistoryOptions.from_query(query)
     stats = history_stats(run)
     histories = run_histories(run, stats, budget=RUN_PAGE_BUDGET) if stats else {}
-    figures = history_figures(histories, options=options, start_time=run.start_time)
+    figures = history_figures(histories, options=options, origin=_origin(run, options))
     zoom_url = reverse("dashboard:run-history", args=[run.run_id]) + "?" + urlencode(options.query)
     figures = [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(figures)]
     return RunCharts(options, figures, zoom_url, keep or {})
 
 
-def _bound(value: str | None) -> int | None:
-    """A zoom edge in the stored unit (a step, or epoch ms: run.js converts plotly's range);
-    None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return int(float(value))
-    except ValueError:
-        return None
+def _origin(run: Run, options: HistoryOptions) -> int:
+    """Where the run's relative time counts from (a query only for a run without a start time)."""
+    return time_origins({run.pk: run.start_time}).get(run.pk, 0) if options.x == "relative" else 0
 
 
 def zoomed_figure(run: Run, query: QueryDict) -> dict:
     """The chart of the keys named by `key` (one stem) between `from` and `to`, at full
     resolution up to the budget: what the page fetches when the viewer zooms."""
     options = HistoryOptions.from_query(query)
+    zoom = ZoomRange.from_query(query, options)
     keys = [key for key in query.getlist("key") if key][:6]
-    by = "step" if options.x == "step" else "timestamp"
-    low, high = _bound(query.get("from")), _bound(query.get("to"))
     lines = []
     for key in keys:
-        series = history_range(run, key, budget=RUN_PAGE_BUDGET, low=low, high=high, by=by)
+        series = history_range(run, key, budget=RUN_PAGE_BUDGET, low=zoom.low, high=zoom.high, by=zoom.by)
         lines.append((key, keep_extremes(series, RUN_PAGE_BUDGET, smoothing=options.smoothing)))
     title = group_by_stem(keys)[0][0] if keys else ""
-    return run_history_figure(title, lines, options=options, start_time=run.start_time)
+    return run_history_figure(title, lines, options=options, origin=_origin(run, options))

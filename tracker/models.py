@@ -506,6 +506,23 @@ class RunModelOutput(models.Model):
         constraints = [models.UniqueConstraint(fields=["run", "model"], name="uniq_run_model_output")]
 
 
+class ChildBands(models.Model):
+    """A parent's band charts' data, kept by tracker/summaries/bands.py in a Celery task once the
+    parent's summaries have settled (never in a page request): its children aggregated by step,
+    per metric they log with a history. A page serves them while `version` is the newest
+    `computed_at` of the parent's summaries, so they are never older than the summary beside
+    them; otherwise it aggregates itself.
+
+    `bands` is a list, one per metric in key order, of tracker.summaries.bands.Band as a dict:
+    {"key", "bucket" (steps a point), "steps", "count", "mean", "std", "low", "high", "q1",
+    "median", "q3"}, the lists one entry a point."""
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="child_bands")
+    bands = models.JSONField(default=list)
+    version = models.BigIntegerField()
+    computed_at = models.BigIntegerField()
+
+
 class ParamImportance(models.Model):
     """How much each param of a parent's children drives one metric of theirs, kept by
     tracker/summaries/importance.py in a Celery task beside the summaries (never in a page request).

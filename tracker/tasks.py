@@ -3,8 +3,9 @@ task calls tracker/summaries/ (HackSoft's recipe: services queue tasks, tasks ca
 no import runs back up). Each task takes an id (or nothing) and is safe to run twice.
 
 Task names (tracker.tasks.refresh_tree, tracker.tasks.repair_stale_summaries,
-tracker.tasks.refresh_importance, tracker.tasks.refit_stale_importance) are what beat's schedule
-and queued messages name: keep them.
+tracker.tasks.refresh_importance, tracker.tasks.refit_stale_importance,
+tracker.tasks.refresh_bands, tracker.tasks.refresh_settled_bands) are what beat's schedule and
+queued messages name: keep them.
 """
 
 import logging
@@ -17,7 +18,7 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from tracker.models import Experiment, Run
-from tracker.summaries import importance, refresh, staleness
+from tracker.summaries import bands, importance, refresh, staleness
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,21 @@ def refresh_importance(parent_pk: int) -> int:
 def refit_stale_importance() -> int:
     """Queue the refit of every parent whose summary changed since its last fit (beat, every minute)."""
     return queue_importance_refits()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_bands(parent_pk: int) -> int:
+    """Aggregate and keep the band charts' data of the sweep under `parent_pk` (tracker/summaries/bands.py)."""
+    return bands.refresh_bands(parent_pk=parent_pk)
+
+
+@shared_task(ignore_result=True)
+def refresh_settled_bands() -> int:
+    """Queue the bands of every parent whose summaries settled since its bands were kept (beat)."""
+    parents = bands.stale_band_parents()
+    for parent_pk in parents:
+        refresh_bands.delay(parent_pk)
+    return len(parents)
 
 
 def queue_importance_refits(*, root_pk: int | None = None, min_age_ms: int = 0) -> int:

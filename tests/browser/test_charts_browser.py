@@ -1,7 +1,8 @@
-"""Charts in Chromium: a spike survives on a long run's page, a zoom fetches full resolution,
-a parent's page draws a filled band, compare children draws the param importance, and compare
-sweeps draws a band per parent. Fixtures (browser, page) come from tests/browser/conftest.py;
-the page fixture fails a test on any script error."""
+"""Charts in Chromium: a spike survives on a long run's page, a zoom fetches full resolution
+(on the run page and on the compare page), a parent's page draws a filled band, compare
+children draws the param importance, and compare sweeps draws a band per parent. Fixtures
+(browser, page) come from tests/browser/conftest.py; the page fixture fails a test on any
+script error."""
 
 import os
 
@@ -73,6 +74,11 @@ def test_the_run_page_of_a_5000_step_run_draws_its_spike(page, spiky_run):
     assert "2,000 of 4,999 points" in drawn["title"]
     marks = graph_data(page, ".chart-history", "g => g.data[1].text")
     assert marks == ["loss: NaN at step 3000"]
+    # A large chart: the history card's whole width, 360 px high, its y axis titled.
+    card = page.locator("section.charts").first.bounding_box()
+    chart = page.locator(".chart-history.js-plotly-plot").first.bounding_box()
+    assert chart["width"] > 0.9 * card["width"] and chart["height"] >= 360
+    assert graph_data(page, ".chart-history", "g => g.layout.yaxis.title.text") == "loss"
     screenshot(page, "charts-spike.png")
 
 
@@ -130,3 +136,75 @@ def test_zoom_on_a_wall_time_axis_fetches_that_time_range(page, spiky_run):
     page.wait_for_function("() => document.querySelector('.chart-history').dataset.zoomed === '1'")
     x = graph_data(page, ".chart-history", "g => g.data[0].x")
     assert x[0] == 1_700_000_000_900 and x[-1] == 1_700_000_001_100 and len(x) == 201
+
+
+def test_a_zoom_on_the_compare_pages_history_fetches_every_point_of_the_range(page, spiky_run):
+    LatestMetric.objects.create(run=spiky_run, key="loss", step=4999, timestamp=1_700_000_004_999, value=1.0)
+    flat = RunFactory(name="flat", experiment=spiky_run.experiment)
+    Metric.objects.bulk_create(
+        [Metric(run=flat, key="loss", step=step, timestamp=1_700_000_000_000 + step, value=2.0) for step in range(5000)]
+    )
+    LatestMetric.objects.create(run=flat, key="loss", step=4999, timestamp=1_700_000_004_999, value=2.0)
+    page.goto(f"/compare/?runs={spiky_run.run_id},{flat.run_id}&history=loss")
+    history = ".chart-history.js-plotly-plot"
+    expect(page.locator(history)).to_be_visible()
+    full = page.locator(history).evaluate("g => g.data.map(t => t.x.filter(x => x >= 900 && x <= 1100).length)")
+    assert all(count < 100 for count in full)  # thinned to each run's share of the chart
+    with page.expect_response(lambda response: "/compare/history.json" in response.url and "from=900" in response.url):
+        page.locator(history).evaluate('g => Plotly.relayout(g, {"xaxis.range": [900, 1100]})')
+    page.wait_for_function("() => document.querySelector('.chart-history').dataset.zoomed === '1'")
+    zoomed = page.locator(history).evaluate("g => g.data.map(t => ({name: t.name, x: t.x, y: t.y}))")
+    assert [line["x"] for line in zoomed] == [list(range(900, 1101))] * 2
+    spiky = next(line for line in zoomed if line["name"] == "spiky")
+    assert spiky["y"][1001 - 900] == 50.0
+    assert "402 points" in page.locator(history).evaluate("g => g.layout.title.text")
+    screenshot(page, "charts-compare-zoom.png")
+    # A double-click (autorange) brings the whole thinned history back.
+    with page.expect_response(lambda response: "/compare/history.json" in response.url and "from=" not in response.url):
+        page.locator(history).evaluate('g => Plotly.relayout(g, {"xaxis.autorange": true})')
+    page.wait_for_function("() => document.querySelector('.chart-history').dataset.zoomed === ''")
+
+
+def test_a_click_on_a_sweeps_band_opens_its_children_drawing_the_bands_metric(page, transactional_db):
+    experiment = ExperimentFactory(name="sweeps")
+    first, second = sweep(experiment, "sweep-1", 5, 0.0, seed=3), sweep(experiment, "sweep-2", 5, 1.0, seed=4)
+    page.goto(f"/compare/?parents={first.run_id},{second.run_id}&history=loss")
+    band_chart = page.locator(".js-plotly-plot", has=page.locator("path.js-fill")).first
+    expect(band_chart.locator("path.js-fill")).to_have_count(2)
+    # A point inside sweep-2's fill, between its centre line and its upper edge, at step 20.
+    x, y = band_chart.evaluate(
+        """g => {
+            const [upper, centre] = g.data.filter(t => t.name && t.name.startsWith("sweep-2")
+                && (t.fill || t.customdata)).map(t => t.y[20]);
+            const size = g._fullLayout._size, box = g.getBoundingClientRect();
+            return [box.left + size.l + g._fullLayout.xaxis.l2p(20),
+                    box.top + size.t + g._fullLayout.yaxis.l2p((upper + 2 * centre) / 3)];
+        }"""
+    )
+    page.mouse.move(x, y)
+    expect(band_chart.locator(".hovertext").first).to_contain_text("sweep-2")
+    page.mouse.click(x, y)
+    expect(page).to_have_url(f"/compare/?parent={second.run_id}&metric=loss&history=loss")
+    expect(page.locator("h1")).to_have_text("Children of sweep-2")
+    # The history of the band's metric, one line per child of that parent only.
+    history = page.locator(".chart-history.js-plotly-plot")
+    expect(history).to_be_visible()
+    names = history.evaluate("g => g.data.map(t => t.name)")
+    assert sorted(names) == [f"sweep-2-{number}" for number in range(5)]
+    screenshot(page, "charts-band-click.png")
+
+
+def test_compare_children_of_25_draws_every_chart_full_width_and_names_each_line(page, transactional_db):
+    parent = sweep(ExperimentFactory(name="wide"), "sweep-w", 25, 0.0, seed=5)
+    page.goto(f"/compare/?parent={parent.run_id}&metric=loss&history=loss")
+    expect(page.locator(".chart-history.js-plotly-plot")).to_be_visible()
+    section = page.locator(".compare-charts").bounding_box()
+    charts = page.locator(".compare-charts .chart-card")
+    for index in range(charts.count()):
+        box = charts.nth(index).bounding_box()
+        assert box["width"] == pytest.approx(section["width"], abs=1), index  # none shares a row
+    # The history's legend names each of the 25 lines.
+    expect(page.locator(".chart-history .legend .traces")).to_have_count(25)
+    # The scatter labels its points, the bars their runs: by name, in the run's colour.
+    expect(page.locator(".js-plotly-plot .scatterlayer .textpoint").first).to_be_visible()
+    screenshot(page, "charts-25-children.png")

@@ -3,14 +3,15 @@ import math
 import numpy as np
 import pytest
 from django.core.cache import cache
-from django.db.models import Max
+from django.db.models import F, Max
 
-from dashboard.charts import band_figure
+from dashboard.charts import band_figure, history_figures
 from tests.factories import RunFactory
-from tracker.models import LatestMetric, Metric
-from tracker.selectors import bands
-from tracker.selectors.bands import band_keys, parent_bands
-from tracker.summaries import refresh
+from tracker.models import LatestMetric, Metric, RunSummary
+from tracker.selectors.histories import Series
+from tracker.summaries import bands, refresh
+from tracker.summaries.bands import SETTLE_MS, band_keys, parent_bands, refresh_bands, stale_band_parents
+from tracker.tasks import refresh_settled_bands
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +99,10 @@ def test_the_band_figure_fills_between_its_edges_and_counts_children_on_hover(sw
     assert upper["fill"] == "tonexty" and upper["fillcolor"] == "rgba(31,119,180,0.2)"
     assert [round(u - c, 9) for u, c in zip(upper["y"], centre["y"], strict=True)] == [round(s, 9) for s in band.std]
     assert centre["customdata"][0][0] == CHILDREN and "children" in centre["hovertemplate"]
-    assert centre["meta"]["link"] == "/compare/?parent=x"
+    assert centre["meta"]["link"] == upper["meta"]["link"] == "/compare/?parent=x"
+    # The whole fill answers a hover, and so a click, saying where it leads.
+    assert upper["hoveron"] == "fills" and upper["name"] == "sweep: click to compare its children"
+    assert "click a band to compare its children" in figure["layout"]["title"]["text"]
     minmax = band_figure("loss", [("sweep", "#1f77b4", band, "")], mode="minmax")
     assert minmax["data"][0]["y"] == band.low and minmax["data"][1]["y"] == band.high
 
@@ -112,6 +116,31 @@ def test_the_parents_run_page_draws_a_band_per_metric_with_history(client, sweep
     lines = client.get(f"/runs/{parent.run_id}/", {"lines": "1", "band": "quartiles"}).context["bands"].figures[0]
     children = lines["figure"]["data"][0]
     assert children["line"]["width"] == 1 and children["x"].count(None) == CHILDREN
+
+
+def test_a_parents_bands_of_one_stem_share_a_chart_as_its_history_lines_do(client, sweep_parent):
+    parent, _ = sweep_parent
+    for number, child in enumerate(parent.children.order_by("name")):
+        Metric.objects.bulk_create(
+            [Metric(run=child, key="val_loss", step=step, timestamp=step, value=2.0 + number) for step in range(STEPS)]
+        )
+        LatestMetric.objects.create(run=child, key="val_loss", step=STEPS - 1, timestamp=0, value=2.0 + number)
+    response = client.get(f"/runs/{parent.run_id}/", {"lines": "1"})
+    (chart,) = response.context["bands"].figures  # loss and val_loss: one chart, titled by their stem
+    figure = chart["figure"]
+    assert figure["layout"]["title"]["text"].startswith("loss by step")
+    assert figure["layout"]["yaxis"]["title"]["text"] == "loss / val_loss"
+    centres = [trace for trace in figure["data"] if "customdata" in trace]
+    assert [trace["name"] for trace in centres] == ["loss", "val_loss"]
+    assert centres[1]["y"] == [2.0 + (CHILDREN - 1) / 2] * STEPS
+    # Each band in the colour its key's line has on a run page's history chart.
+    (history,) = history_figures({"loss": Series(), "val_loss": Series()})
+    assert [trace["line"]["color"] for trace in centres] == [trace["line"]["color"] for trace in history["data"]]
+    assert figure["layout"]["showlegend"] is True
+    # Each band's children drawn as thin lines, and its own link to them.
+    thin = [trace for trace in figure["data"] if trace.get("name", "").endswith(": children")]
+    assert [trace["name"] for trace in thin] == ["loss: children", "val_loss: children"]
+    assert centres[1]["meta"]["link"].endswith("metric=val_loss&history=val_loss")
 
 
 def test_a_leafs_run_page_has_no_bands(client, sweep_parent):
@@ -148,7 +177,8 @@ def test_compare_sweeps_draws_one_band_per_parent_in_its_own_colour(client, swee
     assert [trace["name"] for trace in centres] == ["sweep", "sweep-2"]
     assert centres[0]["line"]["color"] != centres[1]["line"]["color"]
     assert centres[1]["y"] == [3.0] * STEPS and centres[1]["customdata"][0][0] == 3
-    assert centres[1]["meta"]["link"] == f"/compare/?parent={other.run_id}"
+    # A click on a band opens its children's comparison, drawing the band's metric.
+    assert centres[1]["meta"]["link"] == f"/compare/?parent={other.run_id}&metric=loss&history=loss"
     assert "Compare sweeps" in response.content.decode()
 
 
@@ -183,7 +213,8 @@ def test_the_bands_of_one_summary_version_are_computed_once(client, sweep_parent
     first = client.get(f"/runs/{parent.run_id}/").context["bands"].figures
     # Expect 15 queries: the run page's 13 for a root parent (live version, datasets, models,
     # registrations and the children's badges included), the charts' point counts and the
-    # stored importance; the bands (2 queries) are the first request's, for the same summaries.
+    # stored importance; the bands (the worker's, none yet, and the 2 of aggregating them) are
+    # the first request's, for the same summaries.
     with django_assert_num_queries(15):
         again = client.get(f"/runs/{parent.run_id}/").context["bands"].figures
     assert again == first
@@ -194,3 +225,64 @@ def test_the_bands_of_one_summary_version_are_computed_once(client, sweep_parent
     refresh.recompute_all(experiment_id=parent.experiment_id)
     latest = client.get(f"/runs/{parent.run_id}/").context["bands"].figures[0]["figure"]
     assert latest["data"][2]["x"][-1] == STEPS and latest["data"][2]["y"][-1] == 100.0
+
+
+# --- bands kept by the worker ----------------------------------------------------------------------
+
+
+def settle(parent):
+    """The parent's summaries as they are once its sweep has been quiet for a while."""
+    refresh.recompute_all(experiment_id=parent.experiment_id)
+    RunSummary.objects.filter(run=parent).update(computed_at=F("computed_at") - SETTLE_MS)
+
+
+def test_a_parents_page_draws_the_bands_the_worker_kept_without_aggregating(
+    client, sweep_parent, django_assert_num_queries
+):
+    parent, _ = sweep_parent
+    settle(parent)
+    aggregated = client.get(f"/runs/{parent.run_id}/", {"band": "quartiles"}).context["bands"].figures
+    cache.clear()
+    assert stale_band_parents() == [parent.pk]
+    assert refresh_settled_bands() == 1  # the beat's task: it queues (here, runs) refresh_bands
+    assert stale_band_parents() == []
+    # The page reads them (one query), even with the children's points gone from under it.
+    Metric.objects.filter(run__parent=parent).delete()
+    # Expect 16 queries: the run page's 13, the charts' point counts, the stored importance and
+    # the kept bands (aggregating would be 2 more).
+    with django_assert_num_queries(16):
+        kept = client.get(f"/runs/{parent.run_id}/", {"band": "quartiles"}).context["bands"].figures
+    assert kept[0]["figure"]["data"] == aggregated[0]["figure"]["data"]
+    assert kept[0]["figure"]["layout"]["title"] == aggregated[0]["figure"]["layout"]["title"]
+
+
+def test_kept_bands_are_not_served_once_a_childs_new_value_refreshes_the_summary(client, sweep_parent):
+    parent, _ = sweep_parent
+    settle(parent)
+    refresh_bands(parent_pk=parent.pk)
+    child = parent.children.order_by("name").last()
+    Metric.objects.create(run=child, key="loss", step=STEPS, timestamp=STEPS, value=100.0)
+    LatestMetric.objects.filter(run=child, key="loss").update(step=STEPS, value=100.0)
+    refresh.recompute_all(experiment_id=parent.experiment_id)
+    centre = client.get(f"/runs/{parent.run_id}/").context["bands"].figures[0]["figure"]["data"][2]
+    assert centre["x"][-1] == STEPS and centre["y"][-1] == 100.0  # aggregated afresh, not the kept
+    # Nor kept again while the sweep has not settled: its bands would be out of date at once.
+    assert stale_band_parents() == []
+
+
+def test_compare_sweeps_draws_kept_bands_and_aggregates_the_others(client, sweep_parent):
+    parent, _ = sweep_parent
+    other = RunFactory(name="sweep-2", experiment=parent.experiment)
+    for number in range(3):
+        child = RunFactory(parent=other, name=f"d{number}")
+        Metric.objects.bulk_create(
+            [Metric(run=child, key="loss", step=step, timestamp=step, value=2.0 + number) for step in range(STEPS)]
+        )
+    add_latest(other)
+    settle(parent)
+    query = {"parents": f"{parent.run_id},{other.run_id}", "history": "loss"}
+    before = client.get("/compare/", query).context["figures"][0]["figure"]
+    refresh_bands(parent_pk=parent.pk)
+    Metric.objects.filter(run__parent=parent).delete()  # only the kept bands can draw it now
+    after = client.get("/compare/", query).context["figures"][0]["figure"]
+    assert after["data"] == before["data"]

@@ -96,8 +96,10 @@ def test_smoothing_draws_the_ema_over_a_faint_raw_line():
 
 def test_x_axis_step_relative_or_wall_time_and_log_axes():
     history = series([1.0, 2.0, 3.0])
-    relative = run_history_figure("m", [("m", keep_extremes(history, 10))], options=HistoryOptions(x="relative"))
-    assert relative["data"][0]["x"] == [0.0, 1.0, 2.0]  # seconds since the first point
+    relative = run_history_figure(
+        "m", [("m", keep_extremes(history, 10))], options=HistoryOptions(x="relative"), origin=1_699_999_999_000
+    )
+    assert relative["data"][0]["x"] == [1.0, 2.0, 3.0]  # seconds since the run's start
     wall = run_history_figure("m", [("m", keep_extremes(history, 10))], options=HistoryOptions(x="wall"))
     assert wall["layout"]["xaxis"]["type"] == "date" and wall["data"][0]["x"][0] == 1_700_000_000_000
     both_logs = HistoryOptions(log_x=True, log_y=True)

@@ -8,6 +8,7 @@ import pytest
 from dashboard.charts import (
     MAX_BAR_LABELS,
     MAX_HISTORY_TRACES,
+    MAX_LEGEND_ENTRIES,
     MAX_PARALLEL_AXES,
     MISSING_LABEL,
     PARENT_COLORS,
@@ -19,8 +20,8 @@ from dashboard.charts import (
     run_colors,
     scatter_figure,
 )
-from tracker.selectors.bands import Band
 from tracker.selectors.compare import ComparedRun
+from tracker.summaries.bands import Band
 
 
 def run(name, parent="p1", params=None, metrics=None, pk=0):
@@ -289,6 +290,16 @@ def test_a_run_has_one_colour_on_every_chart_and_its_table_row():
     history_color = {t["name"]: t["line"]["color"] for t in history["data"]}
     for r in runs:
         assert scatter_color[r.name] == bar_color[r.name] == history_color[r.name] == colors[r.run_id]
+
+
+def test_a_sweep_of_25_children_gets_a_legend_naming_each_history_line():
+    runs = [run(f"child-{i}", parent="p1", metrics={"m": float(i)}, pk=i) for i in range(25)]
+    history = history_lines_figure(runs, {r.pk: [(0, 1.0), (1, 2.0)] for r in runs}, "m")
+    assert history["layout"]["showlegend"] is True
+    assert [trace["name"] for trace in history["data"]] == [f"child-{i}" for i in range(25)]
+    crowd = [run(f"child-{i}", parent="p1", pk=i) for i in range(MAX_LEGEND_ENTRIES + 1)]
+    too_many = history_lines_figure(crowd, {r.pk: [(0, 1.0), (1, 2.0)] for r in crowd}, "m")
+    assert too_many["layout"]["showlegend"] is False  # the hover names each line instead
 
 
 def test_a_few_points_are_labelled_with_their_runs_name(sweep):

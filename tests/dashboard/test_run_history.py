@@ -1,8 +1,12 @@
 import json
 import math
+from urllib.parse import urlencode
 
 import pytest
+from django.db.models import F
+from django.http import QueryDict
 
+from dashboard.charts import HistoryOptions, ZoomRange
 from tests.factories import RunFactory
 from tracker.models import LatestMetric, Metric, Run
 from tracker.selectors import histories
@@ -127,3 +131,84 @@ def test_the_compare_history_takes_the_x_axis_and_smoothing_from_the_url(client,
     assert raw["opacity"] == 0.25 and raw["showlegend"] is False
     assert raw["x"][0] == 1_700_000_000_000  # wall time: epoch ms on a date axis
     assert max(smooth["y"][10:]) < 1.5 < max(raw["y"])  # the EMA irons out the zig-zag
+
+
+# --- zooming: one reading of the range for the run page and the compare page -------------------
+
+
+def test_a_zoom_range_is_read_in_the_unit_of_the_x_axis():
+    def read(**query):
+        options = HistoryOptions.from_query(QueryDict(urlencode({k: v for k, v in query.items() if k != "to"})))
+        return ZoomRange.from_query(QueryDict(urlencode(query)), options)
+
+    assert read(**{"from": "899.6", "to": "1100.2"}) == ZoomRange(899, 1101, "step")  # whole steps, outward
+    # Plotly's date axis gives UTC date strings; epoch ms are taken as they are.
+    assert read(xaxis="wall", **{"from": "2023-11-14 22:13:20.9", "to": "1700000001100"}) == ZoomRange(
+        1_700_000_000_900, 1_700_000_001_100, "timestamp"
+    )
+    # Relative time: seconds on the axis, ms since each run's start in the filter.
+    assert read(xaxis="relative", **{"from": "1.5", "to": "2"}) == ZoomRange(1500, 2000, "elapsed")
+    # An unreadable or missing edge leaves that side open rather than failing the chart.
+    assert read(**{"from": "nan", "to": "soon"}) == ZoomRange(None, None, "step")
+    assert read(xaxis="wall", **{"from": "yesterday"}) == ZoomRange(None, None, "timestamp")
+
+
+def test_a_zoom_past_64_bits_is_every_point_not_a_database_error(client, spiky_run):
+    # Django holds an out-of-range integer lookup to "all" or "none" itself, through the
+    # relative-time expression as well as on the columns.
+    other = RunFactory(name="flat")
+    log_history(other, "loss", [2.0] * 10)
+    edges = {"from": "-1e300", "to": "1e300"}
+    run_page = client.get(f"/runs/{spiky_run.run_id}/history.json", {"key": "loss", "xaxis": "relative", **edges})
+    assert run_page.status_code == 200 and "4,998 points" in run_page.json()["layout"]["title"]["text"]
+    compare = client.get(
+        "/compare/history.json", {"runs": f"{spiky_run.run_id},{other.run_id}", "history": "loss", **edges}
+    )
+    assert compare.status_code == 200 and len(compare.json()["data"]) == 2
+
+
+def test_the_compare_history_zooms_into_a_range_at_full_resolution(client, spiky_run):
+    other = RunFactory(name="flat")
+    log_history(other, "loss", [2.0] * 5000)
+    query = {"runs": f"{spiky_run.run_id},{other.run_id}", "history": "loss"}
+    full = client.get("/compare/history.json", query).json()
+    spiky = next(trace for trace in full["data"] if trace["name"] == "spiky")
+    assert 900 < len(spiky["x"]) <= 1002  # thinned to its share of the chart
+    assert sum(900 <= step <= 1100 for step in spiky["x"]) < 100
+    assert "zoom in for every point" in full["layout"]["title"]["text"]
+
+    zoomed = client.get("/compare/history.json", {**query, "from": "900", "to": "1100"}).json()
+    for trace in zoomed["data"]:
+        assert trace["x"] == list(range(900, 1101))  # every step of the range, each run
+    spiky = next(trace for trace in zoomed["data"] if trace["name"] == "spiky")
+    assert spiky["y"][1001 - 900] == 50.0 and set(spiky["y"]) == {1.0, 50.0}
+    assert "402 points" in zoomed["layout"]["title"]["text"]
+    assert "zoom in" not in zoomed["layout"]["title"]["text"]  # nothing left out to zoom for
+
+
+def test_a_relative_time_zoom_reads_each_run_from_its_own_start(client, spiky_run):
+    start = 1_700_000_000_000  # log_history's first timestamp; each point 1 ms after the last
+    Run.objects.filter(pk=spiky_run.pk).update(start_time=start)
+    later = RunFactory(name="later", start_time=start + 500)
+    log_history(later, "loss", [2.0] * 1000, start=0)
+    Metric.objects.filter(run=later).update(timestamp=F("timestamp") + 500)
+    # A run imported without a start time counts from its first point.
+    unstarted = RunFactory(name="unstarted", start_time=None, end_time=None)
+    log_history(unstarted, "loss", [3.0] * 1000)
+    Metric.objects.filter(run=unstarted).update(timestamp=F("timestamp") + 7_000)
+    query = {"runs": ",".join(run.run_id for run in (spiky_run, later, unstarted)), "history": "loss"}
+    figure = client.get("/compare/history.json", {**query, "xaxis": "relative", "from": "0.01", "to": "0.019"}).json()
+    by_name = {trace["name"]: trace for trace in figure["data"]}
+    for name in ("spiky", "later", "unstarted"):
+        assert by_name[name]["x"] == [ms / 1000 for ms in range(10, 20)], name
+    assert by_name["later"]["y"] == [2.0] * 10 and by_name["unstarted"]["y"] == [3.0] * 10
+
+
+def test_a_run_page_zoom_in_relative_time_reads_from_the_runs_start(client, spiky_run):
+    Run.objects.filter(pk=spiky_run.pk).update(start_time=1_700_000_000_000 - 1000)
+    response = client.get(
+        f"/runs/{spiky_run.run_id}/history.json", {"key": "loss", "xaxis": "relative", "from": "2", "to": "2.01"}
+    )
+    line = response.json()["data"][0]
+    assert line["customdata"] == list(range(1000, 1011))  # the steps logged 2.000 s … 2.010 s in
+    assert line["x"][0] == 2.0 and line["y"][1] == 50.0

@@ -104,12 +104,13 @@ def test_plotly_js_comes_from_the_installed_package_under_its_version(client):
 # Queries of the run page: the run (with experiment and child count), its ancestors, params,
 # latest metrics, tags, children count and page, the listed children's latest metrics, and (for
 # a parent) its summaries with their best runs; the charts' point counts per key
-# (dashboard/run_charts.py) and, for a parent, the keys its children log with history
-# (dashboard/band_charts.py) and its stored param importance; the live poll's starting version;
-# its datasets and its logged models (one query each); the versions registered from it and
-# which listed children have registered versions (the badge). These runs log no history, so no
-# histories or bands are read (tests/dashboard/test_bands.py and test_run_history.py pin those).
-RUN_PAGE_QUERIES = 16
+# (dashboard/run_charts.py) and, for a parent, the bands the worker kept for its summaries and
+# (none kept) the keys its children log with history (dashboard/band_charts.py), and its stored
+# param importance; the live poll's starting version; its datasets and its logged models (one
+# query each); the versions registered from it and which listed children have registered
+# versions (the badge). These runs log no history, so no histories or bands are aggregated
+# (tests/dashboard/test_bands.py and test_run_history.py pin those).
+RUN_PAGE_QUERIES = 17
 
 
 @pytest.mark.parametrize("sized_experiment", [10, 10_000], indirect=True)

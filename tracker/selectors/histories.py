@@ -14,7 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from tracker.models import Metric, Run
 
@@ -75,99 +76,114 @@ def run_histories(run: Run, stats: dict[str, KeyStats], *, budget: int) -> dict[
     for key in stats:
         if key not in found:
             bounds = (stats[key].first_step, stats[key].last_step)
-            found[key] = _bucketed([run.pk], key, budget * BUCKETS_PER_POINT, bounds=bounds)[run.pk]
+            points = Metric.objects.filter(run=run, key=key)
+            found[key] = _bucketed(points, budget * BUCKETS_PER_POINT, bounds=bounds)[run.pk]
     return found
 
 
-def history_range(run: Run, key: str, *, budget: int, low=None, high=None, by: str = "step") -> Series:
-    """One key's history between `low` and `high` (inclusive; either may be None) of `by`
-    ("step", or "timestamp" in epoch ms): what a zoomed chart fetches. Exact when the range
-    holds at most LOAD_LIMIT points; bucketed otherwise. Two queries."""
-    points = Metric.objects.filter(run=run, key=key)
+# A zoom's edges compare with a point's step, its wall-clock timestamp (epoch ms), or its time
+# since its run's start (ms, "elapsed"; each run of a comparison from its own start).
+RANGE_COLUMNS = ("step", "timestamp", "elapsed")
+
+
+def _run_origin(run: str) -> Coalesce:
+    """Where a run's relative time counts from, as an expression over the run reached by the
+    lookup path `run` ("" on a Run queryset, "run__" on a Metric one): its start time, or for a
+    run without one (imported from a store that lacked it) its first logged point. The one
+    home of the rule, for the x values (time_origins) and a zoom's filter (within) alike."""
+    first = Metric.objects.filter(run=OuterRef("run" if run else "pk")).order_by().values("run")
+    return Coalesce(F(f"{run}start_time"), Subquery(first.annotate(first=Min("timestamp")).values("first")[:1]))
+
+
+def time_origins(start_times: dict[int, int | None]) -> dict[int, int]:
+    """Run pk → where its relative time counts from (see _run_origin), given the runs' start
+    times: no query unless a run has none."""
+    origins = {pk: start for pk, start in start_times.items() if start is not None}
+    missing = [pk for pk in start_times if pk not in origins]
+    if missing:
+        found = Run.objects.filter(pk__in=missing).annotate(origin=_run_origin("")).values_list("pk", "origin")
+        origins.update({pk: origin or 0 for pk, origin in found})
+    return origins
+
+
+def within(points: QuerySet, low=None, high=None, by: str = "step") -> QuerySet:
+    """`points` (Metric) between `low` and `high` (inclusive; either may be None) of `by`, one of
+    RANGE_COLUMNS: what a zoomed chart reads."""
+    if by == "elapsed":
+        points = points.alias(elapsed=F("timestamp") - _run_origin("run__"))
     if low is not None:
         points = points.filter(**{f"{by}__gte": low})
     if high is not None:
         points = points.filter(**{f"{by}__lte": high})
+    return points
+
+
+def history_range(run: Run, key: str, *, budget: int, low=None, high=None, by: str = "step") -> Series:
+    """One key's history of `run` between `low` and `high` of `by` (see within): what a zoomed
+    run-page chart fetches. Exact when the range holds at most LOAD_LIMIT points; bucketed
+    otherwise. Two queries."""
+    points = within(Metric.objects.filter(run=run, key=key), low, high, by)
     total = points.count()
     if total > LOAD_LIMIT:
-        return _bucketed([run.pk], key, budget * BUCKETS_PER_POINT, low=low, high=high, by=by).get(run.pk, Series())
+        return _bucketed(points, budget * BUCKETS_PER_POINT).get(run.pk, Series())
     series = Series(total=total)
     for step, timestamp, value in points.order_by("step", "timestamp").values_list("step", "timestamp", "value"):
         series.add(step, timestamp, value)
     return series
 
 
-def selection_histories(selection: QuerySet, key: str, *, per_run: int) -> dict[int, Series]:
-    """Run pk → its history of `key`, for the compare page (two queries): read as it is when
-    the selection's points of `key` number at most LOAD_LIMIT × 4, else bucketed per run to
-    about `per_run` points each."""
-    pks = selection.order_by().values("pk")
-    total = Metric.objects.filter(run__in=pks, key=key).count()
-    if total > LOAD_LIMIT * 4:
-        return _bucketed(pks, key, max(per_run // 2, 1))
+def selection_histories(
+    selection: QuerySet, key: str, *, per_run: int, low=None, high=None, by: str = "step"
+) -> dict[int, Series]:
+    """Run pk → its history of `key` (between `low` and `high` of `by` when given, see within),
+    for the compare page (two queries): read as it is when the selection's points of `key`
+    number at most LOAD_LIMIT × 4, else bucketed per run to about `per_run` points each."""
+    points = within(Metric.objects.filter(run__in=selection.order_by().values("pk"), key=key), low, high, by)
+    if points.count() > LOAD_LIMIT * 4:
+        return _bucketed(points, max(per_run // 2, 1))
     found: dict[int, Series] = defaultdict(Series)
-    points = Metric.objects.filter(run__in=pks, key=key).order_by("run_id", "step", "timestamp")
-    for run_pk, step, timestamp, value in points.values_list("run_id", "step", "timestamp", "value").iterator(
-        chunk_size=10_000
-    ):
+    rows = points.order_by("run_id", "step", "timestamp").values_list("run_id", "step", "timestamp", "value")
+    for run_pk, step, timestamp, value in rows.iterator(chunk_size=10_000):
         series = found[run_pk]
         series.add(step, timestamp, value)
         series.total += 1
     return dict(found)
 
 
-def _bucketed(
-    runs, key: str, buckets: int, *, low=None, high=None, by: str = "step", bounds: tuple[int, int] | None = None
-) -> dict[int, Series]:
-    """Each run's history of `key` cut into `buckets` equal step ranges, one row per bucket
-    (the module's docstring says how it is drawn). `runs` is a list of pks or a pk queryset.
-    `bounds` (first and last step), when the caller knows them for every run, saves reading
-    the rows twice: a million-step history costs one pass instead of two."""
-    table = f'"{Metric._meta.db_table}"'
-    column = {name: f'"{Metric._meta.get_field(name).column}"' for name in ("run", "key", "step", "timestamp", "value")}
-    # Written with a {p} for the table alias: the bounds read the rows unaliased, the buckets as m.
-    where, params = ["{p}" + column["key"] + " = %s"], [key]
-    if isinstance(runs, QuerySet):
-        runs_sql, runs_params = runs.query.sql_with_params()
-        where.append("{p}" + column["run"] + " IN (" + runs_sql.replace("{", "{{").replace("}", "}}") + ")")
-        params += list(runs_params)
-    else:
-        where.append("{p}" + column["run"] + " IN (" + ", ".join(["%s"] * len(runs)) + ")")
-        params += list(runs)
-    if low is not None:
-        where.append("{p}" + column[by] + " >= %s")
-        params.append(low)
-    if high is not None:
-        where.append("{p}" + column[by] + " <= %s")
-        params.append(high)
-    condition = " AND ".join(where)
-    m = {name: f"m.{col}" for name, col in column.items()}
+def _bucketed(points: QuerySet, buckets: int, *, bounds: tuple[int, int] | None = None) -> dict[int, Series]:
+    """Each run's history in `points` (a Metric queryset: one key, filtered as the caller
+    needs) cut into `buckets` equal step ranges, one row per bucket (the module's docstring
+    says how it is drawn). The filter is the ORM's, compiled into a derived table that both
+    databases flatten into the aggregate's scan. `bounds` (first and last step), when the
+    caller knows them for every run, saves reading the rows twice: a million-step history
+    costs one pass instead of two."""
+    selected = points.order_by().values(
+        point_run=F("run_id"), point_step=F("step"), point_time=F("timestamp"), point_value=F("value")
+    )
+    inner, inner_params = selected.query.sql_with_params()
+    extremes = """MIN(p.point_step), MAX(p.point_step), MIN(p.point_time), MAX(p.point_time),
+                  MIN(p.point_value), MAX(p.point_value), COUNT(*), COUNT(p.point_value)"""
     # Integer division on both databases (bigint operands): bucket 0 … buckets-1 per run.
     if bounds is not None:
         first, last = bounds
         sql = f"""
-            SELECT {column["run"]}, ({column["step"]} - %s) * %s / %s AS bucket,
-                   MIN({column["step"]}), MAX({column["step"]}), MIN({column["timestamp"]}), MAX({column["timestamp"]}),
-                   MIN({column["value"]}), MAX({column["value"]}), COUNT(*), COUNT({column["value"]})
-            FROM {table} WHERE {condition.format(p="")}
-            GROUP BY {column["run"]}, bucket
-            ORDER BY {column["run"]}, bucket
+            SELECT p.point_run, (p.point_step - %s) * %s / %s AS bucket, {extremes}
+            FROM ({inner}) p
+            GROUP BY p.point_run, bucket
+            ORDER BY p.point_run, bucket
         """
-        return _series_of(sql, [first, buckets, last - first + 1, *params])
+        return _series_of(sql, [first, buckets, last - first + 1, *inner_params])
     sql = f"""
         WITH bounds AS (
-            SELECT {column["run"]} AS run, MIN({column["step"]}) AS lo, MAX({column["step"]}) AS hi
-            FROM {table} WHERE {condition.format(p="")} GROUP BY {column["run"]}
+            SELECT q.point_run AS run, MIN(q.point_step) AS lo, MAX(q.point_step) AS hi
+            FROM ({inner}) q GROUP BY q.point_run
         )
-        SELECT {m["run"]}, ({m["step"]} - b.lo) * %s / (b.hi - b.lo + 1) AS bucket,
-               MIN({m["step"]}), MAX({m["step"]}), MIN({m["timestamp"]}), MAX({m["timestamp"]}),
-               MIN({m["value"]}), MAX({m["value"]}), COUNT(*), COUNT({m["value"]})
-        FROM {table} m JOIN bounds b ON b.run = {m["run"]}
-        WHERE {condition.format(p="m.")}
-        GROUP BY {m["run"]}, bucket
-        ORDER BY {m["run"]}, bucket
+        SELECT p.point_run, (p.point_step - b.lo) * %s / (b.hi - b.lo + 1) AS bucket, {extremes}
+        FROM ({inner}) p JOIN bounds b ON b.run = p.point_run
+        GROUP BY p.point_run, bucket
+        ORDER BY p.point_run, bucket
     """
-    return _series_of(sql, [*params, buckets, *params])
+    return _series_of(sql, [*inner_params, buckets, *inner_params])
 
 
 def _series_of(sql: str, params: list) -> dict[int, Series]:
