@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tracker", "0008_param_importance"),
+        ("tracker", "0009_child_bands"),
     ]
 
     operations = [
