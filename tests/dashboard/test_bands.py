@@ -7,7 +7,7 @@ from django.db.models import F, Max
 
 from dashboard.charts import band_figure, history_figures
 from tests.factories import RunFactory
-from tracker.models import LatestMetric, Metric, RunSummary
+from tracker.models import LatestMetric, Metric, Run, RunSummary
 from tracker.selectors.histories import Series
 from tracker.summaries import bands, refresh
 from tracker.summaries.bands import SETTLE_MS, band_keys, parent_bands, refresh_bands, stale_band_parents
@@ -160,15 +160,21 @@ def test_the_bands_cost_two_queries_whatever_the_number_of_children(client, swee
         client.get(f"/runs/{parent.run_id}/")
 
 
-def test_compare_sweeps_draws_one_band_per_parent_in_its_own_colour(client, sweep_parent):
-    parent, _ = sweep_parent
-    other = RunFactory(name="sweep-2", experiment=parent.experiment)
+def second_sweep(experiment) -> Run:
+    """A parent of 3 children logging `loss` at 2, 3 and 4 every step: a band apart from the first."""
+    other = RunFactory(name="sweep-2", experiment=experiment)
     for number in range(3):
         child = RunFactory(parent=other, name=f"d{number}")
         Metric.objects.bulk_create(
             [Metric(run=child, key="loss", step=step, timestamp=step, value=2.0 + number) for step in range(STEPS)]
         )
     add_latest(other)
+    return other
+
+
+def test_compare_sweeps_draws_one_band_per_parent_in_its_own_colour(client, sweep_parent):
+    parent, _ = sweep_parent
+    other = second_sweep(parent.experiment)
     response = client.get("/compare/", {"parents": f"{parent.run_id},{other.run_id}", "history": "loss"})
     assert response.status_code == 200
     assert len(response.context["table"].rows) == CHILDREN + 3
@@ -272,13 +278,7 @@ def test_kept_bands_are_not_served_once_a_childs_new_value_refreshes_the_summary
 
 def test_compare_sweeps_draws_kept_bands_and_aggregates_the_others(client, sweep_parent):
     parent, _ = sweep_parent
-    other = RunFactory(name="sweep-2", experiment=parent.experiment)
-    for number in range(3):
-        child = RunFactory(parent=other, name=f"d{number}")
-        Metric.objects.bulk_create(
-            [Metric(run=child, key="loss", step=step, timestamp=step, value=2.0 + number) for step in range(STEPS)]
-        )
-    add_latest(other)
+    other = second_sweep(parent.experiment)
     settle(parent)
     query = {"parents": f"{parent.run_id},{other.run_id}", "history": "loss"}
     before = client.get("/compare/", query).context["figures"][0]["figure"]
