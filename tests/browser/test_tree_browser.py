@@ -28,6 +28,9 @@ def query_of(page) -> dict:
 def test_from_the_list_a_parent_expands_in_place(page, demo):
     page.goto("/")
     page.get_by_role("link", name="Nested Child Association").click()
+    # The click returns once the tree page starts loading; a twisty clicked before tree.js (deferred)
+    # has run does nothing, which a loaded machine showed.
+    page.wait_for_load_state()
     parent = Run.objects.get(name="parent_run_test_default_0")
     button = row(page, parent).locator("button[aria-expanded]")
     expect(button).to_have_attribute("aria-expanded", "false")
