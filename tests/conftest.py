@@ -38,8 +38,12 @@ def browser():
     """One headless Chromium for every browser test in the run (Playwright's sync API allows one
     driver per thread). Fails, never skips, without Chromium: a skipped browser test looks green
     while nothing was checked."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # An expect() waits as long as a page action does (the contexts' 10 s), not Playwright's 5 s:
+    # each test's fresh context parses plotly.js (4.8 MB) anew, which can take longer than 5 s
+    # while other xdist workers share the CPU.
+    expect.set_options(timeout=10_000)
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", pytrace=False)
     # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a
