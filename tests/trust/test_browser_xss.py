@@ -4,6 +4,7 @@ Chromium opens the pages (and the API's JSON) holding runs whose names, param va
 values and experiment name are classic injection payloads. Any alert() fails the test, and so
 does any element or attribute a payload could have made."""
 
+import json
 from urllib.parse import urlencode
 
 import mlflow
@@ -71,7 +72,7 @@ def hostile_sweep(tracking_uri):
 
 def test_payloads_show_as_text_and_never_run(chromium, live_server, hostile_sweep):
     experiment, parent_run_id = hostile_sweep
-    children = list(Run.objects.filter(parent__run_id=parent_run_id).values_list("run_id", "name"))
+    children = list(Run.objects.filter(parent__run_id=parent_run_id).order_by("pk").values_list("run_id", "name"))
     assert sorted(name for _, name in children) == sorted(PAYLOADS)
     columns = f"params.note,params.{SUSPICIOUS_KEY},metrics.loss,metrics.{SUSPICIOUS_KEY}"
     tree = f"/experiments/{experiment.pk}/"
@@ -87,7 +88,8 @@ def test_payloads_show_as_text_and_never_run(chromium, live_server, hostile_swee
         (f"/compare/?parent={parent_run_id}", PAYLOADS),
         *[(f"/api/2.0/mlflow/runs/get?run_id={run_id}", []) for run_id, _ in children[:2]],
         (f"/api/2.0/mlflow/experiments/get?experiment_id={experiment.pk}", []),
-        (f"/api/v1/runs/{children[0][0]}/", [children[0][1]]),  # DRF's browsable API: an HTML page
+        # DRF's browsable API: an HTML page showing JSON, where a name's quotes read \".
+        *[(f"/api/v1/runs/{run_id}/", [json.dumps(name)[1:-1]]) for run_id, name in children[:2]],
         (f"/api/v1/runs/?experiment_id={experiment.pk}", []),
     ]
     context = chromium.new_context(base_url=live_server.url)
