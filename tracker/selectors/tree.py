@@ -119,8 +119,52 @@ class MoreRow:
 
 
 @dataclass
+class RootPage:
+    """A page of roots, as the pager shows it. `count` (roots in all) is None when it was not
+    worked out: under a broad filter, counting the trees that hold a match would evaluate the
+    filter over the whole experiment, so that pager knows only whether a next page exists."""
+
+    number: int  # from 1
+    per_page: int
+    object_list: object  # the page's roots: a sliced queryset, then a list once annotated
+    has_next: bool
+    count: int | None = None
+
+    @classmethod
+    def counted(cls, roots, page: int | str, per_page: int) -> "RootPage":
+        """The page of an ordered queryset of roots, counted (Django's Paginator: a page past
+        the end is the last page, one that is not a number the first)."""
+        found = Paginator(roots, per_page).get_page(page)
+        return cls(found.number, per_page, found.object_list, found.has_next(), found.paginator.count)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def start_index(self) -> int:
+        return (self.number - 1) * self.per_page + 1 if self.object_list else 0
+
+    @property
+    def end_index(self) -> int:
+        return (self.number - 1) * self.per_page + len(self.object_list)
+
+    @property
+    def num_pages(self) -> int | None:
+        return None if self.count is None else max(1, -(-self.count // self.per_page))
+
+
+@dataclass
 class TreePage:
-    page: object  # django.core.paginator.Page of the roots
+    page: RootPage
     rows: list = field(default_factory=list)  # Runs and MoreRows in display order
     match_count: int | None = None  # None when no filter is applied
 
@@ -222,7 +266,7 @@ def tree_page(
     if match_q is not None:
         matches = _Matches.find(runs, match_q, order)
         roots = roots.filter(matches.root_filter())
-    page_obj = Paginator(roots.order_by(*order()), per_page).get_page(page)
+    page_obj = RootPage.counted(roots.order_by(*order()), page, per_page)
     annotate = _annotate_for(matches, show_deleted)
     root_rows = page_obj.object_list = annotated_page(page_obj.object_list, order, annotate)
     match_count = matches.count if matches else None
