@@ -8,7 +8,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, Substr
+from django.db.models.functions import Cast, Coalesce, Substr
 
 from tracker.errors import ResourceDoesNotExist
 from tracker.values import duration_ms, read_value
@@ -26,6 +26,10 @@ INDEXED_VALUE_CHARS = 200
 # so "the whole subtree" is one indexed prefix match and "all ancestors" one `id IN (...)`.
 PATH_SEGMENT_WIDTH = 12
 PATH_SEPARATOR = "/"
+
+
+# The pk of a run's root, read in SQL: the first segment of its materialized path.
+ROOT_PK = Cast(Substr("path", 1, PATH_SEGMENT_WIDTH), models.BigIntegerField())
 
 
 def path_segment(run_pk: int) -> str:
@@ -179,6 +183,12 @@ class Run(models.Model):
             models.Index(fields=["experiment", "id"], name="run_experiment_id_idx"),
             models.Index(fields=["experiment"], name="run_running_idx", condition=Q(status=RunStatus.RUNNING)),
             models.Index(fields=["experiment"], name="run_deleted_idx", condition=Q(lifecycle_stage=DELETED)),
+            # The runs of one tree by its root: under a broad filter the tree page asks of each
+            # root in turn whether its tree holds a match (tracker/selectors/tree.py,
+            # _BroadMatches), an EXISTS that stops at the first match. A prefix match on the path
+            # cannot serve it: the prefix comes from the outer row, and PostgreSQL uses an index
+            # for LIKE only when the pattern is a constant.
+            models.Index(ROOT_PK, name="run_root_idx"),
             # `tags.mlflow.parentRunId = …`, the sweep's own search (tracker/filtering/), and
             # orphans waiting for their parent to arrive.
             models.Index(fields=["parent_run_id"], name="run_parent_run_id_all_idx"),
