@@ -8,7 +8,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.functions import Cast, Coalesce, Substr
+from django.db.models.functions import Coalesce, Substr
 
 from tracker.errors import ResourceDoesNotExist
 from tracker.values import duration_ms, read_value
@@ -28,8 +28,10 @@ PATH_SEGMENT_WIDTH = 12
 PATH_SEPARATOR = "/"
 
 
-# The pk of a run's root, read in SQL: the first segment of its materialized path.
-ROOT_PK = Cast(Substr("path", 1, PATH_SEGMENT_WIDTH), models.BigIntegerField())
+# The first segment of a run's materialized path: its root's pk, as text. (Not cast to a
+# number: an index on it is computed for every row written, and a run is written before it is
+# placed, with an empty path.)
+ROOT_SEGMENT = Substr("path", 1, PATH_SEGMENT_WIDTH)
 
 
 def path_segment(run_pk: int) -> str:
@@ -188,7 +190,7 @@ class Run(models.Model):
             # _BroadMatches), an EXISTS that stops at the first match. A prefix match on the path
             # cannot serve it: the prefix comes from the outer row, and PostgreSQL uses an index
             # for LIKE only when the pattern is a constant.
-            models.Index(ROOT_PK, name="run_root_idx"),
+            models.Index(ROOT_SEGMENT, name="run_root_idx"),
             # `tags.mlflow.parentRunId = …`, the sweep's own search (tracker/filtering/), and
             # orphans waiting for their parent to arrive.
             models.Index(fields=["parent_run_id"], name="run_parent_run_id_all_idx"),

@@ -1,4 +1,3 @@
-import django.db.models.functions.comparison
 import django.db.models.functions.text
 from django.db import migrations, models
 
@@ -20,12 +19,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name="run",
-            index=models.Index(
-                django.db.models.functions.comparison.Cast(
-                    django.db.models.functions.text.Substr("path", 1, 12), models.BigIntegerField()
-                ),
-                name="run_root_idx",
-            ),
+            index=models.Index(django.db.models.functions.text.Substr("path", 1, 12), name="run_root_idx"),
         ),
         migrations.RunPython(analyze_runs, migrations.RunPython.noop),
     ]

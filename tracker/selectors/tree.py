@@ -15,6 +15,7 @@ from operator import or_
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import (
+    BigIntegerField,
     Case,
     Count,
     Exists,
@@ -28,7 +29,7 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import Cast, RowNumber
+from django.db.models.functions import Cast, RowNumber, Substr
 
 from tracker import hot_sql
 from tracker.constants import NOTE_TAG
@@ -38,7 +39,7 @@ from tracker.models import (
     ACTIVE,
     DELETED,
     PATH_SEGMENT_WIDTH,
-    ROOT_PK,
+    ROOT_SEGMENT,
     Experiment,
     LatestMetric,
     Param,
@@ -49,6 +50,9 @@ from tracker.models import (
     path_ids,
 )
 from tracker.values import read_value
+
+# The pk of a run's root: the first segment of its materialized path.
+ROOT_PK = Cast(ROOT_SEGMENT, BigIntegerField())
 
 # Under a filter, at most about this many matches are placed on a page (the rest are a "show
 # more" away), shared out between the page's parents but never fewer than
@@ -358,7 +362,10 @@ class _RootWalk:
 
     def __init__(self, roots, matches, order: Order):
         self.roots, self.order = roots, order
-        self.in_tree = Exists(matches.alias(root_pk=ROOT_PK).filter(root_pk=OuterRef("pk")))
+        in_tree = matches.alias(root_segment=ROOT_SEGMENT).filter(
+            root_segment=Substr(OuterRef("path"), 1, PATH_SEGMENT_WIDTH)
+        )
+        self.in_tree = Exists(in_tree)
         self.holding: list[int] = []
         self.walked = 0
         self.total: int | None = None  # the number of roots, once a walk needs it
