@@ -140,10 +140,12 @@ def test_a_page_of_many_trees_shares_its_matches_between_them(client, sweep, mon
 
 # Queries of the tree page under a filter:
 #   experiment, its tags (prefetch)                                  2
+#   the first roots asked whether their tree holds a match           1
 #   the matches, read once                                           1
 #   roots holding a match: count and page                            2
-#   (past MATCH_SCAN_LIMIT: the roots' page, not counted, and the
-#    page's matches windowed                                         2)
+#   (past MATCH_SCAN_LIMIT, or a broad filter: the roots counted,
+#    the page, the page's matches windowed 3; a broad filter's capped
+#    count replaces the read)
 #   the page's matches with their ancestors                          1
 #   children of the expanded runs                                    1
 #   params and latest metrics for the columns                        2
