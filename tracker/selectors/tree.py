@@ -378,7 +378,10 @@ class _RootWalk:
         """Ask the next `size` roots."""
         batch = self.roots.order_by(*self.order()).values("pk")[self.walked : self.walked + size]
         found = Run.objects.filter(pk__in=batch).filter(self.in_tree).order_by(*self.order())
-        self.holding += found.values_list("pk", flat=True)
+        # A run that arrives between two batches shifts the roots after it by one: a root on the
+        # boundary is asked twice, and must not be shown twice.
+        seen = set(self.holding)
+        self.holding += [pk for pk in found.values_list("pk", flat=True) if pk not in seen]
         self.walked += size
 
     def page(self, number: int, per_page: int) -> RootPage:
