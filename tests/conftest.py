@@ -150,3 +150,16 @@ def s3_artifact_bucket(settings, moto_server, request):
     yield bucket
     bucket.objects.all().delete()
     bucket.delete()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite, the test database is a file in WAL mode, as `make run` serves, not Django's
+    in-memory default: with that, the live server hands its one connection to every request
+    thread (an in-memory database lives in its connection), so a page's poll ran inside a
+    write's transaction, which no real server does; with a file each thread has its own."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("database") / "runtree-test.sqlite3")
