@@ -44,7 +44,7 @@ PARENTS, CHILDREN, BIG_CHILDREN = 1_000, 100, 10_000
 TARGET_MS = 150
 BATCH = 10_000
 FILTER = "tags.subset = 'a' AND metrics.metric1 < 0.1"
-# Matches more runs than tracker.selectors.tree.MATCH_SCAN_LIMIT: the page takes its query-per-step path.
+# Held by most trees: the page takes its broad path (tracker.selectors.tree._BroadMatches).
 BROAD_FILTER = "tags.subset = 'a'"
 
 
@@ -212,7 +212,9 @@ def render(args, rows) -> str:
         "",
         "Under a filter the costly step is evaluating it once over the experiment (the tag and metric rows "
         "it names); the page reads up to 50,000 matches in that one pass and works out the rest from them "
-        "(tracker/selectors/tree.py, `_Matches`). The rest of each figure is mostly rendering the rows.",
+        "(tracker/selectors/tree.py, `_Matches`). A filter that most trees hold is never evaluated over the "
+        "experiment: the page asks its roots in order and reads its own trees' matches (`_BroadMatches`). "
+        "The rest of each figure is mostly rendering the rows.",
         "",
         "Reproduce: `createdb -h 127.0.0.1 -U postgres runtree_bench_tree`, migrate, then "
         f"`DATABASE_URL={BENCH_DATABASE_URL} .venv/bin/python bench/tree_page.py --write`",

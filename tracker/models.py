@@ -28,6 +28,12 @@ PATH_SEGMENT_WIDTH = 12
 PATH_SEPARATOR = "/"
 
 
+# The first segment of a run's materialized path: its root's pk, as text. (Not cast to a
+# number: an index on it is computed for every row written, and a run is written before it is
+# placed, with an empty path.)
+ROOT_SEGMENT = Substr("path", 1, PATH_SEGMENT_WIDTH)
+
+
 def path_segment(run_pk: int) -> str:
     return f"{run_pk:0{PATH_SEGMENT_WIDTH}d}{PATH_SEPARATOR}"
 
@@ -179,6 +185,12 @@ class Run(models.Model):
             models.Index(fields=["experiment", "id"], name="run_experiment_id_idx"),
             models.Index(fields=["experiment"], name="run_running_idx", condition=Q(status=RunStatus.RUNNING)),
             models.Index(fields=["experiment"], name="run_deleted_idx", condition=Q(lifecycle_stage=DELETED)),
+            # The runs of one tree by its root: under a broad filter the tree page asks of each
+            # root in turn whether its tree holds a match (tracker/selectors/tree.py,
+            # _BroadMatches), an EXISTS that stops at the first match. A prefix match on the path
+            # cannot serve it: the prefix comes from the outer row, and PostgreSQL uses an index
+            # for LIKE only when the pattern is a constant.
+            models.Index(ROOT_SEGMENT, name="run_root_idx"),
             # `tags.mlflow.parentRunId = …`, the sweep's own search (tracker/filtering/), and
             # orphans waiting for their parent to arrive.
             models.Index(fields=["parent_run_id"], name="run_parent_run_id_all_idx"),

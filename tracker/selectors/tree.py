@@ -18,9 +18,11 @@ from django.db.models import (
     BigIntegerField,
     Case,
     Count,
+    Exists,
     ExpressionWrapper,
     F,
     FloatField,
+    OuterRef,
     Q,
     Subquery,
     Value,
@@ -37,6 +39,7 @@ from tracker.models import (
     ACTIVE,
     DELETED,
     PATH_SEGMENT_WIDTH,
+    ROOT_SEGMENT,
     Experiment,
     LatestMetric,
     Param,
@@ -49,7 +52,7 @@ from tracker.models import (
 from tracker.values import read_value
 
 # The pk of a run's root: the first segment of its materialized path.
-ROOT_PK = Cast(Substr("path", 1, PATH_SEGMENT_WIDTH), BigIntegerField())
+ROOT_PK = Cast(ROOT_SEGMENT, BigIntegerField())
 
 # Under a filter, at most about this many matches are placed on a page (the rest are a "show
 # more" away), shared out between the page's parents but never fewer than
@@ -57,9 +60,22 @@ ROOT_PK = Cast(Substr("path", 1, PATH_SEGMENT_WIDTH), BigIntegerField())
 MATCHES_PER_PAGE = 300
 MIN_MATCHES_PER_PARENT = 5
 # Up to this many matches are read in one pass (pk, parent, path: about 10 MB at most) and the
-# page is worked out from that list; past it, each step is a query of its own (see _Matches).
-# Each of those queries evaluates the filter again, which costs more than reading the rows.
+# page is worked out from that list. Past it, each step asks only about the page's own trees
+# (see _Matches), and the count shown is "more than MATCH_SCAN_LIMIT".
 MATCH_SCAN_LIMIT = 50_000
+
+# Before reading the matches, the page asks the first page + 1 roots whether their trees hold a
+# match (_RootWalk). When at least this share of them do, the filter is broad and its matches are
+# never read: tags.subset = 'a' at a million runs (1 run in 4) took 0.8 s to read its first
+# 50,000 matches and 0.5 s just to count them, the walk of 51 roots ~10 ms. A filter whose
+# matches are few, or in few trees, pays for the walk: 25 ms for the 10,000 matches of
+# tags.test_identifier = 'id_7' AND metrics.metric1 < 0.5 (1 tree in 50), read in 65 ms.
+BROAD_ROOT_SHARE = 0.5
+# Each later batch of the walk is this many times the last: a deep page costs a few queries.
+ROOT_WALK_GROWTH = 4
+# A broad filter's matches are counted up to this many ("more than 10,000 matching runs"): the
+# capped count costs 30–55 ms at a million runs (bench/million.py), a full count 0.5 s and more.
+BROAD_COUNT_LIMIT = 10_000
 
 # The tag chips and the column picker read keys off the latest runs only: a sweep's runs share
 # their keys, and a GROUP BY over every tag of a 100,000-run experiment would cost more than
@@ -119,10 +135,55 @@ class MoreRow:
 
 
 @dataclass
+class RootPage:
+    """A page of roots, as the pager shows it. `count` (roots in all) is None when it was not
+    worked out: under a broad filter, counting the trees that hold a match would evaluate the
+    filter over the whole experiment, so that pager knows only whether a next page exists."""
+
+    number: int  # from 1
+    per_page: int
+    object_list: object  # the page's roots: a sliced queryset, then a list once annotated
+    has_next: bool
+    count: int | None = None
+
+    @classmethod
+    def counted(cls, roots, page: int | str, per_page: int) -> "RootPage":
+        """The page of an ordered queryset of roots, counted (Django's Paginator: a page past
+        the end is the last page, one that is not a number the first)."""
+        found = Paginator(roots, per_page).get_page(page)
+        return cls(found.number, per_page, found.object_list, found.has_next(), found.paginator.count)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def start_index(self) -> int:
+        return (self.number - 1) * self.per_page + 1 if self.object_list else 0
+
+    @property
+    def end_index(self) -> int:
+        return (self.number - 1) * self.per_page + len(self.object_list)
+
+    @property
+    def num_pages(self) -> int | None:
+        return None if self.count is None else max(1, -(-self.count // self.per_page))
+
+
+@dataclass
 class TreePage:
-    page: object  # django.core.paginator.Page of the roots
+    page: RootPage
     rows: list = field(default_factory=list)  # Runs and MoreRows in display order
     match_count: int | None = None  # None when no filter is applied
+    more_matches: bool = False  # the filter matches more than match_count runs (not counted)
 
 
 def visible_runs(experiment: Experiment | int, *, show_deleted: bool = False):
@@ -212,22 +273,25 @@ def tree_page(
     `children_loaded`, `cells` (one per column) and, under a filter, `is_match`.
 
     Queries: roots count and page (2); children of expanded runs (1, if any); under a filter,
-    the matches read once (1; past MATCH_SCAN_LIMIT 2 more: their count and the page's
-    matches) and the page's matches with their ancestors (1); params and latest metrics for
-    the columns (1 per kind, if any).
+    the first roots asked whether they hold a match (1), the matches read once (1) and the
+    page's matches with their ancestors (1) — for a broad filter instead a capped count (1),
+    the roots count and more of them asked (1 + a few, only past the first page), the page (1),
+    its matches (1) and their ancestors (1); params and latest metrics for the columns (1 per
+    kind, if any).
     """
     runs = visible_runs(experiment, show_deleted=show_deleted)
     roots = runs.roots()
     matches = None
     if match_q is not None:
-        matches = _Matches.find(runs, match_q, order)
-        roots = roots.filter(matches.root_filter())
-    page_obj = Paginator(roots.order_by(*order()), per_page).get_page(page)
+        matches = _Matches.find(runs, roots, match_q, order, per_page)
+        page_obj = matches.roots_page(roots, order, page, per_page)
+    else:
+        page_obj = RootPage.counted(roots.order_by(*order()), page, per_page)
     annotate = _annotate_for(matches, show_deleted)
     root_rows = page_obj.object_list = annotated_page(page_obj.object_list, order, annotate)
-    match_count = matches.count if matches else None
+    counted = {"match_count": matches.count, "more_matches": matches.more} if matches else {}
     if not root_rows:
-        return TreePage(page=page_obj, match_count=match_count)
+        return TreePage(page=page_obj, **counted)
 
     children: dict[int, list[Run]] = defaultdict(list)
     more: dict[int, tuple[int, int]] = {}
@@ -255,7 +319,7 @@ def tree_page(
     shown = [row for row in rows if isinstance(row, Run)]
     attach_columns(shown, columns)
     attach_summaries(shown, summary_key)
-    return TreePage(page=page_obj, rows=rows, match_count=match_count)
+    return TreePage(page=page_obj, rows=rows, **counted)
 
 
 class _Matches:
@@ -264,15 +328,79 @@ class _Matches:
     Evaluating a filter over a whole experiment is the page's one costly step (it reads every
     tag or metric row it names), so when the matches are few enough they are read once, in
     sibling order, and everything else (the count, the roots holding a match, the matches
-    placed on the page, which rows match) is worked out from that list."""
+    placed on the page, which rows match) is worked out from that list. A broad filter
+    (_BroadMatches: half the first roots hold a match, or the matches are too many to read) is
+    never evaluated over the whole experiment: the page's roots are found by asking the roots in
+    order whether their tree holds a match (_RootWalk), the matches placed are read from the
+    page's trees alone, and the count shown is capped."""
+
+    count: int
+    more = False  # True when the filter matches more than `count` runs
 
     @staticmethod
-    def find(runs, match_q: Q, order: Order) -> "_Matches":
+    def find(runs, roots, match_q: Q, order: Order, per_page: int) -> "_Matches":
         matches = runs.filter(match_q)
+        walk = _RootWalk(roots, matches, order)
+        walk.extend(per_page + 1)
+        if len(walk.holding) >= BROAD_ROOT_SHARE * (per_page + 1):
+            return _BroadMatches(matches, match_q, order, walk, count=None)
         found = list(matches.order_by(*order()).values_list("pk", "parent_id", "path")[: MATCH_SCAN_LIMIT + 1])
         if len(found) <= MATCH_SCAN_LIMIT:
             return _ScannedMatches(matches, found)
-        return _QueriedMatches(matches, match_q, order)
+        return _BroadMatches(matches, match_q, order, walk, count=MATCH_SCAN_LIMIT)
+
+    def roots_page(self, roots, order: Order, page: int | str, per_page: int) -> RootPage:
+        raise NotImplementedError
+
+
+class _RootWalk:
+    """The roots whose tree holds a match, in page order, found by asking the roots in order,
+    a batch at a time. Each batch is one query: an EXISTS per root that stops at the tree's first
+    match (run_root_idx). The batch is a bounded subquery so that PostgreSQL plans a nested loop
+    over its roots: asked of all roots at once (or in the select list), it hashed every match of
+    the experiment first (1.1 s for tags.subset = 'a' at a million runs)."""
+
+    def __init__(self, roots, matches, order: Order):
+        self.roots, self.order = roots, order
+        in_tree = matches.alias(root_segment=ROOT_SEGMENT).filter(
+            root_segment=Substr(OuterRef("path"), 1, PATH_SEGMENT_WIDTH)
+        )
+        self.in_tree = Exists(in_tree)
+        self.holding: list[int] = []
+        self.walked = 0
+        self.total: int | None = None  # the number of roots, once a walk needs it
+
+    @property
+    def done(self) -> bool:
+        return self.total is not None and self.walked >= self.total
+
+    def extend(self, size: int) -> None:
+        """Ask the next `size` roots."""
+        batch = self.roots.order_by(*self.order()).values("pk")[self.walked : self.walked + size]
+        found = Run.objects.filter(pk__in=batch).filter(self.in_tree).order_by(*self.order())
+        # A run that arrives between two batches shifts the roots after it by one: a root on the
+        # boundary is asked twice, and must not be shown twice.
+        seen = set(self.holding)
+        self.holding += [pk for pk in found.values_list("pk", flat=True) if pk not in seen]
+        self.walked += size
+
+    def page(self, number: int, per_page: int) -> RootPage:
+        """Page `number` of the roots holding a match, walking on (in growing batches) until it
+        and one root more are found or every root is asked. The roots are counted (1 query) only
+        past the first batch; a page far down walks every root before it."""
+        wanted = number * per_page + 1
+        size = self.walked
+        while len(self.holding) < wanted:
+            if self.total is None:
+                self.total = self.roots.count()
+            if self.done:
+                break
+            size *= ROOT_WALK_GROWTH
+            self.extend(size)
+        on_page = self.holding[(number - 1) * per_page : number * per_page]
+        count = len(self.holding) if self.done else None
+        has_next = len(self.holding) > number * per_page
+        return RootPage(number, per_page, Run.objects.filter(pk__in=on_page), has_next=has_next, count=count)
 
 
 def _root_pk(path: str) -> int:
@@ -285,6 +413,9 @@ class _ScannedMatches(_Matches):
         self.matches, self.found = matches, found
         self.count = len(found)
         self.pks = {pk for pk, _, _ in found}
+
+    def roots_page(self, roots, order: Order, page: int | str, per_page: int) -> RootPage:
+        return RootPage.counted(roots.filter(self.root_filter()).order_by(*order()), page, per_page)
 
     def root_filter(self) -> Q:
         root_pks = {_root_pk(path) for _, _, path in self.found}
@@ -315,13 +446,22 @@ class _ScannedMatches(_Matches):
         return placed, per_parent
 
 
-class _QueriedMatches(_Matches):
-    def __init__(self, matches, match_q: Q, order: Order):
-        self.matches, self.match_q, self.order = matches, match_q, order
-        self.count = matches.count()
+class _BroadMatches(_Matches):
+    """Matches too many to read: the page's roots come from the walk, the matches placed from
+    the page's trees alone, and the count is capped (`count` is given when the read that found
+    them too many already said how many it read)."""
 
-    def root_filter(self) -> Q:
-        return Q(pk__in=self.matches.annotate(root_pk=ROOT_PK).values("root_pk"))
+    def __init__(self, matches, match_q: Q, order: Order, walk: _RootWalk, *, count: int | None):
+        self.matches, self.match_q, self.order, self.walk = matches, match_q, order, walk
+        if count is None:
+            count = matches.values("pk")[: BROAD_COUNT_LIMIT + 1].count()
+            count, self.more = min(count, BROAD_COUNT_LIMIT), count > BROAD_COUNT_LIMIT
+        else:
+            self.more = True
+        self.count = count
+
+    def roots_page(self, roots, order: Order, page: int | str, per_page: int) -> RootPage:
+        return self.walk.page(_page_number(page), per_page)
 
     def annotate(self, queryset):
         return queryset.annotate(is_match=Case(When(self.match_q, then=Value(True)), default=Value(False)))
@@ -347,6 +487,14 @@ class _QueriedMatches(_Matches):
             placed.append((pk, path))
             per_parent[parent_pk] = total
         return placed, per_parent
+
+
+def _page_number(page: int | str) -> int:
+    """A page number as asked for; the first page for anything else (as Django's Paginator)."""
+    try:
+        return max(1, int(page))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _place_matches(matches: _Matches, root_rows, order, per_page, show_deleted, children, more) -> None:
