@@ -5,9 +5,11 @@ import json
 
 import plotly
 import pytest
+from django.http import HttpResponse
 
 from tests.factories import bulk_children
 from tracker.models import Run
+from tracker.web.compression import CompressTextResponses
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +77,17 @@ def test_the_streaming_csv_export_of_the_native_api_still_streams_plain(client, 
     assert response.streaming
     assert "Content-Encoding" not in response
     assert body(response).splitlines()[0].startswith(b"run_id")
+
+
+def test_a_whole_body_is_compressed_at_the_fast_level_as_gzipmiddleware_would_mark_it(rf):
+    # CompressTextResponses does GZipMiddleware's steps itself for a whole body (to choose the
+    # level): the same headers must come out.
+    text = json.dumps([{"key": f"metric{i}", "value": i / 7} for i in range(500)]).encode()
+    original = HttpResponse(text, content_type="application/json")
+    original["ETag"] = '"v1"'
+    response = CompressTextResponses(lambda request: original)(rf.get("/", HTTP_ACCEPT_ENCODING="gzip"))
+    assert response["Content-Encoding"] == "gzip"
+    assert response["Vary"] == "Accept-Encoding"
+    assert response["ETag"] == 'W/"v1"'
+    assert int(response["Content-Length"]) == len(response.content) < len(text) / 3
+    assert gzip.decompress(response.content) == text
