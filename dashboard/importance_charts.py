@@ -4,6 +4,7 @@ reason there is none."""
 from dataclasses import dataclass
 
 from dashboard.charts import importance_figure
+from tracker import tasks
 from tracker.models import ParamImportance
 from tracker.summaries.importance import MIN_CHILDREN
 
@@ -23,6 +24,11 @@ def importance_chart(key: str, stored: ParamImportance | None, *, children: int,
         chart.reason = (
             f"Param importance for {key} needs at least {MIN_CHILDREN} children with a value of it; "
             f"{children} {'has' if children == 1 else 'have'} one."
+        )
+    elif stored is None and tasks.in_process():
+        chart.reason = (
+            f"Param importance for {key} is fitted by the Celery worker, and none runs here (no "
+            "CELERY_BROKER_URL): start Runtree with `make run`, or a worker."
         )
     elif stored is None:
         chart.reason = f"Param importance for {key} is being computed; it appears on the next load."

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tests.factories import RunFactory
+from tracker import tasks
 from tracker.models import LatestMetric, Param
 from tracker.summaries import refresh
 from tracker.summaries.importance import MIN_CHILDREN, refresh_importance
@@ -32,14 +33,19 @@ def test_compare_children_shows_the_stored_importance_chart(client):
     assert "Param importance for loss" in chart.figure["layout"]["title"]["text"]
 
 
-def test_compare_children_says_why_the_importance_is_absent(client):
+def test_compare_children_says_why_the_importance_is_absent(client, monkeypatch):
     parent = sweep(4)
     response = client.get("/compare/", {"parent": parent.run_id, "metric": "loss"})
     assert response.context["importance"].figure is None
     assert "needs at least 10 children with a value of it; 4 have one" in response.content.decode()
     bigger = sweep(MIN_CHILDREN)
+    # No broker (tasks in-process): no worker will ever fit it, and the page says what to start.
     chart = client.get("/compare/", {"parent": bigger.run_id, "metric": "loss"}).context["importance"]
-    assert "being computed" in chart.reason  # no fit stored yet: never fitted in the request
+    assert chart.figure is None and "fitted by the Celery worker, and none runs here" in chart.reason
+    # With a worker: it is on its way (never fitted in the request).
+    monkeypatch.setattr(tasks, "in_process", lambda: False)
+    chart = client.get("/compare/", {"parent": bigger.run_id, "metric": "loss"}).context["importance"]
+    assert chart.figure is None and "being computed" in chart.reason
 
 
 def test_the_parents_run_page_shows_the_importance_per_summarised_metric(client, django_assert_num_queries):

@@ -78,14 +78,32 @@ def test_refresh_stores_the_importance_of_metrics_enough_children_have_and_skips
     assert importance.importance_for(parent)["loss"].pk == stored.pk
 
 
-@pytest.mark.django_db
-def test_a_summary_refresh_queues_the_refit_and_an_unchanged_sweep_is_left_alone(eager_celery, monkeypatch):
+def _stale_sweep() -> Run:
     parent = RunFactory(name="sweep")
     for number in range(MIN_CHILDREN):
         child = RunFactory(parent=parent, name=f"c{number}")
         Param.objects.create(run=child, key="lr", value=str(number))
         LatestMetric.objects.create(run=child, key="loss", value=float(number), timestamp=0, step=0)
     Run.objects.filter(pk=parent.pk).update(summary_stale=True)
+    return parent
+
+
+@pytest.mark.django_db
+def test_in_process_a_summary_refresh_never_fits_the_importance(eager_celery):
+    """No broker: the refresh runs inside the write (or the import) that queued it, and a fit
+    there would make it wait; the parent stays listed for a worker's refit."""
+    parent = _stale_sweep()
+    assert tasks.in_process()
+    tasks.refresh_tree.delay(parent.pk)
+    assert not Run.objects.get(pk=parent.pk).summary_stale  # the summary was refreshed ...
+    assert not ParamImportance.objects.filter(run=parent).exists()  # ... the fit left alone
+    assert importance.stale_parents() == [parent.pk]
+
+
+@pytest.mark.django_db
+def test_a_summary_refresh_queues_the_refit_and_an_unchanged_sweep_is_left_alone(eager_celery, monkeypatch):
+    monkeypatch.setattr(tasks, "in_process", lambda: False)  # a worker's task (its queue runs inline here)
+    parent = _stale_sweep()
     tasks.refresh_tree(parent.pk)  # the worker's task: summaries, then the importance
     assert ParamImportance.objects.get(run=parent, key="loss").params[0]["param"] == "lr"
     assert importance.stale_parents() == []
