@@ -6,7 +6,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 
+import numpy as np
 from django.http import QueryDict
 
 from dashboard.downsample import RUN_PAGE_BUDGET, Thinned, keep_extremes
@@ -590,8 +592,13 @@ def scatter_figure(
 
 
 def _history_points(points) -> tuple[list, list]:
-    ordered = sorted(points, key=lambda point: point[0])
-    return [step for step, _ in ordered], [finite_or_none(value) for _, value in ordered]
+    if not points:
+        return [], []
+    steps, values = zip(*sorted(points, key=itemgetter(0)), strict=True)
+    # Thinned lines are finite already (gaps are None): one numpy check, not a call a point.
+    if None not in values and np.isfinite(np.asarray(values, dtype=np.float64)).all():
+        return list(steps), list(values)
+    return list(steps), [finite_or_none(value) for value in values]
 
 
 def history_lines_figure(
@@ -668,7 +675,9 @@ def compare_line(thinned: Thinned, options: HistoryOptions, origin: int = 0) -> 
     points when smoothing is on."""
     x = _x_values(thinned.steps, thinned.timestamps, options, origin)
     gaps_x = _x_values([m.step for m in thinned.marks], [m.timestamp for m in thinned.marks], options, origin)
-    raw = sorted([*zip(x, thinned.values, strict=True), *((at, None) for at in gaps_x)], key=lambda point: point[0])
+    raw = list(zip(x, thinned.values, strict=True))
+    if gaps_x:
+        raw = sorted([*raw, *((at, None) for at in gaps_x)], key=itemgetter(0))
     smooth = list(zip(x, thinned.smoothed, strict=True)) if thinned.smoothed is not None else None
     return raw, smooth
 

@@ -12,6 +12,8 @@ point wide, and a zoom reads the zoomed range again, exactly once it is short en
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 
 from django.db import connection
 from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery
@@ -141,13 +143,18 @@ def selection_histories(
     points = within(Metric.objects.filter(run__in=selection.order_by().values("pk"), key=key), low, high, by)
     if points.count() > LOAD_LIMIT * 4:
         return _bucketed(points, max(per_run // 2, 1))
-    found: dict[int, Series] = defaultdict(Series)
     rows = points.order_by("run_id", "step", "timestamp").values_list("run_id", "step", "timestamp", "value")
-    for run_pk, step, timestamp, value in rows.iterator(chunk_size=10_000):
-        series = found[run_pk]
-        series.add(step, timestamp, value)
-        series.total += 1
-    return dict(found)
+    # Up to 200,000 rows: read by the cursor and cut into runs by columns, not an ORM row and
+    # three appends a point (half of a 10,000-run history request went there).
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    found: dict[int, Series] = {}
+    for run_pk, run_rows in groupby(fetched, key=itemgetter(0)):
+        _, steps, timestamps, values = zip(*run_rows, strict=True)
+        found[run_pk] = Series(list(steps), list(timestamps), list(values), total=len(steps))
+    return found
 
 
 def _bucketed(points: QuerySet, buckets: int, *, bounds: tuple[int, int] | None = None) -> dict[int, Series]:
