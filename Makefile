@@ -97,6 +97,7 @@ bench-smoke: $(VENV)/.installed-dev
 	$(BIN)/python bench/live_polling.py --smoke
 	$(BIN)/python bench/million.py --smoke
 	$(BIN)/python bench/charts.py --smoke
+	$(BIN)/python bench/compare_page.py --smoke
 
 clean:
 	rm -rf $(VENV) runtree.sqlite3 runtree.sqlite3-* runtree-broker

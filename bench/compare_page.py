@@ -3,12 +3,15 @@ parent with 1,000 and with 10,000 children (params, two metrics, a 50-step loss 
 
     createdb -h 127.0.0.1 -U postgres runtree_bench_compare   # the script does it if missing
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/runtree_bench_compare .venv/bin/python bench/compare_page.py
+    .venv/bin/python bench/compare_page.py --write    # also update docs/benchmarks.md
+    .venv/bin/python bench/compare_page.py --smoke    # seconds: proves the bench still runs (CI)
 
 Server time is Django's whole request (middleware, reads, figures, template) through the test
 Client, with no network. The data is made once and kept; later runs reuse it. Results go to the
 "Compare page" section of docs/benchmarks.md. Target: 1,000 runs under 300 ms.
 """
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -19,7 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/runtree_bench_compare")
+# --smoke (CI: proves the bench still runs) keeps its own small database beside the real one.
+SMOKE = "--smoke" in sys.argv[1:]
+os.environ.setdefault(
+    "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/runtree_bench_compare" + ("_smoke" if SMOKE else "")
+)
 
 SIZES = [1_000, 10_000]
 REPEATS = {1_000: 15, 10_000: 5}
@@ -162,6 +169,13 @@ def measure(parent, size: int) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="50 children, 2 repeats: proves the bench still runs")
+    parser.add_argument("--write", action="store_true", help="write the results to docs/benchmarks.md")
+    args = parser.parse_args()
+    if args.smoke:
+        SIZES[:] = [50]
+        REPEATS[50] = 2
     create_database()
     import django
 
@@ -212,8 +226,10 @@ def main() -> None:
         "pages) and three charts of 10,000 runs each, and "
         f"the history {MIN_POINTS_PER_RUN_NOTE}; both grow linearly with the runs, in the same number of queries."
     )
-    write_section("compare-page", "\n".join(lines))
-    print("wrote the Compare page section of docs/benchmarks.md")
+    print("\n".join(lines))
+    if args.write and not args.smoke:
+        write_section("compare-page", "\n".join(lines))
+        print("wrote the Compare page section of docs/benchmarks.md")
 
 
 if __name__ == "__main__":
