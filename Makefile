@@ -98,6 +98,8 @@ bench-smoke: $(VENV)/.installed-dev
 	$(BIN)/python bench/million.py --smoke
 	$(BIN)/python bench/charts.py --smoke
 	$(BIN)/python bench/compare_page.py --smoke
+	$(BIN)/python bench/import_mlflow.py --smoke
+	$(BIN)/python bench/http_server.py --smoke
 
 clean:
 	rm -rf $(VENV) runtree.sqlite3 runtree.sqlite3-* runtree-broker

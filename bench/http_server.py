@@ -9,6 +9,7 @@ Django app.
 
     .venv/bin/python bench/http_server.py            # 20 rounds of 1 parent x 25 children
     .venv/bin/python bench/http_server.py --write    # also update docs/benchmarks.md
+    .venv/bin/python bench/http_server.py --smoke    # tiny, for CI: proves the bench still runs
 """
 
 import argparse
@@ -28,7 +29,10 @@ def main() -> None:
     parser.add_argument("--parents", type=int, default=1)
     parser.add_argument("--children", type=int, default=25)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="1 round of 1 x 3: proves the bench still runs (CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.children, args.write = 1, 3, False
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     started = []

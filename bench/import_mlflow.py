@@ -14,6 +14,7 @@ as that last step instead.
     .venv/bin/python bench/import_mlflow.py                # 100,000 runs
     .venv/bin/python bench/import_mlflow.py --runs 2000    # quick
     .venv/bin/python bench/import_mlflow.py --write        # also update docs/benchmarks.md
+    .venv/bin/python bench/import_mlflow.py --smoke        # seconds, for CI: proves the bench still runs
 """
 
 import argparse
@@ -138,14 +139,14 @@ def _run(rows, rng, experiment_id: int, name: str, parent: str | None, start: in
     return run_id
 
 
-def fresh_database() -> None:
+def fresh_database(name: str) -> None:
     import psycopg2
 
     connection = psycopg2.connect(f"{POSTGRES}/postgres")
     connection.autocommit = True
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        cursor.execute(f"CREATE DATABASE {DATABASE}")
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        cursor.execute(f"CREATE DATABASE {name}")
     connection.close()
 
 
@@ -161,7 +162,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "runtree-bench-import")
     parser.add_argument("--write", action="store_true", help="write the results to docs/benchmarks.md")
+    parser.add_argument("--smoke", action="store_true", help="200 runs, its own database: proves the bench still runs")
     args = parser.parse_args()
+    database = DATABASE + "_smoke" if args.smoke else DATABASE
+    if args.smoke:
+        args.runs, args.write = 200, False
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -171,8 +176,8 @@ def main() -> None:
         print(f"built {store} in {build_seconds:.0f} s: {counts}", flush=True)
     source = f"sqlite:///{store}"
 
-    fresh_database()
-    os.environ["DATABASE_URL"] = f"{POSTGRES}/{DATABASE}"
+    fresh_database(database)
+    os.environ["DATABASE_URL"] = f"{POSTGRES}/{database}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
