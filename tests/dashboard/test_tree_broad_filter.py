@@ -142,3 +142,15 @@ def test_a_broad_filters_page_costs_a_bounded_number_of_queries(
     with django_assert_max_num_queries(FILTERED_PAGE_QUERIES + extra):
         response = client.get(tree_url(forest, filter=BROAD, per_page=PER_PAGE, page=page, columns="metrics.metric1"))
     assert "is-match" in response.content.decode()
+
+
+def test_a_broad_filter_found_by_the_probe_fills_a_default_page_in_a_bounded_number_of_queries(
+    client, forest, django_assert_max_num_queries
+):
+    # The probe asks the first 12 roots (BROAD_PROBE_ROOTS), 10 of which hold a match: broad.
+    # Filling the page of 50 then counts the roots and asks one more batch of them.
+    with django_assert_max_num_queries(FILTERED_PAGE_QUERIES + 2):
+        response = client.get(tree_url(forest, filter=BROAD))
+    roots = [row.run_id for row in response.context["tree"].rows if getattr(row, "level", None) == 0]
+    assert roots == holding_roots_newest_first(forest)
+    assert not response.context["tree"].page.has_next
