@@ -148,7 +148,8 @@ def test_a_broad_filter_found_by_the_probe_fills_a_default_page_in_a_bounded_num
     client, forest, django_assert_max_num_queries
 ):
     # The probe asks the first 12 roots (BROAD_PROBE_ROOTS), 10 of which hold a match: broad.
-    # Filling the page of 50 then counts the roots and asks one more batch of them.
+    # It asks the rest of the page of 50 in one more batch; the forest has fewer roots than that,
+    # so the walk counts them to know it asked them all.
     with django_assert_max_num_queries(FILTERED_PAGE_QUERIES + 2):
         response = client.get(tree_url(forest, filter=BROAD))
     roots = [row.run_id for row in response.context["tree"].rows if getattr(row, "level", None) == 0]

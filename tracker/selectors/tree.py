@@ -75,7 +75,7 @@ MATCH_SCAN_LIMIT = 50_000
 # matches are few, or in few trees, pays for the probe, and a root without a match costs most (its
 # whole tree is asked): 25 ms for 51 roots under tags.test_identifier = 'id_7' AND
 # metrics.metric1 < 0.5 (1 tree in 50; its 10,000 matches are read in 65 ms). A dozen roots tell
-# one case from the other as well; a broad filter's walk then goes on to fill its page.
+# one case from the other as well; a broad filter then asks the rest of its first page's roots.
 BROAD_PROBE_ROOTS = 12
 BROAD_ROOT_SHARE = 0.5
 # Each later batch of the walk is this many times the last: a deep page costs a few queries.
@@ -351,6 +351,10 @@ class _Matches:
         probe = min(BROAD_PROBE_ROOTS, per_page + 1)
         walk.extend(probe)
         if len(walk.holding) >= BROAD_ROOT_SHARE * probe:
+            if probe < per_page + 1:
+                # The rest of the first page's roots in one more batch (not the roots counted and a
+                # batch 4 times the probe, as a later page would).
+                walk.extend(per_page + 1 - probe)
             return _BroadMatches(matches, match_q, order, walk, count=None)
         found = list(matches.order_by(*order()).values_list("pk", "parent_id", "path")[: MATCH_SCAN_LIMIT + 1])
         if len(found) <= MATCH_SCAN_LIMIT:
