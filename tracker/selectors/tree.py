@@ -281,8 +281,9 @@ def tree_page(
 
     Queries: roots count and page (2); children of expanded runs (1, if any); under a filter,
     the first roots asked whether they hold a match (1), the matches read once (1) and the
-    page's matches with their ancestors (1) — for a broad filter instead a capped count (1),
-    the roots count and more of them asked (1 + a few, only past the first page), the page (1),
+    page's matches with their ancestors (1) — for a broad filter instead the rest of the first
+    page's roots asked (1), a capped count (1), the roots count and more of them asked (1 + a
+    few, only past the first page), the page (1),
     its matches (1) and their ancestors (1); params and latest metrics for the columns (1 per
     kind, if any).
     """
