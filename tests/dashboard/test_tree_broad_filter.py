@@ -142,3 +142,16 @@ def test_a_broad_filters_page_costs_a_bounded_number_of_queries(
     with django_assert_max_num_queries(FILTERED_PAGE_QUERIES + extra):
         response = client.get(tree_url(forest, filter=BROAD, per_page=PER_PAGE, page=page, columns="metrics.metric1"))
     assert "is-match" in response.content.decode()
+
+
+def test_a_broad_filter_found_by_the_probe_fills_a_default_page_in_a_bounded_number_of_queries(
+    client, forest, django_assert_max_num_queries
+):
+    # The probe asks the first 12 roots (BROAD_PROBE_ROOTS), 10 of which hold a match: broad.
+    # It asks the rest of the page of 50 in one more batch; the forest has fewer roots than that,
+    # so the walk counts them to know it asked them all.
+    with django_assert_max_num_queries(FILTERED_PAGE_QUERIES + 2):
+        response = client.get(tree_url(forest, filter=BROAD))
+    roots = [row.run_id for row in response.context["tree"].rows if getattr(row, "level", None) == 0]
+    assert roots == holding_roots_newest_first(forest)
+    assert not response.context["tree"].page.has_next

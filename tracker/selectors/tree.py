@@ -57,19 +57,26 @@ ROOT_PK = Cast(ROOT_SEGMENT, BigIntegerField())
 # Under a filter, at most about this many matches are placed on a page (the rest are a "show
 # more" away), shared out between the page's parents but never fewer than
 # MIN_MATCHES_PER_PARENT each: rendering rows is what a page of many matches spends its time on.
-MATCHES_PER_PAGE = 300
-MIN_MATCHES_PER_PARENT = 5
+# A full page of 50 trees shows each tree's first 3 matches and "Show more matching children"
+# (3 of N shown): enough to see where the matches are and what they look like, in ~250 rows
+# (a few screens) rather than the ~350 rows and 450 KiB that 6 a tree made; a page of fewer
+# trees shows more of each (10 trees: 15 each).
+MATCHES_PER_PAGE = 150
+MIN_MATCHES_PER_PARENT = 3
 # Up to this many matches are read in one pass (pk, parent, path: about 10 MB at most) and the
 # page is worked out from that list. Past it, each step asks only about the page's own trees
 # (see _Matches), and the count shown is "more than MATCH_SCAN_LIMIT".
 MATCH_SCAN_LIMIT = 50_000
 
-# Before reading the matches, the page asks the first page + 1 roots whether their trees hold a
-# match (_RootWalk). When at least this share of them do, the filter is broad and its matches are
-# never read: tags.subset = 'a' at a million runs (1 run in 4) took 0.8 s to read its first
-# 50,000 matches and 0.5 s just to count them, the walk of 51 roots ~10 ms. A filter whose
-# matches are few, or in few trees, pays for the walk: 25 ms for the 10,000 matches of
-# tags.test_identifier = 'id_7' AND metrics.metric1 < 0.5 (1 tree in 50), read in 65 ms.
+# Before reading the matches, the page asks the first BROAD_PROBE_ROOTS roots whether their trees
+# hold a match (_RootWalk). When at least this share of them do, the filter is broad and its
+# matches are never read: tags.subset = 'a' at a million runs (1 run in 4) took 0.8 s to read its
+# first 50,000 matches and 0.5 s just to count them, the walk of 51 roots ~10 ms. A filter whose
+# matches are few, or in few trees, pays for the probe, and a root without a match costs most (its
+# whole tree is asked): 25 ms for 51 roots under tags.test_identifier = 'id_7' AND
+# metrics.metric1 < 0.5 (1 tree in 50; its 10,000 matches are read in 65 ms). A dozen roots tell
+# one case from the other as well; a broad filter then asks the rest of its first page's roots.
+BROAD_PROBE_ROOTS = 12
 BROAD_ROOT_SHARE = 0.5
 # Each later batch of the walk is this many times the last: a deep page costs a few queries.
 ROOT_WALK_GROWTH = 4
@@ -274,8 +281,9 @@ def tree_page(
 
     Queries: roots count and page (2); children of expanded runs (1, if any); under a filter,
     the first roots asked whether they hold a match (1), the matches read once (1) and the
-    page's matches with their ancestors (1) — for a broad filter instead a capped count (1),
-    the roots count and more of them asked (1 + a few, only past the first page), the page (1),
+    page's matches with their ancestors (1) — for a broad filter instead the rest of the first
+    page's roots asked (1), a capped count (1), the roots count and more of them asked (1 + a
+    few, only past the first page), the page (1),
     its matches (1) and their ancestors (1); params and latest metrics for the columns (1 per
     kind, if any).
     """
@@ -341,8 +349,13 @@ class _Matches:
     def find(runs, roots, match_q: Q, order: Order, per_page: int) -> "_Matches":
         matches = runs.filter(match_q)
         walk = _RootWalk(roots, matches, order)
-        walk.extend(per_page + 1)
-        if len(walk.holding) >= BROAD_ROOT_SHARE * (per_page + 1):
+        probe = min(BROAD_PROBE_ROOTS, per_page + 1)
+        walk.extend(probe)
+        if len(walk.holding) >= BROAD_ROOT_SHARE * probe:
+            if probe < per_page + 1:
+                # The rest of the first page's roots in one more batch (not the roots counted and a
+                # batch 4 times the probe, as a later page would).
+                walk.extend(per_page + 1 - probe)
             return _BroadMatches(matches, match_q, order, walk, count=None)
         found = list(matches.order_by(*order()).values_list("pk", "parent_id", "path")[: MATCH_SCAN_LIMIT + 1])
         if len(found) <= MATCH_SCAN_LIMIT:
