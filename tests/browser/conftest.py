@@ -42,7 +42,13 @@ def page(browser, live_server):
 
 @pytest.fixture
 def demo(transactional_db):
-    """The demo workload, loaded by the lead's `demo` command."""
+    """The demo workload, loaded by the lead's `demo` command, as `make run` shows it once its
+    worker has caught up: the sweeps' param importance fitted (tasks run in-process here, where
+    no fit is made: tracker/tasks.py queue_importance_refits)."""
     from django.core.management import call_command
 
+    from tracker.summaries import importance
+
     call_command("demo", stdout=open(os.devnull, "w"))
+    for parent_pk in importance.stale_parents():
+        importance.refresh_importance(parent_pk=parent_pk)
