@@ -80,6 +80,14 @@ TEMPLATES = [
             ],
         },
     },
+    # The run tree's rows only (dashboard/jinja.py says why): views and tags ask for it by name.
+    {
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "NAME": "jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "dashboard.jinja.environment"},
+    },
 ]
 
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'runtree.sqlite3'}")}

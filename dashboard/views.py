@@ -18,6 +18,7 @@ from dashboard.permissions import can_write
 from dashboard.run_charts import run_charts, zoomed_figure
 from dashboard.state import TreeState, parse_columns, parse_int
 from dashboard.static_finders import PLOTLY_JS
+from dashboard.templatetags.tree import render_rows
 from tracker import services
 from tracker.constants import NOTE_TAG
 from tracker.errors import InvalidParameterValue
@@ -113,8 +114,7 @@ def experiment_live(request, experiment_id: int):
     experiment = get_object_or_404(Experiment, pk=experiment_id)
     state = TreeState.from_query(request.GET)
     page, problem = tree_page_for(experiment, state)
-    context = {"rows": page.rows if page else [], "state": state, "selected": set(state.selected)}
-    response = render(request, "partials/tree_rows.html", context)
+    response = HttpResponse(rows_html(page.rows if page else [], state))
     cache.set(key, (version, response.content), LIVE_ROWS_SHARED_FOR)
     return with_live_headers(response, version)
 
@@ -186,8 +186,12 @@ def run_children(request, run_id: str):
         level=parse_int(request.GET.get("level"), 0, 0, 1000),
         summary_key=state.best,
     )
-    context = {"rows": rows, "state": state, "selected": set(state.selected)}
-    return render(request, "partials/tree_rows.html", context, status=400 if problem else 200)
+    return HttpResponse(rows_html(rows, state), status=400 if problem else 200)
+
+
+def rows_html(rows, state: TreeState):
+    """Rows alone, for a page to put in its table: its view's selection and best-child column."""
+    return render_rows(rows, selected=set(state.selected), best=state.best, colspan=state.colspan)
 
 
 @require_GET

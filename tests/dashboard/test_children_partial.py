@@ -36,6 +36,13 @@ def test_it_pages_with_a_show_more_row(client, sweep):
     assert set(row_ids(first)) | set(row_ids(rest)) == {c.run_id for c in Run.objects.children_of(parent)}
 
 
+def test_the_show_more_row_spans_the_rows_cells_with_the_columns_asked_for(client, sweep):
+    parent = Run.objects.get(name="parent-0")
+    html = client.get(children_url(parent, per_page=3, columns="params.param1")).content.decode()
+    # name, status, start, duration and the one column (the select box has its own cell)
+    assert 'colspan="5"' in html
+
+
 def test_a_grandchild_is_expandable_from_its_row(client):
     root, child, grandchild = build_chain(3)
     html = client.get(children_url(root, level=1)).content.decode()
