@@ -2,6 +2,8 @@
 live_server. They fail, never skip, when Chromium is missing: a skipped browser test looks
 green while nothing was checked."""
 
+import copy
+import json
 import os
 from pathlib import Path
 
@@ -40,15 +42,35 @@ def page(browser, live_server):
     assert not problems, problems
 
 
+@pytest.fixture(scope="session")
+def importance_fits() -> dict:
+    """tracker.summaries.importance.param_importance's answers by their inputs, for the session."""
+    return {}
+
+
 @pytest.fixture
-def demo(transactional_db):
+def demo(transactional_db, importance_fits, monkeypatch):
     """The demo workload, loaded by the lead's `demo` command, as `make run` shows it once its
     worker has caught up: the sweeps' param importance fitted (tasks run in-process here, where
-    no fit is made: tracker/tasks.py queue_importance_refits)."""
+    no fit is made: tracker/tasks.py queue_importance_refits).
+
+    Every test loads the same demo (tracker/demo.py: a fixed seed) and the fit is deterministic
+    (fixed seeds), so the fits of its five sweeps (~2 s, a forest and its permutations each) are
+    made once a session and given again for the same inputs."""
     from django.core.management import call_command
 
     from tracker.summaries import importance
 
+    fit = importance.param_importance
+
+    def fit_once(params, values, **options):
+        inputs = json.dumps([params, values, options], sort_keys=True)
+        if inputs not in importance_fits:
+            importance_fits[inputs] = fit(params, values, **options)
+        return copy.deepcopy(importance_fits[inputs])
+
     call_command("demo", stdout=open(os.devnull, "w"))
-    for parent_pk in importance.stale_parents():
-        importance.refresh_importance(parent_pk=parent_pk)
+    with monkeypatch.context() as patched:
+        patched.setattr(importance, "param_importance", fit_once)
+        for parent_pk in importance.stale_parents():
+            importance.refresh_importance(parent_pk=parent_pk)
