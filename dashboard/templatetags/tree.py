@@ -4,7 +4,7 @@ that answer with rows alone, both through the Jinja2 template templates/jinja2/p
 A template costs microseconds per node: a row written as filter chains, `{% with %}` and an
 include per row took ~0.6 ms in Django's engine, and a filtered tree page of ~350 rows spent
 ~200 ms of its ~370 ms rendering them (bench/million.py). Here each row's values are worked out
-once in Python (a dict a row), the template only places them, and Jinja2 (dashboard/jinja.py)
+once in Python (an object a row), the template only places them, and Jinja2 (dashboard/jinja.py)
 places them compiled. A value written several times in a row (the run id five times, the name
 four) is escaped here, once: the template sees it is safe and writes it as it is; every other
 value the template escapes.
