@@ -2,13 +2,14 @@
 
 from django.db.models import F, FilteredRelation, OuterRef, Q, Subquery
 from django.db.models.expressions import OrderBy
+from django.db.models.functions import Substr
 
 from tracker.errors import InvalidParameterValue
 from tracker.filtering.ast import ATTRIBUTES, MAX_ORDER_BY_CLAUSES, NUMERIC_ATTRIBUTES, STRING_ATTRIBUTES, Column
 from tracker.filtering.compiler import KEYED_VALUES
 from tracker.filtering.lexer import check_text
 from tracker.filtering.parser import Parser
-from tracker.models import LatestMetric, Param, RunSummary, RunTag
+from tracker.models import INDEXED_VALUE_CHARS, LatestMetric, Param, RunSummary, RunTag
 
 
 def bounded_order_by(order_by: list[str] | str | None) -> list[str]:
@@ -34,13 +35,24 @@ def parse_order_clause(text: str) -> tuple[Column, bool]:
     return column, descending
 
 
-def _sort_value(column: Column):
+def sort_values(model, value) -> list:
+    """The sort keys of one keyed value. A param's or tag's text sorts by its first
+    INDEXED_VALUE_CHARS characters, then whole: the (key, value) index holds that prefix, so a
+    page can walk the index in this order (paging.py). It is the value's own order for every
+    value shorter than the prefix, and for all values under a byte-wise collation (SQLite, and
+    PostgreSQL's C collations); only two long values under a linguistic collation can differ."""
+    if model in (Param, RunTag):
+        return [Substr(value, 1, INDEXED_VALUE_CHARS), value]
+    return [value]
+
+
+def _sort_values(column: Column) -> list:
     if column.entity == ATTRIBUTES:
-        return F(STRING_ATTRIBUTES.get(column.key) or NUMERIC_ATTRIBUTES[column.key])
+        return [F(STRING_ATTRIBUTES.get(column.key) or NUMERIC_ATTRIBUTES[column.key])]
     model, field_name = KEYED_VALUES[column.entity]
     # One row per run and key (a unique constraint); [:1] only tells the database so.
     rows = model.objects.filter(run=OuterRef("pk"), key=column.key).values(field_name)[:1]
-    return Subquery(rows)
+    return sort_values(model, Subquery(rows))
 
 
 # The Run relation that reaches each keyed model, for the joins of order_runs and paging.py.
@@ -57,13 +69,13 @@ def order_runs(runs, order_by: list[str]):
     for index, clause in enumerate(order_by or ()):
         column, descending = parse_order_clause(clause)
         if column.entity == ATTRIBUTES:
-            value = _sort_value(column)
+            values = _sort_values(column)
         else:
             model, field_name = KEYED_VALUES[column.entity]
             relation, alias = RELATION_TO[model], f"order_by_{index}"
             runs = runs.alias(**{alias: FilteredRelation(relation, condition=Q(**{f"{relation}__key": column.key}))})
-            value = F(f"{alias}__{field_name}")
-        ordering.append(OrderBy(value, descending=descending, nulls_last=True))
+            values = sort_values(model, F(f"{alias}__{field_name}"))
+        ordering += [OrderBy(value, descending=descending, nulls_last=True) for value in values]
     return runs.order_by(*ordering, F("start_time").desc(nulls_last=True), F("run_id").asc())
 
 
@@ -75,5 +87,5 @@ def order_by_expressions(order_by: list[str]) -> list[OrderBy]:
     expressions = []
     for clause in order_by or ():
         column, descending = parse_order_clause(clause)
-        expressions.append(OrderBy(_sort_value(column), descending=descending, nulls_last=True))
+        expressions += [OrderBy(value, descending=descending, nulls_last=True) for value in _sort_values(column)]
     return [*expressions, F("start_time").desc(nulls_last=True), F("run_id").asc()]
