@@ -157,6 +157,10 @@ def queries(probe: dict, page_size: int = 100) -> dict[str, dict]:
             "max_results": page_size,
             "pages": 10,
         },
+        f"`order_by params.param1 DESC`, first page of {page_size}": {
+            "order_by": ["params.param1 DESC"],
+            "max_results": page_size,
+        },
         f"`order_by params.param1 DESC`, tenth page of {page_size} (page_token)": {
             "order_by": ["params.param1 DESC"],
             "max_results": page_size,
