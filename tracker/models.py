@@ -294,7 +294,13 @@ class LatestMetric(MetricValueMixin, models.Model):
     step = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_latest_metric")]
+        constraints = [
+            # With the value beside the key (PostgreSQL; SQLite leaves it out), `metrics.k < x` is
+            # checked for a run from this index alone. A tag + metric filter over 101,000 runs
+            # hashed the 50,000 runs under the bound, read from the table; it now probes the 2,020
+            # tagged runs' entries: 36 -> 11 ms (bench/search.py, EXPLAIN ANALYZE).
+            models.UniqueConstraint(fields=["run", "key"], name="uniq_latest_metric", include=["value"])
+        ]
         indexes = [
             # Filters and sorts on `metrics.k`.
             models.Index(fields=["key", "value"], name="latest_metric_key_value_idx"),
