@@ -294,13 +294,9 @@ class LatestMetric(MetricValueMixin, models.Model):
     step = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [
-            # With the value beside the key (PostgreSQL; SQLite leaves it out), `metrics.k < x` is
-            # checked for a run from this index alone. A tag + metric filter over 101,000 runs
-            # hashed the 50,000 runs under the bound, read from the table; it now probes the 2,020
-            # tagged runs' entries: 36 -> 11 ms (bench/search.py, EXPLAIN ANALYZE).
-            models.UniqueConstraint(fields=["run", "key"], name="uniq_latest_metric", include=["value"])
-        ]
+        # On PostgreSQL this index also carries the value (migration 0012): a metric bound is
+        # checked from it alone.
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="uniq_latest_metric")]
         indexes = [
             # Filters and sorts on `metrics.k`.
             models.Index(fields=["key", "value"], name="latest_metric_key_value_idx"),
