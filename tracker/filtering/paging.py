@@ -94,7 +94,7 @@ def _phases(runs: QuerySet, order_by: list[str]) -> list[_Phase]:
         keys += clause_keys
     if split is None:
         return [_Phase(runs, (*keys, _START_TIME, _RUN_ID))]
-    present = tuple(_Key(key.name, key.descending, nullable=False) for key in split)
+    present = tuple(replace(key, nullable=False) for key in split)
     tail = (*keys[len(split) :], _START_TIME, _RUN_ID)
     return [
         _Phase(runs.filter(**{f"{split[-1].name}__isnull": False}), (*present, *tail), groups=len(split) == 2),
