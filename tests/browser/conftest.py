@@ -26,6 +26,11 @@ def pytest_collection_modifyitems(items):
 def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
     context.set_default_timeout(10_000)
+    # A page's load event waits for every chart its scripts draw: a compare page reaches it in
+    # 3-4 s on an idle 2-core machine (plotly.js evaluated, parallel coordinates in software
+    # WebGL), and past 10 s in CI, where the two suites share those cores. Speed is the benches'
+    # business; a test waits long enough to check behaviour.
+    context.set_default_navigation_timeout(30_000)
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
