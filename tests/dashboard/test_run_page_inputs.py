@@ -104,6 +104,18 @@ def test_datasets_show_name_digest_context_source_and_schema(client, run):
     assert [d.context for d in response.context["inputs"].datasets] == ["training", "validation"]
 
 
+def test_a_dataset_made_in_code_shows_the_script_that_made_it(client, run):
+    # mlflow.data.from_pandas(df) without a source records the logging script's tags as the
+    # source; the page shows the script, not that JSON.
+    source = {"tags": {"mlflow.user": "ana", "mlflow.source.name": "train.py", "mlflow.source.type": "LOCAL"}}
+    dataset = datasets.DatasetInput(name="frame", digest="c0de", source_type="code", source=json.dumps(source))
+    datasets.run_log_inputs(run=run, datasets=[dataset])
+
+    shown = rows(client.get(f"/runs/{run.run_id}/").content.decode(), "data-dataset")
+
+    assert shown["frame"] == "frame — c0de code train.py —"
+
+
 def test_models_show_name_flavor_status_step_and_links_to_their_files(client, run):
     ready = log_model(run, "model")
     pending = log_model(run, "still-uploading", upload=False)

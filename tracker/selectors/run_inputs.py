@@ -85,7 +85,8 @@ def _datasets(run: Run) -> list[DatasetRow]:
 
 
 def _source_text(source: str) -> str:
-    """The URI or path in MLflow's source JSON ({"uri": "s3://..."}, {"url": ...}, {"path": ...})."""
+    """The URI or path in MLflow's source JSON ({"uri": "s3://..."}, {"url": ...}, {"path": ...}),
+    or the script of a dataset made in code (its source is the logging run's tags)."""
     try:
         described = json.loads(source) if source else None
     except ValueError:
@@ -94,6 +95,10 @@ def _source_text(source: str) -> str:
         for key in ("uri", "url", "path", "file_path", "table_name"):
             if isinstance(described.get(key), str):
                 return described[key]
+        tags = described.get("tags")
+        script = tags.get("mlflow.source.name") if isinstance(tags, dict) else None
+        if isinstance(script, str) and script:
+            return script
     return source
 
 
