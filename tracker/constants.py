@@ -15,6 +15,7 @@ RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
 NOTE_TAG = "mlflow.note.content"
 LOGGED_MODEL_HISTORY_TAG = "mlflow.log-model.history"
+SOURCE_NAME_TAG = "mlflow.source.name"  # the script that logged the run
 # The input tag that says what a run used a dataset for: training, validation, ...
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import yaml
 from django.db.models import Exists, OuterRef, Q, Subquery
 
-from tracker.constants import DATASET_CONTEXT_TAG
+from tracker.constants import DATASET_CONTEXT_TAG, SOURCE_NAME_TAG
 from tracker.errors import InvalidParameterValue
 from tracker.models import LoggedModel, Run, RunDatasetInput, RunModelInput, RunModelOutput
 from tracker.services import artifacts
@@ -96,7 +96,7 @@ def _source_text(source: str) -> str:
             if isinstance(described.get(key), str):
                 return described[key]
         tags = described.get("tags")
-        script = tags.get("mlflow.source.name") if isinstance(tags, dict) else None
+        script = tags.get(SOURCE_NAME_TAG) if isinstance(tags, dict) else None
         if isinstance(script, str) and script:
             return script
     return source
