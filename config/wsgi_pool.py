@@ -107,6 +107,12 @@ class Exchange:
 
     async def run(self):
         try:
+            await self.exchange()
+        finally:
+            self.let_go()
+
+    async def exchange(self):
+        try:
             await self.fill(self.pool.prefetch_bytes)
         except BodyNotReceived as error:
             if self.client_gone:
@@ -123,6 +129,19 @@ class Exchange:
         if response is not None:  # a whole response, sent from here (no thread waits on it)
             await self.send(response[0])
             await self.send(response[1])
+
+    def let_go(self):
+        """Drop this request's receive and send. granian closes a connection whose body was not
+        read to its end (a 408, a refusal) only once nothing holds them: until then it keeps the
+        body stream open for a reader. A stored BodyNotReceived's traceback leads back here in a
+        cycle, which held them until the garbage collector next ran: seconds, or never on an idle
+        server, with the stalled client's connection open all that time."""
+        self.stop_reading_ahead()
+        if self.watcher is not None:
+            self.watcher.cancel()  # the response has been sent: nothing left to watch for
+            self.watcher = None
+        self.body_error = None
+        self.receive = self.send = None
 
     # --- the request body, on the loop ----------------------------------------------------------
 

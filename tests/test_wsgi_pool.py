@@ -4,7 +4,9 @@ stops being produced once its client has gone. (tests/trust/test_slow_clients.py
 against real granian.)"""
 
 import asyncio
+import gc
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -135,6 +137,59 @@ def test_an_upload_larger_than_the_prefetch_streams_and_is_cut_when_it_stalls():
     serve(pool, (http_scope(method="PUT", headers=[("content-length", "100")]), client))
     assert read == [b"1234", b"5678"]  # it streamed what arrived before the stall
     assert client.status == 408
+
+
+class GranianRequest:
+    """As granian hands over a request: receive and send are methods of one object that holds the
+    connection's body stream, and receive returns a future (no frame of the client's in any
+    traceback). The body stalls after `pieces`."""
+
+    def __init__(self, pieces):
+        self.pieces = list(pieces)
+        self.sent = []
+
+    def receive(self):
+        piece = asyncio.get_running_loop().create_future()
+        if self.pieces:
+            piece.set_result({"type": "http.request", "body": self.pieces.pop(0), "more_body": True})
+        return piece  # after the pieces, never done: the client stopped sending
+
+    def send(self, message):
+        self.sent.append(message)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+@pytest.mark.parametrize("prefetch_bytes", [1024, 4], ids=["cut before the app", "cut while streaming"])
+def test_a_cut_request_lets_go_of_its_connection_without_waiting_for_the_garbage_collector(prefetch_bytes):
+    """granian closes a connection whose body was never read to its end only once nothing holds
+    the request's receive and send. A stalled upload's 408 once left them in a reference cycle
+    (the stored BodyNotReceived's traceback), and the connection stayed open until the garbage
+    collector ran: with it off here, the request must be freed all the same."""
+
+    def upload_app(environ, start_response):
+        try:
+            while environ["wsgi.input"].read(4):
+                pass
+        except BodyNotReceived:
+            start_response("408 Request Timeout", [])
+            return [b""]
+        start_response("200 OK", [])
+        return [b"stored"]
+
+    pool = WsgiPool(upload_app, threads=2, client_timeout=TIMEOUT, prefetch_bytes=prefetch_bytes)
+    request = GranianRequest([b"1234", b"5678"])
+    freed = weakref.ref(request)
+    gc.collect()
+    gc.disable()
+    try:
+        serve(pool, (http_scope(method="PUT", headers=[("content-length", "100")]), request))
+        assert next(m["status"] for m in request.sent if m["type"] == "http.response.start") == 408
+        del request
+        assert freed() is None, "the request outlived its exchange: granian would hold the connection open"
+    finally:
+        gc.enable()
 
 
 def test_a_download_stops_once_its_client_has_gone():
