@@ -88,7 +88,8 @@ def test_compare_children_on_a_challenge_parent_shows_its_25_children(page, demo
     expect(page.locator("h1")).to_have_text(f"Children of {parent.name}")
     expect(page.locator(".run-count")).to_have_text("25 runs")
     expect(page.locator(".compare-table tbody tr")).to_have_count(25)
-    expect(plots(page)).to_have_count(4)
+    # Parallel coordinates, scatter, bars, the param importance, history.
+    expect(plots(page)).to_have_count(5)
     screenshot(page, "compare-children.png")
     if os.environ.get("RUNTREE_UPDATE_DOCS") == "1":
         page.screenshot(path=DOCS / "compare.png", full_page=False)
