@@ -107,11 +107,11 @@ class Exchange:
 
     async def run(self):
         try:
-            await self.exchange()
+            await self.answer()
         finally:
             self.let_go()
 
-    async def exchange(self):
+    async def answer(self):
         try:
             await self.fill(self.pool.prefetch_bytes)
         except BodyNotReceived as error:

@@ -1,7 +1,7 @@
 // Charts built in dashboard/charts.py: each figure dict sits in a json_script element named by
 // its container's data-figure, or is fetched from its data-figure-url (the compare page's
-// history, whose data grows with the runs' histories), asked for as the page loads. plotly.js is served
-// from the installed package. A history chart (data-zoom-url) fetches the zoomed range again at
+// history, whose data grows with the runs' histories), asked for as the page loads. plotly.js is
+// served from the installed package. A history chart (data-zoom-url) fetches the zoomed range again at
 // full resolution when the viewer zooms, and the whole thinned history back on a double-click
 // (autorange). The range travels as plotly has it: the server reads it (charts.ZoomRange).
 (function () {
