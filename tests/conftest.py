@@ -55,6 +55,62 @@ def browser():
         chromium.close()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing():
+    """Django's own advice for test suites: production's PBKDF2 costs ~0.35 s a password made or
+    checked here, paid by every user a test makes and every login. The tests check who may do
+    what, not the hash's strength. Servers started as other processes keep production's hashers,
+    and no test hands them a user made here."""
+    from django.test.utils import override_settings  # noqa: PLC0415
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def postgresql_flushed_by_delete():
+    """After each test that commits (live server, browser, worker), Django empties every table. On
+    PostgreSQL it does so with one TRUNCATE of all 37 tables, which replaces each table's and
+    index's files: ~0.15 s, against ~0.015 s for a DELETE of each table, for the few rows a test
+    leaves. Several hundred tests flush, so the PostgreSQL suite deletes instead. The flush runs
+    in one transaction, and Django's foreign keys are checked at its commit, so the order of the
+    tables does not matter; no table has a trigger a DELETE would fire."""
+    from django.db.backends.postgresql.operations import DatabaseOperations  # noqa: PLC0415
+
+    truncate = DatabaseOperations.sql_flush
+
+    def delete_each(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences:
+            return truncate(self, style, tables, reset_sequences=True, allow_cascade=allow_cascade)
+        return [f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(table))};" for table in tables]
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(DatabaseOperations, "sql_flush", delete_each)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def model_requirements_inferred_once_per_flavor():
+    """`log_model` without `pip_requirements` has the mlflow client infer them: it starts a Python
+    process that loads the model and lists what it imported (~5 s), all on the client's side, and
+    for a flavor the answer is the same all session (the installed packages do not change). So the
+    first model of each flavor pays for the real inference and later ones get its answer; what the
+    client uploads to Runtree is unchanged."""
+    import mlflow.models  # noqa: PLC0415 (only the model-logging tests reach it)
+
+    infer = mlflow.models.infer_pip_requirements
+    answers: dict[str, list[str]] = {}
+
+    def infer_once(model_uri, flavor, *args, **kwargs):
+        if flavor not in answers:
+            answers[flavor] = infer(model_uri, flavor, *args, **kwargs)
+        return list(answers[flavor])
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(mlflow.models, "infer_pip_requirements", infer_once)
+        yield
+
+
 @pytest.fixture
 def eager_celery():
     """Tasks run in-process, as with no broker configured, whatever the environment says."""
