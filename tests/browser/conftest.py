@@ -3,7 +3,6 @@ live_server. They fail, never skip, when Chromium is missing: a skipped browser 
 green while nothing was checked."""
 
 import copy
-import json
 import os
 from pathlib import Path
 
@@ -48,34 +47,56 @@ def page(browser, live_server):
 
 
 @pytest.fixture(scope="session")
-def importance_fits() -> dict:
-    """tracker.summaries.importance.param_importance's answers by their inputs, for the session."""
+def demo_rows() -> dict:
+    """The rows the first `demo` fixture of the session made, by model, to be put back later."""
     return {}
 
 
+def _demo_models() -> list:
+    from django.apps import apps
+
+    return [
+        model
+        for app in ("tracker", "registry")
+        for model in apps.get_app_config(app).get_models(include_auto_created=True)
+    ]
+
+
+def _put_back(rows: dict) -> None:
+    """Insert the saved demo rows as they were, primary keys included, and move PostgreSQL's
+    sequences past them (SQLite's follow an explicit key by themselves)."""
+    from django.core.management.color import no_style
+    from django.db import connection, transaction
+
+    with transaction.atomic():  # foreign keys are checked at the commit, so any model order works
+        for model, instances in rows.items():
+            model._base_manager.bulk_create(copy.deepcopy(instances))
+        with connection.cursor() as cursor:
+            for statement in connection.ops.sequence_reset_sql(no_style(), list(rows)):
+                cursor.execute(statement)
+
+
 @pytest.fixture
-def demo(transactional_db, importance_fits, monkeypatch):
+def demo(transactional_db, demo_rows):
     """The demo workload, loaded by the lead's `demo` command, as `make run` shows it once its
     worker has caught up: the sweeps' param importance fitted (tasks run in-process here, where
     no fit is made: tracker/tasks.py queue_importance_refits).
 
-    Every test loads the same demo (tracker/demo.py: a fixed seed) and the fit is deterministic
-    (fixed seeds), so the fits of its five sweeps (~2 s, a forest and its permutations each) are
-    made once a session and given again for the same inputs."""
+    The first test of the session loads it so (~3 s, half of it the summaries refreshed after
+    each write, and the fits of five sweeps); the demo is the same every time (tracker/demo.py:
+    a fixed seed; the fits are seeded too), so later tests get the same rows put back (~0.2 s)."""
     from django.core.management import call_command
 
     from tracker.summaries import importance
 
-    fit = importance.param_importance
-
-    def fit_once(params, values, **options):
-        inputs = json.dumps([params, values, options], sort_keys=True)
-        if inputs not in importance_fits:
-            importance_fits[inputs] = fit(params, values, **options)
-        return copy.deepcopy(importance_fits[inputs])
-
+    if demo_rows:
+        _put_back(demo_rows)
+        return
+    before = {model: set(model._base_manager.values_list("pk", flat=True)) for model in _demo_models()}
     call_command("demo", stdout=open(os.devnull, "w"))
-    with monkeypatch.context() as patched:
-        patched.setattr(importance, "param_importance", fit_once)
-        for parent_pk in importance.stale_parents():
-            importance.refresh_importance(parent_pk=parent_pk)
+    for parent_pk in importance.stale_parents():
+        importance.refresh_importance(parent_pk=parent_pk)
+    for model in _demo_models():
+        made = [row for row in model._base_manager.order_by("pk") if row.pk not in before[model]]
+        if made:
+            demo_rows[model] = made
