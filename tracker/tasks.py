@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from tracker import hot_sql
 from tracker.models import Experiment, Run
 from tracker.summaries import bands, importance, refresh, staleness
 
@@ -178,7 +179,7 @@ def queue_tree_refresh(root_pk: int, *, even_if_queued: bool = False) -> bool:
     delay = settings.RUNTREE_SUMMARY_REFRESH_DELAY_MS / 1000
     if delay and not even_if_queued and _queued_here_within(root_pk, delay):
         return False  # this process's queued task has not started yet: it will see this write
-    claimed = Run.objects.filter(pk=root_pk, summary_queued=False).update(summary_queued=True) == 1
+    claimed = hot_sql.claim_tree_refresh(root_pk)
     if not (claimed or even_if_queued):
         return False
     try:

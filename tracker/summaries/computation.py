@@ -1,29 +1,14 @@
 """Computing one parent's summary from its children: a constant number of queries, whatever
-the number of children (stats, best own value, best child summary, params, delete, upsert)."""
+the number of children (stats, the best candidates, params, delete, upsert)."""
 
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Avg, Case, Count, F, FloatField, Max, Min, Q, QuerySet, StdDev, Value, When, Window
-from django.db.models.functions import RowNumber
-
+from tracker import hot_sql
 from tracker.goals import goal_in
-from tracker.models import ACTIVE, Goal, LatestMetric, Param, RunSummary
+from tracker.models import ACTIVE, Goal, RunSummary
 from tracker.values import now_ms, number_or_none
-
-_SUMMARY_FIELDS = [
-    "goal",
-    "best_value",
-    "best_run",
-    "best_params",
-    "count",
-    "min_value",
-    "max_value",
-    "mean_value",
-    "std_value",
-    "computed_at",
-]
 
 
 @dataclass(frozen=True)
@@ -41,15 +26,11 @@ class _Candidate:
 
 def recompute_summary(run_pk: int, *, goals: dict[str, str]) -> None:
     """Rewrite `run_pk`'s summary rows from its active children: their own latest values and their
-    own summaries (so the best covers the whole subtree)."""
-    own_values = LatestMetric.objects.filter(run__parent_id=run_pk, run__lifecycle_stage=ACTIVE, value__isnull=False)
-    # Children's summaries already cover their active subtrees, so one level is enough here; a
-    # deleted child's summary is left out, and with it its whole subtree.
-    child_bests = RunSummary.objects.filter(
-        run__parent_id=run_pk, run__lifecycle_stage=ACTIVE, best_value__isnull=False, best_run__isnull=False
-    )
-    stats = _spread_per_key(own_values)
-    best = _best_per_metric(own_values, child_bests, goals)
+    own summaries (so the best covers the whole subtree). Children's summaries already cover their
+    active subtrees, so one level is enough; a deleted child's summary is left out, and with it its
+    whole subtree. (The statements are tracker/hot_sql.py's: this is the summary worker's hot path.)"""
+    stats = _spread_per_key(run_pk)
+    best = _best_per_metric(run_pk, goals)
     params = _params_of(candidate.run_pk for candidate in best.values())
     _write_summary(run_pk, best=best, stats=stats, params=params, goals=goals)
 
@@ -59,36 +40,22 @@ def recompute_summary(run_pk: int, *, goals: dict[str, str]) -> None:
 _SAFE_MAGNITUDE = 1e150
 
 
-def _spread_per_key(own_values: QuerySet) -> dict[str, dict]:
-    """count/min/max/mean/std over the direct children's own values (NaN is NULL: not counted).
-    StdDev is population std; Django provides STDDEV_POP on SQLite too. Keys whose values reach
-    an infinity or a huge magnitude get their mean and std computed here instead (one more
-    query, only when there are such keys): infinities are values like any other (the mean of a set
-    with +inf is +inf, with both infinities NaN; a std with an infinity is NaN)."""
+def _spread_per_key(run_pk: int) -> dict[str, dict]:
+    """count/min/max/mean/std over the direct children's own values (NaN is NULL: not counted);
+    std is the population std. Keys whose values reach an infinity or a huge magnitude get their
+    mean and std computed here instead (one more query, only when there are such keys):
+    infinities are values like any other (the mean of a set with +inf is +inf, with both
+    infinities NaN; a std with an infinity is NaN)."""
     # Values past the safe magnitude count as 0 in the database's AVG and STDDEV (which would
-    # fail on them); the keys that have any are recomputed below, from their values. (0, not
-    # NULL: Django's STDDEV_POP for SQLite fails on a NULL.)
-    bounded = Case(
-        When(value__gt=-_SAFE_MAGNITUDE, value__lt=_SAFE_MAGNITUDE, then=F("value")),
-        default=Value(0.0),
-        output_field=FloatField(),
-    )
+    # fail on them); the keys that have any are recomputed below, from their values.
     spread = {
-        row["key"]: row
-        for row in own_values.order_by()
-        .values("key")
-        .annotate(
-            count=Count("value"),
-            min_value=Min("value"),
-            max_value=Max("value"),
-            mean_value=Avg(bounded),
-            std_value=StdDev(bounded),
-        )
+        key: {"count": count, "min_value": low, "max_value": high, "mean_value": mean, "std_value": std}
+        for key, count, low, high, mean, std in hot_sql.summary_spread(run_pk, active=ACTIVE, bound=_SAFE_MAGNITUDE)
     }
     huge = [key for key, row in spread.items() if _is_huge(row["min_value"]) or _is_huge(row["max_value"])]
     if huge:
         values: dict[str, list[float]] = {}
-        for key, value in own_values.filter(key__in=huge).values_list("key", "value"):
+        for key, value in hot_sql.summary_own_values(run_pk, active=ACTIVE, keys=huge):
             values.setdefault(key, []).append(value)
         for key, found in values.items():
             mean, std = mean_and_std(found)
@@ -113,15 +80,15 @@ def mean_and_std(values: list[float]) -> tuple[float, float]:
     return mean * scale, math.sqrt(variance) * scale
 
 
-def _best_per_metric(own_values: QuerySet, child_bests: QuerySet, goals: dict[str, str]) -> dict[str, _Candidate]:
-    """The best of the children's own values and of their summaries' bests, per key."""
+def _best_per_metric(run_pk: int, goals: dict[str, str]) -> dict[str, _Candidate]:
+    """The best of the children's own values and of their summaries' bests, per key. The database
+    ranks them, so at most four rows per key come back however many children there are: the
+    first in each direction from each source, since a goal inferred from a key's name is known
+    only once the key is."""
     candidates: dict[str, list[_Candidate]] = {}
-    sources = [
-        _best_per_key(own_values, "value", "run", goals),
-        _best_per_key(child_bests, "best_value", "best_run", goals),
-    ]
-    for source in sources:
-        for key, candidate in source:
+    for key, lowest, highest, value, best_pk, start_time, run_id in hot_sql.summary_candidates(run_pk, active=ACTIVE):
+        if (lowest if goal_in(goals, key) == Goal.MIN else highest) == 1:
+            candidate = _Candidate(value=value, run_pk=best_pk, start_time=start_time, run_id=run_id)
             candidates.setdefault(key, []).append(candidate)
     return {
         key: min(found, key=lambda candidate, key=key: candidate.rank(goal_in(goals, key)))
@@ -132,9 +99,7 @@ def _best_per_metric(own_values: QuerySet, child_bests: QuerySet, goals: dict[st
 def _params_of(run_pks: Iterable[int]) -> dict[int, dict[str, str]]:
     """The best runs' params, fresh (a param may arrive after the metric)."""
     params: dict[int, dict[str, str]] = {}
-    for param_run_pk, name, value in Param.objects.filter(run_id__in=set(run_pks)).values_list(
-        "run_id", "key", "value"
-    ):
+    for param_run_pk, name, value in hot_sql.params_of(sorted(set(run_pks))):
         params.setdefault(param_run_pk, {})[name] = value
     return params
 
@@ -169,35 +134,4 @@ def _write_summary(
                 computed_at=computed_at,
             )
         )
-    RunSummary.objects.filter(run_id=run_pk).exclude(key__in=list(best)).delete()
-    if rows:
-        RunSummary.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["run", "key"], update_fields=_SUMMARY_FIELDS
-        )
-
-
-def _best_per_key(rows: QuerySet, value_field: str, run_field: str, goals: dict[str, str]):
-    """(key, best candidate) for each key of `rows` by its goal (tracker/goals.py), ranked in the
-    database so at most two rows per key come back, however many children there are: the first
-    in each direction, since a goal inferred from a key's name is known only once the key is."""
-    ties = [F(f"{run_field}__start_time").asc(nulls_last=True), F(f"{run_field}__run_id").asc()]
-    ranked = (
-        rows.order_by()
-        .annotate(
-            lowest=Window(RowNumber(), partition_by=[F("key")], order_by=[F(value_field).asc(), *ties]),
-            highest=Window(RowNumber(), partition_by=[F("key")], order_by=[F(value_field).desc(), *ties]),
-        )
-        .filter(Q(lowest=1) | Q(highest=1))
-        .values_list(
-            "key",
-            "lowest",
-            "highest",
-            value_field,
-            f"{run_field}_id",
-            f"{run_field}__start_time",
-            f"{run_field}__run_id",
-        )
-    )
-    for key, lowest, highest, value, run_pk, start_time, run_id in ranked:
-        if (lowest if goal_in(goals, key) == Goal.MIN else highest) == 1:
-            yield key, _Candidate(value=value, run_pk=run_pk, start_time=start_time, run_id=run_id)
+    hot_sql.write_summaries(run_pk, rows)

@@ -10,6 +10,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Substr
 
+from tracker import hot_sql
 from tracker.goals import goals_of
 from tracker.models import PATH_SEGMENT_WIDTH, Run, RunSummary, path_ids, path_segment
 from tracker.summaries.computation import recompute_summary
@@ -29,18 +30,17 @@ def refresh_tree(*, root_pk: int) -> TreeRefresh:
     MAX_PASSES_PER_TASK passes (then the task queues the tree again: see tracker/tasks.py)."""
     # Cleared before looking: a write that lands while this runs queues another pass rather than
     # finding the flag set and assuming this pass will see it.
-    Run.objects.filter(pk=root_pk).update(summary_queued=False)
-    stale_in_tree = Run.objects.filter(path__startswith=path_segment(root_pk), summary_stale=True)
+    hot_sql.release_tree_refresh(root_pk)
     goals = _GoalsByExperiment()
     computed = 0
     failed: set[int] = set()
     for _ in range(MAX_PASSES_PER_TASK):
-        stale = [row for row in stale_in_tree.values_list("pk", "path", "experiment_id") if row[0] not in failed]
+        stale = [row for row in hot_sql.stale_in_tree(path_segment(root_pk)) if row[0] not in failed]
         if not stale:
             return TreeRefresh(computed=computed, finished=not failed, failed=len(failed))
         computed += _refresh_deepest_first(stale, goals, failed)
     # Writes keep landing below: the task lets other trees' tasks go first, then carries on.
-    return TreeRefresh(computed=computed, finished=not stale_in_tree.exists(), failed=len(failed))
+    return TreeRefresh(computed=computed, finished=not hot_sql.stale_in_tree(path_segment(root_pk)), failed=len(failed))
 
 
 # A pass refreshes what was stale when it began; writes landing meanwhile need another. A tree
@@ -89,21 +89,18 @@ def _refresh(run_pk: int, *, parent_pk: int | None, goals: dict[str, str], only_
         if parent_pk is not None:
             # The row locks this transaction needs, in id order: the order writers take them in
             # (_mark_stale), so neither waits for the other in a cycle.
-            locking = Run.objects.filter(pk__in=[run_pk, parent_pk]).order_by("pk").select_for_update()
-            list(locking.values_list("pk", flat=True))
-        claim = Run.objects.filter(pk=run_pk)
-        if only_if_stale:
-            # The claim: a worker that got here first leaves 0 rows to update. It commits with the
-            # new summary, so a worker killed in between leaves the run stale for the repair.
-            claim = claim.filter(summary_stale=True)
-        if claim.update(summary_stale=False) != 1:
+            hot_sql.lock_runs([run_pk, parent_pk])
+        # With only_if_stale, the claim: a worker that got here first leaves 0 rows to update. It
+        # commits with the new summary, so a worker killed in between leaves the run stale for the
+        # repair.
+        if not hot_sql.claim_summary(run_pk, only_if_stale=only_if_stale):
             return False
         recompute_summary(run_pk, goals=goals)
         if parent_pk is not None:
             # The parent's summary is built on this one. It may have been recomputed a moment ago
             # from this run's old summary by another worker (whose list was taken before this run
             # went stale), so it is stale again from this commit on, whatever it says now.
-            Run.objects.filter(pk=parent_pk).update(summary_stale=True)
+            hot_sql.mark_stale(parent_pk)
     return True
 
 

@@ -193,10 +193,10 @@ def test_the_queries_per_parent_do_not_grow_with_its_children(parent, children, 
     parent.summary_stale = True
     parent.save(update_fields=["summary_stale"])
 
-    # Expect 9 queries: a savepoint (the run's own transaction, inside the test's), claim the run,
-    # child stats, best own value, best child summary, the best run's params, delete vanished
-    # keys, upsert the rest, release the savepoint.
-    with django_assert_num_queries(9):
+    # Expect 8 queries: a savepoint (the run's own transaction, inside the test's), claim the run,
+    # child stats, the best candidates (own values and child summaries, in one), the best run's
+    # params, delete vanished keys, upsert the rest, release the savepoint.
+    with django_assert_num_queries(8):
         assert summary_refresh.refresh_stale_run(parent.pk, parent_pk=None, goals={})
 
 
