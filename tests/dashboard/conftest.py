@@ -1,6 +1,6 @@
 import pytest
 
-from tests.factories import ExperimentFactory, RunFactory, bulk_children
+from tests.factories import ExperimentFactory, RunFactory, bulk_children, insert_rows
 from tracker.models import Run, RunTag
 from tracker.services import KeyValue, MetricInput, run_log_batch
 from tracker.summaries import refresh as summary_refresh
@@ -9,9 +9,7 @@ from tracker.summaries import refresh as summary_refresh
 def tag_children(parent: Run, key: str, value_of) -> None:
     """Tag every child of `parent` in one bulk insert: value_of(i) for the i-th child (by pk)."""
     children = Run.objects.children_of(parent).order_by("pk").values_list("pk", flat=True)
-    RunTag.objects.bulk_create(
-        [RunTag(run_id=pk, key=key, value=value_of(i)) for i, pk in enumerate(children)], batch_size=1000
-    )
+    insert_rows(RunTag, ["run", "key", "value"], [(pk, key, value_of(i)) for i, pk in enumerate(children)])
 
 
 @pytest.fixture
