@@ -46,9 +46,10 @@ def refresh_tree(self, root_pk: int) -> int:
         # or the repair after the write (maybe_repair_in_process), runs it again.
         return result.computed
     if not result.finished:
-        # Writes keep landing below: let other trees' tasks go first, then carry on (unless a
-        # write has queued the next task already).
-        queue_tree_refresh(root_pk)
+        # Writes keep landing below: let other trees' tasks go first, then carry on. The tree's
+        # flag is still this task's, so the next one is queued whatever it says, and at once:
+        # the writes it will read have waited long enough.
+        queue_tree_refresh(root_pk, even_if_queued=True, at_once=True)
     queue_importance_refits(root_pk=root_pk, min_age_ms=importance.REFIT_INTERVAL_MS)
     return result.computed
 
@@ -170,13 +171,15 @@ def _queued_here_within(root_pk: int, delay: float) -> bool:
     return False
 
 
-def queue_tree_refresh(root_pk: int, *, even_if_queued: bool = False) -> bool:
-    """Queue `refresh_tree` for the tree under `root_pk`, unless one is queued already.
+def queue_tree_refresh(root_pk: int, *, even_if_queued: bool = False, at_once: bool = False) -> bool:
+    """Queue `refresh_tree` for the tree under `root_pk`, unless one is queued or running already.
 
     The conditional update is the claim: of many writers finishing at once, one sees 1 row and
-    queues; the others see 0. The task clears the flag as it starts. The repair passes
-    `even_if_queued`, because a task lost with a killed worker leaves the flag set."""
-    delay = settings.RUNTREE_SUMMARY_REFRESH_DELAY_MS / 1000
+    queues; the others see 0. The task lets go of the flag when it finds nothing left to refresh
+    (summaries.refresh.refresh_tree). The repair passes `even_if_queued`, because a task lost
+    with a killed worker leaves the flag set; a task giving way to other trees passes it with
+    `at_once` (no coalescing delay)."""
+    delay = 0 if at_once else settings.RUNTREE_SUMMARY_REFRESH_DELAY_MS / 1000
     if delay and not even_if_queued and _queued_here_within(root_pk, delay):
         return False  # this process's queued task has not started yet: it will see this write
     claimed = hot_sql.claim_tree_refresh(root_pk)

@@ -5,7 +5,7 @@ How a summary stays fresh:
 1. A write to a run (tracker/services/) marks its parent `summary_stale` inside the write's
    transaction (staleness.py), and after commit queues one refresh per tree (tracker/tasks.py),
    coalesced through the root's `summary_queued` flag: a burst of writes into one tree queues
-   one task while that task waits, not one per write.
+   one task while that task waits or runs, not one per write.
 2. `tracker.tasks.refresh_tree` recomputes the tree's stale runs deepest first (refresh.py).
    Each run is claimed with a conditional update inside its own transaction: two workers never
    compute one run at once, and a worker killed mid-way leaves the run stale rather than

@@ -3,6 +3,7 @@ transaction, and the recompute of every parent (manage.py refresh_summaries)."""
 
 import heapq
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -27,25 +28,40 @@ class TreeRefresh:
 
 def refresh_tree(*, root_pk: int) -> TreeRefresh:
     """Recompute every stale summary in the tree under `root_pk` until none is left, or until
-    MAX_PASSES_PER_TASK passes (then the task queues the tree again: see tracker/tasks.py)."""
-    # Cleared before looking: a write that lands while this runs queues another pass rather than
-    # finding the flag set and assuming this pass will see it.
-    hot_sql.release_tree_refresh(root_pk)
+    SECONDS_PER_TASK have passed (then the task queues the tree again: see tracker/tasks.py).
+
+    The root's `summary_queued` flag, set by whoever queued this task, stays set while it runs:
+    writes landing meanwhile queue nothing, and this task's next pass sees them. So a busy tree
+    has one task, not one running and another started beside it on the same runs by the next
+    write. The flag is let go of only once a pass finds nothing stale, and then the tree is looked
+    at once more: a write that committed before the release found the flag set and relies on
+    this task; a write after it queues a task of its own."""
     goals = _GoalsByExperiment()
     computed = 0
     failed: set[int] = set()
-    for _ in range(MAX_PASSES_PER_TASK):
-        stale = [row for row in hot_sql.stale_in_tree(path_segment(root_pk)) if row[0] not in failed]
+    deadline = time.monotonic() + SECONDS_PER_TASK
+    while True:
+        stale = _stale_in_tree(root_pk, failed)
         if not stale:
-            return TreeRefresh(computed=computed, finished=not failed, failed=len(failed))
+            hot_sql.release_tree_refresh(root_pk)
+            stale = _stale_in_tree(root_pk, failed)
+            if not stale or not hot_sql.claim_tree_refresh(root_pk):
+                return TreeRefresh(computed=computed, finished=not failed, failed=len(failed))
+        elif time.monotonic() >= deadline:
+            # Writes keep landing below: the task lets other trees' tasks go first, then carries
+            # on, the flag still set.
+            return TreeRefresh(computed=computed, finished=False, failed=len(failed))
         computed += _refresh_deepest_first(stale, goals, failed)
-    # Writes keep landing below: the task lets other trees' tasks go first, then carries on.
-    return TreeRefresh(computed=computed, finished=not hot_sql.stale_in_tree(path_segment(root_pk)), failed=len(failed))
+
+
+def _stale_in_tree(root_pk: int, failed: set[int]) -> list[tuple[int, str, int]]:
+    return [row for row in hot_sql.stale_in_tree(path_segment(root_pk)) if row[0] not in failed]
 
 
 # A pass refreshes what was stale when it began; writes landing meanwhile need another. A tree
-# still busy after this many gives way to other trees' tasks.
-MAX_PASSES_PER_TASK = 20
+# still busy after this long gives way to other trees' tasks. A time, not a number of passes: a
+# pass over a small tree takes milliseconds.
+SECONDS_PER_TASK = 2.0
 
 
 def _refresh_deepest_first(stale: list[tuple[int, str, int]], goals: "_GoalsByExperiment", failed: set[int]) -> int:

@@ -1,6 +1,7 @@
 """Keeping summaries fresh: writes mark ancestors stale and queue one refresh per tree after commit."""
 
 import threading
+import time
 from unittest import mock
 
 import pytest
@@ -10,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError
 
 from tests.factories import ExperimentFactory, RunFactory, build_chain
-from tracker import services, tasks
+from tracker import hot_sql, services, tasks
 from tracker.constants import GOAL_TAG_PREFIX, PARENT_RUN_ID_TAG
 from tracker.demo import TUNING_EXPERIMENT, load_demo
 from tracker.models import ACTIVE, DELETED, Experiment, LatestMetric, Param, Run, RunSummary
@@ -171,6 +172,55 @@ def test_the_task_passes_again_over_parents_left_stale_beside_it():
 
     assert best_of(root) == (0.3, leaf.pk)
     assert stale_names(root, group) == []
+
+
+def test_a_tree_whose_writes_keep_landing_gives_way_after_its_time_and_is_queued_again(queued, monkeypatch):
+    root, leaf = build_chain(2)
+    LatestMetric.objects.create(run=leaf, key="metric1", value=0.3, timestamp=0)
+    Run.objects.filter(pk=root.pk).update(summary_stale=True)
+    refresh_once = summary_refresh._refresh_deepest_first
+
+    def refresh_while_a_write_lands(*args):
+        computed = refresh_once(*args)
+        Run.objects.filter(pk=root.pk).update(summary_stale=True)  # a child's next metric
+        return computed
+
+    monkeypatch.setattr(summary_refresh, "_refresh_deepest_first", refresh_while_a_write_lands)
+    monkeypatch.setattr(summary_refresh, "SECONDS_PER_TASK", 0.2)
+
+    started = time.monotonic()
+    tasks.refresh_tree(root.pk)
+
+    assert 0.2 <= time.monotonic() - started < 5
+    assert best_of(root) == (0.3, leaf.pk)
+    assert stale_names(root) == [root.name]
+    assert Run.objects.get(pk=root.pk).summary_queued  # still the tree's: the next task's
+    queued.assert_called_once_with(root.pk)
+
+
+def test_a_write_that_lands_as_the_task_lets_go_of_the_tree_is_refreshed_by_that_task(queued, monkeypatch):
+    root, leaf = build_chain(2)
+    LatestMetric.objects.create(run=leaf, key="metric1", value=0.3, timestamp=0)
+    Run.objects.filter(pk=root.pk).update(summary_stale=True, summary_queued=True)
+    release = hot_sql.release_tree_refresh
+    writes = []
+
+    def a_write_lands_just_before(root_pk):
+        if not writes:  # a better value, and its claim, which finds the flag still set
+            LatestMetric.objects.filter(run=leaf).update(value=0.1)
+            Run.objects.filter(pk=root.pk).update(summary_stale=True)
+            writes.append(tasks.queue_tree_refresh(root_pk))
+        release(root_pk)
+
+    monkeypatch.setattr(hot_sql, "release_tree_refresh", a_write_lands_just_before)
+
+    assert tasks.refresh_tree(root.pk) == 2
+
+    assert writes == [False]  # the write queued nothing: it relied on the running task
+    assert best_of(root) == (0.1, leaf.pk)
+    assert stale_names(root) == []
+    assert not Run.objects.get(pk=root.pk).summary_queued
+    queued.assert_not_called()
 
 
 def test_refreshing_a_run_locks_it_and_its_parent_in_id_order_and_marks_the_parent_stale(
@@ -424,4 +474,4 @@ def test_with_a_broker_a_burst_into_one_tree_rides_on_one_delayed_refresh(settin
     # The later writes neither claimed the tree again nor published: the queued task will see them.
     assert not [q for q in later_writes.captured_queries if "summary_queued" in q["sql"]]
     root.refresh_from_db()
-    assert root.summary_queued  # the task clears it as it starts
+    assert root.summary_queued  # the task lets go of it once it finds nothing left to refresh
