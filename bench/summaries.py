@@ -322,9 +322,9 @@ so {lag["writes"]:,} writes queued {lag["tasks"]:,} tasks.
 **Full recompute** (`manage.py refresh_summaries` does the same) of {recompute["runs"]:,} runs:
 {recompute["parents"]:,} parents × {children} children, 2 params and 2 metrics each,
 bulk-inserted in {recompute["built"]:.0f} s. Seconds, min / median / max of {len(recompute["seconds"])}:
-**{report.spread(recompute["seconds"])}** ({per_parent_ms:.1f} ms a parent: the same 6 statements for each, in a transaction of its own,
-whatever its number of children). Target: under {TARGET_RECOMPUTE_S:.0f} s: {recompute_met}. A sample of parents is
-checked against brute force after each run.
+**{report.spread(recompute["seconds"])}** ({per_parent_ms:.1f} ms a parent: the same 6 statements for each,
+in a transaction of its own, whatever its number of children). Target: under {TARGET_RECOMPUTE_S:.0f} s:
+{recompute_met}. A sample of parents is checked against brute force after each run.
 """
 
 
