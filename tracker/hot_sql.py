@@ -1,4 +1,4 @@
-"""The tracking API's hot statements, as fixed SQL with placeholders.
+"""The tracking API's hot statements, and the summary worker's, as fixed SQL with placeholders.
 
 A sweep logs through the mlflow client one tiny call at a time, and compiling each call's
 queries through the ORM cost far more than running them: 0.5 ms to build `Run.objects.get(...)`
@@ -402,9 +402,10 @@ def _bounded(value: str) -> str:
     return f"CASE WHEN ({value} > %s AND {value} < %s) THEN {value} ELSE 0.0 END"
 
 
+# The active children's own latest values (m), with the child (r).
 _OWN_VALUES = (
-    f"FROM {_table(LatestMetric)} m JOIN {_table(Run)} c ON c.{_CHILD['id']} = m.{_METRIC['run']} "
-    f"WHERE c.{_CHILD['parent']} = %s AND c.{_CHILD['lifecycle_stage']} = %s AND m.{_METRIC['value']} IS NOT NULL"
+    f"FROM {_table(LatestMetric)} m JOIN {_table(Run)} r ON r.{_CHILD['id']} = m.{_METRIC['run']} "
+    f"WHERE r.{_CHILD['parent']} = %s AND r.{_CHILD['lifecycle_stage']} = %s AND m.{_METRIC['value']} IS NOT NULL"
 )
 _SUMMARY_SPREAD = (
     f"SELECT m.{_METRIC['key']}, COUNT(m.{_METRIC['value']}), MIN(m.{_METRIC['value']}), "
@@ -447,14 +448,7 @@ def _ranked(key: str, value: str, run: str, source: str) -> str:
 # children's own summaries (which cover their subtrees), in one round trip.
 _SUMMARY_CANDIDATES = " UNION ALL ".join(
     [
-        _ranked(
-            f"m.{_METRIC['key']}",
-            f"m.{_METRIC['value']}",
-            f"m.{_METRIC['run']}",
-            f"FROM {_table(LatestMetric)} m JOIN {_table(Run)} r ON r.{_CHILD['id']} = m.{_METRIC['run']} "
-            f"WHERE r.{_CHILD['parent']} = %s AND r.{_CHILD['lifecycle_stage']} = %s "
-            f"AND m.{_METRIC['value']} IS NOT NULL",
-        ),
+        _ranked(f"m.{_METRIC['key']}", f"m.{_METRIC['value']}", f"m.{_METRIC['run']}", _OWN_VALUES),
         _ranked(
             f"s.{_SUMMARY_COLUMNS['key']}",
             f"s.{_SUMMARY_COLUMNS['best_value']}",
@@ -547,7 +541,7 @@ def claim_tree_refresh(root_pk: int) -> bool:
 
 
 def release_tree_refresh(root_pk: int) -> None:
-    """Clear the root's `summary_queued` flag (a refresh of the tree is starting)."""
+    """Clear the root's `summary_queued` flag (its refresh task found nothing left to do)."""
     _execute(_RELEASE_TREE_REFRESH, [root_pk])
 
 
