@@ -10,6 +10,7 @@ import itertools
 import factory
 from django.db import connection
 
+from tracker import hot_sql
 from tracker.constants import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG, RUN_NAME_TAG
 from tracker.models import Experiment, LatestMetric, Param, Run, RunStatus, RunTag, new_run_id
 from tracker.services import placement
@@ -112,18 +113,16 @@ def bulk_children(parent: Run, count: int, *, metric_key: str | None = None) -> 
 
 
 def insert_rows(model, fields: list[str], rows: list[tuple]) -> None:
-    """INSERT `rows` (values of `fields`, as the database stores them) in multi-row statements.
-    For the size fixtures' tens of thousands of plain rows: bulk_create builds a model instance
-    and prepares every field of each row, which made a 10,000-run experiment take ~7 s."""
+    """INSERT `rows` (values of `fields`, as the database stores them) in multi-row statements, in
+    slices under SQLite's bound on parameters (hot_sql's). For the size fixtures' tens of thousands
+    of plain rows: bulk_create builds a model instance and prepares every field of each row, which
+    made a 10,000-run experiment take ~7 s."""
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(model._meta.get_field(name).column) for name in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    per_statement = 30_000 // len(fields)  # under SQLite's 32,766 parameters a statement
     with connection.cursor() as cursor:
-        for first in range(0, len(rows), per_statement):
-            part = rows[first : first + per_statement]
+        for part in hot_sql._slices(rows, len(fields)):
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(part))}",
+                f"INSERT INTO {table} ({columns}) VALUES {hot_sql._rows(len(part), len(fields))}",
                 [value for values in part for value in values],
             )
 

@@ -398,7 +398,8 @@ _METRIC = {name: _column(LatestMetric, name) for name in ("run", "key", "value")
 
 
 def _bounded(value: str) -> str:
-    """`value` where it lies strictly inside ±%s (the bound is a parameter), else 0."""
+    """`value` where it lies strictly inside ±%s (the bound is a parameter), else 0 (not NULL:
+    Django's STDDEV_POP for SQLite fails on a NULL)."""
     return f"CASE WHEN ({value} > %s AND {value} < %s) THEN {value} ELSE 0.0 END"
 
 
