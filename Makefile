@@ -90,8 +90,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/live_polling.py --write
 	$(BIN)/python bench/million.py --write
 
-# Tiny sizes, run by CI so the benchmarks never rot. Split by the database they use: CI runs the
-# SQLite ones while the PostgreSQL suite is still running (its fault tests restart PostgreSQL).
+# Tiny sizes, run by CI so the benchmarks never rot, beside the end of the PostgreSQL suite (.ci/run
+# runs the one test that restarts PostgreSQL before the rest). Split by the database they use.
 bench-smoke: bench-smoke-sqlite bench-smoke-postgresql
 
 $(VENV)/.installed-bench: bench/requirements.txt $(VENV)/.installed-dev

@@ -32,9 +32,10 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.servers import BENCH_BROKER_URL as BROKER_URL  # noqa: E402  (flushed: never a test's)
+
 DATABASE = "runtree_bench_summ"
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
-BROKER_URL = "redis://127.0.0.1:6379/14"
 # Set before Django loads: the settings read them once.
 os.environ.update(DATABASE_URL=DATABASE_URL, CELERY_BROKER_URL=BROKER_URL, DJANGO_SETTINGS_MODULE="config.settings")
 
