@@ -203,6 +203,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.children = 4, 10
+        servers.skip_settling()
     server = servers.start_runtree(Path(tempfile.mkdtemp(prefix="runtree-bench-live-")))
     try:
         client = Http(server.url)

@@ -203,6 +203,7 @@ def main() -> None:
     if args.smoke:
         args.parents, args.children, args.repeats = 20, 10, 1
         MLFLOW_DB, RUNTREE_DB = MLFLOW_DB + SMOKE_SUFFIX, RUNTREE_DB + SMOKE_SUFFIX
+        servers.skip_settling()
 
     import_seconds = None
     if args.reuse:
