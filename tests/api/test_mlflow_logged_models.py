@@ -85,9 +85,9 @@ def test_metrics_logged_for_a_model_are_the_models_and_the_runs(client, experime
         mlflow.log_metric("accuracy", 0.9, step=1, model_id=model.model_id, dataset=dataset, timestamp=1)
 
     fetched = client.get_logged_model(model.model_id)
-    assert [(m.key, m.value, m.step, m.run_id, m.dataset_name) for m in fetched.metrics] == [
-        ("accuracy", 0.9, 1, run.info.run_id, "eval-set"),
-        ("accuracy", 0.9, 1, run.info.run_id, "eval-set"),
+    assert [(m.key, m.value, m.step, m.run_id, m.model_id, m.dataset_name) for m in fetched.metrics] == [
+        ("accuracy", 0.9, 1, run.info.run_id, model.model_id, "eval-set"),
+        ("accuracy", 0.9, 1, run.info.run_id, model.model_id, "eval-set"),
     ]
     history = client.get_metric_history(run.info.run_id, "accuracy")
     assert {(m.model_id, m.dataset_name, m.dataset_digest) for m in history} == {

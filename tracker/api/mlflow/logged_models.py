@@ -66,8 +66,16 @@ def logged_models_to_dicts(models: list[LoggedModel]) -> list[dict]:
         .order_by("key", "step", "timestamp", "pk")
         .values_list("model", "key", "value", "timestamp", "step", "run__run_id", "dataset_name", "dataset_digest")
     )
+    model_ids = {model.pk: model.model_id for model in models}
     for model_pk, key, value, timestamp, step, run_id, dataset_name, dataset_digest in points:
-        metric = {"key": key, "value": json_number(value), "timestamp": timestamp, "step": step, "run_id": run_id}
+        metric = {
+            "key": key,
+            "value": json_number(value),
+            "timestamp": timestamp,
+            "step": step,
+            "run_id": run_id,
+            "model_id": model_ids[model_pk],  # MLflow's store fills it in a model's metrics too
+        }
         metric.update({k: v for k, v in (("dataset_name", dataset_name), ("dataset_digest", dataset_digest)) if v})
         metrics[model_pk].append(metric)
     return [_model_to_dict(model, tags[model.pk], params[model.pk], metrics[model.pk]) for model in models]
