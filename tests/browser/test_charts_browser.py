@@ -171,6 +171,11 @@ def test_a_click_on_a_sweeps_band_opens_its_children_drawing_the_bands_metric(pa
     page.goto(f"/compare/?parents={first.run_id},{second.run_id}&history=loss")
     band_chart = page.locator(".js-plotly-plot", has=page.locator("path.js-fill")).first
     expect(band_chart.locator("path.js-fill")).to_have_count(2)
+    # Every chart drawn before the pointer moves: the parallel coordinates come last, in software
+    # WebGL, and in CI (two suites on two cores) held the page while the click was made.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.chart')].every(c => c.classList.contains('js-plotly-plot'))"
+    )
     # A point inside sweep-2's fill, between its centre line and its upper edge, at step 20.
     x, y = band_chart.evaluate(
         """g => {
@@ -184,7 +189,8 @@ def test_a_click_on_a_sweeps_band_opens_its_children_drawing_the_bands_metric(pa
     page.mouse.move(x, y)
     expect(band_chart.locator(".hovertext").first).to_contain_text("sweep-2")
     page.mouse.click(x, y)
-    expect(page).to_have_url(f"/compare/?parent={second.run_id}&metric=loss&history=loss")
+    # The URL changes once the children's page has answered: a navigation's time, not a check's.
+    expect(page).to_have_url(f"/compare/?parent={second.run_id}&metric=loss&history=loss", timeout=30_000)
     expect(page.locator("h1")).to_have_text("Children of sweep-2")
     # The history of the band's metric, one line per child of that parent only.
     history = page.locator(".chart-history.js-plotly-plot")
