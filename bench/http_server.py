@@ -5,7 +5,9 @@ and Celery worker, through the real `mlflow` client.
 
 The sweep and its rounds are bench/ingest.py's; the floor (a do-nothing server) in the same round
 is subtracted, so what is left is each server's own cost per child: its HTTP layer plus the same
-Django app.
+Django app. Beside it, the CPU each server's processes and its Celery worker used over the rounds
+(Linux's /proc), per child: the client waits for the server, so a server's own cost is about
+its CPU, while the worker's runs on the other core.
 
     .venv/bin/python bench/http_server.py            # 20 rounds of 1 parent x 25 children
     .venv/bin/python bench/http_server.py --write    # also update docs/benchmarks.md
@@ -42,8 +44,20 @@ def main() -> None:
             server = servers.start_runtree(Path(tempfile.mkdtemp(prefix="runtree-bench-")), http_server=http_server)
             server.name = http_server
             started.append(server)
-        per_child = ingest.rounds({s.name: s.url for s in started}, args.rounds, args.parents, args.children)
-        text = render(args, per_child)
+        cpu_before = {}
+
+        def count_cpu():
+            cpu_before.update(cpu_used(started))
+
+        per_child = ingest.rounds(
+            {s.name: s.url for s in started}, args.rounds, args.parents, args.children, before_rounds=count_cpu
+        )
+        children = args.rounds * args.parents * args.children
+        cpu_ms = {
+            name: tuple((now - then) * 1000 / children for now, then in zip(used, cpu_before[name], strict=True))
+            for name, used in cpu_used(started).items()
+        }
+        text = render(args, per_child, cpu_ms)
         print(text)
         if args.write:
             report.write_section("http-server", text)
@@ -52,7 +66,15 @@ def main() -> None:
             servers.stop(server)
 
 
-def render(args, per_child) -> str:
+def cpu_used(started) -> dict[str, tuple[float, float]]:
+    """CPU seconds so far of each server's processes and of its helpers (Runtree's worker)."""
+    return {
+        s.name: (servers.cpu_seconds(s.process), sum(servers.cpu_seconds(helper) for helper in s.helpers))
+        for s in started
+    }
+
+
+def render(args, per_child, cpu_ms) -> str:
     own = ingest.own_costs(per_child)
     lines = [
         "## HTTP server: granian (ASGI or WSGI interface) or gunicorn",
@@ -61,8 +83,9 @@ def render(args, per_child) -> str:
         f" {args.children} children per server, taking turns; Runtree on SQLite with a Celery worker, one server"
         " process each · `bench/http_server.py`",
         "",
-        "| served by | ms per child (min / median / max) | own cost: − floor, same round (min / median / max) |",
-        "| --- | --- | --- |",
+        "| served by | ms per child (min / median / max) | own cost: − floor, same round (min / median / max)"
+        " | server CPU ms per child | its worker's CPU ms per child |",
+        "| --- | --- | --- | ---: | ---: |",
     ]
     labels = {
         "floor": "floor (do-nothing server)",
@@ -72,7 +95,9 @@ def render(args, per_child) -> str:
     }
     for name, values in per_child.items():
         own_cost = "—" if name == "floor" else f"{report.spread(own[name])} ms"
-        lines.append(f"| {labels[name]} | {report.spread(values)} | {own_cost} |")
+        server_cpu, worker_cpu = cpu_ms[name]
+        worker = "—" if name == "floor" else f"{worker_cpu:.1f}"
+        lines.append(f"| {labels[name]} | {report.spread(values)} | {own_cost} | {server_cpu:.1f} | {worker} |")
     return "\n".join(lines)
 
 

@@ -82,9 +82,12 @@ def _round_in_client(url: str, experiment: str, parents: int, children: int, see
     return time.perf_counter() - started
 
 
-def rounds(urls: dict[str, str], rounds: int, parents: int, children: int) -> dict[str, list[float]]:
+def rounds(
+    urls: dict[str, str], rounds: int, parents: int, children: int, *, before_rounds=None
+) -> dict[str, list[float]]:
     """ms per child of each server in each round; in round r, the servers take turns starting
-    from the r-th, each through its own long-lived client process."""
+    from the r-th, each through its own long-lived client process. `before_rounds` is called once
+    the servers are warm and settled, just before the first round."""
     context = multiprocessing.get_context("spawn")
     clients = {name: context.Pool(1) for name in urls}
     try:
@@ -92,6 +95,8 @@ def rounds(urls: dict[str, str], rounds: int, parents: int, children: int) -> di
         for name, url in urls.items():
             clients[name].apply(_round_in_client, (url, experiment, 1, 1, -1))
         print(f"waited {servers.wait_until_quiet():.0f} s for the servers to settle", flush=True)
+        if before_rounds is not None:
+            before_rounds()
         per_child: dict[str, list[float]] = {name: [] for name in urls}
         names = list(urls)
         for r in range(rounds):

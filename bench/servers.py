@@ -127,6 +127,29 @@ def stop(server: Server) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """CPU seconds, user and system, used so far by `process` and its live descendants (Linux's
+    /proc): granian's worker processes, Celery's pool."""
+    children: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [process.pid]
+    while pending:
+        pid = pending.pop()
+        total += used.get(pid, 0.0)
+        pending += children.get(pid, [])
+    return total
+
+
 # A Redis database of its own, so a benchmark never drains a developer's or a test's queue.
 BENCH_BROKER_URL = "redis://127.0.0.1:6379/13"
 
