@@ -8,6 +8,7 @@ servers hold exactly the same data. Each server runs with one worker on its own 
     .venv/bin/python bench/search.py --smoke     # 20 × 10, Runtree only: proves the bench still runs
     .venv/bin/python bench/search.py --write     # also update docs/benchmarks.md
     .venv/bin/python bench/search.py --reuse     # search the stores an earlier run built (same sizes)
+    .venv/bin/python bench/search.py --reuse --alone  # Runtree alone, no server taking turns with it
 
 The smoke run builds its own small databases, so it never replaces the full-size stores that
 `--reuse` searches.
@@ -198,6 +199,9 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="search the stores an earlier run of these sizes built")
+    parser.add_argument(
+        "--alone", action="store_true", help="Runtree only, no `mlflow server` taking turns with it (not --write)"
+    )
     args = parser.parse_args()
     global MLFLOW_DB, RUNTREE_DB
     if args.smoke:
@@ -222,7 +226,9 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="runtree-bench-search-"))
     running = [servers.start_runtree(workdir, "postgres://postgres@127.0.0.1:5432/" + RUNTREE_DB)]
-    if not args.smoke:
+    if args.alone:
+        args.write = False  # the section compares the two servers
+    if not (args.smoke or args.alone):
         running.append(servers.start_mlflow(workdir, PG_SQLALCHEMY + MLFLOW_DB))
     print(f"waited {servers.wait_until_quiet():.0f} s for the servers to settle", flush=True)
     try:
