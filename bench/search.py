@@ -9,6 +9,7 @@ servers hold exactly the same data. Each server runs with one worker on its own 
     .venv/bin/python bench/search.py --write     # also update docs/benchmarks.md
     .venv/bin/python bench/search.py --reuse     # search the stores an earlier run built (same sizes)
     .venv/bin/python bench/search.py --reuse --alone  # Runtree alone, no server taking turns with it
+    .venv/bin/python bench/search.py --reuse --alone --gap 0.4  # ... idle 0.4 s before each request
 
 The smoke run builds its own small databases, so it never replaces the full-size stores that
 `--reuse` searches.
@@ -202,6 +203,7 @@ def main() -> None:
     parser.add_argument(
         "--alone", action="store_true", help="Runtree only, no `mlflow server` taking turns with it (not --write)"
     )
+    parser.add_argument("--gap", type=float, default=0.0, help="seconds of idle before each timed request")
     args = parser.parse_args()
     global MLFLOW_DB, RUNTREE_DB
     if args.smoke:
@@ -246,6 +248,7 @@ def main() -> None:
             # machine lands on both rather than on whichever was being measured.
             for repeat in range(args.repeats + 1):
                 for server in running:
+                    time.sleep(args.gap)
                     elapsed, found = time_search(session, server.url, experiments[server.name], query)
                     if repeat:  # the first round warms caches on both servers
                         results[label][server.name].append(elapsed)
