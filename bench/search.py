@@ -200,11 +200,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="search the stores an earlier run of these sizes built")
-    parser.add_argument(
-        "--alone", action="store_true", help="Runtree only, no `mlflow server` taking turns with it (not --write)"
-    )
+    parser.add_argument("--alone", action="store_true", help="Runtree only, no `mlflow server` taking turns with it")
     parser.add_argument("--gap", type=float, default=0.0, help="seconds of idle before each timed request")
     args = parser.parse_args()
+    if args.alone and args.write:
+        parser.error("--alone times Runtree only; the section it would write compares two servers")
     global MLFLOW_DB, RUNTREE_DB
     if args.smoke:
         args.parents, args.children, args.repeats = 20, 10, 1
@@ -228,8 +228,6 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="runtree-bench-search-"))
     running = [servers.start_runtree(workdir, "postgres://postgres@127.0.0.1:5432/" + RUNTREE_DB)]
-    if args.alone:
-        args.write = False  # the section compares the two servers
     if not (args.smoke or args.alone):
         running.append(servers.start_mlflow(workdir, PG_SQLALCHEMY + MLFLOW_DB))
     print(f"waited {servers.wait_until_quiet():.0f} s for the servers to settle", flush=True)
