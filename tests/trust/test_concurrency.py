@@ -20,7 +20,7 @@ from tests.trust.conftest import (
     postgresql_url_of_test_database,
     requires_postgresql,
 )
-from tracker import services
+from tracker import hot_sql, services
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists
 from tracker.models import Experiment, LatestMetric, Metric, Param, Run, RunTag
 from tracker.services import MetricInput
@@ -114,8 +114,10 @@ def race(*calls, hook_owner, hook_name: str, stagger: float = 0.0):
     barrier = threading.Barrier(len(calls), timeout=20)
     real = getattr(hook_owner, hook_name)
     order = {}
+    met = []
 
     def meet(*args, **kwargs):
+        met.append(threading.get_ident())
         barrier.wait()
         time.sleep(stagger * order[threading.get_ident()])
         return real(*args, **kwargs)
@@ -140,6 +142,8 @@ def race(*calls, hook_owner, hook_name: str, stagger: float = 0.0):
             thread.join(timeout=60)
     finally:
         setattr(hook_owner, hook_name, real)
+    # A hook the code no longer calls would let the calls run one after the other and pass.
+    assert len(met) == len(calls), f"not every call reached {hook_name}: nothing raced ({results})"
     return results
 
 
@@ -169,8 +173,8 @@ def test_two_different_values_for_one_param_one_wins_and_the_other_is_refused(ru
     results = race(
         lambda: services.run_log_param(run=run, key="lr", value="0.1"),
         lambda: services.run_log_param(run=run, key="lr", value="0.2"),
-        hook_owner=Param.objects,
-        hook_name="bulk_create",
+        hook_owner=hot_sql,
+        hook_name="insert_params",
     )
     refused = [result for result in results if isinstance(result, InvalidParameterValue)]
     assert len(refused) == 1, results
@@ -189,8 +193,8 @@ def test_a_later_step_is_not_overwritten_by_an_earlier_one_written_at_the_same_t
     results = race(
         lambda: services.run_log_metric(run=run, metric=late),
         lambda: services.run_log_metric(run=run, metric=early),  # arrives a moment after the late step
-        hook_owner=LatestMetric.objects,
-        hook_name="bulk_create",
+        hook_owner=hot_sql,
+        hook_name="upsert_latest_metrics",
         stagger=0.3,
     )
     assert results == [None, None]
