@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from mlflow import MlflowClient
 
 from tests.trust import sweep_worker
@@ -182,6 +182,37 @@ def test_two_different_values_for_one_param_one_wins_and_the_other_is_refused(ru
     winner = "0.1" if results[0] is None else "0.2"
     assert stored == winner
     assert "Changing param values is not allowed" in refused[0].message
+
+
+@requires_postgresql
+@pytest.mark.parametrize("value, refused", [("0.1", False), ("0.2", True)])
+def test_a_param_another_writer_commits_while_the_write_waits_is_compared_with(run, value, refused):
+    # The other writer's row is uncommitted when this write inserts the same key: the insert waits
+    # for it and finds the key taken. The value compared with must be the other writer's, read
+    # once committed (a read in the insert's own snapshot would find nothing).
+    holding = threading.Event()
+
+    def other_writer():
+        try:
+            with transaction.atomic():
+                hot_sql.insert_params(run.pk, [("lr", "0.1")])
+                holding.set()
+                time.sleep(0.5)  # this param's statement starts meanwhile, and waits for the commit
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=other_writer)
+    other.start()
+    assert holding.wait(timeout=20)
+    try:
+        if refused:
+            with pytest.raises(InvalidParameterValue, match="already logged with value='0.1'"):
+                services.run_log_param(run=run, key="lr", value=value)
+        else:
+            services.run_log_param(run=run, key="lr", value=value)
+    finally:
+        other.join(timeout=20)
+    assert Param.objects.get(run=run, key="lr").value == "0.1"
 
 
 @requires_postgresql
