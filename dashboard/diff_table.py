@@ -12,6 +12,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.state import parse_int
 from dashboard.templatetags.runtree import duration, number
+from tracker.constants import is_system_metric
 from tracker.selectors.compare import ComparedRun, Comparison
 from tracker.selectors.export import csv_number, spreadsheet_safe
 
@@ -168,7 +169,9 @@ def compare_table(
     varying = set(comparison.differing_param_keys())
     param_keys = [key for key in comparison.param_keys if key in varying] if diff_only else comparison.param_keys
     metric_keys = comparison.metric_keys
-    best = {key: comparison.best_value(key) for key in metric_keys}
+    # The machine's metrics (system/...) have no best: a busy CPU is no better than an idle one.
+    goals = {key: "" if is_system_metric(key) else comparison.goal(key) for key in metric_keys}
+    best = {key: comparison.best_value(key) if goals[key] else None for key in metric_keys}
     # One reverse() for the page, not one per row.
     url_pattern = reverse("dashboard:run", args=["RUN_ID"])
     total = len(comparison.runs)
@@ -178,7 +181,7 @@ def compare_table(
     rows = []
     for run in shown:
         cells = [_param_cell(run.params.get(key), key in varying) for key in param_keys]
-        cells += [_metric_cell(run.metrics.get(key), best[key], comparison.goal(key)) for key in metric_keys]
+        cells += [_metric_cell(run.metrics.get(key), best[key], goals[key]) for key in metric_keys]
         url = url_pattern.replace("RUN_ID", run.run_id)
         color = (colors or {}).get(run.run_id, "")
         rows.append(Row(run, url, duration(run.duration_ms), cells, show_parent=show_parents, color=color))
@@ -187,7 +190,7 @@ def compare_table(
         metric_keys=metric_keys,
         varying=varying,
         hidden_params=len(comparison.param_keys) - len(param_keys),
-        goals={key: comparison.goal(key) for key in metric_keys},
+        goals=goals,
         rows=rows,
         show_parents=show_parents,
         page=page,

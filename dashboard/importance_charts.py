@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from dashboard.charts import importance_figure
 from tracker import tasks
+from tracker.constants import is_system_metric
 from tracker.models import ParamImportance
 from tracker.summaries.importance import MIN_CHILDREN
 
@@ -20,7 +21,11 @@ class ImportanceChart:
 def importance_chart(key: str, stored: ParamImportance | None, *, children: int, chart_id: str) -> ImportanceChart:
     """`children` is how many children have a value of `key`: under MIN_CHILDREN, no fit is made."""
     chart = ImportanceChart(key=key, id=chart_id)
-    if children < MIN_CHILDREN:
+    if is_system_metric(key):
+        chart.reason = (
+            f"{key} is a system metric (the machine's, not the model's): no param importance is fitted for it."
+        )
+    elif children < MIN_CHILDREN:
         chart.reason = (
             f"Param importance for {key} needs at least {MIN_CHILDREN} children with a value of it; "
             f"{children} {'has' if children == 1 else 'have'} one."

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from dashboard.charts import HistoryOptions, ZoomRange, group_by_stem, history_figures, run_history_figure
 from dashboard.downsample import RUN_PAGE_BUDGET, keep_extremes
+from tracker.constants import is_system_metric
 from tracker.models import Run
 from tracker.selectors.histories import history_range, history_stats, run_histories, time_origins
 
@@ -16,7 +17,8 @@ from tracker.selectors.histories import history_range, history_stats, run_histor
 @dataclass
 class RunCharts:
     options: HistoryOptions
-    figures: list[dict] = field(default_factory=list)  # each {id, figure}
+    figures: list[dict] = field(default_factory=list)  # each {id, figure}: the model's metrics
+    system_figures: list[dict] = field(default_factory=list)  # the machine's (system/...), shown after
     zoom_url: str = ""  # where a chart fetches a zoomed range (run.js adds the keys and range)
     keep: dict = field(default_factory=dict)  # the page's other choices, kept by this form
 
@@ -31,10 +33,16 @@ def run_charts(run: Run, query: QueryDict, *, keep: dict | None = None) -> RunCh
     options = HistoryOptions.from_query(query)
     stats = history_stats(run)
     histories = run_histories(run, stats, budget=RUN_PAGE_BUDGET) if stats else {}
-    figures = history_figures(histories, options=options, origin=_origin(run, options))
+    origin = _origin(run, options)
+    model = history_figures(
+        {k: v for k, v in histories.items() if not is_system_metric(k)}, options=options, origin=origin
+    )
+    system = history_figures(
+        {k: v for k, v in histories.items() if is_system_metric(k)}, options=options, origin=origin
+    )
     zoom_url = reverse("dashboard:run-history", args=[run.run_id]) + "?" + urlencode(options.query)
-    figures = [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(figures)]
-    return RunCharts(options, figures, zoom_url, keep or {})
+    figures = [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(model + system)]
+    return RunCharts(options, figures[: len(model)], figures[len(model) :], zoom_url, keep or {})
 
 
 def _origin(run: Run, options: HistoryOptions) -> int:

@@ -28,6 +28,25 @@ GOAL_TAG_PREFIX = f"{RESERVED_TAG_PREFIX}goal."
 # The read-only tags the MLflow API shows on a parent: runtree.best.<metric>, .run_id, .params.<param>.
 BEST_TAG_PREFIX = f"{RESERVED_TAG_PREFIX}best."
 
+# --- MLflow's system metrics ------------------------------------------------------------------
+
+# `mlflow.start_run(log_system_metrics=True)` (or MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING) logs the
+# machine's CPU, memory, disk, network and GPU use under this prefix every few seconds
+# (mlflow/system_metrics/system_metrics_monitor.py). They describe the machine, not the model:
+# no child is "best" by them, they are no param's outcome, and the pages list them after the
+# model's metrics rather than among them (MLflow's UI keeps them apart too).
+SYSTEM_METRIC_PREFIX = "system/"
+
+
+def is_system_metric(key: str) -> bool:
+    return key.startswith(SYSTEM_METRIC_PREFIX)
+
+
+def model_metrics_first(keys) -> list[str]:
+    """`keys` sorted by name, the system metrics after the others."""
+    return sorted(keys, key=lambda key: (is_system_metric(key), key))
+
+
 # --- MLflow's limits (mlflow/utils/validation.py), and Runtree's own bound on a value ----------
 
 MAX_KEY_LENGTH = 250

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from django.db import connection
 
+from tracker.constants import SYSTEM_METRIC_PREFIX
 from tracker.models import (
     Dataset,
     Experiment,
@@ -409,10 +410,14 @@ def _bounded(value: str) -> str:
     return f"CASE WHEN ({value} > %s AND {value} < %s) THEN {value} ELSE 0.0 END"
 
 
-# The active children's own latest values (m), with the child (r).
+# The active children's own latest values (m), with the child (r): of the model's metrics, not
+# the machine's (tracker/constants.py SYSTEM_METRIC_PREFIX), so no summary or best-child tag
+# is ever built on a system metric. SUBSTR, not LIKE: SQLite's LIKE ignores case.
+_NOT_SYSTEM_METRIC = f"SUBSTR(m.{_METRIC['key']}, 1, {len(SYSTEM_METRIC_PREFIX)}) <> '{SYSTEM_METRIC_PREFIX}'"
 _OWN_VALUES = (
     f"FROM {_table(LatestMetric)} m JOIN {_table(Run)} r ON r.{_CHILD['id']} = m.{_METRIC['run']} "
-    f"WHERE r.{_CHILD['parent']} = %s AND r.{_CHILD['lifecycle_stage']} = %s AND m.{_METRIC['value']} IS NOT NULL"
+    f"WHERE r.{_CHILD['parent']} = %s AND r.{_CHILD['lifecycle_stage']} = %s AND m.{_METRIC['value']} IS NOT NULL "
+    f"AND {_NOT_SYSTEM_METRIC}"
 )
 _SUMMARY_SPREAD = (
     f"SELECT m.{_METRIC['key']}, COUNT(m.{_METRIC['value']}), MIN(m.{_METRIC['value']}), "

@@ -8,6 +8,7 @@ from django.utils.safestring import mark_safe
 from markdown_it import MarkdownIt
 
 from dashboard import filtering
+from tracker.constants import SYSTEM_METRIC_PREFIX
 from tracker.ranges import is_epoch_ms
 
 register = template.Library()
@@ -73,6 +74,13 @@ def duration(ms):
         return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours}h"
+
+
+@register.filter
+def system_metric_name(key: str) -> str:
+    """A system metric's name under its group's heading, where the prefix would only crowd out
+    what differs: `system/cpu_utilization_percentage` → `cpu_utilization_percentage`."""
+    return key.removeprefix(SYSTEM_METRIC_PREFIX)
 
 
 @register.filter

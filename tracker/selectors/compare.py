@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, QuerySet, Value, Window
 from django.db.models.functions import Coalesce, Mod, RowNumber
 
+from tracker.constants import model_metrics_first
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
 from tracker.goals import goal_in, goals_for_experiments
 from tracker.models import Goal, LatestMetric, Metric, Param, Run
@@ -154,8 +155,8 @@ def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Compa
         if step > 0:  # the latest value is not the first: the run has a history of this key
             history_keys.add(key)
     comparison.param_keys = sorted(param_keys)
-    comparison.metric_keys = sorted(metric_keys)
-    comparison.history_keys = sorted(history_keys)
+    comparison.metric_keys = model_metrics_first(metric_keys)
+    comparison.history_keys = model_metrics_first(history_keys)
     comparison.goals = goals_for_experiments(comparison.experiment_ids)
     return comparison
 

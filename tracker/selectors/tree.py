@@ -32,7 +32,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, RowNumber, Substr
 
 from tracker import hot_sql
-from tracker.constants import NOTE_TAG
+from tracker.constants import NOTE_TAG, is_system_metric
 from tracker.filtering import order_by_expressions
 from tracker.goals import names_a_goal
 from tracker.models import (
@@ -695,7 +695,8 @@ def column_catalog(experiment: Experiment) -> ColumnCatalog:
     # Most runs first; among equals a name that says which way is better (`r2`, `val_loss`)
     # before one that does not (`fit_time`, `epoch`).
     by_use = sorted(logged, key=lambda column: (-logged[column], not names_a_goal(column.key), column.key))
-    metrics = [column for column in by_use if column.kind == "metrics"]
+    # The machine's metrics (system/...) are offered among the choices, never shown unasked.
+    metrics = [column for column in by_use if column.kind == "metrics" and not is_system_metric(column.key)]
     params = [column for column in by_use if column.kind == "params" and column in varying]
     return ColumnCatalog(
         choices=sorted(logged),

@@ -21,6 +21,7 @@ from tracker.constants import (
     ROOT_RUN_ID_TAG,
     RUN_NAME_TAG,
     USER_TAG,
+    is_system_metric,
 )
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from tracker.models import ACTIVE, DELETED, Experiment, Run, RunStatus, RunTag, path_ids
@@ -293,7 +294,9 @@ def _insert_metrics(run: Run, metrics: list[MetricInput]) -> None:
     # row (tracker/hot_sql.py), so concurrent writers of a key never put an earlier value
     # over a later one.
     changed = hot_sql.upsert_latest_metrics(run.pk, [_metric_row(m) for m in candidates.values()])
-    if changed:
+    # Summaries are of the model's metrics: a batch of the machine's (what MLflow's system metrics
+    # monitor sends every few seconds) leaves them as they are, and queues no refresh.
+    if any(not is_system_metric(key) for key in changed):
         tasks.mark_parents_stale_and_queue(run=run)
 
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from django.db import connection
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 
+from tracker.constants import is_system_metric
 from tracker.models import ChildBands, LatestMetric, Metric, Run, RunSummary
 
 # Points of a band: a chart's width has no room for more.
@@ -78,7 +79,9 @@ def band_keys(parents: list[Run]) -> BandKeys:
         .order_by("key")
         .values_list("key", "hi", "runs")
     )
-    return BandKeys({key: (0, hi, runs) for key, hi, runs in rows})
+    # The machine's metrics (system/...) are no sweep's outcome: banded, they only push the
+    # model's bands down the page.
+    return BandKeys({key: (0, hi, runs) for key, hi, runs in rows if not is_system_metric(key)})
 
 
 def parent_bands(parent: Run, keys: BandKeys, *, only: list[str] | None = None, quartiles: bool = False) -> list[Band]:

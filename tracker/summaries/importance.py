@@ -22,6 +22,7 @@ import numpy as np
 from django.db import transaction
 from django.db.models import F, OuterRef, Q, Subquery
 
+from tracker.constants import is_system_metric
 from tracker.models import LatestMetric, Param, ParamImportance, Run, RunSummary, path_segment
 from tracker.values import finite_or_none
 
@@ -106,14 +107,15 @@ def param_importance(params: list[dict[str, str]], values: list[float], *, seed:
 
 
 def _sweep(parent_pk: int) -> tuple[dict[int, dict[str, str]], dict[str, dict[int, float]]]:
-    """The active children's params and finite latest metric values (two queries)."""
+    """The active children's params and finite latest values of the model's metrics (two
+    queries): the machine's (system/...) are no param's outcome."""
     children = Run.objects.filter(parent_id=parent_pk).active().order_by().values("pk")
     params: dict[int, dict[str, str]] = defaultdict(dict)
     for run_pk, key, value in Param.objects.filter(run__in=children).values_list("run", "key", "value"):
         params[run_pk][key] = value
     metrics: dict[str, dict[int, float]] = defaultdict(dict)
     for run_pk, key, value in LatestMetric.objects.filter(run__in=children).values_list("run", "key", "value"):
-        if value is not None and math.isfinite(value):
+        if value is not None and math.isfinite(value) and not is_system_metric(key):
             metrics[key][run_pk] = value
     return params, metrics
 
