@@ -20,13 +20,14 @@ from dashboard.state import TreeState, parse_columns, parse_int
 from dashboard.static_finders import PLOTLY_JS
 from dashboard.templatetags.tree import render_rows
 from tracker import services
-from tracker.constants import NOTE_TAG
+from tracker.constants import LOGGED_IMAGES_TAG, NOTE_TAG
 from tracker.errors import InvalidParameterValue
 from tracker.goals import GoalChoice, goal_choices_from_tags, goal_from_tag, goal_tag
 from tracker.models import Experiment, Goal, Run
 from tracker.selectors import artifacts as artifact_selectors
 from tracker.selectors import experiments as experiment_reads
 from tracker.selectors import run_page, tree
+from tracker.selectors.logged_images import logged_images
 from tracker.selectors.run_inputs import run_inputs
 from tracker.summaries.importance import importance_for
 
@@ -221,6 +222,8 @@ def run_detail(request, run_id: str):
         # The Datasets and Models sections (their own partials).
         "inputs": run_inputs(run),
         "artifacts": artifact_selectors.run_artifact_folder(run=run),
+        # Read only for a run whose client said it logged some: one listing of its images/ folder.
+        "logged_images": logged_images(run) if any(tag.key == LOGGED_IMAGES_TAG for tag in overview.tags) else None,
     }
     return render(request, "dashboard/run_detail.html", context)
 

@@ -16,6 +16,8 @@ USER_TAG = "mlflow.user"
 NOTE_TAG = "mlflow.note.content"
 LOGGED_MODEL_HISTORY_TAG = "mlflow.log-model.history"
 SOURCE_NAME_TAG = "mlflow.source.name"  # the script that logged the run
+# Set by mlflow.log_image(image, key=..., step=...): the run has images in its `images/` folder.
+LOGGED_IMAGES_TAG = "mlflow.loggedImages"
 # The input tag that says what a run used a dataset for: training, validation, ...
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 

@@ -1,7 +1,7 @@
 // The run page, live: while the run or one of its children is RUNNING, static/js/live.js's
 // poller asks `/runs/<id>/live/?since=` every few seconds; when the run changed, the page is
 // fetched again and each part marked `data-live-part` (status, facts, metrics, summary,
-// children, charts) is swapped for its new self, except one that holds the focus or a ticked
+// children, charts, images) is swapped for its new self, except one that holds the focus or a ticked
 // child box, whose table rows are updated in place. Charts are redrawn with Plotly.react, so
 // zoom and hover stay where plotly.js keeps them.
 (function () {

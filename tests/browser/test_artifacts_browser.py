@@ -5,10 +5,13 @@ import io
 
 import matplotlib
 import pytest
+from PIL import Image
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS
 from tests.factories import RunFactory
+from tracker.constants import LOGGED_IMAGES_TAG
+from tracker.services import run_set_tag
 from tracker.services.artifacts import artifact_put
 
 matplotlib.use("Agg")  # no display: render to files
@@ -100,3 +103,38 @@ def test_an_uploaded_html_file_runs_no_script_framed_or_opened(chromium_page, lo
         page.locator('[data-artifact-path="report.html"] a.artifact-download').click()
     assert download.value.suggested_filename == "report.html"
     assert download.value.path().read_bytes() == HOSTILE_HTML.encode()
+
+
+def test_images_logged_by_key_and_step_show_as_thumbnails_that_open_full_size(chromium_page, default_experiment):
+    """As mlflow.log_image(image, key="val/sample", step=n) names them: a PNG and a WebP
+    thumbnail per step, and the run's mlflow.loggedImages tag."""
+    run = RunFactory(experiment=default_experiment, name="with images")
+    run.artifact_uri = f"mlflow-artifacts:/0/{run.run_id}/artifacts"
+    run.save(update_fields=["artifact_uri"])
+    run_set_tag(run=run, key=LOGGED_IMAGES_TAG, value="True")
+    for step in range(3):
+        uuid = f"0000000{step}-aaaa-bbbb-cccc-dddddddddddd"
+        stem = f"images/val~sample+step+{step}+timestamp+{1_700_000_000_000 + step}+{uuid}"
+        for suffix, image_format in ((".png", "PNG"), ("+compressed.webp", "WEBP")):
+            data = io.BytesIO()
+            Image.new("RGB", (24, 24), (40 * step, 120, 200)).save(data, format=image_format)
+            path = f"0/{run.run_id}/artifacts/{stem}{suffix}"
+            artifact_put(path=path, body=io.BytesIO(data.getvalue()), content_length=len(data.getvalue()))
+
+    page = chromium_page
+    page.goto(f"/runs/{run.run_id}/")
+    section = page.locator("section.logged-images")
+    expect(section.locator("h3")).to_contain_text("val/sample")
+    thumbnails = section.locator(".image-strip img")
+    expect(thumbnails).to_have_count(3)
+    for index in range(3):
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth === 24", arg=thumbnails.nth(index).element_handle()
+        )
+    expect(section.locator(".image-step").nth(2)).to_have_text("step 2")
+    with page.context.expect_page() as opened:
+        thumbnails.nth(2).click()
+    full_size = opened.value
+    full_size.wait_for_load_state()
+    assert full_size.url.endswith(".png")
+    page.screenshot(path=ARTIFACTS / "run-logged-images.png", full_page=True)

@@ -1,0 +1,97 @@
+"""Images a run logged by key and step (`mlflow.log_image(image, key="sample", step=3)`), read
+off the names MLflow gives them in the run's `images/` folder: for each image
+`<key>+step+<step>+timestamp+<ms>+<uuid>.png` and a `...+compressed.webp` thumbnail beside it
+(mlflow/tracking/client.py log_image; a `/` in the key is written `~`, and older clients wrote
+`%` for `+` and `#` for `/`). No database queries: one listing of the folder."""
+
+import re
+from dataclasses import dataclass, field
+
+from tracker.errors import TrackingError
+from tracker.models import Run
+from tracker.services import artifacts
+
+IMAGES_FOLDER = "images"
+# A key's strip shows its last this many steps (the folder lists them all).
+STEPS_SHOWN = 24
+# A run page shows this many keys at most.
+KEYS_SHOWN = 12
+
+_NAME = re.compile(
+    r"^(?P<key>.+?)[+%]step[+%](?P<step>-?\d+)[+%]timestamp[+%](?P<timestamp>\d+)[+%](?P<uuid>[0-9a-fA-F-]+)"
+    r"(?P<compressed>[+%]compressed)?\.(?:png|webp)$"
+)
+
+
+@dataclass(frozen=True)
+class ImageName:
+    key: str
+    step: int
+    timestamp: int
+    uuid: str  # the same for an image and its thumbnail
+    compressed: bool  # the thumbnail
+
+
+def image_name(file_name: str) -> ImageName | None:
+    """What MLflow's name for a logged image says, or None for any other file."""
+    found = _NAME.match(file_name)
+    if found is None:
+        return None
+    key = found["key"].replace("~", "/").replace("#", "/")
+    return ImageName(key, int(found["step"]), int(found["timestamp"]), found["uuid"], bool(found["compressed"]))
+
+
+@dataclass(frozen=True)
+class LoggedImage:
+    step: int
+    timestamp: int
+    path: str  # the full-resolution PNG, from the run's artifact root
+    thumbnail: str  # the compressed copy MLflow logs beside it, else the PNG itself
+
+
+@dataclass
+class ImageSeries:
+    key: str
+    images: list[LoggedImage] = field(default_factory=list)  # the last STEPS_SHOWN steps, in step order
+    steps: int = 0  # steps logged in all
+
+    @property
+    def earlier_steps(self) -> int:
+        return self.steps - len(self.images)
+
+
+@dataclass(frozen=True)
+class LoggedImages:
+    series: list[ImageSeries]
+    more_keys: int = 0  # keys past KEYS_SHOWN, left out
+    problem: str = ""  # why the folder could not be read
+
+
+def logged_images(run: Run) -> LoggedImages:
+    """Each key's images, the latest of each step (a step logged twice shows its newer image)."""
+    try:
+        entries = artifacts.artifact_entries(name=artifacts.run_artifact_path(run=run, path=IMAGES_FOLDER))
+    except TrackingError as error:
+        return LoggedImages([], problem=error.message)
+    full: dict[tuple[str, str], tuple[str, int, int]] = {}  # (key, uuid) → (path, step, timestamp)
+    thumbnails: dict[tuple[str, str], str] = {}
+    for entry in entries:
+        named = None if entry.is_dir else image_name(entry.path)
+        if named is None:
+            continue
+        path = f"{IMAGES_FOLDER}/{entry.path}"
+        if named.compressed:
+            thumbnails[named.key, named.uuid] = path
+        else:
+            full[named.key, named.uuid] = (path, named.step, named.timestamp)
+    by_key: dict[str, dict[int, LoggedImage]] = {}
+    for (key, uuid), (path, step, timestamp) in full.items():
+        steps = by_key.setdefault(key, {})
+        if step not in steps or timestamp > steps[step].timestamp:
+            steps[step] = LoggedImage(step, timestamp, path, thumbnails.get((key, uuid), path))
+    keys = sorted(by_key)
+    series = [
+        ImageSeries(key, [steps[step] for step in sorted(steps)][-STEPS_SHOWN:], len(steps))
+        for key, steps in ((key, by_key[key]) for key in keys[:KEYS_SHOWN])
+    ]
+    return LoggedImages(series, more_keys=max(0, len(keys) - KEYS_SHOWN))
