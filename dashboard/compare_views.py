@@ -20,6 +20,7 @@ from dashboard.static_finders import PLOTLY_JS
 from tracker.errors import ResourceDoesNotExist, TrackingError
 from tracker.selectors import compare, histories
 from tracker.selectors.bands import parents_among, sweep_children, sweep_parents
+from tracker.selectors.logged_images import COMPARE_RUNS_SHOWN, compared_images
 from tracker.summaries.importance import importance_for
 from tracker.values import finite_or_none
 from tracker.web.json_errors import json_response
@@ -64,8 +65,29 @@ def compare_runs(request):
         "band_modes": charts.BAND_MODES,
         "history_url": reverse("dashboard:compare-history") + "?" + urlencode(state.history_query),
         "plotly_js": PLOTLY_JS,
+        "images": _images(request, table, colors),
     }
     return render(request, "dashboard/compare.html", context)
+
+
+def _images(request, table, colors: dict[str, str]) -> dict | None:
+    """Images logged by key, side by side: each of the table page's first runs that logged
+    some, at its last step of the chosen key (`?images=<key>`), with a link to each other key."""
+    found = compared_images([row.run.pk for row in table.rows], key=request.GET.get("images", ""))
+    if found is None:
+        return None
+    labels = {row.run.run_id: row.run.label for row in table.rows}
+    links = {}
+    for key in found.keys:
+        query = request.GET.copy()
+        query["images"] = key
+        links[key] = "?" + query.urlencode()
+    return {
+        "found": found,
+        "key_links": links,
+        "runs": [(labels[run.run_id], colors.get(run.run_id, ""), run) for run in found.runs],
+        "limit": COMPARE_RUNS_SHOWN,
+    }
 
 
 @require_GET

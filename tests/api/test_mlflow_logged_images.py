@@ -2,13 +2,16 @@
 client: the run page shows each key's steps as MLflow's thumbnails, each opening its full-size
 PNG from the inline URL, the last STEPS_SHOWN steps of a long series."""
 
+import io
 import time
 
 import mlflow
 import numpy as np
 import pytest
 
+from tracker.constants import LOGGED_IMAGES_TAG
 from tracker.selectors.logged_images import STEPS_SHOWN, image_name
+from tracker.services.artifacts import artifact_put
 
 pytestmark = pytest.mark.usefixtures("tracking_uri")
 
@@ -65,3 +68,47 @@ def test_older_clients_names_are_read_too():
 
 def _listed(run_id: str, path: str) -> list[str]:
     return [entry.path for entry in mlflow.MlflowClient().list_artifacts(run_id, path)]
+
+
+def test_compare_children_shows_each_childs_last_image_of_a_key_side_by_side(client):
+    with mlflow.start_run(run_name="sweep") as parent:
+        for number in range(3):
+            with mlflow.start_run(run_name=f"trial-{number}", nested=True):
+                mlflow.log_metric("loss", 1.0 / (number + 1))
+                if number == 2:
+                    continue  # logs no image
+                for step in range(2):
+                    mlflow.log_image(square(10 * number + step), key="sample", step=step)
+                if number == 0:
+                    mlflow.log_image(square(99), key="mask", step=5)
+
+    response = client.get("/compare/", {"parent": parent.info.run_id})
+    found = response.context["images"]["found"]
+    assert (found.keys, found.key) == (["mask", "sample"], "sample")  # the key both logged
+    shown = {label: run.image for label, _, run in response.context["images"]["runs"]}
+    assert sorted(shown) == ["trial-0", "trial-1"]  # trial-2 logged none: not shown
+    assert {label: image.step for label, image in shown.items()} == {"trial-0": 1, "trial-1": 1}
+    page = response.content.decode()
+    assert 'alt="trial-1: sample at step 1"' in page and "?parent=" in page and "images=mask" in page
+
+    masks = client.get("/compare/", {"parent": parent.info.run_id, "images": "mask"}).context["images"]
+    assert {label: run.image and run.image.step for label, _, run in masks["runs"]} == {"trial-0": 5, "trial-1": None}
+    assert "no mask" in client.get("/compare/", {"parent": parent.info.run_id, "images": "mask"}).content.decode()
+
+
+def test_compare_without_logged_images_has_no_images_section(client):
+    with mlflow.start_run() as first, mlflow.start_run(nested=True) as second:
+        mlflow.log_metric("loss", 0.5)
+    response = client.get("/compare/", {"runs": f"{first.info.run_id},{second.info.run_id}"})
+    assert response.context["images"] is None
+    assert 'id="compare-images-heading"' not in response.content.decode()
+
+
+def test_a_key_is_escaped_on_the_run_page(client):
+    """An image's key comes from its file's name, which the artifact API takes from anyone who may write."""
+    with mlflow.start_run() as run:
+        mlflow.set_tag(LOGGED_IMAGES_TAG, "True")
+    name = "<b onmouseover=alert(1)>x+step+1+timestamp+1+0b1c2d3e-aaaa-bbbb-cccc-123456789abc.png"
+    artifact_put(path=f"0/{run.info.run_id}/artifacts/images/{name}", body=io.BytesIO(b"png"), content_length=3)
+    page = client.get(f"/runs/{run.info.run_id}/").content.decode()
+    assert "&lt;b onmouseover=alert(1)&gt;x" in page and "<b onmouseover" not in page

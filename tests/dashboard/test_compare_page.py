@@ -301,9 +301,10 @@ def sized_parent(size: int) -> Run:
 @pytest.mark.parametrize("size", [2, 1000])
 def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
     run_ids = ",".join(Run.objects.children_of(sized_parent(size)).values_list("run_id", flat=True))
-    # Expect 5 queries: runs (with parents' and experiments' names), params, latest metrics, goal
-    # tags, and which of the runs are parents (to offer comparing them as sweeps).
-    with django_assert_max_num_queries(5):
+    # Expect 6 queries: runs (with parents' and experiments' names), params, latest metrics, goal
+    # tags, which of the runs are parents (to offer comparing them as sweeps), and which of the
+    # table page's runs logged images by key.
+    with django_assert_max_num_queries(6):
         response = client.get(URL, {"runs": run_ids, "metric": "metric1", "history": "loss"})
     assert response.status_code == 200
     assert response.context["table"].total == size
@@ -320,9 +321,9 @@ def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db,
 @pytest.mark.parametrize("size", [2, 1000])
 def test_comparing_children_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
     parent = sized_parent(size)
-    # Expect 6 queries: the parent, then the 4 of a comparison by ids, and the stored param
-    # importance of the chosen metric.
-    with django_assert_max_num_queries(6):
+    # Expect 7 queries: the parent, then the 4 of a comparison by ids, the stored param
+    # importance of the chosen metric, and which of the table page's runs logged images by key.
+    with django_assert_max_num_queries(7):
         response = client.get(URL, {"parent": parent.run_id, "history": "loss"})
     assert response.context["table"].total == size
     assert len(response.context["table"].rows) == min(size, TABLE_ROWS)
@@ -356,9 +357,9 @@ def test_the_table_pages_through_every_run_while_the_charts_and_the_best_cover_t
     url, page = f"{URL}?parent={parent.run_id}", 0
     while url:
         page += 1
-        # Expect 6 queries whatever the page: the parent, runs, params, latest metrics, goal tags,
-        # and the parent's stored param importance.
-        with django_assert_max_num_queries(6):
+        # Expect 7 queries whatever the page: the parent, runs, params, latest metrics, goal tags,
+        # the parent's stored param importance, and which of the page's runs logged images.
+        with django_assert_max_num_queries(7):
             response = client.get(url)
         table = response.context["table"]
         seen += [row.run.run_id for row in table.rows]

@@ -7,6 +7,7 @@ off the names MLflow gives them in the run's `images/` folder: for each image
 import re
 from dataclasses import dataclass, field
 
+from tracker.constants import LOGGED_IMAGES_TAG
 from tracker.errors import TrackingError
 from tracker.models import Run
 from tracker.services import artifacts
@@ -95,3 +96,45 @@ def logged_images(run: Run) -> LoggedImages:
         for key, steps in ((key, by_key[key]) for key in keys[:KEYS_SHOWN])
     ]
     return LoggedImages(series, more_keys=max(0, len(keys) - KEYS_SHOWN))
+
+
+# The compare page shows the images of this many runs at most: each costs a listing of its folder.
+COMPARE_RUNS_SHOWN = 12
+
+
+@dataclass(frozen=True)
+class RunImage:
+    run_id: str
+    image: LoggedImage | None  # the run's image at its last step of the key; None: it logged none
+
+
+@dataclass(frozen=True)
+class ComparedImages:
+    keys: list[str]  # every key the runs shown logged images of
+    key: str  # the one shown
+    runs: list[RunImage]  # in the order asked
+    more_runs: int = 0  # runs with images past COMPARE_RUNS_SHOWN, left out
+
+
+def compared_images(run_pks: list[int], *, key: str = "") -> ComparedImages | None:
+    """The last-step image of `key` (else of the key most of them logged) of each of the first
+    COMPARE_RUNS_SHOWN of `run_pks`, in that order, that logged images by key; None when none
+    did. One query, and one listing of each such run's images/ folder."""
+    tagged = {
+        run.pk: run
+        for run in Run.objects.filter(pk__in=run_pks, tags__key=LOGGED_IMAGES_TAG).only(
+            "pk", "run_id", "experiment_id", "artifact_uri"
+        )
+    }
+    shown = [tagged[pk] for pk in run_pks if pk in tagged]
+    if not shown:
+        return None
+    series = {run.run_id: {s.key: s for s in logged_images(run).series} for run in shown[:COMPARE_RUNS_SHOWN]}
+    keys = sorted({found for by_key in series.values() for found in by_key})
+    if key not in keys:  # the key most of them logged, first by name among equals
+        key = min(keys, key=lambda name: (-sum(name in by_key for by_key in series.values()), name), default="")
+    runs = [
+        RunImage(run_id, by_key[key].images[-1] if key in by_key and by_key[key].images else None)
+        for run_id, by_key in series.items()
+    ]
+    return ComparedImages(keys, key, runs, more_runs=max(0, len(shown) - COMPARE_RUNS_SHOWN))
