@@ -20,7 +20,14 @@ def square(shade: int) -> np.ndarray:
     return np.full((16, 16, 3), shade, dtype=np.uint8)
 
 
-def test_the_run_page_shows_each_keys_images_by_step_and_opens_them_full_size(client):
+@pytest.fixture(params=["local", "s3"])
+def store(request):
+    """The artifact store: the embedded default's folder, or S3 (moto)."""
+    if request.param == "s3":
+        request.getfixturevalue("s3_artifact_bucket")
+
+
+def test_the_run_page_shows_each_keys_images_by_step_and_opens_them_full_size(client, store):
     steps = STEPS_SHOWN + 6
     with mlflow.start_run() as run:
         for step in range(steps):

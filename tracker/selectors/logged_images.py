@@ -71,16 +71,16 @@ class LoggedImages:
 def logged_images(run: Run) -> LoggedImages:
     """Each key's images, the latest of each step (a step logged twice shows its newer image)."""
     try:
-        entries = artifacts.artifact_entries(name=artifacts.run_artifact_path(run=run, path=IMAGES_FOLDER))
+        names = artifacts.artifact_file_names(name=artifacts.run_artifact_path(run=run, path=IMAGES_FOLDER))
     except TrackingError as error:
         return LoggedImages([], problem=error.message)
     full: dict[tuple[str, str], tuple[str, int, int]] = {}  # (key, uuid) → (path, step, timestamp)
     thumbnails: dict[tuple[str, str], str] = {}
-    for entry in entries:
-        named = None if entry.is_dir else image_name(entry.path)
+    for file_name in names:
+        named = image_name(file_name)
         if named is None:
             continue
-        path = f"{IMAGES_FOLDER}/{entry.path}"
+        path = f"{IMAGES_FOLDER}/{file_name}"
         if named.compressed:
             thumbnails[named.key, named.uuid] = path
         else:

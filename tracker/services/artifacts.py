@@ -221,6 +221,15 @@ def artifact_entries(*, name: str) -> list[ArtifactEntry]:
     return entries
 
 
+def artifact_file_names(*, name: str) -> list[str]:
+    """The names of the files directly in folder `name`, sorted, without their sizes: a local
+    folder's listing then costs no stat per file (a run's 10,000 logged images, ~0.1 s)."""
+    storage = artifact_storage()
+    if isinstance(storage, S3Storage):
+        return sorted(_s3_listing(storage, name)[1])
+    return sorted(_listdir(storage, name)[1])
+
+
 def _s3_listing(storage: S3Storage, name: str) -> tuple[list[str], dict[str, int]]:
     """A folder of an S3 bucket with each file's size from the listing itself: Storage.size()
     would cost one HEAD request per file (a page of 200 files, 200 round trips)."""
