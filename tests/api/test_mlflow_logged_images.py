@@ -36,8 +36,9 @@ def test_the_run_page_shows_each_keys_images_by_step_and_opens_them_full_size(cl
         time.sleep(0.01)
         mlflow.log_image(square(2), key="input", step=0)  # the same step again: the newer one shows
         mlflow.log_image(square(3), artifact_file="plots/not_by_key.png")
-    # mlflow.log_image by key uploads in the background (synchronous=False is its default).
-    mlflow.flush_artifact_async_logging()
+        # By key, mlflow.log_image uploads in the background (its default is synchronous=False);
+        # this waits for the active run's uploads (outside a run it would start a new one).
+        mlflow.flush_artifact_async_logging()
 
     response = client.get(f"/runs/{run.info.run_id}/")
     images = response.context["logged_images"]
@@ -90,7 +91,7 @@ def test_compare_children_shows_each_childs_last_image_of_a_key_side_by_side(cli
                     mlflow.log_image(square(10 * number + step), key="sample", step=step)
                 if number == 0:
                     mlflow.log_image(square(99), key="mask", step=5)
-    mlflow.flush_artifact_async_logging()
+                mlflow.flush_artifact_async_logging()  # this child's background uploads
 
     response = client.get("/compare/", {"parent": parent.info.run_id})
     found = response.context["images"]["found"]
