@@ -41,6 +41,24 @@ def test_it_hands_a_history_figure_per_multi_step_metric_to_plotly(client, sweep
     assert re.search(r'<script src="/static/vendor/plotly-[\d.]+\.min\.js"', html)
 
 
+def figure_titles(html):
+    scripts = re.findall(r'<script id="figure-\d+" type="application/json">(.*?)</script>', html, re.S)
+    return [json.loads(payload)["layout"]["title"]["text"] for payload in scripts]
+
+
+def test_a_value_logged_again_at_its_step_draws_no_chart_but_a_loop_without_steps_does(client):
+    run = RunFactory(name="evaluated")
+    # mlflow.evaluate logs each metric twice at step 0 with the same value.
+    twice = [MetricInput("accuracy_score", 0.95, 1_700_000_000_000 + i, 0) for i in range(2)]
+    # A loop calling mlflow.log_metric("loss", v) without a step logs every point at step 0.
+    looped = [MetricInput("loss", 1.0 / (i + 1), 1_700_000_000_000 + i, 0) for i in range(5)]
+    run_log_batch(run=run, metrics=twice + looped)
+    html = client.get(f"/runs/{run.run_id}/").content.decode()
+    titles = figure_titles(html)
+    assert len(titles) == 1 and titles[0].startswith("loss")
+    assert "accuracy_score" in html.split("Metric history")[0]  # its value stays in the table
+
+
 def test_it_links_to_the_tree_and_to_compare_children(client, sweep):
     parent = Run.objects.get(name="parent-0")
     html = client.get(f"/runs/{parent.run_id}/").content.decode()
@@ -121,3 +139,4 @@ def test_run_page_queries_do_not_grow_with_the_experiment(
     run = Run.objects.get(experiment=sized_experiment, name=which)
     with django_assert_max_num_queries(RUN_PAGE_QUERIES):
         assert client.get(f"/runs/{run.run_id}/").status_code == 200
+

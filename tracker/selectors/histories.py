@@ -16,7 +16,7 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from tracker.models import Metric, Run
@@ -53,12 +53,17 @@ class KeyStats:
 
 
 def history_stats(run: Run) -> dict[str, KeyStats]:
-    """Each key `run` logged at more than one step → its point count and step range (one query)."""
+    """Each key of `run` with a history worth a chart → its point count and step range (one
+    query). A history is one that changes: logged at more than one step, or with more than one
+    value at a step (a loop that logs without a step puts every point at 0, and its chart reads
+    them by time). The same value logged again at the same step is no history: mlflow.evaluate
+    logs each of its metrics twice, which drew a dozen charts of one dot each."""
     rows = (
         Metric.objects.filter(run=run)
         .values("key")
-        .annotate(n=Count("pk"), lo=Min("step"), hi=Max("step"))
+        .annotate(n=Count("pk"), lo=Min("step"), hi=Max("step"), low_value=Min("value"), high_value=Max("value"))
         .filter(n__gt=1)
+        .filter(Q(hi__gt=F("lo")) | Q(high_value__gt=F("low_value")))
         .values_list("key", "n", "lo", "hi")
     )
     return {key: KeyStats(n, lo, hi) for key, n, lo, hi in rows.order_by("key")}
