@@ -3,13 +3,16 @@ Runtree: what `log_model`, autolog and `log_input` call, read back through the c
 
 import mlflow
 import mlflow.data
+import numpy as np
 import pandas as pd
 import pytest
 import requests
+from django.test import Client
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
+from tests.dashboard.test_run_page_inputs import rows
 from tracker.models import LoggedModelMetric, Metric
 
 pytestmark = pytest.mark.usefixtures("tracking_uri")
@@ -200,3 +203,19 @@ def test_the_fluent_model_calls_work(experiment_id):
     assert list(frame["model_id"]) == [external.model_id]
     listed = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list")
     assert [m.name for m in listed] == ["served-elsewhere"]
+
+
+def test_the_run_page_reads_a_numpy_datasets_tensor_schema_and_profile(experiment_id):
+    # mlflow.data.from_numpy records its schema as tensor specs whose lists are JSON text inside
+    # the JSON; the page showed that text raw.
+    features = np.arange(10.0).reshape(5, 2)
+    dataset = mlflow.data.from_numpy(features, targets=np.array([0, 1, 0, 1, 1]), name="arrays")
+    with mlflow.start_run() as run:
+        mlflow.log_input(dataset, context="training")
+
+    page = Client().get(f"/runs/{run.info.run_id}/")  # this module's `client` is mlflow's
+    shown = rows(page.content.decode(), "data-dataset")["arrays"]
+
+    assert "features: float64 [-1, 2], targets: int64 [-1]" in shown
+    assert "features_shape [5, 2]" in shown and "targets_shape [5]" in shown  # the profile
+    assert "tensorspec" not in shown

@@ -31,8 +31,9 @@ class DatasetRow:
     source_type: str
     source: str  # MLflow's JSON description of where it came from
     source_text: str  # its URI or path when it names one, else the description as given
-    columns: list[str]  # from its schema, when that is MLflow's column-schema JSON
+    columns: list[str]  # from its schema, when that is MLflow's column or tensor schema JSON
     schema: str
+    profile: str  # its size as MLflow profiled it (rows, elements, shapes), "" if not given
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def _datasets(run: Run) -> list[DatasetRow]:
                 source_text=_source_text(dataset.source),
                 columns=_schema_columns(dataset.schema),
                 schema=dataset.schema,
+                profile=_profile_text(dataset.profile),
             )
         )
     return rows
@@ -103,14 +105,57 @@ def _source_text(source: str) -> str:
 
 
 def _schema_columns(schema: str) -> list[str]:
-    """Column names and types from MLflow's schema JSON ({"mlflow_colspec": [{"name", "type"}]});
+    """The columns or tensors in MLflow's schema JSON, each as "name: type": a table's
+    ({"mlflow_colspec": [{"name", "type"}]}, from pandas, Spark, ...) or an array's
+    ({"mlflow_tensorspec": {"features": "<JSON list>", "targets": ...}}, from NumPy, where each
+    part's list is itself JSON text and a tensor reads as "features: float64 [-1, 2]").
     [] for any other schema, which the page then shows as text."""
     try:
         described = json.loads(schema) if schema else {}
-        colspec = described.get("mlflow_colspec") if isinstance(described, dict) else None
-        return [f"{col['name']}: {col['type']}" for col in colspec or [] if isinstance(col, dict) and "name" in col]
+        if not isinstance(described, dict):
+            return []
+        if "mlflow_colspec" in described:
+            return _spec_names(described["mlflow_colspec"], "")
+        tensors = described.get("mlflow_tensorspec")
+        if isinstance(tensors, dict):
+            return [
+                shown
+                for part, spec in tensors.items()
+                if isinstance(spec, str) and spec
+                for shown in _spec_names(json.loads(spec), part)
+            ]
+        return []
     except (ValueError, TypeError, KeyError):
         return []
+
+
+def _spec_names(specs: list, part: str) -> list[str]:
+    """ "name: type" for each column spec, or "name: dtype [shape]" for each tensor spec; an
+    unnamed tensor is named by its part of the dataset (features, targets)."""
+    shown = []
+    for spec in specs if isinstance(specs, list) else []:
+        if not isinstance(spec, dict):
+            continue
+        tensor = spec.get("tensor-spec")
+        if isinstance(tensor, dict):
+            shape = tensor.get("shape")
+            shape_text = f" [{', '.join(str(size) for size in shape)}]" if isinstance(shape, list) else ""
+            shown.append(f"{spec.get('name') or part}: {tensor.get('dtype', 'tensor')}{shape_text}")
+        elif "name" in spec:
+            shown.append(f"{spec['name']}: {spec.get('type', '')}")
+    return shown
+
+
+def _profile_text(profile: str) -> str:
+    """MLflow's dataset profile ({"num_rows": 143, "num_elements": 4433}, or a NumPy dataset's
+    shapes and sizes) as "num_rows 143 · num_elements 4433"; "" when there is none."""
+    try:
+        described = json.loads(profile) if profile else None
+    except ValueError:
+        return ""
+    if not isinstance(described, dict):
+        return ""
+    return " · ".join(f"{key} {value}" for key, value in described.items() if not isinstance(value, dict))
 
 
 def _models(run: Run) -> list[ModelRow]:
