@@ -15,6 +15,7 @@
       else if (part.dataset.livePart === "children") updateChildren(part, next);
       else if (!part.contains(document.activeElement) && part.innerHTML !== next.innerHTML) part.replaceWith(next);
     }
+    document.dispatchEvent(new Event("runtree:parts-swapped")); // key_filter.js filters the new rows
   }
 
   // Children: rows matched by run id, so ticked boxes and opened rows survive; new ones added.

@@ -1,9 +1,15 @@
-"""The run page's Models table on a phone: every header stays over its own column."""
+"""The run page in Chromium: the Models table on a phone keeps every header over its own
+column, and a long params or metrics table filters by key."""
 
+import mlflow
 import pytest
+from playwright.sync_api import expect
 
+from tests.api.conftest import client_connections_closed_at_the_end, tracking_uri  # noqa: F401
 from tests.dashboard.test_run_page_inputs import log_model
 from tracker import services
+from tracker.selectors.run_page import LONG_TABLE_ROWS
+from tracker.services import KeyValue, MetricInput, run_log_batch
 
 # The left edge of each header and of the cell below it, in order.
 COLUMN_EDGES = """() => {
@@ -31,3 +37,57 @@ def test_the_models_headers_sit_over_their_columns(page, run_with_model, width):
 
     assert page.get_by_role("columnheader", name="Role").is_visible()
     assert headers == cells
+
+
+@pytest.fixture
+def run_with_many_keys(transactional_db):
+    run = services.run_create(experiment=services.experiment_create(name="wide"), name="configured")
+    count = LONG_TABLE_ROWS + 10
+    params = [KeyValue(f"optimizer.layer_{i}.lr", str(i)) for i in range(count)]
+    metrics = [MetricInput(f"val/class_{i}_f1", i / 100, 1_700_000_000_000, 0) for i in range(count)]
+    metrics += [MetricInput("system/cpu_utilization_percentage", 40.0, 1_700_000_000_000, 0)]
+    run_log_batch(run=run, params=params, metrics=metrics)
+    return run.run_id
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_a_long_params_or_metrics_table_filters_by_key_and_scrolls_in_its_card(page, run_with_many_keys, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"/runs/{run_with_many_keys}/")
+    params, metrics = page.locator("#params-table"), page.locator("#metrics-table")
+    expect(params.locator("tr:visible")).to_have_count(LONG_TABLE_ROWS + 10)
+    # The card scrolls, not the page: the table is taller than the box it sits in.
+    box, table = params.evaluate("t => [t.parentElement.clientHeight, t.scrollHeight]")
+    assert box < table
+
+    page.get_by_label("Filter params by key").fill("LAYER_1")
+    expect(params.locator("tr:visible")).to_have_count(11)  # layer_1, layer_10 ... layer_19
+    expect(page.locator(".key-filter output").first).to_have_text(f"11 of {LONG_TABLE_ROWS + 10}")
+
+    filter_metrics = page.get_by_label("Filter metrics by key")
+    filter_metrics.fill("class_2")  # class_2, class_20 ... class_29: no system metric
+    expect(metrics.locator("tbody tr:visible")).to_have_count(11)
+    expect(metrics.get_by_text("System metrics")).to_be_hidden()
+    filter_metrics.fill("cpu")  # the system metric, found by its key, under its heading
+    expect(metrics.locator("tbody tr:visible")).to_have_count(2)
+    expect(metrics.get_by_text("System metrics")).to_be_visible()
+    filter_metrics.fill("")
+    expect(metrics.locator("tbody tr:visible")).to_have_count(LONG_TABLE_ROWS + 12)
+
+
+def test_a_typed_filter_still_applies_after_the_live_refresh_brings_new_metrics(page, tracking_uri):  # noqa: F811
+    mlflow.set_experiment("live-long-table")
+    with mlflow.start_run(run_name="wide") as run:
+        mlflow.log_metrics({f"class_{i}_f1": i / 100 for i in range(LONG_TABLE_ROWS + 5)})
+        page.goto(f"/runs/{run.info.run_id}/")
+        expect(page.locator(".js-live")).to_have_attribute("data-state", "on")
+        page.get_by_label("Filter metrics by key").fill("class_1")
+        page.locator("h1").click()  # the focus leaves the box, as it does when the viewer reads on
+        metrics = page.locator("#metrics-table")
+        expect(metrics.locator("tbody tr:visible")).to_have_count(11)  # class_1, class_10 ... class_19
+
+        mlflow.log_metrics({"class_1_recall": 0.5, "loss": 0.3})
+
+        expect(metrics).to_contain_text("class_1_recall", timeout=15_000)
+        expect(metrics.locator("tbody tr:visible")).to_have_count(12)  # the new match; not "loss"
+        expect(page.get_by_label("Filter metrics by key")).to_have_value("class_1")

@@ -6,6 +6,7 @@ import pytest
 
 from tests.factories import RunFactory, build_chain, bulk_children
 from tracker.models import Run
+from tracker.selectors.run_page import LONG_TABLE_ROWS
 from tracker.services import KeyValue, MetricInput, run_log_batch
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +141,12 @@ def test_run_page_queries_do_not_grow_with_the_experiment(
     with django_assert_max_num_queries(RUN_PAGE_QUERIES):
         assert client.get(f"/runs/{run.run_id}/").status_code == 200
 
+
+def test_only_a_long_params_or_metrics_table_gets_a_filter_box(client, sweep):
+    child = Run.objects.get(name="child-0-1")
+    html = client.get(f"/runs/{child.run_id}/").content.decode()
+    assert "Filter params by key" not in html and "key_filter.js" not in html
+    run_log_batch(run=child, params=[KeyValue(f"extra{i}", "1") for i in range(LONG_TABLE_ROWS)])
+    html = client.get(f"/runs/{child.run_id}/").content.decode()
+    assert "Filter params by key" in html and "key_filter.js" in html
+    assert "Filter metrics by key" not in html

@@ -11,6 +11,11 @@ from tracker.selectors.tree import CHILD_METRIC_COLUMNS, Order, TableColumn, ann
 from tracker.summaries.reads import summaries_for
 from tracker.values import read_value
 
+# Past this many rows a params or metrics table gets a filter box and scrolls inside its card:
+# a config logged whole can be hundreds of params, and a run has been seen with 2,500 metrics
+# (a 75,000-pixel page).
+LONG_TABLE_ROWS = 20
+
 
 @dataclass
 class RunOverview:
@@ -23,6 +28,14 @@ class RunOverview:
     children: object  # django.core.paginator.Page of the direct children
     child_columns: tuple[TableColumn, ...]  # metric columns for the children, their `cells` set
     summaries: list[RunSummary]  # per metric key, best run attached; [] for a run without children
+
+    @property
+    def params_are_long(self) -> bool:
+        return len(self.params) > LONG_TABLE_ROWS
+
+    @property
+    def metrics_are_long(self) -> bool:
+        return len(self.metrics) + len(self.system_metrics) > LONG_TABLE_ROWS
 
 
 def run_overview(run_id: str, *, children_page: int | str = 1, per_page: int = 20, order: Order) -> RunOverview:
