@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import matplotlib
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 import yaml
@@ -229,3 +230,16 @@ def test_a_missing_artifact_is_a_404_in_json(live_server, stored):
     assert response.status_code == 404
     assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     assert requests.get(f"{folder}/here.txt").content == b"here"
+
+
+def test_a_logged_table_previews_as_rows_and_columns_on_the_run_page(client, stored):
+    frame = pd.DataFrame({"question": ["<b>2+2?</b>", "capital of France?"], "score": [1.0, 0.5]})
+    with mlflow.start_run() as run:
+        mlflow.log_table(frame, artifact_file="eval/results.json")
+
+    response = client.get(f"/runs/{run.info.run_id}/artifacts/preview/", {"path": "eval/results.json"})
+
+    table = response.context["preview"].table
+    assert table.columns == ["question", "score"]
+    assert table.rows == [["<b>2+2?</b>", "1.0"], ["capital of France?", "0.5"]]
+    assert "&lt;b&gt;2+2?&lt;/b&gt;" in response.content.decode()

@@ -89,6 +89,44 @@ def test_a_long_text_preview_is_cut_and_a_binary_file_is_not_shown(client, run):
     assert binary.lines == [] and "binary" in binary.problem
 
 
+def preview(client, run, path):
+    return client.get(f"/runs/{run.run_id}/artifacts/preview/", {"path": path})
+
+
+def test_a_csv_previews_as_a_table_of_its_first_rows_escaped(client, run):
+    rows = b"".join(b'%d,"<b>%d</b>, quoted"\n' % (i, i) for i in range(100))
+    log(run, "metrics.csv", b"epoch,note\n" + rows)
+    log(run, "small.tsv", b"a\tb\n1\t2\n")
+
+    response = preview(client, run, "metrics.csv")
+
+    table = response.context["preview"].table
+    assert table.columns == ["epoch", "note"] and table.total_rows == 100
+    assert len(table.rows) == 40 and table.rows[1] == ["1", "<b>1</b>, quoted"]
+    html = response.content.decode()
+    assert "&lt;b&gt;1&lt;/b&gt;, quoted" in html and "<b>" not in html
+    assert "The first 40 of 100 rows" in html
+    small = preview(client, run, "small.tsv")
+    assert small.context["preview"].table.rows == [["1", "2"]] and "1 row." in small.content.decode()
+
+
+def test_a_csv_longer_than_the_preview_read_drops_its_cut_last_line(client, run):
+    log(run, "big.csv", b"x,y\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(20_000)))
+    table = preview(client, run, "big.csv").context["preview"].table
+    assert table.total_rows is None and table.rows[-1] == ["39", "1521"]
+
+
+def test_a_logged_table_previews_as_a_table_and_other_json_as_text(client, run):
+    # What mlflow.log_table(pd.DataFrame(...), "tables/eval.json") writes.
+    log(run, "tables/eval.json", b'{"columns":["input","score"],"data":[["<i>hi</i>",0.5],["b",null]]}')
+    log(run, "conf.json", b'{"columns": "not a list"}')
+
+    table = preview(client, run, "tables/eval.json").context["preview"].table
+    assert table.columns == ["input", "score"] and table.rows == [["<i>hi</i>", "0.5"], ["b", "null"]]
+    other = preview(client, run, "conf.json").context["preview"]
+    assert other.table is None and other.lines == ['{"columns": "not a list"}']
+
+
 def test_image_and_html_previews_load_from_the_inline_url(client, run):
     log(run, "plot.png", PNG)
     log(run, "estimator.html", b"<p>model</p>")

@@ -3,16 +3,26 @@ sub-folder is fetched when opened), a file's preview, and the few types a browse
 inline. No database queries: the run is loaded already; the storage is read."""
 
 import contextlib
+import csv
+import io
+import json
 import posixpath
 from dataclasses import dataclass
+from itertools import islice
 
 from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.models import Run
 from tracker.services import artifacts
 
-# A preview reads at most this much of a text file, and shows at most this many lines of it.
+# A preview reads at most this much of a text file, and shows at most this many lines of it
+# (or rows of a table).
 PREVIEW_BYTES = 64 * 1024
 PREVIEW_LINES = 40
+# A JSON file up to this size is read whole, so that a table mlflow.log_table wrote
+# ({"columns": [...], "data": [[...], ...]}) shows as one; a larger one previews as text.
+TABLE_JSON_BYTES = 1024 * 1024
+# CSV and TSV files preview as tables, by their delimiter.
+DELIMITERS = {".csv": ",", ".tsv": "\t"}
 
 IMAGE = "image"  # shown as <img> from the inline URL
 HTML = "html"  # shown in a sandboxed iframe from the inline URL
@@ -67,11 +77,19 @@ class ArtifactFolder:
 
 
 @dataclass(frozen=True)
+class ArtifactTable:
+    columns: list[str]
+    rows: list[list[str]]  # the first PREVIEW_LINES, each cell as text
+    total_rows: int | None  # None when only the file's start was read
+
+
+@dataclass(frozen=True)
 class ArtifactPreview:
     item: ArtifactItem
     lines: list[str]  # TEXT: the first lines
     truncated: bool
     problem: str = ""
+    table: ArtifactTable | None = None  # a CSV, TSV or logged table, shown as rows and columns
 
 
 def run_artifact_folder(*, run: Run, path: str = "") -> ArtifactFolder:
@@ -104,13 +122,61 @@ def run_artifact_preview(*, run: Run, path: str) -> ArtifactPreview:
         item = ArtifactItem(name, path, False, None, None)
         return ArtifactPreview(item, [], False, problem=error.message)
     item = ArtifactItem(name, path, False, download.size, preview_kind(name))
+    extension = posixpath.splitext(name)[1].lower()
+    whole_json = extension == ".json" and download.size <= TABLE_JSON_BYTES
     with contextlib.closing(download.file) as stored:
-        head = stored.read(PREVIEW_BYTES) if item.preview == TEXT else b""
+        head = stored.read(TABLE_JSON_BYTES if whole_json else PREVIEW_BYTES) if item.preview == TEXT else b""
     if b"\x00" in head:
         return ArtifactPreview(item, [], False, problem="A binary file: download it to look inside.")
-    lines = head.decode("utf-8", errors="replace").splitlines()
+    text = head.decode("utf-8", errors="replace")
+    read_whole = download.size <= len(head)
+    table = _logged_table(text) if whole_json else None
+    if extension in DELIMITERS:
+        table = _delimited_table(text, DELIMITERS[extension], read_whole=read_whole)
+    if table is not None:
+        return ArtifactPreview(item, [], table.total_rows is None or table.total_rows > PREVIEW_LINES, table=table)
+    lines = text[:PREVIEW_BYTES].splitlines()
     truncated = len(lines) > PREVIEW_LINES or download.size > PREVIEW_BYTES
     return ArtifactPreview(item, lines[:PREVIEW_LINES], truncated)
+
+
+def _logged_table(text: str) -> ArtifactTable | None:
+    """A table as mlflow.log_table writes it (pandas' "split" layout: column names and rows of
+    values), or None for any other JSON."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or not isinstance(found.get("columns"), list):
+        return None
+    rows = found.get("data")
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        return None
+    shown = [[_cell_text(value) for value in row] for row in rows[:PREVIEW_LINES]]
+    return ArtifactTable([_cell_text(column) for column in found["columns"]], shown, len(rows))
+
+
+def _cell_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _delimited_table(text: str, delimiter: str, *, read_whole: bool) -> ArtifactTable | None:
+    """The first row of a CSV or TSV file as its header and the next PREVIEW_LINES as rows; None
+    if it does not parse. When only the file's start was read, its last line may be cut: it is
+    dropped, and the total is not known."""
+    lines = text.splitlines(keepends=True)
+    if not read_whole and len(lines) > 1:
+        lines = lines[:-1]
+    try:
+        reader = csv.reader(io.StringIO("".join(lines)), delimiter=delimiter)
+        header = next(reader, None)
+        rows = list(islice(reader, PREVIEW_LINES))
+        remaining = sum(1 for _ in reader) if read_whole else None
+    except csv.Error:
+        return None
+    if header is None:
+        return None
+    return ArtifactTable(header, rows, None if remaining is None else len(rows) + remaining)
 
 
 def run_artifact_inline(*, run: Run, path: str) -> tuple[artifacts.ArtifactDownload, str]:
