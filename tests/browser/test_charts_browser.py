@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS
@@ -187,11 +188,23 @@ def test_a_click_on_a_sweeps_band_opens_its_children_drawing_the_bands_metric(pa
                     box.top + size.t + g._fullLayout.yaxis.l2p((upper + 2 * centre) / 3)];
         }"""
     )
-    page.mouse.move(x, y)
-    expect(band_chart.locator(".hovertext").first).to_contain_text("sweep-2")
-    page.mouse.click(x, y)
+    children = f"/compare/?parent={second.run_id}&metric=loss&history=loss"
+    # In CI (two suites on two cores) a click that followed the hover has twice not navigated
+    # (2026-12-04 at 6887bc5; once before); 8 runs here beside two busy loops did not repeat it.
+    # A viewer whose click did nothing clicks again: so does this test, once, and a band that
+    # never opens its children still fails it.
+    for attempt in range(2):
+        page.mouse.move(x, y)
+        expect(band_chart.locator(".hovertext").first).to_contain_text("sweep-2")
+        page.mouse.click(x, y)
+        try:
+            page.wait_for_url(f"**{children}", timeout=10_000)
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 1:
+                raise
     # The URL changes once the children's page has answered: a navigation's time, not a check's.
-    expect(page).to_have_url(f"/compare/?parent={second.run_id}&metric=loss&history=loss", timeout=30_000)
+    expect(page).to_have_url(children, timeout=30_000)
     expect(page.locator("h1")).to_have_text("Children of sweep-2")
     # The history of the band's metric, one line per child of that parent only.
     history = page.locator(".chart-history.js-plotly-plot")
