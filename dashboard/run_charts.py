@@ -13,11 +13,19 @@ from tracker.constants import is_system_metric
 from tracker.models import Run
 from tracker.selectors.histories import history_range, history_stats, run_histories, time_origins
 
+# The page brings this many charts with it; the rest (a run logging per-layer statistics can have
+# hundreds) are fetched from the zoom URL as they scroll into view (run.js). A run of 300 metrics
+# of 1,000 steps each was a 9.5 MB page that took 1.5 s to build and drew 300 charts on load.
+INLINE_CHARTS = 12
+# The most lines one chart fetches: every split prefix with each separator (dashboard/charts.py).
+MAX_KEYS_PER_CHART = 32
+
 
 @dataclass
 class RunCharts:
     options: HistoryOptions
-    figures: list[dict] = field(default_factory=list)  # each {id, figure}: the model's metrics
+    # Each {id, title, figure} drawn from the page, or {id, title, figure_url} fetched when seen.
+    figures: list[dict] = field(default_factory=list)  # the model's metrics
     system_figures: list[dict] = field(default_factory=list)  # the machine's (system/...), shown after
     zoom_url: str = ""  # where a chart fetches a zoomed range (run.js adds the keys and range)
     keep: dict = field(default_factory=dict)  # the page's other choices, kept by this form
@@ -28,21 +36,30 @@ class RunCharts:
 
 
 def run_charts(run: Run, query: QueryDict, *, keep: dict | None = None) -> RunCharts:
-    """Every multi-step metric of `run`, one chart per stem. Queries: the keys' counts (1), the
-    short histories (1), and one per history longer than the selector's LOAD_LIMIT."""
+    """Every multi-step metric of `run`, one chart per stem, the model's before the machine's;
+    the first INLINE_CHARTS with their figures, the others as URLs. Queries: the keys' counts (1),
+    the inline charts' short histories (1), and one per history longer than the selector's
+    LOAD_LIMIT among them."""
     options = HistoryOptions.from_query(query)
     stats = history_stats(run)
-    histories = run_histories(run, stats, budget=RUN_PAGE_BUDGET) if stats else {}
+    groups = group_by_stem(key for key in stats if not is_system_metric(key))
+    system_groups = group_by_stem(key for key in stats if is_system_metric(key))
+    ordered = groups + system_groups
+    inline_keys = [key for _, keys in ordered[:INLINE_CHARTS] for key in keys]
+    histories = run_histories(run, {key: stats[key] for key in inline_keys}, budget=RUN_PAGE_BUDGET)
     origin = _origin(run, options)
-    model = history_figures(
-        {k: v for k, v in histories.items() if not is_system_metric(k)}, options=options, origin=origin
-    )
-    system = history_figures(
-        {k: v for k, v in histories.items() if is_system_metric(k)}, options=options, origin=origin
-    )
-    zoom_url = reverse("dashboard:run-history", args=[run.run_id]) + "?" + urlencode(options.query)
-    figures = [{"id": f"figure-{i}", "figure": f} for i, f in enumerate(model + system)]
-    return RunCharts(options, figures[: len(model)], figures[len(model) :], zoom_url, keep or {})
+    history_url = reverse("dashboard:run-history", args=[run.run_id])
+    zoom_url = history_url + "?" + urlencode(options.query)
+    charts = []
+    for index, (title, keys) in enumerate(ordered):
+        chart = {"id": f"figure-{index}", "title": title}
+        if index < INLINE_CHARTS:
+            chart["figure"] = history_figures({key: histories[key] for key in keys}, options=options, origin=origin)[0]
+        else:
+            query = [*options.query.items(), *(("key", key) for key in keys)]
+            chart["figure_url"] = history_url + "?" + urlencode(query)
+        charts.append(chart)
+    return RunCharts(options, charts[: len(groups)], charts[len(groups) :], zoom_url, keep or {})
 
 
 def _origin(run: Run, options: HistoryOptions) -> int:
@@ -52,10 +69,11 @@ def _origin(run: Run, options: HistoryOptions) -> int:
 
 def zoomed_figure(run: Run, query: QueryDict) -> dict:
     """The chart of the keys named by `key` (one stem) between `from` and `to`, at full
-    resolution up to the budget: what the page fetches when the viewer zooms."""
+    resolution up to the budget: what the page fetches when the viewer zooms; without a range,
+    the whole history thinned, as a chart the page did not bring is fetched."""
     options = HistoryOptions.from_query(query)
     zoom = ZoomRange.from_query(query, options)
-    keys = [key for key in query.getlist("key") if key][:6]
+    keys = [key for key in query.getlist("key") if key][:MAX_KEYS_PER_CHART]
     lines = []
     for key in keys:
         series = history_range(run, key, budget=RUN_PAGE_BUDGET, low=zoom.low, high=zoom.high, by=zoom.by)

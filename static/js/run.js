@@ -92,8 +92,23 @@
       const slider = form.querySelector("input[type=range]");
       if (slider) slider.addEventListener("input", () => (slider.nextElementSibling.value = slider.value));
     }
+    // Charts the page did not bring (a run page's past its first dozen) are fetched and drawn as
+    // they come within two screens of the viewport, one at a time.
+    let drawing = Promise.resolve();
+    const whenSeen = new IntersectionObserver(
+      (entries) => {
+        for (const entry of entries.filter((seen) => seen.isIntersecting)) {
+          whenSeen.unobserve(entry.target);
+          const pending = fetchFigure(entry.target.dataset.figureUrl);
+          pending.catch(() => {}); // reported in its chart when its turn comes
+          drawing = drawing.then(() => drawFetched(entry.target, pending));
+        }
+      },
+      { rootMargin: "200% 0px" },
+    );
+    document.querySelectorAll(".chart[data-figure-url][data-when-seen]").forEach((chart) => whenSeen.observe(chart));
     // Fetched figures are asked for at once, so the server builds them while the others draw.
-    const fetched = Array.from(document.querySelectorAll(".chart[data-figure-url]"), (container) => {
+    const fetched = Array.from(document.querySelectorAll(".chart[data-figure-url]:not([data-when-seen])"), (container) => {
       const pending = fetchFigure(container.dataset.figureUrl);
       pending.catch(() => {}); // reported in its chart when its turn comes, not as unhandled
       return [container, pending];

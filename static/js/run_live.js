@@ -51,6 +51,14 @@
       const figure = JSON.parse(data.textContent);
       window.Plotly.react(container, figure.data, figure.layout, { responsive: true, displaylogo: false });
     }
+    // A chart fetched when it came into view (run.js) is fetched again once drawn; one not yet
+    // seen will be fetched fresh when it is.
+    for (const container of part.querySelectorAll(".chart[data-when-seen].js-plotly-plot")) {
+      fetch(container.dataset.figureUrl, { headers: { Accept: "application/json" } })
+        .then((response) => (response.ok ? response.json() : null))
+        .then((figure) => figure && window.Plotly.react(container, figure.data, figure.layout, { responsive: true, displaylogo: false }))
+        .catch(() => {}); // the chart keeps what it showed; the next change tries again
+    }
   }
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -5,12 +5,14 @@ children draws the param importance, and compare sweeps draws a band per parent.
 script error."""
 
 import os
+import re
 
 import numpy as np
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
+from dashboard.run_charts import INLINE_CHARTS
 from tests.browser.conftest import ARTIFACTS
 from tests.factories import ExperimentFactory, RunFactory
 from tracker.models import LatestMetric, Metric, Param
@@ -228,3 +230,27 @@ def test_compare_children_of_25_draws_every_chart_full_width_and_names_each_line
     # The scatter labels its points, the bars their runs: by name, in the run's colour.
     expect(page.locator(".js-plotly-plot .scatterlayer .textpoint").first).to_be_visible()
     screenshot(page, "charts-25-children.png")
+
+
+def test_charts_past_the_first_dozen_are_drawn_as_they_scroll_into_view(page, transactional_db):
+    run = RunFactory(name="per-layer", experiment=ExperimentFactory(name="wide"))
+    keys = [f"layer_{i:02d}/grad_norm" for i in range(INLINE_CHARTS + 8)]
+    Metric.objects.bulk_create(
+        [
+            Metric(run=run, key=key, step=step, timestamp=step, value=k + step)
+            for k, key in enumerate(keys)
+            for step in range(10)
+        ]
+    )
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"/runs/{run.run_id}/")
+    inline = page.locator(".chart-history[data-figure]")
+    expect(inline.nth(INLINE_CHARTS - 1)).to_have_class(re.compile("js-plotly-plot"))
+    last = page.locator(".chart-history[data-when-seen]").last
+    expect(last).not_to_have_class(re.compile("js-plotly-plot"))  # far below: not fetched yet
+
+    last.scroll_into_view_if_needed()
+
+    expect(last).to_have_class(re.compile("js-plotly-plot"))
+    drawn = last.evaluate("g => ({title: g.layout.title.text, y: g.data[0].y})")
+    assert drawn["title"].startswith(keys[-1]) and drawn["y"] == [len(keys) - 1 + step for step in range(10)]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.run_charts import INLINE_CHARTS
 from tests.factories import RunFactory, build_chain, bulk_children
 from tracker.models import Run
 from tracker.selectors.run_page import LONG_TABLE_ROWS
@@ -150,3 +151,38 @@ def test_only_a_long_params_or_metrics_table_gets_a_filter_box(client, sweep):
     html = client.get(f"/runs/{child.run_id}/").content.decode()
     assert "Filter params by key" in html and "key_filter.js" in html
     assert "Filter metrics by key" not in html
+
+
+def test_charts_past_the_first_dozen_come_as_urls_that_answer_the_same_figure(client):
+    run = RunFactory(name="per-layer")
+    keys = [f"layer_{i:02d}/grad_norm" for i in range(INLINE_CHARTS + 3)]
+    run_log_batch(
+        run=run,
+        metrics=[
+            MetricInput(key, k + step / 10, 1_700_000_000_000 + step, step)
+            for k, key in enumerate(keys)
+            for step in range(5)
+        ],
+    )
+
+    html = client.get(f"/runs/{run.run_id}/").content.decode()
+
+    assert len(figure_titles(html)) == INLINE_CHARTS
+    urls = re.findall(r'data-figure-url="([^"]+)" data-when-seen', html)
+    assert len(urls) == 3
+    fetched = client.get(urls[-1].replace("&amp;", "&")).json()
+    assert fetched["layout"]["title"]["text"].startswith(keys[-1])
+    assert fetched["data"][0]["y"] == [len(keys) - 1 + step / 10 for step in range(5)]
+    assert '<script src="/static/js/run.js"' in html
+
+
+def test_a_run_with_only_system_metric_histories_still_loads_plotly(client):
+    run = RunFactory(name="machine-only")
+    run_log_batch(
+        run=run,
+        metrics=[
+            MetricInput("system/cpu_utilization_percentage", 10.0 + s, 1_700_000_000_000 + s, s) for s in range(3)
+        ],
+    )
+    html = client.get(f"/runs/{run.run_id}/").content.decode()
+    assert len(figure_titles(html)) == 1 and "/static/js/run.js" in html
