@@ -78,17 +78,27 @@ def copy_metrics(rows) -> int:
     return count
 
 
+def root_run(experiment, name: str):
+    """The top-level run `name` of `experiment`, made if missing: (the run, whether it is new)."""
+    from tracker.models import Run, RunStatus, path_segment
+
+    run = Run.objects.filter(experiment=experiment, name=name).first()
+    if run is not None:
+        return run, False
+    run = Run.objects.create(experiment=experiment, name=name, status=RunStatus.FINISHED, start_time=START_MS)
+    run.path = path_segment(run.pk)
+    run.save(update_fields=["path"])
+    return run, True
+
+
 def build_sweep(experiment, name: str, children: int, steps: int, offset: float):
     import numpy as np
 
     from tracker.models import LatestMetric, Param, Run, RunStatus, path_segment
 
-    parent = Run.objects.filter(experiment=experiment, name=name).first()
-    if parent is not None:
+    parent, new = root_run(experiment, name)
+    if not new:
         return parent
-    parent = Run.objects.create(experiment=experiment, name=name, status=RunStatus.FINISHED, start_time=START_MS)
-    parent.path = path_segment(parent.pk)
-    parent.save(update_fields=["path"])
     made = Run.objects.bulk_create(
         [
             Run(experiment=experiment, name=f"{name}-{i}", status=RunStatus.FINISHED, start_time=START_MS + i,
@@ -128,14 +138,9 @@ def build_sweep(experiment, name: str, children: int, steps: int, offset: float)
 
 
 def build_long_run(experiment, steps: int):
-    from tracker.models import Run, RunStatus, path_segment
-
-    run = Run.objects.filter(experiment=experiment, name="long-run").first()
-    if run is not None:
+    run, new = root_run(experiment, "long-run")
+    if not new:
         return run
-    run = Run.objects.create(experiment=experiment, name="long-run", status=RunStatus.FINISHED, start_time=START_MS)
-    run.path = path_segment(run.pk)
-    run.save(update_fields=["path"])
 
     def points():
         for step in range(steps):
@@ -150,15 +155,11 @@ def build_long_run(experiment, steps: int):
 
 def build_wide_run(experiment, keys: int, steps: int):
     """A run logging `keys` metrics (layer_000/grad_norm, ...) at each of `steps` steps."""
-    from tracker.models import LatestMetric, Run, RunStatus, path_segment
+    from tracker.models import LatestMetric
 
-    name = f"wide-run-{keys}x{steps}"
-    run = Run.objects.filter(experiment=experiment, name=name).first()
-    if run is not None:
+    run, new = root_run(experiment, f"wide-run-{keys}x{steps}")
+    if not new:
         return run
-    run = Run.objects.create(experiment=experiment, name=name, status=RunStatus.FINISHED, start_time=START_MS)
-    run.path = path_segment(run.pk)
-    run.save(update_fields=["path"])
     names = [f"layer_{layer:03d}/grad_norm" for layer in range(keys)]
 
     def points():
