@@ -61,6 +61,19 @@ def test_a_value_logged_again_at_its_step_draws_no_chart_but_a_loop_without_step
     assert "accuracy_score" in html.split("Metric history")[0]  # its value stays in the table
 
 
+def test_values_on_different_datasets_at_one_step_draw_no_chart(client):
+    # MLflow 3: a model's accuracy on its train and test sets, both at step 0, is no history.
+    run = RunFactory(name="evaluated on two sets")
+    on_sets = [
+        MetricInput("accuracy", value, 1_700_000_000_000 + i, 0, dataset_name=name, dataset_digest="d")
+        for i, (value, name) in enumerate(((0.99, "train"), (0.93, "test")))
+    ]
+    per_step = [MetricInput("loss", 1.0 / (i + 1), 1_700_000_000_000 + i, 0, dataset_name="train") for i in range(3)]
+    run_log_batch(run=run, metrics=on_sets + per_step)
+    titles = figure_titles(client.get(f"/runs/{run.run_id}/").content.decode())
+    assert len(titles) == 1 and titles[0].startswith("loss")
+
+
 def test_it_links_to_the_tree_and_to_compare_children(client, sweep):
     parent = Run.objects.get(name="parent-0")
     html = client.get(f"/runs/{parent.run_id}/").content.decode()

@@ -57,13 +57,22 @@ def history_stats(run: Run) -> dict[str, KeyStats]:
     query). A history is one that changes: logged at more than one step, or with more than one
     value at a step (a loop that logs without a step puts every point at 0, and its chart reads
     them by time). The same value logged again at the same step is no history: mlflow.evaluate
-    logs each of its metrics twice, which drew a dozen charts of one dot each."""
+    logs each of its metrics twice, which drew a dozen charts of one dot each. Nor are values at
+    one step on different datasets (MLflow 3's `log_metric(..., dataset=)`: a model's accuracy
+    on its train and test sets), which drew a vertical line between them."""
     rows = (
         Metric.objects.filter(run=run)
         .values("key")
-        .annotate(n=Count("pk"), lo=Min("step"), hi=Max("step"), low_value=Min("value"), high_value=Max("value"))
+        .annotate(
+            n=Count("pk"),
+            lo=Min("step"),
+            hi=Max("step"),
+            low_value=Min("value"),
+            high_value=Max("value"),
+            datasets=Count("dataset_name", distinct=True),
+        )
         .filter(n__gt=1)
-        .filter(Q(hi__gt=F("lo")) | Q(high_value__gt=F("low_value")))
+        .filter(Q(hi__gt=F("lo")) | Q(high_value__gt=F("low_value"), datasets__lte=1))
         .values_list("key", "n", "lo", "hi")
     )
     return {key: KeyStats(n, lo, hi) for key, n, lo, hi in rows.order_by("key")}
