@@ -37,6 +37,13 @@ def is_sortable(sort_key: str) -> bool:
     )
 
 
+def first_sort(key: str, goal: str | None = None) -> str:
+    """The sort a first click on a column header asks for: best first. Names and statuses read
+    A→Z; times and metrics newest or highest first, a metric whose goal is "min" lowest first."""
+    ascending_first = key in ("name", "status") or goal == "min"
+    return key if ascending_first else f"-{key}"
+
+
 def parse_ids(value: str) -> tuple[str, ...]:
     ids = [item for item in value.split(",") if RUN_ID_PATTERN.fullmatch(item)]
     return tuple(dict.fromkeys(ids))[:MAX_IDS]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import artifact_views, compare_views, registry_views, run_actions, views
+from dashboard import artifact_views, compare_views, logged_model_views, registry_views, run_actions, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -8,6 +8,27 @@ urlpatterns = [
     path("experiments/<int:experiment_id>/", views.experiment_tree, name="experiment"),
     path("experiments/<int:experiment_id>/live/", views.experiment_live, name="experiment-live"),
     path("experiments/<int:experiment_id>/goal/", views.experiment_goal, name="experiment-goal"),
+    path("experiments/<int:experiment_id>/models/", logged_model_views.experiment_models, name="experiment-models"),
+    path(
+        "experiments/<int:experiment_id>/models/<str:model_id>/",
+        logged_model_views.logged_model_detail,
+        name="logged-model",
+    ),
+    path(
+        "experiments/<int:experiment_id>/models/<str:model_id>/artifacts/",
+        artifact_views.model_artifact_folder,
+        name="model-artifacts",
+    ),
+    path(
+        "experiments/<int:experiment_id>/models/<str:model_id>/artifacts/preview/",
+        artifact_views.model_artifact_preview,
+        name="model-artifact-preview",
+    ),
+    path(
+        "experiments/<int:experiment_id>/models/<str:model_id>/artifacts/inline/",
+        artifact_views.model_artifact_inline,
+        name="model-artifact-inline",
+    ),
     path("runs/<str:run_id>/", views.run_detail, name="run"),
     path("selection/", run_actions.runs_act, name="runs-act"),
     path("runs/<str:run_id>/edit/", run_actions.run_edit, name="run-edit"),

@@ -28,6 +28,7 @@ from tracker.selectors import artifacts as artifact_selectors
 from tracker.selectors import experiments as experiment_reads
 from tracker.selectors import run_page, tree
 from tracker.selectors.logged_images import logged_images
+from tracker.selectors.logged_models import with_model_count
 from tracker.selectors.run_inputs import run_inputs
 from tracker.summaries.importance import importance_for
 
@@ -44,7 +45,7 @@ def experiment_list(request):
 
 @require_GET
 def experiment_tree(request, experiment_id: int):
-    experiment = get_object_or_404(Experiment.objects.prefetch_related("tags"), pk=experiment_id)
+    experiment = get_object_or_404(with_model_count(Experiment.objects.prefetch_related("tags")), pk=experiment_id)
     catalog = tree.column_catalog(experiment)
     summary_keys = tree.summary_keys(experiment)
     state = shown_state(TreeState.from_query(request.GET), catalog, summary_keys)
@@ -221,7 +222,7 @@ def run_detail(request, run_id: str):
         "tree_filter": f"attributes.run_id = '{run.run_id}'",
         # The Datasets and Models sections (their own partials).
         "inputs": run_inputs(run),
-        "artifacts": artifact_selectors.run_artifact_folder(run=run),
+        "artifacts": artifact_selectors.artifact_folder(artifact_selectors.run_artifacts(run)),
         # Read only for a run whose client said it logged some: one listing of its images/ folder.
         "logged_images": logged_images(run) if any(tag.key == LOGGED_IMAGES_TAG for tag in overview.tags) else None,
     }

@@ -95,9 +95,16 @@ class ModelVersionQuerySet(models.QuerySet):
 
     def from_runs(self, run_pks):
         """Versions registered from these runs, model and aliases at hand, oldest first."""
+        return self._for_labels(self.filter(source_run__in=run_pks))
+
+    def from_logged_models(self, model_ids):
+        """Versions registered from these MLflow 3 logged models, as from_runs()."""
+        return self._for_labels(self.filter(model_id__in=model_ids))
+
+    @staticmethod
+    def _for_labels(versions):
         return (
-            self.filter(source_run__in=run_pks)
-            .select_related("registered_model")
+            versions.select_related("registered_model")
             .prefetch_related("aliases")
             .order_by("registered_model__name", "version")
         )
@@ -136,6 +143,8 @@ class ModelVersion(models.Model):
             models.Index(fields=["registered_model", "stage", "version"], name="model_version_stage_idx"),
             # search_model_versions("run_id = '...'").
             models.Index(fields=["run_id"], name="model_version_run_id_idx"),
+            # A logged model's page and its experiment's models page: the versions made from it.
+            models.Index(fields=["model_id"], name="model_version_model_id_idx"),
         ]
 
     def __str__(self):

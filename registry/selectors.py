@@ -55,6 +55,7 @@ class VersionRow:
     metrics: dict[str, float] = field(default_factory=dict)  # NaN for a NaN (stored NULL)
     cells: list[tuple[str, float | None]] = field(default_factory=list)  # the page's metric columns; None: not logged
     logged_model_gone: bool = False  # made from a logged model that has been deleted since
+    logged_model_experiment_id: int | None = None  # where its logged model's page is, if it has one
 
     @property
     def run_gone(self) -> bool:
@@ -92,9 +93,10 @@ def _version_rows(versions: list[ModelVersion]) -> tuple[list[VersionRow], list[
     ]
     model_ids = {version.model_id for version in versions if version.model_id}
     if model_ids:
-        alive = set(LoggedModel.objects.active().filter(model_id__in=model_ids).values_list("model_id", flat=True))
+        alive = dict(LoggedModel.objects.active().filter(model_id__in=model_ids).values_list("model_id", "experiment"))
         for row in rows:
             row.logged_model_gone = bool(row.version.model_id) and row.version.model_id not in alive
+            row.logged_model_experiment_id = alive.get(row.version.model_id)
     keys = sorted({key for row in rows for key in row.metrics})
     for row in rows:
         row.cells = [(key, row.metrics.get(key)) for key in keys]
@@ -140,6 +142,16 @@ def registrations_of(run: Run) -> list[Registration]:
         Registration(version.registered_model.name, version.version, [alias.alias for alias in version.aliases.all()])
         for version in ModelVersion.objects.from_runs([run.pk])
     ]
+
+
+def registrations_of_logged_models(model_ids) -> dict[str, list[Registration]]:
+    """{model_id: the versions made from that logged model}, for those that have some (two
+    queries: the versions with their models, their aliases)."""
+    found: dict[str, list[Registration]] = defaultdict(list)
+    for version in ModelVersion.objects.from_logged_models(list(model_ids)):
+        aliases = [alias.alias for alias in version.aliases.all()]
+        found[version.model_id].append(Registration(version.registered_model.name, version.version, aliases))
+    return dict(found)
 
 
 def registered_labels(run_pks) -> dict[int, str]:

@@ -449,7 +449,9 @@ class LoggedModelMetric(MetricValueMixin, models.Model):
     history keeps the point once; the model keeps its own copy, so several models logged at
     one step each get the run's metrics, as in MLflow."""
 
-    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="metrics")
+    # No index of its own: the two below lead with the model and serve its lookups; a third made
+    # PostgreSQL read a page's points through it and sort them (182 ms against 36, bench/logged_models.py).
+    model = models.ForeignKey(LoggedModel, on_delete=models.CASCADE, related_name="metrics", db_index=False)
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=250)
     value = models.FloatField(null=True)
@@ -464,6 +466,15 @@ class LoggedModelMetric(MetricValueMixin, models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["model", "key", "step", "timestamp", "run"], name="uniq_logged_model_metric"
+            )
+        ]
+        indexes = [
+            # The model pages: each model's latest point per metric and dataset, read newest
+            # first per series, with no sort (a page of 50 models, 20 of them checkpoints of
+            # 6,000 points each: 302 → 36 ms).
+            models.Index(
+                fields=["model", "key", "dataset_name", "dataset_digest", "-timestamp", "-step"],
+                name="logged_model_metric_latest_idx",
             )
         ]
 

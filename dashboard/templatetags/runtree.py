@@ -8,6 +8,7 @@ from django.utils.safestring import mark_safe
 from markdown_it import MarkdownIt
 
 from dashboard import filtering
+from dashboard.state import first_sort
 from tracker.constants import SYSTEM_METRIC_PREFIX
 from tracker.ranges import is_epoch_ms
 
@@ -124,9 +125,8 @@ def next_sort(state, key, goals=None):
     """The sort a column header links to: this column descending first, then ascending (names
     and statuses read best A→Z first; a metric whose goal is "min", in `goals` by column name,
     best first too: its lowest value)."""
-    ascending_first = key in ("name", "status") or (goals or {}).get(key) == "min"
     if state.sort_key != key:
-        return key if ascending_first else f"-{key}"
+        return first_sort(key, (goals or {}).get(key))
     return key if state.descending else f"-{key}"
 
 

@@ -16,6 +16,8 @@
     const [section, first, sub, second] = parts;
     if (section === "experiments" && /^\d+$/.test(first || "")) {
       if (sub === "runs" && second) return path("runs", second);
+      // MLflow 3's logged models: `#/experiments/4/models` and `#/experiments/4/models/m-…`.
+      if (sub === "models") return second ? path("experiments", first, "models", second) : path("experiments", first, "models");
       return path("experiments", first);
     }
     if (section === "experiments" && !first) return "/";

@@ -5,10 +5,12 @@ autologging a small sweep. Each checked by what the user gets back."""
 from collections import Counter
 
 import mlflow
+import mlflow.data
 import mlflow.pyfunc
 import mlflow.sklearn
 import numpy as np
 import pytest
+from django.test import Client
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from sklearn.datasets import load_diabetes
@@ -106,3 +108,37 @@ def test_an_autologged_sweep_keeps_its_training_metrics_and_logs_its_models(data
     points = Metric.objects.filter(run__run_id=parent.info.run_id).values_list("key", "step", "timestamp", "value")
     assert max(Counter(points).values()) == 1
     assert LoggedModel.objects.filter(source_run__run_id=parent.info.run_id).count() == len(models)
+
+
+def test_a_sweep_of_logged_models_reads_on_the_model_pages_by_their_metrics_per_dataset(data):
+    # MLflow 3's model-centric pattern: each trial logs its model, then its scores on the train
+    # and test sets linked to that model. The experiment's models page compares them.
+    features, target = data
+    train = mlflow.data.from_pandas(features.iloc[:80].assign(y=target.iloc[:80]), targets="y", name="train")
+    test = mlflow.data.from_pandas(features.iloc[80:].assign(y=target.iloc[80:]), targets="y", name="test")
+    experiment_id = mlflow.set_experiment("model pages").experiment_id
+    infos = {}
+    with mlflow.start_run(run_name="sweep"):
+        for alpha in (0.01, 1.0, 100.0):
+            with mlflow.start_run(run_name=f"alpha={alpha}", nested=True):
+                fitted = Ridge(alpha=alpha).fit(features.iloc[:80], target.iloc[:80])
+                info = mlflow.sklearn.log_model(fitted, name="ridge", input_example=features.iloc[:2])
+                for dataset, rows in ((train, slice(None, 80)), (test, slice(80, None))):
+                    score = fitted.score(features.iloc[rows], target.iloc[rows])
+                    mlflow.log_metric("r2", score, model_id=info.model_id, dataset=dataset)
+                infos[alpha] = (info, fitted.score(features.iloc[80:], target.iloc[80:]))
+
+    pages = Client()
+    listing = pages.get(f"/experiments/{experiment_id}/models/?sort=-metrics.r2&on=test").context["listing"]
+    assert [(column.key, column.dataset_name) for column in listing.columns] == [("r2", "test"), ("r2", "train")]
+    best_first = sorted(infos.values(), key=lambda pair: -pair[1])
+    assert [row.model.model_id for row in listing.rows] == [info.model_id for info, _ in best_first]
+    assert [round(row.cells[0].value, 6) for row in listing.rows] == [round(score, 6) for _, score in best_first]
+
+    info, score = infos[1.0]
+    html = pages.get(f"/experiments/{experiment_id}/models/{info.model_id}/").content.decode()
+    assert "sklearn " in html and f"models:/{info.model_id}" in html
+    signature = html.split('id="signature-heading"')[1]
+    assert all(f"{column}: double" in signature for column in features.columns)  # the real MLmodel's inputs
+    assert 'data-metric="r2"' in html and ">test<" in html.replace(" ", "")
+    assert "MLmodel" in html.split('id="artifacts-heading"')[1]

@@ -116,21 +116,26 @@ def test_a_dataset_made_in_code_shows_the_script_that_made_it(client, run):
     assert shown["frame"] == "frame — c0de code train.py —"
 
 
-def test_models_show_name_flavor_status_step_and_links_to_their_files(client, run):
+def test_models_show_name_flavor_status_step_metrics_and_link_to_their_pages_and_files(client, run):
     ready = log_model(run, "model")
     pending = log_model(run, "still-uploading", upload=False)
     used = logged_models.logged_model_create(experiment=run.experiment, name="base")
     datasets.run_log_inputs(run=run, model_ids=[used.model_id])
+    for at, value, dataset in ((1_000, 0.91, "train"), (1_001, 0.84, "test")):
+        point = services.MetricInput("accuracy", value, at, 4, model_id=ready.model_id, dataset_name=dataset)
+        services.run_log_batch(run=run, metrics=[point])
 
     shown = rows(client.get(f"/runs/{run.run_id}/").content.decode(), "data-model-id")
 
     folder = f"/api/2.0/mlflow-artifacts/artifacts/{run.experiment_id}/models/{ready.model_id}/artifacts"
+    page = f"/experiments/{run.experiment_id}/models/{ready.model_id}/"
     assert shown[ready.model_id] == (
-        f"model {ready.model_id} sklearn 1.9.1 ready logged by this run 4 "
+        f"model [{page}] {ready.model_id} sklearn 1.9.1 ready logged by this run 4 "
+        "accuracy 0.8400 test accuracy 0.9100 train "
         f"MLmodel [{folder}/MLmodel] · model.pkl [{folder}/model.pkl]"
     )
-    assert shown[pending.model_id] == f"still-uploading {pending.model_id} — pending logged by this run 4 no files yet"
-    assert shown[used.model_id] == f"base {used.model_id} — pending used by this run — no files yet"
+    assert shown[pending.model_id].endswith(f"{pending.model_id} — pending logged by this run 4 — no files yet")
+    assert shown[used.model_id].endswith(f"{used.model_id} — pending used by this run — — no files yet")
     assert client.get(f"{folder}/MLmodel").getvalue() == MLMODEL
 
 

@@ -1,17 +1,19 @@
-"""The run page's Artifacts section: a folder's entries (the page shows the top folder; each
-sub-folder is fetched when opened), a file's preview, and the few types a browser may show
-inline. No database queries: the run is loaded already; the storage is read."""
+"""The Artifacts sections of the run page and the logged model page: a folder's entries (the
+page shows the top folder; each sub-folder is fetched when opened), a file's preview, and the
+few types a browser may show inline. No database queries: the run or model is loaded already;
+the storage is read."""
 
 import contextlib
 import csv
 import io
 import json
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 
 from tracker.errors import InvalidParameterValue, TrackingError
-from tracker.models import Run
+from tracker.models import LoggedModel, Run
 from tracker.services import artifacts
 
 # A preview reads at most this much of a text file, and shows at most this many lines of it
@@ -59,6 +61,35 @@ def preview_kind(file_name: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class ArtifactOwner:
+    """Whose files are read: a run's artifacts or a logged model's."""
+
+    artifact_uri: str
+    # The storage name of a path inside the owner's folder; TrackingError for one outside it.
+    storage_name: Callable[[str | None], str]
+    download_prefix: str  # a file's download URL is this followed by its path, URL-encoded
+
+
+def run_artifacts(run: Run) -> ArtifactOwner:
+    return ArtifactOwner(
+        run.artifact_uri,
+        lambda path: artifacts.run_artifact_path(run=run, path=path),
+        f"/get-artifact?run_id={run.run_id}&path=",
+    )
+
+
+def model_artifacts(model: LoggedModel) -> ArtifactOwner:
+    def storage_name(path: str | None) -> str:
+        return artifacts.logged_model_artifact_path(model=model, path=path)
+
+    try:
+        prefix = f"/api/2.0/mlflow-artifacts/artifacts/{storage_name(None)}/"
+    except TrackingError:
+        prefix = ""  # kept outside this server's store: nothing is listed, so nothing links
+    return ArtifactOwner(model.artifact_location, storage_name, prefix)
+
+
+@dataclass(frozen=True)
 class ArtifactItem:
     name: str
     path: str  # from the run's artifact root, as MLflow names it
@@ -69,9 +100,9 @@ class ArtifactItem:
 
 @dataclass(frozen=True)
 class ArtifactFolder:
-    run_id: str
+    download_prefix: str  # as its owner's
     artifact_uri: str
-    path: str  # "" for the run's artifact root
+    path: str  # "" for the owner's artifact root
     items: list[ArtifactItem]
     problem: str = ""  # why nothing can be listed (a path refused, artifacts kept elsewhere)
 
@@ -92,13 +123,12 @@ class ArtifactPreview:
     table: ArtifactTable | None = None  # a CSV, TSV or logged table, shown as rows and columns
 
 
-def run_artifact_folder(*, run: Run, path: str = "") -> ArtifactFolder:
-    """The folders and files directly in `path` of `run`'s artifacts, folders first."""
+def artifact_folder(owner: ArtifactOwner, path: str = "") -> ArtifactFolder:
+    """The folders and files directly in `path` of the owner's artifacts, folders first."""
     try:
-        name = artifacts.run_artifact_path(run=run, path=path)
-        entries = artifacts.artifact_entries(name=name)
+        entries = artifacts.artifact_entries(name=owner.storage_name(path))
     except TrackingError as error:
-        return ArtifactFolder(run.run_id, run.artifact_uri, path, [], problem=error.message)
+        return ArtifactFolder(owner.download_prefix, owner.artifact_uri, path, [], problem=error.message)
     prefix = f"{path.strip('/')}/" if path.strip("/") else ""
     items = [
         ArtifactItem(
@@ -110,14 +140,14 @@ def run_artifact_folder(*, run: Run, path: str = "") -> ArtifactFolder:
         )
         for entry in entries
     ]
-    return ArtifactFolder(run.run_id, run.artifact_uri, path.strip("/"), items)
+    return ArtifactFolder(owner.download_prefix, owner.artifact_uri, path.strip("/"), items)
 
 
-def run_artifact_preview(*, run: Run, path: str) -> ArtifactPreview:
+def artifact_preview(owner: ArtifactOwner, path: str) -> ArtifactPreview:
     """What the page shows of one file: for text, its first lines (the template escapes them)."""
     name = posixpath.basename(path.rstrip("/"))
     try:
-        download = artifacts.artifact_open(path=artifacts.run_artifact_path(run=run, path=path))
+        download = artifacts.artifact_open(path=owner.storage_name(path))
     except TrackingError as error:
         item = ArtifactItem(name, path, False, None, None)
         return ArtifactPreview(item, [], False, problem=error.message)
@@ -179,10 +209,10 @@ def _delimited_table(text: str, delimiter: str, *, read_whole: bool) -> Artifact
     return ArtifactTable(header, rows, None if remaining is None else len(rows) + remaining)
 
 
-def run_artifact_inline(*, run: Run, path: str) -> tuple[artifacts.ArtifactDownload, str]:
+def artifact_inline(owner: ArtifactOwner, path: str) -> tuple[artifacts.ArtifactDownload, str]:
     """An image or HTML file to show in the page (an <img>, a sandboxed iframe), and the
     Content-Type it is served with; InvalidParameterValue for any other type."""
     extension = posixpath.splitext(path)[1].lower()
     if extension not in INLINE_TYPES:
         raise InvalidParameterValue(f"{path!r} is not shown inline: download it.")
-    return artifacts.artifact_open(path=artifacts.run_artifact_path(run=run, path=path)), INLINE_TYPES[extension]
+    return artifacts.artifact_open(path=owner.storage_name(path)), INLINE_TYPES[extension]
