@@ -90,6 +90,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/compare_page.py --write
 	$(BIN)/python bench/summaries.py --write
 	$(BIN)/python bench/charts.py --write
+	$(BIN)/python bench/logged_models.py --write
 	$(BIN)/python bench/import_mlflow.py --write
 	$(BIN)/python bench/artifacts.py --write
 	$(BIN)/python bench/live_polling.py --write
@@ -115,6 +116,7 @@ bench-smoke-postgresql: $(VENV)/.installed-bench
 	$(BIN)/python bench/summaries.py --smoke
 	$(BIN)/python bench/million.py --smoke
 	$(BIN)/python bench/charts.py --smoke
+	$(BIN)/python bench/logged_models.py --smoke
 	$(BIN)/python bench/compare_page.py --smoke
 	$(BIN)/python bench/import_mlflow.py --smoke
 
