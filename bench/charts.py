@@ -27,7 +27,6 @@ import math
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,14 +44,6 @@ FULL = {"children": 1_000, "steps": 1_000, "history": 1_000_000, "wide": (300, 1
 SMOKE = {"children": 50, "steps": 100, "history": 20_000, "wide": (30, 100), "repeats": 2}
 TARGET_BAND_MS = 500
 START_MS = 1_700_000_000_000
-
-
-def create_database(fresh: bool) -> None:
-    if fresh:
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", DATABASE], check=True)
-    result = subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DATABASE], capture_output=True, text=True)
-    if result.returncode and "already exists" not in result.stderr:
-        sys.exit(f"createdb {DATABASE} failed: {result.stderr.strip()}")
 
 
 def copy_metrics(rows) -> int:
@@ -245,7 +236,10 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
     sizes = SMOKE if args.smoke else FULL
-    create_database(fresh=args.smoke)
+
+    from bench.report import create_database, machine, postgres_version, spread, today, write_section
+
+    create_database(DATABASE, fresh=args.smoke)
     import django
 
     django.setup()
@@ -254,7 +248,6 @@ def main() -> None:
     from django.core.management import call_command
     from django.test import Client
 
-    from bench.report import machine, postgres_version, spread, today, write_section
     from dashboard.run_charts import INLINE_CHARTS
     from tracker.models import ChildBands, ParamImportance
     from tracker.summaries.bands import SETTLE_MS, band_keys, parent_bands, refresh_bands

@@ -128,16 +128,6 @@ def count_queries(client, url: str) -> int:
     return len(executed)
 
 
-def timings(client, url: str, repeats: int) -> tuple[list[float], bytes]:
-    elapsed = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        response = client.get(url)
-        elapsed.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
-    return elapsed, response.content
-
-
 def sent_kib(client, url: str, headers: dict) -> float:
     """KiB of body sent for `url` to a client sending `headers` (e.g. one that accepts gzip)."""
     response = client.get(url, **headers)
@@ -148,7 +138,7 @@ def sent_kib(client, url: str, headers: dict) -> float:
 def measure(parent, size: int) -> dict:
     from django.test import Client
 
-    from bench.report import spread
+    from bench.report import spread, timings
 
     client = Client()
     urls = {

@@ -20,7 +20,6 @@ over repeats after a warm-up.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,14 +37,6 @@ FULL = {"models": 10_000, "checkpoints": 20, "steps": 2_000, "repeats": 9}
 SMOKE = {"models": 200, "checkpoints": 3, "steps": 100, "repeats": 2}
 TARGET_MS = 150
 START_MS = 1_700_000_000_000
-
-
-def create_database(fresh: bool) -> None:
-    if fresh:
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", DATABASE], check=True)
-    result = subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DATABASE], capture_output=True, text=True)
-    if result.returncode and "already exists" not in result.stderr:
-        sys.exit(f"createdb {DATABASE} failed: {result.stderr.strip()}")
 
 
 def build(sizes: dict):
@@ -147,14 +138,11 @@ def _build(label: str, sizes: dict):
 
 
 def time_request(client, url: str, repeats: int) -> dict:
+    from bench.report import timings
+
     client.get(url)  # warm-up
-    elapsed = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        response = client.get(url)
-        elapsed.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, (url, response.status_code)
-    return {"ms": elapsed, "kib": len(response.content) / 1024}
+    elapsed, content = timings(client, url, repeats)
+    return {"ms": elapsed, "kib": len(content) / 1024}
 
 
 def main() -> None:
@@ -163,14 +151,16 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
     sizes = SMOKE if args.smoke else FULL
-    create_database(fresh=args.smoke)
+
+    from bench.report import create_database, machine, postgres_version, spread, today, write_section
+
+    create_database(DATABASE, fresh=args.smoke)
     import django
 
     django.setup()
     from django.core.management import call_command
     from django.test import Client
 
-    from bench.report import machine, postgres_version, spread, today, write_section
     from tracker.selectors.logged_models import MODELS_PER_PAGE
 
     call_command("migrate", verbosity=0)

@@ -6,6 +6,7 @@ import platform
 import re
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -36,6 +37,28 @@ def postgres_version() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
+
+
+def create_database(name: str, *, fresh: bool) -> None:
+    """The benchmark's PostgreSQL database, kept between runs (its data is built once) unless
+    `fresh` asks for an empty one (the smoke sizes)."""
+    if fresh:
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", name], check=True)
+    result = subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], capture_output=True, text=True)
+    if result.returncode and "already exists" not in result.stderr:
+        raise SystemExit(f"createdb {name} failed: {result.stderr.strip()}")
+
+
+def timings(client, url: str, repeats: int) -> tuple[list[float], bytes]:
+    """Milliseconds of each of `repeats` requests of `url` through Django's test Client (the
+    whole request, no network), and the last response's body; each must answer 200."""
+    elapsed = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = client.get(url)
+        elapsed.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return elapsed, response.content
 
 
 def today() -> str:
