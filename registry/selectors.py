@@ -10,6 +10,7 @@ from django.db.models import Count, Prefetch
 from registry.models import ModelVersion, RegisteredModel, RegisteredModelAlias
 from registry.validation import STAGES
 from tracker.models import LatestMetric, LoggedModel, Run
+from tracker.selectors.logged_models import latest_model_metrics
 
 
 @dataclass
@@ -56,6 +57,7 @@ class VersionRow:
     cells: list[tuple[str, float | None]] = field(default_factory=list)  # the page's metric columns; None: not logged
     logged_model_gone: bool = False  # made from a logged model that has been deleted since
     logged_model_experiment_id: int | None = None  # where its logged model's page is, if it has one
+    metrics_of_model: bool = False  # its metrics are its logged model's (per dataset), not its run's
 
     @property
     def run_gone(self) -> bool:
@@ -75,32 +77,49 @@ class ModelPage:
 
 
 def _version_rows(versions: list[ModelVersion]) -> tuple[list[VersionRow], list[str]]:
-    """Rows for versions loaded with versions_for_page(): their runs' latest metrics in one query,
-    and, if any came from logged models, which of those still exist in one more."""
-    run_pks = {version.source_run_id for version in versions if version.source_run_id}
-    metrics: dict[int, dict[str, float]] = defaultdict(dict)
-    for metric in LatestMetric.objects.filter(run__in=run_pks).only("run_id", "key", "value"):
-        metrics[metric.run_id][metric.key] = metric.float_value
-    rows = [
-        VersionRow(
-            version=version,
-            aliases=[alias.alias for alias in version.aliases.all()],
-            run=version.source_run,
-            parent=version.source_run.parent if version.source_run else None,
-            metrics=metrics.get(version.source_run_id, {}),
-        )
-        for version in versions
-    ]
+    """Rows for versions loaded with versions_for_page(): their metrics, and, if any came from
+    logged models, which of those still exist (at most three more queries). A version made from
+    an MLflow 3 logged model that has metrics of its own shows those, per dataset ("accuracy ·
+    test"): its run's latest values would mix the model's train and test scores into one. Any
+    other version shows its run's latest metrics."""
     model_ids = {version.model_id for version in versions if version.model_id}
+    alive = {}
     if model_ids:
-        alive = dict(LoggedModel.objects.active().filter(model_id__in=model_ids).values_list("model_id", "experiment"))
-        for row in rows:
-            row.logged_model_gone = bool(row.version.model_id) and row.version.model_id not in alive
-            row.logged_model_experiment_id = alive.get(row.version.model_id)
+        found = LoggedModel.objects.active().filter(model_id__in=model_ids).values_list("model_id", "pk", "experiment")
+        alive = {model_id: (pk, experiment) for model_id, pk, experiment in found}
+    model_metrics = latest_model_metrics([pk for pk, _ in alive.values()])
+    run_pks = {version.source_run_id for version in versions if version.source_run_id}
+    run_metrics: dict[int, dict[str, float]] = defaultdict(dict)
+    for metric in LatestMetric.objects.filter(run__in=run_pks).only("run_id", "key", "value"):
+        run_metrics[metric.run_id][metric.key] = metric.float_value
+    rows = []
+    for version in versions:
+        model_pk, experiment_id = alive.get(version.model_id, (None, None))
+        own = model_metrics.get(model_pk, [])
+        rows.append(
+            VersionRow(
+                version=version,
+                aliases=[alias.alias for alias in version.aliases.all()],
+                run=version.source_run,
+                parent=version.source_run.parent if version.source_run else None,
+                metrics=(
+                    {_labelled(metric.key, metric.dataset_name): metric.value for metric in own}
+                    if own
+                    else run_metrics.get(version.source_run_id, {})
+                ),
+                metrics_of_model=bool(own),
+                logged_model_gone=bool(version.model_id) and version.model_id not in alive,
+                logged_model_experiment_id=experiment_id,
+            )
+        )
     keys = sorted({key for row in rows for key in row.metrics})
     for row in rows:
         row.cells = [(key, row.metrics.get(key)) for key in keys]
     return rows, keys
+
+
+def _labelled(key: str, dataset_name: str | None) -> str:
+    return f"{key} · {dataset_name}" if dataset_name else key
 
 
 def versions_for_page(queryset=None):

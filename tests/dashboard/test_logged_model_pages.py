@@ -9,6 +9,7 @@ import re
 import pytest
 
 from registry import services as registry_services
+from registry.models import RegisteredModel
 from tests.dashboard.test_run_page_inputs import MLMODEL, rows
 from tracker import services
 from tracker.services import KeyValue, artifacts, logged_models
@@ -286,3 +287,39 @@ def test_signature_columns_read_tensors_and_nested_types():
     assert described.inputs == ["float32 [-1, 28, 28]"]
     assert described.outputs == ["labels: array<string>"]
     assert describe_mlmodel(b"- not a mapping") is None and describe_mlmodel(b"{unclosed") is None
+
+
+def register_model(model, name="iris-classifier"):
+    registered = RegisteredModel.objects.filter(name=name).first() or registry_services.registered_model_create(
+        name=name
+    )
+    source = registry_services.resolve_source(source=f"models:/{model.model_id}", model_id=model.model_id)
+    return registry_services.model_version_create(model=registered, source=source)
+
+
+def test_a_version_made_from_a_logged_model_shows_the_models_metrics_per_dataset(client, run):
+    model = logged_model(run)
+    log_for(model, run, "accuracy", 0.99, dataset="train", at=1_000)
+    log_for(model, run, "accuracy", 0.91, dataset="test", at=1_001)  # the run's latest accuracy
+    register_model(model)
+
+    version = text(client.get("/models/iris-classifier/versions/1/").content.decode())
+    listing = client.get("/models/iris-classifier/").content.decode()
+
+    assert "Metrics of its logged model, latest per dataset accuracy · test 0.9100 accuracy · train 0.9900" in version
+    headers = re.findall(r'<th scope="col" class="num" title="([^"]+)">', listing)
+    assert headers == ["accuracy · test", "accuracy · train"]
+
+
+@pytest.mark.parametrize("count", [2, 20])
+def test_a_registered_models_page_of_logged_model_versions_costs_the_same_queries(
+    client, run, count, django_assert_num_queries
+):
+    for i in range(count):
+        model = logged_model(run, f"m{i}")
+        log_for(model, run, "accuracy", i / 100, dataset="test")
+        register_model(model)
+    # The model, its versions with their runs and sweeps, their aliases, their tags, the logged
+    # models they came from, those models' metrics, their runs' metrics, the model's tags.
+    with django_assert_num_queries(8):
+        assert client.get("/models/iris-classifier/").status_code == 200
