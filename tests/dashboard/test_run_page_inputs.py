@@ -3,12 +3,14 @@ read in two queries however many there are."""
 
 import io
 import json
+import re
 from html.parser import HTMLParser
 
 import pytest
 
 from tests.dashboard.test_run_page import RUN_PAGE_QUERIES
 from tracker import services
+from tracker.selectors.run_inputs import MAX_MODELS_SHOWN
 from tracker.services import KeyValue, artifacts, datasets, logged_models
 
 pytestmark = pytest.mark.django_db
@@ -146,3 +148,18 @@ def test_the_sections_cost_two_queries_however_many_datasets_and_models(client, 
     with django_assert_max_num_queries(RUN_PAGE_QUERIES):
         response = client.get(f"/runs/{run.run_id}/")
     assert len(response.context["inputs"].models) == 6 and len(response.context["inputs"].datasets) == 6
+
+
+def test_a_run_that_checkpoints_shows_its_newest_models_and_links_to_all(client, run, django_assert_max_num_queries):
+    for epoch in range(MAX_MODELS_SHOWN + 3):
+        log_model(run, f"checkpoint-{epoch}")
+    with django_assert_max_num_queries(RUN_PAGE_QUERIES + 1):  # the count of all of them
+        html = client.get(f"/runs/{run.run_id}/").content.decode()
+
+    shown = [text.split()[0] for text in rows(html, "data-model-id").values()]
+    newest = [f"checkpoint-{epoch}" for epoch in range(MAX_MODELS_SHOWN + 2, 2, -1)]
+    assert shown == newest
+    assert f"The newest {MAX_MODELS_SHOWN} of {MAX_MODELS_SHOWN + 3}." in html
+    link = re.search(r'href="([^"]+)">All the models this run logged', html).group(1)
+    listing = client.get(link.replace("&amp;", "&")).context["listing"]
+    assert listing.total == MAX_MODELS_SHOWN + 3

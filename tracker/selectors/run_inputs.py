@@ -44,11 +44,19 @@ class ModelRow:
 class RunInputs:
     datasets: list[DatasetRow]
     models: list[ModelRow]
+    models_total: int = 0  # more than shown when the run logged more than MAX_MODELS_SHOWN
+
+
+# A run that checkpoints logs a model per epoch: its page shows the newest this many, each with
+# its folder listed and its MLmodel read from the store (a storage round trip or two apiece),
+# and links to the experiment's models page for all of them.
+MAX_MODELS_SHOWN = 12
 
 
 def run_inputs(run: Run) -> RunInputs:
     """The datasets and logged models of `run`, for its page."""
-    return RunInputs(datasets=_datasets(run), models=_models(run))
+    models, total = _models(run)
+    return RunInputs(datasets=_datasets(run), models=models, models_total=total)
 
 
 def _datasets(run: Run) -> list[DatasetRow]:
@@ -102,15 +110,20 @@ def _profile_text(profile: str) -> str:
     return " · ".join(f"{key} {value}" for key, value in described.items() if not isinstance(value, dict))
 
 
-def _models(run: Run) -> list[ModelRow]:
+def _models(run: Run) -> tuple[list[ModelRow], int]:
+    """The newest MAX_MODELS_SHOWN models the run logged or used, and how many there are (a
+    count only when there are more)."""
     outputs = RunModelOutput.objects.filter(run=run, model=OuterRef("pk"))
     inputs = RunModelInput.objects.filter(run=run, model=OuterRef("pk"))
-    models = list(
+    found = (
         LoggedModel.objects.active()
         .filter(Q(source_run=run) | Q(Exists(outputs)) | Q(Exists(inputs)))
         .annotate(output_step=Subquery(outputs.values("step")[:1]), used=Exists(inputs))
-        .order_by("creation_time", "pk")
+        .order_by("-creation_time", "-pk")
     )
+    models = list(found[: MAX_MODELS_SHOWN + 1])
+    total = found.count() if len(models) > MAX_MODELS_SHOWN else len(models)
+    models = models[:MAX_MODELS_SHOWN]
     metrics = latest_model_metrics([model.pk for model in models])
     rows = []
     for model in models:
@@ -124,4 +137,4 @@ def _models(run: Run) -> list[ModelRow]:
         row.files, description = model_files(model)
         row.flavors = description.flavors if description else []
         rows.append(row)
-    return rows
+    return rows, total
