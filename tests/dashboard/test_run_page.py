@@ -199,3 +199,25 @@ def test_a_run_with_only_system_metric_histories_still_loads_plotly(client):
     )
     html = client.get(f"/runs/{run.run_id}/").content.decode()
     assert len(figure_titles(html)) == 1 and "/static/js/run.js" in html
+
+
+def test_a_key_logged_on_two_datasets_each_epoch_draws_a_line_per_dataset_on_one_chart(client):
+    # MLflow 3: log_metric("accuracy", v, step=epoch, dataset=train) and again with dataset=val.
+    run = RunFactory(name="two sets")
+    points = [
+        MetricInput("accuracy", value, 1_700_000_000_000 + 2 * epoch + offset, epoch, dataset_name=name)
+        for epoch in range(4)
+        for offset, (name, value) in enumerate((("train", 0.5 + epoch / 10), ("val", 0.4 + epoch / 20)))
+    ]
+    run_log_batch(run=run, metrics=points)
+
+    html = client.get(f"/runs/{run.run_id}/").content.decode()
+
+    scripts = re.findall(r'<script id="figure-\d+" type="application/json">(.*?)</script>', html, re.S)
+    assert len(scripts) == 1
+    figure = json.loads(scripts[0])
+    assert figure["layout"]["title"]["text"].startswith("accuracy")
+    lines = {trace["name"]: trace["y"] for trace in figure["data"]}
+    assert lines == {"accuracy · train": [0.5, 0.6, 0.7, 0.8], "accuracy · val": [0.4, 0.45, 0.5, 0.55]}
+    zoomed = client.get(f"/runs/{run.run_id}/history.json", {"key": "accuracy · val", "from": 1, "to": 2}).json()
+    assert [(trace["name"], trace["y"]) for trace in zoomed["data"]] == [("accuracy · val", [0.45, 0.5])]

@@ -16,7 +16,7 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from tracker.models import Metric, Run
@@ -52,48 +52,74 @@ class KeyStats:
     last_step: int
 
 
+# A key logged on more than one dataset (MLflow 3's log_metric(..., dataset=): accuracy on the
+# train and the validation set each epoch) is one series per dataset, named "accuracy · val": drawn
+# as one, its points zigzagged between the two. A metric key cannot hold "·", so a name reads back.
+DATASET_SEPARATOR = " · "
+NO_DATASET = "(no dataset)"
+
+
+def series_name(key: str, dataset_name: str | None) -> str:
+    """The name of one dataset's series of a key logged on several."""
+    return f"{key}{DATASET_SEPARATOR}{dataset_name if dataset_name is not None else NO_DATASET}"
+
+
+def series_points(run: Run, name: str) -> QuerySet:
+    """The points of series `name` of `run`: a key's, or one dataset's of a key split by dataset."""
+    key, separator, dataset = name.partition(DATASET_SEPARATOR)
+    points = Metric.objects.filter(run=run, key=key)
+    if separator:
+        points = points.filter(dataset_name=None if dataset == NO_DATASET else dataset)
+    return points
+
+
 def history_stats(run: Run) -> dict[str, KeyStats]:
-    """Each key of `run` with a history worth a chart → its point count and step range (one
-    query). A history is one that changes: logged at more than one step, or with more than one
-    value at a step (a loop that logs without a step puts every point at 0, and its chart reads
-    them by time). The same value logged again at the same step is no history: mlflow.evaluate
-    logs each of its metrics twice, which drew a dozen charts of one dot each. Nor are values at
-    one step on different datasets (MLflow 3's `log_metric(..., dataset=)`: a model's accuracy
-    on its train and test sets), which drew a vertical line between them."""
+    """Each series of `run` with a history worth a chart → its point count and step range (one
+    query). A series is a key's points, or one dataset's of a key logged on several (see
+    series_name). A history is one that changes: logged at more than one step, or with more than
+    one value at a step (a loop that logs without a step puts every point at 0, and its chart
+    reads them by time). The same value logged again at the same step is no history:
+    mlflow.evaluate logs each of its metrics twice, which drew a dozen charts of one dot each. Nor
+    is one value per dataset (a model's train and test scores at step 0)."""
     rows = (
         Metric.objects.filter(run=run)
-        .values("key")
-        .annotate(
-            n=Count("pk"),
-            lo=Min("step"),
-            hi=Max("step"),
-            low_value=Min("value"),
-            high_value=Max("value"),
-            datasets=Count("dataset_name", distinct=True),
-        )
-        .filter(n__gt=1)
-        .filter(Q(hi__gt=F("lo")) | Q(high_value__gt=F("low_value"), datasets__lte=1))
-        .values_list("key", "n", "lo", "hi")
+        .values("key", "dataset_name")
+        .annotate(n=Count("pk"), lo=Min("step"), hi=Max("step"), low_value=Min("value"), high_value=Max("value"))
+        .values_list("key", "dataset_name", "n", "lo", "hi", "low_value", "high_value")
+        .order_by("key", "dataset_name")
     )
-    return {key: KeyStats(n, lo, hi) for key, n, lo, hi in rows.order_by("key")}
+    by_key: dict[str, list[tuple]] = defaultdict(list)
+    for key, *group in rows:
+        by_key[key].append(group)
+    stats = {}
+    for key, groups in by_key.items():
+        for dataset_name, count, low_step, high_step, low_value, high_value in groups:
+            varies = low_value is not None and high_value is not None and high_value > low_value
+            if count > 1 and (high_step > low_step or varies):
+                name = series_name(key, dataset_name) if len(groups) > 1 else key
+                stats[name] = KeyStats(count, low_step, high_step)
+    return stats
 
 
 def run_histories(run: Run, stats: dict[str, KeyStats], *, budget: int) -> dict[str, Series]:
-    """The history of every key in `stats`: the short ones in one query, each long one (over
+    """The history of every series in `stats`: the short ones in one query, each long one (over
     LOAD_LIMIT points) in one bucketed query of its own."""
-    short = [key for key, stat in stats.items() if stat.count <= LOAD_LIMIT]
-    found: dict[str, Series] = {key: Series(total=stats[key].count) for key in short}
+    short = [name for name, stat in stats.items() if stat.count <= LOAD_LIMIT]
+    found: dict[str, Series] = {name: Series(total=stats[name].count) for name in short}
     if short:
-        points = Metric.objects.filter(run=run, key__in=short).order_by("key", "step", "timestamp")
-        for key, step, timestamp, value in points.values_list("key", "step", "timestamp", "value").iterator(
-            chunk_size=10_000
-        ):
-            found[key].add(step, timestamp, value)
-    for key in stats:
-        if key not in found:
-            bounds = (stats[key].first_step, stats[key].last_step)
-            points = Metric.objects.filter(run=run, key=key)
-            found[key] = _bucketed(points, budget * BUCKETS_PER_POINT, bounds=bounds)[run.pk]
+        split = {name.partition(DATASET_SEPARATOR)[0] for name in stats if DATASET_SEPARATOR in name}
+        keys = {name.partition(DATASET_SEPARATOR)[0] for name in short}
+        points = Metric.objects.filter(run=run, key__in=keys).order_by("key", "step", "timestamp")
+        for key, dataset_name, step, timestamp, value in points.values_list(
+            "key", "dataset_name", "step", "timestamp", "value"
+        ).iterator(chunk_size=10_000):
+            series = found.get(series_name(key, dataset_name) if key in split else key)
+            if series is not None:  # not one dataset's single value, nor a long series read below
+                series.add(step, timestamp, value)
+    for name in stats:
+        if name not in found:
+            bounds = (stats[name].first_step, stats[name].last_step)
+            found[name] = _bucketed(series_points(run, name), budget * BUCKETS_PER_POINT, bounds=bounds)[run.pk]
     return found
 
 
@@ -134,11 +160,11 @@ def within(points: QuerySet, low=None, high=None, by: str = "step") -> QuerySet:
     return points
 
 
-def history_range(run: Run, key: str, *, budget: int, low=None, high=None, by: str = "step") -> Series:
-    """One key's history of `run` between `low` and `high` of `by` (see within): what a zoomed
-    run-page chart fetches. Exact when the range holds at most LOAD_LIMIT points; bucketed
-    otherwise. Two queries."""
-    points = within(Metric.objects.filter(run=run, key=key), low, high, by)
+def history_range(run: Run, name: str, *, budget: int, low=None, high=None, by: str = "step") -> Series:
+    """One series' history of `run` (a key's, or one dataset's: series_name) between `low` and
+    `high` of `by` (see within): what a zoomed run-page chart fetches. Exact when the range holds
+    at most LOAD_LIMIT points; bucketed otherwise. Two queries."""
+    points = within(series_points(run, name), low, high, by)
     total = points.count()
     if total > LOAD_LIMIT:
         return _bucketed(points, budget * BUCKETS_PER_POINT).get(run.pk, Series())
