@@ -75,30 +75,50 @@ def series_points(run: Run, name: str) -> QuerySet:
 
 def history_stats(run: Run) -> dict[str, KeyStats]:
     """Each series of `run` with a history worth a chart → its point count and step range (one
-    query). A series is a key's points, or one dataset's of a key logged on several (see
-    series_name). A history is one that changes: logged at more than one step, or with more than
-    one value at a step (a loop that logs without a step puts every point at 0, and its chart
-    reads them by time). The same value logged again at the same step is no history:
-    mlflow.evaluate logs each of its metrics twice, which drew a dozen charts of one dot each. Nor
-    is one value per dataset (a model's train and test scores at step 0)."""
-    rows = (
-        Metric.objects.filter(run=run)
-        .values("key", "dataset_name")
-        .annotate(n=Count("pk"), lo=Min("step"), hi=Max("step"), low_value=Min("value"), high_value=Max("value"))
-        .values_list("key", "dataset_name", "n", "lo", "hi", "low_value", "high_value")
-        .order_by("key", "dataset_name")
+    query; a second only when a key was logged on several datasets). A series is a key's points,
+    or one dataset's of a key logged on several (see series_name). A history is one that
+    changes: logged at more than one step, or with more than one value at a step (a loop that
+    logs without a step puts every point at 0, and its chart reads them by time). The same value
+    logged again at the same step is no history: mlflow.evaluate logs each of its metrics twice,
+    which drew a dozen charts of one dot each. Nor is one value per dataset (a model's train and
+    test scores at step 0)."""
+    # By key alone first: grouping a million points by key and dataset took 320 ms against 130.
+    by_key = _group_stats(
+        Metric.objects.filter(run=run).values("key"),
+        with_dataset=Count("dataset_name"),
+        first_dataset=Min("dataset_name"),
+        last_dataset=Max("dataset_name"),
     )
-    by_key: dict[str, list[tuple]] = defaultdict(list)
-    for key, *group in rows:
-        by_key[key].append(group)
-    stats = {}
-    for key, groups in by_key.items():
-        for dataset_name, count, low_step, high_step, low_value, high_value in groups:
-            varies = low_value is not None and high_value is not None and high_value > low_value
-            if count > 1 and (high_step > low_step or varies):
-                name = series_name(key, dataset_name) if len(groups) > 1 else key
-                stats[name] = KeyStats(count, low_step, high_step)
-    return stats
+    split = [
+        key
+        for key, group in by_key.items()
+        if group["first_dataset"] != group["last_dataset"] or 0 < group["with_dataset"] < group["n"]
+    ]
+    named = {key: group for key, group in by_key.items() if key not in split}
+    if split:
+        by_dataset = Metric.objects.filter(run=run, key__in=split).values("key", "dataset_name")
+        for (key, dataset_name), group in _group_stats(by_dataset).items():
+            named[series_name(key, dataset_name)] = group
+    return {
+        name: KeyStats(group["n"], group["lo"], group["hi"])
+        for name, group in sorted(named.items())
+        if group["n"] > 1 and (group["hi"] > group["lo"] or _varies(group))
+    }
+
+
+def _group_stats(grouped: QuerySet, **more) -> dict:
+    """{group: its point count, step range and value range (and `more`)} of a values() queryset
+    grouped by one column (its value the group) or two (a tuple)."""
+    columns = list(grouped.query.values_select)
+    rows = grouped.annotate(
+        n=Count("pk"), lo=Min("step"), hi=Max("step"), low_value=Min("value"), high_value=Max("value"), **more
+    ).order_by()
+    return {tuple(row[c] for c in columns) if len(columns) > 1 else row[columns[0]]: row for row in rows}
+
+
+def _varies(group: dict) -> bool:
+    low, high = group["low_value"], group["high_value"]  # None: every value NaN
+    return low is not None and high is not None and high > low
 
 
 def run_histories(run: Run, stats: dict[str, KeyStats], *, budget: int) -> dict[str, Series]:
