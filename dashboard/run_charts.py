@@ -29,6 +29,7 @@ class RunCharts:
     system_figures: list[dict] = field(default_factory=list)  # the machine's (system/...), shown after
     zoom_url: str = ""  # where a chart fetches a zoomed range (run.js adds the keys and range)
     keep: dict = field(default_factory=dict)  # the page's other choices, kept by this form
+    split_keys: list[str] = field(default_factory=list)  # keys logged on several datasets
 
     @property
     def smoothing_percent(self) -> int:
@@ -41,7 +42,8 @@ def run_charts(run: Run, query: QueryDict, *, keep: dict | None = None) -> RunCh
     the inline charts' short histories (1), and one per history longer than the selector's
     LOAD_LIMIT among them."""
     options = HistoryOptions.from_query(query)
-    stats = history_stats(run)
+    found = history_stats(run)
+    stats = found.series
     groups = group_by_stem(key for key in stats if not is_system_metric(key))
     system_groups = group_by_stem(key for key in stats if is_system_metric(key))
     ordered = groups + system_groups
@@ -59,7 +61,7 @@ def run_charts(run: Run, query: QueryDict, *, keep: dict | None = None) -> RunCh
             query = [*options.query.items(), *(("key", key) for key in keys)]
             chart["figure_url"] = history_url + "?" + urlencode(query)
         charts.append(chart)
-    return RunCharts(options, charts[: len(groups)], charts[len(groups) :], zoom_url, keep or {})
+    return RunCharts(options, charts[: len(groups)], charts[len(groups) :], zoom_url, keep or {}, found.split_keys)
 
 
 def _origin(run: Run, options: HistoryOptions) -> int:

@@ -27,6 +27,7 @@ from tracker.models import Experiment, Goal, Run
 from tracker.selectors import artifacts as artifact_selectors
 from tracker.selectors import experiments as experiment_reads
 from tracker.selectors import run_page, tree
+from tracker.selectors.histories import latest_per_dataset
 from tracker.selectors.logged_images import logged_images
 from tracker.selectors.logged_models import with_model_count
 from tracker.selectors.run_inputs import run_inputs
@@ -205,10 +206,14 @@ def run_detail(request, run_id: str):
     except Run.DoesNotExist:
         raise Http404(f"No run with id {run_id}") from None
     run = overview.run
+    charts = run_charts(run, request.GET, keep=_kept(request.GET, HISTORY_PARAMS))
+    on_datasets = latest_per_dataset(run, charts.split_keys)
     context = {
         "overview": overview,
         "run": run,
-        "charts": run_charts(run, request.GET, keep=_kept(request.GET, HISTORY_PARAMS)),
+        "charts": charts,
+        # A key logged on several datasets reads a row per dataset, not its last value on any.
+        "metric_rows": [(metric, on_datasets.get(metric.key)) for metric in overview.metrics],
         "bands": _bands(run, request.GET, overview.summaries),
         "importance": _importance(run, overview.summaries),
         "plotly_js": PLOTLY_JS,

@@ -72,7 +72,7 @@ def test_zoom_by_wall_time_filters_on_timestamps(client, spiky_run):
 
 def test_a_history_longer_than_the_load_limit_is_bucketed_in_sql_keeping_extremes(spiky_run, monkeypatch):
     monkeypatch.setattr(histories, "LOAD_LIMIT", 1000)
-    stats = histories.history_stats(spiky_run)
+    stats = histories.history_stats(spiky_run).series
     assert stats["loss"].count == 5000
     series = histories.run_histories(spiky_run, stats, budget=200)["loss"]
     assert series.bucketed and series.total == 5000

@@ -70,8 +70,17 @@ def test_values_on_different_datasets_at_one_step_draw_no_chart(client):
     ]
     per_step = [MetricInput("loss", 1.0 / (i + 1), 1_700_000_000_000 + i, 0, dataset_name="train") for i in range(3)]
     run_log_batch(run=run, metrics=on_sets + per_step)
-    titles = figure_titles(client.get(f"/runs/{run.run_id}/").content.decode())
+    html = client.get(f"/runs/{run.run_id}/").content.decode()
+    titles = figure_titles(html)
     assert len(titles) == 1 and titles[0].startswith("loss")
+    # The table reads each dataset's value, not the last one logged on either.
+    assert metrics_table(html) == ["accuracy · test 0.9300 0", "accuracy · train 0.9900 0", "loss 0.3333 0"]
+
+
+def metrics_table(html: str) -> list[str]:
+    table = html.split('id="metrics-table"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows if "<td" in row]
 
 
 def test_it_links_to_the_tree_and_to_compare_children(client, sweep):
@@ -219,5 +228,6 @@ def test_a_key_logged_on_two_datasets_each_epoch_draws_a_line_per_dataset_on_one
     assert figure["layout"]["title"]["text"].startswith("accuracy")
     lines = {trace["name"]: trace["y"] for trace in figure["data"]}
     assert lines == {"accuracy · train": [0.5, 0.6, 0.7, 0.8], "accuracy · val": [0.4, 0.45, 0.5, 0.55]}
+    assert metrics_table(html) == ["accuracy · train 0.8000 3", "accuracy · val 0.5500 3"]
     zoomed = client.get(f"/runs/{run.run_id}/history.json", {"key": "accuracy · val", "from": 1, "to": 2}).json()
     assert [(trace["name"], trace["y"]) for trace in zoomed["data"]] == [("accuracy · val", [0.45, 0.5])]

@@ -16,10 +16,11 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 
 from tracker.models import Metric, Run
+from tracker.values import read_value
 
 # Read as it is up to this many points of one key (about 30 ms on PostgreSQL per 50,000 rows);
 # beyond, reduced to buckets in SQL.
@@ -73,7 +74,13 @@ def series_points(run: Run, name: str) -> QuerySet:
     return points
 
 
-def history_stats(run: Run) -> dict[str, KeyStats]:
+@dataclass(frozen=True)
+class HistoryStats:
+    series: dict[str, KeyStats]  # each series with a history worth a chart, by name
+    split_keys: list[str]  # the keys logged on several datasets: a series each
+
+
+def history_stats(run: Run) -> HistoryStats:
     """Each series of `run` with a history worth a chart → its point count and step range (one
     query; a second only when a key was logged on several datasets). A series is a key's points,
     or one dataset's of a key logged on several (see series_name). A history is one that
@@ -99,11 +106,39 @@ def history_stats(run: Run) -> dict[str, KeyStats]:
         by_dataset = Metric.objects.filter(run=run, key__in=split).values("key", "dataset_name")
         for (key, dataset_name), group in _group_stats(by_dataset).items():
             named[series_name(key, dataset_name)] = group
-    return {
+    series = {
         name: KeyStats(group["n"], group["lo"], group["hi"])
         for name, group in sorted(named.items())
         if group["n"] > 1 and (group["hi"] > group["lo"] or _varies(group))
     }
+    return HistoryStats(series, sorted(split))
+
+
+@dataclass(frozen=True)
+class DatasetValue:
+    dataset_name: str | None
+    value: float  # NaN for a NaN (stored NULL)
+    step: int
+
+
+def latest_per_dataset(run: Run, keys: list[str]) -> dict[str, list[DatasetValue]]:
+    """For each of `keys` (keys logged on several datasets), its latest value on each dataset:
+    the latest step, then timestamp, as a run's latest metric is chosen (one query, none for
+    no keys)."""
+    if not keys:
+        return {}
+    newest_first = [F("step").desc(), F("timestamp").desc()]
+    latest = (
+        Metric.objects.filter(run=run, key__in=keys)
+        .annotate(rank=Window(RowNumber(), partition_by=[F("key"), F("dataset_name")], order_by=newest_first))
+        .filter(rank=1)
+        .order_by("key", "dataset_name")
+        .values_list("key", "dataset_name", "value", "step")
+    )
+    found: dict[str, list[DatasetValue]] = defaultdict(list)
+    for key, dataset_name, value, step in latest:
+        found[key].append(DatasetValue(dataset_name, read_value(value), step))
+    return dict(found)
 
 
 def _group_stats(grouped: QuerySet, **more) -> dict:
