@@ -112,7 +112,7 @@ def artifact_path_normalise(raw: str) -> str:
         or re.match(r"[A-Za-z]:", path)
         or any(segment in ("", ".", "..") for segment in segments)
     ):
-        raise InvalidParameterValue(f"Invalid artifact path {raw!r}: it must stay inside its run's folder.")
+        raise InvalidParameterValue(f"Invalid artifact path {raw!r}: it must stay inside its run's or model's folder.")
     return path
 
 
