@@ -13,7 +13,6 @@ from registry.selectors import registrations_of_logged_models
 from tracker.errors import InvalidParameterValue
 from tracker.goals import goal_from_tag, goal_tag
 from tracker.models import Experiment, LoggedModel
-from tracker.selectors import artifacts as artifact_selectors
 from tracker.selectors import logged_models
 
 
@@ -66,7 +65,7 @@ def logged_model_detail(request, experiment_id: int, model_id: str):
         "page": page,
         "model": page.model,
         "registrations": registrations_of_logged_models([model_id]).get(model_id, []),
-        "artifacts": artifact_selectors.artifact_folder(artifact_selectors.model_artifacts(page.model)),
+        "artifacts": page.folder,
     }
     return render(request, "dashboard/logged_model_detail.html", context)
 

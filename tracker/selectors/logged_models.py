@@ -5,16 +5,15 @@ A model's metrics are the points logged with its `model_id`, per metric and data
 shows the latest of each (latest timestamp, then step, as search_logged_models compares them).
 """
 
-import posixpath
 from dataclasses import dataclass, field
 
 import yaml
 from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Window
 from django.db.models.functions import Coalesce, RowNumber
 
-from tracker.errors import InvalidParameterValue
 from tracker.filtering.logged_models import search_logged_models
 from tracker.models import Experiment, LoggedModel, LoggedModelMetric, RunModelOutput
+from tracker.selectors.artifacts import ArtifactFolder, ArtifactOwner, artifact_folder, model_artifacts
 from tracker.selectors.schemas import signature_columns
 from tracker.selectors.tree import SYSTEM_TAG_PREFIXES
 from tracker.services import artifacts
@@ -52,29 +51,22 @@ class ModelDescription:
 
 
 def model_files(model: LoggedModel) -> tuple[list[ModelFile], ModelDescription | None]:
-    """The model's top-level files (with download links) and its MLmodel file read; nothing if
-    its files are not in this server's store (or not uploaded yet)."""
-    try:
-        # The folder's storage name, from the model's own location: no lookup to check it.
-        folder = artifacts.logged_model_artifact_path(model=model, path=None)
-    except InvalidParameterValue:
-        return [], None
-    entries = artifacts.artifact_entries(name=folder)
-    files = [
-        ModelFile(
-            path=entry.path,
-            is_dir=entry.is_dir,
-            size=entry.file_size,
-            download_url=f"/api/2.0/mlflow-artifacts/artifacts/{folder}/{entry.path}",
-        )
-        for entry in entries
-    ]
-    mlmodel = next((entry for entry in entries if entry.path == "MLmodel" and not entry.is_dir), None)
-    if mlmodel is None or (mlmodel.file_size or 0) > MAX_MLMODEL_BYTES:
-        return files, None
-    storage = artifacts.artifact_storage()
-    with storage.open(posixpath.join(folder, "MLmodel"), "rb") as handle:
-        return files, describe_mlmodel(handle.read(MAX_MLMODEL_BYTES))
+    """The model's top-level files (with download links) and its MLmodel file read (the run
+    page's Models section); nothing if its files are not in this server's store (or not
+    uploaded yet)."""
+    owner = model_artifacts(model)
+    folder = artifact_folder(owner)
+    files = [ModelFile(item.path, item.is_dir, item.size, owner.download_prefix + item.path) for item in folder.items]
+    return files, read_description(owner, folder)
+
+
+def read_description(owner: ArtifactOwner, folder: ArtifactFolder) -> ModelDescription | None:
+    """The MLmodel file among the model folder's items, read; None if there is none."""
+    mlmodel = next((item for item in folder.items if item.path == "MLmodel" and not item.is_dir), None)
+    if mlmodel is None or (mlmodel.size or 0) > MAX_MLMODEL_BYTES:
+        return None
+    with artifacts.artifact_storage().open(owner.storage_name("MLmodel"), "rb") as handle:
+        return describe_mlmodel(handle.read(MAX_MLMODEL_BYTES))
 
 
 def describe_mlmodel(text: bytes) -> ModelDescription | None:
@@ -177,7 +169,7 @@ class LoggedModelPage:
     params: list[tuple[str, str]]
     user_tags: list[tuple[str, str]]
     system_tags: list[tuple[str, str]]
-    files: list[ModelFile]
+    folder: ArtifactFolder  # its top folder, listed once for the Files section and its MLmodel
     description: ModelDescription | None
 
 
@@ -195,7 +187,8 @@ def logged_model_page(*, experiment_id: int, model_id: str) -> LoggedModelPage:
         outputs = RunModelOutput.objects.filter(run_id=model.source_run_id, model=model)
         step = outputs.values_list("step", flat=True).first()
     tags = sorted(model.tags.values_list("key", "value"))
-    files, description = model_files(model)
+    owner = model_artifacts(model)
+    folder = artifact_folder(owner)
     return LoggedModelPage(
         model=model,
         step=step,
@@ -203,8 +196,8 @@ def logged_model_page(*, experiment_id: int, model_id: str) -> LoggedModelPage:
         params=sorted(model.params.values_list("key", "value")),
         user_tags=[tag for tag in tags if not tag[0].startswith(SYSTEM_TAG_PREFIXES)],
         system_tags=[tag for tag in tags if tag[0].startswith(SYSTEM_TAG_PREFIXES)],
-        files=files,
-        description=description,
+        folder=folder,
+        description=read_description(owner, folder),
     )
 
 
