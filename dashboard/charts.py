@@ -12,7 +12,7 @@ import numpy as np
 from django.http import QueryDict
 
 from dashboard.downsample import RUN_PAGE_BUDGET, Thinned, keep_extremes
-from tracker.selectors.histories import DATASET_SEPARATOR, Series
+from tracker.selectors.histories import Series, series_key
 from tracker.values import finite_or_none
 
 ACCENT = "#2563eb"
@@ -121,7 +121,7 @@ def metric_stem(key: str) -> str:
     """What a metric measures without its split: `train_loss` → `loss`, `val/acc` → `acc`,
     `accuracy · val` (one dataset's series of a key) → `accuracy`; a key without a split prefix
     is its own stem."""
-    key = key.partition(DATASET_SEPARATOR)[0]
+    key = series_key(key)
     match = _STEM.match(key)
     return match["stem"] if match else key
 

@@ -15,6 +15,7 @@ from dashboard.templatetags.runtree import duration, number
 from tracker.constants import is_system_metric
 from tracker.selectors.compare import ComparedRun, Comparison
 from tracker.selectors.export import csv_number, spreadsheet_safe
+from tracker.selectors.histories import series_key
 
 
 def _ids(values: list[str]) -> list[str]:
@@ -65,11 +66,11 @@ class CompareState:
     def resolved(self, comparison: Comparison) -> "CompareState":
         """This state with every chart choice one these runs can draw."""
         metrics, params = comparison.metric_keys, comparison.param_keys
-        metric = self.metric if self.metric in metrics else _default_metric(comparison)
+        metric = _choice(self.metric, metrics) or _default_metric(comparison)
         x_choices = [f"params.{key}" for key in params] + [f"metrics.{key}" for key in metrics if key != metric]
         varying = [f"params.{key}" for key in comparison.differing_param_keys()]
         x = self.x if self.x in x_choices else next(iter(varying + x_choices), "")
-        history = self.history if self.history in comparison.history_keys else ""
+        history = _choice(self.history, comparison.history_keys)
         if not history:
             history = metric if metric in comparison.history_keys else next(iter(comparison.history_keys), "")
         return replace(self, metric=metric, x=x, history=history)
@@ -88,9 +89,17 @@ class CompareState:
         return {**self.selection_query, "history": self.history, **{k: v for k, v in extra.items() if v}}
 
 
+def _choice(asked: str, names: list[str]) -> str:
+    """`asked` when it is one of `names`; for a key these runs logged on several datasets (a
+    column per dataset), its first dataset's series; else ""."""
+    if asked in names:
+        return asked
+    return next((name for name in names if series_key(name) == asked), "")
+
+
 def _default_metric(comparison: Comparison) -> str:
     # A metric with a goal set is one the experiment's owner cares about.
-    with_goal = [key for key in comparison.metric_keys if key in comparison.goals]
+    with_goal = [name for name in comparison.metric_keys if series_key(name) in comparison.goals]
     return next(iter(with_goal + comparison.metric_keys), "")
 
 

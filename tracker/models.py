@@ -281,6 +281,16 @@ class Metric(MetricValueMixin, models.Model):
                 name="uniq_metric_nan_point",
             ),
         ]
+        indexes = [
+            # The few points logged with a dataset: the compare page looks among a selection's
+            # points for keys logged on several datasets, and finds there are none by a probe
+            # per run of this small index rather than by reading every point.
+            models.Index(
+                fields=["run", "key", "dataset_name"],
+                condition=Q(dataset_name__isnull=False),
+                name="metric_dataset_point_idx",
+            ),
+        ]
 
 
 class LatestMetric(MetricValueMixin, models.Model):

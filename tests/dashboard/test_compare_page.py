@@ -301,10 +301,10 @@ def sized_parent(size: int) -> Run:
 @pytest.mark.parametrize("size", [2, 1000])
 def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
     run_ids = ",".join(Run.objects.children_of(sized_parent(size)).values_list("run_id", flat=True))
-    # Expect 6 queries: runs (with parents' and experiments' names), params, latest metrics, goal
-    # tags, which of the runs are parents (to offer comparing them as sweeps), and which of the
-    # table page's runs logged images by key.
-    with django_assert_max_num_queries(6):
+    # Expect 7 queries: runs (with parents' and experiments' names), params, latest metrics, the
+    # keys logged on a dataset (none), goal tags, which of the runs are parents (to offer
+    # comparing them as sweeps), and which of the table page's runs logged images by key.
+    with django_assert_max_num_queries(7):
         response = client.get(URL, {"runs": run_ids, "metric": "metric1", "history": "loss"})
     assert response.status_code == 200
     assert response.context["table"].total == size
@@ -321,9 +321,9 @@ def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db,
 @pytest.mark.parametrize("size", [2, 1000])
 def test_comparing_children_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
     parent = sized_parent(size)
-    # Expect 7 queries: the parent, then the 4 of a comparison by ids, the stored param
+    # Expect 8 queries: the parent, then the 5 of a comparison by ids, the stored param
     # importance of the chosen metric, and which of the table page's runs logged images by key.
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(8):
         response = client.get(URL, {"parent": parent.run_id, "history": "loss"})
     assert response.context["table"].total == size
     assert len(response.context["table"].rows) == min(size, TABLE_ROWS)
@@ -335,8 +335,8 @@ def test_comparing_children_costs_the_same_queries_for_2_and_1000_runs(client, d
 
 def test_the_csv_export_costs_the_same_queries_without_the_history(client, db, django_assert_max_num_queries):
     parent = sized_parent(50)
-    # Expect 5 queries: the parent, runs, params, latest metrics, goal tags.
-    with django_assert_max_num_queries(5):
+    # Expect 6 queries: the parent, runs, params, latest metrics, keys logged on a dataset, goal tags.
+    with django_assert_max_num_queries(6):
         response = client.get(URL, {"parent": parent.run_id, "format": "csv"})
     assert len(response.content.decode().splitlines()) == 51
 
@@ -357,9 +357,10 @@ def test_the_table_pages_through_every_run_while_the_charts_and_the_best_cover_t
     url, page = f"{URL}?parent={parent.run_id}", 0
     while url:
         page += 1
-        # Expect 7 queries whatever the page: the parent, runs, params, latest metrics, goal tags,
-        # the parent's stored param importance, and which of the page's runs logged images.
-        with django_assert_max_num_queries(7):
+        # Expect 8 queries whatever the page: the parent, runs, params, latest metrics, keys logged
+        # on a dataset, goal tags, the parent's stored param importance, and which of the page's
+        # runs logged images.
+        with django_assert_max_num_queries(8):
             response = client.get(url)
         table = response.context["table"]
         seen += [row.run.run_id for row in table.rows]
@@ -377,3 +378,95 @@ def test_the_table_pages_through_every_run_while_the_charts_and_the_best_cover_t
     html = response.content.decode()
     assert f"Runs {TABLE_ROWS * 2 + 1:,}–{TABLE_ROWS * 2 + 20:,} of {TABLE_ROWS * 2 + 20:,}" in html
     assert 'rel="prev"' in html and 'rel="next"' not in html
+
+
+def log_on_datasets(run, *, train: float, test: float, losses: dict[str, list[float]]):
+    """A model's accuracy on its train and test sets at step 0 (train logged last, so the run's
+    latest `accuracy` is the train score), and a `loss` per epoch on each dataset in `losses`."""
+    at = 1_700_000_000_000
+    metrics = [
+        MetricInput("accuracy", test, at, 0, dataset_name="test", dataset_digest="d1"),
+        MetricInput("accuracy", train, at + 1, 0, dataset_name="train", dataset_digest="d0"),
+    ]
+    for offset, (dataset, values) in enumerate(losses.items()):
+        metrics += [
+            MetricInput("loss", v, at + 10 * step + offset, step, dataset_name=dataset) for step, v in enumerate(values)
+        ]
+    run_log_batch(run=run, metrics=metrics)
+
+
+@pytest.fixture
+def scored_on_datasets(db):
+    """Two children of a sweep: `overfit` scores best on its train set and worst on test."""
+    parent = RunFactory(name="sweep")
+    overfit = RunFactory(experiment=parent.experiment, parent=parent, name="overfit")
+    general = RunFactory(experiment=parent.experiment, parent=parent, name="general")
+    log_on_datasets(overfit, train=0.99, test=0.60, losses={"train": [1.0, 0.2], "val": [1.0, 0.9]})
+    log_on_datasets(general, train=0.85, test=0.82, losses={"train": [1.0, 0.4], "val": [1.0, 0.5]})
+    experiment_set_tag(experiment=parent.experiment, key=GOAL_TAG_PREFIX + "accuracy", value="max")
+    return parent, overfit, general
+
+
+def test_a_key_logged_on_several_datasets_is_a_column_per_dataset_with_its_own_best(client, scored_on_datasets):
+    parent, overfit, general = scored_on_datasets
+    response = client.get(URL, {"parent": parent.run_id, "metric": "accuracy"})
+    table = response.context["table"]
+    assert "accuracy" not in table.metric_keys  # the latest value mixes train and test
+    assert ["accuracy · test", "accuracy · train"] == table.metric_keys[:2]
+    column = {key: len(table.param_keys) + table.metric_keys.index(key) for key in table.metric_keys}
+    cells = {row.run.name: row.cells for row in table.rows}
+    assert cells["overfit"][column["accuracy · train"]].text == "0.9900"
+    assert cells["overfit"][column["accuracy · test"]].text == "0.6000"
+    best_on_test = [name for name, row in cells.items() if "best" in row[column["accuracy · test"]].css]
+    assert best_on_test == ["general"]  # the run's latest `accuracy` (train) would make it overfit
+    # ?metric=accuracy names the key: the page colours and sorts by its first dataset's series.
+    assert response.context["state"].metric == "accuracy · test"
+    bars = next(figure for figure in figures(response) if figure["data"][0]["type"] == "bar")
+    assert sorted(bars["data"][0]["y"]) == [0.6, 0.82]
+    assert "one dataset's values of accuracy" in response.context["importance"].reason
+
+
+def test_each_dataset_of_a_history_is_a_chart_choice_and_draws_only_its_points(client, scored_on_datasets):
+    parent, overfit, general = scored_on_datasets
+    response = client.get(URL, {"parent": parent.run_id, "history": "loss"})
+    assert response.context["comparison"].history_keys == ["loss · train", "loss · val"]
+    assert response.context["state"].history == "loss · train"
+    history = client.get(HISTORY_URL, {"parent": parent.run_id, "history": "loss · val"}).json()
+    lines = {line["name"]: line["y"] for line in history["data"]}
+    assert lines == {"overfit": [1.0, 0.9], "general": [1.0, 0.5]}
+
+
+def test_the_csv_export_has_a_column_per_dataset(client, scored_on_datasets):
+    parent, _, _ = scored_on_datasets
+    response = client.get(URL, {"parent": parent.run_id, "format": "csv"})
+    rows = {row["run_name"]: row for row in csv.DictReader(io.StringIO(response.content.decode()))}
+    assert (rows["general"]["metrics.accuracy · test"], rows["general"]["metrics.accuracy · train"]) == ("0.82", "0.85")
+    assert "metrics.accuracy" not in rows["general"]
+
+
+def test_a_key_on_one_dataset_in_every_run_stays_one_column(client, db):
+    parent = RunFactory(name="sweep")
+    for name, value in [("a", 0.5), ("b", 0.7)]:
+        child = RunFactory(experiment=parent.experiment, parent=parent, name=name)
+        run_log_batch(run=child, metrics=[MetricInput("accuracy", value, 1, 0, dataset_name="test")])
+    table = client.get(URL, {"parent": parent.run_id}).context["table"]
+    assert table.metric_keys == ["accuracy"]
+
+
+def test_keys_on_datasets_cost_one_query_more_for_2_and_1000_runs(client, db, django_assert_max_num_queries):
+    for size in (2, 1000):
+        parent = sized_parent(size)
+        children = list(Run.objects.children_of(parent).values_list("pk", flat=True))
+        Metric.objects.bulk_create(
+            [
+                Metric(run_id=pk, key="metric1", value=0.5, timestamp=at, step=0, dataset_name=dataset)
+                for pk in children
+                for at, dataset in enumerate(("train", "test"))
+            ],
+            batch_size=2000,
+        )
+        # Expect 9 queries: the 8 of a comparison of children with no datasets, and the latest
+        # values of the keys logged on datasets, per run and dataset.
+        with django_assert_max_num_queries(9):
+            response = client.get(URL, {"parent": parent.run_id})
+        assert "metric1 · test" in response.context["table"].metric_keys

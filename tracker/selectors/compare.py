@@ -1,21 +1,22 @@
 """Reads for the compare page: a selection of runs with their params, latest metrics and metric
-goals, and one metric's history per run, thinned.
+goals (a metric's history is tracker/selectors/histories.py's selection_histories).
 
 Each kind of data is one query whatever the selection's size (runs with their parents' names,
-params, latest metrics, goal tags, and the chosen metric's history), so comparing 10,000 runs
+params, latest metrics, keys logged on several datasets, goal tags), so comparing 10,000 runs
 costs the same number of round trips as comparing two.
 """
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, QuerySet, Value, Window
-from django.db.models.functions import Coalesce, Mod, RowNumber
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Coalesce
 
 from tracker.constants import model_metrics_first
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
 from tracker.goals import goal_in, goals_for_experiments
-from tracker.models import Goal, LatestMetric, Metric, Param, Run
+from tracker.models import Goal, LatestMetric, Param, Run
+from tracker.selectors import histories
+from tracker.selectors.histories import series_key
 from tracker.values import duration_ms, is_missing, read_value
 
 # A history line needs no more points than a chart is pixels wide...
@@ -63,8 +64,9 @@ class Comparison:
     goals: dict[str, str] = field(default_factory=dict)
     missing_ids: list[str] = field(default_factory=list)  # asked for, but no such run
 
-    def goal(self, key: str) -> str:
-        return goal_in(self.goals, key)
+    def goal(self, name: str) -> str:
+        """The goal of a metric key, or of the key of one dataset's series of it."""
+        return goal_in(self.goals, series_key(name))
 
     def best_value(self, key: str) -> float | None:
         """The best latest value of `key` by its goal; NaN and runs without it never win."""
@@ -133,8 +135,10 @@ def selected_runs(selection: QuerySet) -> list[ComparedRun]:
 def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Comparison:
     """The selected runs in tree order, with params, latest metrics and goals.
 
-    Queries (4, whatever the number of runs): the runs (selected_runs), their params, their
-    latest metrics, and the goal tags of their experiments. Params and metrics are read
+    Queries (5, whatever the number of runs; 6 when some key was logged on several datasets):
+    the runs (selected_runs), their params, their latest metrics, the keys logged on datasets
+    and their latest values per dataset (histories.split_latest_values), and the goal tags of
+    their experiments. Params and metrics are read
     through the selection as a subquery, so no list of 10,000 ids travels to the database."""
     runs = selected_runs(selection)
     found_ids = {run.run_id for run in runs}
@@ -149,11 +153,15 @@ def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Compa
         by_pk[run_pk].params[key] = value
         param_keys.add(key)
     latest = LatestMetric.objects.filter(run__in=selected_pks).values_list("run", "key", "value", "step")
+    on_datasets = histories.split_latest_values(selection)
     for run_pk, key, value, step in latest:
-        by_pk[run_pk].metrics[key] = read_value(value)
-        metric_keys.add(key)
-        if step > 0:  # the latest value is not the first: the run has a history of this key
-            history_keys.add(key)
+        # A key logged on several datasets is a column per dataset: its latest value mixes them.
+        columns = on_datasets.get((run_pk, key)) or [(key, read_value(value), step)]
+        for name, column_value, column_step in columns:
+            by_pk[run_pk].metrics[name] = column_value
+            metric_keys.add(name)
+            if column_step > 0:  # the latest value is not the first: the run has a history of this key
+                history_keys.add(name)
     comparison.param_keys = sorted(param_keys)
     comparison.metric_keys = model_metrics_first(metric_keys)
     comparison.history_keys = model_metrics_first(history_keys)
@@ -164,27 +172,3 @@ def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Compa
 def points_per_run(run_count: int) -> int:
     """How many history points each of `run_count` lines keeps (see MAX_POINTS_TOTAL)."""
     return max(MIN_POINTS_PER_RUN, min(MAX_POINTS_PER_RUN, MAX_POINTS_TOTAL // max(run_count, 1)))
-
-
-def sampled_histories(selection: QuerySet, key: str, *, per_run: int) -> dict[int, list[tuple[int, float | None]]]:
-    """Run pk → [(step, value)] of metric `key` in step order, at most about `per_run` points a
-    run (one query). A longer history is stride-sampled in SQL, counting back from the last
-    point so every line keeps its final value. NaN is None, as stored."""
-    ranked = (
-        Metric.objects.filter(run__in=selection.order_by().values("pk"), key=key)
-        .annotate(
-            position=Window(RowNumber(), partition_by=[F("run_id")], order_by=[F("step").asc(), F("timestamp").asc()]),
-            points=Window(Count("pk"), partition_by=[F("run_id")]),
-        )
-        # Every stride-th point from the end; stride = ceil(points / per_run), integer division.
-        .annotate(offset=Mod(F("points") - F("position"), (F("points") + per_run - 1) / per_run))
-        .filter(offset=0)
-        # The order the window numbered them in, so sorting again costs little (PostgreSQL
-        # does it as an incremental sort of each run's few points).
-        .order_by("run_id", "position")
-        .values_list("run_id", "step", "value")
-    )
-    histories: dict[int, list] = defaultdict(list)
-    for run_pk, step, value in ranked:
-        histories[run_pk].append((step, value))
-    return dict(histories)

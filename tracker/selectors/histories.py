@@ -65,13 +65,23 @@ def series_name(key: str, dataset_name: str | None) -> str:
     return f"{key}{DATASET_SEPARATOR}{dataset_name if dataset_name is not None else NO_DATASET}"
 
 
-def series_points(run: Run, name: str) -> QuerySet:
-    """The points of series `name` of `run`: a key's, or one dataset's of a key split by dataset."""
+def series_key(name: str) -> str:
+    """The metric key of series `name` (a key is its own series)."""
+    return name.partition(DATASET_SEPARATOR)[0]
+
+
+def in_series(points: QuerySet, name: str) -> QuerySet:
+    """`points` (Metric) of series `name`: a key's, or one dataset's of a key split by dataset."""
     key, separator, dataset = name.partition(DATASET_SEPARATOR)
-    points = Metric.objects.filter(run=run, key=key)
+    points = points.filter(key=key)
     if separator:
         points = points.filter(dataset_name=None if dataset == NO_DATASET else dataset)
     return points
+
+
+def series_points(run: Run, name: str) -> QuerySet:
+    """The points of series `name` of `run`."""
+    return in_series(Metric.objects.filter(run=run), name)
 
 
 @dataclass(frozen=True)
@@ -128,18 +138,50 @@ def latest_per_dataset(run: Run, keys: list[str]) -> dict[str, list[DatasetValue
     no keys)."""
     if not keys:
         return {}
+    found: dict[str, list[DatasetValue]] = defaultdict(list)
+    for _, key, dataset_value in _latest_on_each_dataset(Metric.objects.filter(run=run, key__in=keys)):
+        found[key].append(dataset_value)
+    return dict(found)
+
+
+def split_latest_values(runs: QuerySet) -> dict[tuple[int, str], list[tuple[str, float, int]]]:
+    """(run pk, key) → [(series name, latest value, its step)], for the keys that `runs` between
+    them logged on more than one dataset (a model's accuracy on train and on test, or with and without a dataset):
+    what the compare page shows in place of their latest values, which mix the datasets.
+
+    One query finds the keys logged with a dataset, through the partial index of such points
+    (migration 0015), so runs that logged none cost an index probe each; a second, only when
+    there are some, reads those keys' latest value per run and dataset."""
+    selected = runs.order_by().values("pk")
+    labelled = Metric.objects.filter(run__in=selected, dataset_name__isnull=False)
+    keys = list(labelled.order_by().values_list("key", flat=True).distinct())
+    if not keys:
+        return {}
+    rows = list(_latest_on_each_dataset(Metric.objects.filter(run__in=selected, key__in=keys)))
+    datasets = defaultdict(set)
+    for _, key, dataset_value in rows:
+        datasets[key].add(dataset_value.dataset_name)
+    found = defaultdict(list)
+    for run_pk, key, latest in rows:
+        if len(datasets[key]) > 1:
+            found[run_pk, key].append((series_name(key, latest.dataset_name), latest.value, latest.step))
+    return dict(found)
+
+
+def _latest_on_each_dataset(points: QuerySet):
+    """(run pk, key, DatasetValue) of each run's latest point of each key on each dataset in
+    `points`, by run, key and dataset."""
     newest_first = [F("step").desc(), F("timestamp").desc()]
     latest = (
-        Metric.objects.filter(run=run, key__in=keys)
-        .annotate(rank=Window(RowNumber(), partition_by=[F("key"), F("dataset_name")], order_by=newest_first))
+        points.annotate(
+            rank=Window(RowNumber(), partition_by=[F("run_id"), F("key"), F("dataset_name")], order_by=newest_first)
+        )
         .filter(rank=1)
-        .order_by("key", "dataset_name")
-        .values_list("key", "dataset_name", "value", "step")
+        .order_by("run_id", "key", "dataset_name")
+        .values_list("run_id", "key", "dataset_name", "value", "step")
     )
-    found: dict[str, list[DatasetValue]] = defaultdict(list)
-    for key, dataset_name, value, step in latest:
-        found[key].append(DatasetValue(dataset_name, read_value(value), step))
-    return dict(found)
+    for run_pk, key, dataset_name, value, step in latest:
+        yield run_pk, key, DatasetValue(dataset_name, read_value(value), step)
 
 
 def _group_stats(points: QuerySet, *columns: str, **more) -> QuerySet:
@@ -160,8 +202,8 @@ def run_histories(run: Run, stats: dict[str, KeyStats], *, budget: int) -> dict[
     short = [name for name, stat in stats.items() if stat.count <= LOAD_LIMIT]
     found: dict[str, Series] = {name: Series(total=stats[name].count) for name in short}
     if short:
-        split = {name.partition(DATASET_SEPARATOR)[0] for name in stats if DATASET_SEPARATOR in name}
-        keys = {name.partition(DATASET_SEPARATOR)[0] for name in short}
+        split = {series_key(name) for name in stats if DATASET_SEPARATOR in name}
+        keys = {series_key(name) for name in short}
         points = Metric.objects.filter(run=run, key__in=keys).order_by("key", "step", "timestamp")
         for key, dataset_name, step, timestamp, value in points.values_list(
             "key", "dataset_name", "step", "timestamp", "value"
@@ -228,12 +270,13 @@ def history_range(run: Run, name: str, *, budget: int, low=None, high=None, by: 
 
 
 def selection_histories(
-    selection: QuerySet, key: str, *, per_run: int, low=None, high=None, by: str = "step"
+    selection: QuerySet, name: str, *, per_run: int, low=None, high=None, by: str = "step"
 ) -> dict[int, Series]:
-    """Run pk → its history of `key` (between `low` and `high` of `by` when given, see within),
-    for the compare page (two queries): read as it is when the selection's points of `key`
-    number at most LOAD_LIMIT × 4, else bucketed per run to about `per_run` points each."""
-    points = within(Metric.objects.filter(run__in=selection.order_by().values("pk"), key=key), low, high, by)
+    """Run pk → its history of series `name` (a key, or one dataset's of a key: series_name;
+    between `low` and `high` of `by` when given, see within), for the compare page (two
+    queries): read as it is when the selection's points number at most LOAD_LIMIT × 4, else
+    bucketed per run to about `per_run` points each."""
+    points = within(in_series(Metric.objects.filter(run__in=selection.order_by().values("pk")), name), low, high, by)
     if points.count() > LOAD_LIMIT * 4:
         return _bucketed(points, max(per_run // 2, 1))
     rows = points.order_by("run_id", "step", "timestamp").values_list("run_id", "step", "timestamp", "value")

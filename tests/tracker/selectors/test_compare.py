@@ -9,7 +9,7 @@ from tracker import goals
 from tracker.constants import GOAL_TAG_PREFIX
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
 from tracker.models import Metric, Run
-from tracker.selectors import compare
+from tracker.selectors import compare, histories
 from tracker.services import KeyValue, MetricInput, experiment_set_tag, run_log_batch
 
 
@@ -19,7 +19,7 @@ def history(run, key, values):
     )
 
 
-def test_it_reads_runs_params_metrics_and_goals_in_four_queries(db, django_assert_num_queries):
+def test_it_reads_runs_params_metrics_and_goals_in_five_queries(db, django_assert_num_queries):
     parent = RunFactory(name="parent")
     children = [RunFactory(parent=parent, name=f"child-{i}") for i in range(3)]
     for i, child in enumerate(children):
@@ -34,8 +34,9 @@ def test_it_reads_runs_params_metrics_and_goals_in_four_queries(db, django_asser
         )
     experiment_set_tag(experiment=parent.experiment, key=GOAL_TAG_PREFIX + "acc", value="max")
     selection = compare.select_runs(run_ids=[c.run_id for c in reversed(children)])
-    # Expect 4 queries: runs with their parents' names, params, latest metrics, goal tags.
-    with django_assert_num_queries(4):
+    # Expect 5 queries: runs with their parents' names, params, latest metrics, keys logged on a
+    # dataset (none), goal tags.
+    with django_assert_num_queries(5):
         comparison = compare.compare_runs(selection.runs, requested_ids=selection.requested_ids)
     assert [run.name for run in comparison.runs] == ["child-0", "child-1", "child-2"]  # tree order
     assert comparison.runs[0].parent_name == "parent"
@@ -94,9 +95,9 @@ def test_a_short_history_is_read_whole_in_step_order_nan_as_none(db, django_asse
     run = RunFactory()
     history(run, "loss", [1.0, None, 0.5])
     history(run, "other", [9.0])
-    with django_assert_num_queries(1):
-        found = compare.sampled_histories(Run.objects.filter(pk=run.pk), "loss", per_run=1000)
-    assert found == {run.pk: [(0, 1.0), (1, None), (2, 0.5)]}
+    with django_assert_num_queries(2):  # the count, the points
+        found = histories.selection_histories(Run.objects.filter(pk=run.pk), "loss", per_run=1000)
+    assert (found[run.pk].steps, found[run.pk].values) == ([0, 1, 2], [1.0, None, 0.5])
 
 
 def test_values_logged_at_one_step_come_in_timestamp_order(db):
@@ -104,21 +105,8 @@ def test_values_logged_at_one_step_come_in_timestamp_order(db):
     Metric.objects.bulk_create(
         [Metric(run=run, key="m", value=v, timestamp=t, step=0) for v, t in [(None, 3), (2.0, 1), (1.0, 2)]]
     )
-    found = compare.sampled_histories(Run.objects.filter(pk=run.pk), "m", per_run=10)
-    assert found[run.pk] == [(0, 2.0), (0, 1.0), (0, None)]
-
-
-def test_a_long_history_is_stride_sampled_keeping_the_last_point(db):
-    long_run, short_run = RunFactory(), RunFactory()
-    history(long_run, "loss", [float(step) for step in range(2500)])
-    history(short_run, "loss", [1.0, 2.0])
-    found = compare.sampled_histories(Run.objects.filter(pk__in=[long_run.pk, short_run.pk]), "loss", per_run=1000)
-    steps = [step for step, _ in found[long_run.pk]]
-    assert len(steps) <= 1000
-    assert steps[-1] == 2499
-    assert steps == sorted(steps)
-    assert {b - a for a, b in zip(steps, steps[1:], strict=False)} == {3}  # ceil(2500 / 1000)
-    assert found[short_run.pk] == [(0, 1.0), (1, 2.0)]
+    found = histories.selection_histories(Run.objects.filter(pk=run.pk), "m", per_run=10)
+    assert found[run.pk].values == [2.0, 1.0, None]
 
 
 def test_points_per_run_shrink_with_the_selection_within_bounds():
