@@ -12,7 +12,8 @@ import numpy as np
 from django.http import QueryDict
 
 from dashboard.downsample import RUN_PAGE_BUDGET, Thinned, keep_extremes
-from tracker.selectors.histories import Series, series_key
+from tracker.selectors.histories import Series
+from tracker.series import series_key
 from tracker.values import finite_or_none
 
 ACCENT = "#2563eb"

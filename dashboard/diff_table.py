@@ -15,7 +15,7 @@ from dashboard.templatetags.runtree import duration, number
 from tracker.constants import is_system_metric
 from tracker.selectors.compare import ComparedRun, Comparison
 from tracker.selectors.export import csv_number, spreadsheet_safe
-from tracker.selectors.histories import series_key
+from tracker.series import series_key
 
 
 def _ids(values: list[str]) -> list[str]:

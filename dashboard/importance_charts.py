@@ -7,7 +7,6 @@ from dashboard.charts import importance_figure
 from tracker import tasks
 from tracker.constants import is_system_metric
 from tracker.models import ParamImportance
-from tracker.selectors.histories import series_key
 from tracker.summaries.importance import MIN_CHILDREN
 
 
@@ -25,11 +24,6 @@ def importance_chart(key: str, stored: ParamImportance | None, *, children: int,
     if is_system_metric(key):
         chart.reason = (
             f"{key} is a system metric (the machine's, not the model's): no param importance is fitted for it."
-        )
-    elif series_key(key) != key:
-        chart.reason = (
-            f"{key} is one dataset's values of {series_key(key)}: param importance is fitted on each child's "
-            f"latest {series_key(key)}, whichever dataset it was logged on, so none is shown for one dataset."
         )
     elif children < MIN_CHILDREN:
         chart.reason = (

@@ -318,6 +318,9 @@ class Goal(models.TextChoices):
     MAX = "max"
 
 
+SUMMARY_KEY_LENGTH = 500
+
+
 class RunSummary(models.Model):
     """A parent's best-child summary for one metric key, kept by tracker/summaries/.
 
@@ -325,7 +328,10 @@ class RunSummary(models.Model):
     mean and std cover the direct children's own latest values."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="summaries")
-    key = models.CharField(max_length=250)
+    # A metric key, or one dataset's series of it ("accuracy · test": tracker/series.py), which
+    # takes more than a key's 250 characters; no more than this, so that a key in the unique
+    # index stays under PostgreSQL's 2,704 bytes of a btree entry at 4 bytes a character.
+    key = models.CharField(max_length=SUMMARY_KEY_LENGTH)
     goal = models.CharField(max_length=3, choices=Goal.choices, default=Goal.MIN)
     best_value = models.FloatField(null=True)
     best_run = models.ForeignKey(Run, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -568,7 +574,7 @@ class ParamImportance(models.Model):
     one), "kind" ("numeric"/"categorical"), "log" (values spanning 3+ decades, fitted as log10)}."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="param_importances")
-    key = models.CharField(max_length=250)
+    key = models.CharField(max_length=SUMMARY_KEY_LENGTH)  # a key, or one dataset's series of it
     params = models.JSONField(default=list)
     children = models.PositiveIntegerField(default=0)  # children with a finite value of the metric
     # What the fit saw (children, their params and latest values): an unchanged sweep is not refitted.

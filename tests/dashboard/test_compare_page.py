@@ -423,7 +423,7 @@ def test_a_key_logged_on_several_datasets_is_a_column_per_dataset_with_its_own_b
     assert response.context["state"].metric == "accuracy · test"
     bars = next(figure for figure in figures(response) if figure["data"][0]["type"] == "bar")
     assert sorted(bars["data"][0]["y"]) == [0.6, 0.82]
-    assert "one dataset's values of accuracy" in response.context["importance"].reason
+    assert "Param importance for accuracy · test needs at least 10 children" in response.context["importance"].reason
 
 
 def test_each_dataset_of_a_history_is_a_chart_choice_and_draws_only_its_points(client, scored_on_datasets):

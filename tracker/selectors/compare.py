@@ -15,8 +15,7 @@ from tracker.constants import model_metrics_first
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
 from tracker.goals import goal_in, goals_for_experiments
 from tracker.models import Goal, LatestMetric, Param, Run
-from tracker.selectors import histories
-from tracker.selectors.histories import series_key
+from tracker.series import series_key, split_latest_values
 from tracker.values import duration_ms, is_missing, read_value
 
 # A history line needs no more points than a chart is pixels wide...
@@ -137,7 +136,7 @@ def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Compa
 
     Queries (5, whatever the number of runs; 6 when some key was logged on several datasets):
     the runs (selected_runs), their params, their latest metrics, the keys logged on datasets
-    and their latest values per dataset (histories.split_latest_values), and the goal tags of
+    and their latest values per dataset (split_latest_values), and the goal tags of
     their experiments. Params and metrics are read
     through the selection as a subquery, so no list of 10,000 ids travels to the database."""
     runs = selected_runs(selection)
@@ -153,7 +152,7 @@ def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Compa
         by_pk[run_pk].params[key] = value
         param_keys.add(key)
     latest = LatestMetric.objects.filter(run__in=selected_pks).values_list("run", "key", "value", "step")
-    on_datasets = histories.split_latest_values(selection)
+    on_datasets = split_latest_values(selection)
     for run_pk, key, value, step in latest:
         # A key logged on several datasets is a column per dataset: its latest value mixes them.
         columns = on_datasets.get((run_pk, key)) or [(key, read_value(value), step)]

@@ -16,11 +16,18 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from tracker.models import Metric, Run
-from tracker.values import read_value
+from tracker.series import (
+    DATASET_SEPARATOR,
+    DatasetValue,
+    in_series,
+    latest_on_each_dataset,
+    series_key,
+    series_name,
+)
 
 # Read as it is up to this many points of one key (about 30 ms on PostgreSQL per 50,000 rows);
 # beyond, reduced to buckets in SQL.
@@ -51,32 +58,6 @@ class KeyStats:
     count: int
     first_step: int
     last_step: int
-
-
-# A key logged on more than one dataset (MLflow 3's log_metric(..., dataset=): accuracy on the
-# train and the validation set each epoch) is one series per dataset, named "accuracy · val": drawn
-# as one, its points zigzagged between the two. A metric key cannot hold "·", so a name reads back.
-DATASET_SEPARATOR = " · "
-NO_DATASET = "(no dataset)"
-
-
-def series_name(key: str, dataset_name: str | None) -> str:
-    """The name of one dataset's series of a key logged on several."""
-    return f"{key}{DATASET_SEPARATOR}{dataset_name if dataset_name is not None else NO_DATASET}"
-
-
-def series_key(name: str) -> str:
-    """The metric key of series `name` (a key is its own series)."""
-    return name.partition(DATASET_SEPARATOR)[0]
-
-
-def in_series(points: QuerySet, name: str) -> QuerySet:
-    """`points` (Metric) of series `name`: a key's, or one dataset's of a key split by dataset."""
-    key, separator, dataset = name.partition(DATASET_SEPARATOR)
-    points = points.filter(key=key)
-    if separator:
-        points = points.filter(dataset_name=None if dataset == NO_DATASET else dataset)
-    return points
 
 
 def series_points(run: Run, name: str) -> QuerySet:
@@ -125,13 +106,6 @@ def history_stats(run: Run) -> HistoryStats:
     return HistoryStats(series, sorted(split))
 
 
-@dataclass(frozen=True)
-class DatasetValue:
-    dataset_name: str | None
-    value: float  # NaN for a NaN (stored NULL)
-    step: int
-
-
 def latest_per_dataset(run: Run, keys: list[str]) -> dict[str, list[DatasetValue]]:
     """For each of `keys` (keys logged on several datasets), its latest value on each dataset:
     the latest step, then timestamp, as a run's latest metric is chosen (one query, none for
@@ -139,49 +113,9 @@ def latest_per_dataset(run: Run, keys: list[str]) -> dict[str, list[DatasetValue
     if not keys:
         return {}
     found: dict[str, list[DatasetValue]] = defaultdict(list)
-    for _, key, dataset_value in _latest_on_each_dataset(Metric.objects.filter(run=run, key__in=keys)):
+    for _, key, dataset_value in latest_on_each_dataset(Metric.objects.filter(run=run, key__in=keys)):
         found[key].append(dataset_value)
     return dict(found)
-
-
-def split_latest_values(runs: QuerySet) -> dict[tuple[int, str], list[tuple[str, float, int]]]:
-    """(run pk, key) → [(series name, latest value, its step)], for the keys that `runs` between
-    them logged on more than one dataset (a model's accuracy on train and on test, or with and without a dataset):
-    what the compare page shows in place of their latest values, which mix the datasets.
-
-    One query finds the keys logged with a dataset, through the partial index of such points
-    (migration 0015), so runs that logged none cost an index probe each; a second, only when
-    there are some, reads those keys' latest value per run and dataset."""
-    selected = runs.order_by().values("pk")
-    labelled = Metric.objects.filter(run__in=selected, dataset_name__isnull=False)
-    keys = list(labelled.order_by().values_list("key", flat=True).distinct())
-    if not keys:
-        return {}
-    rows = list(_latest_on_each_dataset(Metric.objects.filter(run__in=selected, key__in=keys)))
-    datasets = defaultdict(set)
-    for _, key, dataset_value in rows:
-        datasets[key].add(dataset_value.dataset_name)
-    found = defaultdict(list)
-    for run_pk, key, latest in rows:
-        if len(datasets[key]) > 1:
-            found[run_pk, key].append((series_name(key, latest.dataset_name), latest.value, latest.step))
-    return dict(found)
-
-
-def _latest_on_each_dataset(points: QuerySet):
-    """(run pk, key, DatasetValue) of each run's latest point of each key on each dataset in
-    `points`, by run, key and dataset."""
-    newest_first = [F("step").desc(), F("timestamp").desc()]
-    latest = (
-        points.annotate(
-            rank=Window(RowNumber(), partition_by=[F("run_id"), F("key"), F("dataset_name")], order_by=newest_first)
-        )
-        .filter(rank=1)
-        .order_by("run_id", "key", "dataset_name")
-        .values_list("run_id", "key", "dataset_name", "value", "step")
-    )
-    for run_pk, key, dataset_name, value, step in latest:
-        yield run_pk, key, DatasetValue(dataset_name, read_value(value), step)
 
 
 def _group_stats(points: QuerySet, *columns: str, **more) -> QuerySet:

@@ -1,13 +1,16 @@
 """Computing one parent's summary from its children: a constant number of queries, whatever
-the number of children (stats, the best candidates, params, delete, upsert)."""
+the number of children (stats, the best candidates, keys logged on datasets, params, delete,
+upsert)."""
 
 import math
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tracker import hot_sql
 from tracker.goals import goal_in
-from tracker.models import ACTIVE, Goal, RunSummary
+from tracker.models import ACTIVE, SUMMARY_KEY_LENGTH, Goal, Run, RunSummary
+from tracker.series import series_key, split_latest_values
 from tracker.values import now_ms, number_or_none
 
 
@@ -31,6 +34,7 @@ def recompute_summary(run_pk: int, *, goals: dict[str, str]) -> None:
     whole subtree. (The statements are tracker/hot_sql.py's: this is the summary worker's hot path.)"""
     stats = _spread_per_key(run_pk)
     best = _best_per_metric(run_pk, goals)
+    _summarise_by_dataset(run_pk, goals, stats=stats, best=best)
     params = _params_of(candidate.run_pk for candidate in best.values())
     _write_summary(run_pk, best=best, stats=stats, params=params, goals=goals)
 
@@ -87,13 +91,56 @@ def _best_per_metric(run_pk: int, goals: dict[str, str]) -> dict[str, _Candidate
     only once the key is."""
     candidates: dict[str, list[_Candidate]] = {}
     for key, lowest, highest, value, best_pk, start_time, run_id in hot_sql.summary_candidates(run_pk, active=ACTIVE):
-        if (lowest if goal_in(goals, key) == Goal.MIN else highest) == 1:
+        if (lowest if _goal(goals, key) == Goal.MIN else highest) == 1:
             candidate = _Candidate(value=value, run_pk=best_pk, start_time=start_time, run_id=run_id)
             candidates.setdefault(key, []).append(candidate)
-    return {
-        key: min(found, key=lambda candidate, key=key: candidate.rank(goal_in(goals, key)))
-        for key, found in candidates.items()
+    return {key: _best_of(found, _goal(goals, key)) for key, found in candidates.items()}
+
+
+def _best_of(candidates: list[_Candidate], goal: str) -> _Candidate:
+    return min(candidates, key=lambda candidate: candidate.rank(goal))
+
+
+def _goal(goals: dict[str, str], name: str) -> str:
+    """The goal of a key, or of one dataset's series of it (a summary row's key may be either)."""
+    return goal_in(goals, series_key(name))
+
+
+def _summarise_by_dataset(run_pk: int, goals: dict[str, str], *, stats: dict, best: dict[str, _Candidate]) -> None:
+    """A key the direct children logged on several datasets (a model's accuracy on train and on
+    test) is summarised per dataset, "accuracy · test", in place of the key: a child's latest
+    value of it is whichever dataset it logged last, so its best and spread mixed train scores
+    with test scores. The children's own summaries of such series came in with `best`. One
+    query (two when some key was logged on a dataset, three when it is summarised by dataset)."""
+    children = Run.objects.filter(parent_id=run_pk, lifecycle_stage=ACTIVE)
+    own_values: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for (child_pk, key), columns in split_latest_values(children).items():
+        stats.pop(key, None)
+        best.pop(key, None)
+        for name, value, _ in columns:
+            # NaN is no value, as the database's aggregates skip NULL; a series whose name (a long
+            # key and a long dataset name) will not fit a summary row is left out.
+            if not math.isnan(value) and len(name) <= SUMMARY_KEY_LENGTH:
+                own_values[name].append((child_pk, value))
+    if not own_values:
+        return
+    involved = {child_pk for found in own_values.values() for child_pk, _ in found}
+    runs = {
+        pk: (start, run_id)
+        for pk, start, run_id in children.filter(pk__in=involved).values_list("pk", "start_time", "run_id")
     }
+    for name, found in own_values.items():
+        values = [value for _, value in found]
+        mean, std = mean_and_std(values)
+        stats[name] = {
+            "count": len(values),
+            "min_value": min(values),
+            "max_value": max(values),
+            "mean_value": mean,
+            "std_value": std,
+        }
+        candidates = [_Candidate(value, pk, *runs[pk]) for pk, value in found]
+        best[name] = _best_of(candidates + ([best[name]] if name in best else []), _goal(goals, name))
 
 
 def _params_of(run_pks: Iterable[int]) -> dict[int, dict[str, str]]:
@@ -122,7 +169,7 @@ def _write_summary(
             RunSummary(
                 run_id=run_pk,
                 key=key,
-                goal=goal_in(goals, key),
+                goal=_goal(goals, key),
                 best_value=best[key].value,
                 best_run_id=best[key].run_pk,
                 best_params=params.get(best[key].run_pk, {}),

@@ -23,7 +23,16 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Q, Subquery
 
 from tracker.constants import is_system_metric
-from tracker.models import LatestMetric, Param, ParamImportance, Run, RunSummary, path_segment
+from tracker.models import (
+    SUMMARY_KEY_LENGTH,
+    LatestMetric,
+    Param,
+    ParamImportance,
+    Run,
+    RunSummary,
+    path_segment,
+)
+from tracker.series import split_latest_values
 from tracker.values import finite_or_none
 
 # Fewer children than this say nothing reliable about their params.
@@ -107,8 +116,9 @@ def param_importance(params: list[dict[str, str]], values: list[float], *, seed:
 
 
 def _sweep(parent_pk: int) -> tuple[dict[int, dict[str, str]], dict[str, dict[int, float]]]:
-    """The active children's params and finite latest values of the model's metrics (two
-    queries): the machine's (system/...) are no param's outcome."""
+    """The active children's params and finite latest values of the model's metrics (three
+    queries, four when a key was logged on a dataset): the machine's (system/...) are no
+    param's outcome."""
     children = Run.objects.filter(parent_id=parent_pk).active().order_by().values("pk")
     params: dict[int, dict[str, str]] = defaultdict(dict)
     for run_pk, key, value in Param.objects.filter(run__in=children).values_list("run", "key", "value"):
@@ -117,6 +127,13 @@ def _sweep(parent_pk: int) -> tuple[dict[int, dict[str, str]], dict[str, dict[in
     for run_pk, key, value in LatestMetric.objects.filter(run__in=children).values_list("run", "key", "value"):
         if value is not None and math.isfinite(value) and not is_system_metric(key):
             metrics[key][run_pk] = value
+    # A key logged on several datasets is fitted per dataset, as it is summarised: its latest
+    # values mix a model's train and test scores.
+    for (run_pk, key), columns in split_latest_values(Run.objects.filter(parent_id=parent_pk).active()).items():
+        metrics.pop(key, None)
+        for name, value, _ in columns:
+            if math.isfinite(value) and len(name) <= SUMMARY_KEY_LENGTH:
+                metrics[name][run_pk] = value
     return params, metrics
 
 

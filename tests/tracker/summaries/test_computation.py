@@ -7,6 +7,7 @@ import pytest
 from tests.factories import ExperimentFactory, RunFactory, build_chain
 from tracker.constants import GOAL_TAG_PREFIX
 from tracker.models import DELETED, ExperimentTag, LatestMetric, Param, RunSummary
+from tracker.services import MetricInput, run_log_batch
 from tracker.summaries import reads as summary_reads
 from tracker.summaries import refresh as summary_refresh
 
@@ -193,11 +194,77 @@ def test_the_queries_per_parent_do_not_grow_with_its_children(parent, children, 
     parent.summary_stale = True
     parent.save(update_fields=["summary_stale"])
 
-    # Expect 8 queries: a savepoint (the run's own transaction, inside the test's), claim the run,
-    # child stats, the best candidates (own values and child summaries, in one), the best run's
-    # params, delete vanished keys, upsert the rest, release the savepoint.
-    with django_assert_num_queries(8):
+    # Expect 9 queries: a savepoint (the run's own transaction, inside the test's), claim the run,
+    # child stats, the best candidates (own values and child summaries, in one), the keys the
+    # children logged on a dataset (none), the best run's params, delete vanished keys, upsert the
+    # rest, release the savepoint.
+    with django_assert_num_queries(9):
         assert summary_refresh.refresh_stale_run(parent.pk, parent_pk=None, goals={})
+
+
+@pytest.mark.parametrize("children", [3, 60])
+def test_summaries_by_dataset_cost_two_queries_more_whatever_the_children(parent, children, django_assert_num_queries):
+    for i in range(children):
+        scored(parent, train=0.9, test=i / children)
+    parent.summary_stale = True
+    parent.save(update_fields=["summary_stale"])
+
+    # Expect 11 queries: the 9 above, the latest value of each key logged on a dataset per child
+    # and dataset, and the start times and ids of the children that have one (to break ties).
+    with django_assert_num_queries(11):
+        assert summary_refresh.refresh_stale_run(parent.pk, parent_pk=None, goals={})
+    assert RunSummary.objects.get(run=parent, key="accuracy · test").count == children
+
+
+def scored(parent, *, train, test, **fields):
+    """A child whose model scored `train` on its train set and `test` on its test set, logged
+    through the write path as MLflow 3's log_metric(..., dataset=) sends them: the train score
+    last, so the child's latest `accuracy` is its train score."""
+    run = RunFactory(parent=parent, experiment=parent.experiment, **fields)
+    run_log_batch(
+        run=run,
+        metrics=[
+            MetricInput("accuracy", test, 1, 0, dataset_name="test", dataset_digest="t"),
+            MetricInput("accuracy", train, 2, 0, dataset_name="train", dataset_digest="r"),
+        ],
+    )
+    return run
+
+
+def test_a_key_logged_on_several_datasets_is_summarised_per_dataset(parent):
+    overfit = scored(parent, train=0.99, test=0.60)
+    general = scored(parent, train=0.85, test=0.82)
+    nan_on_test = scored(parent, train=0.70, test=math.nan)
+    summary_refresh.recompute_all(experiment_id=parent.experiment_id)
+
+    by_key = {summary.key: summary for summary in RunSummary.objects.filter(run=parent)}
+    # The children's latest `accuracy` is their train score: a best of it would crown `overfit`.
+    assert sorted(by_key) == ["accuracy · test", "accuracy · train"]
+    test, train = by_key["accuracy · test"], by_key["accuracy · train"]
+    assert (test.goal, test.best_value, test.best_run_id) == ("max", 0.82, general.pk)
+    assert (train.best_value, train.best_run_id) == (0.99, overfit.pk)
+    assert (test.count, test.min_value, test.max_value) == (2, 0.60, 0.82)  # the NaN is no value
+    assert (train.count, train.mean_value) == (3, pytest.approx((0.99 + 0.85 + 0.70) / 3))
+    assert train.std_value == pytest.approx(math.sqrt(sum((v - train.mean_value) ** 2 for v in (0.99, 0.85, 0.70)) / 3))
+    assert nan_on_test.pk != test.best_run_id
+
+
+def test_a_goal_set_on_the_key_holds_for_each_of_its_datasets(parent):
+    ExperimentTag.objects.create(experiment=parent.experiment, key=GOAL_TAG_PREFIX + "accuracy", value="min")
+    low = scored(parent, train=0.5, test=0.1)
+    scored(parent, train=0.9, test=0.8)
+    summary = refreshed(parent, "accuracy · test")
+    assert (summary.goal, summary.best_run_id) == ("min", low.pk)
+
+
+def test_a_dataset_series_best_rises_through_the_tree(parent):
+    sweep = RunFactory(parent=parent, experiment=parent.experiment)
+    deep = scored(sweep, train=0.70, test=0.95)
+    scored(sweep, train=0.99, test=0.50)
+    scored(parent, train=0.98, test=0.90)  # a direct child of the root, second best on test
+    summary = refreshed(parent, "accuracy · test")
+    assert (summary.best_value, summary.best_run_id) == (0.95, deep.pk)
+    assert summary.count == 1  # the root's own children with a value: the sweep has none of its own
 
 
 def test_a_run_claimed_by_another_worker_is_skipped(parent, django_assert_num_queries):
@@ -261,3 +328,19 @@ def test_summaries_for_come_in_key_order_with_their_best_run(parent, django_asse
         names = [(s.key, s.best_run.run_id) for s in found[parent.pk]]
 
     assert names == [("alpha", best.run_id), ("zeta", best.run_id)]
+
+
+def test_a_series_name_too_long_for_a_summary_row_is_left_out_and_the_rest_is_kept(parent):
+    key = "k" * 250
+    run = RunFactory(parent=parent, experiment=parent.experiment)
+    run_log_batch(
+        run=run,
+        metrics=[
+            MetricInput(key, 0.1, 1, 0, dataset_name="d" * 240),  # 493 characters with the key
+            MetricInput(key, 0.2, 2, 0, dataset_name="e" * 400),  # 653: more than a summary key holds
+        ],
+    )
+    summary_refresh.recompute_all(experiment_id=parent.experiment_id)
+    assert list(RunSummary.objects.filter(run=parent).values_list("key", "best_value")) == [
+        (f"{key} · {'d' * 240}", 0.1)
+    ]

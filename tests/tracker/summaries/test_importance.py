@@ -4,6 +4,7 @@ import pytest
 from tests.factories import RunFactory
 from tracker import tasks
 from tracker.models import LatestMetric, Param, ParamImportance, Run
+from tracker.services import MetricInput, run_log_batch
 from tracker.summaries import importance, refresh
 from tracker.summaries.importance import MIN_CHILDREN, param_importance, refresh_importance
 
@@ -76,6 +77,33 @@ def test_refresh_stores_the_importance_of_metrics_enough_children_have_and_skips
     assert stored.params[0]["param"] == "lr" and stored.params[0]["log"] is True
     assert refresh_importance(parent_pk=parent.pk) == 0  # nothing changed: not refitted
     assert importance.importance_for(parent)["loss"].pk == stored.pk
+
+
+@pytest.mark.django_db
+def test_a_key_logged_on_two_datasets_is_fitted_per_dataset():
+    """The test score follows `depth`, the train score `seed`: fitted on the children's latest
+    `accuracy` (the train score, logged last) the sweep would credit the wrong param."""
+    parent = RunFactory(name="sweep")
+    generator = np.random.default_rng(5)
+    for number in range(MIN_CHILDREN + 2):
+        child = RunFactory(parent=parent, name=f"c{number}")
+        depth, seed = generator.integers(1, 20), generator.integers(1, 20)
+        Param.objects.bulk_create(
+            [Param(run=child, key="depth", value=str(depth)), Param(run=child, key="seed", value=str(seed))]
+        )
+        run_log_batch(
+            run=child,
+            metrics=[
+                MetricInput("accuracy", float(depth) / 20, 1, 0, dataset_name="test"),
+                MetricInput("accuracy", float(seed) / 20, 2, 0, dataset_name="train"),
+            ],
+        )
+    assert refresh_importance(parent_pk=parent.pk) == 2
+    fitted = importance.importance_for(parent)
+    assert sorted(fitted) == ["accuracy · test", "accuracy · train"]
+    assert fitted["accuracy · test"].params[0]["param"] == "depth"
+    assert fitted["accuracy · train"].params[0]["param"] == "seed"
+    assert fitted["accuracy · test"].children == MIN_CHILDREN + 2
 
 
 def _stale_sweep() -> Run:
