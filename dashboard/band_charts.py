@@ -58,7 +58,7 @@ def _child_lines(parent: Run, key: str) -> list[tuple[str, list]]:
 def _bands_of(parent: Run, *, quartiles: bool, version: int | None) -> list:
     """The parent's bands for this `version` of its summaries: computed or read already by this
     process (its cache, no query), else those the worker kept (one query), else aggregated here
-    (2 more). `version` is the newest summary's computed_at: a child's new metric value marks
+    (3 more). `version` is the newest summary's computed_at: a child's new metric value marks
     the parent stale and its refresh changes it, so a band is never served for older data than
     the summary beside it. The aggregation reads every point of every child (~0.35 s for a
     million, bench/charts.py); the worker keeps the bands once a sweep has settled, and a page

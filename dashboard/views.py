@@ -31,6 +31,7 @@ from tracker.selectors.histories import latest_per_dataset
 from tracker.selectors.logged_images import logged_images
 from tracker.selectors.logged_models import with_model_count
 from tracker.selectors.run_inputs import run_inputs
+from tracker.series import series_key
 from tracker.summaries.importance import importance_for
 
 
@@ -161,13 +162,14 @@ def column_goals(experiment: Experiment, state: TreeState) -> dict[str, str]:
     tags = experiment.tag_dict()
     keys = {column.name: column.key for column in state.columns if column.kind == "metrics"}
     if state.best:
-        keys[state.best_column] = state.best
+        keys[state.best_column] = series_key(state.best)  # a goal is a key's, for each of its datasets
     return {name: goal_from_tag(key, tags.get(goal_tag(key))) for name, key in keys.items()}
 
 
-def goal_switches(experiment: Experiment, keys: list[str]) -> list[GoalChoice]:
-    """Each metric's goal switch: its goal and whether it was set or inferred from the name,
-    read off the prefetched tags (no query)."""
+def goal_switches(experiment: Experiment, summary_keys: list[str]) -> list[GoalChoice]:
+    """A goal switch for each key summarised (once for a key summarised per dataset): its goal and
+    whether it was set or inferred from the name, read off the prefetched tags (no query)."""
+    keys = list(dict.fromkeys(series_key(name) for name in summary_keys))
     return goal_choices_from_tags(experiment.tag_dict(), keys)
 
 

@@ -149,14 +149,15 @@ def test_a_leafs_run_page_has_no_bands(client, sweep_parent):
     assert client.get(f"/runs/{child.run_id}/").context["bands"] is None
 
 
-def test_the_bands_cost_two_queries_whatever_the_number_of_children(client, sweep_parent, django_assert_num_queries):
+def test_the_bands_cost_three_queries_whatever_the_number_of_children(client, sweep_parent, django_assert_num_queries):
     parent, _ = sweep_parent
-    # Expect 16 queries: the run page's 13 for a root parent (run, params, latest metrics, tags,
+    # Expect 17 queries: the run page's 13 for a root parent (run, params, latest metrics, tags,
     # children count and page, the children's metrics, its summaries, the live poll's starting
     # version, its datasets, its logged models, its registrations, the children's registered
-    # badges), the charts' point counts per key, then 2 for the bands: the keys the children log
-    # with history (off their latest values), and every band's aggregates in one GROUP BY.
-    with django_assert_num_queries(16):
+    # badges), the charts' point counts per key, then 3 for the bands: the keys the children log
+    # with history (off their latest values), which of them were logged on a dataset (none), and
+    # every band's aggregates in one GROUP BY.
+    with django_assert_num_queries(17):
         client.get(f"/runs/{parent.run_id}/")
 
 
@@ -219,7 +220,7 @@ def test_the_bands_of_one_summary_version_are_computed_once(client, sweep_parent
     first = client.get(f"/runs/{parent.run_id}/").context["bands"].figures
     # Expect 15 queries: the run page's 13 for a root parent (live version, datasets, models,
     # registrations and the children's badges included), the charts' point counts and the
-    # stored importance; the bands (the worker's, none yet, and the 2 of aggregating them) are
+    # stored importance; the bands (the worker's, none yet, and the 3 of aggregating them) are
     # the first request's, for the same summaries.
     with django_assert_num_queries(15):
         again = client.get(f"/runs/{parent.run_id}/").context["bands"].figures
@@ -286,3 +287,62 @@ def test_compare_sweeps_draws_kept_bands_and_aggregates_the_others(client, sweep
     Metric.objects.filter(run__parent=parent).delete()  # only the kept bands can draw it now
     after = client.get("/compare/", query).context["figures"][0]["figure"]
     assert after["data"] == before["data"]
+
+
+@pytest.fixture
+def sweep_on_datasets():
+    """A parent of 5 children logging `loss` each step on a train set and on a val set, the val
+    loss well above the train loss."""
+    parent = RunFactory(name="sweep on datasets")
+    generator = np.random.default_rng(8)
+    curves = {"train": generator.normal(0.2, 0.05, size=(5, STEPS)), "val": generator.normal(1.0, 0.1, size=(5, STEPS))}
+    rows = []
+    for child_number in range(5):
+        child = RunFactory(parent=parent, name=f"c{child_number}")
+        for offset, (dataset, values) in enumerate(curves.items()):
+            rows += [
+                Metric(
+                    run=child,
+                    key="loss",
+                    step=step,
+                    timestamp=2 * step + offset,
+                    value=float(values[child_number, step]),
+                    dataset_name=dataset,
+                )
+                for step in range(STEPS)
+            ]
+    Metric.objects.bulk_create(rows)
+    add_latest(parent)
+    return parent, curves
+
+
+@pytest.mark.parametrize("quartiles", [False, True])
+def test_a_key_logged_on_two_datasets_is_a_band_per_dataset(sweep_on_datasets, quartiles):
+    parent, curves = sweep_on_datasets
+    found = {band.key: band for band in parent_bands(parent, band_keys([parent]), quartiles=quartiles)}
+    # One band of both would have each step's mean between the curves and a std spanning them.
+    assert sorted(found) == ["loss · train", "loss · val"]
+    for dataset, values in curves.items():
+        band = found[f"loss · {dataset}"]
+        assert band.mean == pytest.approx(values.mean(axis=0).tolist())
+        assert band.std == pytest.approx(values.std(axis=0).tolist())
+        if quartiles:
+            assert band.median == pytest.approx(np.median(values, axis=0).tolist())
+
+
+def test_compare_sweeps_draws_the_band_of_the_chosen_dataset(client, sweep_on_datasets):
+    parent, curves = sweep_on_datasets
+    response = client.get("/compare/", {"parents": parent.run_id, "history": "loss · val"})
+    band = next(chart["figure"] for chart in response.context["figures"] if chart["figure"]["layout"].get("meta"))
+    (centre,) = [trace for trace in band["data"] if "customdata" in trace]
+    assert centre["y"] == pytest.approx(curves["val"].mean(axis=0).tolist())
+    # A click on it opens the children's comparison, drawing the same dataset's lines.
+    assert centre["meta"]["link"].endswith("&history=loss+%C2%B7+val")
+
+
+def test_the_worker_keeps_a_band_per_dataset(sweep_on_datasets):
+    parent, _ = sweep_on_datasets
+    refresh.recompute_all(experiment_id=parent.experiment_id)
+    assert refresh_bands(parent_pk=parent.pk) == 2
+    kept = bands.stored_bands(parent, bands.summaries_version(parent.pk))
+    assert [band.key for band in kept] == ["loss · train", "loss · val"]

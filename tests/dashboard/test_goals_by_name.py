@@ -1,6 +1,7 @@
 """Pages rank a metric by the goal its name suggests unless the experiment sets one (#17)."""
 
 import re
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -56,3 +57,30 @@ def test_an_explicit_goal_tag_wins_and_the_page_says_it_is_set(client, classifie
     assert ">set<" in response.content.decode()
     assert header_links(response)["metric accuracy"] == "metrics.accuracy"
     assert header_links(response)["best accuracy"] == "summary.accuracy"
+
+
+def test_a_key_summarised_per_dataset_has_one_goal_switch_that_ranks_every_dataset(client, db, eager_celery):
+    experiment = ExperimentFactory(name="scored on datasets")
+    parent = RunFactory(experiment=experiment, name="sweep")
+    for name, train, test in [("overfit", 0.99, 0.6), ("general", 0.85, 0.82)]:
+        child = RunFactory(experiment=experiment, parent=parent, name=name)
+        run_log_batch(
+            run=child,
+            metrics=[
+                MetricInput("accuracy", test, 1, 0, dataset_name="test"),
+                MetricInput("accuracy", train, 2, 0, dataset_name="train"),
+            ],
+        )
+    summary_refresh.recompute_all(experiment_id=experiment.id)
+    response = client.get(tree_url(experiment, best="accuracy · test"))
+    assert [choice.key for choice in response.context["goals"]] == ["accuracy"]
+    sort = unquote_plus(header_links(response)["best accuracy · test"])
+    assert sort == "-summary.accuracy · test"  # highest first, as accuracy's goal is
+    assert client.get(tree_url(experiment, best="accuracy · test", sort=sort)).status_code == 200
+    # Setting the key's goal ranks each of its datasets' summaries by it.
+    experiment_set_tag(experiment=experiment, key=goal_tag("accuracy"), value="min")
+    summary_refresh.recompute_all(experiment_id=experiment.id)
+    response = client.get(tree_url(experiment, best="accuracy · test"))
+    parent_row = next(run for run in response.context["tree"].rows if run.name == "sweep")
+    assert (parent_row.best.best_run.name, parent_row.best.goal) == ("overfit", "min")
+    assert unquote_plus(header_links(response)["best accuracy · test"]) == "summary.accuracy · test"

@@ -26,6 +26,7 @@ from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 
 from tracker.constants import is_system_metric
 from tracker.models import ChildBands, LatestMetric, Metric, Run, RunSummary
+from tracker.series import series_key, series_name
 
 # Points of a band: a chart's width has no room for more.
 BAND_STEPS = 1000
@@ -85,20 +86,40 @@ def band_keys(parents: list[Run]) -> BandKeys:
 
 
 def parent_bands(parent: Run, keys: BandKeys, *, only: list[str] | None = None, quartiles: bool = False) -> list[Band]:
-    """A band per key of `keys` (or of `only`) over `parent`'s active children: one query
-    (two with quartiles on SQLite)."""
-    wanted = [key for key in (only if only is not None else keys.ranges) if key in keys.ranges]
+    """A band per key of `keys` (or of `only`, keys or series names) over `parent`'s active
+    children: one query to find which keys were logged on a dataset (an index probe per child
+    when none was), and one aggregation (two with quartiles on SQLite), or two when some were.
+    A key the children logged on several datasets (a loss per epoch on train and on val) is a
+    band per dataset, "loss · val": aggregated as one, each step's mean and spread mixed the
+    two curves."""
+    names = only if only is not None else list(keys.ranges)
+    wanted = sorted({series_key(name) for name in names} & set(keys.ranges))
     if not wanted:
         return []
     lo = min(keys.ranges[key][0] for key in wanted)
     hi = max(keys.ranges[key][1] for key in wanted)
     bucket = max(1, math.ceil((hi - lo + 1) / BAND_STEPS))
-    return _aggregate(parent, wanted, lo=lo, bucket=bucket, quartiles=quartiles)
+    labelled = set(
+        children_points(parent)
+        .filter(key__in=wanted, dataset_name__isnull=False)
+        .order_by()
+        .values_list("key", flat=True)
+        .distinct()
+    )
+    bands = []
+    for group, by_dataset in (([key for key in wanted if key not in labelled], False), (sorted(labelled), True)):
+        if group:
+            bands += _aggregate(parent, group, lo=lo, bucket=bucket, quartiles=quartiles, by_dataset=by_dataset)
+    if only is not None:
+        bands = [band for band in bands if band.key in only or series_key(band.key) in only]
+    return sorted(bands, key=lambda band: band.key)
 
 
-def _aggregate(parent: Run, keys: list[str], *, lo: int, bucket: int, quartiles: bool) -> list[Band]:
+def _aggregate(parent: Run, keys: list[str], *, lo: int, bucket: int, quartiles: bool, by_dataset: bool) -> list[Band]:
+    """The bands of `keys`, one per key, or with `by_dataset` one per key and dataset where the
+    children logged a key on more than one."""
     table = f'"{Metric._meta.db_table}"'
-    col = {name: f'"{Metric._meta.get_field(name).column}"' for name in ("run", "key", "step", "value")}
+    col = {name: f'"{Metric._meta.get_field(name).column}"' for name in ("run", "key", "step", "value", "dataset_name")}
     m = {name: f"m.{column}" for name, column in col.items()}
     run_table = f'"{Run._meta.db_table}"'
     run_col = {name: f'"{Run._meta.get_field(name).column}"' for name in ("id", "parent", "lifecycle_stage")}
@@ -109,6 +130,9 @@ def _aggregate(parent: Run, keys: list[str], *, lo: int, bucket: int, quartiles:
         else ""
     )
     placeholders = ", ".join(["%s"] * len(keys))
+    # Without `by_dataset` the dataset is never read, so PostgreSQL reads the points from the
+    # metric table's unique index alone.
+    dataset = m["dataset_name"] if by_dataset else "NULL"
 
     def points(alias: str) -> str:
         return f"{alias}{col['key']} IN ({placeholders}) AND {alias}{col['value']} BETWEEN %s AND %s"
@@ -122,8 +146,9 @@ def _aggregate(parent: Run, keys: list[str], *, lo: int, bucket: int, quartiles:
         # itself PostgreSQL scans the whole table in parallel to keep a third of it, as
         # bench/charts.py's table is; a nested loop over the children reads only their rows:
         # 1,000 children × 1,000 steps in ~340 ms instead of ~600 (medians of 8, load ~4).
+        read = [col["key"], col["step"], col["value"]] + ([col["dataset_name"]] if by_dataset else [])
         source = f"""{run_table} r CROSS JOIN LATERAL (
-                SELECT {col["key"]}, {col["step"]}, {col["value"]} FROM {table}
+                SELECT {", ".join(read)} FROM {table}
                 WHERE {col["run"]} = r.{run_col["id"]} AND {points("")} OFFSET 0
             ) m
             WHERE {children("r.")}"""
@@ -133,22 +158,22 @@ def _aggregate(parent: Run, keys: list[str], *, lo: int, bucket: int, quartiles:
               AND {m["run"]} IN (SELECT {run_col["id"]} FROM {run_table} WHERE {children("")})"""
     # The bucket of a step: (step - lo) / bucket steps, integer division on both databases.
     sql = f"""
-        SELECT {m["key"]}, ({m["step"]} - %s) / %s AS bucket,
+        SELECT {m["key"]}, {dataset} AS dataset, ({m["step"]} - %s) / %s AS bucket,
                COUNT({m["value"]}), SUM({m["value"]}), SUM({m["value"]} * {m["value"]}),
                MIN({m["value"]}), MAX({m["value"]}){percentiles}
         FROM {source}
-        GROUP BY {m["key"]}, bucket
-        ORDER BY {m["key"]}, bucket
+        GROUP BY {m["key"]}, {"dataset, " if by_dataset else ""}bucket
+        ORDER BY {m["key"]}, {"dataset, " if by_dataset else ""}bucket
     """
     # The same order in both shapes: the bucket, the points' keys and range, the parent.
     params = [lo, bucket, *keys, -_FINITE, _FINITE, parent.pk, "active"]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    bands = {key: Band(key=key, bucket=bucket) for key in keys}
+    bands: dict[tuple[str, str | None], Band] = {}
     for row in rows:
-        key, number, count, total, squares, low, high = row[:7]
-        band = bands[key]
+        key, dataset_name, number, count, total, squares, low, high = row[:8]
+        band = bands.setdefault((key, dataset_name), Band(key=key, bucket=bucket))
         mean = total / count
         band.steps.append(lo + number * bucket)
         band.count.append(count)
@@ -158,31 +183,38 @@ def _aggregate(parent: Run, keys: list[str], *, lo: int, bucket: int, quartiles:
         band.low.append(low)
         band.high.append(high)
         if percentiles:
-            q1, median, q3 = row[7]
+            q1, median, q3 = row[8]
             for name, value in (("q1", q1), ("median", median), ("q3", q3)):
                 if getattr(band, name) is None:
                     setattr(band, name, [])
                 getattr(band, name).append(value)
     if quartiles and not postgres:
-        _quartiles_by_scan(parent, bands, lo=lo, bucket=bucket)
-    return [band for band in bands.values() if band.steps]
+        _quartiles_by_scan(parent, bands, lo=lo, bucket=bucket, by_dataset=by_dataset)
+    datasets = defaultdict(int)
+    for key, _ in bands:
+        datasets[key] += 1
+    for (key, dataset_name), band in bands.items():
+        if datasets[key] > 1:
+            band.key = series_name(key, dataset_name)
+    return list(bands.values())
 
 
-def _quartiles_by_scan(parent: Run, bands: dict[str, Band], *, lo: int, bucket: int) -> None:
-    """SQLite's quartiles: the same rows read in (key, step) order, each bucket's values sorted
-    in Python."""
-    values: dict[tuple[str, int], list[float]] = defaultdict(list)
+def _quartiles_by_scan(
+    parent: Run, bands: dict[tuple[str, str | None], Band], *, lo: int, bucket: int, by_dataset: bool
+) -> None:
+    """SQLite's quartiles: the same rows read, each bucket's values sorted in Python."""
+    values: dict[tuple[str, str | None, int], list[float]] = defaultdict(list)
     rows = (
         children_points(parent)
-        .filter(key__in=list(bands), value__gte=-_FINITE, value__lte=_FINITE)
-        .values_list("key", "step", "value")
+        .filter(key__in=sorted({key for key, _ in bands}), value__gte=-_FINITE, value__lte=_FINITE)
+        .values_list("key", "dataset_name", "step", "value")
     )
-    for key, step, value in rows.iterator(chunk_size=20_000):
-        values[key, (step - lo) // bucket].append(value)
-    for key, band in bands.items():
+    for key, dataset_name, step, value in rows.iterator(chunk_size=20_000):
+        values[key, dataset_name if by_dataset else None, (step - lo) // bucket].append(value)
+    for (key, dataset_name), band in bands.items():
         band.q1, band.median, band.q3 = [], [], []
         for step in band.steps:
-            ordered = sorted(values[key, (step - lo) // bucket])
+            ordered = sorted(values[key, dataset_name, (step - lo) // bucket])
             band.q1.append(_percentile(ordered, 0.25))
             band.median.append(_percentile(ordered, 0.5))
             band.q3.append(_percentile(ordered, 0.75))
