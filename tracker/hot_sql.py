@@ -481,6 +481,21 @@ def summary_candidates(parent_pk: int, *, active: str) -> list[tuple[str, int, i
     return _fetchall(_SUMMARY_CANDIDATES, [parent_pk, active, parent_pk, active])
 
 
+_POINT = {name: _column(Metric, name) for name in ("run", "key", "dataset_name")}
+# Through the partial index of points logged with a dataset (migration 0015): a sweep that logged
+# none costs a probe of an empty index.
+_CHILDREN_DATASET_KEYS = (
+    f"SELECT DISTINCT p.{_POINT['key']} FROM {_table(Metric)} p "
+    f"JOIN {_table(Run)} r ON r.{_CHILD['id']} = p.{_POINT['run']} "
+    f"WHERE r.{_CHILD['parent']} = %s AND r.{_CHILD['lifecycle_stage']} = %s AND p.{_POINT['dataset_name']} IS NOT NULL"
+)
+
+
+def children_dataset_keys(parent_pk: int, *, active: str) -> list[str]:
+    """The keys the active children of `parent_pk` logged some point of with a dataset."""
+    return [key for (key,) in _fetchall(_CHILDREN_DATASET_KEYS, [parent_pk, active])]
+
+
 _SUMMARY_WRITE_FIELDS = [field for field in RunSummary._meta.concrete_fields if field.attname != "id"]
 _SUMMARY_UPSERT = (
     "INSERT INTO {table} ({columns}) VALUES {{rows}} ON CONFLICT ({run}, {key}) DO UPDATE SET {assignments}"

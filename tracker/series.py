@@ -44,7 +44,9 @@ class DatasetValue:
     step: int
 
 
-def split_latest_values(runs: QuerySet) -> dict[tuple[int, str], list[tuple[str, float, int]]]:
+def split_latest_values(
+    runs: QuerySet, *, labelled_keys: list[str] | None = None
+) -> dict[tuple[int, str], list[tuple[str, float, int]]]:
     """(run pk, key) → [(series name, latest value, its step)], for the keys that `runs` between
     them logged on more than one dataset (a model's accuracy on train and on test, or with and without a dataset):
     what the compare page and a parent's summary show in place of their latest values, which
@@ -52,10 +54,13 @@ def split_latest_values(runs: QuerySet) -> dict[tuple[int, str], list[tuple[str,
 
     One query finds the keys logged with a dataset, through the partial index of such points
     (migration 0015), so runs that logged none cost an index probe each; a second, only when
-    there are some, reads those keys' latest value per run and dataset."""
+    there are some, reads those keys' latest value per run and dataset. A caller that found
+    the keys logged with a dataset itself passes them as `labelled_keys`."""
     selected = runs.order_by().values("pk")
-    labelled = Metric.objects.filter(run__in=selected, dataset_name__isnull=False)
-    keys = list(labelled.order_by().values_list("key", flat=True).distinct())
+    keys = labelled_keys
+    if keys is None:
+        labelled = Metric.objects.filter(run__in=selected, dataset_name__isnull=False)
+        keys = list(labelled.order_by().values_list("key", flat=True).distinct())
     if not keys:
         return {}
     rows = list(latest_on_each_dataset(Metric.objects.filter(run__in=selected, key__in=keys)))

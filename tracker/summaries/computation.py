@@ -112,9 +112,12 @@ def _summarise_by_dataset(run_pk: int, goals: dict[str, str], *, stats: dict, be
     value of it is whichever dataset it logged last, so its best and spread mixed train scores
     with test scores. The children's own summaries of such series came in with `best`. One
     query (two when some key was logged on a dataset, three when it is summarised by dataset)."""
+    labelled_keys = hot_sql.children_dataset_keys(run_pk, active=ACTIVE)
+    if not labelled_keys:
+        return
     children = Run.objects.filter(parent_id=run_pk, lifecycle_stage=ACTIVE)
     own_values: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for (child_pk, key), columns in split_latest_values(children).items():
+    for (child_pk, key), columns in split_latest_values(children, labelled_keys=labelled_keys).items():
         stats.pop(key, None)
         best.pop(key, None)
         for name, value, _ in columns:
