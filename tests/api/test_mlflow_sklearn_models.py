@@ -118,7 +118,7 @@ def test_a_sweep_of_logged_models_reads_on_the_model_pages_by_their_metrics_per_
     test = mlflow.data.from_pandas(features.iloc[80:].assign(y=target.iloc[80:]), targets="y", name="test")
     experiment_id = mlflow.set_experiment("model pages").experiment_id
     infos = {}
-    with mlflow.start_run(run_name="sweep"):
+    with mlflow.start_run(run_name="sweep") as sweep:
         for alpha in (0.01, 1.0, 100.0):
             with mlflow.start_run(run_name=f"alpha={alpha}", nested=True):
                 fitted = Ridge(alpha=alpha).fit(features.iloc[:80], target.iloc[:80])
@@ -134,6 +134,16 @@ def test_a_sweep_of_logged_models_reads_on_the_model_pages_by_their_metrics_per_
     best_first = sorted(infos.values(), key=lambda pair: -pair[1])
     assert [row.model.model_id for row in listing.rows] == [info.model_id for info, _ in best_first]
     assert [round(row.cells[0].value, 6) for row in listing.rows] == [round(score, 6) for _, score in best_first]
+
+    # The sweep's best child by test score, read by the client off the parent's best-child tags:
+    # each trial's latest r2 is its train score (logged last), so a best of it mixed the two.
+    best_tags = MlflowClient().get_run(sweep.info.run_id).data.tags
+    best_on_test = max(infos.values(), key=lambda pair: pair[1])[0]
+    assert best_tags["runtree.best.r2 · test.run_id"] == best_on_test.run_id
+    assert float(best_tags["runtree.best.r2 · test"]) == pytest.approx(max(score for _, score in infos.values()))
+    assert "runtree.best.r2" not in best_tags
+    compared = pages.get("/compare/", {"parent": sweep.info.run_id}).context["comparison"]
+    assert compared.metric_keys == ["r2 · test", "r2 · train"]
 
     info, score = infos[1.0]
     html = pages.get(f"/experiments/{experiment_id}/models/{info.model_id}/").content.decode()
