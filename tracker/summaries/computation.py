@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tracker import hot_sql
+from tracker.constants import is_system_metric
 from tracker.goals import goal_in
 from tracker.models import ACTIVE, SUMMARY_KEY_LENGTH, Goal, Run, RunSummary
 from tracker.series import series_key, split_latest_values
@@ -112,7 +113,7 @@ def _summarise_by_dataset(run_pk: int, goals: dict[str, str], *, stats: dict, be
     value of it is whichever dataset it logged last, so its best and spread mixed train scores
     with test scores. The children's own summaries of such series came in with `best`. One
     query (two when some key was logged on a dataset, three when it is summarised by dataset)."""
-    labelled_keys = hot_sql.children_dataset_keys(run_pk, active=ACTIVE)
+    labelled_keys = [key for key in hot_sql.children_dataset_keys(run_pk, active=ACTIVE) if not is_system_metric(key)]
     if not labelled_keys:
         return
     children = Run.objects.filter(parent_id=run_pk, lifecycle_stage=ACTIVE)

@@ -130,6 +130,8 @@ def _sweep(parent_pk: int) -> tuple[dict[int, dict[str, str]], dict[str, dict[in
     # A key logged on several datasets is fitted per dataset, as it is summarised: its latest
     # values mix a model's train and test scores.
     for (run_pk, key), columns in split_latest_values(Run.objects.filter(parent_id=parent_pk).active()).items():
+        if is_system_metric(key):
+            continue
         metrics.pop(key, None)
         for name, value, _ in columns:
             if math.isfinite(value) and len(name) <= SUMMARY_KEY_LENGTH:
