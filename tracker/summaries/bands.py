@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass, field
 from django.db import connection
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 
+from tracker import hot_sql
 from tracker.constants import is_system_metric
-from tracker.models import ChildBands, LatestMetric, Metric, Run, RunSummary
+from tracker.models import ACTIVE, ChildBands, LatestMetric, Metric, Run, RunSummary
 from tracker.series import series_key, series_name
 
 # Points of a band: a chart's width has no room for more.
@@ -99,13 +100,7 @@ def parent_bands(parent: Run, keys: BandKeys, *, only: list[str] | None = None, 
     lo = min(keys.ranges[key][0] for key in wanted)
     hi = max(keys.ranges[key][1] for key in wanted)
     bucket = max(1, math.ceil((hi - lo + 1) / BAND_STEPS))
-    labelled = set(
-        children_points(parent)
-        .filter(key__in=wanted, dataset_name__isnull=False)
-        .order_by()
-        .values_list("key", flat=True)
-        .distinct()
-    )
+    labelled = set(hot_sql.children_dataset_keys(parent.pk, active=ACTIVE)) & set(wanted)
     bands = []
     for group, by_dataset in (([key for key in wanted if key not in labelled], False), (sorted(labelled), True)):
         if group:

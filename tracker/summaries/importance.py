@@ -22,8 +22,10 @@ import numpy as np
 from django.db import transaction
 from django.db.models import F, OuterRef, Q, Subquery
 
+from tracker import hot_sql
 from tracker.constants import is_system_metric
 from tracker.models import (
+    ACTIVE,
     SUMMARY_KEY_LENGTH,
     LatestMetric,
     Param,
@@ -129,7 +131,8 @@ def _sweep(parent_pk: int) -> tuple[dict[int, dict[str, str]], dict[str, dict[in
             metrics[key][run_pk] = value
     # A key logged on several datasets is fitted per dataset, as it is summarised: its latest
     # values mix a model's train and test scores.
-    for (run_pk, key), columns in split_latest_values(Run.objects.filter(parent_id=parent_pk).active()).items():
+    labelled_keys = hot_sql.children_dataset_keys(parent_pk, active=ACTIVE)
+    for (run_pk, key), columns in split_latest_values(children, labelled_keys=labelled_keys).items():
         if is_system_metric(key):
             continue
         metrics.pop(key, None)
