@@ -521,6 +521,10 @@ class RunDatasetInput(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="dataset_inputs")
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="run_inputs")
     tags = models.JSONField(default=list)
+    # The `mlflow.data.context` tag's value, also kept as a column so the filter language's
+    # `datasets.context` compares it in SQL on both databases (SQLite cannot look inside a JSON
+    # list with LIKE). NULL when the input has no context. Set only by tracker/services/datasets.py.
+    context = models.CharField(max_length=500, null=True, blank=True)  # noqa: DJ001 - NULL: no context, "" an empty one
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "dataset"], name="uniq_run_dataset_input")]

@@ -152,6 +152,31 @@ def test_log_input_shows_on_get_run_with_its_context_and_on_search(experiment_id
     assert found.inputs.dataset_inputs[0].dataset.digest == dataset.digest
 
 
+def test_search_runs_finds_runs_by_the_name_digest_and_context_of_their_datasets(experiment_id):
+    frame = pd.DataFrame({"feature": [0.1, 0.2, 0.3], "label": [0, 1, 0]})
+    train = mlflow.data.from_pandas(frame, name="train")
+    test = mlflow.data.from_pandas(frame.head(2), name="test")
+    with mlflow.start_run(run_name="trained-and-tested"):
+        mlflow.log_input(train, context="training")
+        mlflow.log_input(test, context="evaluation")
+    with mlflow.start_run(run_name="trained"):
+        mlflow.log_input(train, context="training")
+    with mlflow.start_run(run_name="no-data"):
+        mlflow.log_param("p", 1)
+
+    def run_names(filter_string):
+        found = mlflow.search_runs([experiment_id], filter_string=filter_string, output_format="list")
+        return sorted(run.info.run_name for run in found)
+
+    assert run_names("datasets.name = 'train'") == ["trained", "trained-and-tested"]
+    assert run_names("dataset.name IN ('test')") == ["trained-and-tested"]
+    assert run_names(f"datasets.digest = '{test.digest}'") == ["trained-and-tested"]
+    assert run_names("datasets.context = 'evaluation'") == ["trained-and-tested"]
+    assert run_names("datasets.name LIKE 'tr%' AND attributes.run_name != 'trained'") == ["trained-and-tested"]
+    with pytest.raises(MlflowException, match="Invalid dataset key 'rows'"):
+        run_names("datasets.rows = '3'")
+
+
 def test_outputs_and_model_inputs_show_on_the_run(client, experiment_id):
     with mlflow.start_run() as producer:
         model = client.create_logged_model(experiment_id, name="m", source_run_id=producer.info.run_id)

@@ -17,7 +17,7 @@ MAX_COMPARISONS = 200
 # PostgreSQL 27 s).
 MAX_ORDER_BY_CLAUSES = 10
 
-METRICS, PARAMS, TAGS, ATTRIBUTES, SUMMARY = "metrics", "params", "tags", "attributes", "summary"
+METRICS, PARAMS, TAGS, ATTRIBUTES, SUMMARY, DATASETS = "metrics", "params", "tags", "attributes", "summary", "datasets"
 ENTITY_ALIASES = {
     "metrics": METRICS,
     "metric": METRICS,
@@ -32,8 +32,13 @@ ENTITY_ALIASES = {
     "attr": ATTRIBUTES,
     "run": ATTRIBUTES,
     "summary": SUMMARY,
+    "datasets": DATASETS,
+    "dataset": DATASETS,
 }
-ENTITIES_TEXT = "metrics, params, tags, attributes, summary"
+ENTITIES_TEXT = "metrics, params, tags, attributes, summary, datasets"
+
+# `datasets.<field>` → the RunDatasetInput field compared (MLflow's SearchUtils.DATASET_ATTRIBUTES).
+DATASET_FIELDS = {"name": "dataset__name", "digest": "dataset__digest", "context": "context"}
 
 # Attribute name in the language → Run field.
 STRING_ATTRIBUTES = {
@@ -58,7 +63,10 @@ ATTRIBUTES_TEXT = ", ".join([*STRING_ATTRIBUTES, *NUMERIC_ATTRIBUTES, "created"]
 NUMERIC_OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "IS NULL", "IS NOT NULL")
 STRING_OPERATORS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN", "IS NULL", "IS NOT NULL")
 ANY_OPERATOR_TEXT = "a comparison operator (=, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT IN, IS)"
-COLUMN_TEXT = "a column such as metrics.<key>, params.<key>, tags.<key>, summary.<key> or an attribute like run_name"
+COLUMN_TEXT = (
+    "a column such as metrics.<key>, params.<key>, tags.<key>, summary.<key>, datasets.name "
+    "or an attribute like run_name"
+)
 
 
 class FilterError(InvalidParameterValue):
@@ -77,7 +85,7 @@ class FilterError(InvalidParameterValue):
 
 @dataclass(frozen=True)
 class Column:
-    entity: str  # METRICS, PARAMS, TAGS, ATTRIBUTES or SUMMARY
+    entity: str  # METRICS, PARAMS, TAGS, ATTRIBUTES, SUMMARY or DATASETS
     key: str  # for attributes, the canonical name ("created" becomes "start_time")
     position: int = field(default=0, compare=False)
 

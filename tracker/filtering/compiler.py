@@ -1,5 +1,5 @@
 """A parsed filter compiled to a `Q` on `Run`: `Exists` subqueries over params, tags, latest
-metrics and summaries, never SQL built from strings."""
+metrics, summaries and dataset inputs, never SQL built from strings."""
 
 from django.db.models import Count, Exists, FloatField, OuterRef, Q, Value
 from django.db.models.functions import Substr
@@ -7,6 +7,8 @@ from django.db.models.functions import Substr
 from tracker.constants import PARENT_RUN_ID_TAG
 from tracker.filtering.ast import (
     ATTRIBUTES,
+    DATASET_FIELDS,
+    DATASETS,
     METRICS,
     NUMERIC_ATTRIBUTES,
     PARAMS,
@@ -20,7 +22,7 @@ from tracker.filtering.ast import (
 from tracker.filtering.lexer import INT64
 from tracker.filtering.lookups import condition
 from tracker.filtering.parser import parse_filter
-from tracker.models import INDEXED_VALUE_CHARS, LatestMetric, Param, RunSummary, RunTag
+from tracker.models import INDEXED_VALUE_CHARS, LatestMetric, Param, RunDatasetInput, RunSummary, RunTag
 
 
 def _compile_attribute(comparison: Comparison) -> Q:
@@ -35,6 +37,20 @@ def _compile_attribute(comparison: Comparison) -> Q:
         empty = Q(**{field_name: ""})  # these columns are never NULL; empty is "not set"
         return empty if operator == "IS NULL" else ~empty
     return condition(field_name, operator, value)
+
+
+def _compile_dataset(comparison: Comparison) -> Q:
+    """Runs with some dataset input whose field matches (MLflow's semantics: each comparison is
+    its own EXISTS, so two of them may match two different inputs)."""
+    field_name, operator = DATASET_FIELDS[comparison.column.key], comparison.operator
+    inputs = RunDatasetInput.objects.filter(run=OuterRef("pk"))
+    if operator in ("IS NULL", "IS NOT NULL"):
+        having_it = Exists(inputs.filter(**{f"{field_name}__isnull": False}))
+        return ~Q(having_it) if operator == "IS NULL" else Q(having_it)
+    # Only the context can be NULL; NOT IN would let it through (as `NOT (x IN …)` on NULL in
+    # Django's negation), and an input without a context never matches a comparison.
+    matches = condition(field_name, operator, comparison.value) & Q(**{f"{field_name}__isnull": False})
+    return Q(Exists(inputs.filter(matches)))
 
 
 def _bigint_operand(value: int | float):
@@ -143,6 +159,8 @@ def _compile(node: Node) -> Q:
     if isinstance(node, Comparison):
         if node.column.entity == ATTRIBUTES:
             return _compile_attribute(node)
+        if node.column.entity == DATASETS:
+            return _compile_dataset(node)
         return _compile_keyed(node)
     if isinstance(node, And):
         by_entity: dict[str, list[Comparison]] = {}

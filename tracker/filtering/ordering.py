@@ -5,7 +5,15 @@ from django.db.models.expressions import OrderBy
 from django.db.models.functions import Substr
 
 from tracker.errors import InvalidParameterValue
-from tracker.filtering.ast import ATTRIBUTES, MAX_ORDER_BY_CLAUSES, NUMERIC_ATTRIBUTES, STRING_ATTRIBUTES, Column
+from tracker.filtering.ast import (
+    ATTRIBUTES,
+    DATASETS,
+    MAX_ORDER_BY_CLAUSES,
+    NUMERIC_ATTRIBUTES,
+    STRING_ATTRIBUTES,
+    Column,
+    FilterError,
+)
 from tracker.filtering.compiler import KEYED_VALUES
 from tracker.filtering.lexer import check_text
 from tracker.filtering.parser import Parser
@@ -27,6 +35,15 @@ def parse_order_clause(text: str) -> tuple[Column, bool]:
     subject = f"order_by clause {shown!r}"
     parser = Parser(check_text(text, subject), subject=subject, noun="clause")
     column = parser.column("a column to sort by, such as metrics.<key>, params.<key> or start_time")
+    if column.entity == DATASETS:
+        # A run has any number of datasets, so it has no one value to sort by (MLflow has none either).
+        raise FilterError(
+            position=column.position,
+            expected="a column to sort by, such as metrics.<key>, params.<key> or start_time",
+            found=str(column),
+            problem=f"cannot sort by {column}: a run may have logged any number of datasets",
+            subject=subject,
+        )
     token = parser.tokens.peek()
     descending = False
     if token.is_keyword("ASC", "DESC"):

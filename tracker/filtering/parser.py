@@ -17,6 +17,11 @@ Semantics (as MLflow's SQL store, where MLflow has a rule):
   comparison (not even `!=`); `metrics.k IS NULL` means the run never logged k.
 - `summary.k` is the best value of k in the run's subtree (RunSummary.best_value);
   `summary.k IS NULL` means the run has no summary for k (not a parent, or not computed yet).
+- `datasets.name`, `datasets.digest` and `datasets.context` (`dataset.` too) match a run when
+  some dataset it logged as an input (`mlflow.log_input`) matches, as in MLflow: `!=` and
+  `NOT IN` too ("some dataset not named 'train'"), and an input without a context never matches
+  a comparison on `datasets.context`. `datasets.name IS NULL` means the run logged no dataset;
+  `datasets.context IS NULL`, that none of its datasets has a context.
 - For string attributes, which are never NULL, `IS NULL` means empty.
 - LIKE: `%` any run of characters, `_` one character, a backslash makes the next one literal.
   LIKE is case-sensitive and ILIKE is not, on both databases (SQLite folds ASCII case only).
@@ -31,6 +36,8 @@ from tracker.filtering.ast import (
     ATTRIBUTES,
     ATTRIBUTES_TEXT,
     COLUMN_TEXT,
+    DATASET_FIELDS,
+    DATASETS,
     ENTITIES_TEXT,
     ENTITY_ALIASES,
     MAX_COMPARISONS,
@@ -183,6 +190,14 @@ class Parser:
             )
         if entity == ATTRIBUTES:
             return self.attribute(token, key, key_position)
+        if entity == DATASETS and key not in DATASET_FIELDS:
+            raise FilterError(
+                position=key_position,
+                expected=f"a dataset field ({', '.join(DATASET_FIELDS)})",
+                found=f"'{key}'",
+                problem=f"Invalid dataset key '{key}'. Valid: {', '.join(DATASET_FIELDS)}",
+                subject=self.subject,
+            )
         return Column(entity, key, token.position)
 
     def attribute(self, token: Token, name: str, position: int) -> Column:

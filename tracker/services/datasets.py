@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from tracker.constants import DATASET_CONTEXT_TAG
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
 from tracker.models import Dataset, LoggedModel, Run, RunDatasetInput, RunModelInput
 from tracker.services.validation import KeyValue, check_active
@@ -90,7 +91,10 @@ def run_log_inputs(*, run: Run, datasets: Iterable[DatasetInput] = (), model_ids
         RunDatasetInput.objects.bulk_create(
             [
                 RunDatasetInput(
-                    run=run, dataset=stored[key], tags=[{"key": t.key, "value": t.value} for t in dataset.tags]
+                    run=run,
+                    dataset=stored[key],
+                    tags=[{"key": t.key, "value": t.value} for t in dataset.tags],
+                    context=next((t.value for t in dataset.tags if t.key == DATASET_CONTEXT_TAG), None),
                 )
                 for key, dataset in first.items()
             ],

@@ -23,10 +23,12 @@ from tracker.filtering.ast import (
     Or,
 )
 from tracker.filtering.compiler import compile_filter
+from tracker.filtering.ordering import order_by_expressions
 from tracker.filtering.parser import parse_filter
 from tracker.models import LatestMetric, Param, Run, RunSummary, RunTag
 from tracker.selectors.runs import runs_matching
 from tracker.services import KeyValue, MetricInput
+from tracker.services import datasets as datasets_service
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +50,12 @@ def make_run(name, *, params=None, tags=None, metrics=None, summaries=None, **fi
         [RunSummary(run=run, key=k, best_value=v, computed_at=0) for k, v in (summaries or {}).items()]
     )
     return run
+
+
+def dataset_input(name, digest, context=None):
+    """A dataset as mlflow.log_input sends it, with its context tag when given."""
+    tags = [] if context is None else [KeyValue("mlflow.data.context", context)]
+    return datasets_service.DatasetInput(name=name, digest=digest, source_type="local", source="{}", tags=tags)
 
 
 def names(filter_text):
@@ -123,6 +131,9 @@ def test_blank_text_is_no_filter_and_matches_every_run(text, four_runs):
         ("run.status = 'x'", Column("attributes", "status")),
         ("status = 'x'", Column("attributes", "status")),
         ("summary.loss > 0", Column("summary", "loss")),
+        ("datasets.name = 'x'", Column("datasets", "name")),
+        ("dataset.digest = 'x'", Column("datasets", "digest")),
+        ("Datasets.context = 'x'", Column("datasets", "context")),
         ("created > 0", Column("attributes", "start_time")),
         ("attributes.created > 0", Column("attributes", "start_time")),
         ("`run name` = 'x'", Column("attributes", "run_name")),
@@ -288,6 +299,51 @@ def test_it_matches_params(text, expected, four_runs):
 )
 def test_it_matches_tags(text, expected, four_runs):
     assert names(text) == expected
+
+
+@pytest.fixture
+def runs_with_datasets(experiment):
+    """a trained on train and scored on test; b trained on train with no context; c logged none."""
+    for name, inputs in [
+        ("a", [("train", "d1", "training"), ("test", "d2", "evaluation")]),
+        ("b", [("train", "d1", None)]),
+        ("c", []),
+    ]:
+        run = make_run(name, experiment=experiment)
+        datasets_service.run_log_inputs(run=run, datasets=[dataset_input(*given) for given in inputs])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("datasets.name = 'train'", {"a", "b"}),
+        ("dataset.name = 'test'", {"a"}),
+        # Some dataset of the run is not named train: MLflow's meaning of != (and of NOT IN).
+        ("datasets.name != 'train'", {"a"}),
+        ("datasets.name NOT IN ('train')", {"a"}),
+        ("datasets.name IN ('test', 'other')", {"a"}),
+        ("datasets.name LIKE 't%'", {"a", "b"}),
+        ("datasets.digest = 'd1'", {"a", "b"}),
+        ("datasets.context = 'training'", {"a"}),
+        ("datasets.context ILIKE 'EVAL%'", {"a"}),
+        # An input without a context matches no comparison on it, not even !=.
+        ("datasets.context != 'training'", {"a"}),
+        ("datasets.context NOT IN ('training', 'evaluation')", set()),
+        ("datasets.name IS NULL", {"c"}),
+        ("datasets.name IS NOT NULL", {"a", "b"}),
+        ("datasets.context IS NULL", {"b", "c"}),
+        # Each comparison may match a different input of the run, as in MLflow.
+        ("datasets.name = 'test' AND datasets.context = 'training'", {"a"}),
+        ("datasets.name = 'train' AND run_name = 'b'", {"b"}),
+    ],
+)
+def test_it_matches_a_run_by_the_datasets_it_logged(text, expected, runs_with_datasets):
+    assert names(text) == expected
+
+
+def test_sorting_by_a_dataset_is_refused_with_the_reason():
+    with pytest.raises(FilterError, match="cannot sort by datasets.name: a run may have logged any number"):
+        order_by_expressions(["datasets.name DESC"])
 
 
 def test_it_matches_the_parent_run_id_tag(experiment):
@@ -490,6 +546,9 @@ def test_a_filter_error_is_an_invalid_parameter_value_answered_with_400():
         ("foo.bar = 1", 0, "Invalid entity type 'foo'. Valid: metrics, params, tags, attributes, summary"),
         ("attributes.colour = 'red'", 11, "Invalid attribute key 'colour'"),
         ("colour = 'red'", 0, "Invalid attribute key 'colour'"),
+        ("datasets.size = 'x'", 9, "Invalid dataset key 'size'. Valid: name, digest, context"),
+        ("datasets.name > 'x'", 14, "datasets.name is a string, so it cannot be compared with >"),
+        ("datasets.name = 3", 16, "expected a quoted string to compare datasets.name with"),
         ("metrics = 1", 0, "expected '.' and a key after 'metrics'"),
         ("metrics. = 1", 8, "expected a key after 'metrics.'"),
         ("metrics.loss <", 14, "expected a number to compare metrics.loss with but found the end of the filter"),
@@ -594,7 +653,8 @@ def sql_string(text):
 _COLUMNS = (
     "metrics.loss | metrics.`my metric` | params.optimizer | tags.team | tags.mlflow.runName | summary.loss | "
     "attributes.status | run_name | status | run_id | start_time | end_time | created | user_id | "
-    "lifecycle_stage | artifact_uri | foo.bar | metrics. | bogus | tags.`" + "k" * 300 + "`"
+    "lifecycle_stage | artifact_uri | datasets.name | dataset.context | datasets.digest | datasets.size | "
+    "foo.bar | metrics. | bogus | tags.`" + "k" * 300 + "`"
 ).split(" | ")
 _OPERATOR_WORDS = "= | != | < | <= | > | >= | == | <> | LIKE | ilike | IN | NOT IN | NOT | IS | IS NULL | IS NOT NULL"
 _OPERATORS = _OPERATOR_WORDS.split(" | ")
@@ -698,6 +758,12 @@ def expected_match(node, run):
         return all(expected_match(child, run) for child in node.children)
     if isinstance(node, Or):
         return any(expected_match(child, run) for child in node.children)
+    if node.column.entity == "datasets":
+        # Some input matches; an input without the field (a context) never does.
+        present = [given[node.column.key] for given in run["datasets"] if given[node.column.key] is not None]
+        if node.operator in ("IS NULL", "IS NOT NULL"):
+            return (not present) == (node.operator == "IS NULL")
+        return any(_COMPARE[node.operator](value, node.value) for value in present)
     actual = run[node.column.entity].get(node.column.key, _MISSING)
     if node.operator in ("IS NULL", "IS NOT NULL"):
         is_missing = actual is _MISSING or (node.column.entity == "attributes" and actual in (None, ""))
@@ -717,6 +783,7 @@ _ORACLE_RUNS = [
         tags={"t": "A%b"},
         metrics={"m": 0.5, "n": -1.0},
         summaries={"m": 0.25},
+        datasets=[("ab", "d1", "training"), ("a_b", "d2", None)],
     ),
     dict(
         name="r2",
@@ -727,6 +794,7 @@ _ORACLE_RUNS = [
         tags={"t": "a[b]", "u": ""},
         metrics={"m": None},
         summaries={"m": None},
+        datasets=[("A%b", "d1", None)],
     ),
     dict(
         name="r3",
@@ -737,10 +805,24 @@ _ORACLE_RUNS = [
         tags={"t": "ab"},
         metrics={"m": 2.0, "n": 1e300},
         summaries={},
+        datasets=[("ab", "d3", "a[b]"), ("x", "d1", "")],
     ),
-    dict(name="r4", user_id="u1", start_time=4000, end_time=None, params={}, tags={}, metrics={}, summaries={}),
+    dict(
+        name="r4",
+        user_id="u1",
+        start_time=4000,
+        end_time=None,
+        params={},
+        tags={},
+        metrics={},
+        summaries={},
+        datasets=[],
+    ),
 ]
 _STRING_POOL = [
+    "training",
+    "d1",
+    "d3",
     "a_b",
     "a*b",
     "A\\b",
@@ -781,6 +863,9 @@ _string_columns = [
     ("tags", "u"),
     ("attributes", "run_name"),
     ("attributes", "user_id"),
+    ("datasets", "name"),
+    ("datasets", "digest"),
+    ("datasets", "context"),
 ]
 
 
@@ -832,7 +917,9 @@ def oracle_runs(experiment):
     for spec in _ORACLE_RUNS:
         spec = dict(spec)
         data = {entity: spec.pop(entity) for entity in ("params", "tags", "metrics", "summaries")}
-        make_run(experiment=experiment, **spec, **data)
+        datasets = spec.pop("datasets")
+        run = make_run(experiment=experiment, **spec, **data)
+        datasets_service.run_log_inputs(run=run, datasets=[dataset_input(*given) for given in datasets])
         rows.append(
             {
                 "name": spec["name"],
@@ -840,6 +927,9 @@ def oracle_runs(experiment):
                 "tags": data["tags"],
                 "metrics": data["metrics"],
                 "summary": data["summaries"],
+                "datasets": [
+                    {"name": name, "digest": digest, "context": context} for name, digest, context in datasets
+                ],
                 "attributes": {
                     "run_name": spec["name"],
                     "user_id": spec["user_id"],
