@@ -36,6 +36,7 @@ VALID = {
     "experiments/delete": {"experiment_id": EXPERIMENT},
     "experiments/restore": {"experiment_id": EXPERIMENT},
     "experiments/set-experiment-tag": {"experiment_id": EXPERIMENT, "key": "team", "value": "vision"},
+    "experiments/delete-experiment-tag": {"experiment_id": EXPERIMENT, "key": "team"},
     "runs/create": {
         "experiment_id": EXPERIMENT,
         "user_id": "me",
@@ -164,6 +165,7 @@ def known(experiment):
     """The ids that the valid requests name."""
     experiment.name = "known"
     experiment.save()
+    services.experiment_set_tag(experiment=experiment, key="team", value="vision")
     run = services.run_create(experiment=experiment, name="known")
     services.run_log_metric(run=run, metric=services.MetricInput("loss", 0.1, 1))
     model = logged_models.logged_model_create(

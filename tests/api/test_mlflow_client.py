@@ -267,6 +267,54 @@ def test_renaming_tagging_and_deleting_a_tag_go_through_the_client():
         client.delete_tag(run_id, "stage")
 
 
+def test_an_experiment_tag_is_deleted_by_the_client_and_the_fluent_call():
+    client = MlflowClient()
+    experiment_id = mlflow.set_experiment("tagged").experiment_id
+    client.set_experiment_tag(experiment_id, "team", "vision")
+    client.set_experiment_tag(experiment_id, "stage", "draft")
+    client.delete_experiment_tag(experiment_id, "team")
+    assert client.get_experiment(experiment_id).tags == {"stage": "draft"}
+    mlflow.delete_experiment_tag("stage")
+    assert client.get_experiment(experiment_id).tags == {}
+
+
+def test_deleting_an_experiment_tag_is_refused_as_mlflow_refuses_it():
+    client = MlflowClient()
+    experiment_id = client.create_experiment("tagged", tags={"team": "vision"})
+    with pytest.raises(MlflowException, match="No tag with name: stage") as missing_tag:
+        client.delete_experiment_tag(experiment_id, "stage")
+    assert missing_tag.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException, match="987654") as missing_experiment:
+        client.delete_experiment_tag("987654", "team")
+    assert missing_experiment.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    client.delete_experiment(experiment_id)
+    with pytest.raises(MlflowException, match="must be in the 'active' state") as deleted:
+        client.delete_experiment_tag(experiment_id, "team")
+    assert deleted.value.error_code == "INVALID_PARAMETER_VALUE"
+    client.restore_experiment(experiment_id)
+    assert client.get_experiment(experiment_id).tags == {"team": "vision"}
+
+
+def test_a_deleted_goal_tag_hands_the_best_child_back_to_the_goal_read_off_the_name():
+    client = MlflowClient()
+    experiment_id = mlflow.set_experiment("goal").experiment_id
+    client.set_experiment_tag(experiment_id, "runtree.goal.loss", "max")
+    with mlflow.start_run(run_name="sweep") as parent:
+        children = {}
+        for loss in (0.1, 0.5):
+            with mlflow.start_run(nested=True) as child:
+                mlflow.log_metric("loss", loss)
+                children[loss] = child.info.run_id
+
+    def best():
+        tags = client.get_run(parent.info.run_id).data.tags
+        return tags["runtree.best.loss"], tags["runtree.best.loss.run_id"]
+
+    assert best() == ("0.5", children[0.5])
+    client.delete_experiment_tag(experiment_id, "runtree.goal.loss")
+    assert best() == ("0.1", children[0.1])  # a loss: lower is better
+
+
 def test_the_client_sees_runtrees_errors_with_mlflows_error_codes():
     client = MlflowClient()
     with pytest.raises(MlflowException) as missing:

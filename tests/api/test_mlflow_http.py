@@ -253,6 +253,7 @@ EXPERIMENT_RPCS = [
     ("POST", "experiments/delete", {}),
     ("POST", "experiments/restore", {}),
     ("POST", "experiments/set-experiment-tag", {"key": "team", "value": "x"}),
+    ("POST", "experiments/delete-experiment-tag", {"key": "team"}),
     ("POST", "runs/create", {}),
 ]
 

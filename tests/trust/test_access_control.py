@@ -175,6 +175,28 @@ def test_a_viewer_may_post_the_read_only_searches(auth_required, client, viewer_
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "rpc, fields",
+    [
+        ("experiments/set-experiment-tag", {"key": "team", "value": "speech"}),
+        ("experiments/delete-experiment-tag", {"key": "team"}),
+    ],
+)
+def test_an_experiment_tag_is_written_by_writers_only(auth_required, client, viewer_token, writer_token, rpc, fields):
+    experiment = Experiment.objects.create(name="e", creation_time=0, last_update_time=0)
+    experiment.tags.create(key="team", value="vision")
+    body = {"experiment_id": str(experiment.pk), **fields}
+    url = f"/api/2.0/mlflow/{rpc}"
+    assert client.post(url, body, content_type="application/json").status_code == 401
+    refused = client.post(url, body, content_type="application/json", headers=bearer(viewer_token))
+    assert refused.status_code == 403
+    assert refused.json()["error_code"] == "PERMISSION_DENIED"
+    assert experiment.tag_dict() == {"team": "vision"}
+    written = client.post(url, body, content_type="application/json", headers=bearer(writer_token))
+    assert written.status_code == 200, written.content
+    assert experiment.tag_dict() != {"team": "vision"}
+
+
 def test_a_user_without_a_role_may_do_nothing(auth_required, client, transactional_db):
     nobody = make_user("nobody", None)
     response = client.get(API_PATHS[0], headers=bearer(token_issue(user=nobody)))

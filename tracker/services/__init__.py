@@ -7,6 +7,7 @@ re-exported here, so callers write `services.run_create(...)`.
 
 from tracker.services.experiments import (
     experiment_create,
+    experiment_delete_tag,
     experiment_rename,
     experiment_set_lifecycle,
     experiment_set_tag,
@@ -30,6 +31,7 @@ __all__ = [
     "KeyValue",
     "MetricInput",
     "experiment_create",
+    "experiment_delete_tag",
     "experiment_link_parents",
     "experiment_rename",
     "experiment_set_lifecycle",

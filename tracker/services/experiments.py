@@ -1,11 +1,11 @@
-"""Write services for experiments: create, rename, delete or restore, tag."""
+"""Write services for experiments: create, rename, delete or restore, tag and untag."""
 
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
 
 from tracker import tasks
-from tracker.errors import InvalidParameterValue, ResourceAlreadyExists
+from tracker.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from tracker.goals import goal_metric
 from tracker.models import DELETED, Experiment, ExperimentTag, Run
 from tracker.services.validation import (
@@ -81,4 +81,17 @@ def experiment_set_tag(*, experiment: Experiment, key: str, value: str) -> None:
         Experiment.objects.filter(pk=experiment.pk).update(last_update_time=now_ms())
         if goal_metric(tag.key) is not None:
             # The metric's goal changed: every summary of the experiment is ranked again.
+            tasks.mark_experiment_stale_and_queue(experiment=experiment)
+
+
+def experiment_delete_tag(*, experiment: Experiment, key: str) -> None:
+    """Remove a tag, as MLflow does: a tag that is not there is RESOURCE_DOES_NOT_EXIST."""
+    with transaction.atomic():
+        check_experiment_active(experiment)
+        deleted, _ = ExperimentTag.objects.filter(experiment=experiment, key=key).delete()
+        if not deleted:
+            raise ResourceDoesNotExist(f"No tag with name: {key} in experiment with id {experiment.pk}")
+        Experiment.objects.filter(pk=experiment.pk).update(last_update_time=now_ms())
+        if goal_metric(key) is not None:
+            # The metric's goal falls back to the one read off its name: rank every summary again.
             tasks.mark_experiment_stale_and_queue(experiment=experiment)

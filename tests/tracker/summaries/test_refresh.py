@@ -338,6 +338,21 @@ def test_setting_a_goal_on_the_experiment_recomputes_every_tree(committed):
     assert set(RunSummary.objects.filter(run__in=roots).values_list("goal", flat=True)) == {"max"}
 
 
+def test_deleting_a_goal_tag_ranks_every_tree_by_the_inferred_goal_again(committed):
+    experiment = ExperimentFactory()
+    committed(services.experiment_set_tag, experiment=experiment, key=GOAL_TAG_PREFIX + "metric1", value="max")
+    root = RunFactory(experiment=experiment)
+    low, high = RunFactory(parent=root), RunFactory(parent=root)
+    committed(log, low, 0.2)
+    committed(log, high, 0.8)
+    assert best_of(root) == (0.8, high.pk)
+
+    committed(services.experiment_delete_tag, experiment=experiment, key=GOAL_TAG_PREFIX + "metric1")
+
+    assert best_of(root) == (0.2, low.pk)  # metric1 says nothing: lower is better
+    assert RunSummary.objects.get(run=root, key="metric1").goal == "min"
+
+
 def test_a_nan_from_the_best_child_hands_the_best_to_the_next(committed):
     root = RunFactory()
     best, runner_up = RunFactory(parent=root), RunFactory(parent=root)

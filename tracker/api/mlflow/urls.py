@@ -14,6 +14,7 @@ urlpatterns = [
     path("experiments/delete", views.delete_experiment),
     path("experiments/restore", views.restore_experiment),
     path("experiments/set-experiment-tag", views.set_experiment_tag),
+    path("experiments/delete-experiment-tag", views.delete_experiment_tag),
     path("runs/create", views.create_run),
     path("runs/get", views.get_run),
     path("runs/update", views.update_run),

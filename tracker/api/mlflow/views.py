@@ -215,6 +215,12 @@ def set_experiment_tag(fields: Fields) -> dict:
     return {}
 
 
+@rpc("POST")
+def delete_experiment_tag(fields: Fields) -> dict:
+    services.experiment_delete_tag(experiment=_experiment(fields), key=fields.string("key", required=True))
+    return {}
+
+
 # --- runs --------------------------------------------------------------------------------------
 
 
