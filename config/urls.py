@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
 from tracker.api.mlflow.artifacts import get_artifact
-from tracker.api.mlflow.views import endpoint_not_found
+from tracker.api.mlflow.views import endpoint_not_found, server_info
 
 # Every prefix the mlflow client and UI call; an unknown path under one answers MLflow's JSON 404.
 MLFLOW_PREFIXES = (
@@ -33,6 +33,9 @@ urlpatterns = [
     path("api/2.0/mlflow-artifacts/", include("tracker.api.mlflow.artifact_urls")),
     path("ajax-api/2.0/mlflow-artifacts/", include("tracker.api.mlflow.artifact_urls")),
     path("get-artifact", get_artifact, name="get-artifact"),
+    # MLflow 3's server-info (what the server offers), under both 3.0 prefixes.
+    path("api/3.0/mlflow/server-info", server_info),
+    path("ajax-api/3.0/mlflow/server-info", server_info),
     # Other apps' MLflow urls go above this line: the catch-all below must come after all of them.
     # Anything else under an MLflow prefix, with any method, answers MLflow's JSON
     # ENDPOINT_NOT_FOUND, not Django's HTML 404 (or its CSRF 403 for a POST).

@@ -15,8 +15,10 @@ import pandas as pd
 import pytest
 import requests
 import yaml
+from django.core.signals import request_started
 from mlflow import MlflowClient
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.utils import server_info
 
 matplotlib.use("Agg")  # no display: render to files
 from matplotlib import pyplot  # noqa: E402 (after choosing the backend)
@@ -107,6 +109,30 @@ def test_a_figure_and_an_image_round_trip(tmp_path, stored):
 
     (tmp_path / "tile.png").write_bytes(tile)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "tile.png")), image)
+
+
+@pytest.fixture
+def paths_requested():
+    """The path of every request the live server receives while the test runs."""
+    paths = []
+
+    def record(sender, environ, **kwargs):
+        paths.append(environ["PATH_INFO"])
+
+    request_started.connect(record)
+    yield paths
+    request_started.disconnect(record)
+
+
+def test_a_run_of_artifact_calls_asks_for_the_server_info_at_most_once(tmp_path, artifact_root, paths_requested):
+    server_info._clear_server_info_cache()  # the client's 60 s cache: start without an earlier test's answer
+    with mlflow.start_run() as run:
+        for epoch in range(3):
+            mlflow.log_text(f"epoch {epoch}", f"logs/epoch_{epoch}.txt")
+    for epoch in range(3):
+        assert download(run.info.run_id, f"logs/epoch_{epoch}.txt", tmp_path) == f"epoch {epoch}".encode()
+    # A 404 is never cached, so before Runtree served it the client asked before every download.
+    assert paths_requested.count("/api/3.0/mlflow/server-info") <= 1
 
 
 def test_an_artifact_logged_twice_is_replaced_and_a_deleted_one_is_gone(tmp_path, stored):

@@ -198,6 +198,8 @@ def test_a_path_that_is_no_endpoint_gets_endpoint_not_found(client, path):
         "/ajax-api/2.0/mlflow/webhooks/create",  # MLflow's webhooks: not served
         "/api/2.0/mlflow-artifacts/nope",
         "/ajax-api/2.0/mlflow-artifacts/mpu/x",
+        "/api/3.0/mlflow/traces/search",  # MLflow 3's traces: not served (server-info is)
+        "/api/3.0/mlflow/server-info/x",
     ],
 )
 def test_an_unknown_endpoint_answers_json_404_for_every_method_even_with_csrf_checks(method, path):
@@ -216,6 +218,32 @@ def test_a_wrong_http_method_gets_405_naming_the_right_one(client, method, rpc, 
     response = client.generic(method, API + rpc)
     assert_refused(response, 405, "ENDPOINT_NOT_FOUND", f"not {method}")
     assert response["Allow"] == allowed
+
+
+SERVER_INFO_PATHS = ["/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"]
+
+
+@pytest.mark.parametrize("path", SERVER_INFO_PATHS)
+def test_server_info_says_how_runtree_is_set_up_in_mlflows_shape(client, path):
+    response = client.get(path)
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "store_type": None,
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        "multipart_uploads_enabled": False,
+        "multipart_downloads_enabled": False,
+        "presigned_upload_run_id_supported": False,
+        "presigned_upload_model_id_supported": False,
+        "features_enabled": {"gateway": False},
+    }
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_server_info_answers_only_get(method):
+    response = Client(enforce_csrf_checks=True).generic(method, SERVER_INFO_PATHS[0], "{}")
+    assert_refused(response, 405, "ENDPOINT_NOT_FOUND", f"not {method}")
+    assert response["Allow"] == "GET"
 
 
 # --- unknown runs and experiments --------------------------------------------------------------

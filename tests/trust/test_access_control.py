@@ -102,6 +102,23 @@ def test_no_credential_gets_401_in_mlflows_json_with_a_challenge(auth_required, 
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+@pytest.mark.parametrize("path", ["/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"])
+def test_server_info_answers_without_a_credential_as_mlflows_does(auth_required, live_server, path):
+    # Clients read it before they authenticate; it says how the server is set up, nothing stored.
+    response = requests.get(live_server.url + path, timeout=10)
+    assert response.status_code == 200
+    assert response.json()["multipart_uploads_enabled"] is False
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/3.0/mlflow/server-info/", "/api/3.0/mlflow/server-info/x", "/api/3.0/mlflow/traces/search"]
+)
+def test_nothing_beside_server_info_answers_without_a_credential(auth_required, client, transactional_db, path):
+    response = client.get(path)
+    assert response.status_code == 401
+    assert response.json()["error_code"] == "UNAUTHENTICATED"
+
+
 def test_a_revoked_token_gets_401(auth_required, live_server, writer, writer_token):
     url = live_server.url + API_PATHS[0]
     assert requests.get(url, headers=bearer(writer_token), timeout=10).status_code == 200

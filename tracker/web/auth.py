@@ -9,6 +9,8 @@ With `RUNTREE_AUTH=required`:
   HTTP Basic with a user's name and password (MLFLOW_TRACKING_USERNAME/PASSWORD), or the
   session of a logged-in browser (the dashboard's own fetches; its writes then need the
   CSRF token, since only a header credential proves the request was not forged by a page);
+- MLflow 3's server-info answers everyone, as MLflow's own auth lets it: clients read it before
+  they log in, and it says how the server is set up, nothing that is stored;
 - a user is a *viewer* (reads: downloads and lists artifacts too) or a *writer* (reads, logs,
   uploads and deletes artifacts: any method but GET/HEAD/OPTIONS is a write), by Django group; a superuser
   is a writer; a user in neither group may do nothing.
@@ -47,6 +49,8 @@ _MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
 _READ_ONLY_RPCS = ("runs/search", "experiments/search", "registered-models/get-latest-versions")
 READ_ONLY_POSTS = frozenset(prefix + rpc for prefix in _MLFLOW_PREFIXES for rpc in _READ_ONLY_RPCS)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Exact paths: the only API answers that need no credential (tracker/api/mlflow/views.py server_info).
+PUBLIC_API_PATHS = frozenset({"/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info"})
 
 # Django's admin has its own staff login; the login and logout pages must be reachable to log in.
 _PUBLIC_PAGE_PREFIXES = ("/admin/",)
@@ -182,6 +186,8 @@ class AccessControlMiddleware:
         return self.get_response(request)
 
     def _api_refusal(self, request):
+        if request.path_info in PUBLIC_API_PATHS:
+            return None
         scheme, _, credential = request.headers.get("Authorization", "").strip().partition(" ")
         scheme, credential = scheme.lower(), credential.strip()
         if scheme == "bearer":

@@ -221,6 +221,27 @@ def delete_experiment_tag(fields: Fields) -> dict:
     return {}
 
 
+# --- MLflow 3's server-info --------------------------------------------------------------------
+
+
+@rpc("GET")
+def server_info(fields: Fields) -> dict:
+    """How the server is set up (mlflow/server/handlers.py build_server_info_payload). The client
+    asks before artifact calls and caches a 200 for 60 s, but a 404 not at all. Public even
+    with RUNTREE_AUTH=required (tracker/web/auth.py), so it holds nothing about what is stored."""
+    return {
+        "store_type": None,  # neither of MLflow's stores (FileStore, SqlStore)
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        # The mpu endpoints refuse (tracker/api/mlflow/artifacts.py): one PUT or GET per file.
+        "multipart_uploads_enabled": False,
+        "multipart_downloads_enabled": False,
+        "presigned_upload_run_id_supported": False,
+        "presigned_upload_model_id_supported": False,
+        "features_enabled": {"gateway": False},
+    }
+
+
 # --- runs --------------------------------------------------------------------------------------
 
 
