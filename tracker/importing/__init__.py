@@ -15,7 +15,8 @@ What an import keeps, and what importing again does:
   MLflow lets change (name, status, end time, lifecycle); its tags are upserted (a changed
   mlflow.parentRunId moves it); missing params are added (params are write-once: a value that
   differs keeps Runtree's, and is counted); metric points not stored yet are added, a point being
-  its key, step, timestamp and value. So importing an unchanged source again changes nothing.
+  its key, step, timestamp and value; dataset inputs (mlflow.log_input) not held yet are added,
+  the dataset stored once per experiment. So importing an unchanged source again changes nothing.
 - mlflow.rootRunId is Runtree's to compute and runtree.* tags are Runtree's own summaries: the
   source's are left out.
 - Runs may arrive in any order: an experiment's trees are linked once all of its runs exist. A

@@ -4,7 +4,8 @@ import contextlib
 from collections.abc import Iterator
 
 from tracker.importing.source import MlflowSource, SourceError, SourceExperiment, SourceRun, chunks, one_line
-from tracker.services import MetricInput
+from tracker.services import KeyValue, MetricInput
+from tracker.services.datasets import DatasetInput
 
 
 class ClientSource(MlflowSource):
@@ -105,4 +106,19 @@ class ClientSource(MlflowSource):
             params=dict(data.params),
             tags={key: value or "" for key, value in data.tags.items()},
             metrics=history,
+            datasets=[_dataset_input(given) for given in (run.inputs.dataset_inputs if run.inputs else [])],
         )
+
+
+def _dataset_input(given) -> DatasetInput:
+    """A dataset input as mlflow's client reads it (mlflow.entities.DatasetInput)."""
+    dataset = given.dataset
+    return DatasetInput(
+        name=dataset.name,
+        digest=dataset.digest,
+        source_type=dataset.source_type,
+        source=dataset.source or "",
+        schema=dataset.schema or "",
+        profile=dataset.profile or "",
+        tags=[KeyValue(tag.key, tag.value or "") for tag in given.tags],
+    )

@@ -11,12 +11,15 @@ from tracker.importing.source import MlflowSource, SourceError, SourceExperiment
 from tracker.models import (
     ACTIVE,
 )
-from tracker.services import MetricInput
+from tracker.services import KeyValue, MetricInput
+from tracker.services.datasets import DatasetInput
 
 # MLflow's own name for the workspace every client sees when the server runs without workspaces
 # (mlflow.utils.workspace_utils.DEFAULT_WORKSPACE_NAME).
 _DEFAULT_WORKSPACE = "default"
 _MLFLOW_TABLES = ("experiments", "experiment_tags", "runs", "params", "tags", "metrics")
+# Since MLflow 2.4 (mlflow.log_input); a database made before has none of them, and its runs no datasets.
+_DATASET_TABLES = ("datasets", "inputs", "input_tags")
 
 
 class DatabaseSource(MlflowSource):
@@ -61,7 +64,8 @@ class DatabaseSource(MlflowSource):
                     )
                 metadata = sqlalchemy.MetaData()
                 # The source's own columns, not mlflow's current models: older schemas read too.
-                metadata.reflect(bind=connection, only=_MLFLOW_TABLES)
+                dataset_tables = _DATASET_TABLES if present.issuperset(_DATASET_TABLES) else ()
+                metadata.reflect(bind=connection, only=_MLFLOW_TABLES + dataset_tables)
         except SourceError:
             self.engine.dispose()
             raise
@@ -141,6 +145,7 @@ class DatabaseSource(MlflowSource):
                 params = self._key_values(connection, "params", run_ids)
                 tags = self._key_values(connection, "tags", run_ids)
                 histories = self._histories(connection, run_ids)
+                datasets = self._datasets(connection, run_ids)
             yield [
                 SourceRun(
                     run_id=row["run_uuid"],
@@ -155,9 +160,62 @@ class DatabaseSource(MlflowSource):
                     params=params[row["run_uuid"]],
                     tags=tags[row["run_uuid"]],
                     metrics=histories[row["run_uuid"]],
+                    datasets=datasets[row["run_uuid"]],
                 )
                 for row in chunk
             ]
+
+    def _datasets(self, connection, run_ids: list[str]) -> dict[str, list[DatasetInput]]:
+        """Each run's dataset inputs with their tags, in two queries (MLflow keeps a run's input
+        as an `inputs` row from the dataset to the run, its tags in `input_tags`)."""
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from sqlalchemy import select
+
+        found: dict[str, list[DatasetInput]] = defaultdict(list)
+        if "inputs" not in self.tables:
+            return found
+        datasets, inputs, input_tags = (self.tables[name] for name in _DATASET_TABLES)
+        query = (
+            select(
+                inputs.c.destination_id,
+                inputs.c.input_uuid,
+                datasets.c.name,
+                datasets.c.digest,
+                datasets.c.dataset_source_type,
+                datasets.c.dataset_source,
+                datasets.c.dataset_schema,
+                datasets.c.dataset_profile,
+            )
+            .join(datasets, datasets.c.dataset_uuid == inputs.c.source_id)
+            .where(
+                inputs.c.source_type == "DATASET",
+                inputs.c.destination_type == "RUN",
+                inputs.c.destination_id.in_(run_ids),
+            )
+            .order_by(inputs.c.destination_id, inputs.c.input_uuid)
+        )
+        rows = connection.execute(query).all()
+        tags: dict[str, list[KeyValue]] = defaultdict(list)
+        input_ids = [row.input_uuid for row in rows]
+        if input_ids:
+            tag_query = select(input_tags.c.input_uuid, input_tags.c.name, input_tags.c.value).where(
+                input_tags.c.input_uuid.in_(input_ids)
+            )
+            for input_id, key, value in connection.execute(tag_query):
+                tags[input_id].append(KeyValue(key, value or ""))
+        for row in rows:
+            found[row.destination_id].append(
+                DatasetInput(
+                    name=row.name,
+                    digest=row.digest,
+                    source_type=row.dataset_source_type,
+                    source=row.dataset_source or "",
+                    schema=row.dataset_schema or "",
+                    profile=row.dataset_profile or "",
+                    tags=tags[row.input_uuid],
+                )
+            )
+        return found
 
     def _key_values(self, connection, table_name: str, run_ids: list[str]) -> dict[str, dict[str, str]]:
         # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.

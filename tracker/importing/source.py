@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from tracker.models import ACTIVE
 from tracker.services import MetricInput
+from tracker.services.datasets import DatasetInput
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class SourceRun:
     tags: dict[str, str] = field(default_factory=dict)
     # The whole history, every point of every key.
     metrics: list[MetricInput] = field(default_factory=list)
+    # The datasets it logged as inputs (mlflow.log_input), each with its input's tags.
+    datasets: list[DatasetInput] = field(default_factory=list)
 
 
 class SourceError(Exception):

@@ -24,9 +24,11 @@ from tracker.models import (
     Metric,
     Param,
     Run,
+    RunDatasetInput,
     RunTag,
 )
 from tracker.services import MetricInput
+from tracker.services.datasets import check_dataset_input, record_dataset_inputs
 from tracker.services.validation import (
     check_experiment_name,
     check_experiment_tag,
@@ -64,6 +66,8 @@ class ImportCounts:
     params_kept: int = 0
     tags: int = 0
     metric_points: int = 0
+    # Datasets runs logged as inputs (mlflow.log_input) not held here yet.
+    dataset_inputs: int = 0
 
     def __iadd__(self, other: "ImportCounts") -> "ImportCounts":
         for counter in fields(self):
@@ -72,7 +76,14 @@ class ImportCounts:
 
     @property
     def changed_runs(self) -> bool:
-        return bool(self.runs_created or self.runs_updated or self.params or self.tags or self.metric_points)
+        return bool(
+            self.runs_created
+            or self.runs_updated
+            or self.params
+            or self.tags
+            or self.metric_points
+            or self.dataset_inputs
+        )
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -157,6 +168,7 @@ def _checked_run(run: SourceRun) -> SourceRun:
             params={check_key(k, "Param"): check_text_value(v, "Param", k) for k, v in run.params.items()},
             tags=tags,
             metrics=[_with_infinity(check_metric(metric)) for metric in run.metrics],
+            datasets=[check_dataset_input(dataset) for dataset in run.datasets],
         )
     except InvalidParameterValue as exc:
         raise InvalidParameterValue(f"Run {run.run_id}: {exc.message}") from None
@@ -200,6 +212,7 @@ def _write_runs(experiment: Experiment, runs: list[SourceRun], counts: ImportCou
     _write_params(runs, pk_by_run_id, existing_pks, counts)
     _write_tags(runs, pk_by_run_id, existing_pks, counts)
     _write_metrics(runs, pk_by_run_id, existing_pks, counts)
+    _write_dataset_inputs(experiment, runs, pk_by_run_id, counts)
 
 
 def _new_run(experiment: Experiment, run: SourceRun) -> Run:
@@ -314,6 +327,16 @@ def _write_metrics(runs: list[SourceRun], pk_by_run_id: dict, existing_pks: list
         if (run_pk, key) not in current or _order(row) > _order(current[(run_pk, key)])
     ]
     _upsert(LatestMetric, winners, unique_fields=["run", "key"], update_fields=["value", "timestamp", "step"])
+
+
+def _write_dataset_inputs(experiment: Experiment, runs: list[SourceRun], pk_by_run_id: dict, counts: ImportCounts):
+    inputs_by_run_pk = {pk_by_run_id[run.run_id]: run.datasets for run in runs if run.datasets}
+    if not inputs_by_run_pk:
+        return
+    held = RunDatasetInput.objects.filter(run_id__in=inputs_by_run_pk)
+    before = held.count()
+    record_dataset_inputs(experiment_id=experiment.pk, inputs_by_run_pk=inputs_by_run_pk)
+    counts.dataset_inputs += held.count() - before
 
 
 def _order(row: Metric | LatestMetric) -> tuple:

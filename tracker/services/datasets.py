@@ -52,7 +52,8 @@ def _check_length(value, what: str, limit: int, *, required: bool = True) -> str
     return value
 
 
-def _check_dataset(dataset: DatasetInput) -> DatasetInput:
+def check_dataset_input(dataset: DatasetInput) -> DatasetInput:
+    """`dataset` within MLflow's limits, its tags' values as strings; InvalidParameterValue if not."""
     tags = []
     for tag in dataset.tags:
         if not isinstance(tag.key, str) or not tag.key:
@@ -78,28 +79,13 @@ def _check_dataset(dataset: DatasetInput) -> DatasetInput:
 
 def run_log_inputs(*, run: Run, datasets: Iterable[DatasetInput] = (), model_ids: Iterable[str] = ()) -> None:
     """Record the datasets and logged models a run used."""
-    datasets = [_check_dataset(d) for d in datasets]
+    datasets = [check_dataset_input(d) for d in datasets]
     if len(datasets) > MAX_DATASETS_PER_BATCH:
         raise InvalidParameterValue(f"A request may log at most {MAX_DATASETS_PER_BATCH} datasets")
-    first: dict[tuple[str, str], DatasetInput] = {}
-    for dataset in datasets:
-        first.setdefault((dataset.name, dataset.digest), dataset)
     model_ids = set(model_ids)
     with transaction.atomic():
         check_active(run)
-        stored = _datasets_of(run.experiment_id, list(first.values()))
-        RunDatasetInput.objects.bulk_create(
-            [
-                RunDatasetInput(
-                    run=run,
-                    dataset=stored[key],
-                    tags=[{"key": t.key, "value": t.value} for t in dataset.tags],
-                    context=next((t.value for t in dataset.tags if t.key == DATASET_CONTEXT_TAG), None),
-                )
-                for key, dataset in first.items()
-            ],
-            ignore_conflicts=True,
-        )
+        record_dataset_inputs(experiment_id=run.experiment_id, inputs_by_run_pk={run.pk: datasets})
         if model_ids:
             models = {m.model_id: m for m in LoggedModel.objects.active().filter(model_id__in=model_ids)}
             missing = sorted(model_ids - set(models))
@@ -108,6 +94,33 @@ def run_log_inputs(*, run: Run, datasets: Iterable[DatasetInput] = (), model_ids
             RunModelInput.objects.bulk_create(
                 [RunModelInput(run=run, model=model) for model in models.values()], ignore_conflicts=True
             )
+
+
+def record_dataset_inputs(*, experiment_id: int, inputs_by_run_pk: dict[int, list[DatasetInput]]) -> None:
+    """Store checked dataset inputs of runs of one experiment: each dataset once, and an input
+    row per run that has none for it yet (of a run's inputs with one name and digest, the first
+    wins; an input already recorded is left as it is). Three statements, however many runs."""
+    first_by_run = {}
+    for run_pk, datasets in inputs_by_run_pk.items():
+        first: dict[tuple[str, str], DatasetInput] = {}
+        for dataset in datasets:
+            first.setdefault((dataset.name, dataset.digest), dataset)
+        first_by_run[run_pk] = first
+    unique = {key: dataset for first in first_by_run.values() for key, dataset in first.items()}
+    stored = _datasets_of(experiment_id, list(unique.values()))
+    RunDatasetInput.objects.bulk_create(
+        [
+            RunDatasetInput(
+                run_id=run_pk,
+                dataset=stored[key],
+                tags=[{"key": t.key, "value": t.value} for t in dataset.tags],
+                context=next((t.value for t in dataset.tags if t.key == DATASET_CONTEXT_TAG), None),
+            )
+            for run_pk, first in first_by_run.items()
+            for key, dataset in first.items()
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def _datasets_of(experiment_id: int, datasets: list[DatasetInput]) -> dict[tuple[str, str], Dataset]:

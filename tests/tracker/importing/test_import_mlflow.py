@@ -18,6 +18,8 @@ import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import mlflow.data
+import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -27,12 +29,14 @@ from tracker.errors import InvalidParameterValue
 from tracker.importing import SourceError, SourceExperiment, SourceRun
 from tracker.importing.client import ClientSource
 from tracker.models import (
+    Dataset,
     Experiment,
     ExperimentTag,
     LatestMetric,
     Metric,
     Param,
     Run,
+    RunDatasetInput,
     RunSummary,
     RunTag,
     path_ids,
@@ -81,6 +85,23 @@ def populate(client) -> None:
     client.set_terminated(grandchild.info.run_id, "FAILED", end_time=18_000)
     client.set_terminated(orphan.info.run_id, "FINISHED", end_time=17_000)
     client.delete_run(sibling.info.run_id)
+
+    # Datasets logged as inputs: two for the root (one without a context), the shared one for the child.
+    from mlflow.entities import DatasetInput, InputTag
+
+    frame = pd.DataFrame({"feature": [0.1, 0.2, 0.3], "label": [0, 1, 0]})
+    train = mlflow.data.from_pandas(frame, source="s3://bucket/train.csv", name="train", targets="label")
+    test = mlflow.data.from_pandas(frame.head(2), name="test")
+    context = "mlflow.data.context"
+    client.log_inputs(
+        root.info.run_id,
+        datasets=[
+            DatasetInput(train._to_mlflow_entity(), tags=[InputTag(context, "training")]),
+            DatasetInput(test._to_mlflow_entity(), tags=[]),
+        ],
+    )
+    child_input = DatasetInput(train._to_mlflow_entity(), tags=[InputTag(context, "fine-tuning")])
+    client.log_inputs(child.info.run_id, datasets=[child_input])
 
     abandoned = client.create_experiment("abandoned")
     lost = client.create_run(abandoned, run_name="lost")
@@ -244,7 +265,39 @@ def assert_runtree_holds_the_source(client):
             )
             assert comparable(run.latest_metrics.get(key=key).value) == comparable(latest)
         assert set(run.metrics.values_list("key", flat=True)) == set(source.data.metrics)
+        assert held_inputs(run) == source_inputs(source)
     assert Run.objects.count() == seen
+    assert RunDatasetInput.objects.filter(context__isnull=False).count() == 2  # the filter language's column
+
+
+def source_inputs(source) -> list[tuple]:
+    return sorted(
+        (
+            given.dataset.name,
+            given.dataset.digest,
+            given.dataset.source_type,
+            given.dataset.source,
+            given.dataset.schema or "",
+            given.dataset.profile or "",
+            sorted((tag.key, tag.value) for tag in given.tags),
+        )
+        for given in (source.inputs.dataset_inputs if source.inputs else [])
+    )
+
+
+def held_inputs(run) -> list[tuple]:
+    return sorted(
+        (
+            given.dataset.name,
+            given.dataset.digest,
+            given.dataset.source_type,
+            given.dataset.source,
+            given.dataset.schema,
+            given.dataset.profile,
+            sorted((tag["key"], tag["value"]) for tag in given.tags),
+        )
+        for given in run.dataset_inputs.select_related("dataset")
+    )
 
 
 def assert_trees_follow_the_parent_tags():
@@ -262,7 +315,18 @@ def snapshot():
     """Every row the import writes, in full."""
     return {
         model.__name__: list(model.objects.order_by("pk").values_list())
-        for model in (Experiment, ExperimentTag, Run, Param, RunTag, Metric, LatestMetric, RunSummary)
+        for model in (
+            Experiment,
+            ExperimentTag,
+            Run,
+            Param,
+            RunTag,
+            Metric,
+            LatestMetric,
+            RunSummary,
+            Dataset,
+            RunDatasetInput,
+        )
     }
 
 
@@ -301,7 +365,7 @@ class TestImportingARealMlflowSource:
         before = snapshot()
         output = import_mlflow(source)
         assert snapshot() == before
-        assert "runs: 0 new, 7 already here (0 updated); 0 params, 0 tags, 0 metric points" in output
+        assert "runs: 0 new, 7 already here (0 updated); 0 params, 0 tags, 0 metric points, 0 dataset inputs" in output
 
 
 def test_the_summary_counts_what_was_imported(sqlite_store, capsys):
@@ -309,7 +373,7 @@ def test_the_summary_counts_what_was_imported(sqlite_store, capsys):
     assert "7/7" in capsys.readouterr().err  # the progress bar
     # 3 experiments (2 new: Default exists); 7 runs; params 2 × 3 runs; metric points 7 × 3 + 1.
     assert "3 experiments (2 new); runs: 7 new, 0 already here (0 updated); 6 params" in output
-    assert "22 metric points" in output
+    assert "22 metric points, 3 dataset inputs" in output
 
 
 def test_only_the_experiments_named_are_imported(sqlite_store):

@@ -103,7 +103,7 @@ class Command(BaseCommand):
             f"Imported from {source}: {experiments} experiments ({counts.experiments_created} new); "
             f"runs: {counts.runs_created} new, {counts.runs_existing} already here "
             f"({counts.runs_updated} updated); {counts.params} params, {counts.tags} tags, "
-            f"{counts.metric_points} metric points."
+            f"{counts.metric_points} metric points, {counts.dataset_inputs} dataset inputs."
         )
 
 
