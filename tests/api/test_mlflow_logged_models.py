@@ -134,6 +134,32 @@ def test_search_filters_on_name_metrics_params_and_attributes_and_orders_and_pag
     assert error.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+def test_search_on_datasets_alone_finds_the_models_with_a_metric_on_one_of_them(client, experiment_id):
+    train = mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2]}), name="train")
+    test = mlflow.data.from_pandas(pd.DataFrame({"x": [3, 4, 5]}), name="test")
+    with mlflow.start_run() as run:
+        models = {
+            name: client.create_logged_model(experiment_id, name=name, source_run_id=run.info.run_id).model_id
+            for name in ("on-train", "on-test", "on-no-dataset", "without-metrics")
+        }
+        mlflow.log_metric("accuracy", 0.9, model_id=models["on-train"], dataset=train)
+        mlflow.log_metric("loss", 0.3, model_id=models["on-test"], dataset=test)
+        mlflow.log_metric("accuracy", 0.7, model_id=models["on-no-dataset"])
+
+    def names(datasets, **kwargs):
+        found = mlflow.search_logged_models([experiment_id], datasets=datasets, output_format="list", **kwargs)
+        return sorted(model.name for model in found)
+
+    assert names(None) == sorted(models)
+    assert names([{"dataset_name": "train"}]) == ["on-train"]
+    assert names([{"dataset_name": "train"}, {"dataset_name": "test"}]) == ["on-test", "on-train"]
+    assert names([{"dataset_name": "train", "dataset_digest": train.digest}]) == ["on-train"]
+    assert names([{"dataset_name": "train", "dataset_digest": test.digest}]) == []
+    assert names([{"dataset_name": "test"}], filter_string="name LIKE 'on-%'") == ["on-test"]
+    # A metric clause already asks for the metric on the datasets, as before.
+    assert names([{"dataset_name": "train"}], filter_string="metrics.accuracy > 0.5") == ["on-train"]
+
+
 def test_log_input_shows_on_get_run_with_its_context_and_on_search(experiment_id):
     frame = pd.DataFrame({"feature": [0.1, 0.2, 0.3], "label": [0, 1, 0]})
     dataset = mlflow.data.from_pandas(frame, source="s3://bucket/train.csv", name="train", targets="label")

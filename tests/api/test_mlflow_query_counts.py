@@ -213,6 +213,19 @@ def test_search_logged_models_is_four_queries_whatever_the_page_size(
     assert all(m["data"]["metrics"][0]["key"] == "acc" for m in models)
 
 
+def test_search_logged_models_on_a_dataset_alone_is_four_queries_too(
+    client, runs_with_inputs_and_outputs, django_assert_num_queries
+):
+    for model in LoggedModel.objects.filter(name__in=["m1", "m4", "m7"]).select_related("source_run"):
+        on_test = MetricInput("acc", 0.5, 2, model_id=model.model_id, dataset_name="test", dataset_digest="t")
+        services.run_log_metric(run=model.source_run, metric=on_test)
+    body = {"experiment_ids": [str(runs_with_inputs_and_outputs.pk)], "datasets": [{"dataset_name": "test"}]}
+    # The same four: "has a metric on the dataset" is an EXISTS inside the page's query.
+    with django_assert_num_queries(4):
+        models = post(client, "logged-models/search", body).json()["models"]
+    assert sorted(m["info"]["name"] for m in models) == ["m1", "m4", "m7"]
+
+
 def test_get_logged_model_is_four_queries(client, runs_with_inputs_and_outputs, django_assert_num_queries):
     model = LoggedModel.objects.get(name="m3")
     # 1 the model with its source run; 2 its tags; 3 its params; 4 its metrics

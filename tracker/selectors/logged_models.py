@@ -1,5 +1,6 @@
 """Logged models (MLflow 3's `log_model`) for the pages: an experiment's models with their
-metrics, one model's page, and what a model's MLmodel file says (flavors, signature).
+metrics, one model's page, and what a model's MLmodel file says (flavors, signature); and the
+MLflow API's search_logged_models.
 
 A model's metrics are the points logged with its `model_id`, per metric and dataset: the page
 shows the latest of each (latest timestamp, then step, as search_logged_models compares them).
@@ -8,10 +9,10 @@ shows the latest of each (latest timestamp, then step, as search_logged_models c
 from dataclasses import dataclass, field
 
 import yaml
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Window
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import Coalesce, RowNumber
 
-from tracker.filtering.logged_models import search_logged_models
+from tracker.filtering.logged_models import DatasetFilter, search_logged_models
 from tracker.models import Experiment, LoggedModel, LoggedModelMetric, RunModelOutput
 from tracker.selectors.artifacts import ArtifactFolder, ArtifactOwner, artifact_folder, model_artifacts
 from tracker.selectors.schemas import signature_columns
@@ -229,6 +230,24 @@ def with_model_count(experiments: QuerySet) -> QuerySet:
         .values("count")
     )
     return experiments.annotate(model_count=Coalesce(Subquery(counted), 0))
+
+
+def logged_models_search(
+    *, experiment_ids: list[int], filter_text: str | None, datasets: list[DatasetFilter], order_by: list[dict]
+) -> QuerySet:
+    """The experiments' active models as MLflow's search_logged_models finds and orders them,
+    with their source runs. Named datasets keep only the models with a metric on one of them:
+    MLflow's store adds that when the filter has no metric clause, and a metric clause compares
+    values on those datasets only, so the models it keeps have one anyway."""
+    models = LoggedModel.objects.active().filter(experiment__in=experiment_ids).select_related("source_run")
+    if datasets:
+        # One EXISTS in the page's query, not a query per model.
+        on_any = Q()
+        for dataset in datasets:
+            on = Q(dataset_name=dataset.name)
+            on_any |= on & Q(dataset_digest=dataset.digest) if dataset.digest else on
+        models = models.filter(Exists(LoggedModelMetric.objects.filter(on_any, model=OuterRef("pk"))))
+    return search_logged_models(models, filter_text=filter_text, datasets=datasets, order_by=order_by)
 
 
 def experiment_logged_models(

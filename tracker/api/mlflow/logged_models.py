@@ -18,7 +18,7 @@ from tracker.api.mlflow.json import (
 )
 from tracker.api.mlflow.views import _experiment, _max_results, _run, _tags, rpc
 from tracker.errors import InvalidParameterValue
-from tracker.filtering.logged_models import DatasetFilter, search_logged_models
+from tracker.filtering.logged_models import DatasetFilter
 from tracker.models import (
     LoggedModel,
     LoggedModelMetric,
@@ -26,6 +26,7 @@ from tracker.models import (
     LoggedModelStatus,
     LoggedModelTag,
 )
+from tracker.selectors.logged_models import logged_models_search
 from tracker.selectors.runs import find_run
 from tracker.services import KeyValue, artifacts, datasets, logged_models
 from tracker.web.json_errors import error_body
@@ -197,11 +198,8 @@ def search_logged_models_view(fields: Fields) -> dict:
     ]
     max_results = _max_results(fields, default=SEARCH_MAX_RESULTS_DEFAULT, limit=SEARCH_MAX_RESULTS)
     offset = offset_from_page_token(fields.string("page_token"))
-    models = search_logged_models(
-        LoggedModel.objects.active().filter(experiment__in=experiment_ids).select_related("source_run"),
-        filter_text=fields.string("filter"),
-        datasets=dataset_filters,
-        order_by=order_by,
+    models = logged_models_search(
+        experiment_ids=experiment_ids, filter_text=fields.string("filter"), datasets=dataset_filters, order_by=order_by
     )
     page = list(models[offset : offset + max_results + 1])
     payload = {"models": logged_models_to_dicts(page[:max_results])}
