@@ -200,6 +200,15 @@ def _condition(field_name: str, operator: str, value) -> Q:
     return Q(**{f"{field_name}__{lookup}": value})
 
 
+def on_any_dataset(datasets: list[DatasetFilter]) -> Q:
+    """A LoggedModelMetric logged on one of `datasets` (its name, and its digest when given)."""
+    on_any = Q()
+    for dataset in datasets:
+        on = Q(dataset_name=dataset.name)
+        on_any |= on & Q(dataset_digest=dataset.digest) if dataset.digest else on
+    return on_any
+
+
 def latest_metric(key: str, datasets: list[DatasetFilter], *, dataset_name=None, dataset_digest=None) -> Subquery:
     """The model's latest value of `key` (latest timestamp, then step), as MLflow compares and
     sorts by it; only points on one of `datasets` (or on the named dataset) count."""
@@ -209,11 +218,7 @@ def latest_metric(key: str, datasets: list[DatasetFilter], *, dataset_name=None,
         if dataset_digest:
             points = points.filter(dataset_digest=dataset_digest)
     elif datasets:
-        on_any = Q()
-        for dataset in datasets:
-            on = Q(dataset_name=dataset.name)
-            on_any |= on & Q(dataset_digest=dataset.digest) if dataset.digest else on
-        points = points.filter(on_any)
+        points = points.filter(on_any_dataset(datasets))
     latest = points.order_by("-timestamp", "-step", "run_id").values("value")[:1]
     return Subquery(latest, output_field=FloatField())
 
@@ -221,13 +226,21 @@ def latest_metric(key: str, datasets: list[DatasetFilter], *, dataset_name=None,
 def search_logged_models(
     queryset: QuerySet, *, filter_text: str | None, datasets: list[DatasetFilter], order_by: list[dict]
 ) -> QuerySet:
-    """`queryset` filtered and ordered as search_logged_models asks."""
+    """`queryset` filtered and ordered as search_logged_models asks. Named datasets keep only
+    the models with some metric on one of them: MLflow's store adds that when the filter has no
+    metric clause, and a metric clause compares values on those datasets only, so the models it
+    keeps have one anyway."""
     if filter_text and len(filter_text) > MAX_FILTER_LENGTH:
         raise InvalidParameterValue(f"A filter may be at most {MAX_FILTER_LENGTH} characters long")
     if filter_text and filter_text.strip():
         compiler = _Compiler(filter_text, datasets)
         condition = compiler.filter()
         queryset = queryset.annotate(**compiler.annotations).filter(condition)
+    if datasets:
+        # One EXISTS in the page's query, not a query per model.
+        queryset = queryset.filter(
+            Exists(LoggedModelMetric.objects.filter(on_any_dataset(datasets), model=OuterRef("pk")))
+        )
     return queryset.order_by(*_ordering(order_by))
 
 

@@ -9,7 +9,7 @@ shows the latest of each (latest timestamp, then step, as search_logged_models c
 from dataclasses import dataclass, field
 
 import yaml
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Window
 from django.db.models.functions import Coalesce, RowNumber
 
 from tracker.filtering.logged_models import DatasetFilter, search_logged_models
@@ -236,17 +236,8 @@ def logged_models_search(
     *, experiment_ids: list[int], filter_text: str | None, datasets: list[DatasetFilter], order_by: list[dict]
 ) -> QuerySet:
     """The experiments' active models as MLflow's search_logged_models finds and orders them,
-    with their source runs. Named datasets keep only the models with a metric on one of them:
-    MLflow's store adds that when the filter has no metric clause, and a metric clause compares
-    values on those datasets only, so the models it keeps have one anyway."""
+    with their source runs."""
     models = LoggedModel.objects.active().filter(experiment__in=experiment_ids).select_related("source_run")
-    if datasets:
-        # One EXISTS in the page's query, not a query per model.
-        on_any = Q()
-        for dataset in datasets:
-            on = Q(dataset_name=dataset.name)
-            on_any |= on & Q(dataset_digest=dataset.digest) if dataset.digest else on
-        models = models.filter(Exists(LoggedModelMetric.objects.filter(on_any, model=OuterRef("pk"))))
     return search_logged_models(models, filter_text=filter_text, datasets=datasets, order_by=order_by)
 
 
