@@ -21,7 +21,7 @@ from dashboard.static_finders import PLOTLY_JS
 from dashboard.templatetags.tree import render_rows
 from tracker import services
 from tracker.constants import LOGGED_IMAGES_TAG, NOTE_TAG
-from tracker.errors import InvalidParameterValue
+from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
 from tracker.goals import GoalChoice, goal_choices_from_tags, goal_from_tag, goal_tag
 from tracker.models import Experiment, Goal, Run
 from tracker.selectors import artifacts as artifact_selectors
@@ -277,16 +277,26 @@ def run_history(request, run_id: str):
     return JsonResponse(zoomed_figure(run, request.GET))
 
 
+# The goal switch's third choice: no goal set for the experiment, the name decides.
+GOAL_FROM_NAME = "from-name"
+
+
 @require_POST
 def experiment_goal(request, experiment_id: int):
-    """Switch a metric's goal (min or max): the experiment tag its summaries are ranked by. The
-    write service marks them stale and queues the refresh; back to the page the switch was on."""
+    """Switch a metric's goal (min or max): the experiment tag its summaries are ranked by; or
+    reset it (GOAL_FROM_NAME), so the goal is read off the metric's name again. The write
+    service marks the summaries stale and queues the refresh; back to the page the switch was on."""
     experiment = get_object_or_404(Experiment, pk=experiment_id)
     metric, goal = request.POST.get("metric", "").strip(), request.POST.get("goal", "")
-    if not metric or goal not in Goal.values:
-        raise BadRequest("A goal switch needs a metric and a goal of 'min' or 'max'.")
+    if not metric or goal not in (*Goal.values, GOAL_FROM_NAME):
+        raise BadRequest("A goal switch needs a metric and a goal of 'min', 'max' or 'from-name'.")
     try:
-        services.experiment_set_tag(experiment=experiment, key=goal_tag(metric), value=goal)
+        if goal == GOAL_FROM_NAME:
+            services.experiment_delete_tag(experiment=experiment, key=goal_tag(metric))
+        else:
+            services.experiment_set_tag(experiment=experiment, key=goal_tag(metric), value=goal)
+    except ResourceDoesNotExist:
+        pass  # reset already (a second click, another tab): nothing to undo
     except InvalidParameterValue as error:  # a malformed key, a deleted experiment
         raise BadRequest(str(error)) from None
     # Only back to a page of this site: `next` comes from the form, so anyone can write it.

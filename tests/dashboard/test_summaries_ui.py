@@ -218,6 +218,24 @@ def test_the_goal_switch_flips_the_goal_and_the_best_child(client, challenge, dj
     assert "↑" in cell and "0.3000" in cell and "child-0-1" in cell
 
 
+def test_a_reset_goal_is_read_off_the_name_again(client, challenge, django_capture_on_commit_callbacks):
+    next_url = tree_url(challenge, best="metric1", sort="name")
+    with django_capture_on_commit_callbacks(execute=True):
+        set_goal(client, challenge, "max", next_url=next_url)
+    assert 'value="from-name" class="goal-reset"' in client.get(next_url).content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = set_goal(client, challenge, "from-name", next_url=next_url)
+    again = set_goal(client, challenge, "from-name", next_url=next_url)  # a second click: nothing to undo
+
+    assert response.status_code == again.status_code == 302 and response["Location"] == next_url
+    assert not ExperimentTag.objects.filter(experiment=challenge, key="runtree.goal.metric1").exists()
+    after = client.get(next_url).content.decode()
+    assert 'name="goal" value="min" aria-pressed="true"' in after and "goal-reset" not in after
+    cell = best_cell(client.get(next_url), "parent-0")
+    assert "↓" in cell and "0.1000" in cell and "child-0-2" in cell
+
+
 def test_the_goal_switch_only_goes_back_to_this_site(client, challenge):
     response = set_goal(client, challenge, "max", next_url="https://evil.example/")
 
