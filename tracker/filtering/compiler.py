@@ -44,13 +44,13 @@ def _compile_dataset(comparison: Comparison) -> Q:
     its own EXISTS, so two of them may match two different inputs)."""
     field_name, operator = DATASET_FIELDS[comparison.column.key], comparison.operator
     inputs = RunDatasetInput.objects.filter(run=OuterRef("pk"))
+    # Only the context can be NULL (every input has a dataset with a name and a digest). An input
+    # without a context never matches: not even NOT IN, which Django's negation would let through.
+    if comparison.column.key == "context":
+        inputs = inputs.filter(context__isnull=False)
     if operator in ("IS NULL", "IS NOT NULL"):
-        having_it = Exists(inputs.filter(**{f"{field_name}__isnull": False}))
-        return ~Q(having_it) if operator == "IS NULL" else Q(having_it)
-    # Only the context can be NULL; NOT IN would let it through (as `NOT (x IN …)` on NULL in
-    # Django's negation), and an input without a context never matches a comparison.
-    matches = condition(field_name, operator, comparison.value) & Q(**{f"{field_name}__isnull": False})
-    return Q(Exists(inputs.filter(matches)))
+        return ~Q(Exists(inputs)) if operator == "IS NULL" else Q(Exists(inputs))
+    return Q(Exists(inputs.filter(condition(field_name, operator, comparison.value))))
 
 
 def _bigint_operand(value: int | float):
