@@ -67,3 +67,22 @@ def test_importing_again_updates_and_a_new_version_comes_after_the_imported_ones
     model = RegisteredModel.objects.get(name="fraud")
     source = services.resolve_source(source="s3://bucket/model", run_id="")
     assert services.model_version_create(model=model, source=source).version == 3
+
+
+def test_a_version_registered_from_a_logged_model_finds_it_here(tmp_path, monkeypatch):
+    from tracker.models import LoggedModel
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # mlflow's registry resolves models:/ with the default client
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.create_run(client.create_experiment("sweep"))
+    logged = client.create_logged_model(run.info.experiment_id, name="net", source_run_id=run.info.run_id)
+    client.create_registered_model("fraud")
+    client.create_model_version("fraud", f"models:/{logged.model_id}", model_id=logged.model_id)
+    import_mlflow(uri)
+    version = ModelVersion.objects.get()
+    assert version.source == f"models:/{logged.model_id}"
+    # Resolved through the imported logged model, whose id was kept.
+    assert version.storage_location == LoggedModel.objects.get(model_id=logged.model_id).artifact_location
+    assert version.storage_location == logged.artifact_location
+    assert version.source_run.run_id == run.info.run_id

@@ -1,11 +1,11 @@
-"""Import MLflow history: experiments and runs from a tracking server, an MLflow database or an
-mlruns folder, written into Runtree in bulk (`manage.py import_mlflow`).
+"""Import MLflow history: experiments, runs and logged models from a tracking server, an MLflow
+database or an mlruns folder, written into Runtree in bulk (`manage.py import_mlflow`).
 
 A reader (one module per source: tracking_server.py, database.py, file_store.py, on source.py)
-turns its source into plain dataclasses (SourceExperiment, SourceRun); `experiment_import`
-(writer.py) writes one experiment with the write services' rules and invariants (their checks,
-NaN as NULL, the latest-metric rule, materialized paths, mlflow.rootRunId), a chunk of runs per
-statement instead of a row.
+turns its source into plain dataclasses (SourceExperiment, SourceRun, SourceLoggedModel);
+`experiment_import` (writer.py) writes one experiment with the write services' rules and
+invariants (their checks, NaN as NULL, the latest-metric rule, materialized paths,
+mlflow.rootRunId), a chunk of runs or models per statement instead of a row.
 
 What an import keeps, and what importing again does:
 
@@ -17,6 +17,22 @@ What an import keeps, and what importing again does:
   differs keeps Runtree's, and is counted); metric points not stored yet are added, a point being
   its key, step, timestamp and value; dataset inputs (mlflow.log_input) not held yet are added,
   the dataset stored once per experiment. So importing an unchanged source again changes nothing.
+- Logged models (MLflow 3's log_model) match by model id, kept, so `models:/<model_id>` URIs and
+  registry versions made from them resolve. A new model takes everything: name, type, status and
+  its message, lifecycle, times, its source's artifact location (as a run keeps its artifact
+  URI; --with-artifacts copies runs' files, not a model's: MLflow 3 keeps them apart, under
+  models/<model_id>, and the model still reads them from the source's store), its source run,
+  tags, params and metric points (each with its run, step, timestamp and dataset). A model
+  already here takes its status, lifecycle and a later last update; tags are upserted, missing
+  params and points added (one held in another experiment is left alone, as runs are). The
+  runs' outputs (the models they produced, at a step) and model inputs link a run to a model
+  Runtree holds, in any experiment: a link or point whose run or model arrives with a later
+  experiment is made when the source is imported again.
+- What a reader can see: an MLflow database gives everything. mlflow's client hides deleted
+  models, so a tracking server's are not imported (an mlruns folder's are, read from its
+  folders), and gives an mlruns folder's model metrics as the latest point per key and dataset.
+  MLflow's SQL store keeps a model's NaN as 0 and ±inf as ±max float: the 0 stays, the
+  infinities come back as for runs.
 - mlflow.rootRunId is Runtree's to compute and runtree.* tags are Runtree's own summaries: the
   source's are left out.
 - Runs may arrive in any order: an experiment's trees are linked once all of its runs exist. A
@@ -29,7 +45,7 @@ from tracker.importing.database import DatabaseSource
 from tracker.importing.file_store import FileStoreSource
 from tracker.importing.source import MlflowSource, SourceError, select_experiments
 from tracker.importing.tracking_server import TrackingServerSource
-from tracker.importing.writer import ImportCounts, SourceExperiment, SourceRun, experiment_import
+from tracker.importing.writer import ImportCounts, SourceExperiment, SourceLoggedModel, SourceRun, experiment_import
 
 __all__ = [
     "DatabaseSource",
@@ -38,6 +54,7 @@ __all__ = [
     "MlflowSource",
     "SourceError",
     "SourceExperiment",
+    "SourceLoggedModel",
     "SourceRun",
     "TrackingServerSource",
     "experiment_import",

@@ -6,6 +6,11 @@ source may use: an mlruns folder's files, a tracking server's proxied `mlflow-ar
 store, S3 and the rest. Each file is downloaded to a temporary folder and streamed into the
 store through `artifact_put` (the same checks as an upload), then the run's artifact URI is
 pointed at its folder here. Copying again overwrites the same files.
+
+A logged model's files are not copied: MLflow 3 keeps them apart from its run's (under the
+experiment's models/<model_id>/artifacts), and the imported model keeps the source's artifact
+location, which mlflow's client reads from while that store is reachable (a folder, S3, ...;
+not a source server's proxied `mlflow-artifacts:` store, which resolves against Runtree).
 """
 
 import contextlib

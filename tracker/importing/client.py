@@ -1,18 +1,35 @@
 """Reading through mlflow's own client: the base of the tracking-server and file-store readers."""
 
 import contextlib
+from collections import defaultdict
 from collections.abc import Iterator
 
-from tracker.importing.source import MlflowSource, SourceError, SourceExperiment, SourceRun, chunks, one_line
+from tracker.importing.source import (
+    MlflowSource,
+    SourceError,
+    SourceExperiment,
+    SourceLoggedModel,
+    SourceRun,
+    chunks,
+    one_line,
+)
+from tracker.models import ACTIVE
 from tracker.services import KeyValue, MetricInput
 from tracker.services.datasets import DatasetInput
+from tracker.services.logged_models import ModelOutput
 
 
 class ClientSource(MlflowSource):
     """A source read through mlflow's own client: a tracking server's REST API or an mlruns
-    folder. A run's history costs one call per metric key, so chunks are smaller."""
+    folder. A run's history costs one call per metric key, so chunks are smaller.
+
+    Logged models are what the client's search_logged_models lists: it hides deleted ones (a
+    reader that can find them otherwise adds them in `_deleted_logged_models`), and a model's
+    metrics are the points the store hands it (an mlruns folder: the latest per key and dataset)."""
 
     chunk_size = 100
+    # MLflow's SQL store leaves the models a run used out of search_runs (get_run has them).
+    lists_model_inputs = True
 
     def __init__(self, tracking_uri: str, description: str):
         # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
@@ -94,6 +111,7 @@ class ClientSource(MlflowSource):
             for key in sorted(data.metrics)
             for point in self.client.get_metric_history(info.run_id, key)
         ]
+        inputs = run.inputs if self.lists_model_inputs else self.client.get_run(info.run_id).inputs
         return SourceRun(
             run_id=info.run_id,
             name=info.run_name or "",
@@ -107,7 +125,48 @@ class ClientSource(MlflowSource):
             tags={key: value or "" for key, value in data.tags.items()},
             metrics=history,
             datasets=[_dataset_input(given) for given in (run.inputs.dataset_inputs if run.inputs else [])],
+            model_outputs=[
+                ModelOutput(output.model_id, output.step or 0)
+                for output in (run.outputs.model_outputs if run.outputs else [])
+            ],
+            model_inputs=[given.model_id for given in (inputs.model_inputs if inputs else [])],
         )
+
+    def logged_models(self, experiment: SourceExperiment) -> Iterator[list[SourceLoggedModel]]:
+        listed, page_token = set(), None
+        while True:
+            with self._reading():
+                page = self._logged_models_page(experiment, page_token)
+            if page is None:
+                return
+            listed.update(model.model_id for model in page)
+            yield [source_logged_model(model) for model in page]
+            page_token = page.token
+            if not page_token:
+                break
+        with self._reading():
+            deleted = self._deleted_logged_models(experiment, listed)
+        yield from chunks(deleted, self.chunk_size)
+
+    def _logged_models_page(self, experiment: SourceExperiment, page_token: str | None):
+        """A page of the experiment's models; None from a server older than MLflow 3, which has
+        no logged models (nor the endpoint that lists them)."""
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.search_logged_models(
+                [experiment.source_id], max_results=self.chunk_size, page_token=page_token
+            )
+        except MlflowException as exc:
+            if exc.error_code == "ENDPOINT_NOT_FOUND":
+                return None
+            raise
+
+    def _deleted_logged_models(self, experiment: SourceExperiment, listed: set[str]) -> list[SourceLoggedModel]:
+        """The experiment's deleted models, which mlflow's client neither lists nor gets: none
+        through a tracking server's REST API."""
+        return []
 
 
 def _dataset_input(given) -> DatasetInput:
@@ -121,4 +180,37 @@ def _dataset_input(given) -> DatasetInput:
         schema=dataset.schema or "",
         profile=dataset.profile or "",
         tags=[KeyValue(tag.key, tag.value or "") for tag in given.tags],
+    )
+
+
+def source_logged_model(model, lifecycle_stage: str | None = None) -> SourceLoggedModel:
+    """A logged model as mlflow's client reads it (mlflow.entities.LoggedModel), which has no
+    lifecycle stage: what the client lists is active."""
+    metrics: dict[str, list[MetricInput]] = defaultdict(list)
+    for point in model.metrics or []:
+        metrics[point.run_id].append(
+            MetricInput(
+                point.key,
+                point.value,
+                point.timestamp,
+                point.step,
+                model_id=model.model_id,
+                dataset_name=point.dataset_name,
+                dataset_digest=point.dataset_digest,
+            )
+        )
+    return SourceLoggedModel(
+        model_id=model.model_id,
+        name=model.name or "",
+        model_type=model.model_type or "",
+        status=str(model.status),
+        status_message=model.status_message or "",
+        lifecycle_stage=lifecycle_stage or ACTIVE,
+        creation_time=model.creation_timestamp,
+        last_updated_time=model.last_updated_timestamp,
+        artifact_location=model.artifact_location or "",
+        source_run_id=model.source_run_id or "",
+        tags=dict(model.tags),
+        params=dict(model.params),
+        metrics=dict(metrics),
     )

@@ -7,12 +7,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from tracker.importing.source import MlflowSource, SourceError, SourceExperiment, SourceRun, chunks, one_line
+from tracker.importing.source import (
+    MlflowSource,
+    SourceError,
+    SourceExperiment,
+    SourceLoggedModel,
+    SourceRun,
+    chunks,
+    one_line,
+)
 from tracker.models import (
     ACTIVE,
 )
 from tracker.services import KeyValue, MetricInput
 from tracker.services.datasets import DatasetInput
+from tracker.services.logged_models import ModelOutput
 
 # MLflow's own name for the workspace every client sees when the server runs without workspaces
 # (mlflow.utils.workspace_utils.DEFAULT_WORKSPACE_NAME).
@@ -20,11 +29,15 @@ _DEFAULT_WORKSPACE = "default"
 _MLFLOW_TABLES = ("experiments", "experiment_tags", "runs", "params", "tags", "metrics")
 # Since MLflow 2.4 (mlflow.log_input); a database made before has none of them, and its runs no datasets.
 _DATASET_TABLES = ("datasets", "inputs", "input_tags")
+# Since MLflow 3.0 (logged models); their links to runs are `inputs` rows too.
+_MODEL_TABLES = ("logged_models", "logged_model_tags", "logged_model_params", "logged_model_metrics")
+# mlflow.entities.LoggedModelStatus.to_int; 0 (unspecified) is no status Runtree knows, and is refused.
+_MODEL_STATUS = {1: "PENDING", 2: "READY", 3: "FAILED"}
 
 
 class DatabaseSource(MlflowSource):
     """An MLflow tracking database, read table by table with SQLAlchemy Core: a chunk of runs
-    costs four queries, whatever its size."""
+    (or of logged models) costs a few queries, whatever its size."""
 
     def __init__(self, location: str):
         # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
@@ -65,7 +78,8 @@ class DatabaseSource(MlflowSource):
                 metadata = sqlalchemy.MetaData()
                 # The source's own columns, not mlflow's current models: older schemas read too.
                 dataset_tables = _DATASET_TABLES if present.issuperset(_DATASET_TABLES) else ()
-                metadata.reflect(bind=connection, only=_MLFLOW_TABLES + dataset_tables)
+                model_tables = _MODEL_TABLES if dataset_tables and present.issuperset(_MODEL_TABLES) else ()
+                metadata.reflect(bind=connection, only=_MLFLOW_TABLES + dataset_tables + model_tables)
         except SourceError:
             self.engine.dispose()
             raise
@@ -146,6 +160,7 @@ class DatabaseSource(MlflowSource):
                 tags = self._key_values(connection, "tags", run_ids)
                 histories = self._histories(connection, run_ids)
                 datasets = self._datasets(connection, run_ids)
+                model_outputs, model_inputs = self._model_links(connection, run_ids)
             yield [
                 SourceRun(
                     run_id=row["run_uuid"],
@@ -161,9 +176,120 @@ class DatabaseSource(MlflowSource):
                     tags=tags[row["run_uuid"]],
                     metrics=histories[row["run_uuid"]],
                     datasets=datasets[row["run_uuid"]],
+                    model_outputs=model_outputs[row["run_uuid"]],
+                    model_inputs=model_inputs[row["run_uuid"]],
                 )
                 for row in chunk
             ]
+
+    def _model_links(self, connection, run_ids: list[str]) -> tuple[dict, dict]:
+        """The models each run produced (with the step) and used, in one query: MLflow keeps
+        both as `inputs` rows from the run to the model (RUN_OUTPUT to MODEL_OUTPUT, RUN_INPUT
+        to MODEL_INPUT; see SqlAlchemyStore.log_outputs and log_inputs)."""
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from sqlalchemy import and_, literal, or_, select
+
+        outputs: dict[str, list[ModelOutput]] = defaultdict(list)
+        used: dict[str, list[str]] = defaultdict(list)
+        if "logged_models" not in self.tables:
+            return outputs, used
+        inputs = self.tables["inputs"]
+        # The step came in the migration right after the logged-model tables.
+        step_column = inputs.c.step if "step" in inputs.c else literal(0)
+        query = (
+            select(inputs.c.source_id, inputs.c.source_type, inputs.c.destination_id, step_column)
+            .where(
+                inputs.c.source_id.in_(run_ids),
+                or_(
+                    and_(inputs.c.source_type == "RUN_OUTPUT", inputs.c.destination_type == "MODEL_OUTPUT"),
+                    and_(inputs.c.source_type == "RUN_INPUT", inputs.c.destination_type == "MODEL_INPUT"),
+                ),
+            )
+            .order_by(inputs.c.source_id, inputs.c.destination_id)
+        )
+        for run_id, kind, model_id, step in connection.execute(query):
+            if kind == "RUN_OUTPUT":
+                outputs[run_id].append(ModelOutput(model_id, step or 0))
+            else:
+                used[run_id].append(model_id)
+        return outputs, used
+
+    def logged_models(self, experiment: SourceExperiment) -> Iterator[list[SourceLoggedModel]]:
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from sqlalchemy import select
+
+        if "logged_models" not in self.tables:
+            return
+        models = self.tables["logged_models"]
+        query = select(models).where(models.c.experiment_id == int(experiment.source_id)).order_by(models.c.model_id)
+        with self._reading() as connection:
+            rows = connection.execute(query).mappings().all()
+        for chunk in chunks(rows, self.chunk_size):
+            model_ids = [row["model_id"] for row in chunk]
+            with self._reading() as connection:
+                tags = self._model_key_values(connection, "logged_model_tags", "tag", model_ids)
+                params = self._model_key_values(connection, "logged_model_params", "param", model_ids)
+                metrics = self._model_metrics(connection, model_ids)
+            yield [
+                SourceLoggedModel(
+                    model_id=row["model_id"],
+                    name=row["name"],
+                    model_type=row.get("model_type") or "",
+                    status=_MODEL_STATUS.get(row["status"], str(row["status"])),
+                    status_message=row.get("status_message") or "",
+                    lifecycle_stage=row.get("lifecycle_stage") or ACTIVE,
+                    creation_time=row["creation_timestamp_ms"],
+                    last_updated_time=row["last_updated_timestamp_ms"],
+                    artifact_location=row["artifact_location"] or "",
+                    source_run_id=row.get("source_run_id") or "",
+                    tags=tags[row["model_id"]],
+                    params=params[row["model_id"]],
+                    metrics=metrics[row["model_id"]],
+                )
+                for row in chunk
+            ]
+
+    def _model_key_values(self, connection, table_name: str, kind: str, model_ids: list[str]) -> dict:
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from sqlalchemy import select
+
+        table = self.tables[table_name]
+        found: dict[str, dict[str, str]] = defaultdict(dict)
+        query = select(table.c.model_id, table.c[f"{kind}_key"], table.c[f"{kind}_value"]).where(
+            table.c.model_id.in_(model_ids)
+        )
+        for model_id, key, value in connection.execute(query):
+            found[model_id][key] = value or ""
+        return found
+
+    def _model_metrics(self, connection, model_ids: list[str]) -> dict[str, dict[str, list[MetricInput]]]:
+        """Each model's points by the run that logged them. The SQL store keeps a model's NaN
+        as 0 (SqlAlchemyStore.sanitize_metric_value, with no is_nan column here), as its client
+        then reads it; a NULL is read as the NaN it stands for."""
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        from sqlalchemy import select
+
+        metrics = self.tables["logged_model_metrics"]
+        columns = ("model_id", "run_id", "metric_name", "metric_value", "metric_timestamp_ms", "metric_step")
+        query = (
+            select(*(metrics.c[name] for name in columns), metrics.c.dataset_name, metrics.c.dataset_digest)
+            .where(metrics.c.model_id.in_(model_ids))
+            .order_by(metrics.c.model_id, metrics.c.metric_name, metrics.c.metric_step, metrics.c.metric_timestamp_ms)
+        )
+        found: dict[str, dict[str, list[MetricInput]]] = defaultdict(dict)
+        for model_id, run_id, key, value, timestamp, step, dataset_name, dataset_digest in connection.execute(query):
+            found[model_id].setdefault(run_id, []).append(
+                MetricInput(
+                    key,
+                    math.nan if value is None else value,
+                    timestamp,
+                    step,
+                    model_id=model_id,
+                    dataset_name=dataset_name,
+                    dataset_digest=dataset_digest,
+                )
+            )
+        return found
 
     def _datasets(self, connection, run_ids: list[str]) -> dict[str, list[DatasetInput]]:
         """Each run's dataset inputs with their tags, in two queries (MLflow keeps a run's input

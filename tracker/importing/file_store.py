@@ -4,8 +4,9 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from tracker.importing.client import ClientSource
-from tracker.importing.source import SourceError, SourceExperiment, SourceRun
+from tracker.importing.client import ClientSource, source_logged_model
+from tracker.importing.source import SourceError, SourceExperiment, SourceLoggedModel, SourceRun
+from tracker.models import DELETED
 
 _ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
 
@@ -43,6 +44,32 @@ class FileStoreSource(ClientSource):
         if recorded.startswith("file:") and not Path(unquote(urlparse(recorded).path)).exists() and own.is_dir():
             return own.as_uri()
         return recorded
+
+    def _deleted_logged_models(self, experiment: SourceExperiment, listed: set[str]) -> list[SourceLoggedModel]:
+        # mlflow's client hides deleted models, but its FileStore reads one given its id, and
+        # each model is a folder (models/<model_id>) whose meta.yaml says whether it is deleted.
+        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
+        import yaml
+        from mlflow.store.tracking.file_store import FileStore
+
+        experiment_folder = self.folder / experiment.source_id
+        if not experiment_folder.is_dir():
+            experiment_folder = self.folder / ".trash" / experiment.source_id
+        models_folder = experiment_folder / "models"
+        if not models_folder.is_dir():
+            return []
+        store, found = FileStore(str(self.folder)), []
+        for folder in sorted(models_folder.iterdir()):
+            meta = folder / "meta.yaml"
+            if folder.name in listed or not meta.is_file():
+                continue
+            try:
+                stage = (yaml.safe_load(meta.read_text()) or {}).get("lifecycle_stage")
+            except yaml.YAMLError:
+                continue  # a malformed model, which mlflow's own listing skips too
+            if stage == DELETED:
+                found.append(source_logged_model(store.get_logged_model(folder.name, allow_deleted=True), DELETED))
+        return found
 
     def close(self) -> None:
         if self._allow_before is None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from tracker.models import ACTIVE
 from tracker.services import MetricInput
 from tracker.services.datasets import DatasetInput
+from tracker.services.logged_models import ModelOutput
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,29 @@ class SourceRun:
     metrics: list[MetricInput] = field(default_factory=list)
     # The datasets it logged as inputs (mlflow.log_input), each with its input's tags.
     datasets: list[DatasetInput] = field(default_factory=list)
+    # The logged models it produced (log_model), each at its step, and the ones it used (by id).
+    model_outputs: list[ModelOutput] = field(default_factory=list)
+    model_inputs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SourceLoggedModel:
+    """An MLflow 3 logged model (what log_model makes), with its tags, params and metrics."""
+
+    model_id: str
+    name: str
+    model_type: str = ""
+    status: str = "READY"
+    status_message: str = ""
+    lifecycle_stage: str = ACTIVE
+    creation_time: int | None = None
+    last_updated_time: int | None = None
+    artifact_location: str = ""
+    source_run_id: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    # Each run id -> the points that run logged for the model (model_id, dataset name and digest set).
+    metrics: dict[str, list[MetricInput]] = field(default_factory=dict)
 
 
 class SourceError(Exception):
@@ -59,6 +83,10 @@ class MlflowSource:
 
     def runs(self, experiment: SourceExperiment) -> Iterator[list[SourceRun]]:
         raise NotImplementedError
+
+    def logged_models(self, experiment: SourceExperiment) -> Iterator[list[SourceLoggedModel]]:
+        """The experiment's logged models, a chunk at a time; read once its runs are written."""
+        return iter(())
 
     def artifact_uri(self, experiment: SourceExperiment, run: SourceRun) -> str:
         """Where `run`'s artifacts are read from (import_mlflow --with-artifacts)."""

@@ -8,6 +8,9 @@ class TrackingServerSource(ClientSource):
     """A running MLflow tracking server (or anything speaking its REST API, Runtree included)."""
 
     _PROBE_ENDPOINT = "/api/2.0/mlflow/experiments/search"
+    # A server on MLflow's SQL store lists runs without the models they used: one get_run a run
+    # reads them (a run's history already costs a call per metric key).
+    lists_model_inputs = False
 
     def __init__(self, url: str):
         url = url.rstrip("/")

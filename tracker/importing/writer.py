@@ -1,40 +1,48 @@
-"""Writing imported experiments into Runtree in bulk: a chunk of runs per statement instead of a
-row, with the write services' rules and invariants (their checks, NaN as NULL, the latest-metric
-rule, materialized paths and mlflow.rootRunId through tracker/services/placement.py).
-What an import keeps is in tracker/importing/__init__.py."""
+"""Writing imported experiments into Runtree in bulk: a chunk of runs (or of logged models) per
+statement instead of a row, with the write services' rules and invariants (their checks, NaN as
+NULL, the latest-metric rule, materialized paths and mlflow.rootRunId through
+tracker/services/placement.py). What an import keeps is in tracker/importing/__init__.py."""
 
 import math
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 
 from django.db import transaction
 
 from tracker import services, tasks
 from tracker.constants import PARENT_RUN_ID_TAG, RESERVED_TAG_PREFIX, ROOT_RUN_ID_TAG, RUN_NAME_TAG
 from tracker.errors import InvalidParameterValue
-from tracker.importing.source import SourceExperiment, SourceRun
+from tracker.importing.source import SourceExperiment, SourceLoggedModel, SourceRun, chunks
 from tracker.models import (
     ACTIVE,
     DELETED,
     Experiment,
     ExperimentTag,
     LatestMetric,
+    LoggedModel,
+    LoggedModelMetric,
+    LoggedModelParam,
+    LoggedModelTag,
     Metric,
     Param,
     Run,
     RunDatasetInput,
+    RunModelInput,
+    RunModelOutput,
     RunTag,
 )
 from tracker.services import MetricInput
 from tracker.services.datasets import check_dataset_input, record_dataset_inputs
+from tracker.services.logged_models import ModelOutput, check_model_name, check_model_status, check_model_type
 from tracker.services.validation import (
     check_experiment_name,
     check_experiment_tag,
     check_integer,
     check_key,
     check_metric,
+    check_optional_text,
     check_run_id,
     check_run_name,
     check_status,
@@ -46,6 +54,7 @@ from tracker.values import metric_sort_key, now_ms, stored_value
 # (SQLite's variable limit is applied by Django on top).
 INSERT_BATCH = 2000
 MAX_USER_ID_LENGTH = Run._meta.get_field("user_id").max_length
+MAX_MODEL_ID_LENGTH = LoggedModel._meta.get_field("model_id").max_length
 # MLflow's SQL store cannot hold ±inf and keeps ±max float instead (SqlAlchemyStore.
 # sanitize_metric_value); Runtree can, so the import gives back what was logged.
 _SQL_STORE_INFINITY = sys.float_info.max
@@ -68,6 +77,10 @@ class ImportCounts:
     metric_points: int = 0
     # Datasets runs logged as inputs (mlflow.log_input) not held here yet.
     dataset_inputs: int = 0
+    # MLflow 3 logged models not held here yet.
+    logged_models: int = 0
+    # Model ids Runtree already holds in a different experiment: left alone, as runs are.
+    logged_models_elsewhere: int = 0
 
     def __iadd__(self, other: "ImportCounts") -> "ImportCounts":
         for counter in fields(self):
@@ -86,6 +99,15 @@ class ImportCounts:
         )
 
 
+@dataclass
+class _ModelLinks:
+    """What runs say of logged models, gathered as the runs are written and linked once the
+    experiment's models are: (run pk, model id, step) produced, (run pk, model id) used."""
+
+    outputs: list[tuple[int, str, int]] = field(default_factory=list)
+    inputs: list[tuple[int, str]] = field(default_factory=list)
+
+
 # --- writing ---------------------------------------------------------------------------------
 
 
@@ -93,19 +115,27 @@ def experiment_import(
     *,
     experiment: SourceExperiment,
     run_chunks: Iterable[list[SourceRun]],
+    model_chunks: Iterable[list[SourceLoggedModel]] = (),
     on_progress: Callable[[int], object] = lambda runs_done: None,
 ) -> ImportCounts:
-    """Write one source experiment and all of its runs in one transaction; return the counts.
+    """Write one source experiment, all of its runs and its logged models in one transaction;
+    return the counts.
 
-    `run_chunks` may be a lazy reader: it is consumed inside the transaction, so a source that
-    fails mid-way leaves nothing of this experiment behind. `on_progress` hears each chunk's size."""
+    `run_chunks` and `model_chunks` may be lazy readers: they are consumed inside the
+    transaction, so a source that fails mid-way leaves nothing of this experiment behind. The
+    models are read once every run is written, so a model finds its source run and the runs
+    that logged its metrics whichever chunk they came in. `on_progress` hears each run chunk's size."""
     counts = ImportCounts()
+    links = _ModelLinks()
     with transaction.atomic():
         target = _experiment_upsert(experiment, counts)
         for chunk in run_chunks:
-            _write_runs(target, [_checked_run(run) for run in chunk], counts)
+            _write_runs(target, [_checked_run(run) for run in chunk], counts, links)
             on_progress(len(chunk))
         moved = services.experiment_link_parents(experiment=target)
+        for chunk in model_chunks:
+            _write_logged_models(target, [_checked_model(model) for model in chunk], counts)
+        _write_model_links(links)
         if moved or counts.changed_runs:
             # Coarse on purpose: one UPDATE for the experiment rather than one per imported run.
             tasks.mark_experiment_stale_and_queue(experiment=target)
@@ -169,9 +199,47 @@ def _checked_run(run: SourceRun) -> SourceRun:
             tags=tags,
             metrics=[_with_infinity(check_metric(metric)) for metric in run.metrics],
             datasets=[check_dataset_input(dataset) for dataset in run.datasets],
+            model_outputs=[
+                ModelOutput(_check_model_id(output.model_id), check_integer(output.step, "A model output's step"))
+                for output in run.model_outputs
+            ],
+            model_inputs=[_check_model_id(model_id) for model_id in run.model_inputs],
         )
     except InvalidParameterValue as exc:
         raise InvalidParameterValue(f"Run {run.run_id}: {exc.message}") from None
+
+
+def _checked_model(model: SourceLoggedModel) -> SourceLoggedModel:
+    """`model` with every value through the write services' checks."""
+    try:
+        return SourceLoggedModel(
+            model_id=_check_model_id(model.model_id),
+            # Never None here: the service would make up a name, a different one each import.
+            name=check_model_name(model.name or ""),
+            model_type=check_model_type(model.model_type),
+            status=check_model_status(model.status),
+            status_message=model.status_message or "",
+            lifecycle_stage=_check_lifecycle(model.lifecycle_stage),
+            creation_time=_optional_integer(model.creation_time, "creation_time"),
+            last_updated_time=_optional_integer(model.last_updated_time, "last_updated_time"),
+            artifact_location=model.artifact_location or "",
+            source_run_id=check_run_id(model.source_run_id, "Its source run id") if model.source_run_id else "",
+            tags={check_key(k, "Tag"): check_text_value(v, "Tag", k) for k, v in model.tags.items()},
+            params={check_key(k, "Param"): check_text_value(v, "Param", k) for k, v in model.params.items()},
+            metrics={
+                check_run_id(run_id, "A metric's run id"): [_with_infinity(check_metric(point)) for point in points]
+                for run_id, points in model.metrics.items()
+            },
+        )
+    except InvalidParameterValue as exc:
+        raise InvalidParameterValue(f"Logged model {model.model_id}: {exc.message}") from None
+
+
+def _check_model_id(model_id) -> str:
+    checked = check_optional_text(model_id, "A logged model id", MAX_MODEL_ID_LENGTH)
+    if checked is None:
+        raise InvalidParameterValue("A logged model id cannot be empty")
+    return checked
 
 
 def _check_lifecycle(stage) -> str:
@@ -186,11 +254,11 @@ def _optional_integer(value, what: str) -> int | None:
 
 def _with_infinity(metric: MetricInput) -> MetricInput:
     if abs(metric.value) == _SQL_STORE_INFINITY:
-        return MetricInput(metric.key, math.copysign(math.inf, metric.value), metric.timestamp, metric.step)
+        return replace(metric, value=math.copysign(math.inf, metric.value))
     return metric
 
 
-def _write_runs(experiment: Experiment, runs: list[SourceRun], counts: ImportCounts) -> None:
+def _write_runs(experiment: Experiment, runs: list[SourceRun], counts: ImportCounts, links: _ModelLinks) -> None:
     runs = list({run.run_id: run for run in runs}.values())  # a run listed twice is written once
     stored = {run.run_id: run for run in Run.objects.filter(run_id__in=[run.run_id for run in runs])}
     # A run id already used in another experiment: moving the run, or merging into a tree this
@@ -200,7 +268,7 @@ def _write_runs(experiment: Experiment, runs: list[SourceRun], counts: ImportCou
     counts.runs_elsewhere += len(elsewhere)
     existing = {run_id: run for run_id, run in stored.items() if run_id not in elsewhere}
 
-    created = _insert_runs([_new_run(experiment, run) for run in runs if run.run_id not in existing])
+    created = _inserted(Run, [_new_run(experiment, run) for run in runs if run.run_id not in existing], "run_id")
     updated = [existing[run.run_id] for run in runs if run.run_id in existing and _sync(existing[run.run_id], run)]
     Run.objects.bulk_update(updated, _SYNCED_FIELDS, batch_size=500)
     counts.runs_created += len(created)
@@ -209,10 +277,16 @@ def _write_runs(experiment: Experiment, runs: list[SourceRun], counts: ImportCou
 
     pk_by_run_id = {run.run_id: run.pk for run in [*created, *existing.values()]}
     existing_pks = [run.pk for run in existing.values()]
-    _write_params(runs, pk_by_run_id, existing_pks, counts)
-    _write_tags(runs, pk_by_run_id, existing_pks, counts)
+    counts.params += _add_params(
+        Param, "run", {pk_by_run_id[run.run_id]: run.params for run in runs}, existing_pks, counts
+    )
+    counts.tags += _upsert_tags(RunTag, "run", {pk_by_run_id[run.run_id]: run.tags for run in runs}, existing_pks)
     _write_metrics(runs, pk_by_run_id, existing_pks, counts)
     _write_dataset_inputs(experiment, runs, pk_by_run_id, counts)
+    for run in runs:
+        run_pk = pk_by_run_id[run.run_id]
+        links.outputs.extend((run_pk, output.model_id, output.step) for output in run.model_outputs)
+        links.inputs.extend((run_pk, model_id) for model_id in run.model_inputs)
 
 
 def _new_run(experiment: Experiment, run: SourceRun) -> Run:
@@ -233,13 +307,15 @@ def _new_run(experiment: Experiment, run: SourceRun) -> Run:
     )
 
 
-def _insert_runs(runs: list[Run]) -> list[Run]:
-    Run.objects.bulk_create(runs, batch_size=INSERT_BATCH)
-    if any(run.pk is None for run in runs):  # a backend that does not return ids from bulk inserts
-        pks = dict(Run.objects.filter(run_id__in=[run.run_id for run in runs]).values_list("run_id", "pk"))
-        for run in runs:
-            run.pk = pks[run.run_id]
-    return runs
+def _inserted(model, rows: list, natural_key: str) -> list:
+    """`rows` inserted, each with its pk."""
+    model.objects.bulk_create(rows, batch_size=INSERT_BATCH)
+    if any(row.pk is None for row in rows):  # a backend that does not return ids from bulk inserts
+        keys = [getattr(row, natural_key) for row in rows]
+        pks = dict(model.objects.filter(**{f"{natural_key}__in": keys}).values_list(natural_key, "pk"))
+        for row in rows:
+            row.pk = pks[getattr(row, natural_key)]
+    return rows
 
 
 _SYNCED_FIELDS = ["name", "status", "end_time", "lifecycle_stage", "deleted_time", "parent_run_id"]
@@ -262,34 +338,38 @@ def _sync(run: Run, source: SourceRun) -> bool:
     return bool(changed)
 
 
-def _write_params(runs: list[SourceRun], pk_by_run_id: dict, existing_pks: list[int], counts: ImportCounts) -> None:
+def _add_params(model, owner: str, params_by_owner: dict[int, dict[str, str]], existing_pks, counts) -> int:
+    """Add the params (of runs or of logged models: `owner` is the foreign key) not held yet;
+    return how many. Params are write-once: a value that differs keeps the held one, and is counted."""
     stored: dict[int, dict[str, str]] = defaultdict(dict)
-    for run_pk, key, value in Param.objects.filter(run_id__in=existing_pks).values_list("run_id", "key", "value"):
-        stored[run_pk][key] = value
+    held = model.objects.filter(**{f"{owner}__in": existing_pks}).values_list(f"{owner}_id", "key", "value")
+    for owner_pk, key, value in held:
+        stored[owner_pk][key] = value
     new = []
-    for run in runs:
-        run_pk = pk_by_run_id[run.run_id]
-        for key, value in run.params.items():
-            if key not in stored[run_pk]:
-                new.append(Param(run_id=run_pk, key=key, value=value))
-            elif stored[run_pk][key] != value:
+    for owner_pk, params in params_by_owner.items():
+        for key, value in params.items():
+            if key not in stored[owner_pk]:
+                new.append(model(**{f"{owner}_id": owner_pk}, key=key, value=value))
+            elif stored[owner_pk][key] != value:
                 counts.params_kept += 1
-    Param.objects.bulk_create(new, batch_size=INSERT_BATCH)
-    counts.params += len(new)
+    model.objects.bulk_create(new, batch_size=INSERT_BATCH)
+    return len(new)
 
 
-def _write_tags(runs: list[SourceRun], pk_by_run_id: dict, existing_pks: list[int], counts: ImportCounts) -> None:
+def _upsert_tags(model, owner: str, tags_by_owner: dict[int, dict[str, str]], existing_pks) -> int:
+    """Set the tags (of runs or of logged models) whose value is new or changed; return how many."""
     stored: dict[int, dict[str, str]] = defaultdict(dict)
-    for run_pk, key, value in RunTag.objects.filter(run_id__in=existing_pks).values_list("run_id", "key", "value"):
-        stored[run_pk][key] = value
+    held = model.objects.filter(**{f"{owner}__in": existing_pks}).values_list(f"{owner}_id", "key", "value")
+    for owner_pk, key, value in held:
+        stored[owner_pk][key] = value
     changed = [
-        RunTag(run_id=pk_by_run_id[run.run_id], key=key, value=value)
-        for run in runs
-        for key, value in run.tags.items()
-        if stored[pk_by_run_id[run.run_id]].get(key) != value
+        model(**{f"{owner}_id": owner_pk}, key=key, value=value)
+        for owner_pk, tags in tags_by_owner.items()
+        for key, value in tags.items()
+        if stored[owner_pk].get(key) != value
     ]
-    _upsert(RunTag, changed, unique_fields=["run", "key"], update_fields=["value"])
-    counts.tags += len(changed)
+    _upsert(model, changed, unique_fields=[owner, "key"], update_fields=["value"])
+    return len(changed)
 
 
 def _write_metrics(runs: list[SourceRun], pk_by_run_id: dict, existing_pks: list[int], counts: ImportCounts) -> None:
@@ -337,6 +417,139 @@ def _write_dataset_inputs(experiment: Experiment, runs: list[SourceRun], pk_by_r
     before = held.count()
     record_dataset_inputs(experiment_id=experiment.pk, inputs_by_run_pk=inputs_by_run_pk)
     counts.dataset_inputs += held.count() - before
+
+
+def _write_logged_models(experiment: Experiment, models: list[SourceLoggedModel], counts: ImportCounts) -> None:
+    models = list({model.model_id: model for model in models}.values())
+    stored = {model.model_id: model for model in LoggedModel.objects.filter(model_id__in=[m.model_id for m in models])}
+    # As for runs (see _write_runs): a model id held in another experiment is left alone, and counted.
+    elsewhere = {model_id for model_id, model in stored.items() if model.experiment_id != experiment.pk}
+    models = [model for model in models if model.model_id not in elsewhere]
+    counts.logged_models_elsewhere += len(elsewhere)
+    existing = {model_id: model for model_id, model in stored.items() if model_id not in elsewhere}
+    # The runs a model names, in any experiment: its source run and those that logged its metrics.
+    run_ids = {model.source_run_id for model in models} | {run_id for model in models for run_id in model.metrics}
+    runs = {run.run_id: run for run in Run.objects.filter(run_id__in=run_ids - {""}).only("pk", "run_id")}
+
+    new = [_new_logged_model(experiment, model, runs) for model in models if model.model_id not in existing]
+    created = _inserted(LoggedModel, new, "model_id")
+    updated = [
+        existing[model.model_id]
+        for model in models
+        if model.model_id in existing and _sync_logged_model(existing[model.model_id], model, runs)
+    ]
+    LoggedModel.objects.bulk_update(updated, _SYNCED_MODEL_FIELDS, batch_size=500)
+    counts.logged_models += len(created)
+
+    pk_by_model_id = {model.model_id: model.pk for model in [*created, *existing.values()]}
+    existing_pks = [model.pk for model in existing.values()]
+    params = {pk_by_model_id[model.model_id]: model.params for model in models}
+    _add_params(LoggedModelParam, "model", params, existing_pks, counts)
+    _upsert_tags(
+        LoggedModelTag, "model", {pk_by_model_id[model.model_id]: model.tags for model in models}, existing_pks
+    )
+    _write_logged_model_metrics(models, pk_by_model_id, existing_pks, runs)
+
+
+def _new_logged_model(experiment: Experiment, model: SourceLoggedModel, runs: dict[str, Run]) -> LoggedModel:
+    created = model.creation_time if model.creation_time is not None else now_ms()
+    return LoggedModel(
+        model_id=model.model_id,
+        experiment=experiment,
+        # None when the run is not held here (yet): _sync_logged_model links it on a later import.
+        source_run=runs.get(model.source_run_id),
+        name=model.name,
+        model_type=model.model_type,
+        status=model.status,
+        status_message=model.status_message,
+        # The source's, as a run keeps its artifact URI (see tracker/importing/__init__.py).
+        artifact_location=model.artifact_location,
+        lifecycle_stage=model.lifecycle_stage,
+        creation_time=created,
+        last_updated_time=model.last_updated_time if model.last_updated_time is not None else created,
+    )
+
+
+_SYNCED_MODEL_FIELDS = ["status", "status_message", "lifecycle_stage", "last_updated_time", "source_run"]
+
+
+def _sync_logged_model(held: LoggedModel, source: SourceLoggedModel, runs: dict[str, Run]) -> bool:
+    """Give a held model the source's changeable attributes (finalizing, deleting); True if any
+    changed. Its last update only moves forward: a change made here after the import is newer."""
+    wanted = {
+        "status": source.status,
+        "status_message": source.status_message,
+        "lifecycle_stage": source.lifecycle_stage,
+    }
+    if source.last_updated_time is not None and source.last_updated_time > held.last_updated_time:
+        wanted["last_updated_time"] = source.last_updated_time
+    changed = {name: value for name, value in wanted.items() if getattr(held, name) != value}
+    if held.source_run_id is None and source.source_run_id in runs:
+        changed["source_run"] = runs[source.source_run_id]
+    for name, value in changed.items():
+        setattr(held, name, value)
+    return bool(changed)
+
+
+def _write_logged_model_metrics(
+    models: list[SourceLoggedModel], pk_by_model_id: dict, existing_pks: list[int], runs: dict[str, Run]
+) -> None:
+    # A point is its model, run, key, step and timestamp (MLflow's key for it, and the unique
+    # constraint's): one held already is skipped.
+    stored = set(
+        LoggedModelMetric.objects.filter(model__in=existing_pks).values_list("model", "run", "key", "step", "timestamp")
+    )
+    new = []
+    for model in models:
+        model_pk = pk_by_model_id[model.model_id]
+        for run_id, points in model.metrics.items():
+            if run_id not in runs:
+                continue  # a run not held here (yet): a point needs its run
+            for point in points:
+                identity = (model_pk, runs[run_id].pk, point.key, point.step, point.timestamp)
+                if identity in stored:
+                    continue
+                stored.add(identity)
+                new.append(
+                    LoggedModelMetric(
+                        model_id=model_pk,
+                        run=runs[run_id],
+                        key=point.key,
+                        value=stored_value(point.value),
+                        timestamp=point.timestamp,
+                        step=point.step,
+                        dataset_name=point.dataset_name,
+                        dataset_digest=point.dataset_digest,
+                    )
+                )
+    LoggedModelMetric.objects.bulk_create(new, batch_size=INSERT_BATCH)
+
+
+def _write_model_links(links: _ModelLinks) -> None:
+    """Link runs to the models they produced and used, where Runtree holds the model (in any
+    experiment, deleted or not); a link already held is left as it is, as the write path does."""
+    for part in chunks(links.outputs, INSERT_BATCH):
+        models = _held_models({model_id for _, model_id, _ in part})
+        RunModelOutput.objects.bulk_create(
+            [
+                RunModelOutput(run_id=run_pk, model=models[model_id], step=step)
+                for run_pk, model_id, step in part
+                if model_id in models
+            ],
+            ignore_conflicts=True,
+        )
+    for part in chunks(links.inputs, INSERT_BATCH):
+        models = _held_models({model_id for _, model_id in part})
+        RunModelInput.objects.bulk_create(
+            [RunModelInput(run_id=run_pk, model=models[model_id]) for run_pk, model_id in part if model_id in models],
+            ignore_conflicts=True,
+        )
+
+
+def _held_models(model_ids: set[str]) -> dict[str, LoggedModel]:
+    return {
+        model.model_id: model for model in LoggedModel.objects.filter(model_id__in=model_ids).only("pk", "model_id")
+    }
 
 
 def _order(row: Metric | LatestMetric) -> tuple:

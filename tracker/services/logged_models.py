@@ -53,7 +53,8 @@ def model_artifact_location(experiment: Experiment, model_id: str) -> str:
     return f"{experiment.artifact_location.rstrip('/')}/{MODELS_FOLDER}/{model_id}/{ARTIFACTS_FOLDER}"
 
 
-def _check_name(name: str | None) -> str:
+def check_model_name(name: str | None) -> str:
+    """A model's name as MLflow allows it (None: a generated one)."""
     if name is None:
         return generate_run_name()
     if not isinstance(name, str) or not name or any(c in name for c in _BAD_NAME_CHARACTERS):
@@ -66,13 +67,19 @@ def _check_name(name: str | None) -> str:
     return name
 
 
-def _check_model_type(model_type: str | None) -> str:
+def check_model_type(model_type: str | None) -> str:
     model_type = model_type or ""
     if len(model_type) > _MAX_MODEL_TYPE_LENGTH:
         raise InvalidParameterValue(
             f"Model type is {len(model_type)} characters long; the limit is {_MAX_MODEL_TYPE_LENGTH}"
         )
     return model_type
+
+
+def check_model_status(status) -> str:
+    if status not in LoggedModelStatus.values:
+        raise InvalidParameterValue(f"Invalid logged model status {status!r}")
+    return status
 
 
 def _checked(pairs: Iterable[KeyValue], what: str) -> list[KeyValue]:
@@ -98,8 +105,8 @@ def logged_model_create(
     params: Iterable[KeyValue] = (),
 ) -> LoggedModel:
     """A new model in the PENDING state, its artifact location below its experiment's."""
-    name = _check_name(name)
-    model_type = _check_model_type(model_type)
+    name = check_model_name(name)
+    model_type = check_model_type(model_type)
     tags = _last_value_per_key(_checked(tags, "Tag"))
     params = _checked(params, "Param")
     with transaction.atomic():
@@ -152,8 +159,7 @@ def _add_params(model: LoggedModel, params: list[KeyValue]) -> None:
 
 def logged_model_finalize(*, model: LoggedModel, status: str, status_message: str = "") -> LoggedModel:
     """READY once its files are uploaded, FAILED if the upload failed (the client decides)."""
-    if status not in (LoggedModelStatus.READY, LoggedModelStatus.FAILED, LoggedModelStatus.PENDING):
-        raise InvalidParameterValue(f"Invalid logged model status {status!r}")
+    check_model_status(status)
     with transaction.atomic():
         _check_model_active(model)
         model.status = status

@@ -22,27 +22,37 @@ import mlflow.data
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tracker import importing, services
 from tracker.constants import PARENT_RUN_ID_TAG, ROOT_RUN_ID_TAG
 from tracker.errors import InvalidParameterValue
-from tracker.importing import SourceError, SourceExperiment, SourceRun
+from tracker.importing import SourceError, SourceExperiment, SourceLoggedModel, SourceRun
 from tracker.importing.client import ClientSource
 from tracker.models import (
+    DELETED,
     Dataset,
     Experiment,
     ExperimentTag,
     LatestMetric,
+    LoggedModel,
+    LoggedModelMetric,
+    LoggedModelParam,
+    LoggedModelTag,
     Metric,
     Param,
     Run,
     RunDatasetInput,
+    RunModelInput,
+    RunModelOutput,
     RunSummary,
     RunTag,
     path_ids,
     path_segment,
 )
 from tracker.services import MetricInput
+from tracker.services.logged_models import ModelOutput
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +67,8 @@ SQL_STORE_INFINITY = sys.float_info.max
 
 def populate(client) -> None:
     """The history every source holds: a three-level tree whose child is created before its
-    parent, deleted runs, a deleted experiment, NaN and ±inf in histories, a long param value."""
+    parent, deleted runs, a deleted experiment, NaN and ±inf in histories, a long param value,
+    datasets, and logged models (one deleted) that runs produced, used and logged metrics for."""
     from mlflow.entities import Metric as MlflowMetric
     from mlflow.entities import Param as MlflowParam
 
@@ -102,6 +113,47 @@ def populate(client) -> None:
     )
     child_input = DatasetInput(train._to_mlflow_entity(), tags=[InputTag(context, "fine-tuning")])
     client.log_inputs(child.info.run_id, datasets=[child_input])
+
+    # Logged models (MLflow 3): the root produced "net" at step 2 and logged its metrics on the
+    # test set (the newest a NaN) and on none (an infinity); the child used it and logged one on
+    # the training set. "draft" failed, with no run; "gone", the grandchild's, was deleted.
+    from mlflow.entities import LoggedModelInput, LoggedModelOutput
+
+    net = client.create_logged_model(
+        sweep,
+        name="net",
+        source_run_id=root.info.run_id,
+        params={"depth": "3", "notes": "long " * 1200},
+        tags={"stage": "candidate"},
+        model_type="classifier",
+    )
+    on_test = {"model_id": net.model_id, "dataset_name": "test", "dataset_digest": test.digest}
+    client.log_batch(
+        root.info.run_id,
+        metrics=[
+            MlflowMetric("val_loss", 0.4, 12_000, 1, **on_test),
+            MlflowMetric("val_loss", math.nan, 12_001, 2, **on_test),
+            MlflowMetric("val_loss", math.inf, 12_002, 2, model_id=net.model_id),
+        ],
+    )
+    client.log_metric(
+        child.info.run_id,
+        "val_acc",
+        0.8,
+        timestamp=12_100,
+        step=0,
+        model_id=net.model_id,
+        dataset_name="train",
+        dataset_digest=train.digest,
+    )
+    client.finalize_logged_model(net.model_id, "READY")
+    client.log_outputs(root.info.run_id, [LoggedModelOutput(net.model_id, 2)])
+    client.log_inputs(child.info.run_id, models=[LoggedModelInput(net.model_id)])
+    draft = client.create_logged_model(sweep, name="draft")
+    client.finalize_logged_model(draft.model_id, "FAILED")
+    gone = client.create_logged_model(sweep, name="gone", source_run_id=grandchild.info.run_id, tags={"k": "v"})
+    client.log_outputs(grandchild.info.run_id, [LoggedModelOutput(gone.model_id, 0)])
+    client.delete_logged_model(gone.model_id)
 
     abandoned = client.create_experiment("abandoned")
     lost = client.create_run(abandoned, run_name="lost")
@@ -270,6 +322,100 @@ def assert_runtree_holds_the_source(client):
     assert RunDatasetInput.objects.filter(context__isnull=False).count() == 2  # the filter language's column
 
 
+def assert_runtree_holds_the_logged_models(client, source: str):
+    from mlflow.entities import ViewType
+
+    listed = {}
+    for experiment in client.search_experiments(view_type=ViewType.ALL):
+        for model in client.search_logged_models(experiment_ids=[experiment.experiment_id]):
+            listed[model.model_id] = (experiment.name, model.name)
+    assert sorted(name for _, name in listed.values()) == ["draft", "net"]  # the client hides "gone"
+    for model_id, (experiment_name, _) in listed.items():
+        source_model = client.get_logged_model(model_id)  # as load_model("models:/<model_id>") reads it
+        model = LoggedModel.objects.select_related("experiment", "source_run").get(model_id=model_id)
+        assert model.experiment.name == experiment_name
+        assert (model.name, model.model_type, model.status, model.status_message) == (
+            source_model.name,
+            source_model.model_type or "",
+            str(source_model.status),
+            source_model.status_message or "",
+        )
+        assert (model.lifecycle_stage, model.artifact_location) == ("active", source_model.artifact_location)
+        assert (model.creation_time, model.last_updated_time) == (
+            source_model.creation_timestamp,
+            source_model.last_updated_timestamp,
+        )
+        assert (model.source_run.run_id if model.source_run else "") == (source_model.source_run_id or "")
+        assert dict(model.tags.values_list("key", "value")) == source_model.tags
+        assert dict(model.params.values_list("key", "value")) == source_model.params
+        assert held_model_metrics(model) == source_model_metrics(source_model)
+        assert len(held_model_metrics(model)) == listed_model_point_count(source, model.name)
+
+    # The deleted model: mlflow's client gets it by no id, so it is found through its run's output.
+    grandchild = client.get_run(Run.objects.get(name="grandchild").run_id)
+    (gone_id,) = {output.model_id for output in grandchild.outputs.model_outputs} - set(listed)
+    if source.startswith("http"):
+        # A tracking server's REST API hides deleted models: the import cannot see it.
+        assert not LoggedModel.objects.filter(model_id=gone_id).exists()
+        held = set(listed)
+    else:
+        gone = LoggedModel.objects.get(model_id=gone_id)
+        assert (gone.name, gone.lifecycle_stage, gone.source_run.name) == ("gone", DELETED, "grandchild")
+        assert dict(gone.tags.values_list("key", "value")) == {"k": "v"}
+        held = {*listed, gone_id}
+    assert set(LoggedModel.objects.values_list("model_id", flat=True)) == held
+
+    for _, listed_run in source_runs(client):
+        source_run = client.get_run(listed_run.info.run_id)  # MLflow's SQL store lists no model inputs
+        run = Run.objects.get(run_id=source_run.info.run_id)
+        assert sorted(run.model_outputs.values_list("model__model_id", "step")) == sorted(
+            (output.model_id, output.step) for output in source_run.outputs.model_outputs if output.model_id in held
+        )
+        assert sorted(run.model_inputs.values_list("model__model_id", flat=True)) == sorted(
+            given.model_id for given in source_run.inputs.model_inputs
+        )
+    assert RunModelOutput.objects.count() == len(held) - 1  # each but "draft" was produced by a run
+    assert RunModelInput.objects.get().run.name == "child"
+
+
+def listed_model_point_count(source: str, name: str) -> int:
+    if name == "draft":
+        return 0
+    # mlflow's FileStore gives a model's latest point per key and dataset only (the NaN on the
+    # test set, not the 0.4 before it), and so the import reads nothing more from an mlruns folder.
+    return 3 if not source.startswith(("http", "sqlite")) else 4
+
+
+def source_model_metrics(model) -> list[tuple]:
+    return sorted(
+        (
+            point.run_id,
+            point.key,
+            point.step,
+            point.timestamp,
+            comparable(point.value),
+            point.dataset_name,
+            point.dataset_digest,
+        )
+        for point in model.metrics or []
+    )
+
+
+def held_model_metrics(model) -> list[tuple]:
+    return sorted(
+        (
+            point.run.run_id,
+            point.key,
+            point.step,
+            point.timestamp,
+            comparable(point.value),
+            point.dataset_name,
+            point.dataset_digest,
+        )
+        for point in model.metrics.select_related("run")
+    )
+
+
 def source_inputs(source) -> list[tuple]:
     return sorted(
         (
@@ -326,6 +472,12 @@ def snapshot():
             RunSummary,
             Dataset,
             RunDatasetInput,
+            LoggedModel,
+            LoggedModelTag,
+            LoggedModelParam,
+            LoggedModelMetric,
+            RunModelOutput,
+            RunModelInput,
         )
     }
 
@@ -334,6 +486,10 @@ class TestImportingARealMlflowSource:
     def test_every_field_arrives_as_mlflow_reads_it(self, source, monkeypatch):
         import_mlflow(source)
         assert_runtree_holds_the_source(mlflow_client(source, monkeypatch))
+
+    def test_logged_models_arrive_as_mlflow_reads_them(self, source, monkeypatch):
+        import_mlflow(source)
+        assert_runtree_holds_the_logged_models(mlflow_client(source, monkeypatch), source)
 
     def test_the_tree_is_linked_though_the_child_came_first(self, source):
         import_mlflow(source)
@@ -366,14 +522,33 @@ class TestImportingARealMlflowSource:
         output = import_mlflow(source)
         assert snapshot() == before
         assert "runs: 0 new, 7 already here (0 updated); 0 params, 0 tags, 0 metric points, 0 dataset inputs" in output
+        assert "0 dataset inputs, 0 logged models." in output
 
 
 def test_the_summary_counts_what_was_imported(sqlite_store, capsys):
     output = import_mlflow(sqlite_store, verbosity=1)
     assert "7/7" in capsys.readouterr().err  # the progress bar
-    # 3 experiments (2 new: Default exists); 7 runs; params 2 × 3 runs; metric points 7 × 3 + 1.
+    # 3 experiments (2 new: Default exists); 7 runs; params 2 × 3 runs; metric points 7 × 3 + 1,
+    # and the 4 logged for "net"; logged models: "net", "draft" and the deleted "gone".
     assert "3 experiments (2 new); runs: 7 new, 0 already here (0 updated); 6 params" in output
-    assert "22 metric points, 3 dataset inputs" in output
+    assert "26 metric points, 3 dataset inputs, 3 logged models." in output
+
+
+def test_a_tracking_server_older_than_mlflow_3_has_its_runs_imported_without_logged_models(
+    tracking_server, monkeypatch
+):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import ENDPOINT_NOT_FOUND
+    from mlflow.tracking import MlflowClient
+
+    def no_such_endpoint(*args, **kwargs):
+        # What mlflow's client raises when an MLflow 2 server answers its HTML 404.
+        raise MlflowException("API request to endpoint /api/2.0/mlflow/logged-models/search failed", ENDPOINT_NOT_FOUND)
+
+    monkeypatch.setattr(MlflowClient, "search_logged_models", no_such_endpoint)
+    output = import_mlflow(tracking_server)
+    assert "runs: 7 new" in output and "0 logged models." in output
+    assert not LoggedModel.objects.exists() and not RunModelOutput.objects.exists()
 
 
 def test_only_the_experiments_named_are_imported(sqlite_store):
@@ -537,8 +712,10 @@ class FakeSource(importing.MlflowSource):
 # --- the writer, with the importer's dataclasses -------------------------------------------------
 
 
-def write(runs_in_chunks, name="sweep"):
-    return importing.experiment_import(experiment=SourceExperiment(source_id="1", name=name), run_chunks=runs_in_chunks)
+def write(runs_in_chunks, name="sweep", models=()):
+    return importing.experiment_import(
+        experiment=SourceExperiment(source_id="1", name=name), run_chunks=runs_in_chunks, model_chunks=models
+    )
 
 
 def source_run(run_id, parent=None, **fields):
@@ -633,3 +810,120 @@ class TestTheWriter:
     def test_linking_again_changes_nothing(self):
         write([[source_run(GRANDCHILD, CHILD)], [source_run(CHILD, ROOT)], [source_run(ROOT)]])
         assert services.experiment_link_parents(experiment=Experiment.objects.get(name="sweep")) == []
+
+
+# --- the writer's logged models ------------------------------------------------------------------
+
+NET, DRAFT = "m-" + "a" * 32, "m-" + "b" * 32
+
+
+def model_point(key, value, step, timestamp=100, **dataset):
+    return MetricInput(key, value, timestamp, step, model_id=NET, **dataset)
+
+
+def net(**fields):
+    return SourceLoggedModel(**{"model_id": NET, "name": "net", "creation_time": 10, "last_updated_time": 20, **fields})
+
+
+class TestTheWriterOfLoggedModels:
+    def test_a_model_finds_its_runs_whatever_chunk_they_came_in(self):
+        models_read_after = []
+
+        def models():
+            models_read_after.append(Run.objects.count())
+            yield [net(source_run_id=GRANDCHILD, metrics={ROOT: [model_point("acc", 0.5, 0)]})]
+
+        runs = [[source_run(ROOT, model_inputs=[NET])], [source_run(GRANDCHILD, model_outputs=[ModelOutput(NET, 7)])]]
+        counts = write(runs, models=models())
+        assert models_read_after == [2]  # once every run is written
+        model = LoggedModel.objects.get(model_id=NET)
+        assert (model.source_run.run_id, model.metrics.get().run.run_id) == (GRANDCHILD, ROOT)
+        assert list(RunModelOutput.objects.values_list("run__run_id", "model__model_id", "step")) == [
+            (GRANDCHILD, NET, 7)
+        ]
+        assert list(RunModelInput.objects.values_list("run__run_id", "model__model_id")) == [(ROOT, NET)]
+        assert counts.logged_models == 1
+
+    def test_nan_is_stored_as_null_and_the_sql_stores_max_float_as_infinity(self):
+        points = [
+            model_point("loss", math.nan, 0, dataset_name="test", dataset_digest="d1"),
+            model_point("loss", SQL_STORE_INFINITY, 1, dataset_name="test", dataset_digest="d1"),
+            model_point("loss", -SQL_STORE_INFINITY, 2),
+        ]
+        write([[source_run(ROOT)]], models=[[net(metrics={ROOT: points})]])
+        held = LoggedModelMetric.objects.order_by("step").values_list("value", "dataset_name", "dataset_digest")
+        assert list(held) == [(None, "test", "d1"), (math.inf, "test", "d1"), (-math.inf, None, None)]
+
+    def test_importing_again_takes_what_mlflow_lets_change_and_adds_what_is_new(self):
+        first = net(
+            status="PENDING", tags={"stage": "a"}, params={"depth": "3"}, metrics={ROOT: [model_point("acc", 0.5, 0)]}
+        )
+        write([[source_run(ROOT)]], models=[[first]])
+        later = net(
+            status="FAILED",
+            status_message="upload failed",
+            lifecycle_stage=DELETED,
+            last_updated_time=30,
+            tags={"stage": "b"},
+            params={"depth": "4", "width": "8"},
+            metrics={ROOT: [model_point("acc", 0.5, 0), model_point("acc", 0.6, 1)]},
+        )
+        counts = write([[source_run(ROOT)]], models=[[later]])
+        model = LoggedModel.objects.get(model_id=NET)
+        assert (model.status, model.status_message, model.lifecycle_stage) == ("FAILED", "upload failed", DELETED)
+        assert (model.creation_time, model.last_updated_time) == (10, 30)
+        assert dict(model.tags.values_list("key", "value")) == {"stage": "b"}
+        assert dict(model.params.values_list("key", "value")) == {"depth": "3", "width": "8"}  # write-once
+        assert model.metrics.count() == 2
+        assert (counts.logged_models, counts.params_kept) == (0, 1)
+
+    def test_a_model_held_in_another_experiment_is_left_alone_and_counted(self):
+        write([[source_run(ROOT)]], name="elsewhere", models=[[net()]])
+        counts = write([[source_run(CHILD)]], models=[[net(name="renamed", source_run_id=CHILD)]])
+        assert counts.logged_models_elsewhere == 1
+        model = LoggedModel.objects.get(model_id=NET)
+        assert (model.experiment.name, model.name, model.source_run) == ("elsewhere", "net", None)
+
+    def test_a_run_or_model_of_an_experiment_imported_later_is_linked_by_importing_again(self):
+        models = [[net(source_run_id=ROOT, metrics={ROOT: [model_point("acc", 0.5, 0)]})]]
+        write([], name="models", models=models)
+        model = LoggedModel.objects.get()
+        assert model.source_run is None and not model.metrics.exists()  # its run is not here yet
+        evaluation = [[source_run(CHILD, model_inputs=[NET, DRAFT])]]
+        write(evaluation, name="evaluation")
+        assert list(RunModelInput.objects.values_list("model__model_id", flat=True)) == [NET]  # DRAFT is not here yet
+
+        write([[source_run(ROOT)]], name="training")
+        write([], name="models", models=[*models, [SourceLoggedModel(model_id=DRAFT, name="draft")]])
+        write(evaluation, name="evaluation")
+        model.refresh_from_db()
+        assert model.source_run.run_id == ROOT and model.metrics.count() == 1
+        assert sorted(RunModelInput.objects.values_list("model__model_id", flat=True)) == [NET, DRAFT]
+
+    def test_a_refused_value_names_the_model_and_writes_nothing_of_the_experiment(self):
+        with pytest.raises(InvalidParameterValue, match=f"Logged model {DRAFT}: Invalid model name"):
+            write([[source_run(ROOT)]], models=[[net()], [SourceLoggedModel(model_id=DRAFT, name="a/b")]])
+        assert not Run.objects.exists() and not LoggedModel.objects.exists()
+
+    def test_a_chunk_of_models_costs_the_same_queries_whatever_its_size(self):
+        def models(count, offset):
+            return [
+                SourceLoggedModel(
+                    model_id=f"m-{offset + number:032x}",
+                    name="net",
+                    source_run_id=ROOT,
+                    tags={"stage": "a"},
+                    params={"depth": "3"},
+                    metrics={ROOT: [model_point("acc", 0.5, 0)]},
+                )
+                for number in range(count)
+            ]
+
+        write([[source_run(ROOT)]])
+        queries = []
+        for count, offset in ((2, 0), (20, 100)):
+            with CaptureQueriesContext(connection) as captured:
+                write([], models=[models(count, offset)])
+            queries.append(len(captured))
+        assert queries[0] == queries[1]
+        assert LoggedModel.objects.count() == 22

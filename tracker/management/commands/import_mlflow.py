@@ -12,7 +12,8 @@ class Command(BaseCommand):
     help = (
         "Import experiments and runs from MLflow: a tracking server (http://host:5000), an MLflow "
         "database (sqlite:///mlflow.db, postgresql://...) or an mlruns folder. Run ids, parent links, "
-        "params, tags and whole metric histories are kept; running it again adds only what is new."
+        "params, tags, whole metric histories, datasets and logged models are kept; running it again "
+        "adds only what is new."
     )
 
     def add_arguments(self, parser):
@@ -47,6 +48,7 @@ class Command(BaseCommand):
                         counts += importing.experiment_import(
                             experiment=current,
                             run_chunks=_noting_artifact_uris(mlflow_source, current, artifact_uris),
+                            model_chunks=mlflow_source.logged_models(current),
                             on_progress=progress.update,
                         )
                         if with_artifacts:
@@ -83,6 +85,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{counts.runs_elsewhere} runs were skipped: Runtree holds their run ids in another experiment."
             )
+        if counts.logged_models_elsewhere:
+            self.stdout.write(
+                f"{counts.logged_models_elsewhere} logged models were skipped: Runtree holds their model ids "
+                "in another experiment."
+            )
 
     def _import_into_other_apps(self, location: str) -> None:
         """What other apps keep of an MLflow source (the registry's models), through an
@@ -103,7 +110,8 @@ class Command(BaseCommand):
             f"Imported from {source}: {experiments} experiments ({counts.experiments_created} new); "
             f"runs: {counts.runs_created} new, {counts.runs_existing} already here "
             f"({counts.runs_updated} updated); {counts.params} params, {counts.tags} tags, "
-            f"{counts.metric_points} metric points, {counts.dataset_inputs} dataset inputs."
+            f"{counts.metric_points} metric points, {counts.dataset_inputs} dataset inputs, "
+            f"{counts.logged_models} logged models."
         )
 
 
