@@ -127,31 +127,34 @@ def _import_model(source_model, source_versions: list, counts: RegistryImportCou
             counts.aliases += 1
 
 
-def _storage_location(source: str, run: Run | None, model_id: str) -> str:
-    """Where the version's files are in Runtree, as registration would resolve them; a source
-    only the old server could read (its local folder) maps into the run's artifacts."""
+def _resolved(source: str, run: Run | None, model_id: str) -> tuple[str, str]:
+    """Where the version's files are in Runtree and the logged model it was made from, as
+    registration would resolve them. MLflow's registry stores keep no model id, so a
+    `models:/<model_id>` source names it. A source only the old server could read (its local
+    folder) maps into the run's artifacts."""
     try:
-        return services.resolve_source(
-            source=source, run_id=run.run_id if run else "", model_id=model_id
-        ).storage_location
+        resolved = services.resolve_source(source=source, run_id=run.run_id if run else "", model_id=model_id)
+        return resolved.storage_location, resolved.model_id or model_id
     except TrackingError:
         pass
     path = unquote(urlparse(source).path)
     if run is not None and "/artifacts/" in path:
-        return f"{run.artifact_uri.rstrip('/')}/{path.split('/artifacts/', 1)[1]}"
-    return source
+        return f"{run.artifact_uri.rstrip('/')}/{path.split('/artifacts/', 1)[1]}", model_id
+    return source, model_id
 
 
 def _import_version(model: RegisteredModel, source_version, counts: RegistryImportCounts) -> None:
     run = Run.objects.filter(run_id=source_version.run_id).first() if source_version.run_id else None
-    model_id = getattr(source_version, "model_id", None) or ""
+    storage_location, model_id = _resolved(
+        source_version.source or "", run, getattr(source_version, "model_id", None) or ""
+    )
     try:
         stage = canonical_stage(source_version.current_stage or STAGE_NONE)
     except InvalidParameterValue:
         stage = STAGE_NONE
     fields = {
         "source": source_version.source or "",
-        "storage_location": _storage_location(source_version.source or "", run, model_id),
+        "storage_location": storage_location,
         "source_run": run,
         "run_id": source_version.run_id or "",
         "run_link": source_version.run_link or "",

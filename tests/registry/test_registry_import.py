@@ -86,3 +86,6 @@ def test_a_version_registered_from_a_logged_model_finds_it_here(tmp_path, monkey
     assert version.storage_location == LoggedModel.objects.get(model_id=logged.model_id).artifact_location
     assert version.storage_location == logged.artifact_location
     assert version.source_run.run_id == run.info.run_id
+    # MLflow's registry store keeps no model id; the source names it, and the version links to its model.
+    assert client.get_model_version("fraud", "1").model_id is None
+    assert version.model_id == logged.model_id
