@@ -416,34 +416,23 @@ def held_model_metrics(model) -> list[tuple]:
     )
 
 
-def source_inputs(source) -> list[tuple]:
+def dataset_rows(inputs) -> list[tuple]:
+    """(dataset, its input's tags as (key, value) pairs) for each input, comparable whoever read them."""
     return sorted(
-        (
-            given.dataset.name,
-            given.dataset.digest,
-            given.dataset.source_type,
-            given.dataset.source,
-            given.dataset.schema or "",
-            given.dataset.profile or "",
-            sorted((tag.key, tag.value) for tag in given.tags),
-        )
-        for given in (source.inputs.dataset_inputs if source.inputs else [])
+        (dataset.name, dataset.digest, dataset.source_type, dataset.source, dataset.schema or "", dataset.profile or "")
+        + (sorted(tags),)
+        for dataset, tags in inputs
     )
+
+
+def source_inputs(source) -> list[tuple]:
+    given = source.inputs.dataset_inputs if source.inputs else []
+    return dataset_rows((one.dataset, [(tag.key, tag.value) for tag in one.tags]) for one in given)
 
 
 def held_inputs(run) -> list[tuple]:
-    return sorted(
-        (
-            given.dataset.name,
-            given.dataset.digest,
-            given.dataset.source_type,
-            given.dataset.source,
-            given.dataset.schema,
-            given.dataset.profile,
-            sorted((tag["key"], tag["value"]) for tag in given.tags),
-        )
-        for given in run.dataset_inputs.select_related("dataset")
-    )
+    given = run.dataset_inputs.select_related("dataset")
+    return dataset_rows((one.dataset, [(tag["key"], tag["value"]) for tag in one.tags]) for one in given)
 
 
 def assert_trees_follow_the_parent_tags():
