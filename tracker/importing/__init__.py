@@ -20,8 +20,8 @@ What an import keeps, and what importing again does:
 - Logged models (MLflow 3's log_model) match by model id, kept, so `models:/<model_id>` URIs and
   registry versions made from them resolve. A new model takes everything: name, type, status and
   its message, lifecycle, times, its source's artifact location (as a run keeps its artifact
-  URI; --with-artifacts copies runs' files, not a model's: MLflow 3 keeps them apart, under
-  models/<model_id>, and the model still reads them from the source's store), its source run,
+  URI; --with-artifacts copies a model's files as it does a run's: tracker/importing/artifacts.py),
+  its source run,
   tags, params and metric points (each with its run, step, timestamp and dataset). A model
   already here takes its status, lifecycle and a later last update; tags are upserted, missing
   params and points added (one held in another experiment is left alone, as runs are). The

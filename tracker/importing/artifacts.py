@@ -1,16 +1,18 @@
-"""`import_mlflow --with-artifacts`: copy each imported run's artifacts from its source into
-Runtree's artifact store, so the run keeps working here (downloads, `runs:/` URIs, the page).
+"""`import_mlflow --with-artifacts`: copy each imported run's artifacts, and each logged model's
+files, from its source into Runtree's artifact store, so the run and the model keep working here
+(downloads, `runs:/` and `models:/` URIs, the pages).
 
 The source's files are read with mlflow's own artifact repositories, which know every store a
 source may use: an mlruns folder's files, a tracking server's proxied `mlflow-artifacts:`
 store, S3 and the rest. Each file is downloaded to a temporary folder and streamed into the
-store through `artifact_put` (the same checks as an upload), then the run's artifact URI is
-pointed at its folder here. Copying again overwrites the same files.
+store through `artifact_put` (the same checks as an upload), then the run's artifact URI (the
+model's artifact location) is pointed at its folder here. Copying again overwrites the same files.
 
-A logged model's files are not copied: MLflow 3 keeps them apart from its run's (under the
-experiment's models/<model_id>/artifacts), and the imported model keeps the source's artifact
-location, which mlflow's client reads from while that store is reachable (a folder, S3, ...;
-not a source server's proxied `mlflow-artifacts:` store, which resolves against Runtree).
+MLflow 3 keeps a logged model's files apart from its run's, under the experiment's
+models/<model_id>/artifacts; here they go to the same place in Runtree's store. Without the flag
+an imported model keeps the source's artifact location, which mlflow's client reads from while
+that store is reachable (a folder, S3, ...; not a source server's proxied `mlflow-artifacts:`
+store, which resolves against Runtree).
 """
 
 import contextlib
@@ -20,21 +22,32 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracker.models import Run
+from tracker.models import LoggedModel, Run
 from tracker.services.artifacts import artifact_put
 
 
 @dataclass
 class ArtifactCopyCounts:
     runs: int = 0
+    models: int = 0
     files: int = 0
     bytes: int = 0
     # run id -> why its artifacts could not be read from the source
     failed: dict[str, str] = field(default_factory=dict)
+    # model id -> why its files could not be read from the source
+    failed_models: dict[str, str] = field(default_factory=dict)
 
 
 def own_artifact_uri(run: Run) -> str:
-    return f"mlflow-artifacts:/{run.experiment_id}/{run.run_id}/artifacts"
+    return f"mlflow-artifacts:/{own_run_folder(run)}"
+
+
+def own_run_folder(run: Run) -> str:
+    return f"{run.experiment_id}/{run.run_id}/artifacts"
+
+
+def own_model_folder(model: LoggedModel) -> str:
+    return f"{model.experiment_id}/models/{model.model_id}/artifacts"
 
 
 def runs_artifacts_copy(
@@ -48,9 +61,9 @@ def runs_artifacts_copy(
         if not source_uri:
             continue
         try:
-            files, size = _copy_run(run, source_uri, tracking_uri)
+            files, size = _copy(source_uri, tracking_uri, own_run_folder(run))
         except Exception as error:  # mlflow's repositories raise many types (HTTP, OS, boto)
-            counts.failed[run.run_id] = " ".join(str(error).split())[:300] or type(error).__name__
+            counts.failed[run.run_id] = _reason(error)
             continue
         Run.objects.filter(pk=run.pk).update(artifact_uri=own_artifact_uri(run))
         counts.runs += 1
@@ -58,7 +71,31 @@ def runs_artifacts_copy(
         counts.bytes += size
 
 
-def _copy_run(run: Run, source_uri: str, tracking_uri: str | None) -> tuple[int, int]:
+def models_artifacts_copy(
+    *, models: list[LoggedModel], source_uris: dict[str, str], tracking_uri: str | None, counts: ArtifactCopyCounts
+) -> None:
+    """Copy the files of `models` from `source_uris` (model id -> the source's artifact location)."""
+    for model in models:
+        source_uri = source_uris.get(model.model_id, "")
+        if not source_uri:
+            continue
+        try:
+            files, size = _copy(source_uri, tracking_uri, own_model_folder(model))
+        except Exception as error:  # mlflow's repositories raise many types (HTTP, OS, boto)
+            counts.failed_models[model.model_id] = _reason(error)
+            continue
+        LoggedModel.objects.filter(pk=model.pk).update(artifact_location=f"mlflow-artifacts:/{own_model_folder(model)}")
+        counts.models += 1
+        counts.files += files
+        counts.bytes += size
+
+
+def _reason(error: Exception) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
+def _copy(source_uri: str, tracking_uri: str | None, folder: str) -> tuple[int, int]:
+    """Copy every file under `source_uri` into `folder` of Runtree's store; (files, bytes)."""
     # mlflow is a development requirement only; imported here, as the importer's readers do.
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
@@ -69,8 +106,7 @@ def _copy_run(run: Run, source_uri: str, tracking_uri: str | None) -> tuple[int,
             local = Path(repository.download_artifacts(relative, dst_path=scratch))
             length = local.stat().st_size
             with open(local, "rb") as body:
-                target = f"{run.experiment_id}/{run.run_id}/artifacts/{relative}"
-                artifact_put(path=target, body=body, content_length=length)
+                artifact_put(path=f"{folder}/{relative}", body=body, content_length=length)
             with contextlib.suppress(OSError):
                 os.unlink(local)  # one file at a time on disk, whatever the run's size
             files += 1

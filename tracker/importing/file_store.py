@@ -45,6 +45,14 @@ class FileStoreSource(ClientSource):
             return own.as_uri()
         return recorded
 
+    def model_artifact_uri(self, experiment: SourceExperiment, model: SourceLoggedModel) -> str:
+        # As for a run: a moved mlruns folder holds the files in its own models/<model_id> folder.
+        own = self.folder / experiment.source_id / "models" / model.model_id / "artifacts"
+        recorded = model.artifact_location
+        if recorded.startswith("file:") and not Path(unquote(urlparse(recorded).path)).exists() and own.is_dir():
+            return own.as_uri()
+        return recorded
+
     def _deleted_logged_models(self, experiment: SourceExperiment, listed: set[str]) -> list[SourceLoggedModel]:
         # mlflow's client hides deleted models, but its FileStore reads one given its id, and
         # each model is a folder (models/<model_id>) whose meta.yaml says whether it is deleted.

@@ -92,6 +92,10 @@ class MlflowSource:
         """Where `run`'s artifacts are read from (import_mlflow --with-artifacts)."""
         return run.artifact_uri
 
+    def model_artifact_uri(self, experiment: SourceExperiment, model: SourceLoggedModel) -> str:
+        """Where `model`'s files are read from (import_mlflow --with-artifacts)."""
+        return model.artifact_location
+
     def close(self) -> None:
         pass
 

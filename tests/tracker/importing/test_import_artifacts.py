@@ -1,6 +1,6 @@
-"""`import_mlflow --with-artifacts`: the files of each imported run come along, byte for byte,
-from an mlruns folder (moved, too) and from a tracking server's proxied artifact store, and the
-run's artifact URI then points at Runtree's store."""
+"""`import_mlflow --with-artifacts`: the files of each imported run and logged model come along,
+byte for byte, from an mlruns folder (moved, too) and from a tracking server's proxied artifact
+store, and the run's artifact URI (the model's artifact location) then points at Runtree's store."""
 
 import io
 import json
@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from tests.tracker.importing.test_import_mlflow import free_port, wait_for_health
-from tracker.models import Run
+from tracker.models import LoggedModel, Run
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +32,16 @@ def log_runs(client, scratch) -> dict[str, str]:
     weights = scratch / f"weights-{ids['first']}.bin"
     weights.write_bytes(WEIGHTS)
     client.log_artifact(ids["first"], str(weights), "model/checkpoints")
+    # An MLflow 3 logged model: its files live apart from the run's (models/<model_id>/artifacts).
+    model = client.create_logged_model(experiment, name="net", source_run_id=ids["first"])
+    files = scratch / f"model-{model.model_id}"
+    files.mkdir()
+    (files / "MLmodel").write_text(f"artifact_path: net\nmodel_id: {model.model_id}\n")
+    (files / "data").mkdir()
+    (files / "data" / "model.bin").write_bytes(WEIGHTS)
+    client.log_model_artifacts(model.model_id, str(files))
+    client.finalize_logged_model(model.model_id, "READY")
+    ids["net"] = model.model_id
     return ids
 
 
@@ -42,6 +52,12 @@ def import_with_artifacts(source: str) -> str:
 
 
 def assert_files_arrived(ids: dict[str, str], artifact_root):
+    ids = dict(ids)
+    model = LoggedModel.objects.get(model_id=ids.pop("net"))
+    assert model.artifact_location == f"mlflow-artifacts:/{model.experiment_id}/models/{model.model_id}/artifacts"
+    folder = artifact_root / str(model.experiment_id) / "models" / model.model_id / "artifacts"
+    assert (folder / "MLmodel").read_text() == f"artifact_path: net\nmodel_id: {model.model_id}\n"
+    assert (folder / "data" / "model.bin").read_bytes() == WEIGHTS
     for name, run_id in ids.items():
         run = Run.objects.get(run_id=run_id)
         assert run.artifact_uri == f"mlflow-artifacts:/{run.experiment_id}/{run_id}/artifacts"
@@ -65,7 +81,7 @@ def mlruns(tmp_path, monkeypatch):
 def test_an_mlruns_folders_files_arrive_and_the_runs_point_here(mlruns, artifact_root):
     folder, ids = mlruns
     output = import_with_artifacts(str(folder))
-    assert "Artifacts: 5 files" in output and "of 2 runs copied" in output
+    assert "Artifacts: 7 files" in output and "of 2 runs and 1 logged models copied" in output
     assert_files_arrived(ids, artifact_root)
     # Again: the same files, nothing new, nothing lost.
     import_with_artifacts(str(folder))
@@ -85,6 +101,7 @@ def test_without_the_flag_no_file_is_copied(mlruns, artifact_root):
     call_command("import_mlflow", str(folder), stdout=io.StringIO(), verbosity=0)
     assert not any(path.is_file() for path in artifact_root.rglob("*"))
     assert Run.objects.get(run_id=ids["first"]).artifact_uri.startswith("file:")
+    assert LoggedModel.objects.get(model_id=ids["net"]).artifact_location.startswith("file:")
 
 
 @pytest.fixture
@@ -122,5 +139,5 @@ def test_a_tracking_servers_proxied_artifacts_arrive(proxying_server, artifact_r
         .info.artifact_uri.startswith("mlflow-artifacts:")
     )
     output = import_with_artifacts(proxying_server)
-    assert "Artifacts: 5 files" in output
+    assert "Artifacts: 7 files" in output
     assert_files_arrived(ids, artifact_root)

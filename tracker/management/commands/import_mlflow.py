@@ -4,8 +4,8 @@ from tqdm import tqdm
 
 from tracker import importing
 from tracker.errors import TrackingError
-from tracker.importing.artifacts import ArtifactCopyCounts, runs_artifacts_copy
-from tracker.models import Run
+from tracker.importing.artifacts import ArtifactCopyCounts, models_artifacts_copy, runs_artifacts_copy
+from tracker.models import LoggedModel, Run
 
 
 class Command(BaseCommand):
@@ -28,8 +28,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--with-artifacts",
             action="store_true",
-            help="also copy each run's artifacts (an mlruns folder's files, a server's proxied artifacts) "
-            "into Runtree's artifact store",
+            help="also copy each run's artifacts and each logged model's files (an mlruns folder's, "
+            "a server's proxied artifacts) into Runtree's artifact store",
         )
 
     def handle(self, *args, source, experiments=None, with_artifacts=False, verbosity=1, **options):
@@ -45,10 +45,11 @@ class Command(BaseCommand):
                 with tqdm(total=sum(run_counts), unit="run", desc="import", disable=verbosity < 1) as progress:
                     for current in chosen:
                         artifact_uris: dict[str, str] = {}
+                        model_uris: dict[str, str] = {}
                         counts += importing.experiment_import(
                             experiment=current,
                             run_chunks=_noting_artifact_uris(mlflow_source, current, artifact_uris),
-                            model_chunks=mlflow_source.logged_models(current),
+                            model_chunks=_noting_model_uris(mlflow_source, current, model_uris),
                             on_progress=progress.update,
                         )
                         if with_artifacts:
@@ -56,6 +57,15 @@ class Command(BaseCommand):
                             runs_artifacts_copy(
                                 runs=list(runs),
                                 source_uris=artifact_uris,
+                                tracking_uri=mlflow_source.tracking_uri,
+                                counts=copied,
+                            )
+                            models = LoggedModel.objects.filter(
+                                experiment__name=current.name, model_id__in=list(model_uris)
+                            )
+                            models_artifacts_copy(
+                                models=list(models),
+                                source_uris=model_uris,
                                 tracking_uri=mlflow_source.tracking_uri,
                                 counts=copied,
                             )
@@ -78,9 +88,14 @@ class Command(BaseCommand):
                 "Runtree's were kept (params are write-once)."
             )
         if with_artifacts:
-            self.stdout.write(f"Artifacts: {copied.files} files ({copied.bytes} bytes) of {copied.runs} runs copied.")
+            self.stdout.write(
+                f"Artifacts: {copied.files} files ({copied.bytes} bytes) of {copied.runs} runs "
+                f"and {copied.models} logged models copied."
+            )
             for run_id, problem in copied.failed.items():
                 self.stdout.write(f"Run {run_id}: its artifacts could not be copied ({problem}).")
+            for model_id, problem in copied.failed_models.items():
+                self.stdout.write(f"Logged model {model_id}: its files could not be copied ({problem}).")
         if counts.runs_elsewhere:
             self.stdout.write(
                 f"{counts.runs_elsewhere} runs were skipped: Runtree holds their run ids in another experiment."
@@ -113,6 +128,13 @@ class Command(BaseCommand):
             f"{counts.metric_points} metric points, {counts.dataset_inputs} dataset inputs, "
             f"{counts.logged_models} logged models."
         )
+
+
+def _noting_model_uris(source, experiment, model_uris: dict[str, str]):
+    """The source's logged models, chunk by chunk, noting where each model's files are read from."""
+    for chunk in source.logged_models(experiment):
+        model_uris.update({model.model_id: source.model_artifact_uri(experiment, model) for model in chunk})
+        yield chunk
 
 
 def _noting_artifact_uris(source, experiment, artifact_uris: dict[str, str]):
