@@ -84,11 +84,18 @@ def quote_key(key: str) -> str:
 
 
 def quote_value(value: str) -> str:
-    return f"'{value}'" if "'" not in value else f'"{value}"'
+    """A string as the filter language reads it back exactly: quotes doubled, backslashes
+    escaped (tracker/filtering/lexer.py). Any value, whatever quotes it holds."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def tag_clause(key: str, value: str) -> str:
     return f"tags.{quote_key(key)} = {quote_value(value)}"
+
+
+def dataset_clause(name: str) -> str:
+    """The filter for the runs that logged the dataset `name` as an input."""
+    return f"datasets.name = {quote_value(name)}"
 
 
 def without_tag(filter_text: str, key: str, value: str) -> str:

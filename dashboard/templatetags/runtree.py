@@ -144,6 +144,12 @@ def aria_sort(state, key):
     return "descending" if state.descending else "ascending"
 
 
+@register.filter
+def dataset_filter(name: str) -> str:
+    """The filter text for the runs that logged dataset `name` (the run page links it)."""
+    return filtering.dataset_clause(name)
+
+
 @register.simple_tag
 def chip(filter_text, key, value):
     """A tag chip: whether its clause is in the filter, and the filter its link sets (the clause

@@ -1,7 +1,9 @@
+import pytest
 from django.http import QueryDict
 
-from dashboard.filtering import compile_filter, quote_key, with_tag, without_tag
+from dashboard.filtering import compile_filter, dataset_clause, quote_key, tag_clause, with_tag, without_tag
 from dashboard.state import TreeState, parse_columns
+from tracker.filtering import parse_filter
 from tracker.selectors.tree import TableColumn
 
 
@@ -15,8 +17,16 @@ def test_a_tag_chip_keeps_an_or_from_swallowing_its_clause():
 
 
 def test_a_tag_chip_quotes_odd_keys_and_values():
-    assert with_tag("", "my key", "it's") == 'tags.`my key` = "it\'s"'
+    assert with_tag("", "my key", "it's") == "tags.`my key` = 'it''s'"
     assert quote_key("model.name") == "`model.name`"
+
+
+@pytest.mark.parametrize("value", ["it's", 'say "hi"', 'it\'s "both"', "C:\\data\\", "\\'", "50% of_it"])
+def test_a_quoted_value_reads_back_exactly_whatever_it_holds(value):
+    # A value with both kinds of quote, or ending in a backslash, used to make a chip or a
+    # dataset link whose filter did not parse, or meant another value.
+    assert parse_filter(tag_clause("t", value)).value == value
+    assert parse_filter(dataset_clause(value)).value == value
 
 
 def test_a_chip_already_in_the_filter_is_not_added_twice():
