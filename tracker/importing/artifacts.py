@@ -54,44 +54,44 @@ def runs_artifacts_copy(
     *, runs: list[Run], source_uris: dict[str, str], tracking_uri: str | None, counts: ArtifactCopyCounts
 ) -> None:
     """Copy the artifacts of `runs` from `source_uris` (run id -> the source's artifact URI)."""
-    for run in runs:
-        source_uri = source_uris.get(run.run_id, "")
-        # (A source's `mlflow-artifacts:/1/...` may read like a URI of this store: it is the
-        # source server's, so it is copied all the same.)
-        if not source_uri:
-            continue
-        try:
-            files, size = _copy(source_uri, tracking_uri, own_run_folder(run))
-        except Exception as error:  # mlflow's repositories raise many types (HTTP, OS, boto)
-            counts.failed[run.run_id] = _reason(error)
+    # (A source's `mlflow-artifacts:/1/...` may read like a URI of this store: it is the source
+    # server's, so it is copied all the same.)
+    wanted = [(run, source_uris.get(run.run_id, ""), own_run_folder(run)) for run in runs]
+    for run, failure in _copied(wanted, tracking_uri, counts):
+        if failure:
+            counts.failed[run.run_id] = failure
             continue
         Run.objects.filter(pk=run.pk).update(artifact_uri=own_artifact_uri(run))
         counts.runs += 1
-        counts.files += files
-        counts.bytes += size
 
 
 def models_artifacts_copy(
     *, models: list[LoggedModel], source_uris: dict[str, str], tracking_uri: str | None, counts: ArtifactCopyCounts
 ) -> None:
     """Copy the files of `models` from `source_uris` (model id -> the source's artifact location)."""
-    for model in models:
-        source_uri = source_uris.get(model.model_id, "")
-        if not source_uri:
-            continue
-        try:
-            files, size = _copy(source_uri, tracking_uri, own_model_folder(model))
-        except Exception as error:  # mlflow's repositories raise many types (HTTP, OS, boto)
-            counts.failed_models[model.model_id] = _reason(error)
+    wanted = [(model, source_uris.get(model.model_id, ""), own_model_folder(model)) for model in models]
+    for model, failure in _copied(wanted, tracking_uri, counts):
+        if failure:
+            counts.failed_models[model.model_id] = failure
             continue
         LoggedModel.objects.filter(pk=model.pk).update(artifact_location=f"mlflow-artifacts:/{own_model_folder(model)}")
         counts.models += 1
+
+
+def _copied(wanted: list[tuple], tracking_uri: str | None, counts: ArtifactCopyCounts):
+    """For each (owner, source URI, folder here) with a source URI: copy its files, count them,
+    and yield (owner, "") or, when the source failed, (owner, why)."""
+    for owner, source_uri, folder in wanted:
+        if not source_uri:
+            continue
+        try:
+            files, size = _copy(source_uri, tracking_uri, folder)
+        except Exception as error:  # mlflow's repositories raise many types (HTTP, OS, boto)
+            yield owner, " ".join(str(error).split())[:300] or type(error).__name__
+            continue
         counts.files += files
         counts.bytes += size
-
-
-def _reason(error: Exception) -> str:
-    return " ".join(str(error).split())[:300] or type(error).__name__
+        yield owner, ""
 
 
 def _copy(source_uri: str, tracking_uri: str | None, folder: str) -> tuple[int, int]:

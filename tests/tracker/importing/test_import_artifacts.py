@@ -96,6 +96,22 @@ def test_a_moved_mlruns_folder_still_gives_its_files(mlruns, artifact_root, tmp_
     assert_files_arrived(ids, artifact_root)
 
 
+def test_a_model_whose_files_cannot_be_read_is_named_and_the_rest_still_arrive(mlruns, artifact_root):
+    folder, ids = mlruns
+    meta = next(folder.glob(f"*/models/{ids['net']}/meta.yaml"))
+    recorded = meta.read_text()
+    location = next(line for line in recorded.splitlines() if line.startswith("artifact_location:"))
+    meta.write_text(recorded.replace(location, "artifact_location: nowhere://store/net"))
+
+    output = import_with_artifacts(str(folder))
+
+    assert f"Logged model {ids['net']}: its files could not be copied (" in output
+    assert "Artifacts: 5 files" in output and "of 2 runs and 0 logged models copied" in output
+    assert LoggedModel.objects.get(model_id=ids["net"]).artifact_location == "nowhere://store/net"
+    first = Run.objects.get(run_id=ids["first"])
+    assert (artifact_root / str(first.experiment_id) / first.run_id / "artifacts" / "notes.txt").is_file()
+
+
 def test_without_the_flag_no_file_is_copied(mlruns, artifact_root):
     folder, ids = mlruns
     call_command("import_mlflow", str(folder), stdout=io.StringIO(), verbosity=0)
