@@ -227,8 +227,12 @@ class DatabaseSource(MlflowSource):
         for chunk in chunks(rows, self.chunk_size):
             model_ids = [row["model_id"] for row in chunk]
             with self._reading() as connection:
-                tags = self._model_key_values(connection, "logged_model_tags", "tag", model_ids)
-                params = self._model_key_values(connection, "logged_model_params", "param", model_ids)
+                tags = self._key_values(
+                    connection, "logged_model_tags", model_ids, ("model_id", "tag_key", "tag_value")
+                )
+                params = self._key_values(
+                    connection, "logged_model_params", model_ids, ("model_id", "param_key", "param_value")
+                )
                 metrics = self._model_metrics(connection, model_ids)
             yield [
                 SourceLoggedModel(
@@ -248,19 +252,6 @@ class DatabaseSource(MlflowSource):
                 )
                 for row in chunk
             ]
-
-    def _model_key_values(self, connection, table_name: str, kind: str, model_ids: list[str]) -> dict:
-        # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
-        from sqlalchemy import select
-
-        table = self.tables[table_name]
-        found: dict[str, dict[str, str]] = defaultdict(dict)
-        query = select(table.c.model_id, table.c[f"{kind}_key"], table.c[f"{kind}_value"]).where(
-            table.c.model_id.in_(model_ids)
-        )
-        for model_id, key, value in connection.execute(query):
-            found[model_id][key] = value or ""
-        return found
 
     def _model_metrics(self, connection, model_ids: list[str]) -> dict[str, dict[str, list[MetricInput]]]:
         """Each model's points by the run that logged them. The SQL store keeps a model's NaN
@@ -343,15 +334,20 @@ class DatabaseSource(MlflowSource):
             )
         return found
 
-    def _key_values(self, connection, table_name: str, run_ids: list[str]) -> dict[str, dict[str, str]]:
+    def _key_values(
+        self, connection, table_name: str, owner_ids: list[str], columns=("run_uuid", "key", "value")
+    ) -> dict[str, dict[str, str]]:
+        """{owner id: {key: value}} from a table of params or tags, a run's (by default) or a
+        logged model's (whose columns MLflow names model_id, tag_key, tag_value, ...)."""
         # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
         from sqlalchemy import select
 
         table = self.tables[table_name]
+        owner, key_column, value_column = (table.c[name] for name in columns)
         found: dict[str, dict[str, str]] = defaultdict(dict)
-        query = select(table.c.run_uuid, table.c.key, table.c.value).where(table.c.run_uuid.in_(run_ids))
-        for run_id, key, value in connection.execute(query):
-            found[run_id][key] = value or ""
+        query = select(owner, key_column, value_column).where(owner.in_(owner_ids))
+        for owner_id, key, value in connection.execute(query):
+            found[owner_id][key] = value or ""
         return found
 
     def _histories(self, connection, run_ids: list[str]) -> dict[str, list[MetricInput]]:

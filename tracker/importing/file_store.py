@@ -37,18 +37,17 @@ class FileStoreSource(ClientSource):
             raise
 
     def artifact_uri(self, experiment: SourceExperiment, run: SourceRun) -> str:
-        # A run records where its folder was when it ran; an mlruns folder that was moved (or
-        # copied from another machine) still holds the files in its own run folders.
-        own = self.folder / experiment.source_id / run.run_id / "artifacts"
-        recorded = run.artifact_uri
-        if recorded.startswith("file:") and not Path(unquote(urlparse(recorded).path)).exists() and own.is_dir():
-            return own.as_uri()
-        return recorded
+        return self._where_now(run.artifact_uri, Path(experiment.source_id, run.run_id, "artifacts"))
 
     def model_artifact_uri(self, experiment: SourceExperiment, model: SourceLoggedModel) -> str:
-        # As for a run: a moved mlruns folder holds the files in its own models/<model_id> folder.
-        own = self.folder / experiment.source_id / "models" / model.model_id / "artifacts"
-        recorded = model.artifact_location
+        return self._where_now(
+            model.artifact_location, Path(experiment.source_id, "models", model.model_id, "artifacts")
+        )
+
+    def _where_now(self, recorded: str, inside: Path) -> str:
+        """A run or model records where its folder was when it was logged; an mlruns folder that
+        was moved (or copied from another machine) still holds the files at `inside` of itself."""
+        own = self.folder / inside
         if recorded.startswith("file:") and not Path(unquote(urlparse(recorded).path)).exists() and own.is_dir():
             return own.as_uri()
         return recorded
