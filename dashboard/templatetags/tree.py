@@ -20,7 +20,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from dashboard.templatetags.runtree import duration, is_number, number, params_text, when
+from dashboard.templatetags.runtree import cut_middle, duration, is_number, number, params_text, when
 from registry import selectors
 
 register = template.Library()
@@ -75,6 +75,7 @@ def run_view(run, selected, registered: dict[int, str]) -> SimpleNamespace:
         is_more=False,
         run_id=escape(run.run_id),
         name=escape(run.name),
+        name_parts=cut_middle(run.name or run.run_id),
         level=str(run.level),
         parent_run_id=run.parent_run_id,
         hidden=run.hidden,
@@ -111,6 +112,7 @@ def best_view(summary) -> SimpleNamespace | None:
         value_text=number(summary.best_value) or "NaN",
         run_id=best_run.run_id if best_run else "",
         run_label=(best_run.name or best_run.run_id) if best_run else "",
+        run_parts=cut_middle(best_run.name or best_run.run_id) if best_run else "",
         params_text=params_text(summary.best_params) if summary.best_params else "",
     )
 

@@ -197,3 +197,24 @@ def test_pages_load_without_script_errors(page, demo, path):
     experiment = Experiment.objects.get(name="explorer_history")
     page.goto(path.format(id=experiment.id))
     expect(page.locator("h1")).to_be_visible()
+
+
+def test_at_390_px_sweep_runs_that_share_a_start_are_told_apart_by_their_ends(page, demo):
+    page.set_viewport_size({"width": 390, "height": 844})
+    experiment = open_experiment(page, "Nested Child Association")
+    names = page.locator("tr.run-row .run-link")
+    expect(names.first).to_be_visible()
+    seen = []
+    for name in names.all():
+        run = Run.objects.get(experiment=experiment, run_id=name.evaluate("link => link.closest('tr').dataset.runId"))
+        assert name.text_content() == run.name  # read whole by screen readers and copying
+        link, tail = name.bounding_box(), name.locator(".tail").bounding_box()
+        # The end is drawn in full inside the link: only the head gives way.
+        assert (
+            tail["width"] > 30
+            and link["x"] <= tail["x"]
+            and tail["x"] + tail["width"] <= link["x"] + link["width"] + 0.5
+        )
+        seen.append(name.locator(".tail").text_content())
+    assert len(seen) == 15 and len(set(seen)) == 15
+    page.screenshot(path=ARTIFACTS / "tree-names-390.png")

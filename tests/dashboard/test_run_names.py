@@ -1,0 +1,58 @@
+"""A long run name gives way in its middle, so sweep runs that share a start stay told apart."""
+
+import pytest
+
+from dashboard.templatetags.runtree import NAME_TAIL_CHARS, head_and_tail
+from tests.factories import bulk_children
+from tracker import services
+
+pytestmark = pytest.mark.django_db
+
+
+def test_names_that_share_their_start_keep_different_tails():
+    names = [f"parent_run_test_params_test_3_{i}" for i in range(5)]
+    tails = [head_and_tail(name)[1] for name in names]
+    assert len(set(tails)) == 5
+    assert all(head + tail == name for name, (head, tail) in zip(names, map(head_and_tail, names), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("name", "tail"),
+    [
+        ("parent_run_test_default_4", "default_4"),  # a whole word, not "efault_4"
+        ("e3b0c44298fc1c149afbf4c8996fb924", "996fb924"),  # no word to begin: the last characters
+        ("bold-shrimp-123", ""),  # short enough to stay whole
+    ],
+)
+def test_the_tail_begins_with_a_whole_word_where_one_is_near(name, tail):
+    assert head_and_tail(name)[1] == tail
+
+
+def test_a_combining_accent_stays_with_its_letter():
+    name = "experiment-" + "e\u0301" * 10
+    head, tail = head_and_tail(name)
+    assert head + tail == name
+    assert not tail.startswith("\u0301")
+    assert len(tail) >= NAME_TAIL_CHARS
+
+
+def test_both_parts_are_escaped_and_the_tree_writes_the_whole_name_in_its_link(client):
+    experiment = services.experiment_create(name="names")
+    hostile = "<script>alert(1)</script>-sweep-trial-&-more_0017"
+    parent = services.run_create(experiment=experiment, name=hostile)
+    bulk_children(parent, 2)
+    html = client.get(f"/experiments/{experiment.id}/").content.decode()
+    assert "<script>alert(1)" not in html
+    head, tail = head_and_tail(hostile)
+    assert f'<span class="head">{head}</span><span class="tail">{tail}</span></a>' in html
+    assert tail == "more_0017"
+
+
+def test_the_run_page_heading_keeps_the_end_of_a_long_name_in_sight(client):
+    experiment = services.experiment_create(name="names")
+    run = services.run_create(experiment=experiment, name="grid-search-random-forest-trial-0042")
+    html = client.get(f"/runs/{run.run_id}/").content.decode()
+    assert (
+        '<h1 class="cut-middle" title="grid-search-random-forest-trial-0042"><span class="head">grid-search-random-forest-'
+        '</span><span class="tail">trial-0042</span></h1>'
+    ) in html
