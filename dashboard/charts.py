@@ -12,6 +12,7 @@ import numpy as np
 from django.http import QueryDict
 
 from dashboard.downsample import RUN_PAGE_BUDGET, Thinned, keep_extremes
+from dashboard.names import short_name
 from tracker.selectors.histories import Series
 from tracker.series import series_key
 from tracker.values import finite_or_none
@@ -353,6 +354,13 @@ def _label(run) -> str:
     return _escape_template(run.label)
 
 
+def _short_label(run) -> str:
+    """A run's name where plotly writes it beside a point or under a bar: the whole name in
+    its hover; shortened in its middle (dashboard/names.py), or a phone's chart shows a slice of
+    the middle of each name, the same for every run of a sweep."""
+    return _escape_template(short_name(run.label))
+
+
 def _parent_groups(runs) -> list[tuple[str, str, list]]:
     """Runs grouped by parent in order of first appearance: (parent run id, legend name, runs).
     Grouped by id, not name: two parents may share a name."""
@@ -565,7 +573,7 @@ def scatter_figure(
                 "name": parent,
                 "x": [x_of(run) for run in members],
                 "y": [finite_or_none(run.metrics[y_metric]) for run in members],
-                "text": [_label(run) for run in members],
+                "hovertext": [_label(run) for run in members],
                 "textposition": "top center",
                 "textfont": {"size": 10, "color": MUTED},
                 # Overlapping points of a large selection stay visible through one another. With
@@ -576,10 +584,12 @@ def scatter_figure(
                     "opacity": 0.85 if len(drawable) <= 200 else 0.4,
                     "symbol": PARENT_SYMBOLS[position % len(PARENT_SYMBOLS)] if colors else "circle",
                 },
-                "hovertemplate": f"%{{text}}<br>{x_name} %{{x}}<br>{_escape_template(y_metric)} %{{y:.4g}}"
+                "hovertemplate": f"%{{hovertext}}<br>{x_name} %{{x}}<br>{_escape_template(y_metric)} %{{y:.4g}}"
                 f"<extra>{parent}</extra>",
             }
         )
+        if labelled:
+            traces[-1]["text"] = [_short_label(run) for run in members]
     x_axis = _axis(x_name)
     if categorical:
         x_axis.update(type="category", categoryorder="category ascending")
@@ -719,7 +729,7 @@ def metric_bars_figure(runs, key: str, *, goal: str = "min", colors: dict | None
         # Hidden labels are not sent: at 10,000 runs they were a third of the figure.
         x_axis.update(showticklabels=False, title={"text": f"{len(drawn)} runs, best first"})
     else:
-        x_axis.update(tickvals=run_ids, ticktext=labels)
+        x_axis.update(tickvals=run_ids, ticktext=[_short_label(run) for run in drawn])
     title = f"{_escape_template(key)} per run ({goal}, best first)" + _without_value(len(runs) - len(drawn), key)
     bars = {
         "type": "bar",

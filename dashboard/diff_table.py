@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.state import parse_int
-from dashboard.templatetags.runtree import duration, number
+from dashboard.templatetags.runtree import cut_middle, duration, number
 from tracker.constants import is_system_metric
 from tracker.selectors.compare import ComparedRun, Comparison
 from tracker.selectors.export import csv_number, spreadsheet_safe
@@ -137,7 +137,7 @@ class Row:
         swatch = f'<span class="swatch" style="background:{escape(self.color)}"></span>' if self.color else ""
         return mark_safe(  # every part escaped above
             f'<tr data-run-id="{escape(run.run_id)}"><th scope="row" class="name">{swatch}'
-            f'<a href="{escape(self.url)}" title="{label}">{label}</a>{parent}</th>'
+            f'<a class="cut-middle" href="{escape(self.url)}" title="{label}">{cut_middle(run.label)}</a>{parent}</th>'
             f'<td><span class="status status-{status}">{status}</span></td>'
             f'<td class="num">{escape(self.duration)}</td>{cells}</tr>'
         )

@@ -1,7 +1,6 @@
 """Formatting for the run pages: times in epoch ms, durations, metric values, sort links."""
 
 import math
-import unicodedata
 from datetime import UTC, datetime
 
 from django import template
@@ -9,7 +8,7 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from markdown_it import MarkdownIt
 
-from dashboard import filtering
+from dashboard import filtering, names
 from dashboard.state import first_sort
 from tracker.constants import SYSTEM_METRIC_PREFIX
 from tracker.ranges import is_epoch_ms
@@ -26,39 +25,12 @@ CHIP_FILTER_MAX_CHARS = 2000
 _MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
 
 
-# A name too long for its box is cut in the middle, not at the end: a sweep's runs share their
-# start ("parent_run_test_params_test_3_4", "..._3_3") and differ at the end, which stays in sight.
-NAME_TAIL_CHARS = 8
-NAME_TAIL_MAX_CHARS = 14  # ... or up to this many, to begin the tail with a whole word
-
-
-def head_and_tail(label: str) -> tuple[str, str]:
-    """`label` as (head, tail): the head gives way to an ellipsis when the cell is too narrow, the
-    tail never does. The tail is the last NAME_TAIL_CHARS characters, or a few more so that it
-    begins with a whole word ("default_4", not "efault_4"); a combining mark stays with the
-    character before it. Escaped, for the template to write as they are."""
-    if len(label) <= NAME_TAIL_MAX_CHARS + 4:
-        return escape(label), ""
-    cut = len(label) - NAME_TAIL_CHARS
-    word_start = cut
-    while word_start > len(label) - NAME_TAIL_MAX_CHARS and _inside_word(label, word_start):
-        word_start -= 1
-    if not _inside_word(label, word_start):
-        cut = word_start
-    while cut > 1 and (unicodedata.combining(label[cut]) or label[cut] in "\u200d\ufe0f"):
-        cut -= 1
-    return escape(label[:cut]), escape(label[cut:])
-
-
-def _inside_word(label: str, at: int) -> bool:
-    return label[at - 1].isalnum() and label[at].isalnum()
-
-
 @register.filter
 def cut_middle(label) -> str:
-    """`label` as the two parts a `.cut-middle` box draws (static/css/runtree.css)."""
-    head, tail = head_and_tail(str(label))
-    return mark_safe(f'<span class="head">{head}</span><span class="tail">{tail}</span>')
+    """`label` as the two parts a `.cut-middle` box draws (static/css/runtree.css): the head gives
+    way to an ellipsis when the box is too narrow, the tail never does (dashboard/names.py)."""
+    head, tail = names.head_and_tail(str(label))
+    return mark_safe(f'<span class="head">{escape(head)}</span><span class="tail">{escape(tail)}</span>')
 
 
 @register.filter

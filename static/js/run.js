@@ -8,6 +8,17 @@
   "use strict";
   const CONFIG = { responsive: true, displaylogo: false };
 
+  // A legend beside the plot is as wide as its longest run name: on a phone, a compare page's
+  // history of long names left its lines a sliver, and the names were cut at the screen's edge,
+  // where a sweep's runs differ. A narrow chart goes without it: a line's hover names its run, and
+  // the table below the charts gives each run's colour. (A legend under the plot, as the run
+  // page's, ran into the axis title on a chart this short.)
+  const NARROW_CHART_PX = 600;
+  function fitLegend(container, layout) {
+    const beside = layout.showlegend && !(layout.legend && layout.legend.orientation === "h");
+    return beside && container.clientWidth < NARROW_CHART_PX ? { ...layout, showlegend: false } : layout;
+  }
+
   async function fetchFigure(url) {
     const response = await fetch(url, { headers: { Accept: "application/json" } });
     const figure = await response.json();
@@ -38,7 +49,7 @@
           figure.layout.xaxis.range = range;
           figure.layout.xaxis.autorange = false;
         }
-        await Plotly.react(container, figure.data, figure.layout, CONFIG);
+        await Plotly.react(container, figure.data, fitLegend(container, figure.layout), CONFIG);
         container.dataset.zoomed = zoomedIn ? "1" : "";
       } catch (error) {
         container.title = `The zoomed range could not be loaded: ${error.message}`;
@@ -49,7 +60,7 @@
   }
 
   async function draw(container, figure) {
-    await Plotly.newPlot(container, figure.data, figure.layout, CONFIG);
+    await Plotly.newPlot(container, figure.data, fitLegend(container, figure.layout), CONFIG);
     if (container.dataset.zoomUrl) zoomable(container);
     // A band's traces carry the URL of its children's comparison.
     container.on("plotly_click", (event) => {

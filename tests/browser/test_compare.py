@@ -199,3 +199,39 @@ def test_compare_children_does_not_cover_a_long_parent_name(page, transactional_
     # running on under the link.
     assert name["x"] + name["width"] <= covering["x"]
     screenshot(page, "compare-children-long-name.png")
+
+
+def test_on_a_phone_long_names_keep_their_ends_and_the_history_keeps_its_width(page, transactional_db):
+    from tracker.models import LatestMetric, Metric
+
+    experiment = services.experiment_create(name="long names on a phone")
+    parent = services.run_create(experiment=experiment, name="random-forest-grid-search")
+    names = [f"random-forest-grid-search-trial-n_estimators-200-max_depth-{depth}" for depth in range(3, 7)]
+    for depth, name in enumerate(names, start=3):
+        child = services.run_create(
+            experiment=experiment, name=name, tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
+        )
+        Metric.objects.bulk_create(
+            [Metric(run=child, key="loss", value=depth / (s + 1), timestamp=s, step=s) for s in range(5)]
+        )
+        LatestMetric.objects.create(run=child, key="loss", value=depth / 5, timestamp=4, step=4)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"/compare/?parent={parent.run_id}&metric=loss&history=loss")
+    history = page.locator(".chart-history.js-plotly-plot")
+    expect(history).to_be_visible(timeout=30_000)
+    # No legend beside the lines (the names would take the chart's width): the table names them.
+    assert history.evaluate("graph => graph._fullLayout.showlegend") is False
+    tails = page.locator(".compare-table tbody th.name .tail")
+    expect(tails).to_have_count(4)
+    assert sorted(tails.all_text_contents()) == [f"depth-{depth}" for depth in range(3, 7)]
+    tails.first.scroll_into_view_if_needed()
+    for tail in tails.all():
+        box = tail.bounding_box()
+        assert box["width"] > 30 and box["x"] + box["width"] <= 390  # drawn whole, on the screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "compare-long-names-390.png")
+    # On a laptop the legend is back beside the lines.
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.reload()
+    expect(history).to_be_visible(timeout=30_000)
+    assert history.evaluate("graph => graph._fullLayout.showlegend") is True

@@ -138,7 +138,7 @@ def test_scatter_has_one_trace_and_colour_per_parent(sweep):
     assert [trace["marker"]["color"] for trace in figure["data"]] == PARENT_COLORS[:2]
     assert figure["data"][0]["x"] == [0.1, 0.01]
     assert figure["data"][0]["y"] == [0.5, 0.2]
-    assert figure["data"][0]["text"] == ["a", "b"]
+    assert figure["data"][0]["hovertext"] == ["a", "b"]
     assert figure["layout"]["xaxis"]["title"]["text"] == "lr"
     assert figure["layout"]["yaxis"]["title"]["text"] == "loss"
     assert "type" not in figure["layout"]["xaxis"]
@@ -160,7 +160,7 @@ def test_scatter_leaves_out_runs_without_both_values(sweep):
     sweep[0].metrics["loss"] = math.nan
     del sweep[2].params["lr"]
     figure = valid_json(scatter_figure(sweep, "params.lr", "loss"))
-    assert [trace["text"] for trace in figure["data"]] == [["b"]]
+    assert [trace["hovertext"] for trace in figure["data"]] == [["b"]]
     assert "2 without both values" in figure["layout"]["title"]["text"]
 
 
@@ -334,3 +334,29 @@ def test_band_and_importance_charts_escape_names_for_plotlys_html_subset():
     for figure in figures:
         text = json.dumps(valid_json(figure))
         assert "<img" not in text and "<b>m" not in text
+
+
+def test_long_names_are_shortened_in_the_middle_where_plotly_writes_them_and_whole_in_hovers():
+    sweep = [
+        run(
+            f"random-forest-grid-search-trial-n_estimators-200-max_depth-{depth}",
+            params={"lr": "0.1"},
+            metrics={"loss": depth / 10},
+            pk=depth,
+        )
+        for depth in range(3, 9)
+    ]
+    colors = {each.run_id: "#123456" for each in sweep}
+    scatter = valid_json(scatter_figure(sweep, "params.lr", "loss", colors=colors))
+    labels = [label for trace in scatter["data"] for label in trace["text"]]
+    assert labels and all(label.startswith("random-forest-grid-") and "…depth-" in label for label in labels)
+    assert all(len(label) <= 28 for label in labels)
+    assert all(
+        name.startswith("random-forest-grid-search-trial") for trace in scatter["data"] for name in trace["hovertext"]
+    )
+    bars = valid_json(metric_bars_figure(sweep, "loss"))
+    ticks = bars["layout"]["xaxis"]["ticktext"]
+    assert len(set(ticks)) == len(ticks) and all("…depth-" in tick for tick in ticks)
+    assert all(
+        text.endswith(tick.rpartition("…")[2]) for text, tick in zip(bars["data"][0]["text"], ticks, strict=True)
+    )

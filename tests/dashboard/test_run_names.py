@@ -1,8 +1,9 @@
 """A long run name gives way in its middle, so sweep runs that share a start stay told apart."""
 
 import pytest
+from django.utils.html import escape
 
-from dashboard.templatetags.runtree import NAME_TAIL_CHARS, head_and_tail
+from dashboard.names import TAIL_CHARS, head_and_tail, short_name
 from tests.factories import bulk_children
 from tracker import services
 
@@ -14,6 +15,14 @@ def test_names_that_share_their_start_keep_different_tails():
     tails = [head_and_tail(name)[1] for name in names]
     assert len(set(tails)) == 5
     assert all(head + tail == name for name, (head, tail) in zip(names, map(head_and_tail, names), strict=True))
+
+
+def test_a_chart_label_keeps_the_start_and_the_end_of_a_long_name():
+    names = [f"random-forest-grid-search-trial-n_estimators-200-max_depth-{depth}" for depth in range(3, 9)]
+    labels = [short_name(name) for name in names]
+    assert len(set(labels)) == 6
+    assert labels[0] == "random-forest-grid-s…depth-3"
+    assert short_name("run_2_test_4") == "run_2_test_4"
 
 
 @pytest.mark.parametrize(
@@ -33,7 +42,7 @@ def test_a_combining_accent_stays_with_its_letter():
     head, tail = head_and_tail(name)
     assert head + tail == name
     assert not tail.startswith("\u0301")
-    assert len(tail) >= NAME_TAIL_CHARS
+    assert len(tail) >= TAIL_CHARS
 
 
 def test_both_parts_are_escaped_and_the_tree_writes_the_whole_name_in_its_link(client):
@@ -44,7 +53,7 @@ def test_both_parts_are_escaped_and_the_tree_writes_the_whole_name_in_its_link(c
     html = client.get(f"/experiments/{experiment.id}/").content.decode()
     assert "<script>alert(1)" not in html
     head, tail = head_and_tail(hostile)
-    assert f'<span class="head">{head}</span><span class="tail">{tail}</span></a>' in html
+    assert f'<span class="head">{escape(head)}</span><span class="tail">{escape(tail)}</span></a>' in html
     assert tail == "more_0017"
 
 
