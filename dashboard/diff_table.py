@@ -137,7 +137,8 @@ class Row:
         swatch = f'<span class="swatch" style="background:{escape(self.color)}"></span>' if self.color else ""
         return mark_safe(  # every part escaped above
             f'<tr data-run-id="{escape(run.run_id)}"><th scope="row" class="name">{swatch}'
-            f'<a class="cut-middle" href="{escape(self.url)}" title="{label}">{cut_middle(run.label)}</a>{parent}</th>'
+            f'<a class="cut-middle" href="{escape(self.url)}" title="{label}" aria-label="{label}">'
+            f"{cut_middle(run.label)}</a>{parent}</th>"
             f'<td><span class="status status-{status}">{status}</span></td>'
             f'<td class="num">{escape(self.duration)}</td>{cells}</tr>'
         )

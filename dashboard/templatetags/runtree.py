@@ -28,7 +28,8 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
 @register.filter
 def cut_middle(label) -> str:
     """`label` as the two parts a `.cut-middle` box draws (static/css/runtree.css): the head gives
-    way to an ellipsis when the box is too narrow, the tail never does (dashboard/names.py)."""
+    way to an ellipsis when the box is too narrow, the tail never does (dashboard/names.py). The
+    box needs an aria-label of the whole name: screen readers read its two parts as two words."""
     head, tail = names.head_and_tail(str(label))
     return mark_safe(f'<span class="head">{escape(head)}</span><span class="tail">{escape(tail)}</span>')
 

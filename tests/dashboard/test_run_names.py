@@ -57,11 +57,14 @@ def test_both_parts_are_escaped_and_the_tree_writes_the_whole_name_in_its_link(c
     assert tail == "more_0017"
 
 
-def test_the_run_page_heading_keeps_the_end_of_a_long_name_in_sight(client):
-    experiment = services.experiment_create(name="names")
-    run = services.run_create(experiment=experiment, name="grid-search-random-forest-trial-0042")
-    html = client.get(f"/runs/{run.run_id}/").content.decode()
-    assert (
-        '<h1 class="cut-middle" title="grid-search-random-forest-trial-0042">'
-        '<span class="head">grid-search-random-forest-</span><span class="tail">trial-0042</span></h1>'
-    ) in html
+def test_the_lists_of_models_and_experiments_keep_the_ends_of_long_names(client):
+    from registry import services as registry_services
+
+    for name in ("churn-classifier-gradient-boosting-v1", "churn-classifier-gradient-boosting-v2"):
+        registry_services.registered_model_create(name=name)
+    for month in (11, 12):
+        services.experiment_create(name=f"customer-churn-weekly-retrain-2026-{month}")
+    models = client.get("/models/").content.decode()
+    assert '<span class="tail">boosting-v1</span>' in models and '<span class="tail">boosting-v2</span>' in models
+    experiments = client.get("/").content.decode()
+    assert '<span class="tail">2026-11</span>' in experiments and '<span class="tail">2026-12</span>' in experiments
