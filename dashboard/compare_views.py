@@ -18,7 +18,7 @@ from dashboard.downsample import keep_extremes
 from dashboard.importance_charts import importance_chart
 from dashboard.static_finders import PLOTLY_JS
 from tracker.errors import ResourceDoesNotExist, TrackingError
-from tracker.selectors import compare, histories
+from tracker.selectors import compare, histories, tree
 from tracker.selectors.bands import parents_among, sweep_children, sweep_parents
 from tracker.selectors.logged_images import COMPARE_RUNS_SHOWN, compared_images
 from tracker.summaries.importance import importance_for
@@ -67,6 +67,11 @@ def compare_runs(request):
         "plotly_js": PLOTLY_JS,
         "images": _images(request, table, colors),
     }
+    if selection.parent is not None:
+        # A sweep's children, live while it runs: the run page's poll of the parent changes with
+        # its children (count, status) and with its summaries, which their metrics refresh.
+        context["live"] = tree.run_live_version(selection.parent.run_id)
+        context["live_url"] = reverse("dashboard:run-live", args=[selection.parent.run_id])
     return render(request, "dashboard/compare.html", context)
 
 

@@ -3,6 +3,9 @@
 // The charts, the fetched history among them, are run.js's.
 (function () {
   "use strict";
-  const form = document.querySelector(".js-compare-form");
-  if (form) form.addEventListener("change", () => form.requestSubmit());
+  // Listened for on the document: a live page (run_live.js) may swap the form for a new one.
+  document.addEventListener("change", (event) => {
+    const form = event.target.closest(".js-compare-form");
+    if (form) form.requestSubmit();
+  });
 })();

@@ -19,6 +19,16 @@
     return beside && container.clientWidth < NARROW_CHART_PX ? { ...layout, showlegend: false } : layout;
   }
 
+  // Every chart is drawn and redrawn through here. One uirevision for all: when a live page
+  // (run_live.js) redraws a chart with new data, plotly.js keeps what the viewer changed, their
+  // zoom and the lines they hid, where the new layout does not change it.
+  function shown(container, layout) {
+    return { ...fitLegend(container, layout), uirevision: "runtree" };
+  }
+  window.RuntreeCharts = {
+    react: (container, figure) => Plotly.react(container, figure.data, shown(container, figure.layout), CONFIG),
+  };
+
   async function fetchFigure(url) {
     const response = await fetch(url, { headers: { Accept: "application/json" } });
     const figure = await response.json();
@@ -49,7 +59,7 @@
           figure.layout.xaxis.range = range;
           figure.layout.xaxis.autorange = false;
         }
-        await Plotly.react(container, figure.data, fitLegend(container, figure.layout), CONFIG);
+        await Plotly.react(container, figure.data, shown(container, figure.layout), CONFIG);
         container.dataset.zoomed = zoomedIn ? "1" : "";
       } catch (error) {
         container.title = `The zoomed range could not be loaded: ${error.message}`;
@@ -60,7 +70,7 @@
   }
 
   async function draw(container, figure) {
-    await Plotly.newPlot(container, figure.data, fitLegend(container, figure.layout), CONFIG);
+    await Plotly.newPlot(container, figure.data, shown(container, figure.layout), CONFIG);
     if (container.dataset.zoomUrl) zoomable(container);
     // A band's traces carry the URL of its children's comparison.
     container.on("plotly_click", (event) => {

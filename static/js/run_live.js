@@ -1,9 +1,10 @@
-// The run page, live: while the run or one of its children is RUNNING, static/js/live.js's
-// poller asks `/runs/<id>/live/?since=` every few seconds; when the run changed, the page is
-// fetched again and each part marked `data-live-part` (status, facts, metrics, summary,
-// children, charts, images) is swapped for its new self, except one that holds the focus or a ticked
-// child box, whose table rows are updated in place. Charts are redrawn with Plotly.react, so
-// zoom and hover stay where plotly.js keeps them.
+// The run page, live, and the compare page of a parent's children: while the run or one of its
+// children is RUNNING, static/js/live.js's poller asks `/runs/<id>/live/?since=` every few
+// seconds; when the run changed, the page is fetched again and each part marked `data-live-part`
+// (the run page's status, facts, metrics, summary, children, charts, images; the compare page's
+// count, form, charts and table) is swapped for its new self, except one that holds the focus or
+// a ticked child box, whose table rows are updated in place. Charts are redrawn with
+// Plotly.react, so zoom and hover stay where plotly.js keeps them.
 (function () {
   "use strict";
 
@@ -13,9 +14,24 @@
       if (!next) continue;
       if (part.dataset.livePart === "charts") redraw(part, next);
       else if (part.dataset.livePart === "children") updateChildren(part, next);
-      else if (!part.contains(document.activeElement) && part.innerHTML !== next.innerHTML) part.replaceWith(next);
+      else if (!part.contains(document.activeElement) && part.innerHTML !== next.innerHTML) replaceKeepingScroll(part, next);
     }
     document.dispatchEvent(new Event("runtree:parts-swapped")); // key_filter.js filters the new rows
+  }
+
+  // A table's own scroll box (a wide table on a phone, the compare page's) stays where the
+  // viewer scrolled it.
+  function replaceKeepingScroll(part, next) {
+    const boxes = Array.from(part.querySelectorAll(".table-wrap"), (box) => [box.scrollLeft, box.scrollTop]);
+    part.replaceWith(next);
+    next.querySelectorAll(".table-wrap").forEach((box, index) => {
+      if (boxes[index]) [box.scrollLeft, box.scrollTop] = boxes[index];
+    });
+  }
+
+  function react(container, figure) {
+    if (window.RuntreeCharts) return window.RuntreeCharts.react(container, figure);
+    return window.Plotly.react(container, figure.data, figure.layout, { responsive: true, displaylogo: false });
   }
 
   // Children: rows matched by run id, so ticked boxes and opened rows survive; new ones added.
@@ -48,15 +64,16 @@
     for (const container of part.querySelectorAll(".chart[data-figure]")) {
       const data = next.querySelector(`script#${CSS.escape(container.dataset.figure)}`);
       if (!data || !window.Plotly) continue;
-      const figure = JSON.parse(data.textContent);
-      window.Plotly.react(container, figure.data, figure.layout, { responsive: true, displaylogo: false });
+      react(container, JSON.parse(data.textContent));
     }
-    // A chart fetched when it came into view (run.js) is fetched again once drawn; one not yet
-    // seen will be fetched fresh when it is.
-    for (const container of part.querySelectorAll(".chart[data-when-seen].js-plotly-plot")) {
+    // A fetched chart (one drawn when it came into view, the compare page's history) is fetched
+    // again once drawn; one not yet seen will be fetched fresh when it is. One the viewer zoomed
+    // into holds that range's points at full resolution (run.js): it stays as it is.
+    for (const container of part.querySelectorAll(".chart[data-figure-url].js-plotly-plot")) {
+      if (container.dataset.zoomed) continue;
       fetch(container.dataset.figureUrl, { headers: { Accept: "application/json" } })
         .then((response) => (response.ok ? response.json() : null))
-        .then((figure) => figure && window.Plotly.react(container, figure.data, figure.layout, { responsive: true, displaylogo: false }))
+        .then((figure) => figure && react(container, figure))
         .catch(() => {}); // the chart keeps what it showed; the next change tries again
     }
   }

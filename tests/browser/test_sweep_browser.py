@@ -249,3 +249,37 @@ def test_the_tree_at_390_px_keeps_names_visible_and_the_page_from_scrolling_side
     expect(row.locator(".compare-children")).to_be_visible()  # no hover on a phone
     page.goto(f"/compare/?parent={parent.run_id}")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_compare_page_of_a_running_sweep_shows_children_and_values_as_they_come(page, tracking_uri):  # noqa: F811
+    mlflow.set_experiment("live-compare")
+    parent = mlflow.start_run(run_name="watched-sweep")
+    for lr in ("0.1", "0.01"):
+        with mlflow.start_run(run_name=f"lr-{lr}", nested=True):
+            mlflow.log_param("lr", lr)
+            for step in range(3):
+                mlflow.log_metric("val_loss", 1 / (step + 1), step=step)
+    page.goto(f"/compare/?parent={parent.info.run_id}")
+    expect(page.locator(".js-live")).to_have_attribute("data-state", "on")
+    expect(page.locator(".compare-table tbody tr")).to_have_count(2)
+    bars = page.locator(".js-plotly-plot").nth(2)  # parallel coordinates, scatter, bars
+    expect(bars).to_be_visible(timeout=30_000)
+    assert bars.evaluate("graph => graph.data[0].x.length") == 2
+    page.locator("select[name=history]").wait_for()
+    with mlflow.start_run(run_name="lr-0.001", nested=True) as late:
+        mlflow.log_param("lr", "0.001")
+        for step in range(3):
+            mlflow.log_metric("val_loss", 0.5 / (step + 1), step=step)
+    # No reload: the count, the table, the bars and the history take the new child in.
+    expect(page.locator("[data-live-part=count]")).to_have_text("3 runs", timeout=20_000)
+    expect(page.locator(f'.compare-table tr[data-run-id="{late.info.run_id}"]')).to_be_visible()
+    page.wait_for_function("graph => graph.data[0].x.length === 3", arg=bars.element_handle(), timeout=20_000)
+    history = page.locator(".chart-history.js-plotly-plot")
+    page.wait_for_function(
+        "graph => graph.data.filter(trace => trace.showlegend !== false).length === 3",
+        arg=history.element_handle(),
+        timeout=20_000,
+    )
+    mlflow.end_run()
+    # Polling goes on a minute after the last change (static/js/live.js), then stops.
+    expect(page.locator(".js-live-text")).to_have_text("Live: 0 running", timeout=20_000)
