@@ -37,7 +37,7 @@ def compare_runs(request):
         selection = _selection(state)
     except TrackingError as problem:
         return _problem_page(request, state, problem)
-    comparison = compare.compare_runs(selection.runs, requested_ids=selection.requested_ids)
+    comparison = compare.compare_runs(selection.runs, requested_ids=selection.requested_ids, histories=not state.csv)
     if not comparison.runs and selection.parent is None:
         return _problem_page(request, state, ResourceDoesNotExist("None of the selected runs exists."))
     state = state.resolved(comparison)

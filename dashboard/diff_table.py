@@ -41,7 +41,9 @@ class CompareState:
     band: str = "std"
     log_x: bool = False  # the scatter's x
     log_y: bool = False  # the scatter's, the bars' and the history's y
-    xaxis: str = "step"  # the history's x: step, relative or wall time (dashboard.charts.X_MODES)
+    # The history's x: step, relative or wall time (dashboard.charts.X_MODES); "" until resolved:
+    # by step, or by time for a metric logged in a loop without a step.
+    xaxis: str = ""
     smooth: str = ""  # the history's EMA weight, as given (dashboard.charts.HistoryOptions checks it)
 
     @classmethod
@@ -59,7 +61,7 @@ class CompareState:
             band=query.get("band", "std"),
             log_x=query.get("logx") == "1",
             log_y=query.get("logy") == "1",
-            xaxis=query.get("xaxis", "step"),
+            xaxis=query.get("xaxis", ""),
             smooth=query.get("smooth", ""),
         )
 
@@ -73,7 +75,8 @@ class CompareState:
         history = _choice(self.history, comparison.history_keys)
         if not history:
             history = metric if metric in comparison.history_keys else next(iter(comparison.history_keys), "")
-        return replace(self, metric=metric, x=x, history=history)
+        xaxis = self.xaxis or ("relative" if history in comparison.stepless_keys else "step")
+        return replace(self, metric=metric, x=x, history=history, xaxis=xaxis)
 
     @property
     def selection_query(self) -> dict[str, str]:

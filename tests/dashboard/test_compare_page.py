@@ -301,10 +301,11 @@ def sized_parent(size: int) -> Run:
 @pytest.mark.parametrize("size", [2, 1000])
 def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
     run_ids = ",".join(Run.objects.children_of(sized_parent(size)).values_list("run_id", flat=True))
-    # Expect 7 queries: runs (with parents' and experiments' names), params, latest metrics, the
-    # keys logged on a dataset (none), goal tags, which of the runs are parents (to offer
-    # comparing them as sweeps), and which of the table page's runs logged images by key.
-    with django_assert_max_num_queries(7):
+    # Expect 8 queries: runs (with parents' and experiments' names), params, latest metrics, the
+    # keys logged on a dataset (none), goal tags, whether metric1 (at step 0) was logged in a loop,
+    # which of the runs are parents (to offer comparing them as sweeps), and which of the table
+    # page's runs logged images by key.
+    with django_assert_max_num_queries(8):
         response = client.get(URL, {"runs": run_ids, "metric": "metric1", "history": "loss"})
     assert response.status_code == 200
     assert response.context["table"].total == size
@@ -321,10 +322,10 @@ def test_comparing_by_ids_costs_the_same_queries_for_2_and_1000_runs(client, db,
 @pytest.mark.parametrize("size", [2, 1000])
 def test_comparing_children_costs_the_same_queries_for_2_and_1000_runs(client, db, django_assert_max_num_queries, size):
     parent = sized_parent(size)
-    # Expect 9 queries: the parent, then the 5 of a comparison by ids, the stored param
+    # Expect 10 queries: the parent, then the 6 of a comparison by ids, the stored param
     # importance of the chosen metric, which of the table page's runs logged images by key, and
     # the parent's live version (the page polls it while the sweep runs).
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         response = client.get(URL, {"parent": parent.run_id, "history": "loss"})
     assert response.context["table"].total == size
     assert len(response.context["table"].rows) == min(size, TABLE_ROWS)
@@ -358,10 +359,11 @@ def test_the_table_pages_through_every_run_while_the_charts_and_the_best_cover_t
     url, page = f"{URL}?parent={parent.run_id}", 0
     while url:
         page += 1
-        # Expect 9 queries whatever the page: the parent, runs, params, latest metrics, keys logged
-        # on a dataset, goal tags, the parent's stored param importance, which of the page's
-        # runs logged images, and the parent's live version.
-        with django_assert_max_num_queries(9):
+        # Expect 10 queries whatever the page: the parent, runs, params, latest metrics, keys
+        # logged on a dataset, goal tags, which step-0 keys were logged in a loop, the parent's
+        # stored param importance, which of the page's runs logged images, and the parent's live
+        # version.
+        with django_assert_max_num_queries(10):
             response = client.get(url)
         table = response.context["table"]
         seen += [row.run.run_id for row in table.rows]
@@ -471,3 +473,31 @@ def test_keys_on_datasets_cost_one_query_more_for_2_and_1000_runs(client, db, dj
         with django_assert_max_num_queries(10):
             response = client.get(URL, {"parent": parent.run_id})
         assert "metric1 · test" in response.context["table"].metric_keys
+
+
+def test_a_metric_logged_in_a_loop_without_steps_is_offered_and_drawn_by_time(client, db):
+    # `mlflow.log_metric("loss", value)` in a loop: every point at step 0, a second apart.
+    parent = RunFactory(name="stepless-loops")
+    bulk_children(parent, 3)
+    children = list(Run.objects.children_of(parent).order_by("pk"))
+    for child in children:
+        Metric.objects.bulk_create(
+            [
+                Metric(run=child, key="loss", value=1 / (i + 1), timestamp=child.start_time + 1000 * i, step=0)
+                for i in range(5)
+            ]
+            + [Metric(run=child, key="final_acc", value=0.9, timestamp=child.start_time + 5000, step=0)]
+        )
+        LatestMetric.objects.create(run=child, key="loss", value=0.2, timestamp=child.start_time + 4000, step=0)
+        LatestMetric.objects.create(run=child, key="final_acc", value=0.9, timestamp=child.start_time + 5000, step=0)
+    response = client.get(URL, {"parent": parent.run_id})
+    # The loop has a history to draw; a key logged once has not.
+    assert response.context["comparison"].history_keys == ["loss"]
+    state = response.context["state"]
+    assert (state.history, state.xaxis) == ("loss", "relative")  # by step, it would be a vertical line
+    history = client.get(response.context["history_url"]).json()
+    assert history["layout"]["xaxis"]["title"]["text"] == "time since start (s)"
+    assert [trace["x"] for trace in history["data"]] == [[0, 1, 2, 3, 4]] * 3
+    # Asked for by step, it is drawn by step: the viewer's choice stands.
+    by_step = client.get(URL, {"parent": parent.run_id, "xaxis": "step"})
+    assert by_step.context["state"].xaxis == "step"

@@ -8,13 +8,13 @@ costs the same number of round trips as comparing two.
 
 from dataclasses import dataclass, field
 
-from django.db.models import F, QuerySet, Value
+from django.db.models import Exists, F, OuterRef, QuerySet, Value
 from django.db.models.functions import Coalesce
 
 from tracker.constants import model_metrics_first
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
 from tracker.goals import goal_in, goals_for_experiments
-from tracker.models import Goal, LatestMetric, Param, Run
+from tracker.models import Goal, LatestMetric, Metric, Param, Run
 from tracker.series import series_key, split_latest_values
 from tracker.values import duration_ms, is_missing, read_value
 
@@ -24,6 +24,13 @@ MAX_POINTS_PER_RUN = 1000
 # each, 10,000 runs 20 (never fewer than MIN_POINTS_PER_RUN, so every line keeps its shape).
 MAX_POINTS_TOTAL = 200_000
 MIN_POINTS_PER_RUN = 20
+# A loop that logs without a step (`mlflow.log_metric(key, value)`, each call at step 0) leaves a
+# history only its timestamps order. Whether a key is such a loop is asked of the first runs of
+# the selection (a sweep's children log alike): does a run have a second point of it? One
+# statement, at most STEPLESS_SAMPLE_RUNS × STEPLESS_MAX_KEYS index probes, however long the
+# histories and however many runs.
+STEPLESS_SAMPLE_RUNS = 20
+STEPLESS_MAX_KEYS = 30
 
 
 @dataclass
@@ -58,8 +65,10 @@ class Comparison:
     runs: list[ComparedRun]
     param_keys: list[str] = field(default_factory=list)
     metric_keys: list[str] = field(default_factory=list)
-    # Metrics logged at more than one step by some run: the ones a history chart can draw.
+    # Metrics with more than one point in some run: the ones a history chart can draw...
     history_keys: list[str] = field(default_factory=list)
+    # ...of which these were logged in a loop without a step: drawn by time, not by step.
+    stepless_keys: set[str] = field(default_factory=set)
     goals: dict[str, str] = field(default_factory=dict)
     missing_ids: list[str] = field(default_factory=list)  # asked for, but no such run
 
@@ -131,14 +140,15 @@ def selected_runs(selection: QuerySet) -> list[ComparedRun]:
     return [ComparedRun(**row) for row in rows]
 
 
-def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Comparison:
+def compare_runs(selection: QuerySet, *, requested_ids: list[str] = (), histories: bool = True) -> Comparison:
     """The selected runs in tree order, with params, latest metrics and goals.
 
-    Queries (5, whatever the number of runs; 6 when some key was logged on several datasets):
-    the runs (selected_runs), their params, their latest metrics, the keys logged on datasets
-    and their latest values per dataset (split_latest_values), and the goal tags of
-    their experiments. Params and metrics are read
-    through the selection as a subquery, so no list of 10,000 ids travels to the database."""
+    Queries (5, whatever the number of runs; 6 when some key was logged on several datasets; 1
+    more with `histories` when some key's latest values are all at step 0): the runs
+    (selected_runs), their params, their latest metrics, the keys logged on datasets and their
+    latest values per dataset (split_latest_values), the goal tags of their experiments, and
+    which step-0 keys the first runs logged in a loop (_stepless_loops). Params and metrics are
+    read through the selection as a subquery, so no list of 10,000 ids travels to the database."""
     runs = selected_runs(selection)
     found_ids = {run.run_id for run in runs}
     comparison = Comparison(runs=runs, missing_ids=[run_id for run_id in requested_ids if run_id not in found_ids])
@@ -147,7 +157,7 @@ def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Compa
 
     by_pk = {run.pk: run for run in runs}
     selected_pks = selection.order_by().values("pk")
-    param_keys, metric_keys, history_keys = set(), set(), set()
+    param_keys, metric_keys, history_keys, first_step_keys = set(), set(), set(), set()
     for run_pk, key, value in Param.objects.filter(run__in=selected_pks).values_list("run", "key", "value"):
         by_pk[run_pk].params[key] = value
         param_keys.add(key)
@@ -161,11 +171,30 @@ def compare_runs(selection: QuerySet, *, requested_ids: list[str] = ()) -> Compa
             metric_keys.add(name)
             if column_step > 0:  # the latest value is not the first: the run has a history of this key
                 history_keys.add(name)
+            elif name == key:
+                first_step_keys.add(key)
     comparison.param_keys = sorted(param_keys)
     comparison.metric_keys = model_metrics_first(metric_keys)
-    comparison.history_keys = model_metrics_first(history_keys)
+    if histories:  # else (a CSV export) no query for which keys were logged without a step
+        comparison.stepless_keys = _stepless_loops(runs, first_step_keys - history_keys)
+    comparison.history_keys = model_metrics_first(history_keys | comparison.stepless_keys)
     comparison.goals = goals_for_experiments(comparison.experiment_ids)
     return comparison
+
+
+def _stepless_loops(runs: list[ComparedRun], keys: set[str]) -> set[str]:
+    """Which of `keys` (latest at step 0 in every run) some of the first runs logged more than
+    once: loops without a step (see STEPLESS_SAMPLE_RUNS)."""
+    keys = sorted(keys)[:STEPLESS_MAX_KEYS]
+    if not keys:
+        return set()
+    second_point = {
+        f"k{i}": Exists(Metric.objects.filter(run=OuterRef("pk"), key=key).values("pk")[1:2])
+        for i, key in enumerate(keys)
+    }
+    sample = [run.pk for run in runs[:STEPLESS_SAMPLE_RUNS]]
+    found = Run.objects.filter(pk__in=sample).annotate(**second_point).values_list(*second_point)
+    return {keys[i] for row in found for i, looped in enumerate(row) if looped}
 
 
 def points_per_run(run_count: int) -> int:
