@@ -1,10 +1,10 @@
 """Formatting for the run pages: times in epoch ms, durations, metric values, sort links."""
 
+import html
 import math
 from datetime import UTC, datetime
 
 from django import template
-from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from markdown_it import MarkdownIt
 
@@ -31,7 +31,9 @@ def cut_middle(label) -> str:
     way to an ellipsis when the box is too narrow, the tail never does (dashboard/names.py). The
     box needs an aria-label of the whole name: screen readers read its two parts as two words."""
     head, tail = names.head_and_tail(str(label))
-    return mark_safe(f'<span class="head">{escape(head)}</span><span class="tail">{escape(tail)}</span>')
+    # html.escape is what Django's escape() calls, without its lazy-string wrapper: half the time
+    # on a tree page's 300 rows (0.44 ms against 0.89).
+    return mark_safe(f'<span class="head">{html.escape(head)}</span><span class="tail">{html.escape(tail)}</span>')
 
 
 @register.filter
