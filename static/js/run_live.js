@@ -8,15 +8,18 @@
 (function () {
   "use strict";
 
-  function swap(fresh) {
+  // Resolves once every chart is redrawn: the poller waits for it, and for longer when it was slow.
+  async function swap(fresh) {
+    const redrawn = [];
     for (const part of document.querySelectorAll("[data-live-part]")) {
       const next = fresh.querySelector(`[data-live-part="${part.dataset.livePart}"]`);
       if (!next) continue;
-      if (part.dataset.livePart === "charts") redraw(part, next);
+      if (part.dataset.livePart === "charts") redrawn.push(...redraw(part, next));
       else if (part.dataset.livePart === "children") updateChildren(part, next);
       else if (!part.contains(document.activeElement) && part.innerHTML !== next.innerHTML) replaceKeepingScroll(part, next);
     }
     document.dispatchEvent(new Event("runtree:parts-swapped")); // key_filter.js filters the new rows
+    await Promise.allSettled(redrawn);
   }
 
   // A table's own scroll box (a wide table on a phone, the compare page's) stays where the
@@ -61,21 +64,24 @@
   }
 
   function redraw(part, next) {
+    const redrawn = [];
     for (const container of part.querySelectorAll(".chart[data-figure]")) {
       const data = next.querySelector(`script#${CSS.escape(container.dataset.figure)}`);
       if (!data || !window.Plotly) continue;
-      react(container, JSON.parse(data.textContent));
+      redrawn.push(react(container, JSON.parse(data.textContent)));
     }
     // A fetched chart (one drawn when it came into view, the compare page's history) is fetched
     // again once drawn; one not yet seen will be fetched fresh when it is. One the viewer zoomed
     // into holds that range's points at full resolution (run.js): it stays as it is.
     for (const container of part.querySelectorAll(".chart[data-figure-url].js-plotly-plot")) {
       if (container.dataset.zoomed) continue;
-      fetch(container.dataset.figureUrl, { headers: { Accept: "application/json" } })
+      const fetched = fetch(container.dataset.figureUrl, { headers: { Accept: "application/json" } })
         .then((response) => (response.ok ? response.json() : null))
         .then((figure) => figure && react(container, figure))
         .catch(() => {}); // the chart keeps what it showed; the next change tries again
+      redrawn.push(fetched);
     }
+    return redrawn;
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -86,7 +92,7 @@
       changed: async () => {
         const page = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
         if (!page.ok) throw new Error(`HTTP ${page.status}`);
-        swap(new DOMParser().parseFromString(await page.text(), "text/html"));
+        await swap(new DOMParser().parseFromString(await page.text(), "text/html"));
       },
     });
   });
