@@ -19,7 +19,7 @@ def history(run, key, values):
     )
 
 
-def test_it_reads_runs_params_metrics_and_goals_in_five_queries(db, django_assert_num_queries):
+def test_it_reads_runs_params_metrics_and_goals_in_six_queries(db, django_assert_num_queries):
     parent = RunFactory(name="parent")
     children = [RunFactory(parent=parent, name=f"child-{i}") for i in range(3)]
     for i, child in enumerate(children):
@@ -34,9 +34,9 @@ def test_it_reads_runs_params_metrics_and_goals_in_five_queries(db, django_asser
         )
     experiment_set_tag(experiment=parent.experiment, key=GOAL_TAG_PREFIX + "acc", value="max")
     selection = compare.select_runs(run_ids=[c.run_id for c in reversed(children)])
-    # Expect 5 queries: runs with their parents' names, params, latest metrics, keys logged on a
-    # dataset (none), goal tags.
-    with django_assert_num_queries(5):
+    # Expect 6 queries: runs with their parents' names, params, latest metrics, keys logged on a
+    # dataset (none), goal tags, and whether the first runs logged `acc` (at step 0 only) in a loop.
+    with django_assert_num_queries(6):
         comparison = compare.compare_runs(selection.runs, requested_ids=selection.requested_ids)
     assert [run.name for run in comparison.runs] == ["child-0", "child-1", "child-2"]  # tree order
     assert comparison.runs[0].parent_name == "parent"
