@@ -3,6 +3,7 @@
 import pytest
 
 from tracker import services
+from tracker.models import DELETED
 
 
 @pytest.fixture
@@ -41,3 +42,15 @@ def test_the_experiment_list_fits_a_phone_with_an_experiment(page, one_experimen
 
     assert page.get_by_role("link", name="a-rather-long-experiment-name-for-a-narrow-screen").is_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_on_a_phone_a_long_deleted_name_keeps_its_end_its_badge_and_its_row_on_screen(page, transactional_db):
+    experiment = services.experiment_create(name="customer-churn-weekly-retrain-deleted-2026-11")
+    services.experiment_set_lifecycle(experiment=experiment, stage=DELETED)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/?show_deleted=1")
+    row = page.locator("tr", has=page.get_by_role("link", name="customer-churn-weekly-retrain-deleted-2026-11"))
+    for part in (row.locator(".tail"), row.locator(".badge-deleted"), row.locator("td.num")):
+        box = part.bounding_box()
+        assert box["width"] > 0 and box["x"] + box["width"] <= 390, part  # on screen, not cut off
+    assert row.locator(".tail").text_content() == "2026-11"
