@@ -8,25 +8,29 @@
   "use strict";
   const CONFIG = { responsive: true, displaylogo: false };
 
-  // A legend beside the plot is as wide as its longest run name: on a phone, a compare page's
-  // history of long names left its lines a sliver, and the names were cut at the screen's edge,
-  // where a sweep's runs differ. A narrow chart goes without it: a line's hover names its run, and
-  // the table below the charts gives each run's colour. (A legend under the plot, as the run
-  // page's, ran into the axis title on a chart this short.)
+  // A legend beside the plot is as wide as its longest name: on a phone, a compare page's history
+  // of long run names left its lines a sliver, and the names were cut at the screen's edge, where
+  // a sweep's runs differ. A narrow chart with such names goes without it: a line's hover names
+  // its run, and the table below the charts gives each run's colour. (A legend under the plot, as
+  // the run page's, ran into the axis title on a chart this short.) Short names keep theirs.
   const NARROW_CHART_PX = 600;
-  function fitLegend(container, layout) {
+  const LONG_LEGEND_NAME = 16; // characters
+  function fitLegend(container, figure) {
+    const layout = figure.layout;
     const beside = layout.showlegend && !(layout.legend && layout.legend.orientation === "h");
-    return beside && container.clientWidth < NARROW_CHART_PX ? { ...layout, showlegend: false } : layout;
+    if (!beside || container.clientWidth >= NARROW_CHART_PX) return layout;
+    const long = figure.data.some((trace) => trace.showlegend !== false && String(trace.name || "").length > LONG_LEGEND_NAME);
+    return long ? { ...layout, showlegend: false } : layout;
   }
 
   // Every chart is drawn and redrawn through here. One uirevision for all: when a live page
   // (run_live.js) redraws a chart with new data, plotly.js keeps what the viewer changed, their
   // zoom and the lines they hid, where the new layout does not change it.
-  function shown(container, layout) {
-    return { ...fitLegend(container, layout), uirevision: "runtree" };
+  function shown(container, figure) {
+    return { ...fitLegend(container, figure), uirevision: "runtree" };
   }
   window.RuntreeCharts = {
-    react: (container, figure) => Plotly.react(container, figure.data, shown(container, figure.layout), CONFIG),
+    react: (container, figure) => Plotly.react(container, figure.data, shown(container, figure), CONFIG),
   };
 
   async function fetchFigure(url) {
@@ -59,7 +63,7 @@
           figure.layout.xaxis.range = range;
           figure.layout.xaxis.autorange = false;
         }
-        await Plotly.react(container, figure.data, shown(container, figure.layout), CONFIG);
+        await Plotly.react(container, figure.data, shown(container, figure), CONFIG);
         container.dataset.zoomed = zoomedIn ? "1" : "";
       } catch (error) {
         container.title = `The zoomed range could not be loaded: ${error.message}`;
@@ -70,7 +74,7 @@
   }
 
   async function draw(container, figure) {
-    await Plotly.newPlot(container, figure.data, shown(container, figure.layout), CONFIG);
+    await Plotly.newPlot(container, figure.data, shown(container, figure), CONFIG);
     if (container.dataset.zoomUrl) zoomable(container);
     // A band's traces carry the URL of its children's comparison.
     container.on("plotly_click", (event) => {

@@ -235,3 +235,23 @@ def test_on_a_phone_long_names_keep_their_ends_and_the_history_keeps_its_width(p
     page.reload()
     expect(history).to_be_visible(timeout=30_000)
     assert history.evaluate("graph => graph._fullLayout.showlegend") is True
+
+
+def test_on_a_phone_short_names_keep_the_history_legend(page, transactional_db):
+    from tracker.models import LatestMetric, Metric
+
+    experiment = services.experiment_create(name="short names on a phone")
+    parent = services.run_create(experiment=experiment, name="sweep")
+    for number, name in enumerate(("lr-0.1", "lr-0.01", "lr-0.001"), start=1):
+        child = services.run_create(
+            experiment=experiment, name=name, tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
+        )
+        Metric.objects.bulk_create(
+            [Metric(run=child, key="loss", value=number / (s + 1), timestamp=s, step=s) for s in range(5)]
+        )
+        LatestMetric.objects.create(run=child, key="loss", value=number / 5, timestamp=4, step=4)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"/compare/?parent={parent.run_id}&metric=loss&history=loss")
+    history = page.locator(".chart-history.js-plotly-plot")
+    expect(history).to_be_visible(timeout=30_000)
+    assert history.evaluate("graph => graph._fullLayout.showlegend") is True
