@@ -201,20 +201,26 @@ def test_compare_children_does_not_cover_a_long_parent_name(page, transactional_
     screenshot(page, "compare-children-long-name.png")
 
 
-def test_on_a_phone_long_names_keep_their_ends_and_the_history_keeps_its_width(page, transactional_db):
+def sweep_with_loss_histories(experiment_name: str, names: list[str]) -> Run:
+    """A parent whose children, named `names`, each log a 5-step `loss`."""
     from tracker.models import LatestMetric, Metric
 
-    experiment = services.experiment_create(name="long names on a phone")
-    parent = services.run_create(experiment=experiment, name="random-forest-grid-search")
-    names = [f"random-forest-grid-search-trial-n_estimators-200-max_depth-{depth}" for depth in range(3, 7)]
-    for depth, name in enumerate(names, start=3):
+    experiment = services.experiment_create(name=experiment_name)
+    parent = services.run_create(experiment=experiment, name="sweep")
+    for number, name in enumerate(names, start=1):
         child = services.run_create(
             experiment=experiment, name=name, tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
         )
         Metric.objects.bulk_create(
-            [Metric(run=child, key="loss", value=depth / (s + 1), timestamp=s, step=s) for s in range(5)]
+            [Metric(run=child, key="loss", value=number / (s + 1), timestamp=s, step=s) for s in range(5)]
         )
-        LatestMetric.objects.create(run=child, key="loss", value=depth / 5, timestamp=4, step=4)
+        LatestMetric.objects.create(run=child, key="loss", value=number / 5, timestamp=4, step=4)
+    return parent
+
+
+def test_on_a_phone_long_names_keep_their_ends_and_the_history_keeps_its_width(page, transactional_db):
+    names = [f"random-forest-grid-search-trial-n_estimators-200-max_depth-{depth}" for depth in range(3, 7)]
+    parent = sweep_with_loss_histories("long names on a phone", names)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"/compare/?parent={parent.run_id}&metric=loss&history=loss")
     history = page.locator(".chart-history.js-plotly-plot")
@@ -238,18 +244,7 @@ def test_on_a_phone_long_names_keep_their_ends_and_the_history_keeps_its_width(p
 
 
 def test_on_a_phone_short_names_keep_the_history_legend(page, transactional_db):
-    from tracker.models import LatestMetric, Metric
-
-    experiment = services.experiment_create(name="short names on a phone")
-    parent = services.run_create(experiment=experiment, name="sweep")
-    for number, name in enumerate(("lr-0.1", "lr-0.01", "lr-0.001"), start=1):
-        child = services.run_create(
-            experiment=experiment, name=name, tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
-        )
-        Metric.objects.bulk_create(
-            [Metric(run=child, key="loss", value=number / (s + 1), timestamp=s, step=s) for s in range(5)]
-        )
-        LatestMetric.objects.create(run=child, key="loss", value=number / 5, timestamp=4, step=4)
+    parent = sweep_with_loss_histories("short names on a phone", ["lr-0.1", "lr-0.01", "lr-0.001"])
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"/compare/?parent={parent.run_id}&metric=loss&history=loss")
     history = page.locator(".chart-history.js-plotly-plot")
