@@ -1,7 +1,8 @@
 """Which HTTP server to run Runtree under: granian as the Procfile runs it (its ASGI interface,
 Django on config/asgi.py's threads), granian's WSGI interface (the shape before issue 21, whose
-threads wait on a stalled body forever) and gunicorn's threaded worker, with the same app, store
-and Celery worker, through the real `mlflow` client.
+threads wait on a stalled body forever), gunicorn's threaded worker and uvicorn (the same ASGI
+app and pool of threads as granian's row), with the same store and Celery worker, through the
+real `mlflow` client.
 
 The sweep and its rounds are bench/ingest.py's; the floor (a do-nothing server) in the same round
 is subtracted, so what is left is each server's own cost per child: its HTTP layer plus the same
@@ -40,7 +41,7 @@ def main() -> None:
     started = []
     try:
         started.append(servers.start_floor())
-        for http_server in ("granian", "granian-wsgi", "gunicorn"):
+        for http_server in ("granian", "granian-wsgi", "gunicorn", "uvicorn"):
             server = servers.start_runtree(Path(tempfile.mkdtemp(prefix="runtree-bench-")), http_server=http_server)
             server.name = http_server
             started.append(server)
@@ -77,7 +78,7 @@ def cpu_used(started) -> dict[str, tuple[float, float]]:
 def render(args, per_child, cpu_ms) -> str:
     own = ingest.own_costs(per_child)
     lines = [
-        "## HTTP server: granian (ASGI or WSGI interface) or gunicorn",
+        "## HTTP server: granian (ASGI or WSGI interface), gunicorn or uvicorn",
         "",
         f"{report.today()} · {report.machine()} · the ingest sweep, {args.rounds} rounds of {args.parents} parent ×"
         f" {args.children} children per server, taking turns; Runtree on SQLite with a Celery worker, one server"
@@ -92,6 +93,7 @@ def render(args, per_child, cpu_ms) -> str:
         "granian": "granian 2.8, ASGI, Django on 4 threads (config/asgi.py: the Procfile's)",
         "granian-wsgi": "granian 2.8, WSGI, 4 blocking threads",
         "gunicorn": "gunicorn 26, gthread, 4 threads",
+        "uvicorn": "uvicorn 0.55, uvloop, httptools, Django on 4 threads (the same config/asgi.py)",
     }
     for name, values in per_child.items():
         own_cost = "—" if name == "floor" else f"{report.spread(own[name])} ms"

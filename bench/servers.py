@@ -29,6 +29,9 @@ GRANIAN_WSGI_COMMAND = [
     "--interface", "wsgi", "--workers", "1", "--blocking-threads", "4", "--log-level", "warning",
     "config.wsgi:application",
 ]  # fmt: skip
+# bench/http_server.py also runs the Procfile's app under uvicorn (uvloop, httptools): the same
+# pool of threads, with the HTTP parsing on the event loop's own thread instead of granian's.
+UVICORN_OPTIONS = ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"]
 BIN = Path(sys.executable).parent
 
 
@@ -165,7 +168,8 @@ def start_runtree(
     connection alive) with summaries handed to a Celery worker, not computed inside the request.
     `broker="redis"`: production's broker; `broker="folder"`: the embedded default, as `make run`
     serves it (a folder, no server). `http_server="gunicorn"`: its threaded worker instead of
-    granian; `"granian-wsgi"`: granian's WSGI interface (bench/http_server.py)."""
+    granian; `"granian-wsgi"`: granian's WSGI interface; `"uvicorn"`: the same ASGI app under
+    uvicorn (bench/http_server.py)."""
     port = free_port()
     env = {
         "DATABASE_URL": database_url or f"sqlite:///{workdir / 'runtree.sqlite3'}",
@@ -198,6 +202,7 @@ def start_runtree(
         ],
         "granian-wsgi": [str(BIN / "granian"), "--host", "127.0.0.1", "--port", str(port), *GRANIAN_WSGI_COMMAND],
         "gunicorn": [str(BIN / "gunicorn"), "config.wsgi", *GUNICORN_OPTIONS, "-b", f"127.0.0.1:{port}"],
+        "uvicorn": [str(BIN / "uvicorn"), *UVICORN_OPTIONS, "--host", "127.0.0.1", "--port", str(port), APPLICATION],
     }[http_server]
     try:
         server = _start("runtree", command, port, env, cwd=ROOT)
