@@ -98,6 +98,20 @@ def test_the_openapi_schema_and_its_offline_page_are_served(client, db):
     assert client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js").status_code == 200
 
 
+def test_the_api_docs_page_carries_the_apps_top_bar_back_to_the_app(client, admin_client):
+    """Swagger UI's page used to be a dead end: no link back to Runtree."""
+    page = client.get("/api/v1/docs/").content.decode()
+    top_bar = page[page.index('<header class="topbar">') : page.index("</header>")]
+    assert 'href="/"' in top_bar and 'href="/models/"' in top_bar
+    assert 'href="/api/v1/docs/" aria-current="page">API</a>' in top_bar
+    assert "/static/css/frame.css" in page  # its styles, without runtree.css's (they would restyle Swagger UI)
+    assert "/static/css/runtree.css" not in page
+    assert page.index("</header>") < page.index('id="swagger-ui"')
+    # Logged in, it offers to log out, as every page does (a form with its CSRF token).
+    logged_in = admin_client.get("/api/v1/docs/").content.decode()
+    assert 'action="/accounts/logout/"' in logged_in and "csrfmiddlewaretoken" in logged_in
+
+
 def test_a_parents_summary_names_its_best_child_and_the_childrens_stats(
     client, experiment, django_capture_on_commit_callbacks
 ):

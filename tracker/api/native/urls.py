@@ -1,14 +1,26 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.routers import DefaultRouter
 
 from tracker.api.native.views import ExperimentViewSet, RunViewSet
+
+
+class MiddlewareUser(BaseAuthentication):
+    """The user tracker/web/auth.py's middleware found (session, token or Basic). DRF's own
+    authentication is off, as access is the middleware's to decide; without this, the page's
+    top bar would read an anonymous user and offer no "Log out"."""
+
+    def authenticate(self, request):
+        user = request._request.user
+        return (user, None) if user.is_authenticated else None
 
 
 class ApiDocsView(SpectacularSwaggerSplitView):
     # An HTML page: DRF would answer OPTIONS with its metadata rendered through the page's
     # template renderer, which has no template for it (a 500). GET and HEAD only.
     http_method_names = ["get", "head"]
+    authentication_classes = [MiddlewareUser]
 
 
 router = DefaultRouter()
