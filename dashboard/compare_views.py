@@ -17,6 +17,7 @@ from dashboard.diff_table import MAX_SWEEPS, CompareState, compare_table, csv_ro
 from dashboard.downsample import keep_extremes
 from dashboard.importance_charts import importance_chart
 from dashboard.static_finders import PLOTLY_JS
+from dashboard.views import with_live_headers
 from tracker.errors import ResourceDoesNotExist, TrackingError
 from tracker.selectors import compare, histories, tree
 from tracker.selectors.bands import parents_among, sweep_children, sweep_parents
@@ -72,7 +73,24 @@ def compare_runs(request):
         # its children (count, status) and with its summaries, which their metrics refresh.
         context["live"] = tree.run_live_version(selection.parent.run_id)
         context["live_url"] = reverse("dashboard:run-live", args=[selection.parent.run_id])
+    elif sweeps:
+        # Sweeps side by side, live while any of them runs: their parents watched together.
+        parent_ids = [parent.run_id for parent in sweeps]
+        context["live"] = tree.runs_live_version(parent_ids)
+        context["live_url"] = reverse("dashboard:compare-live") + "?" + urlencode({"parents": ",".join(parent_ids)})
     return render(request, "dashboard/compare.html", context)
+
+
+@require_GET
+def compare_live(request):
+    """Compare sweeps' poll, as the run page's (views.run_live) for all the sweeps' parents at
+    once: 204 when none changed since version `since`, else 200 and the new version."""
+    state = CompareState.from_query(request.GET)
+    version = tree.runs_live_version(state.parents)
+    if version is None:
+        return JsonResponse({"error": "Name the sweeps' parents: ?parents=<run id>,<run id>."}, status=404)
+    status = 204 if request.GET.get("since") == version.token else 200
+    return with_live_headers(HttpResponse(status=status), version)
 
 
 def _images(request, table, colors: dict[str, str]) -> dict | None:

@@ -40,6 +40,7 @@ urlpatterns = [
     path("runs/<str:run_id>/artifacts/inline/", artifact_views.run_artifact_inline, name="run-artifact-inline"),
     path("compare/", compare_views.compare_runs, name="compare"),
     path("compare/history.json", compare_views.compare_history, name="compare-history"),
+    path("compare/live/", compare_views.compare_live, name="compare-live"),
     path("models/", registry_views.model_list, name="models"),
     path("models/<str:name>/", registry_views.model_detail, name="model"),
     path("models/<str:name>/description/", registry_views.model_edit_description, name="model-description"),

@@ -619,9 +619,10 @@ def live_version(experiment_id: int, *, deleted: str, running: str) -> tuple:
 
 
 # The run page's markers, as above for one run: its status and end, its latest metrics, its
-# direct children (count, newest, running, ended) and its summaries.
-_RUN_LIVE_VERSION = (
-    f"SELECT r.{_LIVE_RUN['status']}, r.{_LIVE_RUN['end_time']}, "
+# direct children (count, newest, running, ended) and its summaries. Compare sweeps watches its
+# parents with the same markers, each run's in one row of one statement.
+_RUNS_LIVE_VERSIONS = (
+    f"SELECT r.{_column(Run, 'run_id')}, r.{_LIVE_RUN['status']}, r.{_LIVE_RUN['end_time']}, "
     f"(SELECT COUNT(*) || '.' || COALESCE(MAX(m.{_column(LatestMetric, 'timestamp')}), 0) || '.' "
     f"|| COALESCE(SUM(m.{_column(LatestMetric, 'step')}), 0) FROM {_LIVE_METRICS} m "
     f"WHERE m.{_column(LatestMetric, 'run')} = r.{_LIVE_RUN['id']}), "
@@ -632,15 +633,19 @@ _RUN_LIVE_VERSION = (
     f"WHERE s.{_column(RunSummary, 'run')} = r.{_LIVE_RUN['id']}), "
     f"(SELECT COUNT(*) FROM {_LIVE_RUNS} c WHERE c.{_column(Run, 'parent')} = r.{_LIVE_RUN['id']} "
     f"AND c.{_LIVE_RUN['status']} = %s) "
-    f"FROM {_LIVE_RUNS} r WHERE r.{_column(Run, 'run_id')} = %s"
+    f"FROM {_LIVE_RUNS} r WHERE r.{_column(Run, 'run_id')} IN "
 )
 
 
-def run_live_version(run_id: str, *, running: str) -> tuple | None:
-    """The run's change markers (see _RUN_LIVE_VERSION), None for an unknown run; the first is
-    its status and the last its number of RUNNING children."""
-    found = _fetchall(_RUN_LIVE_VERSION, [running, running, run_id])
-    return found[0] if found else None
+def runs_live_versions(run_ids: Sequence[str], *, running: str) -> dict[str, tuple]:
+    """Each found run's change markers (see _RUNS_LIVE_VERSIONS) by run id; the first marker is
+    its status and the last its number of RUNNING children. One statement; only the number of
+    placeholders varies."""
+    if not run_ids:
+        return {}
+    placeholders = "(" + ", ".join(["%s"] * len(run_ids)) + ")"
+    rows = _fetchall(_RUNS_LIVE_VERSIONS + placeholders, [running, running, *run_ids])
+    return {row[0]: row[1:] for row in rows}
 
 
 # --- an experiment's summary keys -----------------------------------------------------------------

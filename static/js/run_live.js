@@ -1,6 +1,6 @@
-// The run page, live, and the compare page of a parent's children: while the run or one of its
-// children is RUNNING, static/js/live.js's poller asks `/runs/<id>/live/?since=` every few
-// seconds; when the run changed, the page is fetched again and each part marked `data-live-part`
+// The run page, live, and the compare page of a parent's children or of sweeps: while the run or
+// one of its children is RUNNING, static/js/live.js's poller asks `/runs/<id>/live/?since=` (for
+// sweeps, `/compare/live/?parents=…&since=`) every few seconds; when the run changed, the page is fetched again and each part marked `data-live-part`
 // (the run page's status, facts, metrics, summary, children, charts, images; the compare page's
 // count, form, charts and table) is swapped for its new self, except one that holds the focus or
 // a ticked child box, whose table rows are updated in place. Charts are redrawn with
@@ -88,7 +88,11 @@
     const indicator = document.querySelector(".js-live[data-live-url]");
     if (!indicator || !window.RuntreeLive) return;
     window.RuntreeLive.poller(indicator, {
-      url: (version) => indicator.dataset.liveUrl + "?since=" + encodeURIComponent(version),
+      url: (version) => {
+        const url = new URL(indicator.dataset.liveUrl, location.href); // compare sweeps' has a query
+        url.searchParams.set("since", version);
+        return url.href;
+      },
       changed: async () => {
         const page = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
         if (!page.ok) throw new Error(`HTTP ${page.status}`);

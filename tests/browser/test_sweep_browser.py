@@ -283,3 +283,27 @@ def test_the_compare_page_of_a_running_sweep_shows_children_and_values_as_they_c
     mlflow.end_run()
     # Polling goes on a minute after the last change (static/js/live.js), then stops.
     expect(page.locator(".js-live-text")).to_have_text("Live: 0 running", timeout=20_000)
+
+
+def test_compare_sweeps_takes_in_a_trial_logged_while_it_is_open(page, tracking_uri):  # noqa: F811
+    mlflow.set_experiment("live-sweeps")
+    with mlflow.start_run(run_name="finished-sweep") as finished:
+        with mlflow.start_run(run_name="old-trial", nested=True):
+            mlflow.log_metric("val_loss", 0.8)
+    running = mlflow.start_run(run_name="running-sweep")
+    with mlflow.start_run(run_name="first-trial", nested=True):
+        mlflow.log_metric("val_loss", 0.6)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"/compare/?parents={finished.info.run_id},{running.info.run_id}")
+    expect(page.locator(".js-live")).to_have_attribute("data-state", "on")
+    expect(page.locator(".compare-table tbody tr")).to_have_count(2)
+    # On a phone the heading wraps to name both sweeps (it used to end "finished-sweep, r…").
+    heading, last_sweep = page.locator("h1").bounding_box(), page.locator("h1 a").last.bounding_box()
+    assert last_sweep["x"] + last_sweep["width"] <= heading["x"] + heading["width"] + 0.5
+    with mlflow.start_run(run_name="late-trial", nested=True) as late:
+        mlflow.log_metric("val_loss", 0.4)
+    # No reload: the new trial of the running sweep arrives in the count and the table.
+    expect(page.locator("[data-live-part=count]")).to_have_text("3 runs", timeout=20_000)
+    expect(page.locator(f'.compare-table tr[data-run-id="{late.info.run_id}"]')).to_be_visible()
+    mlflow.end_run()
+    expect(page.locator(".js-live-text")).to_have_text("Live: 0 running", timeout=20_000)

@@ -132,7 +132,7 @@ def test_the_run_page_poll_is_one_query_and_moves_with_its_metrics_and_children(
     html = client.get(f"/runs/{parent.run_id}/").content.decode()
     version = re.search(r'data-version="([^"]+)"', html).group(1)
     assert f'data-live-url="/runs/{parent.run_id}/live/"' in html
-    # Expect 1 query: the run's change markers (tracker/hot_sql.py run_live_version).
+    # Expect 1 query: the run's change markers (tracker/hot_sql.py runs_live_versions).
     with django_assert_num_queries(1):
         response = client.get(f"/runs/{parent.run_id}/live/", {"since": version})
     assert response.status_code == 204
@@ -144,3 +144,44 @@ def test_the_run_page_poll_is_one_query_and_moves_with_its_metrics_and_children(
     RunFactory(experiment=parent.experiment, parent=parent, name="trial-9")
     assert client.get(f"/runs/{parent.run_id}/live/", {"since": moved["X-Runtree-Version"]}).status_code == 200
     assert client.get("/runs/nope/live/").status_code == 404
+
+
+# --- compare sweeps ----------------------------------------------------------------------------
+
+
+def test_compare_sweeps_polls_all_its_parents_in_one_query_and_moves_with_any_of_them(
+    client, running_sweep, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    experiment, parent, _ = running_sweep
+    other = RunFactory(experiment=experiment, name="sweep-2", status=RunStatus.FINISHED)
+    RunFactory(experiment=experiment, parent=other, name="trial-b", status=RunStatus.FINISHED)
+    html = client.get("/compare/", {"parents": f"{parent.run_id},{other.run_id}"}).content.decode()
+    live_url = f"/compare/live/?parents={parent.run_id}%2C{other.run_id}"
+    assert f'data-live-url="{live_url}"' in html and 'data-state="on"' in html
+    version = re.search(r'data-version="([^"]+)"', html).group(1)
+    parents = {"parents": f"{parent.run_id},{other.run_id}"}
+    # Expect 1 query: both parents' change markers (tracker/hot_sql.py runs_live_versions).
+    with django_assert_num_queries(1):
+        response = client.get("/compare/live/", {**parents, "since": version})
+    assert response.status_code == 204
+    assert response["X-Runtree-Running"] == "2"  # the first parent and its running child
+
+    # A new child of the finished sweep moves the version, as one of the running sweep would.
+    RunFactory(experiment=experiment, parent=other, name="trial-c")
+    moved = client.get("/compare/live/", {**parents, "since": version})
+    assert moved.status_code == 200 and moved["X-Runtree-Version"] != version
+    # A child's new best moves its parent's summary (refreshed after the write commits).
+    with django_capture_on_commit_callbacks(execute=True):
+        run_log_batch(run=parent.children.get(), metrics=[MetricInput("loss", 0.5, 1_700_000_000_001, 1)])
+    assert client.get("/compare/live/", {**parents, "since": moved["X-Runtree-Version"]}).status_code == 200
+    unknown = client.get("/compare/live/", {"parents": "nope,gone"})
+    assert unknown.status_code == 404 and "parents" in unknown.json()["error"]
+
+
+def test_compare_sweeps_of_finished_sweeps_offers_watching_without_polling(client, db):
+    experiment = ExperimentFactory(name="done")
+    parents = [RunFactory(experiment=experiment, name=f"sweep-{n}", status=RunStatus.FINISHED) for n in range(2)]
+    for parent in parents:
+        RunFactory(experiment=experiment, parent=parent, status=RunStatus.FINISHED)
+    html = client.get("/compare/", {"parents": ",".join(parent.run_id for parent in parents)}).content.decode()
+    assert 'data-state="idle"' in html and "nothing running" in html

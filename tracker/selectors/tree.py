@@ -7,7 +7,7 @@ read off the materialized paths, and column values from one query per kind.
 """
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import or_
@@ -724,8 +724,24 @@ def live_version(experiment_id: int) -> LiveVersion:
 def run_live_version(run_id: str) -> LiveVersion | None:
     """The run page's LiveVersion (None for an unknown run): `running` counts the run itself and
     its running children. One fixed statement (tracker/hot_sql.py)."""
-    markers = hot_sql.run_live_version(run_id, running=RunStatus.RUNNING)
-    if markers is None:
+    markers = hot_sql.runs_live_versions([run_id], running=RunStatus.RUNNING).get(run_id)
+    return None if markers is None else _run_live_version(markers)
+
+
+def runs_live_version(run_ids: Sequence[str]) -> LiveVersion | None:
+    """Several runs watched as one (compare sweeps watches its parents): the token changes when
+    any one's would on its run page, and `running` adds theirs up. None when none is known. One
+    statement."""
+    run_ids = list(dict.fromkeys(run_ids))
+    found = hot_sql.runs_live_versions(run_ids, running=RunStatus.RUNNING)
+    versions = [_run_live_version(found[run_id]) for run_id in run_ids if run_id in found]
+    if not versions:
         return None
+    return LiveVersion(
+        token="_".join(version.token for version in versions), running=sum(version.running for version in versions)
+    )
+
+
+def _run_live_version(markers: tuple) -> LiveVersion:
     running = int(markers[0] == RunStatus.RUNNING) + int(markers[-1] or 0)
     return LiveVersion(token="-".join(str(marker or 0) for marker in markers), running=running)
