@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.state import parse_int
-from dashboard.templatetags.runtree import cut_middle, duration, number
+from dashboard.templatetags.runtree import cut_middle, cut_middle_together, duration, number
 from tracker.constants import is_system_metric
 from tracker.selectors.compare import ComparedRun, Comparison
 from tracker.selectors.export import csv_number, spreadsheet_safe
@@ -121,6 +121,7 @@ class Row:
     cells: list[Cell]
     show_parent: bool = False
     color: str = ""  # the run's colour on the page's charts (dashboard.charts.run_colors)
+    name_parts: str = ""  # the run's label as cut_middle cuts it among the table's others
 
     @property
     def html(self) -> SafeString:
@@ -141,7 +142,7 @@ class Row:
         return mark_safe(  # every part escaped above
             f'<tr data-run-id="{escape(run.run_id)}"><th scope="row" class="name">{swatch}'
             f'<a class="cut-middle" href="{escape(self.url)}" title="{label}" aria-label="{label}">'
-            f"{cut_middle(run.label)}</a>{parent}</th>"
+            f"{self.name_parts or cut_middle(run.label)}</a>{parent}</th>"
             f'<td><span class="status status-{status}">{status}</span></td>'
             f'<td class="num">{escape(self.duration)}</td>{cells}</tr>'
         )
@@ -192,12 +193,15 @@ def compare_table(
     page = min(page, pages)
     shown = comparison.runs[(page - 1) * TABLE_ROWS : page * TABLE_ROWS]
     rows = []
-    for run in shown:
+    name_parts = cut_middle_together([run.label for run in shown])
+    for run, parts in zip(shown, name_parts, strict=True):
         cells = [_param_cell(run.params.get(key), key in varying) for key in param_keys]
         cells += [_metric_cell(run.metrics.get(key), best[key], goals[key]) for key in metric_keys]
         url = url_pattern.replace("RUN_ID", run.run_id)
         color = (colors or {}).get(run.run_id, "")
-        rows.append(Row(run, url, duration(run.duration_ms), cells, show_parent=show_parents, color=color))
+        rows.append(
+            Row(run, url, duration(run.duration_ms), cells, show_parent=show_parents, color=color, name_parts=parts)
+        )
     return CompareTable(
         param_keys=param_keys,
         metric_keys=metric_keys,

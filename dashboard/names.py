@@ -1,28 +1,36 @@
 """Long run names, shortened in the middle rather than at the end: a sweep's runs share their
 start ("parent_run_test_params_test_3_4", "..._3_3") and differ at the end, which stays in sight.
-Pages cut them with CSS (the `cut_middle` filter, dashboard/templatetags/runtree.py); charts,
-whose labels plotly cannot cut, with `short_name`."""
+Where names shown together differ before their end ("bert-lr3e-5-bs32-squad", "bert-lr5e-5-..."),
+the kept end reaches back to where they differ. Pages cut them with CSS (the `cut_middle` filter,
+dashboard/templatetags/runtree.py); charts, whose labels plotly cannot cut, with `short_name`."""
 
 import unicodedata
+from collections.abc import Sequence
 
 TAIL_CHARS = 8
 TAIL_MAX_CHARS = 14  # ... or up to this many, to begin the tail with a whole word
+# ... or up to this many, to keep in sight where a name differs from the others shown with it:
+# about what the tree's name column holds on a phone (12.5rem).
+TAIL_DIFFERING_MAX_CHARS = 24
+HEAD_MIN_CHARS = 4
 CHART_LABEL_CHARS = 28
 
 
-def head_and_tail(label: str) -> tuple[str, str]:
+def head_and_tail(label: str, differs_at: int | None = None) -> tuple[str, str]:
     """`label` as (head, tail), the part that may give way and the part kept. The tail is the
     last TAIL_CHARS characters, or a few more so that it begins with a whole word ("default_4",
     not "efault_4"), or one fewer so that it does not begin with a separator; a combining mark
-    stays with the character before it. A label short enough to be read whole has no tail."""
+    stays with the character before it. `differs_at` (see `differing_starts`) earlier than that
+    and within TAIL_DIFFERING_MAX_CHARS of the end moves the tail's start back to its word. A
+    label short enough to be read whole has no tail."""
     if len(label) <= TAIL_MAX_CHARS + 4:
         return label, ""
-    cut = len(label) - TAIL_CHARS
-    word_start = cut
-    while word_start > len(label) - TAIL_MAX_CHARS and _inside_word(label, word_start):
-        word_start -= 1
-    if not _inside_word(label, word_start):
-        cut = word_start
+    cut = _word_start(label, len(label) - TAIL_CHARS, floor=len(label) - TAIL_MAX_CHARS)
+    if differs_at is not None and differs_at < cut:
+        # Names that differ in their first few characters show it in the head.
+        floor = max(len(label) - TAIL_DIFFERING_MAX_CHARS, HEAD_MIN_CHARS)
+        if differs_at >= floor:
+            cut = _word_start(label, differs_at, floor=floor)
     if label[cut] in "_-. ":
         cut += 1  # "depth-3" rather than "_depth-3": the separator stays with the head
     while cut > 1 and (unicodedata.combining(label[cut]) or label[cut] in "\u200d\ufe0f"):
@@ -36,6 +44,35 @@ def short_name(label: str, chars: int = CHART_LABEL_CHARS) -> str:
         return label
     head, tail = head_and_tail(label)
     return head[: max(1, chars - len(tail) - 1)] + "…" + tail
+
+
+def differing_starts(labels: Sequence[str]) -> list[int]:
+    """For each of `labels` shown together, where it begins to differ from the most alike of the
+    others: the length of the longest start it shares with any of them. Sorted, a label's most
+    alike neighbour is next to it."""
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    starts = [0] * len(labels)
+    for position, index in enumerate(order):
+        neighbours = order[max(0, position - 1) : position] + order[position + 1 : position + 2]
+        starts[index] = max((_shared_start(labels[index], labels[other]) for other in neighbours), default=0)
+    return starts
+
+
+def _shared_start(first: str, second: str) -> int:
+    shared = 0
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared
+
+
+def _word_start(label: str, at: int, *, floor: int) -> int:
+    """`at`, or the start of the word it falls in when that is no earlier than `floor`."""
+    start = at
+    while start > floor and _inside_word(label, start):
+        start -= 1
+    return at if _inside_word(label, start) else start
 
 
 def _inside_word(label: str, at: int) -> bool:

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from dashboard.templatetags.runtree import cut_middle_together
 from registry import selectors, services
 from registry.models import ModelVersion, RegisteredModel
 from registry.validation import STAGES
@@ -18,7 +19,10 @@ from tracker.web.auth import may_write
 @require_GET
 def model_list(request):
     search = request.GET.get("q", "").strip()
-    context = {"rows": selectors.models_overview(search=search), "search": search}
+    rows = selectors.models_overview(search=search)
+    for row, parts in zip(rows, cut_middle_together([row.model.name for row in rows]), strict=True):
+        row.model.name_parts = parts
+    context = {"rows": rows, "search": search}
     return render(request, "dashboard/model_list.html", context)
 
 

@@ -18,6 +18,7 @@ from dashboard.permissions import can_write
 from dashboard.run_charts import run_charts, zoomed_figure
 from dashboard.state import TreeState, parse_columns, parse_int
 from dashboard.static_finders import PLOTLY_JS
+from dashboard.templatetags.runtree import cut_middle_together
 from dashboard.templatetags.tree import render_rows
 from tracker import services
 from tracker.constants import LOGGED_IMAGES_TAG, NOTE_TAG
@@ -41,6 +42,8 @@ def experiment_list(request):
     show_deleted = request.GET.get("show_deleted") == "1"
     experiments = list(experiment_reads.experiments_overview(search=search, show_deleted=show_deleted))
     has_runs = any(experiment.run_count for experiment in experiments)
+    for experiment, parts in zip(experiments, cut_middle_together([e.name for e in experiments]), strict=True):
+        experiment.name_parts = parts
     context = {"experiments": experiments, "search": search, "show_deleted": show_deleted, "has_runs": has_runs}
     return render(request, "dashboard/experiment_list.html", context)
 

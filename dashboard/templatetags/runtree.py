@@ -26,14 +26,21 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
 
 
 @register.filter
-def cut_middle(label) -> str:
+def cut_middle(label, differs_at: int | None = None) -> str:
     """`label` as the two parts a `.cut-middle` box draws (static/css/runtree.css): the head gives
     way to an ellipsis when the box is too narrow, the tail never does (dashboard/names.py). The
     box needs an aria-label of the whole name: screen readers read its two parts as two words."""
-    head, tail = names.head_and_tail(str(label))
+    head, tail = names.head_and_tail(str(label), differs_at)
     # html.escape is what Django's escape() calls, without its lazy-string wrapper: half the time
     # on a tree page's 300 rows (0.44 ms against 0.89).
     return mark_safe(f'<span class="head">{html.escape(head)}</span><span class="tail">{html.escape(tail)}</span>')
+
+
+def cut_middle_together(labels: list[str]) -> list[str]:
+    """Each of `labels`, shown together (a list, a table, a parent's children), cut as
+    `cut_middle` does, each tail reaching back to where its label differs from the others."""
+    starts = names.differing_starts(labels)
+    return [cut_middle(label, differs_at) for label, differs_at in zip(labels, starts, strict=True)]
 
 
 @register.filter

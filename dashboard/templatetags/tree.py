@@ -11,6 +11,7 @@ value the template escapes.
 """
 
 import math
+from collections import defaultdict
 from types import SimpleNamespace
 
 from django import template
@@ -20,7 +21,15 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from dashboard.templatetags.runtree import cut_middle, duration, is_number, number, params_text, when
+from dashboard.templatetags.runtree import (
+    cut_middle,
+    cut_middle_together,
+    duration,
+    is_number,
+    number,
+    params_text,
+    when,
+)
 from registry import selectors
 
 register = template.Library()
@@ -53,11 +62,22 @@ NOTE_TITLE_CHARS = 400
 
 def row_views(rows, selected, registered: dict[int, str]) -> list:
     """`rows` as the template reads them: a MoreRow as it is, a Run as an object of the values its
-    row shows."""
-    return [row if getattr(row, "is_more", False) else run_view(row, selected, registered) for row in rows]
+    row shows; each name cut to keep in sight where it differs from its siblings' among `rows`."""
+    siblings = defaultdict(list)
+    for row in rows:
+        if not getattr(row, "is_more", False):
+            siblings[row.parent_run_id].append(row)
+    name_parts = {}
+    for runs in siblings.values():
+        labels = [run.name or run.run_id for run in runs]
+        name_parts.update(zip((run.pk for run in runs), cut_middle_together(labels), strict=True))
+    return [
+        row if getattr(row, "is_more", False) else run_view(row, selected, registered, name_parts[row.pk])
+        for row in rows
+    ]
 
 
-def run_view(run, selected, registered: dict[int, str]) -> SimpleNamespace:
+def run_view(run, selected, registered: dict[int, str], name_parts: str) -> SimpleNamespace:
     """One run's row: its hooks (run_id, level, parent, hidden), its classes and labels, and the
     text of each cell."""
     match = getattr(run, "is_match", None)  # None: no filter applied
@@ -75,7 +95,7 @@ def run_view(run, selected, registered: dict[int, str]) -> SimpleNamespace:
         is_more=False,
         run_id=escape(run.run_id),
         name=escape(run.name),
-        name_parts=cut_middle(run.name or run.run_id),
+        name_parts=name_parts,
         level=str(run.level),
         parent_run_id=run.parent_run_id,
         hidden=run.hidden,

@@ -218,3 +218,36 @@ def test_at_390_px_sweep_runs_that_share_a_start_are_told_apart_by_their_ends(pa
         seen.append(name.locator(".tail").text_content())
     assert len(seen) == 15 and len(set(seen)) == 15
     page.screenshot(path=ARTIFACTS / "tree-names-390.png")
+
+
+def test_at_390_px_children_named_alike_at_both_ends_show_where_they_differ(page, transactional_db):
+    from tracker import services
+    from tracker.services import KeyValue
+
+    experiment = services.experiment_create(name="bert finetune")
+    parent = services.run_create(experiment=experiment, name="lr-sweep")
+    for lr in ("1e-5", "3e-5", "5e-5"):
+        services.run_create(
+            experiment=experiment,
+            name=f"bert-base-uncased-lr{lr}-bs32-squad-v2",
+            tags=[KeyValue("mlflow.parentRunId", parent.run_id)],
+        )
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"/experiments/{experiment.id}/")
+    row(page, parent).locator(".twisty").click()
+    children = page.locator(f'tr.run-row[data-parent="{parent.run_id}"] .run-link')
+    expect(children).to_have_count(3)
+    shown = []
+    for link in children.all():
+        box, tail = link.bounding_box(), link.locator(".tail")
+        tail_box = tail.bounding_box()
+        assert tail_box["x"] + tail_box["width"] <= box["x"] + box["width"] + 0.5  # inside the cell's link
+        # What is on screen of the tail: up to where its own ellipsis begins, if it has one.
+        shown.append(
+            tail.evaluate(
+                "t => t.textContent.slice(0, Math.floor(t.clientWidth / (t.scrollWidth / t.textContent.length)))"
+            )
+        )
+    # Before, each tail was "squad-v2": three rows that read alike.
+    assert all(text.startswith("lr") for text in shown) and len({text[:6] for text in shown}) == 3, shown
+    page.screenshot(path=ARTIFACTS / "tree-names-differing-in-the-middle-390.png")

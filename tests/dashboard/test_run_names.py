@@ -3,8 +3,8 @@
 import pytest
 from django.utils.html import escape
 
-from dashboard.names import TAIL_CHARS, head_and_tail, short_name
-from tests.factories import bulk_children
+from dashboard.names import TAIL_CHARS, differing_starts, head_and_tail, short_name
+from tests.factories import RunFactory, bulk_children
 from tracker import services
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +68,53 @@ def test_the_lists_of_models_and_experiments_keep_the_ends_of_long_names(client)
     assert '<span class="tail">boosting-v1</span>' in models and '<span class="tail">boosting-v2</span>' in models
     experiments = client.get("/").content.decode()
     assert '<span class="tail">2026-11</span>' in experiments and '<span class="tail">2026-12</span>' in experiments
+
+
+def test_names_that_differ_before_their_end_keep_that_part_in_the_tail():
+    names = ["bert-base-lr3e-5-bs32-squad", "bert-base-lr5e-5-bs32-squad", "bert-base-lr1e-4-bs32-squad"]
+    # Alone, each would keep "bs32-squad", the part all three share.
+    assert {head_and_tail(name)[1] for name in names} == {"bs32-squad"}
+    starts = differing_starts(names)
+    assert starts == [len("bert-base-lr")] * 3
+    tails = [head_and_tail(name, start)[1] for name, start in zip(names, starts, strict=True)]
+    assert tails == ["lr3e-5-bs32-squad", "lr5e-5-bs32-squad", "lr1e-4-bs32-squad"]
+
+
+@pytest.mark.parametrize(
+    ("names", "tails"),
+    [
+        # Differing at the end: the usual tail.
+        (["parent_run_test_params_test_3_1", "parent_run_test_params_test_3_2"], ["test_3_1", "test_3_2"]),
+        # Differing too far from the end to keep it all in sight: the usual tail too.
+        (
+            [f"a-run-named-at-length-{v}-then-a-long-common-ending" for v in ("v1", "v2")],
+            ["common-ending", "common-ending"],
+        ),
+        # The same name twice differs nowhere: the usual tail.
+        (["the-same-name-twice-over", "the-same-name-twice-over"], ["twice-over", "twice-over"]),
+    ],
+)
+def test_the_tail_reaches_back_only_as_far_as_it_can_show(names, tails):
+    starts = differing_starts(names)
+    assert [head_and_tail(name, start)[1] for name, start in zip(names, starts, strict=True)] == tails
+
+
+def test_the_pages_cut_names_where_they_differ_from_those_shown_beside_them(client):
+    """A tree's siblings, a compare table's rows and the experiments list: names that end alike
+    keep the part where they differ, which used to be cut away ("bert-base-…bs32-squad" twice)."""
+    experiment = services.experiment_create(name="bert-finetune-lr1e-5-on-squad")
+    services.experiment_create(name="bert-finetune-lr3e-5-on-squad")
+    parent = RunFactory(experiment=experiment, name="sweep")
+    for lr in ("lr3e-5", "lr5e-5"):
+        RunFactory(experiment=experiment, name=f"bert-base-{lr}-bs32-squad", parent=parent)
+    # A root whose name ends as the children's does is no sibling of theirs: its tail is the usual one.
+    RunFactory(experiment=experiment, name="bert-base-lr3e-5-bs64-squad")
+    tree = client.get(f"/experiments/{experiment.id}/").content.decode()
+    children_rows = client.get(f"/runs/{parent.run_id}/children/").content.decode()
+    for page in (children_rows, client.get("/compare/", {"parent": parent.run_id}).content.decode()):
+        assert '<span class="tail">lr3e-5-bs32-squad</span>' in page
+        assert '<span class="tail">lr5e-5-bs32-squad</span>' in page
+    assert '<span class="tail">bs64-squad</span>' in tree
+    experiments = client.get("/").content.decode()
+    assert '<span class="tail">lr1e-5-on-squad</span>' in experiments
+    assert '<span class="tail">lr3e-5-on-squad</span>' in experiments
