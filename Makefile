@@ -109,6 +109,7 @@ bench-smoke-sqlite: $(VENV)/.installed-bench
 	$(BIN)/python bench/live_polling.py --smoke
 	$(BIN)/python bench/http_server.py --smoke
 	$(BIN)/python bench/artifacts.py --smoke
+	$(BIN)/python bench/import_server.py --smoke
 
 bench-smoke-postgresql: $(VENV)/.installed-bench
 	$(BIN)/python bench/profile_ingest.py --smoke

@@ -3,6 +3,7 @@
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from tracker.importing.source import (
     MlflowSource,
@@ -30,6 +31,9 @@ class ClientSource(MlflowSource):
     chunk_size = 100
     # MLflow's SQL store leaves the models a run used out of search_runs (get_run has them).
     lists_model_inputs = True
+    # How many of a chunk's runs are read at once (their histories, their models): 1 reads them
+    # in turn. A tracking server answers each call in a round trip, so it reads more.
+    read_threads = 1
 
     def __init__(self, tracking_uri: str, description: str):
         # Not at the top: mlflow and SQLAlchemy are development requirements, imported only to read a source.
@@ -40,6 +44,12 @@ class ClientSource(MlflowSource):
         with self._reading():
             self.client = MlflowClient(tracking_uri=tracking_uri)
         self._listed: dict[str, list] = {}
+        self._readers = ThreadPoolExecutor(self.read_threads, "import-read") if self.read_threads > 1 else None
+
+    def close(self) -> None:
+        readers = getattr(self, "_readers", None)  # None too when __init__ failed before it
+        if readers is not None:
+            readers.shutdown(cancel_futures=True)
 
     @contextlib.contextmanager
     def _reading(self):
@@ -99,8 +109,10 @@ class ClientSource(MlflowSource):
 
     def runs(self, experiment: SourceExperiment) -> Iterator[list[SourceRun]]:
         for chunk in chunks(self._list_runs(experiment), self.chunk_size):
-            with self._reading():
-                source_runs = [self._source_run(run) for run in chunk]
+            with self._reading():  # a failed read raises here, from whichever thread made it
+                source_runs = list(
+                    self._readers.map(self._source_run, chunk) if self._readers else map(self._source_run, chunk)
+                )
             yield source_runs
         self._listed.pop(experiment.source_id, None)
 

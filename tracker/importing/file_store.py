@@ -79,6 +79,7 @@ class FileStoreSource(ClientSource):
         return found
 
     def close(self) -> None:
+        super().close()
         if self._allow_before is None:
             os.environ.pop(_ALLOW_FILE_STORE, None)
         else:

@@ -11,6 +11,9 @@ class TrackingServerSource(ClientSource):
     # A server on MLflow's SQL store lists runs without the models they used: one get_run a run
     # reads them (a run's history already costs a call per metric key).
     lists_model_inputs = False
+    # Each run costs a call per metric key and one get_run, each mostly waiting on the network
+    # (see docs/benchmarks.md, Import from a tracking server).
+    read_threads = 8
 
     def __init__(self, url: str):
         url = url.rstrip("/")
