@@ -13,6 +13,7 @@ TAIL_MAX_CHARS = 14  # ... or up to this many, to begin the tail with a whole wo
 # about what the tree's name column holds on a phone (12.5rem).
 TAIL_DIFFERING_MAX_CHARS = 24
 HEAD_MIN_CHARS = 4
+MIDDLE_MAX_CHARS = 12  # the word kept in the middle of a name that differs far from its end
 CHART_LABEL_CHARS = 28
 
 
@@ -33,9 +34,31 @@ def head_and_tail(label: str, differs_at: int | None = None) -> tuple[str, str]:
             cut = _word_start(label, differs_at, floor=floor)
     if label[cut] in "_-. ":
         cut += 1  # "depth-3" rather than "_depth-3": the separator stays with the head
-    while cut > 1 and (unicodedata.combining(label[cut]) or label[cut] in "\u200d\ufe0f"):
-        cut -= 1
+    cut = _whole_character(label, cut)
     return label[:cut], label[cut:]
+
+
+def cut_parts(label: str, differs_at: int | None = None) -> tuple[str, ...]:
+    """`label` as the parts a `.cut-middle` box draws, heads (that may give way) and tails (kept)
+    in turn: (head, tail) as `head_and_tail` cuts it, or, where `label` differs from the names
+    shown with it too far from its end for the tail to reach back (`differs_at` still in the
+    head), (head, middle, gap, tail): the word where it differs is kept too, between two parts
+    that give way ("customer-ch…v1-wee…pipeline")."""
+    head, tail = head_and_tail(label, differs_at)
+    if not tail or differs_at is None or not HEAD_MIN_CHARS <= differs_at < len(head):
+        return head, tail
+    start = _word_start(label, differs_at, floor=HEAD_MIN_CHARS)
+    if label[start] in "_-. ":
+        start += 1
+    if differs_at - start >= MIDDLE_MAX_CHARS:
+        start = differs_at - 4  # a long word: the few characters before where it differs
+    end = differs_at + 1
+    while end < len(head) and label[end].isalnum() and end - start < MIDDLE_MAX_CHARS:
+        end += 1
+    start, end = _whole_character(label, start), _whole_character(label, end)
+    if not HEAD_MIN_CHARS <= start < end < len(head):
+        return head, tail  # no room for a gap: the usual two parts
+    return label[:start], label[start:end], label[end : len(head)], tail
 
 
 def short_name(label: str, chars: int = CHART_LABEL_CHARS) -> str:
@@ -73,6 +96,13 @@ def _word_start(label: str, at: int, *, floor: int) -> int:
     while start > floor and _inside_word(label, start):
         start -= 1
     return at if _inside_word(label, start) else start
+
+
+def _whole_character(label: str, at: int) -> int:
+    """`at`, moved back so that a combining mark (or a joiner) stays with the character before it."""
+    while at > 1 and at < len(label) and (unicodedata.combining(label[at]) or label[at] in "\u200d\ufe0f"):
+        at -= 1
+    return at
 
 
 def _inside_word(label: str, at: int) -> bool:

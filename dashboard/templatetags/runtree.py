@@ -27,13 +27,18 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
 
 @register.filter
 def cut_middle(label, differs_at: int | None = None) -> str:
-    """`label` as the two parts a `.cut-middle` box draws (static/css/runtree.css): the head gives
-    way to an ellipsis when the box is too narrow, the tail never does (dashboard/names.py). The
+    """`label` as the parts a `.cut-middle` box draws (static/css/runtree.css): a head gives way to
+    an ellipsis when the box is too narrow, a tail does not (dashboard/names.py `cut_parts`). The
     box needs an aria-label of the whole name: screen readers read its two parts as two words."""
-    head, tail = names.head_and_tail(str(label), differs_at)
+    parts = names.cut_parts(str(label), differs_at)
     # html.escape is what Django's escape() calls, without its lazy-string wrapper: half the time
     # on a tree page's 300 rows (0.44 ms against 0.89).
-    return mark_safe(f'<span class="head">{html.escape(head)}</span><span class="tail">{html.escape(tail)}</span>')
+    return mark_safe(
+        "".join(
+            f'<span class="{"tail" if index % 2 else "head"}">{html.escape(part)}</span>'
+            for index, part in enumerate(parts)
+        )
+    )
 
 
 def cut_middle_together(labels: list[str]) -> list[str]:

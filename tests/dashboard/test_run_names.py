@@ -3,7 +3,7 @@
 import pytest
 from django.utils.html import escape
 
-from dashboard.names import TAIL_CHARS, differing_starts, head_and_tail, short_name
+from dashboard.names import TAIL_CHARS, cut_parts, differing_starts, head_and_tail, short_name
 from tests.factories import RunFactory, bulk_children
 from tracker import services
 
@@ -85,7 +85,8 @@ def test_names_that_differ_before_their_end_keep_that_part_in_the_tail():
     [
         # Differing at the end: the usual tail.
         (["parent_run_test_params_test_3_1", "parent_run_test_params_test_3_2"], ["test_3_1", "test_3_2"]),
-        # Differing too far from the end to keep it all in sight: the usual tail too.
+        # Differing too far from the end to keep it all in sight: the usual tail too (and the
+        # word where they differ kept in the middle, below).
         (
             [f"a-run-named-at-length-{v}-then-a-long-common-ending" for v in ("v1", "v2")],
             ["common-ending", "common-ending"],
@@ -118,3 +119,41 @@ def test_the_pages_cut_names_where_they_differ_from_those_shown_beside_them(clie
     experiments = client.get("/").content.decode()
     assert '<span class="tail">lr1e-5-on-squad</span>' in experiments
     assert '<span class="tail">lr3e-5-on-squad</span>' in experiments
+
+
+@pytest.mark.parametrize(
+    ("names", "parts"),
+    [
+        (
+            [f"customer-churn-{v}-weekly-retrain-pipeline" for v in ("v1", "v2")],
+            [("customer-churn-", v, "-weekly-retrain-", "pipeline") for v in ("v1", "v2")],
+        ),
+        # A long word where they differ: a few characters before that place and the rest of it.
+        (
+            [f"project-{w}-and-then-a-long-common-ending" for w in ("alphabetagammadelta", "alphabetagammazeta")],
+            [
+                ("project-alphabetag", "ammadelta", "-and-then-a-long-", "common-ending"),
+                ("project-alphabetag", "ammazeta", "-and-then-a-long-", "common-ending"),
+            ],
+        ),
+        # Differing in the first few characters: the head shows it; two parts.
+        (
+            ["ab-then-a-long-common-ending-here", "ac-then-a-long-common-ending-here"],
+            [("ab-then-a-long-common-", "ending-here"), ("ac-then-a-long-common-", "ending-here")],
+        ),
+    ],
+)
+def test_a_name_that_differs_far_from_its_end_keeps_that_word_in_its_middle(names, parts):
+    assert [cut_parts(name, start) for name, start in zip(names, differing_starts(names), strict=True)] == parts
+    assert all("".join(cut) == name for name, cut in zip(names, parts, strict=True))
+
+
+def test_the_experiments_list_keeps_the_word_where_long_names_differ_far_from_their_end(client):
+    for v in ("v1", "v2"):
+        services.experiment_create(name=f"customer-churn-{v}-weekly-retrain-pipeline")
+    page = client.get("/").content.decode()
+    for v in ("v1", "v2"):
+        assert (
+            f'<span class="head">customer-churn-</span><span class="tail">{v}</span>'
+            '<span class="head">-weekly-retrain-</span><span class="tail">pipeline</span></a>'
+        ) in page
