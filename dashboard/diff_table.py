@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.state import parse_int
-from dashboard.templatetags.runtree import cut_middle, cut_middle_together, duration, number
+from dashboard.templatetags.runtree import cut_middle_together, duration, number
 from tracker.constants import is_system_metric
 from tracker.selectors.compare import ComparedRun, Comparison
 from tracker.selectors.export import csv_number, spreadsheet_safe
@@ -119,9 +119,9 @@ class Row:
     url: str
     duration: str
     cells: list[Cell]
+    name_parts: str  # the run's label as cut_middle cuts it among the table's others
     show_parent: bool = False
     color: str = ""  # the run's colour on the page's charts (dashboard.charts.run_colors)
-    name_parts: str = ""  # the run's label as cut_middle cuts it among the table's others
 
     @property
     def html(self) -> SafeString:
@@ -142,7 +142,7 @@ class Row:
         return mark_safe(  # every part escaped above
             f'<tr data-run-id="{escape(run.run_id)}"><th scope="row" class="name">{swatch}'
             f'<a class="cut-middle" href="{escape(self.url)}" title="{label}" aria-label="{label}">'
-            f"{self.name_parts or cut_middle(run.label)}</a>{parent}</th>"
+            f"{self.name_parts}</a>{parent}</th>"
             f'<td><span class="status status-{status}">{status}</span></td>'
             f'<td class="num">{escape(self.duration)}</td>{cells}</tr>'
         )
@@ -199,9 +199,7 @@ def compare_table(
         cells += [_metric_cell(run.metrics.get(key), best[key], goals[key]) for key in metric_keys]
         url = url_pattern.replace("RUN_ID", run.run_id)
         color = (colors or {}).get(run.run_id, "")
-        rows.append(
-            Row(run, url, duration(run.duration_ms), cells, show_parent=show_parents, color=color, name_parts=parts)
-        )
+        rows.append(Row(run, url, duration(run.duration_ms), cells, parts, show_parent=show_parents, color=color))
     return CompareTable(
         param_keys=param_keys,
         metric_keys=metric_keys,

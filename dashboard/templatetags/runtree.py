@@ -29,7 +29,7 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
 def cut_middle(label, differs_at: int | None = None) -> str:
     """`label` as the parts a `.cut-middle` box draws (static/css/runtree.css): a head gives way to
     an ellipsis when the box is too narrow, a tail does not (dashboard/names.py `cut_parts`). The
-    box needs an aria-label of the whole name: screen readers read its two parts as two words."""
+    box needs an aria-label of the whole name: screen readers read its parts as separate words."""
     parts = names.cut_parts(str(label), differs_at)
     # html.escape is what Django's escape() calls, without its lazy-string wrapper: half the time
     # on a tree page's 300 rows (0.44 ms against 0.89).
