@@ -1,7 +1,11 @@
 """A long run name gives way in its middle, so sweep runs that share a start stay told apart."""
 
+import os
+
 import pytest
 from django.utils.html import escape
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dashboard.names import TAIL_CHARS, cut_parts, differing_starts, head_and_tail, short_name
 from tests.factories import RunFactory, bulk_children
@@ -157,3 +161,12 @@ def test_the_experiments_list_keeps_the_word_where_long_names_differ_far_from_th
             f'<span class="head">customer-churn-</span><span class="tail">{v}</span>'
             '<span class="head">-weekly-retrain-</span><span class="tail">pipeline</span></a>'
         ) in page
+
+
+@given(st.lists(st.text(alphabet="ab-_1é", max_size=12), max_size=8))
+def test_where_a_name_differs_is_its_longest_start_shared_with_any_other(labels):
+    expected = [
+        max((len(os.path.commonprefix([label, other])) for j, other in enumerate(labels) if j != i), default=0)
+        for i, label in enumerate(labels)
+    ]
+    assert differing_starts(labels) == expected
