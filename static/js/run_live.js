@@ -1,10 +1,11 @@
 // The run page, live, and the compare page of a parent's children or of sweeps: while the run or
 // one of its children is RUNNING, static/js/live.js's poller asks `/runs/<id>/live/?since=` (for
-// sweeps, `/compare/live/?parents=…&since=`) every few seconds; when the run changed, the page is fetched again and each part marked `data-live-part`
-// (the run page's status, facts, metrics, summary, children, charts, images; the compare page's
-// count, form, charts and table) is swapped for its new self, except one that holds the focus or
-// a ticked child box, whose table rows are updated in place. Charts are redrawn with
-// Plotly.react, so zoom and hover stay where plotly.js keeps them.
+// sweeps, `/compare/live/?parents=…&since=`) every few seconds; when the run changed, the page is
+// fetched again and each part marked `data-live-part` (the run page's status, facts, metrics,
+// summary, children, charts, images; the compare page's count, form, charts and table) is swapped
+// for its new self, except one that holds the focus or a ticked child box, whose table rows are
+// updated in place. Charts are redrawn with Plotly.react, so zoom and hover stay where plotly.js
+// keeps them.
 (function () {
   "use strict";
 
@@ -32,10 +33,8 @@
     });
   }
 
-  function react(container, figure) {
-    if (window.RuntreeCharts) return window.RuntreeCharts.react(container, figure);
-    return window.Plotly.react(container, figure.data, figure.layout, { responsive: true, displaylogo: false });
-  }
+  // A page with charts loads run.js beside plotly.js: its react keeps the viewer's zoom.
+  const react = (container, figure) => window.RuntreeCharts.react(container, figure);
 
   // Children: rows matched by run id, so ticked boxes and opened rows survive; new ones added.
   function updateChildren(part, next) {

@@ -723,9 +723,8 @@ def live_version(experiment_id: int) -> LiveVersion:
 
 def run_live_version(run_id: str) -> LiveVersion | None:
     """The run page's LiveVersion (None for an unknown run): `running` counts the run itself and
-    its running children. One fixed statement (tracker/hot_sql.py)."""
-    markers = hot_sql.runs_live_versions([run_id], running=RunStatus.RUNNING).get(run_id)
-    return None if markers is None else _run_live_version(markers)
+    its running children. One statement (tracker/hot_sql.py)."""
+    return runs_live_version([run_id])
 
 
 def runs_live_version(run_ids: Sequence[str]) -> LiveVersion | None:
