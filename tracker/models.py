@@ -172,9 +172,10 @@ class Run(models.Model):
         indexes = [
             # The tree page's expand: children of a parent in start-time order.
             models.Index(fields=["parent", "-start_time"], name="run_children_idx"),
-            # The tree page's roots.
+            # An experiment's latest runs (the column choices' sample).
             models.Index(fields=["experiment", "-start_time"], name="run_experiment_start_idx"),
-            # (runs/search's order has an index on PostgreSQL only: migration 0005.)
+            # (runs/search's order has an index on PostgreSQL only: migration 0007. The tree page's
+            # roots in its order have a partial index of their own: migration 0018.)
             # Subtree reads: prefix match on the materialized path. On PostgreSQL the pattern
             # opclass lets LIKE 'prefix%' use the index whatever the collation.
             models.Index(fields=["path"], name="run_path_idx", opclasses=["varchar_pattern_ops"]),

@@ -5,7 +5,7 @@ import pytest
 
 from tests.dashboard.test_tree_page import row_html, tree_url
 from tests.factories import ExperimentFactory, RunFactory
-from tracker.models import Run
+from tracker.models import Run, RunTag
 from tracker.selectors.tree import column_catalog
 from tracker.services import KeyValue, MetricInput, run_log_batch
 from tracker.summaries import refresh as summary_refresh
@@ -94,3 +94,18 @@ def test_among_metrics_logged_as_often_a_score_or_loss_comes_before_a_timing(cli
     catalog = column_catalog(experiment)
     assert [column.key for column in catalog.defaults] == ["r2", "rmse", "fit_time"]
     assert catalog.primary_metric == "r2"
+
+
+def test_the_column_choices_offer_the_users_tags_and_not_mlflows_or_runtrees_own(client):
+    experiment = ExperimentFactory(name="tagged")
+    parent = RunFactory(experiment=experiment, name="sweep")
+    for i in range(2):
+        child = RunFactory(experiment=experiment, parent=parent, name=f"c{i}")
+        # A key that merely begins like a system prefix is the user's.
+        tags = [KeyValue("team", "vision"), KeyValue("mlflow.user", "ana"), KeyValue("mlflowish", "yes")]
+        run_log_batch(run=child, params=[KeyValue("lr", str(i))], tags=tags)
+        RunTag.objects.create(run=child, key="runtree.note", value="Runtree's own")  # the API refuses it
+    catalog = column_catalog(experiment)
+    tag_columns = [column.name for column in catalog.choices if column.kind == "tags"]
+    assert tag_columns == ["tags.mlflowish", "tags.team"]
+    assert "params.lr" in [column.name for column in catalog.choices]
