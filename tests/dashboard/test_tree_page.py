@@ -2,9 +2,11 @@ import re
 
 import pytest
 
+from registry import services as registry_services
 from tests.factories import ExperimentFactory, RunFactory, build_chain, build_tree
 from tracker.models import DELETED, Run
-from tracker.services import run_set_lifecycle
+from tracker.services import KeyValue, MetricInput, run_log_batch, run_set_lifecycle
+from tracker.summaries import refresh as summary_refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -131,6 +133,36 @@ def test_run_names_are_escaped(client):
     html = client.get(tree_url(run.experiment)).content.decode()
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+
+
+def test_every_value_a_row_shows_is_escaped(client):
+    """A row writes names, values, the description, the best child and registered names, all of
+    them user input (dashboard/jinja.py escapes each in one place)."""
+    hostile = "<img src=x onerror=alert(1)>'\""  # no "/": a registered model's name cannot hold one
+    escaped = "&lt;img src=x onerror=alert(1)&gt;&#x27;&quot;"
+    experiment = ExperimentFactory(name="hostile")
+    parent = RunFactory(experiment=experiment, name=hostile)
+    child = RunFactory(experiment=experiment, parent=parent, name=hostile + "child")
+    run_log_batch(
+        run=child,
+        params=[KeyValue("p", hostile)],
+        tags=[KeyValue("t", hostile), KeyValue("mlflow.note.content", hostile)],
+        metrics=[MetricInput("loss", 0.5, 1, 0)],
+    )
+    summary_refresh.recompute_all(experiment_id=experiment.id)
+    model = registry_services.registered_model_create(name=hostile)
+    registry_services.model_version_create(
+        model=model,
+        source=registry_services.resolve_source(source=f"runs:/{child.run_id}/model", run_id=child.run_id),
+    )
+    response = client.get(
+        tree_url(experiment, expanded=parent.run_id, columns="params.p,tags.t,metrics.loss", best="loss")
+    )
+    rows = row_html(response, parent) + row_html(response, child)
+    assert "<img" not in rows
+    # the name (link, label, title), the param and tag cells, the description, the best
+    # child's name and params, the registered model's name
+    assert rows.count(escaped) >= 10
 
 
 def test_long_names_carry_the_full_name_in_a_title(client):
