@@ -25,6 +25,15 @@ def query_of(page) -> dict:
     return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
 
 
+def shown_text(element) -> str:
+    """What is on screen of an element whose text may end in its own ellipsis (about: characters
+    taken as equally wide)."""
+    return element.evaluate(
+        "e => e.scrollWidth <= e.clientWidth ? e.textContent"
+        " : e.textContent.slice(0, Math.floor(e.clientWidth / (e.scrollWidth / e.textContent.length)))"
+    )
+
+
 def test_from_the_list_a_parent_expands_in_place(page, demo):
     page.goto("/")
     page.get_by_role("link", name="Nested Child Association").click()
@@ -242,12 +251,28 @@ def test_at_390_px_children_named_alike_at_both_ends_show_where_they_differ(page
         box, tail = link.bounding_box(), link.locator(".tail")
         tail_box = tail.bounding_box()
         assert tail_box["x"] + tail_box["width"] <= box["x"] + box["width"] + 0.5  # inside the cell's link
-        # What is on screen of the tail: up to where its own ellipsis begins, if it has one.
-        shown.append(
-            tail.evaluate(
-                "t => t.textContent.slice(0, Math.floor(t.clientWidth / (t.scrollWidth / t.textContent.length)))"
-            )
-        )
+        shown.append(shown_text(tail))  # up to where its own ellipsis begins, if it has one
     # Before, each tail was "squad-v2": three rows that read alike.
     assert all(text.startswith("lr") for text in shown) and len({text[:6] for text in shown}) == 3, shown
     page.screenshot(path=ARTIFACTS / "tree-names-differing-in-the-middle-390.png")
+
+
+def test_at_1280_px_with_more_columns_than_fit_the_best_child_and_the_names_stay_readable(page, demo):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    open_experiment(page, "Parent Child Association Challenge")
+    box = page.locator(".table-wrap")
+    assert box.evaluate("w => w.scrollWidth > w.clientWidth")  # seven value columns: the table scrolls
+    bests = page.locator("tr.run-row td.best")
+    expect(bests.first).to_contain_text("run_")
+    for scrolled in ("w => w.scrollLeft = 0", "w => w.scrollLeft = w.scrollWidth"):
+        box.evaluate(scrolled)
+        edge = box.bounding_box()
+        for cell in bests.all():
+            cell_box = cell.bounding_box()
+            assert cell_box["x"] >= edge["x"] and cell_box["x"] + cell_box["width"] <= edge["x"] + edge["width"] + 0.5
+    box.evaluate("w => w.scrollLeft = 0")
+    # The parents' names end where they differ ("…subset_test_3"): the compare link gave up its words.
+    tails = [shown_text(link.locator(".tail")) for link in page.locator("tr.run-row .run-link").all()]
+    assert len(tails) == 5 and len(set(tails)) == 5, tails
+    assert page.locator("tr.run-row .compare-children .wide-only").first.is_hidden()
+    page.screenshot(path=ARTIFACTS / "tree-many-columns-1280.png")
