@@ -3,6 +3,7 @@ The page hands each dict to plotly.js through json_script."""
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -411,6 +412,9 @@ PARENT_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "x", "s
 LOG_AXIS_SPAN = 1000.0
 # Points labelled with their run's name on a scatter at most (more would overlap).
 MAX_POINT_LABELS = 30
+# ...and at most this many at one x: a sweep's grid puts many runs on each value of a param, and
+# their names printed over one another in a column (25 children over two values: 12 a column).
+MAX_POINT_LABELS_AT_ONE_X = 3
 
 
 def spans_decades(numbers: list[float | None]) -> bool:
@@ -561,7 +565,8 @@ def scatter_figure(
         return (_escape_template(value) if value is not None else None) if categorical else finite_or_none(value)
 
     drawable = [run for run in runs if x_of(run) is not None and finite_or_none(run.metrics.get(y_metric)) is not None]
-    labelled = bool(colors) and len(drawable) <= MAX_POINT_LABELS
+    most_at_one_x = max(Counter(x_of(run) for run in drawable).values(), default=0)
+    labelled = bool(colors) and len(drawable) <= MAX_POINT_LABELS and most_at_one_x <= MAX_POINT_LABELS_AT_ONE_X
     traces = []
     for position, (_, parent, members) in enumerate(_parent_groups(drawable)):
         # The run's own colour when the page gives one (the same on every chart), else the parent's.

@@ -307,6 +307,20 @@ def test_a_few_points_are_labelled_with_their_runs_name(sweep):
     assert figure["data"][0]["mode"] == "markers+text" and figure["data"][0]["text"] == ["a", "b"]
 
 
+def test_runs_stacked_on_a_grids_values_are_named_on_hover_not_beside_each_point():
+    # 12 children over two values of a param (and a numeric one with two values): the names of a
+    # column would print over one another.
+    grid = [run(f"trial-{i}", params={"opt": "ab"[i % 2], "lr": str(0.1 * (1 + i % 2))}, metrics={"m": i / 10}, pk=i)
+            for i in range(12)]  # fmt: skip
+    colors = run_colors([r.run_id for r in grid])
+    for x in ("params.opt", "params.lr"):
+        trace = scatter_figure(grid, x, "m", colors=colors)["data"][0]
+        assert trace["mode"] == "markers" and "text" not in trace
+        assert trace["hovertext"][0] == "trial-0"
+    spread = [run(f"trial-{i}", params={"opt": "abc"[i % 3]}, metrics={"m": i / 10}, pk=i) for i in range(6)]
+    assert scatter_figure(spread, "params.opt", "m", colors=colors)["data"][0]["mode"] == "markers+text"
+
+
 def test_a_param_spanning_three_decades_gets_a_log_axis(sweep):
     sweep[2].params["lr"] = "0.00001"
     scatter = scatter_figure(sweep, "params.lr", "loss")
@@ -340,7 +354,7 @@ def test_long_names_are_shortened_in_the_middle_where_plotly_writes_them_and_who
     sweep = [
         run(
             f"random-forest-grid-search-trial-n_estimators-200-max_depth-{depth}",
-            params={"lr": "0.1"},
+            params={"lr": str(depth / 100)},
             metrics={"loss": depth / 10},
             pk=depth,
         )
