@@ -61,6 +61,15 @@ def cut_parts(label: str, differs_at: int | None = None) -> tuple[str, ...]:
     return label[:start], label[start:end], label[end : len(head)], tail
 
 
+def tail_differs_early(label: str, tail: str, differs_at: int | None) -> bool:
+    """Whether `label` differs from the names shown with it in the first half of its `tail` (the
+    tail reached back to that word): a tail too wide for its box then keeps its start in sight
+    ("lr3e-5-bs…"), where any other keeps its end ("…t_test_4"), so the part that tells the names
+    apart is the part on screen."""
+    start = len(label) - len(tail)
+    return bool(tail) and differs_at is not None and start <= differs_at < start + len(tail) / 2
+
+
 def short_name(label: str, chars: int = CHART_LABEL_CHARS) -> str:
     """`label` in at most about `chars` characters: its start, an ellipsis, its tail."""
     if len(label) <= chars:

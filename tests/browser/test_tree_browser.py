@@ -26,11 +26,20 @@ def query_of(page) -> dict:
 
 
 def shown_text(element) -> str:
-    """What is on screen of an element whose text may end in its own ellipsis (about: characters
-    taken as equally wide)."""
+    """The characters of a name's part drawn inside its box (a character under the part's own
+    ellipsis may count as drawn)."""
     return element.evaluate(
-        "e => e.scrollWidth <= e.clientWidth ? e.textContent"
-        " : e.textContent.slice(0, Math.floor(e.clientWidth / (e.scrollWidth / e.textContent.length)))"
+        """e => {
+            const box = e.getBoundingClientRect(), text = e.firstChild, range = document.createRange();
+            let shown = "";
+            for (let i = 0; i < text.length; i++) {
+                range.setStart(text, i);
+                range.setEnd(text, i + 1);
+                const r = range.getBoundingClientRect();
+                if (r.left >= box.left - 0.5 && r.right <= box.right + 0.5) shown += text.data[i];
+            }
+            return shown;
+        }"""
     )
 
 
@@ -276,3 +285,13 @@ def test_at_1280_px_with_more_columns_than_fit_the_best_child_and_the_names_stay
     assert len(tails) == 5 and len(set(tails)) == 5, tails
     assert page.locator("tr.run-row .compare-children .wide-only").first.is_hidden()
     page.screenshot(path=ARTIFACTS / "tree-many-columns-1280.png")
+
+
+def test_at_390_px_parents_whose_names_end_in_a_counter_keep_the_counter_in_sight(page, demo):
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_experiment(page, "Parent Child Association Challenge")
+    tails = [shown_text(link.locator(".tail")) for link in page.locator("tr.run-row .run-link").all()]
+    # Before, each read "subse" (the tail cut at its end): five rows alike.
+    assert len(tails) == 5 and len(set(tails)) == 5, tails
+    assert sorted(tail[-1] for tail in tails) == ["0", "1", "2", "3", "4"], tails
+    page.screenshot(path=ARTIFACTS / "tree-counters-390.png")

@@ -7,7 +7,8 @@ from django.utils.html import escape
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashboard.names import TAIL_CHARS, cut_parts, differing_starts, head_and_tail, short_name
+from dashboard.names import TAIL_CHARS, cut_parts, differing_starts, head_and_tail, short_name, tail_differs_early
+from dashboard.templatetags.runtree import cut_middle_together
 from tests.factories import RunFactory, bulk_children
 from tracker import services
 
@@ -104,6 +105,26 @@ def test_the_tail_reaches_back_only_as_far_as_it_can_show(names, tails):
     assert [head_and_tail(name, start)[1] for name, start in zip(names, starts, strict=True)] == tails
 
 
+@pytest.mark.parametrize(
+    ("names", "keep_start"),
+    [
+        # A sweep's counter at the very end: a tail too wide for its box keeps its end.
+        (["parent_run_test_subset_test_3", "parent_run_test_subset_test_4"], [False, False]),
+        # Names that differ where the tail begins keep its start.
+        (["bert-base-lr3e-5-bs32-squad", "bert-base-lr5e-5-bs32-squad"], [True, True]),
+        # A name shown alone, or differing in its head, keeps its end.
+        (["random-forest-grid-search-trial-7"], [False]),
+        (["alpha-model-final-run-2026-11-30", "omega-model-final-run-2026-11-30"], [False, False]),
+    ],
+)
+def test_a_tail_keeps_in_sight_the_half_where_the_names_differ(names, keep_start):
+    starts = differing_starts(names)
+    tails = [head_and_tail(name, start)[1] for name, start in zip(names, starts, strict=True)]
+    assert [tail_differs_early(n, t, s) for n, t, s in zip(names, tails, starts, strict=True)] == keep_start
+    shown = cut_middle_together(names)
+    assert all(('class="tail keep-start"' in html) == keep for html, keep in zip(shown, keep_start, strict=True))
+
+
 def test_the_pages_cut_names_where_they_differ_from_those_shown_beside_them(client):
     """A tree's siblings, a compare table's rows and the experiments list: names that end alike
     keep the part where they differ, which used to be cut away ("bert-base-…bs32-squad" twice)."""
@@ -117,12 +138,12 @@ def test_the_pages_cut_names_where_they_differ_from_those_shown_beside_them(clie
     tree = client.get(f"/experiments/{experiment.id}/").content.decode()
     children_rows = client.get(f"/runs/{parent.run_id}/children/").content.decode()
     for page in (children_rows, client.get("/compare/", {"parent": parent.run_id}).content.decode()):
-        assert '<span class="tail">lr3e-5-bs32-squad</span>' in page
-        assert '<span class="tail">lr5e-5-bs32-squad</span>' in page
-    assert '<span class="tail">bs64-squad</span>' in tree
+        assert '<span class="tail keep-start">lr3e-5-bs32-squad</span>' in page
+        assert '<span class="tail keep-start">lr5e-5-bs32-squad</span>' in page
+    assert '<span class="tail">bs64-squad</span>' in tree  # differs from no sibling: keeps its end
     experiments = client.get("/").content.decode()
-    assert '<span class="tail">lr1e-5-on-squad</span>' in experiments
-    assert '<span class="tail">lr3e-5-on-squad</span>' in experiments
+    assert '<span class="tail keep-start">lr1e-5-on-squad</span>' in experiments
+    assert '<span class="tail keep-start">lr3e-5-on-squad</span>' in experiments
 
 
 @pytest.mark.parametrize(
