@@ -33,10 +33,9 @@ def cut_middle(label, differs_at: int | None = None) -> str:
     box needs an aria-label of the whole name: screen readers read its parts as separate words."""
     label = str(label)
     parts = names.cut_parts(label, differs_at)
-    last_tail = "tail keep-start" if names.tail_differs_early(label, parts[-1], differs_at) else "tail"
-    classes = [
-        "head" if index % 2 == 0 else last_tail if index == len(parts) - 1 else "tail" for index in range(len(parts))
-    ]
+    classes = ["head", "tail"] * (len(parts) // 2)  # cut_parts gives heads and tails in turn
+    if names.tail_differs_early(label, parts[-1], differs_at):
+        classes[-1] += " keep-start"
     # html.escape is what Django's escape() calls, without its lazy-string wrapper: half the time
     # on a tree page's 300 rows (0.44 ms against 0.89).
     return mark_safe(
