@@ -886,9 +886,11 @@ def band_figure(
 SIGN_COLORS = {"+": "#2563eb", "-": "#ea580c", "": "#9ca3af"}
 
 
-def importance_figure(key: str, params: list[dict], *, children: int) -> dict:
-    """Stored importance (tracker/importance.py) as ranked horizontal bars, most important on
-    top, each labelled with its correlation's sign; a log-scaled param says so in its name."""
+def importance_figure(key: str, params: list[dict]) -> dict:
+    """Stored importance (tracker/summaries/importance.py) as ranked horizontal bars, most important
+    on top, coloured by their correlation's sign; a log-scaled param says so in its name. What the
+    bars mean is the card's caption (dashboard/importance_charts.py), which wraps on a phone where a
+    plotly title cannot."""
     ranked = list(params)[:20]
     names = [_escape_template(item["param"]) + (" (log)" if item.get("log") else "") for item in ranked]
     signs = []
@@ -898,29 +900,31 @@ def importance_figure(key: str, params: list[dict], *, children: int) -> dict:
     labels = [
         "categorical" if item.get("correlation") is None else f"corr {item['correlation']:+.2f}" for item in ranked
     ]
+    importances = [round(item["importance"], 4) for item in ranked]
+    spreads = [round(item["spread"], 4) for item in ranked]
     trace = {
         "type": "bar",
         "orientation": "h",
         "y": names[::-1],
-        "x": [round(item["importance"], 4) for item in ranked][::-1],
-        "error_x": {"type": "data", "array": [round(item["spread"], 4) for item in ranked][::-1], "thickness": 1},
-        "text": labels[::-1],
-        "textposition": "outside",
-        "cliponaxis": False,
+        "x": importances[::-1],
+        "error_x": {"type": "data", "array": spreads[::-1], "thickness": 1},
+        "customdata": labels[::-1],
         "marker": {"color": [SIGN_COLORS[sign] for sign in signs][::-1]},
-        "hovertemplate": "%{y}<br>importance %{x:.2f}<br>%{text}<extra></extra>",
+        "hovertemplate": "%{y}<br>importance %{x:.2f}<br>%{customdata}<extra></extra>",
     }
-    title = (
-        f"Param importance for {_escape_template(key)}"
-        f" <span style='font-size:11px;color:{MUTED}'>random forest, permutation importance, {children:,} children;"
-        " blue: higher param → higher metric, orange: → lower</span>"
-    )
+    # The correlation under each param's name: beside its bar it sat on the bar's whisker.
+    ticks = [
+        f"{name}<br><span style='font-size:10px;color:{MUTED}'>{label}</span>"
+        for name, label in zip(names, labels, strict=True)
+    ]
+    widest = max([value + spread for value, spread in zip(importances, spreads, strict=True)] + [0.1])
     layout = _compare_layout(
-        title,
-        xaxis=_axis("share of importance", range=[0, max([item["importance"] for item in ranked] + [0.1]) * 1.25]),
-        yaxis={"automargin": True},
-        height=max(220, 60 + 28 * len(ranked)),
-        margin={"l": 8, "r": 24, "t": 48, "b": 44},
+        f"Param importance for {_escape_template(key)}",
+        # The whole whisker in view: a bar's spread can reach past the largest bar.
+        xaxis=_axis("share of importance", range=[0, widest * 1.05]),
+        yaxis={"automargin": True, "tickvals": names[::-1], "ticktext": ticks[::-1]},
+        height=max(180, 72 + 36 * len(ranked)),
+        margin={"l": 8, "r": 24, "t": 40, "b": 44},
     )
     layout["meta"] = {"importance": _escape_template(key)}
     return {"data": [trace], "layout": layout}

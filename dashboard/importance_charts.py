@@ -7,7 +7,7 @@ from dashboard.charts import importance_figure
 from tracker import tasks
 from tracker.constants import is_system_metric
 from tracker.models import ParamImportance
-from tracker.summaries.importance import MIN_CHILDREN
+from tracker.summaries.importance import MIN_CHILDREN, REPEATS
 
 
 @dataclass
@@ -16,6 +16,7 @@ class ImportanceChart:
     id: str
     figure: dict | None = None
     reason: str = ""  # why there is no chart
+    caption: str = ""  # what the chart's bars, colours and whiskers mean
 
 
 def importance_chart(key: str, stored: ParamImportance | None, *, children: int, chart_id: str) -> ImportanceChart:
@@ -40,5 +41,10 @@ def importance_chart(key: str, stored: ParamImportance | None, *, children: int,
     elif not stored.params:
         chart.reason = f"No param varies among the children with {key}: nothing to rank."
     else:
-        chart.figure = importance_figure(key, stored.params, children=stored.children)
+        chart.figure = importance_figure(key, stored.params)
+        chart.caption = (
+            f"A random forest's permutation importance over {stored.children:,} children. Blue: a higher "
+            f"param goes with a higher {key}; orange: with a lower one; grey: a categorical param. "
+            f"Whiskers: the spread over {REPEATS} shuffles."
+        )
     return chart

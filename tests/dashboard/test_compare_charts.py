@@ -343,11 +343,25 @@ def test_band_and_importance_charts_escape_names_for_plotlys_html_subset():
     hostile = "<img src=x onerror=alert(1)>"
     figures = [
         band_figure("<b>m%{y}", [(hostile, "#1f77b4", band, "/compare/?parent=x")]),
-        importance_figure("<b>m", [{"param": hostile, "importance": 1.0, "spread": 0, "correlation": 0.5}], children=9),
+        importance_figure("<b>m", [{"param": hostile, "importance": 1.0, "spread": 0, "correlation": 0.5}]),
     ]
     for figure in figures:
         text = json.dumps(valid_json(figure))
         assert "<img" not in text and "<b>m" not in text
+
+
+def test_importance_names_each_params_correlation_under_it_and_shows_every_whisker_whole():
+    params = [
+        {"param": "lr", "importance": 0.5, "spread": 0.45, "correlation": -0.81, "log": True},
+        {"param": "optimizer", "importance": 0.3, "spread": 0.1, "correlation": None},
+    ]
+    figure = importance_figure("loss", params)
+    (bars,) = figure["data"]
+    ticks = dict(zip(figure["layout"]["yaxis"]["tickvals"], figure["layout"]["yaxis"]["ticktext"], strict=True))
+    # Written beside a bar, the label sat on that bar's whisker; under the name it is clear of it.
+    assert "corr -0.81" in ticks["lr (log)"] and "categorical" in ticks["optimizer"]
+    assert "text" not in bars
+    assert figure["layout"]["xaxis"]["range"][1] >= 0.5 + 0.45
 
 
 def test_long_names_are_shortened_in_the_middle_where_plotly_writes_them_and_whole_in_hovers():

@@ -27,10 +27,14 @@ def sweep(children: int):
 def test_compare_children_shows_the_stored_importance_chart(client):
     parent = sweep(MIN_CHILDREN + 5)
     refresh_importance(parent_pk=parent.pk)
-    chart = client.get("/compare/", {"parent": parent.run_id, "metric": "loss"}).context["importance"]
+    response = client.get("/compare/", {"parent": parent.run_id, "metric": "loss"})
+    chart = response.context["importance"]
     bars = chart.figure["data"][0]
     assert bars["orientation"] == "h" and bars["y"][-1] == "lr (log)"  # most important on top
     assert "Param importance for loss" in chart.figure["layout"]["title"]["text"]
+    # What the colours mean is written under the chart, where it wraps on a phone.
+    caption = f"over {MIN_CHILDREN + 5} children. Blue: a higher param goes with a higher loss"
+    assert caption in response.content.decode()
 
 
 def test_compare_children_says_why_the_importance_is_absent(client, monkeypatch):
