@@ -12,6 +12,7 @@ from tracker.importing.source import (
     SourceLoggedModel,
     SourceRun,
     chunks,
+    creation_order,
     one_line,
 )
 from tracker.models import ACTIVE
@@ -104,6 +105,7 @@ class ClientSource(MlflowSource):
                 page_token = page.token
                 if not page_token:
                     break
+            listed.sort(key=lambda run: creation_order(run.info.start_time, run.info.run_id))
             self._listed[experiment.source_id] = listed
         return self._listed[experiment.source_id]
 

@@ -150,7 +150,12 @@ class DatabaseSource(MlflowSource):
         from sqlalchemy import select
 
         runs = self.tables["runs"]
-        query = select(runs).where(runs.c.experiment_id == int(experiment.source_id)).order_by(runs.c.run_uuid)
+        # source.creation_order, in SQL.
+        query = (
+            select(runs)
+            .where(runs.c.experiment_id == int(experiment.source_id))
+            .order_by(runs.c.start_time.is_(None), runs.c.start_time, runs.c.run_uuid)
+        )
         with self._reading() as connection:
             rows = connection.execute(query).mappings().all()
         for chunk in chunks(rows, self.chunk_size):

@@ -488,6 +488,14 @@ class TestImportingARealMlflowSource:
         assert grandchild.depth == 2
         assert RunTag.objects.get(run=grandchild, key=ROOT_RUN_ID_TAG).value == Run.objects.get(name="root").run_id
 
+    def test_runs_are_written_oldest_first_so_a_sweep_lies_together(self, source):
+        import_mlflow(source)
+        sweep = Run.objects.filter(experiment__name="sweep")
+        # A source lists runs newest first (a server) or by random id (a database); the rows
+        # are written in the order the runs were logged, whatever the source's order.
+        by_row = list(sweep.order_by("pk").values_list("start_time", flat=True))
+        assert by_row == sorted(by_row) and len(by_row) == 5
+
     def test_a_run_whose_parent_is_not_in_the_source_is_a_root_marked_parent_missing(self, source):
         import_mlflow(source)
         orphan = Run.objects.get(name="orphan")
