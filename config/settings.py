@@ -127,8 +127,7 @@ if STATIC_ROOT:
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
 
-# MLflow's log-batch limit is 1 MB; allow a little above it so the API, not Django,
-# produces the clear error for an oversized request.
+# The largest legal log-batch the mlflow client sends in one call is ~1.7 MB (tracker/api/mlflow/views.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RUNTREE_MAX_REQUEST_BYTES", 2 * 1024 * 1024)
 
 # The web server (config/asgi.py, config/wsgi_pool.py): threads per granian worker process that run

@@ -421,14 +421,6 @@ def test_a_bad_get_history_request_is_refused(client, run):
 # --- sizes -------------------------------------------------------------------------------------
 
 
-def test_a_log_batch_body_over_mlflows_one_megabyte_is_refused_unread(client, run):
-    before = stored(run)
-    params = [{"key": f"p{i}", "value": "x" * 20_000} for i in range(60)]
-    response = call(client, "runs/log-batch", {"run_id": run.run_id, "params": params})
-    assert_invalid(response, "must be at most 1000000 bytes, got a request of size 12")
-    assert stored(run) == before
-
-
 def test_a_body_over_the_servers_limit_is_refused_with_the_limit(client, run, settings):
     before = stored(run)
     body = {"run_id": run.run_id, "key": "notes", "value": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)}

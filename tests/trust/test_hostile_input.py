@@ -51,11 +51,12 @@ def test_json_nested_100000_deep_is_a_400_not_a_crash(client, db, body, rpc):
     assert "not valid JSON" in response.json()["message"]
 
 
-def test_a_log_batch_above_mlflows_1_mb_limit_is_refused_clearly(client, run):
-    params = [{"key": f"p{i}", "value": "x" * 15_000} for i in range(100)]  # 1.5 MB
+def test_a_log_batch_above_the_servers_limit_is_refused_clearly(client, run, settings):
+    params = [{"key": f"p{i}", "value": "x" * 25_000} for i in range(100)]  # 2.5 MB
     response = post(client, "runs/log-batch", {"run_id": run.run_id, "params": params})
     assert response.status_code == 400
-    assert response.json()["message"].startswith(f"Requests to {API}runs/log-batch must be at most 1000000 bytes")
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    assert response.json()["message"].startswith(f"Requests to {API}runs/log-batch must be at most {limit} bytes")
     assert not Param.objects.exists()
 
 
