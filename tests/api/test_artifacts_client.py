@@ -269,3 +269,35 @@ def test_a_logged_table_previews_as_rows_and_columns_on_the_run_page(client, sto
     assert table.columns == ["question", "score"]
     assert table.rows == [["<b>2+2?</b>", "1.0"], ["capital of France?", "0.5"]]
     assert "&lt;b&gt;2+2?&lt;/b&gt;" in response.content.decode()
+
+
+@pytest.mark.parametrize("location", ["mlflow-artifacts:/team-a", "mlflow-artifacts:/teams/vision/"])
+def test_an_experiment_with_its_own_proxied_location_takes_files_and_models(client, tmp_path, stored, location):
+    from sklearn.linear_model import LinearRegression  # noqa: PLC0415 (scikit-learn is slow to import)
+
+    experiment_id = mlflow.create_experiment(f"own location {location}", artifact_location=location)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_text("hello", "notes/hello.txt")
+        model = LinearRegression().fit([[0.0], [1.0], [2.0]], [1.0, 3.0, 5.0])
+        info = mlflow.sklearn.log_model(model, name="regressor")
+    run_id = run.info.run_id
+    # The client writes under the experiment's location, as `mlflow server` takes it.
+    assert run.info.artifact_uri == f"{location.rstrip('/')}/{run_id}/artifacts"
+
+    assert download(run_id, "notes/hello.txt", tmp_path) == b"hello"
+    assert [item.path for item in MlflowClient().list_artifacts(run_id, "notes")] == ["notes/hello.txt"]
+    assert mlflow.sklearn.load_model(info.model_uri).predict([[3.0]])[0] == pytest.approx(7.0)
+    # Stored under the server's own names, so the run page lists and previews them as any run's.
+    assert f"{experiment_id}/{run_id}/artifacts/notes/hello.txt" in stored()
+    page = client.get(f"/runs/{run_id}/artifacts/preview/", {"path": "notes/hello.txt"})
+    assert page.status_code == 200 and "hello" in page.content.decode()
+
+
+def test_a_path_under_another_runs_location_is_refused(live_server, stored):
+    with mlflow.start_run() as run:
+        mlflow.log_text("mine", "mine.txt")
+    # The run's folder under a location that is not its experiment's: nothing there is its.
+    url = f"{live_server.url}/api/2.0/mlflow-artifacts/artifacts/team-b/{run.info.run_id}/artifacts/x.txt"
+    response = requests.put(url, data=b"intruder")
+    assert response.status_code == 404 and response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert [name.rsplit("/", 1)[-1] for name in stored()] == ["mine.txt"]

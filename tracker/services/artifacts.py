@@ -1,9 +1,10 @@
 """Artifacts: MLflow's proxied artifact store, over Django's storage API (`STORAGES["artifacts"]`).
 
-Every artifact lives under a run's folder, `<experiment_id>/<run_id>/artifacts/...`, or a logged
-model's, `<experiment_id>/models/<model_id>/artifacts/...` (the paths `mlflow-artifacts:` URIs
-name). `artifact_location` is the one place a path is checked: it must stay inside such a folder
-of a run (or experiment) that exists, or nothing is read or written.
+Every artifact is stored under a run's folder, `<experiment_id>/<run_id>/artifacts/...`, or a
+logged model's, `<experiment_id>/models/<model_id>/artifacts/...`; the client names that folder
+by its `mlflow-artifacts:` URI, which an experiment's own location can place elsewhere
+(`team-a/<run_id>/artifacts`). `artifact_location` is the one place a path is checked: it must
+stay inside the folder of a run (or logged model) that exists, or nothing is read or written.
 
 Uploads stream: the body is copied in chunks into a temporary file, counted against
 RUNTREE_MAX_ARTIFACT_BYTES, and handed to the storage only once it is complete, so a client
@@ -117,32 +118,57 @@ def artifact_path_normalise(raw: str) -> str:
 
 
 def artifact_location(raw: str) -> ArtifactLocation:
-    """Check `raw` (a path as the mlflow client sends it) and say whose folder it is in."""
+    """Check `raw` (a path as the mlflow client sends it) and say whose folder it is in.
+
+    A run's folder is `<experiment_id>/<run_id>/artifacts` (the server's own name for it, and
+    its storage name), or whatever its `mlflow-artifacts:` URI names: an experiment created with
+    `artifact_location="mlflow-artifacts:/team-a"`, or imported with its source's, gives its runs
+    `team-a/<run_id>/artifacts`. Either way the files are stored under the server's name. The
+    same holds for a logged model's `models/<model_id>/artifacts`."""
     path = artifact_path_normalise(raw)
     segments = path.split("/")
-    if len(segments) >= 3 and _RUN_ID.fullmatch(segments[1]) and segments[2] == "artifacts":
-        run_id, model_id, inside = segments[1], None, segments[3:]
-    elif (
-        len(segments) >= 4
-        and segments[1] == "models"
-        and _MODEL_ID.fullmatch(segments[2])
-        and segments[3] == "artifacts"
-    ):
-        run_id, model_id, inside = None, segments[2], segments[4:]
-    else:
+    owner = _owner_in(segments)
+    if owner is None:
         raise InvalidParameterValue(
             f"Invalid artifact path {raw!r}: artifacts live in '<experiment_id>/<run_id>/artifacts/...' "
             "or '<experiment_id>/models/<model_id>/artifacts/...'."
         )
-    if not _EXPERIMENT_ID.fullmatch(segments[0]):
-        raise InvalidParameterValue(f"Invalid artifact path {raw!r}: {segments[0]!r} is not an experiment id.")
-    experiment_id = int(segments[0])
+    run_id, model_id, start, end = owner
+    prefix, folder = "/".join(segments[:start]), "/".join(segments[:end])
     if run_id is not None:
-        if not Run.objects.filter(run_id=run_id, experiment_id=experiment_id).exists():
-            raise ResourceDoesNotExist(f"Run '{run_id}' not found in experiment {experiment_id}.")
-    elif not LoggedModel.objects.filter(model_id=model_id, experiment_id=experiment_id).exists():
-        raise ResourceDoesNotExist(f"Logged model '{model_id}' not found in experiment {experiment_id}.")
-    return ArtifactLocation(experiment_id, run_id, model_id, "/".join(inside))
+        found = Run.objects.filter(run_id=run_id).values_list("experiment_id", "artifact_uri").first()
+        what = f"Run '{run_id}'"
+    else:
+        found = LoggedModel.objects.filter(model_id=model_id).values_list("experiment_id", "artifact_location").first()
+        what = f"Logged model '{model_id}'"
+    if found is None or not (prefix == str(found[0]) or _proxied_folder(found[1]) == folder):
+        place = f"experiment {prefix}" if _EXPERIMENT_ID.fullmatch(prefix) else repr(prefix)
+        raise ResourceDoesNotExist(f"{what} not found in {place}.")
+    return ArtifactLocation(found[0], run_id, model_id, "/".join(segments[end:]))
+
+
+def _owner_in(segments: list[str]) -> tuple[str | None, str | None, int, int] | None:
+    """(run id, model id, where the owner's part starts, where its folder ends) of the first
+    `<run_id>/artifacts` or `models/<model_id>/artifacts` in `segments` after at least one
+    segment of location; None if there is none."""
+    for start in range(1, len(segments)):
+        if _RUN_ID.fullmatch(segments[start]) and segments[start + 1 : start + 2] == ["artifacts"]:
+            return segments[start], None, start, start + 2
+        if (
+            segments[start] == "models"
+            and _MODEL_ID.fullmatch("".join(segments[start + 1 : start + 2]))
+            and segments[start + 2 : start + 3] == ["artifacts"]
+        ):
+            return None, segments[start + 1], start, start + 3
+    return None
+
+
+def _proxied_folder(artifact_uri: str) -> str | None:
+    """The path an `mlflow-artifacts:` URI names in this server's store (its host, if any,
+    left out); None for any other URI (the files are elsewhere)."""
+    if not artifact_uri.startswith("mlflow-artifacts:"):
+        return None
+    return re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", artifact_uri).rstrip("/")
 
 
 # --- writes --------------------------------------------------------------------------------------
@@ -368,9 +394,14 @@ def logged_model_artifact_path(*, model: LoggedModel, path: str | None) -> str:
 
 
 def _own_folder_path(artifact_uri: str, own: str, path: str | None, *, owner: str) -> str:
+    """`path` inside the owner's folder, by its storage name `own`, if its artifact URI names a
+    folder in this server's store (artifact_location: the server's name, or the owner's part of
+    it under another `mlflow-artifacts:` location)."""
     if not artifact_uri:
         raise InvalidParameterValue(f"{owner} has no artifact location.")
-    if re.sub(r"^mlflow-artifacts:(//[^/]*)?/*", "", artifact_uri).rstrip("/") != own:
+    proxied = _proxied_folder(artifact_uri)
+    owners_part = own.split("/", 1)[1]  # `<run_id>/artifacts` or `models/<model_id>/artifacts`
+    if proxied is None or not (proxied == own or proxied.endswith("/" + owners_part)):
         raise InvalidParameterValue(
             f"{owner} keeps its artifacts at {artifact_uri!r}, outside this server's artifact store."
         )

@@ -105,7 +105,8 @@ def run_create(
         parent = placement.find_parent(run, parent_run_id)
         placement.attach(run, parent, parent_run_id)
         hot_sql.insert_run(run)
-        run.artifact_uri = f"{experiment.artifact_location}/{run.run_id}/artifacts"
+        # As mlflow joins them: a location given with a trailing slash makes no empty segment.
+        run.artifact_uri = f"{experiment.artifact_location.rstrip('/')}/{run.run_id}/artifacts"
         run.path = placement.tree_path(run, parent)
         hot_sql.update_run(run, ["artifact_uri", "path"])
         root_run_id = placement.root_run_id(run, parent)
