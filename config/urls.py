@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
+from registry.api.mlflow_artifacts import get_model_version_artifact
 from tracker.api.mlflow.artifacts import get_artifact
 from tracker.api.mlflow.views import endpoint_not_found, server_info
 
@@ -33,6 +34,9 @@ urlpatterns = [
     path("api/2.0/mlflow-artifacts/", include("tracker.api.mlflow.artifact_urls")),
     path("ajax-api/2.0/mlflow-artifacts/", include("tracker.api.mlflow.artifact_urls")),
     path("get-artifact", get_artifact, name="get-artifact"),
+    # A registered version's files, where mlflow serves them: at the root, as get-artifact (not
+    # under an MLflow prefix); its UI reads a version's MLmodel there.
+    path("model-versions/get-artifact", get_model_version_artifact, name="model-version-get-artifact"),
     # MLflow 3's server-info (what the server offers), under both 3.0 prefixes.
     path("api/3.0/mlflow/server-info", server_info),
     path("ajax-api/3.0/mlflow/server-info", server_info),

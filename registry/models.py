@@ -7,7 +7,7 @@ Times are epoch milliseconds, as MLflow sends and expects them.
 """
 
 from django.db import models
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 
 from registry.validation import LATEST_ALIAS, STAGE_NONE, STAGES, check_alias, check_model_name, check_version
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
@@ -92,6 +92,17 @@ class ModelVersionQuerySet(models.QuerySet):
             registered_model=OuterRef("registered_model"), stage=OuterRef("stage"), version__gt=OuterRef("version")
         )
         return self.filter(~Exists(newer))
+
+    def by_first_version_in_stage(self):
+        """Ordered as MLflow's get_registered_model and get_latest_versions list the latest
+        versions: each stage where its oldest version comes (its store walks a model's versions
+        oldest first, keeping the newest per stage in a dict, which keeps a stage where it first
+        saw it). So [v1 Production, v2 Staging, v3 None], but [v3 None, v2 Production] when v1 is
+        in None too."""
+        oldest = ModelVersion.objects.filter(
+            registered_model=OuterRef("registered_model"), stage=OuterRef("stage")
+        ).order_by("version")
+        return self.annotate(first_in_stage=Subquery(oldest.values("version")[:1])).order_by("first_in_stage")
 
     def from_runs(self, run_pks):
         """Versions registered from these runs, model and aliases at hand, oldest first."""

@@ -5,6 +5,7 @@ store does, so "recently updated" sorts put it first.
 """
 
 import json
+import posixpath
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from registry.validation import (
 )
 from tracker.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
 from tracker.models import LoggedModel, LoggedModelTag, Run
-from tracker.services import KeyValue
+from tracker.services import KeyValue, artifacts
 from tracker.services.logged_models import logged_model_set_tags
 from tracker.values import now_ms
 
@@ -249,6 +250,34 @@ def resolve_source(*, source: str, run_id: str = "", model_id: str = "") -> Vers
     return VersionSource(
         source=source, storage_location=storage_location, run=run, run_id=run_id or "", model_id=model_id or ""
     )
+
+
+def model_version_artifact_open(*, version: ModelVersion, path: str) -> artifacts.ArtifactDownload:
+    """The file at `path` among the version's files (model-versions/get-artifact): the folder its
+    storage location names, inside its logged model's or its run's artifacts. `path` may not leave
+    that folder (InvalidParameterValue); a version whose files are not in this server's store has
+    none to give (ResourceDoesNotExist)."""
+    # Checked on its own first, so a refusal names the path the client sent.
+    relative = artifacts.artifact_path_normalise(path) if path else ""
+    location = version.storage_location or version.source
+    logged_model = LoggedModel.objects.filter(model_id=version.model_id).first() if version.model_id else None
+    run = version.source_run
+    if logged_model is not None and _within(location, logged_model.artifact_location):
+        inside = posixpath.join(_below(location, logged_model.artifact_location), relative)
+        name = artifacts.logged_model_artifact_path(model=logged_model, path=inside)
+    elif run is not None and _within(location, run.artifact_uri):
+        name = artifacts.run_artifact_path(run=run, path=posixpath.join(_below(location, run.artifact_uri), relative))
+    else:
+        raise ResourceDoesNotExist(
+            f"Model Version (name={version.registered_model.name}, version={version.version}) has no files "
+            f"in this server's artifact store; its source is {location!r}."
+        )
+    return artifacts.artifact_open(path=name)
+
+
+def _below(uri: str, root: str) -> str:
+    """The part of `uri` below `root` (a folder _within() found it in): "" for the folder itself."""
+    return uri.rstrip("/")[len(root.rstrip("/")) :].strip("/")
 
 
 @transaction.atomic

@@ -1,10 +1,12 @@
-"""The registry's JSON shapes, as MLflow's model_registry.proto maps them to JSON: versions are
-strings, times epoch milliseconds, unset fields left out (as protobuf leaves them)."""
+"""The registry's JSON shapes, as MLflow's server writes them (model_registry.proto mapped to
+JSON): versions are strings, times epoch milliseconds, unset fields left out as protobuf leaves
+them. Which fields are set is the server's choice, matched here: a version's description, run id
+and run link are always set ("" when the request left them out, as its store keeps them), while a
+registered model's description is left out when empty (the client reads "" either way)."""
 
 from django.db.models import Prefetch
 
 from registry.models import ModelVersion, RegisteredModel, RegisteredModelAlias
-from registry.validation import STAGES
 
 
 def versions_for_json(queryset=None):
@@ -13,18 +15,20 @@ def versions_for_json(queryset=None):
     return queryset.select_related("registered_model").prefetch_related("tags", "aliases")
 
 
-def models_for_json(queryset=None):
+def models_for_json(queryset=None, *, searched: bool = False):
     """Registered models with what registered_model_to_dict reads, in four queries whatever the
-    number of models or versions: the models, their tags, aliases, and latest version per stage."""
+    number of models or versions: the models, their tags, aliases, and latest version per stage,
+    listed as MLflow's get_registered_model lists them or, if `searched`, as its
+    search_registered_models does."""
     queryset = RegisteredModel.objects.all() if queryset is None else queryset
+    latest = ModelVersion.objects.latest_per_stage()
+    # MLflow's search reads them with a window query partitioned by stage and no ORDER BY: on its
+    # default store (SQLite) they come by stage name.
+    latest = latest.order_by("stage") if searched else latest.by_first_version_in_stage()
     return queryset.prefetch_related(
         "tags",
         Prefetch("aliases", queryset=RegisteredModelAlias.objects.select_related("version")),
-        Prefetch(
-            "versions",
-            queryset=ModelVersion.objects.latest_per_stage().prefetch_related("tags", "aliases"),
-            to_attr="latest_versions",
-        ),
+        Prefetch("versions", queryset=latest.prefetch_related("tags", "aliases"), to_attr="latest_versions"),
     )
 
 
@@ -53,22 +57,17 @@ def model_version_to_dict(version: ModelVersion, *, name: str | None = None) -> 
         "aliases": [alias.alias for alias in version.aliases.all()],
         "model_id": version.model_id,
     }
-    return _with_set_fields(payload, "user_id", "description", "run_id", "status_message", "run_link", "model_id")
-
-
-def _stage_order(version: ModelVersion) -> int:
-    return STAGES.index(version.stage)
+    return _with_set_fields(payload, "user_id", "status_message", "model_id")
 
 
 def registered_model_to_dict(model: RegisteredModel) -> dict:
-    """Needs models_for_json's prefetches."""
-    latest = sorted(model.latest_versions, key=_stage_order)
+    """Needs models_for_json's prefetches (which also put latest_versions in MLflow's order)."""
     payload = {
         "name": model.name,
         "creation_timestamp": model.creation_time,
         "last_updated_timestamp": model.last_updated_time,
         "description": model.description,
-        "latest_versions": [model_version_to_dict(version, name=model.name) for version in latest],
+        "latest_versions": [model_version_to_dict(version, name=model.name) for version in model.latest_versions],
         "tags": [{"key": tag.key, "value": tag.value} for tag in model.tags.all()],
         "aliases": [{"alias": alias.alias, "version": str(alias.version.version)} for alias in model.aliases.all()],
     }

@@ -86,7 +86,8 @@ def search_registered_models(fields: Fields) -> dict:
     models = models_for_json(
         RegisteredModel.objects.filter(search_filter(fields.string("filter"), REGISTERED_MODELS)).order_by(
             *search_ordering(fields.strings("order_by"), REGISTERED_MODELS)
-        )
+        ),
+        searched=True,
     )
     page, token = _paged(models, offset=offset_from_page_token(fields.string("page_token")), max_results=max_results)
     return _with_token({"registered_models": [registered_model_to_dict(model) for model in page]}, token)
@@ -98,7 +99,7 @@ def get_latest_versions(fields: Fields) -> dict:
     stages = [canonical_stage(stage) for stage in fields.strings("stages")] or list(STAGES)
     latest = versions_for_json(
         ModelVersion.objects.latest_per_stage().filter(registered_model=model, stage__in=stages)
-    ).order_by("version")
+    ).by_first_version_in_stage()
     return {"model_versions": [model_version_to_dict(version) for version in latest]}
 
 

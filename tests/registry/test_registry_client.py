@@ -110,6 +110,70 @@ def test_stages_and_latest_versions(mlflow_client, logged_run):
     assert sorted(v.version for v in model.latest_versions) == ["1", "2", "3"]
 
 
+def test_what_a_version_was_registered_without_reads_as_an_empty_string(mlflow_client, logged_run):
+    """mlflow's server stores a description, run id and run link the request leaves out as "",
+    and sends them: `version.description.strip()` works on a version nobody described."""
+    mlflow_client.create_registered_model("fraud")
+    created = mlflow_client.create_model_version("fraud", source_of(logged_run), run_id=logged_run.run_id)
+    mlflow_client.transition_model_version_stage("fraud", "1", "Production")
+    without_run = mlflow_client.create_model_version("fraud", "s3://bucket/fraud/model")
+
+    read = [
+        created,
+        without_run,
+        mlflow_client.get_model_version("fraud", "1"),
+        *mlflow_client.search_model_versions("name = 'fraud'"),
+        *mlflow_client.get_latest_versions("fraud"),
+        *mlflow_client.get_registered_model("fraud").latest_versions,
+        *mlflow_client.search_registered_models()[0].latest_versions,
+    ]
+    assert [version.description for version in read] == [""] * len(read)
+    assert [version.run_link for version in read] == [""] * len(read)
+    assert (without_run.run_id, mlflow_client.get_model_version("fraud", "2").run_id) == ("", "")
+    # A registered model's description reads "" too (the client fills it in when it is left out).
+    assert mlflow_client.get_registered_model("fraud").description == ""
+    assert mlflow_client.search_registered_models()[0].description == ""
+
+
+# (stage each version is moved to, in order) -> latest_versions as mlflow server 3.17.2 (SQLite,
+# its default store) lists them: get_registered_model and get_latest_versions put each stage
+# where its oldest version comes; search_registered_models lists the stages by name.
+LATEST_VERSIONS_ORDER = [
+    (
+        ["Production", "Staging", "None"],
+        [("1", "Production"), ("2", "Staging"), ("3", "None")],
+        [("3", "None"), ("1", "Production"), ("2", "Staging")],
+    ),
+    (
+        ["None", "Production", "None"],
+        [("3", "None"), ("2", "Production")],
+        [("3", "None"), ("2", "Production")],
+    ),
+    (
+        ["Archived", "None", "Staging", "Production", "Archived", "None"],
+        [("5", "Archived"), ("6", "None"), ("3", "Staging"), ("4", "Production")],
+        [("5", "Archived"), ("6", "None"), ("4", "Production"), ("3", "Staging")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("stages", "as_got", "as_searched"), LATEST_VERSIONS_ORDER)
+def test_latest_versions_come_in_mlflows_order(mlflow_client, logged_run, stages, as_got, as_searched):
+    mlflow_client.create_registered_model("fraud")
+    for _ in stages:
+        mlflow_client.create_model_version("fraud", source_of(logged_run), run_id=logged_run.run_id)
+    for number, stage in enumerate(stages, start=1):
+        if stage != "None":
+            mlflow_client.transition_model_version_stage("fraud", str(number), stage)
+
+    def listed(versions):
+        return [(version.version, version.current_stage) for version in versions]
+
+    assert listed(mlflow_client.get_registered_model("fraud").latest_versions) == as_got
+    assert listed(mlflow_client.get_latest_versions("fraud")) == as_got
+    assert listed(mlflow_client.search_registered_models()[0].latest_versions) == as_searched
+
+
 def test_search_registered_models_filters_orders_and_pages(mlflow_client):
     for name in ["fraud-a", "Fraud-b", "churn", "fraud-c"]:
         mlflow_client.create_registered_model(name)

@@ -26,6 +26,26 @@ def test_both_prefixes_answer(client, fraud, prefix):
     assert body["registered_model"]["latest_versions"][0]["status"] == "READY"
 
 
+def test_what_a_version_was_registered_without_is_sent_as_an_empty_string(client, fraud):
+    """As mlflow's server sends a version (its store keeps "" for what the request left out);
+    a registered model's empty description it leaves out."""
+    created = client.post(
+        "/api/2.0/mlflow/model-versions/create",
+        json.dumps({"name": "fraud", "source": "s3://bucket/fraud/model"}),
+        content_type="application/json",
+    ).json()["model_version"]
+    read = client.get("/api/2.0/mlflow/model-versions/get", {"name": "fraud", "version": "2"}).json()["model_version"]
+    for version in (created, read):
+        assert {key: version[key] for key in ("description", "run_id", "run_link")} == {
+            "description": "",
+            "run_id": "",
+            "run_link": "",
+        }
+        assert "status_message" not in version and "user_id" not in version
+    model = client.get("/api/2.0/mlflow/registered-models/get", {"name": "fraud"}).json()["registered_model"]
+    assert "description" not in model
+
+
 def test_a_wrong_method_is_405_with_allow_in_json(client, fraud):
     response = client.post("/api/2.0/mlflow/registered-models/get", {"name": "fraud"}, content_type="application/json")
     assert response.status_code == 405

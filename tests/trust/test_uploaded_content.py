@@ -23,10 +23,13 @@ FILES = {"report.html": HOSTILE_HTML, "drawing.svg": HOSTILE_SVG, "notes.txt": b
 @pytest.fixture
 def uploads(live_server, default_experiment):
     """The hostile files stored through the artifact API, in a run's folder and in a logged
-    model's: (run_id, {name: every URL that serves that file's bytes})."""
+    model's (registered as version 1 of "card"): (run_id, {name: every URL that serves that
+    file's bytes})."""
     client = MlflowClient(tracking_uri=live_server.url)
     run = client.create_run("0")
     model = client.create_logged_model("0", name="card")
+    client.create_registered_model("card")
+    client.create_model_version("card", f"models:/{model.model_id}", model_id=model.model_id)
     run_id = run.info.run_id
     urls = {}
     for name, data in FILES.items():
@@ -38,6 +41,7 @@ def uploads(live_server, default_experiment):
             f"/ajax-api/2.0/mlflow-artifacts/artifacts/0/{run_id}/artifacts/{name}",
             f"/api/2.0/mlflow-artifacts/artifacts/0/models/{model.model_id}/artifacts/{name}",
             f"/get-artifact?run_id={run_id}&path={name}",
+            f"/model-versions/get-artifact?name=card&version=1&path={name}",
         ]
     urls["report.html"].append(f"/runs/{run_id}/artifacts/inline/?path=report.html")
     urls["drawing.svg"].append(f"/runs/{run_id}/artifacts/inline/?path=drawing.svg")
