@@ -13,6 +13,7 @@ from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
 from tests.dashboard.test_run_page_inputs import rows
+from tracker.api.mlflow import logged_models as logged_models_api
 from tracker.models import LoggedModelMetric, Metric
 
 pytestmark = pytest.mark.usefixtures("tracking_uri")
@@ -158,6 +159,117 @@ def test_search_on_datasets_alone_finds_the_models_with_a_metric_on_one_of_them(
     assert names([{"dataset_name": "test"}], filter_string="name LIKE 'on-%'") == ["on-test"]
     # A metric clause already asks for the metric on the datasets, as before.
     assert names([{"dataset_name": "train"}], filter_string="metrics.accuracy > 0.5") == ["on-train"]
+
+
+def test_a_metric_filter_finds_a_model_by_any_point_it_logged_and_ordering_reads_the_latest(client, experiment_id):
+    # MLflow's store joins a metric clause with every point of the key, not only the latest.
+    train = mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2]}), name="train")
+    test = mlflow.data.from_pandas(pd.DataFrame({"x": [3, 4, 5]}), name="test")
+    with mlflow.start_run():
+        ids = {
+            name: client.create_logged_model(experiment_id, name=name).model_id for name in ("improved", "split", "c")
+        }
+        mlflow.log_metric("acc", 0.9, step=1, model_id=ids["improved"], timestamp=1_000)
+        mlflow.log_metric("acc", 0.5, step=2, model_id=ids["improved"], timestamp=2_000)  # its latest
+        mlflow.log_metric("acc", 0.95, model_id=ids["split"], dataset=train)
+        mlflow.log_metric("acc", 0.3, model_id=ids["split"], dataset=test)
+        mlflow.log_metric("acc", 0.6, model_id=ids["c"], dataset=test)
+
+    def names(filter_string, **kwargs):
+        return sorted(m.name for m in client.search_logged_models([experiment_id], filter_string, **kwargs))
+
+    assert names("metrics.acc > 0.8") == ["improved", "split"]
+    assert names("metrics.acc = 0.5") == ["improved"]
+    assert names("metrics.acc != 0.5") == ["c", "improved", "split"]
+    # Each comparison is matched on its own: 0.9 > 0.5 and 0.5 < 0.6 are two points of one model.
+    assert names("metrics.acc > 0.5 AND metrics.acc < 0.6") == ["improved", "split"]
+    # Named datasets narrow the points compared.
+    on_test = [{"dataset_name": "test", "dataset_digest": test.digest}]
+    assert names("metrics.acc > 0.8", datasets=on_test) == []
+    assert names("metrics.acc < 0.5", datasets=on_test) == ["split"]
+    by_latest = client.search_logged_models(
+        [experiment_id],
+        "metrics.acc >= 0.5 AND name != 'split'",
+        order_by=[{"field_name": "metrics.acc", "ascending": False}],
+    )
+    assert [m.name for m in by_latest] == ["c", "improved"]  # 0.6, then improved's latest 0.5
+
+
+def test_in_and_not_in_work_on_every_string_field(client, experiment_id):
+    with mlflow.start_run() as run:
+        a = client.create_logged_model(
+            experiment_id, name="a", source_run_id=run.info.run_id, model_type="clf", tags={"release": "v1.0"}
+        )
+        client.create_logged_model(
+            experiment_id, name="b", model_type="reg", tags={"release": "v1.1"}, params={"k": "y"}
+        )
+        client.create_logged_model(experiment_id, name="c", tags={"release": "v2"}, params={"k": "x"})
+    client.finalize_logged_model(a.model_id, LoggedModelStatus.READY)
+
+    def names(filter_string):
+        return sorted(m.name for m in client.search_logged_models([experiment_id], filter_string))
+
+    assert names("tags.release IN ('v1.0', 'v1.1')") == ["a", "b"]  # the example in MLflow's docstring
+    assert names("tags.release NOT IN ('v1.0', 'v1.1')") == ["c"]
+    assert names("name in ('a', 'c')") == ["a", "c"]
+    assert names("name not in ('a')") == ["b", "c"]
+    assert names("model_type IN ('clf', 'reg')") == ["a", "b"]
+    assert names("params.k IN ('x')") == ["c"]
+    assert names("params.k NOT IN ('x')") == ["b"]  # a model without the param never matches
+    assert names(f"model_id NOT IN ('{a.model_id}') AND name IN ('a', 'b')") == ["b"]
+    assert names("status IN ('READY', 'LOGGED_MODEL_UPLOAD_FAILED')") == ["a"]
+    # A Python tuple's text, as MLflow reads it with ast.literal_eval.
+    assert names(f"name IN {tuple(['a'])}") == ["a"]
+    assert names(f"name IN {tuple()}") == []
+    assert names(f"name NOT IN {tuple()}") == ["a", "b", "c"]
+    with pytest.raises(MlflowException, match="position 8") as error:
+        names("name IN 'a'")
+    assert error.value.error_code == "INVALID_PARAMETER_VALUE"
+    with pytest.raises(MlflowException, match="an operator for metrics.acc"):
+        names("metrics.acc IN ('1')")
+
+
+def test_a_status_filter_takes_the_name_or_the_code_mlflows_store_holds(client, experiment_id):
+    # `mlflow server` keeps the status as an integer, so there only `status = '2'` matches; a
+    # script written against it finds the same models here.
+    ready = client.create_logged_model(experiment_id, name="ready")
+    client.create_logged_model(experiment_id, name="pending")
+    client.finalize_logged_model(ready.model_id, LoggedModelStatus.READY)
+
+    def names(filter_string):
+        return [m.name for m in client.search_logged_models([experiment_id], filter_string)]
+
+    assert names("status = 'READY'") == names("status = 'LOGGED_MODEL_READY'") == names("status = '2'") == ["ready"]
+    assert names("status = 'PENDING'") == names("status = '1'") == ["pending"]
+
+
+def test_a_max_results_past_the_page_limit_is_served_in_pages_the_client_follows(
+    client, experiment_id, tracking_uri, monkeypatch
+):
+    for index in range(5):
+        client.create_logged_model(experiment_id, name=f"m{index}")
+    order = [{"field_name": "name"}]
+
+    def names(**kwargs):
+        return [
+            m.name for m in mlflow.search_logged_models([experiment_id], order_by=order, output_format="list", **kwargs)
+        ]
+
+    assert names(max_results=2000) == ["m0", "m1", "m2", "m3", "m4"]  # was a 400: "between 1 and 1000"
+    monkeypatch.setattr(logged_models_api, "SEARCH_MAX_RESULTS", 2)
+    assert names(max_results=4) == ["m0", "m1", "m2", "m3"]  # two pages of two, as one page of four
+    assert names() == ["m0", "m1", "m2", "m3", "m4"]
+    first = client.search_logged_models([experiment_id], max_results=4, order_by=order)
+    assert [m.name for m in first] == ["m0", "m1"] and first.token
+    rest = client.search_logged_models([experiment_id], max_results=4, order_by=order, page_token=first.token)
+    assert [m.name for m in rest] == ["m2", "m3"]
+
+    search = f"{tracking_uri}/api/2.0/mlflow/logged-models/search"
+    for max_results in (0, 100_000, 2**63 - 1):  # mlflow server reads 0 as its default
+        response = requests.post(search, json={"experiment_ids": [experiment_id], "max_results": max_results})
+        assert response.status_code == 200 and len(response.json()["models"]) == 2
+    response = requests.post(search, json={"experiment_ids": [experiment_id], "max_results": -1})
+    assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
 def test_log_input_shows_on_get_run_with_its_context_and_on_search(experiment_id):

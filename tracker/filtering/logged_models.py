@@ -1,17 +1,20 @@
 """MLflow's search_logged_models: its filter, datasets and order_by, compiled to a queryset.
 
-The grammar is MLflow's (mlflow.utils.search_utils.SearchLoggedModelsUtils), a small cousin
+The grammar is MLflow's (mlflow/utils/search_logged_model_utils.py), a small cousin
 of the run filter language (this package), whose LIKE semantics it shares:
 
     name = 'model' AND metrics.accuracy > 0.9 AND params.alpha = '0.5' AND status = 'READY'
 
-- attributes: `name`, `model_id`, `model_type`, `status`, `source_run_id` (=, !=, LIKE, ILIKE,
-  and IN for the ids); `creation_timestamp` (`creation_time`) and `last_updated_timestamp`
-  (`last_updated_time`): =, !=, <, <=, >, >= against an integer;
-- `metrics.<key>`: the model's latest value of the key (latest by timestamp, then step), on
-  the given datasets only when the request names some; compared with a number;
-- `params.<key>`, `tags.<key>` (backquote a key with spaces): =, !=, LIKE, ILIKE.
-Comparisons are joined by AND. (Used by the client's `runs:/<run_id>/<name>` resolution:
+- attributes: `name`, `model_id`, `model_type`, `status`, `source_run_id`: =, !=, LIKE, ILIKE,
+  IN, NOT IN against strings; `creation_timestamp` (`creation_time`) and
+  `last_updated_timestamp` (`last_updated_time`): =, !=, <, <=, >, >= against an integer;
+- `metrics.<key>`: =, !=, <, <=, >, >= against a number, matched by ANY point the model logged
+  for the key (not its latest: MLflow's store joins on every point), on the given datasets only
+  when the request names some;
+- `params.<key>`, `tags.<key>` (backquote a key with spaces): as the string attributes; a model
+  without the key never matches, not even `!=` or NOT IN.
+Comparisons are joined by AND; each is matched on its own (two metric comparisons may match
+two different points). (Used by the client's `runs:/<run_id>/<name>` resolution:
 `name = '<name>'` within the run's experiment.)
 """
 
@@ -22,21 +25,26 @@ from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subqu
 
 from tracker.errors import InvalidParameterValue
 from tracker.filtering.flat import filter_error, tokenize
-from tracker.filtering.lookups import ILike, Like, NotEqual
+from tracker.filtering.lookups import condition
 from tracker.models import LoggedModelMetric, LoggedModelParam, LoggedModelStatus, LoggedModelTag
 
-_STRING_OPERATORS = ("=", "!=", "LIKE", "ILIKE")
-_ID_OPERATORS = (*_STRING_OPERATORS, "IN", "NOT IN")
+# MLflow's own sets (mlflow.utils.search_logged_model_utils.Entity.validate_op).
+_STRING_OPERATORS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 _NUMERIC_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
-_STRING_ATTRIBUTES = {"name": "name", "model_type": "model_type", "status": "status"}
-_ID_ATTRIBUTES = {"model_id": "model_id", "source_run_id": "source_run__run_id"}
+_STRING_ATTRIBUTES = {
+    "name": "name",
+    "model_type": "model_type",
+    "status": "status",
+    "model_id": "model_id",
+    "source_run_id": "source_run__run_id",
+}
 _NUMERIC_ATTRIBUTES = {
     "creation_timestamp": "creation_time",
     "creation_time": "creation_time",
     "last_updated_timestamp": "last_updated_time",
     "last_updated_time": "last_updated_time",
 }
-_ORDER_ATTRIBUTES = {**_STRING_ATTRIBUTES, **_ID_ATTRIBUTES, **_NUMERIC_ATTRIBUTES}
+_ORDER_ATTRIBUTES = {**_STRING_ATTRIBUTES, **_NUMERIC_ATTRIBUTES}
 _ENTITIES = {
     "metrics": "metric",
     "metric": "metric",
@@ -93,14 +101,12 @@ def _column(token: str) -> tuple[str, str]:
 
 
 class _Compiler:
-    """Walks the tokens of one filter, building a Q and the annotations it needs (one latest
-    value per metric key compared)."""
+    """Walks the tokens of one filter, building its Q."""
 
     def __init__(self, text: str, datasets: list[DatasetFilter]):
         self.text = text
         self.tokens = _tokens(text)
         self.datasets = datasets
-        self.annotations: dict = {}
         self.at = 0
 
     def peek(self) -> tuple[str, str, int]:
@@ -114,7 +120,7 @@ class _Compiler:
         return token
 
     def filter(self) -> Q:
-        condition = self.comparison()
+        matched = self.comparison()
         comparisons = 1
         while self.at < len(self.tokens):
             kind, word, position = self.peek()
@@ -124,8 +130,8 @@ class _Compiler:
             comparisons += 1
             if comparisons > MAX_COMPARISONS:
                 raise _error(self.text, position, f"at most {MAX_COMPARISONS} comparisons")
-            condition &= self.comparison()
-        return condition
+            matched &= self.comparison()
+        return matched
 
     def operator(self, column: str, allowed: tuple[str, ...]) -> str:
         kind, word, position = self.take(("operator", "column"), f"an operator for {column}")
@@ -143,61 +149,63 @@ class _Compiler:
         if entity == "metric":
             operator = self.operator(token, _NUMERIC_OPERATORS)
             value = float(self.take(("number",), "a number")[1])
-            alias = f"_metric_{len(self.annotations)}"
-            self.annotations[alias] = latest_metric(key, self.datasets)
-            return _condition(alias, operator, value)
+            points = LoggedModelMetric.objects.filter(model=OuterRef("pk"), key=key)
+            if self.datasets:
+                points = points.filter(on_any_dataset(self.datasets))
+            # One EXISTS per comparison, served by the (model, key, …) index.
+            return Q(Exists(points.filter(condition("value", operator, value))))
         if entity in ("param", "tag"):
             operator = self.operator(token, _STRING_OPERATORS)
-            value = _unquote(self.take(("string",), "a quoted string")[1])
+            value = self.string_operand(operator)
             model = LoggedModelParam if entity == "param" else LoggedModelTag
             rows = model.objects.filter(model=OuterRef("pk"), key=key)
-            return Q(Exists(rows.filter(_condition("value", operator, value))))
+            return Q(Exists(rows.filter(condition("value", operator, value))))
         if key in _NUMERIC_ATTRIBUTES:
             operator = self.operator(token, _NUMERIC_OPERATORS)
             number = self.take(("number",), "an integer")[1]
             if not re.fullmatch(r"[+-]?\d{1,19}", number):
                 raise _error(self.text, self.tokens[self.at - 1][2], "an integer")
-            return _condition(_NUMERIC_ATTRIBUTES[key], operator, int(number))
-        if key in _ID_ATTRIBUTES or key in _STRING_ATTRIBUTES:
-            operator = self.operator(token, _ID_OPERATORS if key in _ID_ATTRIBUTES else _STRING_OPERATORS)
-            if operator in ("IN", "NOT IN"):
-                values = self.string_list()
-                matched = Q(**{f"{_ID_ATTRIBUTES[key]}__in": values})
-                return matched if operator == "IN" else ~matched
-            value = _unquote(self.take(("string",), "a quoted string")[1])
+            return condition(_NUMERIC_ATTRIBUTES[key], operator, int(number))
+        if key in _STRING_ATTRIBUTES:
+            operator = self.operator(token, _STRING_OPERATORS)
+            value = self.string_operand(operator)
             if key == "status":
-                value = _status(value)
-            return _condition(_ID_ATTRIBUTES.get(key) or _STRING_ATTRIBUTES[key], operator, value)
+                value = [_status(v) for v in value] if isinstance(value, list) else _status(value)
+            return condition(_STRING_ATTRIBUTES[key], operator, value)
         raise _error(self.text, self.tokens[self.at - 1][2], _COLUMN_TEXT)
 
+    def string_operand(self, operator: str) -> str | list[str]:
+        """A quoted string, or the list IN and NOT IN take."""
+        if operator in ("IN", "NOT IN"):
+            return self.string_list()
+        return _unquote(self.take(("string",), "a quoted string")[1])
+
     def string_list(self) -> list[str]:
-        self.take(("punct",), "'(' to start the list")
-        values = [_unquote(self.take(("string",), "a quoted string")[1])]
-        while self.peek()[1] == ",":
+        """A Python tuple's literal, as MLflow reads it: `()`, `('a',)` and `('a', 'b')` are
+        all lists (so f"name IN {tuple(names)}" works)."""
+        if self.take(("punct",), "'(' to start the list")[1] != "(":
+            raise _error(self.text, self.tokens[self.at - 1][2], "'(' to start the list")
+        values = []
+        while self.peek()[1] != ")":
+            values.append(_unquote(self.take(("string",), "a quoted string or ')'")[1]))
+            if self.peek()[1] != ",":
+                break
             self.at += 1
-            values.append(_unquote(self.take(("string",), "a quoted string")[1]))
-        if self.take(("punct",), "')' to close the list")[1] != ")":
-            raise _error(self.text, self.tokens[self.at - 1][2], "')' to close the list")
+        if self.take(("punct",), "',' or ')' to close the list")[1] != ")":
+            raise _error(self.text, self.tokens[self.at - 1][2], "',' or ')' to close the list")
         return values
 
 
+# What MLflow's store holds in its integer status column: there `status = '2'` is the only status
+# filter that matches (the column compared with 'READY' never does).
+_STATUS_CODES = {"1": LoggedModelStatus.PENDING, "2": LoggedModelStatus.READY, "3": LoggedModelStatus.FAILED}
+
+
 def _status(value: str) -> str:
-    """`READY` or MLflow's enum name `LOGGED_MODEL_READY` (`UPLOAD_FAILED` is stored as FAILED)."""
+    """`READY`, MLflow's enum name `LOGGED_MODEL_READY` (`UPLOAD_FAILED` is stored as FAILED), or
+    MLflow's stored code `2`."""
     name = value.removeprefix("LOGGED_MODEL_")
-    return LoggedModelStatus.FAILED if name == "UPLOAD_FAILED" else name
-
-
-def _condition(field_name: str, operator: str, value) -> Q:
-    if operator == "=":
-        return Q(**{field_name: value})
-    if operator == "!=":
-        return Q(NotEqual(F(field_name), value))
-    if operator == "LIKE":
-        return Q(Like(F(field_name), value))
-    if operator == "ILIKE":
-        return Q(ILike(F(field_name), value))
-    lookup = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}[operator]
-    return Q(**{f"{field_name}__{lookup}": value})
+    return LoggedModelStatus.FAILED if name == "UPLOAD_FAILED" else _STATUS_CODES.get(name, name)
 
 
 def on_any_dataset(datasets: list[DatasetFilter]) -> Q:
@@ -209,16 +217,14 @@ def on_any_dataset(datasets: list[DatasetFilter]) -> Q:
     return on_any
 
 
-def latest_metric(key: str, datasets: list[DatasetFilter], *, dataset_name=None, dataset_digest=None) -> Subquery:
-    """The model's latest value of `key` (latest timestamp, then step), as MLflow compares and
-    sorts by it; only points on one of `datasets` (or on the named dataset) count."""
+def latest_metric(key: str, *, dataset_name=None, dataset_digest=None) -> Subquery:
+    """The model's latest value of `key` (latest timestamp, then step), as MLflow orders by it;
+    only points on the named dataset count when one is given."""
     points = LoggedModelMetric.objects.filter(model=OuterRef("pk"), key=key)
     if dataset_name:
         points = points.filter(dataset_name=dataset_name)
         if dataset_digest:
             points = points.filter(dataset_digest=dataset_digest)
-    elif datasets:
-        points = points.filter(on_any_dataset(datasets))
     latest = points.order_by("-timestamp", "-step", "run_id").values("value")[:1]
     return Subquery(latest, output_field=FloatField())
 
@@ -233,9 +239,7 @@ def search_logged_models(
     if filter_text and len(filter_text) > MAX_FILTER_LENGTH:
         raise InvalidParameterValue(f"A filter may be at most {MAX_FILTER_LENGTH} characters long")
     if filter_text and filter_text.strip():
-        compiler = _Compiler(filter_text, datasets)
-        condition = compiler.filter()
-        queryset = queryset.annotate(**compiler.annotations).filter(condition)
+        queryset = queryset.filter(_Compiler(filter_text, datasets).filter())
     if datasets:
         # One EXISTS in the page's query, not a query per model.
         queryset = queryset.filter(
@@ -253,7 +257,7 @@ def _ordering(order_by: list[dict]) -> list:
         entity, key = _column(field_name)
         if entity == "metric":
             expression = latest_metric(
-                key, [], dataset_name=clause.get("dataset_name"), dataset_digest=clause.get("dataset_digest")
+                key, dataset_name=clause.get("dataset_name"), dataset_digest=clause.get("dataset_digest")
             )
         elif entity == "attribute" and key in _ORDER_ATTRIBUTES:
             expression = F(_ORDER_ATTRIBUTES[key])

@@ -3,7 +3,7 @@ metrics, one model's page, and what a model's MLmodel file says (flavors, signat
 MLflow API's search_logged_models.
 
 A model's metrics are the points logged with its `model_id`, per metric and dataset: the page
-shows the latest of each (latest timestamp, then step, as search_logged_models compares them).
+shows the latest of each (latest timestamp, then step, as search_logged_models orders by them).
 """
 
 from dataclasses import dataclass, field

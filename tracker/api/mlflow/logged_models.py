@@ -16,7 +16,7 @@ from tracker.api.mlflow.json import (
     page_token,
     parse_experiment_id,
 )
-from tracker.api.mlflow.views import _experiment, _max_results, _run, _tags, rpc
+from tracker.api.mlflow.views import _experiment, _run, _tags, rpc
 from tracker.errors import InvalidParameterValue
 from tracker.filtering.logged_models import DatasetFilter
 from tracker.models import (
@@ -43,6 +43,9 @@ _STATUS_ENUM = {
 }
 _STATUS_BY_NAME = {name: status for status, name in STATUS_NAMES.items()}
 SEARCH_MAX_RESULTS_DEFAULT = 100
+# The largest page: a larger max_results gets pages of this size, each with a token for the
+# next. mlflow.search_logged_models follows the tokens until it holds max_results models, so its
+# answer is the same; MlflowClient's one call gets the first page and the token.
 SEARCH_MAX_RESULTS = 1000
 
 
@@ -196,16 +199,27 @@ def search_logged_models_view(fields: Fields) -> dict:
         }
         for clause in fields.objects("order_by")
     ]
-    max_results = _max_results(fields, default=SEARCH_MAX_RESULTS_DEFAULT, limit=SEARCH_MAX_RESULTS)
+    page_size = _search_page_size(fields)
     offset = offset_from_page_token(fields.string("page_token"))
     models = logged_models_search(
         experiment_ids=experiment_ids, filter_text=fields.string("filter"), datasets=dataset_filters, order_by=order_by
     )
-    page = list(models[offset : offset + max_results + 1])
-    payload = {"models": logged_models_to_dicts(page[:max_results])}
-    if len(page) > max_results:
-        payload["next_page_token"] = page_token(offset + max_results)
+    page = list(models[offset : offset + page_size + 1])
+    payload = {"models": logged_models_to_dicts(page[:page_size])}
+    if len(page) > page_size:
+        payload["next_page_token"] = page_token(offset + page_size)
     return payload
+
+
+def _search_page_size(fields: Fields) -> int:
+    """max_results as `mlflow server` reads it (0 or none: the default; any size accepted), but
+    at most SEARCH_MAX_RESULTS a page."""
+    max_results = fields.integer("max_results")
+    if max_results is not None and max_results < 0:
+        raise InvalidParameterValue(
+            f"Invalid value {max_results} for parameter 'max_results': it must not be negative."
+        )
+    return min(max_results or SEARCH_MAX_RESULTS_DEFAULT, SEARCH_MAX_RESULTS)
 
 
 @rpc("GET")
