@@ -3,16 +3,17 @@ the last run sent, and the next page is "the runs after those values", so page 1
 page 1 costs, and runs arriving between two requests never shift a page (OFFSET would repeat or
 skip runs).
 
-The order is order_runs' (ordering.py): each `order_by` clause with missing values (and NaN
-metrics, stored as NULL) last in both directions, then start_time DESC (NULL last) and run_id,
-which is unique, so every run has exactly one place.
+The order is order_runs' (ordering.py): each `order_by` clause with missing values last in both
+directions (a metric's NaNs, stored as NULL, just before them), then start_time DESC (NULL last)
+and run_id, which is unique, so every run has exactly one place.
 
 Two phases when the first clause is a metric, param, tag or summary: first the runs that have a
-value, ordered by it through an inner join, then the runs that have none. That is the same order
-(missing values sort last), but the first phase has no NULLs, so PostgreSQL can walk the (key,
-value) index of the metric in order and stop after a page instead of sorting every run of the
-experiment (bench/search.py, bench/million.py measure it). A param's or tag's values tie in
-large groups, so their first phase is read one group of equal values at a time (_tie_groups_page).
+value, ordered by it through an inner join, then the runs that have none (for a metric, two: its
+NaNs, then the runs without it). That is the same order (missing values sort last), but the
+first phase has no NULLs, so PostgreSQL can walk the (key, value) index of the metric in order
+and stop after a page instead of sorting every run of the experiment (bench/search.py,
+bench/million.py measure it). A param's or tag's values tie in large groups, so their first
+phase is read one group of equal values at a time (_tie_groups_page).
 """
 
 import base64
@@ -27,7 +28,14 @@ from django.db.models.expressions import OrderBy
 from tracker.errors import InvalidParameterValue
 from tracker.filtering.ast import ATTRIBUTES, NUMERIC_ATTRIBUTES, STRING_ATTRIBUTES
 from tracker.filtering.compiler import KEYED_VALUES
-from tracker.filtering.ordering import RELATION_TO, bounded_order_by, parse_order_clause, sort_values
+from tracker.filtering.ordering import (
+    RELATION_TO,
+    bounded_order_by,
+    nan_before_missing,
+    never_logged,
+    parse_order_clause,
+    sort_values,
+)
 from tracker.models import INDEXED_VALUE_CHARS
 
 
@@ -74,6 +82,7 @@ def _phases(runs: QuerySet, order_by: list[str]) -> list[_Phase]:
     runs = runs.annotate(sort_start_time=F("start_time"), sort_run_id=F("run_id"))
     keys: list[_Key] = []
     split = None  # the keys of the first clause, when it is a keyed value
+    split_alias, split_nan_first = "", False
     for index, clause in enumerate(order_by):
         column, descending = parse_order_clause(clause)
         if column.entity == ATTRIBUTES:
@@ -90,16 +99,24 @@ def _phases(runs: QuerySet, order_by: list[str]) -> list[_Phase]:
             runs = runs.annotate(**{name: value})
             clause_keys.append(_Key(name, descending, nullable=True))
         if index == 0:
-            split = clause_keys
+            split, split_alias, split_nan_first = clause_keys, alias, nan_before_missing(column)
+        elif nan_before_missing(column):
+            runs = runs.annotate(**{f"sort_{index}_missing": never_logged(alias)})
+            clause_keys.append(_Key(f"sort_{index}_missing", descending=False, nullable=False))
         keys += clause_keys
     if split is None:
         return [_Phase(runs, (*keys, _START_TIME, _RUN_ID))]
     present = tuple(replace(key, nullable=False) for key in split)
     tail = (*keys[len(split) :], _START_TIME, _RUN_ID)
-    return [
-        _Phase(runs.filter(**{f"{split[-1].name}__isnull": False}), (*present, *tail), groups=len(split) == 2),
-        _Phase(runs.filter(**{f"{split[-1].name}__isnull": True}), tail),
-    ]
+    valued = _Phase(runs.filter(**{f"{split[-1].name}__isnull": False}), (*present, *tail), groups=len(split) == 2)
+    if not split_nan_first:
+        return [valued, _Phase(runs.filter(**{f"{split[-1].name}__isnull": True}), tail)]
+    # A metric's NaNs (stored as NULL) before the runs that never logged it: a phase each. The
+    # metric row's id is read through the annotation, as filtering on the relation itself would
+    # join the metric table a second time.
+    runs = runs.annotate(sort_0_row=F(f"{split_alias}__id"))
+    nans = runs.filter(**{f"{split[-1].name}__isnull": True, "sort_0_row__isnull": False})
+    return [valued, _Phase(nans, tail), _Phase(runs.filter(sort_0_row__isnull=True), tail)]
 
 
 def _after(keys: tuple[_Key, ...], values: list) -> Q:
@@ -260,6 +277,6 @@ def _read_token(token: str | None, order_by: list[str]) -> tuple[int, list | Non
     scalars = isinstance(values, list) and all(
         value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)) for value in values
     )
-    if not isinstance(phase, int) or isinstance(phase, bool) or phase not in (0, 1) or not scalars:
+    if not isinstance(phase, int) or isinstance(phase, bool) or phase not in (0, 1, 2) or not scalars:
         raise InvalidParameterValue(f"Invalid page token {token[:100]!r}: it was not issued by this server.")
     return phase, values
