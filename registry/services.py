@@ -322,10 +322,11 @@ def model_version_create(
 
 def _tag_logged_model(logged_model: LoggedModel, name: str, version: int) -> None:
     """Add the version to the logged model's `mlflow.modelVersions` tag, as MLflow's server does,
-    so the model says which registered versions it became."""
+    so the model says which registered versions it became. The version is a JSON number there
+    (the client's register_model then appends it once more as a string)."""
     tag = LoggedModelTag.objects.filter(model=logged_model, key=MODEL_VERSIONS_TAG).first()
     versions = json.loads(tag.value) if tag else []
-    entry = {"name": name, "version": str(version)}
+    entry = {"name": name, "version": version}
     if entry not in versions:
         versions.append(entry)
         logged_model_set_tags(model=logged_model, tags=[KeyValue(MODEL_VERSIONS_TAG, json.dumps(versions))])
