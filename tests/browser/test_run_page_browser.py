@@ -1,5 +1,5 @@
 """The run page in Chromium: the Models table on a phone keeps every header over its own
-column, and a long params or metrics table filters by key."""
+column, the latest metrics show whole, and a long params or metrics table filters by key."""
 
 import mlflow
 import pytest
@@ -37,6 +37,33 @@ def test_the_models_headers_sit_over_their_columns(page, run_with_model, width):
 
     assert page.get_by_role("columnheader", name="Role").is_visible()
     assert headers == cells
+
+
+# Each cell of the latest metrics whose text runs past its box (cut by an ellipsis).
+CLIPPED_METRIC_CELLS = """() => [...document.querySelectorAll("#metrics-table tbody th, #metrics-table tbody td")]
+    .filter((cell) => cell.scrollWidth > cell.clientWidth).map((cell) => cell.textContent)"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_the_latest_metrics_show_every_key_and_number_whole(page, transactional_db, width):
+    # A fixed layout gave key, value and step a third each: on a phone "accuracy_s…" and
+    # "precision_s…" (no hover there to read them), and a large value cut on any screen.
+    run = services.run_create(experiment=services.experiment_create(name="evaluated"), name="scored")
+    metrics = [
+        MetricInput("accuracy_score", 0.9733, 1_700_000_000_000, 0),
+        MetricInput("precision_score", 0.9738, 1_700_000_000_000, 0),
+        MetricInput("validation/mean_absolute_percentage_error_of_the_holdout_set", 123456789.1234, 1, 1_000_000),
+        MetricInput("examples_seen", 999_999_999_999, 1_700_000_000_000, 3),
+    ]
+    run_log_batch(run=run, params=[], metrics=metrics)
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"/runs/{run.run_id}/")
+
+    table = page.locator("#metrics-table")
+    for text in ("accuracy_score", "precision_score", "123,456,789.1234", "999,999,999,999", "1000000"):
+        expect(table).to_contain_text(text)
+    assert page.evaluate(CLIPPED_METRIC_CELLS) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
 @pytest.fixture
