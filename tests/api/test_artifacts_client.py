@@ -93,6 +93,23 @@ def test_logged_files_round_trip_byte_for_byte_and_list_with_sizes_and_folders(t
     assert f"0/{run_id}/artifacts/checkpoints/epoch_1/weights.bin" in stored()
 
 
+def test_the_path_dot_downloads_and_lists_the_whole_run(tmp_path, stored):
+    # `download_artifacts(run_id, ".")` is a common way to fetch everything a run logged.
+    with mlflow.start_run() as run:
+        mlflow.log_text("top", "r.txt")
+        mlflow.log_dict({"lr": 0.1}, "cfg/params.json")
+    run_id = run.info.run_id
+
+    everything = Path(MlflowClient().download_artifacts(run_id, ".", str(tmp_path / "all")))
+    assert sorted(str(path.relative_to(everything)) for path in everything.rglob("*") if path.is_file()) == [
+        "cfg/params.json",
+        "r.txt",
+    ]
+    listed = MlflowClient().list_artifacts(run_id, ".")
+    assert sorted((info.path, info.is_dir) for info in listed) == [("./cfg", True), ("./r.txt", False)]
+    assert mlflow.artifacts.load_text(f"runs:/{run_id}/./r.txt") == "top"
+
+
 def test_a_figure_and_an_image_round_trip(tmp_path, stored):
     figure, axes = pyplot.subplots()
     axes.plot([1, 2, 3], [3, 1, 2])

@@ -88,7 +88,7 @@ def test_the_same_api_answers_under_ajax_api(client, folder):
         "a\\..\\escape.txt",
         "a/%00.txt",
         "a//b.txt",
-        "./a.txt",
+        "./../a.txt",
         "a%23b.txt",
     ],
 )
@@ -98,6 +98,18 @@ def test_a_path_that_leaves_its_folder_is_refused_and_nothing_is_written(client,
     assert_refused(put(client, f"{folder}/{bad}"), 400, "INVALID_PARAMETER_VALUE", reason)
     assert_refused(client.get(f"{STORE}/{folder}/{bad}"), 400, "INVALID_PARAMETER_VALUE")
     assert_refused(client.delete(f"{STORE}/{folder}/{bad}"), 400, "INVALID_PARAMETER_VALUE")
+    assert stored_files(artifact_root) == []
+
+
+@pytest.mark.parametrize("dotted", ["./a.txt", "%2e/a.txt", "a/./b.txt", "./a/b.txt"])
+def test_a_dot_segment_names_the_folder_it_is_in(client, folder, artifact_root, dotted):
+    plain = dotted.replace("%2e/", "").replace("./", "")
+    assert put(client, f"{folder}/{dotted}", b"dot").status_code == 200
+    assert stored_files(artifact_root) == [f"{folder}/{plain}"]
+    assert b"".join(client.get(f"{STORE}/{folder}/{dotted}").streaming_content) == b"dot"
+    listing = client.get(STORE, {"path": f"{folder}/."}).json()["files"]
+    assert [file["path"] for file in listing] == [plain.split("/")[0]]
+    assert client.delete(f"{STORE}/{folder}/{dotted}").json() == {}
     assert stored_files(artifact_root) == []
 
 

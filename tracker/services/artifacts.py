@@ -91,9 +91,11 @@ def artifact_storage() -> Storage:
 
 def artifact_path_normalise(raw: str) -> str:
     """`raw` as a clean relative path ("a/b/c.txt"), or InvalidParameterValue if it could leave
-    its folder: `..` or `.` (also percent-encoded, however often), an absolute path or a drive
-    letter, a backslash, a control character such as NUL, `#`, or an empty segment. One trailing
-    slash is allowed (the client's "delete everything" sends the folder with one)."""
+    its folder: `..` (also percent-encoded, however often), an absolute path or a drive letter,
+    a backslash, a control character such as NUL, `#`, or an empty segment. One trailing slash
+    is allowed (the client's "delete everything" sends the folder with one). A `.` segment names
+    the folder it is in and is dropped: `download_artifacts(run_id, ".")`, the client's way to
+    fetch a whole run, lists `<run's folder>/.` and then fetches `<run's folder>/./<file>`."""
     decoded = raw
     for _ in range(_MAX_DECODE_ROUNDS):
         once_more = unquote(decoded)
@@ -103,7 +105,8 @@ def artifact_path_normalise(raw: str) -> str:
     else:
         raise InvalidParameterValue(f"Invalid artifact path {raw!r}: encoded too many times.")
     path = decoded[:-1] if decoded.endswith("/") else decoded
-    segments = path.split("/")
+    segments = [segment for segment in path.split("/") if segment != "."]
+    path = "/".join(segments)
     if (
         not path
         or path.startswith("/")
@@ -111,7 +114,7 @@ def artifact_path_normalise(raw: str) -> str:
         or "#" in path
         or any(ord(char) < 32 or ord(char) == 127 for char in path)
         or re.match(r"[A-Za-z]:", path)
-        or any(segment in ("", ".", "..") for segment in segments)
+        or any(segment in ("", "..") for segment in segments)
     ):
         raise InvalidParameterValue(f"Invalid artifact path {raw!r}: it must stay inside its run's or model's folder.")
     return path
