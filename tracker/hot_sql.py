@@ -596,6 +596,9 @@ _LIVE_RUNS, _LIVE_METRICS = (_table(model) for model in (Run, LatestMetric))
 _LIVE_RUN = {name: _column(Run, name) for name in ("id", "experiment", "lifecycle_stage", "status", "end_time")}
 _LIVE_RUN["summary_stale"] = _column(Run, "summary_stale")
 _LIVE_SUMMARIES = _table(RunSummary)
+# Steps are summed modulo a prime: MLflow takes any int64 step (nanosecond timestamps are common),
+# and SQLite's SUM raises on overflow past 2^63, which turned every live page into an error.
+_STEP_MARKER_MODULUS = 1_000_000_007
 _LIVE_VERSION = (
     f"SELECT (SELECT MAX(r.{_LIVE_RUN['id']}) FROM {_LIVE_RUNS} r WHERE r.{_LIVE_RUN['experiment']} = %s), "
     f"(SELECT COUNT(*) FROM {_LIVE_RUNS} r WHERE r.{_LIVE_RUN['experiment']} = %s "
@@ -603,7 +606,8 @@ _LIVE_VERSION = (
     f"(SELECT COUNT(*) || '.' || COALESCE(SUM(r.{_LIVE_RUN['id']}), 0) FROM {_LIVE_RUNS} r "
     f"WHERE r.{_LIVE_RUN['experiment']} = %s AND r.{_LIVE_RUN['status']} = %s), "
     f"(SELECT COUNT(*) || '.' || COALESCE(MAX(m.{_column(LatestMetric, 'timestamp')}), 0) || '.' "
-    f"|| COALESCE(SUM(m.{_column(LatestMetric, 'step')}), 0) FROM {_LIVE_METRICS} m JOIN {_LIVE_RUNS} mr "
+    f"|| COALESCE(SUM(m.{_column(LatestMetric, 'step')} %% {_STEP_MARKER_MODULUS}), 0) "
+    f"FROM {_LIVE_METRICS} m JOIN {_LIVE_RUNS} mr "
     f"ON m.{_column(LatestMetric, 'run')} = mr.{_LIVE_RUN['id']} "
     f"WHERE mr.{_LIVE_RUN['experiment']} = %s AND mr.{_LIVE_RUN['status']} = %s), "
     f"(SELECT COUNT(*) FROM {_LIVE_RUNS} r WHERE r.{_LIVE_RUN['summary_stale']} "
@@ -624,7 +628,7 @@ def live_version(experiment_id: int, *, deleted: str, running: str) -> tuple:
 _RUNS_LIVE_VERSIONS = (
     f"SELECT r.{_column(Run, 'run_id')}, r.{_LIVE_RUN['status']}, r.{_LIVE_RUN['end_time']}, "
     f"(SELECT COUNT(*) || '.' || COALESCE(MAX(m.{_column(LatestMetric, 'timestamp')}), 0) || '.' "
-    f"|| COALESCE(SUM(m.{_column(LatestMetric, 'step')}), 0) FROM {_LIVE_METRICS} m "
+    f"|| COALESCE(SUM(m.{_column(LatestMetric, 'step')} %% {_STEP_MARKER_MODULUS}), 0) FROM {_LIVE_METRICS} m "
     f"WHERE m.{_column(LatestMetric, 'run')} = r.{_LIVE_RUN['id']}), "
     f"(SELECT COUNT(*) || '.' || COALESCE(MAX(c.{_LIVE_RUN['id']}), 0) || '.' "
     f"|| SUM(CASE WHEN c.{_LIVE_RUN['status']} = %s THEN 1 ELSE 0 END) || '.' || COUNT(c.{_LIVE_RUN['end_time']}) "

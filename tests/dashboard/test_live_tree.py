@@ -146,6 +146,26 @@ def test_the_run_page_poll_is_one_query_and_moves_with_its_metrics_and_children(
     assert client.get("/runs/nope/live/").status_code == 404
 
 
+def test_nanosecond_steps_leave_every_live_page_working_and_still_move_the_version(client, running_sweep):
+    # MLflow takes any int64 step; six latest steps of ~1.7e18 add up past 2^63, where SQLite's
+    # SUM raises: the run page, its poll, the tree's poll and compare answered 503.
+    experiment, parent, first = running_sweep
+    nanoseconds = 1_764_900_000_000_000_000
+    metrics = [MetricInput(f"m{index}", 0.5, 1_700_000_000_000, nanoseconds + index) for index in range(6)]
+    run_log_batch(run=first, metrics=metrics)
+    tree_version = version_of(client, experiment)
+    html = client.get(f"/runs/{first.run_id}/").content.decode()
+    run_version = re.search(r'data-version="([^"]+)"', html).group(1)
+    assert client.get("/compare/", {"parent": parent.run_id}).status_code == 200
+    assert poll(client, experiment, tree_version).status_code == 204
+    assert client.get(f"/runs/{first.run_id}/live/", {"since": run_version}).status_code == 204
+
+    # A later point at the same time and a higher step is still seen.
+    run_log_batch(run=first, metrics=[MetricInput("m0", 0.4, 1_700_000_000_000, nanoseconds + 1_000)])
+    assert poll(client, experiment, tree_version).status_code == 200
+    assert client.get(f"/runs/{first.run_id}/live/", {"since": run_version}).status_code == 200
+
+
 # --- compare sweeps ----------------------------------------------------------------------------
 
 
