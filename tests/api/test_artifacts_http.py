@@ -101,6 +101,24 @@ def test_a_path_that_leaves_its_folder_is_refused_and_nothing_is_written(client,
     assert stored_files(artifact_root) == []
 
 
+@pytest.mark.parametrize(
+    "too_long", ["評価結果の詳細なレポート" * 8 + "/r.txt", "x" * 252 + ".txt", "/".join(["folder"] * 150) + "/r.txt"]
+)
+def test_a_name_or_path_longer_than_storage_takes_is_refused_with_400_and_leaves_nothing(
+    client, folder, artifact_root, too_long
+):
+    # Storage failed these with a 500 (file name too long), which the mlflow client retries for minutes.
+    assert_refused(put(client, f"{folder}/{too_long}"), 400, "INVALID_PARAMETER_VALUE", "at most 255 bytes")
+    assert_refused(client.get(f"{STORE}/{folder}/{too_long}"), 400, "INVALID_PARAMETER_VALUE")
+    assert_refused(client.get(STORE, {"path": f"{folder}/{too_long}"}), 400, "INVALID_PARAMETER_VALUE")
+    assert_refused(client.delete(f"{STORE}/{folder}/{too_long}"), 400, "INVALID_PARAMETER_VALUE")
+    assert [path for path in artifact_root.rglob("*")] == []  # not even an empty folder
+
+    longest_name = "x" * 251 + ".txt"  # 255 bytes
+    assert put(client, f"{folder}/{longest_name}", b"fits").status_code == 200
+    assert stored_files(artifact_root) == [f"{folder}/{longest_name}"]
+
+
 @pytest.mark.parametrize("dotted", ["./a.txt", "%2e/a.txt", "a/./b.txt", "./a/b.txt"])
 def test_a_dot_segment_names_the_folder_it_is_in(client, folder, artifact_root, dotted):
     plain = dotted.replace("%2e/", "").replace("./", "")

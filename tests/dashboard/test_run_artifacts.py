@@ -65,8 +65,9 @@ def test_a_folder_opens_as_a_partial_with_paths_from_the_run_root(client, run):
     ]
 
 
-def test_a_path_that_leaves_the_run_lists_nothing_and_says_why(client, run):
-    response = client.get(f"/runs/{run.run_id}/artifacts/", {"path": "../../x"})
+@pytest.mark.parametrize("path", ["../../x", "x" * 300])
+def test_a_path_that_leaves_the_run_or_storage_cannot_take_lists_nothing_and_says_why(client, run, path):
+    response = client.get(f"/runs/{run.run_id}/artifacts/", {"path": path})
     assert response.status_code == 200
     assert response.context["folder"].items == []
     assert "Invalid artifact path" in response.context["folder"].problem
@@ -152,7 +153,7 @@ def test_the_inline_url_serves_images_and_html_sandboxed(client, run):
         assert response["X-Frame-Options"] == "SAMEORIGIN"
 
 
-@pytest.mark.parametrize("path", ["notes.txt", "model.pkl", "../x.png", "missing.png"])
+@pytest.mark.parametrize("path", ["notes.txt", "model.pkl", "../x.png", "missing.png", "x" * 300 + ".png"])
 def test_the_inline_url_serves_nothing_else(client, run, path):
     log(run, "notes.txt", b"text")
     log(run, "model.pkl", b"\x80\x04")

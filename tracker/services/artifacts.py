@@ -45,6 +45,10 @@ _EXPERIMENT_ID = re.compile(r"[0-9]{1,18}")
 # Percent-decoding is repeated until nothing changes, so `%252e%252e` cannot smuggle a `..`
 # past the check; more rounds than this is an attack, not a file name.
 _MAX_DECODE_ROUNDS = 5
+# A longer name than a file system takes (255 bytes), or a longer path than S3 keys allow (1,024
+# bytes), failed in storage as a 500, which the mlflow client retries for minutes.
+MAX_ARTIFACT_NAME_BYTES = 255
+MAX_ARTIFACT_PATH_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,19 @@ def artifact_path_normalise(raw: str) -> str:
         or any(segment in ("", "..") for segment in segments)
     ):
         raise InvalidParameterValue(f"Invalid artifact path {raw!r}: it must stay inside its run's or model's folder.")
+    if _utf8_length(path) > MAX_ARTIFACT_PATH_BYTES or any(
+        _utf8_length(segment) > MAX_ARTIFACT_NAME_BYTES for segment in segments
+    ):
+        raise InvalidParameterValue(
+            f"Invalid artifact path: a file or folder name may be at most {MAX_ARTIFACT_NAME_BYTES} bytes "
+            f"(UTF-8), and a whole path at most {MAX_ARTIFACT_PATH_BYTES}; got {_utf8_length(path):,} bytes "
+            f"starting {path[:80]!r}."
+        )
     return path
+
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))  # a JSON body may carry a lone surrogate
 
 
 def artifact_location(raw: str) -> ArtifactLocation:
