@@ -299,6 +299,10 @@ class Exchange:
             if key in environ:
                 text = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + text
             environ[key] = text
+        if "CONTENT_LENGTH" not in environ and self.all_buffered and self.buffer:
+            # A chunked body (no Content-Length) that is all in: Django reads a body only as far
+            # as CONTENT_LENGTH says, so without one it read a chunked JSON request as empty.
+            environ["CONTENT_LENGTH"] = str(len(self.buffer))
         return environ
 
 

@@ -104,6 +104,14 @@ def test_a_body_arrives_whole_before_the_app_reads_it():
     assert b"connection" not in client.headers  # the body was read: the connection can go on
 
 
+def test_a_chunked_body_that_is_all_in_declares_its_length():
+    # Django reads a body only as far as CONTENT_LENGTH: without one, chunked JSON read as empty.
+    pool = WsgiPool(echo_app, threads=1, client_timeout=TIMEOUT, prefetch_bytes=1024)
+    client = Client([b'{"a":', b" 1}"])
+    serve(pool, (http_scope(headers=[("transfer-encoding", "chunked")]), client))
+    assert (client.status, client.body) == (200, b'{"a": 1}')
+
+
 def test_a_stalled_body_takes_no_thread_and_is_cut_after_the_timeout():
     pool = WsgiPool(echo_app, threads=1, client_timeout=TIMEOUT, prefetch_bytes=1024)
     stalled, probe = Client([b'{"exper'], stall=True), Client([b"ok"])

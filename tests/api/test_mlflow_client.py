@@ -190,6 +190,24 @@ def test_the_largest_batch_mlflow_allows_is_sent_in_one_call_and_stored_whole():
     assert len(data.metrics) == 800 and data.params["p99"] == "9" * 6000 and data.tags["t42"] == "2" * 8000
 
 
+def test_the_largest_batch_in_non_ascii_is_sent_in_one_call_and_stored_whole():
+    # The client's JSON escapes each non-ASCII character (6 bytes, 12 for an emoji): the same
+    # legal batch in emoji values and CJK keys is 18.4 MB, and a batch of accented params was
+    # refused as over the 2 MiB body limit, with nothing of it stored.
+    client = MlflowClient()
+    run_id = client.create_run(experiment_id="0").info.run_id
+    key = "評" * 246
+    client.log_batch(
+        run_id,
+        metrics=[Metric(f"m{i:03d}{key}", i / 10, 1000 + i, i) for i in range(800)],
+        params=[Param(f"p{i:03d}{key}", "😀" * 6000) for i in range(100)],
+        tags=[RunTag(f"t{i:03d}{key}", "ü" * 8000) for i in range(100)],
+    )
+    data = client.get_run(run_id).data
+    assert len(data.metrics) == 800 and len(data.params) == 100
+    assert data.params[f"p099{key}"] == "😀" * 6000 and data.tags[f"t042{key}"] == "ü" * 8000
+
+
 def test_metric_history_keeps_every_step_and_round_trips_nan_and_infinities():
     client = MlflowClient()
     run_id = client.create_run(experiment_id="0").info.run_id

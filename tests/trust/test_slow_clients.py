@@ -115,3 +115,17 @@ def test_artifact_uploads_that_stall_midway_are_cut_store_nothing_and_a_probe_st
     assert listing.json() == {}
     incoming = tmp_path / "artifacts" / ".incoming"
     assert not incoming.exists() or not any(incoming.iterdir())
+
+
+def test_a_chunked_json_request_is_read_whole(server):
+    # A client that streams its body (Transfer-Encoding: chunked, no Content-Length) was answered
+    # "Missing value for required parameter" as if it had sent nothing.
+    api = server.url + "/api/2.0/mlflow/"
+    run_id = requests.post(api + "runs/create", json={"experiment_id": "0"}).json()["run"]["info"]["run_id"]
+    body = json.dumps({"run_id": run_id, "key": "loss", "value": 0.5, "timestamp": 1_700_000_000_000, "step": 3})
+    pieces = iter([body[:20].encode(), body[20:].encode()])  # a generator: requests sends it chunked
+    response = requests.post(api + "runs/log-metric", data=pieces, headers={"Content-Type": "application/json"})
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert response.status_code == 200, response.text
+    metrics = requests.get(api + "runs/get", params={"run_id": run_id}).json()["run"]["data"]["metrics"]
+    assert [(m["key"], m["value"], m["step"]) for m in metrics] == [("loss", 0.5, 3)]

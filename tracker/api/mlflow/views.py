@@ -9,7 +9,6 @@ savepoint (create-run excepted: it reads its answer inside its transaction).
 import functools
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.views.decorators.csrf import csrf_exempt
 
@@ -39,9 +38,13 @@ from tracker.web.json_errors import error_body, json_response
 
 # MLflow's limits (mlflow/utils/validation.py, mlflow/store/tracking/__init__.py). Not its
 # documented 1 MB for a log-batch request: `mlflow server` measures the parsed body's key count
-# against it, so it takes any size, and the mlflow client sends a legal batch of up to ~1.7 MB
-# in one call (100 params of 6,000 characters, 100 tags of 8,000, 800 metrics). log-batch has the
-# server's body limit, as every call (RUNTREE_MAX_REQUEST_BYTES, 2 MiB).
+# against it, so it takes any size. The mlflow client's JSON escapes every non-ASCII character
+# (6 bytes, 12 for an emoji), so a legal batch (100 params of 6,000 characters, 100 tags of
+# 8,000, 800 metrics, keys of 250) is 1.7 MB in ASCII and up to 18.4 MB in emoji values and CJK
+# keys: log-batch alone takes up to LOG_BATCH_MAX_BYTES, every other call the server's body limit
+# (RUNTREE_MAX_REQUEST_BYTES, 2 MiB). A body over 2 MiB streams in from the client on one of
+# the web threads kept for uploads (config/wsgi_pool.py), never more of them at once.
+LOG_BATCH_MAX_BYTES = 20 * 1024 * 1024
 SEARCH_MAX_RESULTS_DEFAULT = 1000
 SEARCH_MAX_RESULTS = 50_000
 # The page the mlflow client asks get-history for; a larger ask gets pages of this size (with a
@@ -51,10 +54,11 @@ GET_METRIC_HISTORY_MAX_RESULTS = 25_000
 _LIFECYCLE_FOR_VIEW = {"ACTIVE_ONLY": [ACTIVE], "DELETED_ONLY": [DELETED], "ALL": [ACTIVE, DELETED]}
 
 
-def rpc(*methods: str):
+def rpc(*methods: str, max_body_bytes: int | None = None):
     """Make `view(fields) -> dict` an MLflow endpoint: other HTTP methods get 405, the fields
-    come from the query string (GET) or the JSON body, and the dict, or a TrackingError, is
-    rendered as MLflow's JSON."""
+    come from the query string (GET) or the JSON body (at most `max_body_bytes`, by default the
+    server's limit for every request), and the dict, or a TrackingError, is rendered as MLflow's
+    JSON."""
 
     def decorate(view):
         @csrf_exempt
@@ -70,7 +74,8 @@ def rpc(*methods: str):
                 return response
             try:
                 # Path parameters (`logged-models/<model_id>`) come as keyword arguments.
-                return json_response(view(_request_fields(request), **url_kwargs))
+                limit = max(max_body_bytes or 0, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+                return json_response(view(_request_fields(request, limit), **url_kwargs))
             except TrackingError as error:
                 return error_response(error)
 
@@ -80,7 +85,7 @@ def rpc(*methods: str):
     return decorate
 
 
-def _request_fields(request) -> Fields:
+def _request_fields(request, max_bytes: int) -> Fields:
     if request.method == "GET" and request.GET:
         return Fields.from_query(request.GET)
     # Refuse an oversized body from its declared length, before reading it.
@@ -88,13 +93,11 @@ def _request_fields(request) -> Fields:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise InvalidParameterValue("The Content-Length header is not a number.") from None
-    if declared > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-        raise _too_big(request, declared, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise _too_big(request, declared, settings.DATA_UPLOAD_MAX_MEMORY_SIZE) from None
-    return Fields(parse_json_body(body))
+    if declared > max_bytes:
+        raise _too_big(request, declared, max_bytes)
+    # read(), not .body: .body applies DATA_UPLOAD_MAX_MEMORY_SIZE, which log-batch may pass. It
+    # reads no further than the declared length (config/wsgi_pool.py declares a chunked body's).
+    return Fields(parse_json_body(request.read()))
 
 
 def _too_big(request, size: int, limit: int) -> InvalidParameterValue:
@@ -326,7 +329,7 @@ def delete_tag(fields: Fields) -> dict:
     return {}
 
 
-@rpc("POST")
+@rpc("POST", max_body_bytes=LOG_BATCH_MAX_BYTES)
 def log_batch(fields: Fields) -> dict:
     services.run_log_batch(
         run=_run(fields),
