@@ -129,3 +129,18 @@ def test_a_chunked_json_request_is_read_whole(server):
     assert response.status_code == 200, response.text
     metrics = requests.get(api + "runs/get", params={"run_id": run_id}).json()["run"]["data"]["metrics"]
     assert [(m["key"], m["value"], m["step"]) for m in metrics] == [("loss", 0.5, 3)]
+
+
+def test_a_log_batch_over_the_prefetch_streams_in_and_is_stored_whole(server):
+    # Bodies over RUNTREE_MAX_REQUEST_BYTES reach a thread while still arriving; log-batch may be one.
+    api = server.url + "/api/2.0/mlflow/"
+    run_id = requests.post(api + "runs/create", json={"experiment_id": "0"}).json()["run"]["info"]["run_id"]
+    params = [{"key": f"p{i:03d}", "value": "é" * 6000} for i in range(100)]
+    tags = [{"key": f"t{i:03d}", "value": "ü" * 8000} for i in range(100)]
+    body = json.dumps({"run_id": run_id, "params": params, "tags": tags})  # ASCII-escaped, as the client sends
+    assert len(body) > 2 * MIB
+    response = requests.post(api + "runs/log-batch", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    data = requests.get(api + "runs/get", params={"run_id": run_id}).json()["run"]["data"]
+    assert len(data["params"]) == 100 and {p["value"] for p in data["params"]} == {"é" * 6000}
+    assert {t["value"] for t in data["tags"] if t["key"].startswith("t")} == {"ü" * 8000}
