@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 from django.db.models import F, FilteredRelation, Q, QuerySet
 from django.db.models.expressions import OrderBy
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from tracker.errors import InvalidParameterValue
 from tracker.filtering.ast import ATTRIBUTES, NUMERIC_ATTRIBUTES, STRING_ATTRIBUTES
@@ -256,8 +257,15 @@ def _fingerprint(order_by: list[str]) -> str:
     return hashlib.sha256(json.dumps(order_by).encode()).hexdigest()[:16]
 
 
+def _seal(order_by: list[str], phase: int, values: list) -> str:
+    """A keyed MAC of the token's contents: the sort values go into the next page's query, and a
+    hand-edited one of another type (a string where a metric's number was) failed there as a 500."""
+    contents = json.dumps([order_by, phase, values])
+    return salted_hmac("tracker.filtering.paging", contents, algorithm="sha256").hexdigest()[:32]
+
+
 def _make_token(order_by: list[str], phase: int, values: list) -> str:
-    payload = {"order": _fingerprint(order_by), "phase": phase, "after": values}
+    payload = {"order": _fingerprint(order_by), "phase": phase, "after": values, "seal": _seal(order_by, phase, values)}
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
 
 
@@ -278,5 +286,7 @@ def _read_token(token: str | None, order_by: list[str]) -> tuple[int, list | Non
         value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)) for value in values
     )
     if not isinstance(phase, int) or isinstance(phase, bool) or phase not in (0, 1, 2) or not scalars:
+        raise InvalidParameterValue(f"Invalid page token {token[:100]!r}: it was not issued by this server.")
+    if not constant_time_compare(str(payload.get("seal")), _seal(order_by, phase, values)):
         raise InvalidParameterValue(f"Invalid page token {token[:100]!r}: it was not issued by this server.")
     return phase, values

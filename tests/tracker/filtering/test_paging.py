@@ -125,13 +125,24 @@ def test_a_token_this_server_did_not_issue_is_refused(tied_runs, token):
         sorted_page(Run.objects.all(), ["metrics.m"], token=token, size=5, fields=FIELDS)
 
 
-def test_a_tampered_token_is_refused_not_a_server_error(tied_runs):
-    _, token = sorted_page(Run.objects.all(), ["metrics.m"], token=None, size=5, fields=FIELDS)
+@pytest.mark.parametrize("order_by", [["metrics.m"], ["params.p"]])
+def test_a_tampered_token_is_refused_not_a_server_error(tied_runs, order_by):
+    _, token = sorted_page(Run.objects.all(), order_by, token=None, size=5, fields=FIELDS)
     payload = json.loads(base64.urlsafe_b64decode(token))
-    for tampered in ({**payload, "after": payload["after"][:-1]}, {**payload, "after": [{"x": 1}] * 3}):
+    after = payload["after"]
+    # Each is the right shape; the strings where a metric's number was, and the numbers where a
+    # param's string was, reached the next page's query and failed there as a 500.
+    for tampered in (
+        {**payload, "after": after[:-1]},
+        {**payload, "after": [{"x": 1}] * 3},
+        {**payload, "after": ["x"] * len(after)},
+        {**payload, "after": [1] * len(after)},
+        {**payload, "seal": "0" * 32},
+        {key: value for key, value in payload.items() if key != "seal"},
+    ):
         with pytest.raises(InvalidParameterValue, match="not issued by this server"):
             bad = base64.urlsafe_b64encode(json.dumps(tampered).encode()).decode()
-            sorted_page(Run.objects.all(), ["metrics.m"], token=bad, size=5, fields=FIELDS)
+            sorted_page(Run.objects.all(), order_by, token=bad, size=5, fields=FIELDS)
 
 
 @pytest.fixture
