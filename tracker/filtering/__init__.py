@@ -4,7 +4,7 @@ MLflow's experiment filter, compiled to `Q` and ORDER BY expressions.
 ast.py (vocabulary, nodes, FilterError) -> lexer.py -> parser.py (text -> AST) -> compiler.py
 (AST -> Q on Run, through lookups.py: the one operator -> Q mapping) ; ordering.py (order_by
 for runs) ; paging.py (sorted pages by keyset) ; experiments.py (search_experiments' filter and
-order_by, reusing lookups.py).
+order_by, on the run filter's lexer, operator reading and lookups.py) ; logged_models.py.
 """
 
 from tracker.filtering.ast import FilterError

@@ -1,133 +1,199 @@
 """MLflow's search_experiments filter and order_by, compiled to `Q` and ORDER BY expressions.
 
 The grammar is MLflow's (mlflow.utils.search_utils.SearchExperimentsUtils), a small cousin of
-the run filter language (tracker/filtering/), whose operator mapping and LIKE semantics it shares:
+the run filter language (tracker/filtering/), whose tokens, quoting, operator reading and
+LIKE semantics it shares:
 
-    name LIKE 'sweep%' AND tags.team = 'vision' AND creation_time > 1700000000000
+    name LIKE 'sweep%' AND tags.team IS NOT NULL AND experiment_id IN ('1', '2')
 
 - `name` (or `attribute.name`): =, !=, LIKE, ILIKE against a quoted string;
+- `experiment_id`: =, != against a quoted id, IN, NOT IN against a list of them;
 - `creation_time`, `last_update_time`: =, !=, <, <=, >, >= against an integer;
-- `tags.<key>` (backquote a key with spaces: tags.`my key`): =, !=, LIKE, ILIKE.
+- `tags.<key>`: =, !=, LIKE, ILIKE against a quoted string, and IS NULL, IS NOT NULL.
   As for runs, `!=` matches experiments that have the tag with another value.
-Comparisons are joined by AND, at most MAX_COMPARISONS of them (the run filter's limit).
+A key or an attribute's name may be backquoted or double-quoted (tags."team name", "name"), and
+so may an order_by column. Comparisons are joined by AND, at most MAX_COMPARISONS of them (the
+run filter's limit).
 
 Every tag comparison together is one subquery, however many there are: the tag rows that satisfy
 their key's conditions, grouped by experiment, and an experiment matches when all the keys
 named are among them ((experiment, key) is unique, so a key's conditions all apply to its one
 row). An EXISTS per comparison made PostgreSQL's planner explode: 100 comparisons took 4 s to
-plan, 300 ran past a minute on four backends at once.
+plan, 300 ran past a minute on four backends at once. For the same reason every `IS NULL` key
+together is one NOT EXISTS.
 """
 
-import re
+from django.db.models import Count, Exists, F, OuterRef, Q
 
-from django.db.models import Count, F, Q
-
-from tracker.errors import InvalidParameterValue
-from tracker.filtering.ast import MAX_COMPARISONS, MAX_FILTER_LENGTH, MAX_ORDER_BY_CLAUSES
-from tracker.filtering.flat import filter_error, split_column, tokenize
+from tracker.filtering.ast import MAX_COMPARISONS
+from tracker.filtering.lexer import END, IDENT, INT64, NAME, NUMBER, OPERATOR, PUNCT, STRING, WORD, Token, check_text
 from tracker.filtering.lookups import condition
+from tracker.filtering.ordering import bounded_order_by
+from tracker.filtering.parser import Parser
 from tracker.models import ExperimentTag
 
-_STRING_OPERATORS = ("=", "!=", "LIKE", "ILIKE")
-_NUMERIC_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
-_ATTRIBUTE_PREFIXES = ("attribute.", "attributes.", "attr.")
-_TAG_PREFIXES = ("tags.", "tag.")
-_STRING_ATTRIBUTES = {"name": "name"}
-_NUMERIC_ATTRIBUTES = {"creation_time": "creation_time", "last_update_time": "last_update_time"}
-_ORDER_COLUMNS = {**_STRING_ATTRIBUTES, **_NUMERIC_ATTRIBUTES, "experiment_id": "id"}
-
-_TOKEN = re.compile(
-    r"""(?:
-      (?P<string>'(?:[^']|'')*'|"(?:[^"]|"")*")
-    | (?P<number>-?\d+)
-    | (?P<operator><=|>=|!=|<>|=|<|>)
-    | (?P<column>(?:[A-Za-z_]+\.)?(?:`[^`]+`|[A-Za-z_][\w.\-:/]*))
-    )""",
-    re.VERBOSE | re.ASCII,
-)
-
-
-def _error(text: str, position: int, expected: str) -> InvalidParameterValue:
-    return filter_error("experiment", text, position, expected)
+# The operators MLflow's store takes for each column.
+_NAME_OPERATORS = ("=", "!=", "LIKE", "ILIKE")
+_ID_OPERATORS = ("=", "!=", "IN", "NOT IN")
+_TIME_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
+_TAG_OPERATORS = ("=", "!=", "LIKE", "ILIKE", "IS NULL", "IS NOT NULL")
+# Attribute name → (Experiment field, its operators).
+_ATTRIBUTES = {
+    "name": ("name", _NAME_OPERATORS),
+    "experiment_id": ("id", _ID_OPERATORS),
+    "creation_time": ("creation_time", _TIME_OPERATORS),
+    "last_update_time": ("last_update_time", _TIME_OPERATORS),
+}
+_ENTITIES = {"tags": "tag", "tag": "tag", "attribute": "attribute", "attributes": "attribute", "attr": "attribute"}
+_COLUMN_TEXT = "name, experiment_id, creation_time, last_update_time or tags.<key>"
+_ORDER_COLUMN_TEXT = "name, experiment_id, creation_time or last_update_time"
+_SUBJECT = "experiment filter"
 
 
-def _tokens(text: str) -> list[tuple[str, str, int]]:
-    return tokenize(text, _TOKEN, "experiment")
+def _column(parser: Parser, expected: str) -> tuple[str, str, Token]:
+    """("tag", key, token) or ("attribute", name, token) for the next column."""
+    token = parser.tokens.next()
+    if token.kind == IDENT:
+        entity_text, key, _ = token.value
+        entity = _ENTITIES.get(entity_text.lower())
+        # MLflow quotes keys, never the entity: `tags`.team is refused there.
+        if entity is None or not key or token.text.startswith("`"):
+            raise parser.error(token, expected)
+    elif token.kind in (WORD, NAME) or (token.kind == STRING and token.text.startswith('"')):
+        # Double quotes make an identifier in SQL, so MLflow reads "name" as the column.
+        entity, key = "attribute", token.value
+    else:
+        raise parser.error(token, expected)
+    if entity == "attribute" and key not in _ATTRIBUTES:
+        raise parser.error(token, expected)
+    return entity, key, token
 
 
-def _unquote(token: str) -> str:
-    quote = token[0]
-    return token[1:-1].replace(quote * 2, quote)
+def _operator(parser: Parser, column: Token, allowed: tuple[str, ...]) -> str:
+    token = parser.tokens.peek()
+    expected = f"an operator for {column.text} ({', '.join(allowed)})"
+    if token.is_keyword("IS") and "IS NULL" not in allowed:
+        raise parser.error(
+            token,
+            expected,
+            problem=f"{column.text} is an attribute, which every experiment has: "
+            f"IS NULL and IS NOT NULL apply to tags only; expected {expected}",
+        )
+    # Only what starts one of this column's operators is read on, by the run filter's rule.
+    if token.kind not in (OPERATOR, WORD) or token.text.upper() not in {op.split()[0] for op in allowed}:
+        raise parser.error(token, expected)
+    return parser.operator()[1]
 
 
-def _column(token: str) -> tuple[str, str]:
-    return split_column(token, _TAG_PREFIXES, _ATTRIBUTE_PREFIXES)
+def _string(parser: Parser) -> str:
+    token = parser.tokens.next()
+    if token.kind != STRING:
+        raise parser.error(token, "a quoted string")
+    return token.value
 
 
-_COLUMN_TEXT = "name, creation_time, last_update_time or tags.<key>"
+def _integer(parser: Parser) -> int:
+    token = parser.tokens.next()
+    # Digits only, as MLflow takes them (no fraction, exponent or plus sign); the lexer makes a
+    # float of a very long one, and past 64 bits no column can hold it.
+    digits = token.text.removeprefix("-")
+    if token.kind != NUMBER or not digits.isdigit() or not isinstance(token.value, int) or token.value not in INT64:
+        raise parser.error(token, "an integer")
+    return token.value
 
 
-def _position(text: str, tokens: list, at: int) -> int:
-    return tokens[at][2] if at < len(tokens) else len(text)
+def _experiment_id(parser: Parser, token: Token) -> int:
+    if token.kind != STRING:
+        raise parser.error(token, "an experiment ID in quotes, such as '5'")
+    try:
+        # MLflow reads the id with int(), so ' 5', '+5' and '05' all name experiment 5.
+        experiment_id = int(token.value)
+    except ValueError:
+        raise parser.error(token, "an experiment ID (an integer)") from None
+    if experiment_id not in INT64:
+        raise parser.error(token, "an experiment ID (an integer)")
+    return experiment_id
 
 
-def _comparison(text: str, tokens: list, at: int) -> tuple[tuple[str | None, Q], int]:
-    """(tag key or None for an attribute, the condition), and where the next token is."""
-    if at >= len(tokens) or tokens[at][0] != "column":
-        raise _error(text, _position(text, tokens, at), _COLUMN_TEXT)
-    kind, key = _column(tokens[at][1])
-    if kind == "attribute" and key not in _STRING_ATTRIBUTES and key not in _NUMERIC_ATTRIBUTES:
-        raise _error(text, tokens[at][2], _COLUMN_TEXT)
-    numeric = kind == "attribute" and key in _NUMERIC_ATTRIBUTES
-    allowed = _NUMERIC_OPERATORS if numeric else _STRING_OPERATORS
-    at += 1
-    token_kind, operator, _ = tokens[at] if at < len(tokens) else ("end", "", len(text))
-    operator = "!=" if operator == "<>" else operator.upper()
-    if token_kind not in ("operator", "column") or operator not in allowed:
-        raise _error(text, _position(text, tokens, at), f"an operator for {tokens[at - 1][1]} ({', '.join(allowed)})")
-    at += 1
-    expected_value = "an integer" if numeric else "a quoted string"
-    if at >= len(tokens) or tokens[at][0] != ("number" if numeric else "string"):
-        raise _error(text, _position(text, tokens, at), expected_value)
-    value = int(tokens[at][1]) if numeric else _unquote(tokens[at][1])
-    if kind == "tag":
-        return (key, condition("value", operator, value)), at + 1
-    field_name = _NUMERIC_ATTRIBUTES.get(key) or _STRING_ATTRIBUTES[key]
-    return (None, condition(field_name, operator, value)), at + 1
+def _is_punct(token: Token, char: str) -> bool:
+    return token.kind == PUNCT and token.value == char
+
+
+def _experiment_ids(parser: Parser) -> list[int]:
+    """A list read as MLflow reads it, as a Python tuple: ('1', '2'), and ('1',) or ('1') for
+    one id (so f"experiment_id IN {tuple(ids)}" works); never empty."""
+    opening = parser.tokens.next()
+    if not _is_punct(opening, "("):
+        raise parser.error(opening, "'(' to start the list of experiment IDs, as in IN ('1', '2')")
+    ids = [_experiment_id(parser, parser.tokens.next())]
+    while True:
+        separator = parser.tokens.next()
+        if _is_punct(separator, ")"):
+            return ids
+        if not _is_punct(separator, ","):
+            raise parser.error(separator, f"',' or ')' to close the list opened at position {opening.position}")
+        if _is_punct(parser.tokens.peek(), ")"):
+            parser.tokens.next()
+            return ids
+        ids.append(_experiment_id(parser, parser.tokens.next()))
+
+
+def _comparison(parser: Parser) -> tuple[str | None, Q | None]:
+    """(None, the condition) for an attribute; for a tag, (key, the condition its row meets),
+    the condition None when the experiment must have no such tag (IS NULL)."""
+    entity, key, column = _column(parser, _COLUMN_TEXT)
+    if entity == "tag":
+        operator = _operator(parser, column, _TAG_OPERATORS)
+        if operator == "IS NULL":
+            return key, None
+        if operator == "IS NOT NULL":
+            return key, Q()
+        return key, condition("value", operator, _string(parser))
+    field_name, operators = _ATTRIBUTES[key]
+    operator = _operator(parser, column, operators)
+    if operators is _ID_OPERATORS:
+        many = operator in ("IN", "NOT IN")
+        value = _experiment_ids(parser) if many else _experiment_id(parser, parser.tokens.next())
+    elif operators is _TIME_OPERATORS:
+        value = _integer(parser)
+    else:
+        value = _string(parser)
+    return None, condition(field_name, operator, value)
 
 
 def experiment_filter(text: str | None) -> Q:
     """A Q on Experiment for an MLflow experiment filter; empty text matches every experiment."""
-    if not text or not text.strip():
+    text = check_text(text, _SUBJECT)
+    if not text.strip():
         return Q()
-    if len(text) > MAX_FILTER_LENGTH:
-        raise InvalidParameterValue(
-            f"Invalid experiment filter: it is {len(text)} characters long; the limit is {MAX_FILTER_LENGTH}"
-        )
-    tokens = _tokens(text)
+    parser = Parser(text, subject=_SUBJECT)
     comparisons = []
-    at = 0
     while True:
-        comparison, at = _comparison(text, tokens, at)
-        comparisons.append(comparison)
-        if len(comparisons) > MAX_COMPARISONS:
-            raise _error(text, tokens[at - 1][2], f"at most {MAX_COMPARISONS} comparisons")
-        if at == len(tokens):
-            break
-        kind, word, position = tokens[at]
-        if kind != "column" or word.upper() != "AND":
-            raise _error(text, position, "AND or the end of the filter")
-        at += 1
-    return _combined(comparisons)
+        if len(comparisons) == MAX_COMPARISONS:
+            raise parser.error(
+                parser.tokens.peek(),
+                f"at most {MAX_COMPARISONS} comparisons",
+                problem=f"a filter may hold at most {MAX_COMPARISONS} comparisons",
+            )
+        comparisons.append(_comparison(parser))
+        token = parser.tokens.next()
+        if token.kind == END:
+            return _combined(comparisons)
+        if not token.is_keyword("AND"):
+            raise parser.error(token, "AND or the end of the filter")
 
 
-def _combined(comparisons: list[tuple[str | None, Q]]) -> Q:
-    """The attribute conditions ANDed, and all the tag conditions as one grouped subquery."""
+def _combined(comparisons: list[tuple[str | None, Q | None]]) -> Q:
+    """The attribute conditions ANDed, all the tag conditions as one grouped subquery, and all
+    the keys an experiment must lack as one NOT EXISTS."""
     result = Q()
     by_key: dict[str, Q] = {}
+    absent_keys = []
     for key, condition_on in comparisons:
         if key is None:
             result &= condition_on
+        elif condition_on is None:
+            absent_keys.append(key)
         else:
             by_key[key] = by_key.get(key, Q()) & condition_on
     if by_key:
@@ -143,30 +209,36 @@ def _combined(comparisons: list[tuple[str | None, Q]]) -> Q:
             .values("experiment")
         )
         result &= Q(pk__in=having_every_key)
+    if absent_keys:
+        result &= ~Q(Exists(ExperimentTag.objects.filter(experiment=OuterRef("pk"), key__in=absent_keys)))
     return result
+
+
+def _order_clause(clause: str) -> tuple[str, bool]:
+    """`column [ASC|DESC]` → (attribute name, descending)."""
+    subject = f"order_by clause {clause[:60]!r}"
+    parser = Parser(check_text(clause, subject), subject=subject, noun="clause")
+    entity, name, token = _column(parser, _ORDER_COLUMN_TEXT)
+    if entity == "tag":
+        raise parser.error(
+            token, _ORDER_COLUMN_TEXT, problem=f"experiments sort by an attribute ({_ORDER_COLUMN_TEXT}), not by a tag"
+        )
+    descending = False
+    if parser.tokens.peek().is_keyword("ASC", "DESC"):
+        descending = parser.tokens.next().text.upper() == "DESC"
+    parser.expect_end("ASC, DESC or the end of the clause")
+    return name, descending
 
 
 def experiment_ordering(order_by: list[str]) -> list:
     """ORDER BY expressions for MLflow order_by clauses ("name", "creation_time DESC",
-    "attribute.last_update_time ASC", "experiment_id"); the default is newest first, as
+    "attribute.last_update_time ASC", "`experiment_id`"); the default is newest first, as
     MLflow. experiment_id ASC always breaks ties, so pages are stable."""
-    if len(order_by) > MAX_ORDER_BY_CLAUSES:
-        raise InvalidParameterValue(f"Invalid order_by: {len(order_by)} clauses; the limit is {MAX_ORDER_BY_CLAUSES}")
     expressions = []
-    for clause in order_by:
-        parts = clause.split()
-        column = parts[0] if parts else ""
-        for prefix in _ATTRIBUTE_PREFIXES:
-            if column.lower().startswith(prefix):
-                column = column[len(prefix) :]
-        direction = parts[1].upper() if len(parts) == 2 else "ASC"
-        if column not in _ORDER_COLUMNS or len(parts) > 2 or direction not in ("ASC", "DESC"):
-            raise InvalidParameterValue(
-                f"Invalid order_by clause {clause!r}: expected one of {', '.join(_ORDER_COLUMNS)}, "
-                "optionally followed by ASC or DESC"
-            )
-        field = F(_ORDER_COLUMNS[column])
-        expressions.append(field.desc() if direction == "DESC" else field.asc())
+    for clause in bounded_order_by(order_by):
+        name, descending = _order_clause(clause)
+        field = F(_ATTRIBUTES[name][0])
+        expressions.append(field.desc() if descending else field.asc())
     if not expressions:
         expressions.append(F("creation_time").desc())
     return [*expressions, F("id").asc()]
