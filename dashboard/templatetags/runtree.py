@@ -19,10 +19,11 @@ register = template.Library()
 # and proxies take in a request line (8 KB is common).
 CHIP_FILTER_MAX_CHARS = 2000
 
-# A run's description as Markdown: CommonMark with raw HTML off (markdown-it then escapes any
-# tag as text) and images off (no request to another site on opening a page); its link check
-# refuses javascript:, vbscript:, file: and data: URLs. Nothing a client wrote runs here.
-_MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
+# A run's description as Markdown: CommonMark and GitHub's tables (MLflow's UI draws them), with
+# raw HTML off (markdown-it then escapes any tag as text) and images off (no request to another
+# site on opening a page); its link check refuses javascript:, vbscript:, file: and data: URLs.
+# Nothing a client wrote runs here.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image").enable("table")
 
 
 @register.filter

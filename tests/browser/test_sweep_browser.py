@@ -150,14 +150,15 @@ def test_the_run_page_shows_metrics_and_children_logged_while_it_is_open(page, t
     expect(page.locator("[data-live-part=status]")).to_have_text("finished", timeout=15_000)
 
 
-def logged_in_page(browser, live_server, role: str):
-    """A browser context logged in as a new user with `role` (its session cookie set)."""
+def logged_in_page(browser, live_server, role: str, username: str | None = None):
+    """A browser context logged in as a new user (named `role` unless `username` is given) with
+    `role` (its session cookie set)."""
     from django.contrib.auth.models import User
     from django.test import Client
 
     from tracker.web.auth import user_set_role
 
-    user = User.objects.create_user(role, password="pw-123456789")
+    user = User.objects.create_user(username or role, password="pw-123456789")
     user_set_role(user=user, role=role)
     client = Client()
     client.force_login(user)

@@ -87,6 +87,8 @@ def test_a_run_is_renamed_and_described_and_its_row_shows_the_description(client
         ("[click](javascript:alert(1))", 'href="javascript:'),
         ("![pixel](https://tracker.example/p.png)", "<img"),
         ("<a href='x' onclick='alert(1)'>x</a>", "<a href='x'"),
+        ("| a | b |\n|---|---|\n| <script>x</script> | [l](javascript:alert(1)) |", "<script>"),
+        ("| a | b |\n|---|---|\n| <script>x</script> | [l](javascript:alert(1)) |", 'href="javascript:'),
     ],
 )
 def test_a_description_is_markdown_with_no_raw_html(client, three_runs, description, forbidden):
@@ -95,6 +97,15 @@ def test_a_description_is_markdown_with_no_raw_html(client, three_runs, descript
     page = client.get(f"/runs/{runs[0].run_id}/").content.decode()
     shown = page.split('class="description markdown"', 1)[1].split("</div>", 1)[0]
     assert forbidden not in shown
+
+
+def test_a_description_draws_a_markdown_table(client, three_runs):
+    # MLflow's UI draws GitHub's tables; they showed as rows of pipes.
+    _, runs = three_runs
+    RunTag.objects.create(run=runs[0], key=NOTE_TAG, value="| lr | loss |\n|---|---|\n| 0.1 | 0.25 |")
+    page = client.get(f"/runs/{runs[0].run_id}/").content.decode()
+    shown = page.split('class="description markdown"', 1)[1].split("</div>", 1)[0]
+    assert "<th>lr</th>" in shown and "<td>0.25</td>" in shown and "|" not in shown
 
 
 @pytest.fixture
