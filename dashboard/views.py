@@ -62,7 +62,9 @@ def experiment_tree(request, experiment_id: int):
         "problem": problem,
         "selected": set(state.selected),
         "tag_chips": tree.common_tags(experiment),
-        "column_choices": catalog.choices,
+        # The catalog reads the latest runs only (a million-run experiment's keys cost seconds):
+        # a column in use is offered too, or "Show columns" would drop it unasked.
+        "column_choices": sorted({*catalog.choices, *state.columns}),
         "summary_keys": summary_keys,
         "goals": goal_switches(experiment, summary_keys),
         "column_goals": column_goals(experiment, state),

@@ -6,6 +6,7 @@ import pytest
 from tests.dashboard.test_tree_page import row_html, tree_url
 from tests.factories import ExperimentFactory, RunFactory
 from tracker.models import Run, RunTag
+from tracker.selectors import tree as tree_selectors
 from tracker.selectors.tree import column_catalog
 from tracker.services import KeyValue, MetricInput, run_log_batch
 from tracker.summaries import refresh as summary_refresh
@@ -109,3 +110,18 @@ def test_the_column_choices_offer_the_users_tags_and_not_mlflows_or_runtrees_own
     tag_columns = [column.name for column in catalog.choices if column.kind == "tags"]
     assert tag_columns == ["tags.mlflowish", "tags.team"]
     assert "params.lr" in [column.name for column in catalog.choices]
+
+
+def test_a_column_in_use_is_offered_though_the_latest_runs_never_logged_it(client, monkeypatch):
+    # The choices come from the latest runs; a key only older runs logged was missing from the
+    # menu, so pressing "Show columns" dropped the column the URL asked for.
+    monkeypatch.setattr(tree_selectors, "KEY_SAMPLE_RUNS", 2)
+    experiment = ExperimentFactory(name="old-keys")
+    old = RunFactory(experiment=experiment, name="old", start_time=1_000)
+    run_log_batch(run=old, params=[KeyValue("C", "1.0")], metrics=[MetricInput("accuracy", 0.9, 1, 0)])
+    for index in range(2):
+        run = RunFactory(experiment=experiment, name=f"new-{index}", start_time=2_000 + index)
+        run_log_batch(run=run, metrics=[MetricInput("loss", 0.5, 1, 0)])
+    html = client.get(tree_url(experiment, columns="metrics.accuracy,params.C")).content.decode()
+    for name in ("metrics.accuracy", "params.C", "metrics.loss"):
+        assert f'name="columns" value="{name}"' in html
