@@ -233,7 +233,7 @@ def run_history_figure(
         x_axis["type"] = "date"
     elif options.log_x:
         x_axis["type"] = "log"
-    y_title = " / ".join(_escape_template(key) for key, _ in lines)
+    y_title = _axis_title(" / ".join(key for key, _ in lines))
     y_axis = {"title": {"text": y_title}, "gridcolor": GRID, "zeroline": False, "automargin": True}
     if options.log_y:
         y_axis["type"] = "log"
@@ -285,6 +285,18 @@ def add_points_note(figure: dict, thinned: Iterable[Thinned]) -> dict:
     figure["layout"]["title"]["text"] += f"<br><span style='font-size:11px;color:{MUTED}'>{note}</span>"
     figure["layout"]["margin"] = {**figure["layout"].get("margin", {}), "t": 64}
     return figure
+
+
+# A y axis's title runs along the chart's height (~260 px): a longer one ran past both ends and
+# over the chart's title. Its middle gives way; the chart's title and the hover carry it whole.
+AXIS_TITLE_CHARS = 32
+
+
+def _axis_title(text: str) -> str:
+    if len(text) > AXIS_TITLE_CHARS:
+        tail = AXIS_TITLE_CHARS // 2
+        text = text[: AXIS_TITLE_CHARS - tail - 1] + "…" + text[-tail:]
+    return _escape_template(text)
 
 
 def _escape_template(text: str) -> str:
@@ -600,7 +612,7 @@ def scatter_figure(
         x_axis.update(type="category", categoryorder="category ascending")
     elif log_x or spans_decades([finite_or_none(_value_of(run, x_column)) for run in drawable]):
         x_axis.update(type="log")
-    y_axis = _axis(_escape_template(y_metric))
+    y_axis = _axis(_axis_title(y_metric))
     if log_y:
         y_axis.update(type="log")
     title = f"{_escape_template(y_metric)} vs {x_name}" + _without_value(len(runs) - len(drawable), "both values")
@@ -675,7 +687,7 @@ def history_lines_figure(
             continue
         trace["hovertemplate"] = f"%{{text}}<br>{x_title} %{{x}}<br>{_escape_template(key)} %{{y:.4g}}<extra></extra>"
     title = f"{_escape_template(key)} by {x_title}" + _without_value(len(runs) - len(with_history), "a history")
-    y_axis = _axis(_escape_template(key))
+    y_axis = _axis(_axis_title(key))
     if log_y:
         y_axis.update(type="log")
     x_axis = _axis(x_title)
@@ -759,7 +771,7 @@ def metric_bars_figure(runs, key: str, *, goal: str = "min", colors: dict | None
     return {
         "data": [bars],
         "layout": _compare_layout(
-            title, xaxis=x_axis, yaxis=_axis(_escape_template(key), **({"type": "log"} if log_y else {})), bargap=0.15
+            title, xaxis=x_axis, yaxis=_axis(_axis_title(key), **({"type": "log"} if log_y else {})), bargap=0.15
         ),
     }
 
@@ -870,7 +882,7 @@ def band_figure(
     clickable = " · click a band to compare its children" if any(link for _, _, _, link in bands) else ""
     # The note on a line of its own: beside the title it ran off a phone's width.
     title += f"<br><span style='font-size:11px;color:{MUTED}'>up to {children:,} {counted} a step{clickable}</span>"
-    y_axis = _axis(_escape_template(y_title or key))
+    y_axis = _axis(_axis_title(y_title or key))
     if log_y:
         y_axis["type"] = "log"
     layout = _compare_layout(title, xaxis=_axis("step"), yaxis=y_axis, height=380)

@@ -6,7 +6,11 @@
 // (autorange). The range travels as plotly has it: the server reads it (charts.ZoomRange).
 (function () {
   "use strict";
-  const CONFIG = { responsive: true, displaylogo: false };
+  // On a touch screen plotly keeps its toolbar shown for good (there is no hover to bring it up),
+  // on top of the chart's title and its "N points" note: there it is left out. A drag still
+  // zooms and a double tap still resets.
+  const touchOnly = window.matchMedia("(hover: none)").matches;
+  const CONFIG = { responsive: true, displaylogo: false, displayModeBar: touchOnly ? false : "hover" };
 
   // A legend beside the plot is as wide as its longest name: on a phone, a compare page's history
   // of long run names left its lines a sliver, and the names were cut at the screen's edge, where

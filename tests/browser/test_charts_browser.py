@@ -254,3 +254,22 @@ def test_charts_past_the_first_dozen_are_drawn_as_they_scroll_into_view(page, tr
     expect(last).to_have_class(re.compile("js-plotly-plot"))
     drawn = last.evaluate("g => ({title: g.layout.title.text, y: g.data[0].y})")
     assert drawn["title"].startswith(keys[-1]) and drawn["y"] == [len(keys) - 1 + step for step in range(10)]
+
+
+def test_on_a_touch_phone_no_toolbar_covers_a_charts_title(browser, live_server, spiky_run):
+    # plotly keeps its toolbar shown on a touch screen (no hover to bring it up), over the title.
+    phone = browser.new_context(
+        base_url=live_server.url, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = phone.new_page()
+    page.goto(f"/runs/{spiky_run.run_id}/")
+    assert "points" in graph_data(page, ".chart-history", "g => g.layout.title.text")
+    expect(page.locator(".chart-history .modebar")).to_have_count(0)
+    phone.close()
+
+    page = browser.new_page(base_url=live_server.url)  # a mouse: the toolbar comes with the hover
+    page.goto(f"/runs/{spiky_run.run_id}/")
+    graph_data(page, ".chart-history", "g => g.data.length")
+    page.locator(".chart-history").first.hover()
+    expect(page.locator(".chart-history .modebar").first).to_be_visible()
+    page.close()

@@ -5,6 +5,7 @@ import numpy as np
 from django.http import QueryDict
 
 from dashboard.charts import (
+    AXIS_TITLE_CHARS,
     HistoryOptions,
     group_by_stem,
     history_figures,
@@ -84,6 +85,17 @@ def test_metrics_sharing_a_stem_share_a_chart_with_a_y_axis_title():
     assert [trace["name"] for trace in figures[0]["data"]] == ["train_loss", "val_loss"]
     assert figures[0]["layout"]["yaxis"]["title"]["text"] == "train_loss / val_loss"
     assert figures[0]["data"][0]["line"]["color"] != figures[0]["data"][1]["line"]["color"]
+
+
+def test_a_long_key_gives_its_y_axis_title_way_in_the_middle_and_keeps_the_chart_title_whole():
+    # A 66-character key ran past both ends of the axis and over the chart's title.
+    key = "an_extraordinarily_long_metric_name_for_validation_loss_at_epoch_5"
+    figure = figure_of({key: series([2.0, 1.0])})
+    axis_title = figure["layout"]["yaxis"]["title"]["text"]
+    assert len(axis_title) == AXIS_TITLE_CHARS
+    assert axis_title.startswith("an_extraordinar") and axis_title.endswith("_loss_at_epoch_5") and "…" in axis_title
+    assert key in figure["layout"]["title"]["text"]
+    assert figure_of({"val_loss": series([1.0])})["layout"]["yaxis"]["title"]["text"] == "val_loss"
 
 
 def test_smoothing_draws_the_ema_over_a_faint_raw_line():
