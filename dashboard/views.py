@@ -7,6 +7,7 @@ from django.core.cache import cache
 from django.core.exceptions import BadRequest
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -105,9 +106,9 @@ LIVE_ROWS_SHARED_FOR = 1.0  # seconds
 def experiment_live(request, experiment_id: int):
     """A live tree page's poll: 204 and nothing else when the experiment has not changed since
     the page's version (`since`), at the cost of one query; else the rows of the view the page
-    shows (it sends its state, columns and best-child metric included), which static/js/live.js
-    merges into the table. Either way the version and the number of running runs travel in
-    headers, so the page knows whether to keep polling."""
+    shows (it sends its state, columns and best-child metric included) and its count of runs,
+    which static/js/live.js merges into the table and the toolbar. Either way the version and
+    the number of running runs travel in headers, so the page knows whether to keep polling."""
     since = request.GET.get("since", "")
     version = tree.live_version(experiment_id)
     if since == version.token:
@@ -123,7 +124,9 @@ def experiment_live(request, experiment_id: int):
     experiment = get_object_or_404(Experiment, pk=experiment_id)
     state = TreeState.from_query(request.GET)
     page, problem = tree_page_for(experiment, state)
-    response = HttpResponse(rows_html(page.rows if page else [], state))
+    # The rows, then the toolbar's count of them (a run that started or stopped matching moves it).
+    summary = render_to_string("partials/tree_summary.html", {"tree": page})
+    response = HttpResponse(rows_html(page.rows if page else [], state) + f"<div data-live-summary>{summary}</div>")
     cache.set(key, (version, response.content), LIVE_ROWS_SHARED_FOR)
     return with_live_headers(response, version)
 

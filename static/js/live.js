@@ -1,8 +1,9 @@
 // Live tree: while any run of the experiment is RUNNING, ask the server every few seconds what
 // changed since the version the page shows (`live/?since=`). Nothing changed: a 204, and the
 // next poll waits a little longer. Something changed: the rows of the view as it is now (the
-// URL holds its state), merged into the table row by row, so the rows opened, the boxes ticked,
-// the scroll position, an open menu and the focused element all stay as they are. Polling
+// URL holds its state) and the toolbar's count, merged into the table row by row, so the rows
+// opened, the boxes ticked, the scroll position, an open menu and the focused element all stay
+// as they are; a run that left the view (deleted, or no longer matching the filter) goes. Polling
 // stops once nothing runs and nothing changed for a minute; "Watch" starts it again.
 (function () {
   "use strict";
@@ -112,15 +113,43 @@
 
     poller(indicator, {
       url: (version) => table.dataset.liveUrl + "?" + liveQuery(version),
-      changed: async (response) => merge(rowsFrom(await response.text())),
+      changed: async (response) => {
+        const fresh = parse(await response.text());
+        merge(fresh.rows);
+        removeGone(fresh.rows);
+        const summary = document.querySelector(".js-tree-summary");
+        if (summary && fresh.summary && summary.innerHTML !== fresh.summary.innerHTML) summary.innerHTML = fresh.summary.innerHTML;
+      },
     });
 
     // --- merging fresh rows into the table -----------------------------------------------------
 
-    function rowsFrom(html) {
+    function parse(html) {
       const template = document.createElement("template");
       template.innerHTML = html.trim();
-      return Array.from(template.content.children).filter((row) => row.tagName === "TR");
+      const children = Array.from(template.content.children);
+      return {
+        rows: children.filter((row) => row.tagName === "TR"),
+        summary: children.find((element) => element.hasAttribute("data-live-summary")),
+      };
+    }
+
+    // The server sends every root of the page it shows, and every child of a parent it shows
+    // open, unless a "show more" row says there are more than it sent (the viewer may have
+    // fetched those): a row it no longer sends from either has left the view, with its subtree.
+    function removeGone(rows) {
+      const sent = new Set(rows.map((row) => row.dataset.runId).filter(Boolean));
+      const cutShort = new Set(rows.filter((row) => row.classList.contains("more-row")).map((row) => row.dataset.parent));
+      const sentWhole = new Set(rows.map((row) => row.dataset.parent).filter((parent) => parent && !cutShort.has(parent)));
+      for (const row of Array.from(body.querySelectorAll("tr[data-run-id]"))) {
+        if (!row.isConnected || sent.has(row.dataset.runId)) continue;
+        if (level(row) === 0 || sentWhole.has(row.dataset.parent)) removeWithSubtree(row);
+      }
+    }
+
+    function removeWithSubtree(row) {
+      while (row.nextElementSibling && level(row.nextElementSibling) > level(row)) row.nextElementSibling.remove();
+      row.remove();
     }
 
     function find(fresh) {

@@ -2,6 +2,7 @@
 against the live server, the pages read in Chromium."""
 
 import re
+from urllib.parse import urlencode
 
 import mlflow
 from playwright.sync_api import expect
@@ -148,6 +149,32 @@ def test_the_run_page_shows_metrics_and_children_logged_while_it_is_open(page, t
     expect(page.locator(f'[data-live-part=children] tr[data-run-id="{child.info.run_id}"]')).to_be_visible()
     mlflow.end_run()
     expect(page.locator("[data-live-part=status]")).to_have_text("finished", timeout=15_000)
+
+
+def test_a_run_that_leaves_a_live_filtered_view_goes_and_the_count_follows(page, tracking_uri):  # noqa: F811
+    # Rows were only ever added or updated: a finished run stayed in a view of running ones,
+    # "1 matching run" over two rows, and a deleted run stayed listed.
+    client = mlflow.MlflowClient()
+    experiment_id = client.create_experiment("live-filtered")
+    first = client.create_run(experiment_id, run_name="first").info.run_id
+    page.goto(f"/experiments/{experiment_id}/?" + urlencode({"filter": "attributes.status = 'RUNNING'"}))
+    expect(page.locator(".js-live")).to_have_attribute("data-state", "on")
+    expect(page.locator(".js-tree-summary")).to_contain_text("1 matching run")
+
+    second = client.create_run(experiment_id, run_name="second").info.run_id
+    expect(page.locator(f'tr[data-run-id="{second}"]')).to_be_visible(timeout=15_000)
+    expect(page.locator(".js-tree-summary")).to_contain_text("2 matching runs")
+
+    client.set_terminated(first)
+    expect(page.locator(f'tr[data-run-id="{first}"]')).to_have_count(0, timeout=15_000)
+    expect(page.locator(".js-tree-summary")).to_contain_text("1 matching run")
+    expect(page.locator(f'tr[data-run-id="{second}"]')).to_be_visible()
+
+    page.goto(f"/experiments/{experiment_id}/")
+    expect(page.locator("tr.run-row")).to_have_count(2)
+    client.delete_run(first)
+    expect(page.locator(f'tr[data-run-id="{first}"]')).to_have_count(0, timeout=15_000)
+    expect(page.locator(".js-tree-summary")).to_contain_text("1 top-level run")
 
 
 def logged_in_page(browser, live_server, role: str, username: str | None = None):
