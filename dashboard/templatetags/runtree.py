@@ -10,7 +10,7 @@ from markdown_it import MarkdownIt
 
 from dashboard import filtering, names
 from dashboard.state import first_sort
-from tracker.constants import SYSTEM_METRIC_PREFIX
+from tracker.constants import NOTE_TAG, SYSTEM_METRIC_PREFIX
 from tracker.ranges import is_epoch_ms
 
 register = template.Library()
@@ -200,6 +200,30 @@ def column_toggle(state, column):
 @register.simple_tag
 def compare_href(selected):
     return "/compare/?runs=" + ",".join(selected)
+
+
+@register.filter
+def note_of(tags) -> str:
+    """The description among an experiment's `tags` (mlflow.note.content, what MLflow's UI writes),
+    "" if none: a page shows it as a description, not as a tag chip."""
+    return next((tag.value for tag in tags if tag.key == NOTE_TAG), "")
+
+
+@register.filter
+def without_note(tags) -> list:
+    return [tag for tag in tags if tag.key != NOTE_TAG]
+
+
+@register.filter
+def first_line(text: str) -> str:
+    """A description's first non-blank line, for a list's one-line glimpse of it."""
+    return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
+
+
+@register.filter
+def markdown_inline(text):
+    """One line of a description (Markdown) as inline HTML (bold, code, links), safely: see _MARKDOWN."""
+    return mark_safe(_MARKDOWN.renderInline(text or ""))  # noqa: S308 - markdown-it escapes raw HTML (html=False)
 
 
 @register.filter

@@ -19,6 +19,24 @@ def test_it_lists_experiments_with_run_counts_and_tags(client):
     assert "<time" in row
 
 
+def test_a_description_reads_as_one_under_the_name_not_as_a_tag_chip(client):
+    # MLflow's UI keeps an experiment's description in the mlflow.note.content tag: it showed as a
+    # chip cut at 40 characters, in the list and on the experiment's page.
+    experiment = ExperimentFactory(name="described")
+    note = "Tuning **ResNet** for the <b>spring</b> release.\n\n| lr | loss |\n|---|---|\n| 0.1 | 0.25 |"
+    experiment_set_tag(experiment=experiment, key="mlflow.note.content", value=note)
+    experiment_set_tag(experiment=experiment, key="team", value="vision")
+    html = client.get("/").content.decode()
+    row = html.split(f'href="/experiments/{experiment.id}/"')[1].split("</tr>")[0]
+    assert "Tuning <strong>ResNet</strong> for the &lt;b&gt;spring&lt;/b&gt; release.</div>" in row  # its first line
+    assert "mlflow.note.content" not in row and "team" in row
+
+    page = client.get(f"/experiments/{experiment.id}/").content.decode()
+    head = page.split('class="page-head"', 1)[1].split('id="filter-form"', 1)[0]
+    assert "<strong>ResNet</strong>" in head and "<td>0.25</td>" in head and "&lt;b&gt;spring" in head
+    assert "mlflow.note.content" not in head and "vision" in head
+
+
 def test_it_searches_by_name(client):
     ExperimentFactory(name="alpha-sweep")
     ExperimentFactory(name="beta")
