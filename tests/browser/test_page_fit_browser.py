@@ -69,3 +69,16 @@ def test_logged_in_on_a_phone_the_bar_keeps_log_out_on_screen(browser, live_serv
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390
     assert page.evaluate(SIDEWAYS_SCROLL) <= 0
     context.close()
+
+
+def test_on_a_phone_a_long_run_name_in_the_heading_shows_its_end(page, transactional_db):
+    # The heading cut the end off with an ellipsis: "parent_run_test_params_te…", where sweep runs differ.
+    run = RunFactory(
+        experiment=ExperimentFactory(name="names"), name="parent_run_test_params_tested_with_lr_0.001_bs_64"
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"/runs/{run.run_id}/")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text(run.name)
+    assert heading.evaluate("(h) => h.scrollWidth <= h.clientWidth")
+    assert page.evaluate(SIDEWAYS_SCROLL) <= 0
