@@ -82,3 +82,16 @@ def test_on_a_phone_a_long_run_name_in_the_heading_shows_its_end(page, transacti
     expect(heading).to_have_text(run.name)
     assert heading.evaluate("(h) => h.scrollWidth <= h.clientWidth")
     assert page.evaluate(SIDEWAYS_SCROLL) <= 0
+
+
+def test_on_a_touch_screen_the_trees_checkboxes_and_expanders_are_a_fingers_size(browser, live_server, sweep):
+    phone = browser.new_context(
+        base_url=live_server.url, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = phone.new_page()
+    page.goto(f"/experiments/{sweep.experiment_id}/")
+    row = page.locator(f'tr[data-run-id="{sweep.run_id}"]')
+    for target in (row.locator("input[name=run]"), row.get_by_role("button", name="Child runs of sweep")):
+        box = target.bounding_box()
+        assert box["width"] >= 24 and box["height"] >= 24, box
+    phone.close()
