@@ -16,8 +16,8 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, FloatField, Max, Min, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Cast, Coalesce
 
 from tracker.models import Metric, Run
 from tracker.series import (
@@ -35,6 +35,8 @@ LOAD_LIMIT = 50_000
 # Buckets per point of the chart's budget: two extremes per bucket, four candidates a point,
 # as MinMaxLTTB's own preselection takes.
 BUCKETS_PER_POINT = 2
+# A bigint's largest value, which the bucket arithmetic must not pass (_bucketed).
+INT64_MAX = 2**63 - 1
 
 
 @dataclass
@@ -181,7 +183,10 @@ def within(points: QuerySet, low=None, high=None, by: str = "step") -> QuerySet:
     """`points` (Metric) between `low` and `high` (inclusive; either may be None) of `by`, one of
     RANGE_COLUMNS: what a zoomed chart reads."""
     if by == "elapsed":
-        points = points.alias(elapsed=F("timestamp") - _run_origin("run__"))
+        # In double precision: a timestamp near -2^63 less a start time in epoch ms is past
+        # what a bigint holds, and PostgreSQL refuses the query. Exact for every epoch-ms
+        # timestamp below 2^53 (the year 285,000).
+        points = points.alias(elapsed=Cast("timestamp", FloatField()) - Cast(_run_origin("run__"), FloatField()))
     if low is not None:
         points = points.filter(**{f"{by}__gte": low})
     if high is not None:
@@ -240,27 +245,62 @@ def _bucketed(points: QuerySet, buckets: int, *, bounds: tuple[int, int] | None 
     inner, inner_params = selected.query.sql_with_params()
     extremes = """MIN(p.point_step), MAX(p.point_step), MIN(p.point_time), MAX(p.point_time),
                   MIN(p.point_value), MAX(p.point_value), COUNT(*), COUNT(p.point_value)"""
-    # Integer division on both databases (bigint operands): bucket 0 … buckets-1 per run.
+    # Integer division on both databases (bigint operands): bucket 0 … buckets-1 per run. A
+    # range whose steps × buckets would overflow a bigint (nanosecond clocks as steps; MLflow
+    # takes any int64, -2^63 … 2^63-1) is measured in units of 2^shift steps instead, few
+    # enough that nothing overflows (see _unit_shift).
+    # Written into the SQL, not a parameter: PostgreSQL's `>>` takes an int4, not a bigint.
+    shift = _unit_shift(buckets)
     if bounds is not None:
         first, last = bounds
+        if (last - first + 1) * buckets <= INT64_MAX:
+            bucket, bucket_params = "(p.point_step - %s) * %s / %s", [first, buckets, last - first + 1]
+        else:
+            units = (last >> shift) - (first >> shift) + 1
+            bucket = f"((p.point_step >> {shift}) - %s) * %s / %s"
+            bucket_params = [first >> shift, buckets, units]
         sql = f"""
-            SELECT p.point_run, (p.point_step - %s) * %s / %s AS bucket, {extremes}
+            SELECT p.point_run, {bucket} AS bucket, {extremes}
             FROM ({inner}) p
             GROUP BY p.point_run, bucket
             ORDER BY p.point_run, bucket
         """
-        return _series_of(sql, [first, buckets, last - first + 1, *inner_params])
+        return _series_of(sql, [*bucket_params, *inner_params])
+    # Each run's unit: one step (shift 0, the exact division above), or 2^shift steps when its
+    # range is too wide, judged on the shifted range so that the test cannot overflow: under
+    # `narrow` units of 2^shift, steps × buckets fits. The CTE is computed once on PostgreSQL:
+    # inlined, its per-run arithmetic was repeated for every point, and on a table not yet
+    # analysed (a fresh database's first long run) it was planned as the inner side of a nested
+    # loop, the bounds aggregated again for every point (minutes for 50,000 points).
+    narrow = (INT64_MAX // buckets) >> shift
+    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
     sql = f"""
-        WITH bounds AS (
-            SELECT q.point_run AS run, MIN(q.point_step) AS lo, MAX(q.point_step) AS hi
-            FROM ({inner}) q GROUP BY q.point_run
+        WITH bounds AS {materialized}(
+            SELECT r.run, r.shift, r.lo >> r.shift AS first, (r.hi >> r.shift) - (r.lo >> r.shift) + 1 AS units
+            FROM (
+                SELECT q.point_run AS run, MIN(q.point_step) AS lo, MAX(q.point_step) AS hi,
+                       CASE WHEN (MAX(q.point_step) >> {shift}) - (MIN(q.point_step) >> {shift}) < %s
+                            THEN 0 ELSE {shift} END AS shift
+                FROM ({inner}) q GROUP BY q.point_run
+            ) r
         )
-        SELECT p.point_run, (p.point_step - b.lo) * %s / (b.hi - b.lo + 1) AS bucket, {extremes}
+        SELECT p.point_run, ((p.point_step >> b.shift) - b.first) * %s / b.units AS bucket, {extremes}
         FROM ({inner}) p JOIN bounds b ON b.run = p.point_run
         GROUP BY p.point_run, bucket
         ORDER BY p.point_run, bucket
     """
-    return _series_of(sql, [*inner_params, buckets, *inner_params])
+    return _series_of(sql, [narrow, *inner_params, buckets, *inner_params])
+
+
+def _unit_shift(buckets: int) -> int:
+    """How far a wide range's steps are shifted right (an arithmetic shift, a floor division
+    by a power of two, in Python and both databases alike) so that any int64 range, counted in
+    units of 2^shift steps, times `buckets` fits a bigint: under 2^(64-shift) units, times
+    fewer than 2^bit_length buckets, is under 2^63. A wide range's bucket spans hundreds of
+    billions of steps (over 2^63 / buckets²); a unit of 2^13 at a run page's 4,000 buckets
+    moves its edges by less than that. Shifting keeps the steps' order, so the first step is
+    in bucket 0, the last in the last, and every bucket in step order."""
+    return buckets.bit_length() + 1
 
 
 def _series_of(sql: str, params: list) -> dict[int, Series]:
