@@ -126,6 +126,17 @@ def test_order_by_sorts_on_any_of_mlflows_columns(client, experiments, order_by,
     assert names(client, order_by=order_by, filter="name != 'Default'") == expected
 
 
+def test_ties_of_an_order_fall_to_the_newest_id_as_in_mlflows_store(client, db):
+    # mlflow's store breaks a given order's ties by experiment_id DESC; with no order_by, newest
+    # first and then experiment_id ASC.
+    for name in ("tie-1", "tie-2", "tie-3"):
+        ExperimentFactory(name=name, creation_time=7000, last_update_time=7000)
+    tied = {"filter": "name LIKE 'tie-%'"}
+    assert names(client, order_by=["creation_time"], **tied) == ["tie-3", "tie-2", "tie-1"]
+    assert names(client, order_by=["last_update_time DESC"], **tied) == ["tie-3", "tie-2", "tie-1"]
+    assert names(client, **tied) == ["tie-1", "tie-2", "tie-3"]
+
+
 @pytest.mark.parametrize(
     ("order_by", "expected"),
     [

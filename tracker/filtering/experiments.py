@@ -232,13 +232,15 @@ def _order_clause(clause: str) -> tuple[str, bool]:
 
 def experiment_ordering(order_by: list[str]) -> list:
     """ORDER BY expressions for MLflow order_by clauses ("name", "creation_time DESC",
-    "attribute.last_update_time ASC", "`experiment_id`"); the default is newest first, as
-    MLflow. experiment_id ASC always breaks ties, so pages are stable."""
-    expressions = []
+    "attribute.last_update_time ASC", "`experiment_id`"); the default is newest first, then
+    experiment_id ASC, as MLflow. Ties of a given order fall to experiment_id DESC, as in MLflow's
+    store, so pages are stable and come in its order."""
+    expressions, names = [], set()
     for clause in bounded_order_by(order_by):
         name, descending = _order_clause(clause)
         field = F(_ATTRIBUTES[name][0])
         expressions.append(field.desc() if descending else field.asc())
+        names.add(name)
     if not expressions:
-        expressions.append(F("creation_time").desc())
-    return [*expressions, F("id").asc()]
+        return [F("creation_time").desc(), F("id").asc()]
+    return expressions if "experiment_id" in names else [*expressions, F("id").desc()]
