@@ -265,6 +265,12 @@ class Parser:
                 return tuple(values)
             if not (separator.kind == PUNCT and separator.value == ","):
                 raise self.error(separator, f"',' or ')' to close the list opened at position {opening.position}")
+            # A comma may end the list, as in Python: f"params.lr IN {tuple(values)}" writes
+            # ('0.1',) for one value, and MLflow reads the list as a Python literal.
+            closing = self.tokens.peek()
+            if closing.kind == PUNCT and closing.value == ")":
+                self.tokens.next()
+                return tuple(values)
 
 
 def parse_filter(text: str) -> Node:

@@ -273,6 +273,9 @@ def test_it_matches_summaries_by_their_best_value(text, expected, four_runs):
         ("params.optimizer ILIKE 'a%'", {"a", "c"}),
         ("params.optimizer IN ('adam', 'sgd')", {"a", "b"}),
         ("params.optimizer NOT IN ('adam')", {"b", "c"}),
+        # f"IN {tuple(values)}": one value ends in a comma, and MLflow reads a Python literal.
+        ("params.optimizer IN ('adam',)", {"a"}),
+        ("params.optimizer NOT IN ('adam', 'sgd',)", {"c"}),
         ("params.optimizer IS NULL", {"d"}),
         ("params.optimizer IS NOT NULL", {"a", "b", "c"}),
     ],
@@ -560,7 +563,7 @@ def test_a_filter_error_is_an_invalid_parameter_value_answered_with_400():
         ("metrics.loss > 1 AND", 20, "expected a column"),
         ("AND metrics.loss > 1", 0, "expected a column"),
         ("status IN ()", 11, "expected a quoted string in the list of values"),
-        ("status IN ('a',)", 15, "expected a quoted string in the list of values"),
+        ("status IN ('a',,)", 15, "expected a quoted string in the list of values"),
         ("status IN ('a' 'b')", 15, "expected ',' or ')'"),
         ("status IN 'a'", 10, "expected '(' to start the list of values"),
         ("status NOT 'a'", 11, "expected IN after NOT"),
