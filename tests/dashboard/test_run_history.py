@@ -212,3 +212,14 @@ def test_a_run_page_zoom_in_relative_time_reads_from_the_runs_start(client, spik
     line = response.json()["data"][0]
     assert line["customdata"] == list(range(1000, 1011))  # the steps logged 2.000 s … 2.010 s in
     assert line["x"][0] == 2.0 and line["y"][1] == 50.0
+
+
+def test_a_run_page_zoom_in_relative_time_counts_an_unstarted_run_from_its_first_point(client, spiky_run):
+    # Imported from a store without start times: the first point is the origin, as on compare.
+    Run.objects.filter(pk=spiky_run.pk).update(start_time=None)
+    response = client.get(
+        f"/runs/{spiky_run.run_id}/history.json", {"key": "loss", "xaxis": "relative", "from": "2", "to": "2.01"}
+    )
+    line = response.json()["data"][0]
+    assert line["customdata"] == list(range(2000, 2011))
+    assert line["x"][0] == 2.0

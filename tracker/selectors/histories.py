@@ -179,14 +179,19 @@ def time_origins(start_times: dict[int, int | None]) -> dict[int, int]:
     return origins
 
 
-def within(points: QuerySet, low=None, high=None, by: str = "step") -> QuerySet:
+def within(points: QuerySet, low=None, high=None, by: str = "step", *, every_run_started: bool = False) -> QuerySet:
     """`points` (Metric) between `low` and `high` (inclusive; either may be None) of `by`, one of
-    RANGE_COLUMNS: what a zoomed chart reads."""
+    RANGE_COLUMNS: what a zoomed chart reads. `every_run_started`: the points' runs all have a
+    start time, so elapsed time needs no fallback (see _run_origin)."""
     if by == "elapsed":
+        # The fallback's subquery, though rarely run, is costed for every point: on a history of
+        # 200,000 points PostgreSQL's estimate passed its JIT threshold, and compiling took a
+        # relative-time zoom from 106 ms to 750 (2026-12-05). Without it, a join to the run.
+        origin = F("run__start_time") if every_run_started else _run_origin("run__")
         # In double precision: a timestamp near -2^63 less a start time in epoch ms is past
         # what a bigint holds, and PostgreSQL refuses the query. Exact for every epoch-ms
         # timestamp below 2^53 (the year 285,000).
-        points = points.alias(elapsed=Cast("timestamp", FloatField()) - Cast(_run_origin("run__"), FloatField()))
+        points = points.alias(elapsed=Cast("timestamp", FloatField()) - Cast(origin, FloatField()))
     if low is not None:
         points = points.filter(**{f"{by}__gte": low})
     if high is not None:
@@ -198,7 +203,7 @@ def history_range(run: Run, name: str, *, budget: int, low=None, high=None, by: 
     """One series' history of `run` (a key's, or one dataset's: series_name) between `low` and
     `high` of `by` (see within): what a zoomed run-page chart fetches. Exact when the range holds
     at most LOAD_LIMIT points; bucketed otherwise. Two queries."""
-    points = within(series_points(run, name), low, high, by)
+    points = within(series_points(run, name), low, high, by, every_run_started=run.start_time is not None)
     total = points.count()
     if total > LOAD_LIMIT:
         return _bucketed(points, budget * BUCKETS_PER_POINT).get(run.pk, Series())
@@ -213,9 +218,12 @@ def selection_histories(
 ) -> dict[int, Series]:
     """Run pk → its history of series `name` (a key, or one dataset's of a key: series_name;
     between `low` and `high` of `by` when given, see within), for the compare page (two
-    queries): read as it is when the selection's points number at most LOAD_LIMIT × 4, else
-    bucketed per run to about `per_run` points each."""
-    points = within(in_series(Metric.objects.filter(run__in=selection.order_by().values("pk")), name), low, high, by)
+    queries, three for a range of relative time): read as it is when the selection's points
+    number at most LOAD_LIMIT × 4, else bucketed per run to about `per_run` points each."""
+    zoomed_in_time = by == "elapsed" and (low is not None or high is not None)
+    started = not zoomed_in_time or not selection.filter(start_time__isnull=True).exists()
+    runs_points = in_series(Metric.objects.filter(run__in=selection.order_by().values("pk")), name)
+    points = within(runs_points, low, high, by, every_run_started=started)
     if points.count() > LOAD_LIMIT * 4:
         return _bucketed(points, max(per_run // 2, 1))
     rows = points.order_by("run_id", "step", "timestamp").values_list("run_id", "step", "timestamp", "value")
