@@ -26,7 +26,7 @@ together is one NOT EXISTS.
 from django.db.models import Count, Exists, F, OuterRef, Q
 
 from tracker.filtering.ast import MAX_COMPARISONS
-from tracker.filtering.lexer import END, IDENT, INT64, NAME, NUMBER, OPERATOR, PUNCT, STRING, WORD, Token, check_text
+from tracker.filtering.lexer import END, IDENT, INT64, NAME, NUMBER, OPERATOR, STRING, WORD, Token, check_text
 from tracker.filtering.lookups import condition
 from tracker.filtering.ordering import bounded_order_by
 from tracker.filtering.parser import Parser
@@ -48,6 +48,7 @@ _ENTITIES = {"tags": "tag", "tag": "tag", "attribute": "attribute", "attributes"
 _COLUMN_TEXT = "name, experiment_id, creation_time, last_update_time or tags.<key>"
 _ORDER_COLUMN_TEXT = "name, experiment_id, creation_time or last_update_time"
 _SUBJECT = "experiment filter"
+_QUOTED_ID = "an experiment ID in quotes, such as '5'"
 
 
 def _column(parser: Parser, expected: str) -> tuple[str, str, Token]:
@@ -104,7 +105,7 @@ def _integer(parser: Parser) -> int:
 
 def _experiment_id(parser: Parser, token: Token) -> int:
     if token.kind != STRING:
-        raise parser.error(token, "an experiment ID in quotes, such as '5'")
+        raise parser.error(token, _QUOTED_ID)
     try:
         # MLflow reads the id with int(), so ' 5', '+5' and '05' all name experiment 5.
         experiment_id = int(token.value)
@@ -113,29 +114,6 @@ def _experiment_id(parser: Parser, token: Token) -> int:
     if experiment_id not in INT64:
         raise parser.error(token, "an experiment ID (an integer)")
     return experiment_id
-
-
-def _is_punct(token: Token, char: str) -> bool:
-    return token.kind == PUNCT and token.value == char
-
-
-def _experiment_ids(parser: Parser) -> list[int]:
-    """A list read as MLflow reads it, as a Python tuple: ('1', '2'), and ('1',) or ('1') for
-    one id (so f"experiment_id IN {tuple(ids)}" works); never empty."""
-    opening = parser.tokens.next()
-    if not _is_punct(opening, "("):
-        raise parser.error(opening, "'(' to start the list of experiment IDs, as in IN ('1', '2')")
-    ids = [_experiment_id(parser, parser.tokens.next())]
-    while True:
-        separator = parser.tokens.next()
-        if _is_punct(separator, ")"):
-            return ids
-        if not _is_punct(separator, ","):
-            raise parser.error(separator, f"',' or ')' to close the list opened at position {opening.position}")
-        if _is_punct(parser.tokens.peek(), ")"):
-            parser.tokens.next()
-            return ids
-        ids.append(_experiment_id(parser, parser.tokens.next()))
 
 
 def _comparison(parser: Parser) -> tuple[str | None, Q | None]:
@@ -152,8 +130,10 @@ def _comparison(parser: Parser) -> tuple[str | None, Q | None]:
     field_name, operators = _ATTRIBUTES[key]
     operator = _operator(parser, column, operators)
     if operators is _ID_OPERATORS:
-        many = operator in ("IN", "NOT IN")
-        value = _experiment_ids(parser) if many else _experiment_id(parser, parser.tokens.next())
+        if operator in ("IN", "NOT IN"):  # ('1', '2'), and ('1',) as f"experiment_id IN {tuple(ids)}" writes one id
+            value = [_experiment_id(parser, token) for token in parser.quoted_list(_QUOTED_ID)]
+        else:
+            value = _experiment_id(parser, parser.tokens.next())
     elif operators is _TIME_OPERATORS:
         value = _integer(parser)
     else:

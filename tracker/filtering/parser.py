@@ -251,18 +251,23 @@ class Parser:
         return token.value
 
     def string_list(self, column: Column) -> tuple[str, ...]:
+        return tuple(token.value for token in self.quoted_list(f"a quoted string in the list of values for {column}"))
+
+    def quoted_list(self, item: str) -> list[Token]:
+        """The quoted strings of a list, `('a', 'b')`, as tokens (where each is, for a caller's
+        own check of it); `item` says what each must be."""
         opening = self.tokens.next()
         if not (opening.kind == PUNCT and opening.value == "("):
             raise self.error(opening, "'(' to start the list of values, as in IN ('a', 'b')")
-        values = []
+        tokens = []
         while True:
             token = self.tokens.next()
             if token.kind != STRING:
-                raise self.error(token, f"a quoted string in the list of values for {column}")
-            values.append(token.value)
+                raise self.error(token, item)
+            tokens.append(token)
             separator = self.tokens.next()
             if separator.kind == PUNCT and separator.value == ")":
-                return tuple(values)
+                return tokens
             if not (separator.kind == PUNCT and separator.value == ","):
                 raise self.error(separator, f"',' or ')' to close the list opened at position {opening.position}")
             # A comma may end the list, as in Python: f"params.lr IN {tuple(values)}" writes
@@ -270,7 +275,7 @@ class Parser:
             closing = self.tokens.peek()
             if closing.kind == PUNCT and closing.value == ")":
                 self.tokens.next()
-                return tuple(values)
+                return tokens
 
 
 def parse_filter(text: str) -> Node:
