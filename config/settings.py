@@ -16,6 +16,9 @@ DEBUG = env_bool("DEBUG", False)
 # `manage.py check --deploy` flag it, and RUNTREE_AUTH=required refuses it (below).
 SECRET_KEY = env_str("SECRET_KEY") or "django-insecure-runtree-local-only-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+# Origins (scheme://host[:port]) besides the server's own whose pages may write: to the API
+# (tracker/web/cross_site.py) and through the forms (Django's CSRF check).
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -44,6 +47,8 @@ MIDDLEWARE = [
     "tracker.web.request_guard.RequestGuardMiddleware",
     # PostgreSQL's statement_timeout on reads; before the shortcut so the RPCs get it too.
     "tracker.web.statement_timeout.ReadStatementTimeoutMiddleware",
+    # An API write posted by another site's page: a 403 before the shortcut (tracker/web/cross_site.py).
+    "tracker.web.cross_site.CrossSiteApiWriteGuard",
     # MLflow tracking RPCs go straight to their view from here (tracker/api/mlflow/shortcut.py).
     "tracker.api.mlflow.shortcut.TrackingApiShortcut",
     "whitenoise.middleware.WhiteNoiseMiddleware",

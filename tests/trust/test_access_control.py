@@ -183,6 +183,29 @@ def test_a_viewer_downloads_and_lists_artifacts_but_cannot_upload_or_delete(
     assert [(path.name, path.read_bytes()) for path in files] == [("a.txt", b"kept")]
 
 
+def test_a_script_downloads_through_get_artifact_with_its_token_and_nothing_without(
+    auth_required, client, writer_token, viewer_token, artifact_root
+):
+    # MLflow's downloads at the root (/get-artifact, /model-versions/get-artifact) are APIs:
+    # a token or Basic credential is taken there as on /api/, and no credential is a JSON 401.
+    as_writer = bearer(writer_token)
+
+    def write(rpc: str, body: dict) -> dict:
+        return client.post(f"/api/2.0/mlflow/{rpc}", body, content_type="application/json", headers=as_writer).json()
+
+    experiment_id = write("experiments/create", {"name": "e"})["experiment_id"]
+    run_id = write("runs/create", {"experiment_id": experiment_id})["run"]["info"]["run_id"]
+    folder = f"/api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts"
+    assert client.put(f"{folder}/a.txt", b"kept", content_type="text/plain", headers=as_writer).status_code == 200
+    url = f"/get-artifact?run_id={run_id}&path=a.txt"
+    read = client.get(url, headers=bearer(viewer_token))
+    assert read.status_code == 200
+    assert b"".join(read.streaming_content) == b"kept"
+    anonymous = client.get(url)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error_code"] == "UNAUTHENTICATED"
+
+
 @pytest.mark.parametrize("rpc", ["runs/search", "experiments/search"])
 def test_a_viewer_may_post_the_read_only_searches(auth_required, client, viewer_token, rpc, default_experiment):
     body = {"experiment_ids": ["0"]}

@@ -17,7 +17,13 @@ HOSTILE_HTML = b"""<!doctype html><title>report</title><p id="body">a report</p>
 HOSTILE_SVG = b"""<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" onload="document.title='onload ran'">
 <title>drawing</title><script>document.title = "script ran"</script>
 <rect width="40" height="40" fill="teal"/></svg>"""
-FILES = {"report.html": HOSTILE_HTML, "drawing.svg": HOSTILE_SVG, "notes.txt": b"<script>alert(1)</script>"}
+HOSTILE_SCRIPT = b'document.title = "script ran"; document.body.dataset.pwned = "yes"'
+FILES = {
+    "report.html": HOSTILE_HTML,
+    "drawing.svg": HOSTILE_SVG,
+    "notes.txt": b"<script>alert(1)</script>",
+    "tool.js": HOSTILE_SCRIPT,
+}
 
 
 @pytest.fixture
@@ -77,9 +83,11 @@ def test_every_response_with_uploaded_bytes_is_sandboxed(live_server, uploads):
                 if "/inline/" in path:  # shown by the run page: framed by Runtree only
                     assert policy["frame-ancestors"] == "'self'", path
                     assert response.headers["Content-Disposition"].startswith("inline")
-                else:  # a download: saved, never rendered, never framed
+                else:  # a download: saved, never rendered, never framed, never run as a script
                     assert policy["frame-ancestors"] == "'none'", path
                     assert response.headers["Content-Disposition"].startswith("attachment"), path
+                    expected_type = "text/plain" if name == "notes.txt" else "application/octet-stream"
+                    assert response.headers["Content-Type"].partition(";")[0] == expected_type, path
 
 
 @pytest.fixture
@@ -140,4 +148,27 @@ def test_a_download_url_opened_in_the_browser_is_saved_not_rendered(chromium_pag
                 page.evaluate("url => { const a = document.createElement('a'); a.href = url; a.click() }", path)
             assert download.value.path().read_bytes() == FILES[name]
     assert page.url == f"{live_server.url}/runs/{run_id}/"  # never left for the file
+    assert_nothing_ran(page, title)
+
+
+@pytest.mark.browser
+def test_an_uploaded_script_loaded_by_a_runtree_page_does_not_run(chromium_page, uploads):
+    # The pages' policy allows scripts from Runtree's origin ('self'); an uploaded .js must not
+    # be one, so an HTML injection, were there one, could not load it as a script.
+    run_id, urls = uploads
+    page = chromium_page
+    page.goto(f"/runs/{run_id}/")
+    title = page.title()
+    for path in urls["tool.js"]:
+        outcome = page.evaluate(
+            """src => new Promise(done => {
+                const script = document.createElement("script");
+                script.onload = () => done("loaded");
+                script.onerror = () => done("refused");
+                script.src = src;
+                document.head.append(script);
+            })""",
+            path,
+        )
+        assert outcome == "refused", path
     assert_nothing_ran(page, title)

@@ -32,8 +32,9 @@ logger = logging.getLogger(__name__)
 # refusing a statement, which is an IntegrityError or DataError: a bug or a bad request).
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
-# The MLflow API (/api/2.0/mlflow/, /ajax-api/2.0/mlflow/) and the native API (/api/v1/).
-API_PREFIXES = ("/api/", "/ajax-api/")
+# The MLflow API (/api/2.0/mlflow/, /ajax-api/2.0/mlflow/), the native API (/api/v1/), and
+# MLflow's downloads at the root, which scripts call with their API credentials.
+API_PREFIXES = ("/api/", "/ajax-api/", "/get-artifact", "/model-versions/get-artifact")
 
 
 # SQLite's fixed limits (sqlite.org/limits.html): the same statement fails the same way again.

@@ -9,6 +9,10 @@ one rule that keeps them from running on Runtree's origin, whatever they contain
   nothing (shown inline: its own images and inline styles, as sklearn's estimator.html needs);
   `base-uri` and `form-action`, which default-src does not cover, are shut too.
 - `Cross-Origin-Resource-Policy: same-origin`: no other site embeds them.
+- A download's Content-Type is its file's guessed type only when that type can never run:
+  anything else (`x.js` guessed as text/javascript, HTML, SVG, XML ...) goes out as
+  application/octet-stream. With nosniff, a `<script src>` of an uploaded file, which the
+  pages' own policy (script-src 'self') would allow, is then refused by the browser.
 
 The policy is set on the response, so django-csp's site-wide policy (config/settings.py), which
 fills only a response that has none, leaves it alone.
@@ -23,8 +27,16 @@ DOWNLOAD_POLICY = f"{_SHUT}; frame-ancestors 'none'"
 INLINE_POLICY = f"{_SHUT}; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
 
 
+# Types a browser shows or saves but never runs as a script, a page or a stylesheet.
+_INERT_DOWNLOAD_TYPES = frozenset(
+    {"text/plain", "text/csv", "application/json", "image/png", "image/jpeg", "image/gif", "image/webp"}
+)
+
+
 def sandboxed(response: HttpResponseBase, *, inline: bool = False) -> HttpResponseBase:
     """`response`, serving uploaded bytes, with the headers above."""
+    if not inline and response["Content-Type"].partition(";")[0].strip() not in _INERT_DOWNLOAD_TYPES:
+        response["Content-Type"] = "application/octet-stream"
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = INLINE_POLICY if inline else DOWNLOAD_POLICY
     response["Cross-Origin-Resource-Policy"] = "same-origin"

@@ -97,7 +97,15 @@ def _request_fields(request, max_bytes: int) -> Fields:
         raise _too_big(request, declared, max_bytes)
     # read(), not .body: .body applies DATA_UPLOAD_MAX_MEMORY_SIZE, which log-batch may pass. It
     # reads no further than the declared length (config/wsgi_pool.py declares a chunked body's).
-    return Fields(parse_json_body(request.read()))
+    body = request.read()
+    # A body not declared as JSON is refused, as `mlflow server` does: another site's page can
+    # post a text/plain form whose body parses as JSON, never an application/json one
+    # (tracker/web/cross_site.py).
+    if body.strip() and request.content_type != "application/json":
+        raise InvalidParameterValue(
+            f"The request body must be sent with Content-Type: application/json, not {request.content_type or 'none'}."
+        )
+    return Fields(parse_json_body(body))
 
 
 def _too_big(request, size: int, limit: int) -> InvalidParameterValue:
