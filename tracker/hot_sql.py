@@ -178,9 +178,11 @@ def mark_stale(run_pk: int) -> None:
 
 def insert_params(run_pk: int, params: Sequence[tuple[str, str]]) -> set[str]:
     """Insert (key, value) params the run does not have yet; returns the keys inserted.
-    A key already stored (or being stored by a concurrent writer, which this waits for) is left."""
+    A key already stored (or being stored by a concurrent writer, which this waits for) is left.
+    Rows go in key order, the order their index entries are locked in: two writers of the same
+    keys in different orders would otherwise deadlock on PostgreSQL."""
     inserted = set()
-    for part in _slices(params, 3):
+    for part in _slices(sorted(params), 3):
         sql = (
             f"INSERT INTO {_table(Param)} ({_column(Param, 'run')}, {_column(Param, 'key')}, "
             f"{_column(Param, 'value')}) VALUES {_rows(len(part), 3)} "
@@ -203,8 +205,9 @@ def stored_params(run_pk: int, keys: Sequence[str]) -> dict[str, str]:
 
 
 def upsert_tags(run_pk: int, tags: Sequence[tuple[str, str]]) -> None:
-    """Set each (key, value) tag, replacing a stored value. Keys must be distinct."""
-    for part in _slices(tags, 3):
+    """Set each (key, value) tag, replacing a stored value. Keys must be distinct. In key order,
+    as insert_params, so two writers of the same tags in different orders never deadlock."""
+    for part in _slices(sorted(tags), 3):
         sql = (
             f"INSERT INTO {_table(RunTag)} ({_column(RunTag, 'run')}, {_column(RunTag, 'key')}, "
             f"{_column(RunTag, 'value')}) VALUES {_rows(len(part), 3)} "

@@ -232,3 +232,45 @@ def test_a_later_step_is_not_overwritten_by_an_earlier_one_written_at_the_same_t
     assert Metric.objects.filter(run=run).count() == 2
     latest = LatestMetric.objects.get(run=run, key="loss")
     assert (latest.step, latest.value) == (2, 0.2)
+
+
+@requires_postgresql
+@pytest.mark.parametrize("kind", ["tags", "params"])
+def test_two_writers_of_the_same_keys_in_opposite_orders_do_not_deadlock(run, kind):
+    # Each INSERT locks its rows' index entries as it goes: in opposite orders, two statements
+    # meet in the middle, each waiting for the other, and PostgreSQL kills one (a 503 to its client).
+    keys = [f"k{index:03d}" for index in range(100)]
+
+    def write(order):
+        pairs = [services.KeyValue(key, "same") for key in order]
+        return lambda: services.run_log_batch(run=run, **{kind: pairs})
+
+    hook = "upsert_tags" if kind == "tags" else "insert_params"
+    results = race(write(keys), write(keys[::-1]), hook_owner=hot_sql, hook_name=hook)
+    assert results == [None, None]
+    stored = (RunTag if kind == "tags" else Param).objects.filter(run=run, key__startswith="k")
+    assert stored.count() == len(keys)
+
+
+@requires_postgresql
+def test_two_runs_made_each_others_parent_at_once_make_no_cycle(transactional_db):
+    # Each move checks that its new parent is no descendant; without one move at a time in an
+    # experiment, both checks pass before either commits, and the two runs leave every tree.
+    experiment = Experiment.objects.create(name="cycle", creation_time=0, last_update_time=0)
+    first = services.run_create(experiment=experiment, name="a")
+    second = services.run_create(experiment=experiment, name="b")
+    results = race(
+        lambda: services.run_set_tag(run=first, key="mlflow.parentRunId", value=second.run_id),
+        lambda: services.run_set_tag(run=second, key="mlflow.parentRunId", value=first.run_id),
+        hook_owner=services.runs,
+        hook_name="check_client_tag",  # inside the transaction, before the move
+    )
+    refused = [result for result in results if isinstance(result, InvalidParameterValue)]
+    assert len(refused) == 1 and "would make a cycle" in refused[0].message, results
+    first.refresh_from_db()
+    second.refresh_from_db()
+    roots = [run for run in (first, second) if run.parent_id is None]
+    assert len(roots) == 1
+    child = second if roots[0] == first else first
+    assert child.parent_id == roots[0].pk
+    assert child.path.startswith(roots[0].path) and (roots[0].depth, child.depth) == (0, 1)

@@ -103,6 +103,26 @@ def test_a_write_cut_mid_transaction_is_a_503_leaving_nothing_and_the_retry_stor
     assert_batch_stored_once(run)
 
 
+def test_a_write_rolled_back_for_a_concurrent_one_is_a_503_that_says_so(live_server, run, monkeypatch):
+    # PostgreSQL's deadlock (40P01) or serialization failure (40001): the database is there,
+    # so "unavailable" would mislead whoever reads the log or the client's exception.
+    class Deadlock(Exception):
+        pgcode = "40P01"
+
+    def conflicted(run, metrics):
+        try:
+            raise Deadlock("deadlock detected")
+        except Deadlock as error:
+            raise OperationalError("deadlock detected") from error
+
+    monkeypatch.setattr(services.runs, "_insert_metrics", conflicted)
+    response = requests.post(live_server.url + LOG_BATCH, json=batch_body(run.run_id), timeout=30)
+    assert response.status_code == 503
+    assert response.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    assert "rolled back for a concurrent one" in response.json()["message"]
+    assert not Param.objects.filter(run=run).exists()
+
+
 def test_the_mlflow_client_retries_a_503_and_the_batch_arrives_once(live_server, run, cut_once_mid_write, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")

@@ -45,8 +45,20 @@ def root_run_id(run: Run, parent: Run | None = None) -> str:
     return hot_sql.run_id_by_pk(root_pk)
 
 
+def _serialize_moves(run: Run) -> None:
+    """Let one transaction at a time move subtrees in `run`'s experiment, and re-read where
+    `run` sits now. Without it, on PostgreSQL, A → B and B → A sent at once each pass the
+    cycle check (neither sees the other's move) and both commit: a cycle, and both trees gone
+    from the experiment's page. A row lock on the experiment, FOR NO KEY UPDATE so that new
+    runs (whose foreign key takes FOR KEY SHARE on it) go on being created meanwhile. A no-op
+    on SQLite, whose writers already go one at a time."""
+    list(Experiment.objects.select_for_update(no_key=True).filter(pk=run.experiment_id).values_list("pk"))
+    run.refresh_from_db(fields=["parent", "parent_run_id", "path", "depth"])
+
+
 def set_parent(run: Run, parent_run_id: str) -> None:
     """Point `run` at `parent_run_id` ('' = root) and move its subtree. Refuses a cycle."""
+    _serialize_moves(run)
     parent = find_parent(run, parent_run_id)
     old_parent_pk = run.parent_id
     run.parent_run_id = parent_run_id
@@ -103,6 +115,10 @@ def move_subtree(run: Run, parent: Run | None) -> None:
 
 def adopt_waiting_children(run: Run) -> None:
     """Attach runs that named this run as parent before it existed (imports arrive in any order)."""
+    waiting = hot_sql.waiting_children(run)
+    if not waiting:
+        return
+    _serialize_moves(run)
     for child in hot_sql.waiting_children(run):
         child.parent = run
         child.save(update_fields=["parent"])

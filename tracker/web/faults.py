@@ -9,6 +9,8 @@ One rule each, for every view and middleware:
   reads, SQLite's fixed limits: "too many terms in compound SELECT", "at most 64 tables in a
   join", "Expression tree is too large") fails the same way every time it is sent: a 400 the
   client does not retry, never a 503 that it would retry for minutes.
+- A write that PostgreSQL rolled back for a concurrent one (a deadlock, a serialization failure)
+  is a 503 too, retried by the client, with a message that says so: nothing of it was stored.
 - A request body that cannot be read to its end (the client went away mid-upload) is a 408.
 - Any other unexpected error is a 500 without a stack trace: MLflow's error JSON on the APIs,
   a page in the product's look elsewhere (the trace goes to the log only).
@@ -51,6 +53,7 @@ _SQLITE_LIMIT_MESSAGES = (
     "interrupted",  # the progress handler's cut (tracker/web/statement_timeout.py)
 )
 _PG_QUERY_CANCELED = "57014"
+_PG_TRANSACTION_ROLLBACK_CLASS = "40"  # serialization failure, deadlock detected ...
 _PG_PROGRAM_LIMIT_CLASS = "54"  # stack depth, too many columns or arguments ...
 
 
@@ -77,6 +80,12 @@ def client_limit_error(exception) -> str | None:
     return None
 
 
+def write_conflict(exception) -> bool:
+    """PostgreSQL rolled the transaction back for a concurrent one: sent again, it succeeds."""
+    pgcode = getattr(exception.__cause__, "pgcode", None) if isinstance(exception, OperationalError) else None
+    return bool(pgcode) and pgcode.startswith(_PG_TRANSACTION_ROLLBACK_CLASS)
+
+
 def query_too_large(request, message: str):
     """A 400 that says what to change: JSON on the APIs, a page elsewhere."""
     if is_api_request(request):
@@ -95,10 +104,13 @@ def is_api_request(request) -> bool:
     return request.path_info.startswith(API_PREFIXES)
 
 
-def database_unavailable(request):
+_UNAVAILABLE = "The database is unavailable; try again shortly."
+_CONFLICT = "The write was rolled back for a concurrent one, and nothing of it was stored; send it again."
+
+
+def database_unavailable(request, message: str = _UNAVAILABLE):
     # No Retry-After header: urllib3 (under the mlflow client) would then wait exactly that
     # long between retries, instead of its growing backoff that rides out a longer outage.
-    message = "The database is unavailable; try again shortly."
     if is_api_request(request):
         return error_body("TEMPORARILY_UNAVAILABLE", message, status=503)
     # Rendered without the request: context processors (the user, for one) may need the database.
@@ -125,10 +137,17 @@ class DatabaseUnavailableMiddleware:
         if too_large:
             logger.warning("Query refused during %s %s: %s", request.method, request.path, exception)
             return query_too_large(request, too_large)
-        if isinstance(exception, DATABASE_UNAVAILABLE):
-            logger.warning("Database unavailable during %s %s: %s", request.method, request.path, exception)
-            return database_unavailable(request)
-        return None
+        return _database_fault(request, exception)
+
+
+def _database_fault(request, exception):
+    if write_conflict(exception):
+        logger.info("Write conflict during %s %s: %s", request.method, request.path, exception)
+        return database_unavailable(request, _CONFLICT)
+    if isinstance(exception, DATABASE_UNAVAILABLE):
+        logger.warning("Database unavailable during %s %s: %s", request.method, request.path, exception)
+        return database_unavailable(request)
+    return None
 
 
 # --- error handlers (config/urls.py points Django's handler400/403/404/500 here) -----------------
@@ -160,10 +179,10 @@ def server_error(request):
         return query_too_large(request, too_large)
     if isinstance(exception, UnreadablePostError):
         return body_not_received(request)
-    if isinstance(exception, DATABASE_UNAVAILABLE):
-        # Met in a middleware (the read limit's SET, the token lookup): logged as in a view.
-        logger.warning("Database unavailable during %s %s: %s", request.method, request.path, exception)
-        return database_unavailable(request)
+    # Met in a middleware (the read limit's SET, the token lookup): answered as in a view.
+    fault = _database_fault(request, exception)
+    if fault is not None:
+        return fault
     if is_api_request(request):
         return error_body("INTERNAL_ERROR", "Internal server error; the server log has the details.", status=500)
     # Django's own handler renders templates/500.html without a context, so it cannot fail
