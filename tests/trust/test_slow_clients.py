@@ -115,6 +115,10 @@ def test_artifact_uploads_that_stall_midway_are_cut_store_nothing_and_a_probe_st
     assert listing.json() == {}
     incoming = tmp_path / "artifacts" / ".incoming"
     assert not incoming.exists() or not any(incoming.iterdir())
+    # A client gone mid-upload is the client's doing: the log says so in a line, no traceback.
+    log = server.stop()
+    assert "Request Timeout" in log or "Request body not received" in log
+    assert "Traceback" not in log, log
 
 
 def test_a_chunked_json_request_is_read_whole(server):

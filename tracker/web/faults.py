@@ -137,6 +137,11 @@ class DatabaseUnavailableMiddleware:
         if too_large:
             logger.warning("Query refused during %s %s: %s", request.method, request.path, exception)
             return query_too_large(request, too_large)
+        if isinstance(exception, UnreadablePostError):
+            # A client gone mid-upload is no server fault: one line in the log, not a traceback
+            # (which Django's own handling of an exception writes, before server_error's 408).
+            logger.info("Request body not received during %s %s: %s", request.method, request.path, exception)
+            return body_not_received(request)
         return _database_fault(request, exception)
 
 
