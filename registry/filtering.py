@@ -5,40 +5,36 @@ SearchModelVersionUtils define the grammar):
     name LIKE 'fraud%' AND tags.team = 'risk'
     name = 'fraud' AND run_id IN ('a1…', 'b2…') AND version_number > 2
 
-Comparisons are joined by AND. Each compiles through the run filter language's one
-operator -> Q mapping (tracker/filtering/lookups.py), so a LIKE pattern means the same everywhere.
+A small cousin of the run filter language, read with its parser (tracker/filtering/parser.py):
+the same tokens, quoting (a key backquoted or in quotes: tags.`team name`, tags."team"),
+operator reading and LIKE semantics (tracker/filtering/lookups.py). Comparisons are joined by AND.
 - registered models: `name` (=, !=, LIKE, ILIKE, IN, NOT IN), `tags.<key>` (=, !=, LIKE, ILIKE);
 - model versions: `name`, `run_id` (those two also IN, NOT IN), `source_path`, `tags.<key>`,
-  and the numbers `version_number`, `creation_timestamp`, `last_updated_timestamp`.
+  and the integers `version_number`, `creation_timestamp`, `last_updated_timestamp` (bare or
+  quoted, `version_number = '1'`, as MLflow reads them with int()).
 """
 
-import re
 from dataclasses import dataclass
 
 from django.db.models import Exists, F, Model, OuterRef, Q
 
 from registry.models import ModelVersionTag, RegisteredModelTag
 from tracker.errors import InvalidParameterValue
+from tracker.filtering.ast import MAX_COMPARISONS
 from tracker.filtering.flat import split_column
+from tracker.filtering.lexer import END, IDENT, INT64, NAME, NUMBER, OPERATOR, STRING, WORD, Token, check_text
 from tracker.filtering.lookups import condition
+from tracker.filtering.parser import Parser
 
-_TOKEN = re.compile(
-    r"""(?:
-      (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
-    | (?P<number>-?\d+(?:\.\d+)?)
-    | (?P<operator><=|>=|!=|<>|=|<|>)
-    | (?P<punct>[(),])
-    | (?P<column>(?:[A-Za-z_]+\.)?(?:`[^`]+`|[A-Za-z_][\w.\-:/]*))
-    )""",
-    re.VERBOSE,
-)
 _STRING_OPERATORS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 _TAG_OPERATORS = ("=", "!=", "LIKE", "ILIKE")
 _NUMERIC_OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
-_TAG_PREFIXES = ("tags.", "tag.")
-_ATTRIBUTE_PREFIXES = ("attributes.", "attribute.", "attr.")
-# MLflow keeps prompts in the registry as models with this tag; searches leave them out unless
-# the filter asks about the tag (the client adds `tag.`mlflow.prompt.is_prompt` != 'true'`).
+_ENTITIES = {"tags": "tag", "tag": "tag", "attributes": "attribute", "attribute": "attribute", "attr": "attribute"}
+# The same words as an order_by column's prefix.
+_TAG_PREFIXES = tuple(f"{word}." for word, entity in _ENTITIES.items() if entity == "tag")
+_ATTRIBUTE_PREFIXES = tuple(f"{word}." for word, entity in _ENTITIES.items() if entity == "attribute")
+# MLflow keeps prompts in the registry as models with this tag set to 'true'; searches leave them
+# out unless the filter asks for them (the client adds `tag.`mlflow.prompt.is_prompt` != 'true'`).
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 
 
@@ -55,6 +51,14 @@ class SearchSpec:
     order_keys: dict[str, str]
     default_order: tuple[str, ...]
     tie_breakers: tuple[str, ...]
+
+    @property
+    def columns_text(self) -> str:
+        return ", ".join([*self.strings, *self.numbers, "tags.<key>"])
+
+    def tag_rows(self, key: str):
+        """The searched row's tag `key` (a subquery on its OuterRef)."""
+        return self.tag_model.objects.filter(**{self.tag_link: OuterRef("pk"), "key": key})
 
 
 REGISTERED_MODELS = SearchSpec(
@@ -98,127 +102,133 @@ MODEL_VERSIONS = SearchSpec(
 )
 
 
-class _Tokens:
-    def __init__(self, text: str, spec: SearchSpec):
-        self.text, self.spec, self.items, at = text, spec, [], 0
-        while True:
-            while at < len(text) and text[at].isspace():
-                at += 1
-            if at == len(text):
-                break
-            match = _TOKEN.match(text, at)
-            if not match:
-                raise self.error(at, "a column, an operator or a value")
-            self.items.append((match.lastgroup, match.group(match.lastgroup), at))
-            at = match.end()
-        self.at = 0
-
-    def error(self, position: int, expected: str) -> InvalidParameterValue:
-        text = self.text
-        found = repr(text[position : position + 20]) if position < len(text) else "the end of the filter"
-        return InvalidParameterValue(
-            f"Invalid {self.spec.noun} filter at position {position}: expected {expected} but found {found}"
-        )
-
-    def peek(self) -> tuple[str, str, int]:
-        if self.at < len(self.items):
-            return self.items[self.at]
-        return ("end", "", len(self.text))
-
-    def next(self) -> tuple[str, str, int]:
-        token = self.peek()
-        self.at += 1
-        return token
+@dataclass(frozen=True)
+class _Comparison:
+    matches: Q
+    tag_key: str | None = None  # for a tag comparison, with its operator and value
+    operator: str = ""
+    value: str = ""
 
 
-def _unquote(token: str) -> str:
-    quote = token[0]
-    body = token[1:-1].replace(quote * 2, quote)
-    return re.sub(r"\\(['\"\\])", r"\1", body)
+def _column(parser: Parser, token: Token, spec: SearchSpec) -> tuple[str, str]:
+    """("tag", key) or ("attribute", name) for a column token."""
+    expected = f"a column ({spec.columns_text})"
+    if token.kind == IDENT:
+        entity_text, key, _ = token.value
+        entity = _ENTITIES.get(entity_text.lower())
+        # MLflow quotes keys, never the entity: `tags`.team is refused there.
+        if entity is None or not key or token.text.startswith("`"):
+            raise parser.error(token, expected)
+    elif token.kind in (WORD, NAME):
+        entity, key = "attribute", token.value
+    else:
+        raise parser.error(token, expected)
+    if entity == "attribute" and key not in spec.strings and key not in spec.numbers:
+        raise parser.error(token, expected)
+    return entity, key
 
 
-def _column(token: str) -> tuple[str, str]:
-    return split_column(token, _TAG_PREFIXES, _ATTRIBUTE_PREFIXES)
+def _operator(parser: Parser, column: Token, allowed: tuple[str, ...]) -> str:
+    token = parser.tokens.peek()
+    # Only what starts one of this column's operators is read on (IS would read on to IS NULL,
+    # which no registry column takes).
+    if token.kind not in (OPERATOR, WORD) or token.text.upper() not in {op.split()[0] for op in allowed}:
+        raise parser.error(token, f"an operator for {column.text} ({', '.join(allowed)})")
+    return parser.operator()[1]
 
 
-def _operator(tokens: _Tokens, allowed: tuple[str, ...], column: str) -> str:
-    kind, text, position = tokens.next()
-    operator = text.upper()
-    if kind == "column" and operator == "NOT":
-        kind, text, _ = tokens.next()
-        operator = "NOT " + text.upper()
-    operator = "!=" if operator == "<>" else operator
-    if kind not in ("operator", "column") or operator not in allowed:
-        raise tokens.error(position, f"an operator for {column} ({', '.join(allowed)})")
-    return operator
+def _string(parser: Parser, column: Token) -> str:
+    token = parser.tokens.next()
+    if token.kind != STRING:
+        raise parser.error(token, f"a quoted string to compare {column.text} with")
+    return token.value
 
 
-def _string_list(tokens: _Tokens) -> tuple[str, ...]:
-    kind, text, position = tokens.next()
-    if kind != "punct" or text != "(":
-        raise tokens.error(position, "'(' to start the list of values, as in IN ('a', 'b')")
-    values = []
-    while True:
-        kind, text, position = tokens.next()
-        if kind != "string":
-            raise tokens.error(position, "a quoted string in the list of values")
-        values.append(_unquote(text))
-        kind, text, position = tokens.next()
-        if kind == "punct" and text == ")":
-            return tuple(values)
-        if kind != "punct" or text != ",":
-            raise tokens.error(position, "',' or ')'")
+def _integer(parser: Parser, column: Token) -> int:
+    """A bare integer, or one in quotes: MLflow reads the value with int(), so '1' is 1."""
+    token = parser.tokens.next()
+    expected = f"an integer to compare {column.text} with"
+    if token.kind == STRING:
+        try:
+            number = int(token.value)
+        except ValueError:
+            raise parser.error(token, expected) from None
+    elif token.kind == NUMBER and token.text.removeprefix("-").isdigit() and isinstance(token.value, int):
+        number = token.value  # digits only, as MLflow takes them (no fraction, exponent or plus sign)
+    else:
+        raise parser.error(token, expected)
+    if number not in INT64:
+        raise parser.error(token, expected, problem=f"{token.text} is past the 64-bit integers {column.text} holds")
+    return number
 
 
-def _comparison(tokens: _Tokens) -> Q:
-    spec = tokens.spec
-    kind, text, position = tokens.next()
-    columns = ", ".join([*spec.strings, *spec.numbers, "tags.<key>"])
-    if kind != "column" or text.upper() in ("AND", "NOT"):
-        raise tokens.error(position, f"a column ({columns})")
-    entity, key = _column(text)
+def _comparison(parser: Parser, spec: SearchSpec) -> _Comparison:
+    column = parser.tokens.next()
+    entity, key = _column(parser, column, spec)
     if entity == "tag":
-        operator = _operator(tokens, _TAG_OPERATORS, text)
-        kind, value, position = tokens.next()
-        if kind != "string":
-            raise tokens.error(position, "a quoted string")
-        rows = spec.tag_model.objects.filter(**{spec.tag_link: OuterRef("pk"), "key": key})
-        if key == PROMPT_TAG and operator == "!=":
-            # "Not a prompt": most models lack the tag, and `!=` alone would match only those that have it.
-            return ~Q(Exists(rows.filter(value=_unquote(value))))
-        return Q(Exists(rows.filter(condition("value", operator, _unquote(value)))))
+        operator = _operator(parser, column, _TAG_OPERATORS)
+        value = _string(parser, column)
+        return _Comparison(
+            Q(Exists(spec.tag_rows(key).filter(condition("value", operator, value)))), key, operator, value
+        )
     if key in spec.numbers:
-        operator = _operator(tokens, _NUMERIC_OPERATORS, key)
-        kind, value, position = tokens.next()
-        if kind != "number" or "." in value:
-            raise tokens.error(position, f"an integer to compare {key} with")
-        return condition(spec.numbers[key], operator, int(value))
-    if key not in spec.strings:
-        raise tokens.error(position, f"a column ({columns})")
+        operator = _operator(parser, column, _NUMERIC_OPERATORS)
+        return _Comparison(condition(spec.numbers[key], operator, _integer(parser, column)))
     field_name, allowed = spec.strings[key]
-    operator = _operator(tokens, allowed, key)
+    operator = _operator(parser, column, allowed)
     if operator in ("IN", "NOT IN"):
-        return condition(field_name, operator, _string_list(tokens))
-    kind, value, position = tokens.next()
-    if kind != "string":
-        raise tokens.error(position, f"a quoted string to compare {key} with")
-    return condition(field_name, operator, _unquote(value))
+        listed = parser.quoted_list(f"a quoted string in the list of values for {column.text}")
+        return _Comparison(condition(field_name, operator, tuple(token.value for token in listed)))
+    return _Comparison(condition(field_name, operator, _string(parser, column)))
+
+
+def _comparisons(text: str, spec: SearchSpec) -> list[_Comparison]:
+    """The comparisons of a filter. An AND joins them; as in MLflow, which reads the filter as SQL
+    and skips every AND, one at either end or doubled joins nothing (`name LIKE 'a%' AND` is
+    `name LIKE 'a%'`; the mlflow client appends `AND tag...` to whatever the user wrote)."""
+    parser = Parser(text, subject=f"{spec.noun} filter")
+    comparisons = []
+    while True:
+        while parser.tokens.peek().is_keyword("AND"):
+            parser.tokens.next()
+        token = parser.tokens.peek()
+        if token.kind == END:
+            return comparisons
+        if len(comparisons) == MAX_COMPARISONS:
+            raise parser.error(
+                token,
+                f"at most {MAX_COMPARISONS} comparisons",
+                problem=f"a filter may hold at most {MAX_COMPARISONS} comparisons",
+            )
+        comparisons.append(_comparison(parser, spec))
+        token = parser.tokens.peek()
+        if token.kind != END and not token.is_keyword("AND"):
+            raise parser.error(token, "AND or the end of the filter")
+
+
+def _asks_for_prompts(comparisons: list[_Comparison]) -> bool:
+    """MLflow's rule (its store's _is_querying_prompt): the first comparison on the prompt tag
+    decides, and only `= 'true'` or `!= 'false'` asks for prompts."""
+    on_prompt_tag = next((c for c in comparisons if c.tag_key == PROMPT_TAG), None)
+    return on_prompt_tag is not None and (on_prompt_tag.operator, on_prompt_tag.value.lower()) in (
+        ("=", "true"),
+        ("!=", "false"),
+    )
 
 
 def search_filter(text: str | None, spec: SearchSpec) -> Q:
-    """A Q for an MLflow registry filter; empty text matches everything but prompts."""
-    if PROMPT_TAG not in (text or ""):
-        text = (
-            f"{text} AND tags.`{PROMPT_TAG}` != 'true'" if text and text.strip() else f"tags.`{PROMPT_TAG}` != 'true'"
-        )
-    tokens = _Tokens(text, spec)
-    condition = _comparison(tokens)
-    while tokens.peek()[0] != "end":
-        kind, word, position = tokens.next()
-        if kind != "column" or word.upper() != "AND":
-            raise tokens.error(position, "AND or the end of the filter")
-        condition &= _comparison(tokens)
-    return condition
+    """A Q for an MLflow registry filter; empty text matches everything but prompts.
+
+    Unless the filter asks for prompts, they are left out, and its comparisons on the prompt tag
+    are dropped, as MLflow's store drops them: most models lack the tag, so `!= 'true'` or
+    `= 'false'` taken as a tag comparison would match only the few that have it."""
+    comparisons = _comparisons(check_text(text, f"{spec.noun} filter"), spec)
+    asks_for_prompts = _asks_for_prompts(comparisons)
+    result = Q() if asks_for_prompts else ~Q(Exists(spec.tag_rows(PROMPT_TAG).filter(value="true")))
+    for comparison in comparisons:
+        if asks_for_prompts or comparison.tag_key != PROMPT_TAG:
+            result &= comparison.matches
+    return result
 
 
 def search_ordering(order_by: list[str], spec: SearchSpec) -> list:
@@ -228,7 +238,7 @@ def search_ordering(order_by: list[str], spec: SearchSpec) -> list:
     expressions, seen = [], set()
     for clause in order_by:
         parts = clause.split()
-        column = _column(parts[0])[1] if parts else ""
+        column = split_column(parts[0], _TAG_PREFIXES, _ATTRIBUTE_PREFIXES)[1] if parts else ""
         direction = parts[1].upper() if len(parts) == 2 else "ASC"
         if column not in spec.order_keys or len(parts) > 2 or direction not in ("ASC", "DESC"):
             raise InvalidParameterValue(

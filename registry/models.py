@@ -9,7 +9,15 @@ Times are epoch milliseconds, as MLflow sends and expects them.
 from django.db import models
 from django.db.models import Exists, OuterRef, Subquery
 
-from registry.validation import LATEST_ALIAS, STAGE_NONE, STAGES, check_alias, check_model_name, check_version
+from registry.validation import (
+    LATEST_ALIAS,
+    STAGE_NONE,
+    STAGES,
+    VERSION_NUMBERS,
+    check_alias,
+    check_model_name,
+    check_version,
+)
 from tracker.errors import InvalidParameterValue, ResourceDoesNotExist
 from tracker.models import Run
 
@@ -65,10 +73,13 @@ class ModelVersionQuerySet(models.QuerySet):
         """Version `version` of the model named `name`, or ResourceDoesNotExist."""
         check_model_name(name)
         number = check_version(version)
+        missing = ResourceDoesNotExist(f"Model Version (name={name}, version={number}) not found")
+        if number not in VERSION_NUMBERS:  # 0 or -1 is never stored; past the column's range a query would fail
+            raise missing
         try:
             return self.select_related("registered_model").get(registered_model__name=name, version=number)
         except self.model.DoesNotExist:
-            raise ResourceDoesNotExist(f"Model Version (name={name}, version={version}) not found") from None
+            raise missing from None
 
     def get_by_alias(self, name: str, alias: str) -> "ModelVersion":
         """The version `name@alias` points at; `@latest` is the highest version, as in MLflow."""

@@ -27,6 +27,8 @@ _ALIAS_PATTERN = re.compile(r"[\w\-]*")
 # `v1`, `V12`: MLflow reads these as versions in `models:/name@v1`, so no alias may take them.
 _VERSION_ALIAS_PATTERN = re.compile(r"[vV]\d+")
 LATEST_ALIAS = "latest"
+# The numbers a version can have: they start at 1, and the column is a PositiveIntegerField.
+VERSION_NUMBERS = range(1, 2**31)
 
 
 def _resolves_elsewhere(name: str) -> bool:
@@ -54,7 +56,9 @@ def check_model_name(name: str | None, *, field: str = "name") -> str:
 
 
 def check_version(version: str | int | None) -> int:
-    """A version number as the client sends it (a string of digits)."""
+    """A version number as the client sends it (a string of digits). Any integer passes, as
+    MLflow reads it with int(): version 0 or -1 is one that does not exist (a 404 there), not a
+    malformed request."""
     if isinstance(version, int) and not isinstance(version, bool):
         number = version
     else:
@@ -65,8 +69,6 @@ def check_version(version: str | int | None) -> int:
             number = int(text)
         except ValueError:
             raise InvalidParameterValue(f"Parameter 'version' must be an integer, got '{version}'.") from None
-    if not 1 <= number < 2**31:
-        raise InvalidParameterValue(f"Parameter 'version' must be a positive version number, got {number}.")
     return number
 
 

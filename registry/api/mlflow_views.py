@@ -2,8 +2,6 @@
 each, made an endpoint by tracker's `rpc` decorator. Each reads its fields, calls one service in
 registry/services.py (or a lookup), and returns the response as a dict."""
 
-from django.views.decorators.csrf import csrf_exempt
-
 from registry import services
 from registry.api.mlflow_json import (
     model_version_to_dict,
@@ -15,6 +13,7 @@ from registry.filtering import MODEL_VERSIONS, REGISTERED_MODELS, search_filter,
 from registry.models import ModelVersion, RegisteredModel
 from registry.validation import STAGES, canonical_stage, check_alias, check_model_name
 from tracker.api.mlflow.json import Fields, offset_from_page_token
+from tracker.api.mlflow.logged_models import by_method
 
 # The helpers every MLflow view uses: the registry's RPCs are MLflow RPCs like tracker's.
 from tracker.api.mlflow.views import _max_results, _paged, _with_token, rpc
@@ -137,17 +136,11 @@ def get_model_version_by_alias(fields: Fields) -> dict:
     return _version_payload(ModelVersion.objects.get_by_alias(name, check_alias(fields.string("alias"))))
 
 
-_ALIAS_RPCS = {"POST": set_registered_model_alias, "DELETE": delete_registered_model_alias}
-
-
-@csrf_exempt
-def registered_model_alias(request):
-    """registered-models/alias is three RPCs, told apart by the method: set (POST), delete
-    (DELETE), and the version an alias names (GET, and any other method for its 405)."""
-    return _ALIAS_RPCS.get(request.method, get_model_version_by_alias)(request)
-
-
-registered_model_alias.http_methods = ("POST", "DELETE", "GET")
+# registered-models/alias is three RPCs, told apart by the method: set (POST), delete (DELETE),
+# and the version an alias names (GET); any other method gets a 405 that lists all three.
+registered_model_alias = by_method(
+    post=set_registered_model_alias, delete=delete_registered_model_alias, get=get_model_version_by_alias
+)
 
 
 # --- model versions ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ and each refusal with MLflow's error code and nothing stored."""
 import pytest
 from mlflow.exceptions import MlflowException
 
+from registry import services
 from registry.models import ModelVersion, RegisteredModel
 
 
@@ -212,6 +213,52 @@ def test_search_model_versions_by_run_id_and_source(mlflow_client, logged_run, t
     assert [(v.name, v.version) for v in by_name] == [("fraud", "1")]
 
 
+def test_a_tag_key_may_be_backquoted_or_in_quotes_as_in_mlflow(mlflow_client, logged_run):
+    mlflow_client.create_registered_model("churn", tags={"team": "risk"})
+    mlflow_client.create_registered_model("fraud", tags={"team": "growth"})
+    mlflow_client.create_model_version("churn", source_of(logged_run), run_id=logged_run.run_id, tags={"env": "prod"})
+    mlflow_client.create_model_version("fraud", source_of(logged_run), run_id=logged_run.run_id, tags={"env": "prod"})
+
+    for key in ['"team"', "'team'", "`team`", "team"]:
+        assert [m.name for m in mlflow_client.search_registered_models(f"tags.{key} = 'risk'")] == ["churn"]
+    found = mlflow_client.search_model_versions("tags.\"env\" = 'prod' AND name = 'churn'")
+    assert [(v.name, v.version) for v in found] == [("churn", "1")]
+
+
+def test_an_and_at_the_end_joins_nothing_as_in_mlflow(mlflow_client, logged_run):
+    """The client appends `AND tag.`mlflow.prompt.is_prompt` != 'true'` to a model search, so
+    the server reads `... AND AND ...`; MLflow's skips every AND."""
+    mlflow_client.create_registered_model("churn")
+    mlflow_client.create_registered_model("fraud")
+    mlflow_client.create_model_version("churn", source_of(logged_run), run_id=logged_run.run_id)
+    assert [m.name for m in mlflow_client.search_registered_models("name LIKE 'churn%' AND")] == ["churn"]
+    assert [v.name for v in mlflow_client.search_model_versions("name LIKE 'churn%' AND")] == ["churn"]
+
+
+def test_prompts_are_left_out_unless_the_filter_asks_for_them(mlflow_client):
+    mlflow_client.create_registered_model("churn")
+    # As mlflow.genai.register_prompt stores one (the client refuses the tag on a model).
+    services.registered_model_create(name="greeting", tags=[services.Tag("mlflow.prompt.is_prompt", "true")])
+
+    def names(filter_string=None):
+        return [m.name for m in mlflow_client.search_registered_models(filter_string)]
+
+    assert names() == names("tags.`mlflow.prompt.is_prompt` = 'false'") == ["churn"]
+    assert names("tags.`mlflow.prompt.is_prompt` = 'true'") == names("tags.\"mlflow.prompt.is_prompt\" = 'true'")
+    assert names("tags.`mlflow.prompt.is_prompt` = 'true'") == ["greeting"]
+
+
+def test_a_version_number_may_be_quoted_as_in_mlflow(mlflow_client, logged_run):
+    mlflow_client.create_registered_model("churn")
+    for _ in range(2):
+        mlflow_client.create_model_version("churn", source_of(logged_run), run_id=logged_run.run_id)
+    assert [v.version for v in mlflow_client.search_model_versions("version_number = '1'")] == ["1"]
+    assert [v.version for v in mlflow_client.search_model_versions("version_number > '1'")] == ["2"]
+    error = refusal(mlflow_client.search_model_versions, "version_number = '1.5'")
+    assert error.error_code == "INVALID_PARAMETER_VALUE"
+    assert "expected an integer to compare version_number with but found '1.5'" in error.message
+
+
 def test_deleting_a_model_deletes_its_versions(mlflow_client, logged_run):
     mlflow_client.create_registered_model("fraud")
     mlflow_client.create_model_version("fraud", source_of(logged_run), run_id=logged_run.run_id)
@@ -260,10 +307,18 @@ def test_an_alias_to_a_missing_version_or_model_is_refused(mlflow_client, logged
     assert refusal(mlflow_client.get_model_version_by_alias, "nope", "champion").error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
-@pytest.mark.parametrize("version", ["x", "1.5", "-1", "0"])
+@pytest.mark.parametrize("version", ["x", "1.5"])
 def test_a_malformed_version_is_invalid_parameter_value(mlflow_client, version):
     mlflow_client.create_registered_model("fraud")
     assert refusal(mlflow_client.get_model_version, "fraud", version).error_code == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize("version", ["0", "-1"])
+def test_a_version_below_one_does_not_exist_as_in_mlflow(mlflow_client, version):
+    mlflow_client.create_registered_model("fraud")
+    error = refusal(mlflow_client.get_model_version, "fraud", version)
+    assert error.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert f"Model Version (name=fraud, version={version}) not found" in error.message
 
 
 def test_a_version_of_a_missing_model_is_refused(mlflow_client, logged_run):

@@ -51,8 +51,13 @@ def test_a_wrong_method_is_405_with_allow_in_json(client, fraud):
     assert response.status_code == 405
     assert response["Allow"] == "GET"
     assert response.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+def test_a_wrong_method_on_the_alias_endpoint_lists_its_three_methods(client, fraud):
     alias = client.put("/api/2.0/mlflow/registered-models/alias", "{}", content_type="application/json")
     assert alias.status_code == 405 and alias.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+    assert alias["Allow"] == "POST, DELETE, GET"
+    assert alias.json()["message"] == "/api/2.0/mlflow/registered-models/alias accepts POST, DELETE, GET, not PUT."
 
 
 def test_an_unknown_registry_path_is_mlflows_json_404(client):
@@ -101,3 +106,68 @@ def test_latest_of_a_model_without_versions_is_resource_does_not_exist(client):
     response = client.get("/api/2.0/mlflow/registered-models/alias", {"name": "empty", "alias": "latest"})
     assert response.status_code == 404
     assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+@pytest.mark.parametrize(
+    "rpc, filter_text, message",
+    [
+        (
+            "registered-models/search",
+            "bogus = 'x'",
+            "Invalid registered model filter at position 0: expected a column (name, tags.<key>) but found 'bogus'",
+        ),
+        (
+            "registered-models/search",
+            "name LIKE 'churn%' OR",
+            "Invalid registered model filter at position 19: expected AND or the end of the filter but found 'OR'",
+        ),
+        (
+            "model-versions/search",
+            "version_number = 'one'",
+            "Invalid model version filter at position 17: expected an integer to compare version_number with "
+            "but found 'one'",
+        ),
+    ],
+)
+def test_a_filter_error_quotes_only_what_was_sent(client, fraud, rpc, filter_text, message):
+    response = client.get(f"/api/2.0/mlflow/{rpc}", {"filter": filter_text})
+    assert response.status_code == 400
+    assert response.json()["message"] == message
+
+
+VERSION_RPCS = [
+    ("GET", "model-versions/get", {}),
+    ("GET", "model-versions/get-download-uri", {}),
+    ("GET", "/model-versions/get-artifact", {"path": "MLmodel"}),  # at the root, as mlflow serves it
+    ("PATCH", "model-versions/update", {"description": "d"}),
+    ("POST", "model-versions/transition-stage", {"stage": "Staging"}),
+    ("POST", "model-versions/set-tag", {"key": "team", "value": "risk"}),
+    ("DELETE", "model-versions/delete-tag", {"key": "team"}),
+    ("DELETE", "model-versions/delete", {}),
+    ("POST", "registered-models/alias", {"alias": "champion"}),
+]
+
+
+def call(client, method: str, rpc: str, fields: dict):
+    url = rpc if rpc.startswith("/") else f"/api/2.0/mlflow/{rpc}"
+    if method == "GET":
+        return client.get(url, fields)
+    return client.generic(method, url, json.dumps(fields), content_type="application/json")
+
+
+@pytest.mark.parametrize("method, rpc, fields", VERSION_RPCS, ids=[rpc for _, rpc, _ in VERSION_RPCS])
+@pytest.mark.parametrize("version", ["0", "-1", "99999999999999999999"])
+def test_a_version_that_cannot_exist_is_not_found_as_in_mlflow(client, fraud, method, rpc, fields, version):
+    response = call(client, method, rpc, {"name": "fraud", "version": version, **fields})
+    assert response.status_code == 404
+    assert response.json() == {
+        "error_code": "RESOURCE_DOES_NOT_EXIST",
+        "message": f"Model Version (name=fraud, version={version}) not found",
+    }
+
+
+@pytest.mark.parametrize("method, rpc, fields", VERSION_RPCS, ids=[rpc for _, rpc, _ in VERSION_RPCS])
+def test_a_version_that_is_not_an_integer_is_invalid_parameter_value(client, fraud, method, rpc, fields):
+    response = call(client, method, rpc, {"name": "fraud", "version": "1.5", **fields})
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"

@@ -58,6 +58,13 @@ def test_a_bad_filter_is_a_400_in_mlflows_shape(client, fraud):
     assert client.get("/api/v1/models/nope/").status_code == 404
 
 
+def test_a_filter_error_quotes_only_the_filter_sent(client, fraud):
+    response = client.get("/api/v1/models/", {"filter": "bad"})
+    assert response.json()["message"] == (
+        "Invalid registered model filter at position 0: expected a column (name, tags.<key>) but found 'bad'"
+    )
+
+
 def test_the_listings_are_in_the_openapi_schema(client):
     schema = client.get("/api/v1/schema/", {"format": "json"}).json()
     assert {"/api/v1/models/", "/api/v1/models/{name}/", "/api/v1/model-versions/"} <= set(schema["paths"])
