@@ -116,6 +116,23 @@ def waiting_children(run: Run) -> list[Run]:
     return _WAITING_CHILDREN.all([run.run_id, run.experiment_id])
 
 
+# PostgreSQL only: the experiment's row is the lock of its trees' shape (tracker/services/placement.py).
+# Each its own statement: a read after it, in READ COMMITTED, sees what a move that held the
+# lock committed (a read in the locking statement would see the rows as they were before the wait).
+_LOCK_EXPERIMENT_FOR_MOVE = (
+    f"SELECT 1 FROM {_table(Experiment)} WHERE {_column(Experiment, 'id')} = %s FOR NO KEY UPDATE"
+)
+_LOCK_EXPERIMENT_FOR_NEW_RUN = f"SELECT 1 FROM {_table(Experiment)} WHERE {_column(Experiment, 'id')} = %s FOR SHARE"
+
+
+def lock_experiment_for_move(experiment_pk: int) -> None:
+    _execute(_LOCK_EXPERIMENT_FOR_MOVE, [experiment_pk])
+
+
+def lock_experiment_for_new_run(experiment_pk: int) -> None:
+    _execute(_LOCK_EXPERIMENT_FOR_NEW_RUN, [experiment_pk])
+
+
 _RUN_ID_BY_PK = f"SELECT {_column(Run, 'run_id')} FROM {_table(Run)} WHERE {_column(Run, 'id')} = %s"
 
 

@@ -128,15 +128,16 @@ def test_log_batch_is_nine_queries_not_one_per_item(client, child, django_assert
     assert response.status_code == 200
 
 
-def test_create_run_under_a_parent_is_eight_queries(client, parent, django_assert_num_queries):
+def test_create_run_under_a_parent_is_eight_queries_and_one_lock(client, parent, django_assert_num_queries):
     # The view's transaction (SAVEPOINT and RELEASE here, BEGIN and COMMIT in production) holds:
     # 1 the experiment; 2 the parent; 3 insert the run; 4 its path and artifact location;
-    # 5 its tags; 6 the answer's tags. No runs can be waiting for a fresh random run_id.
+    # 5 its tags; 6 the answer's tags. No runs can be waiting for a fresh random run_id. On
+    # PostgreSQL, before 2, the experiment's trees held still (tracker/services/placement.py).
     body = {
         "experiment_id": str(parent.experiment_id),
         "tags": [{"key": "mlflow.parentRunId", "value": parent.run_id}],
     }
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9 if connection.vendor == "postgresql" else 8):
         response = post(client, "runs/create", body)
     assert response.status_code == 200
     created = response.json()["run"]

@@ -274,3 +274,63 @@ def test_two_runs_made_each_others_parent_at_once_make_no_cycle(transactional_db
     child = second if roots[0] == first else first
     assert child.parent_id == roots[0].pk
     assert child.path.startswith(roots[0].path) and (roots[0].depth, child.depth) == (0, 1)
+
+
+@requires_postgresql
+def test_a_child_created_while_its_parent_moves_keeps_its_place_in_the_tree(transactional_db, monkeypatch):
+    # The child reads its parent's path, then (slowed here) inserts itself; meanwhile the parent's
+    # subtree moves under another run and commits. Placed from the old path, the child would
+    # belong to no tree; it must end up under its parent's new path.
+    experiment = Experiment.objects.create(name="moving", creation_time=0, last_update_time=0)
+    new_root = services.run_create(experiment=experiment, name="new root")
+    parent = services.run_create(experiment=experiment, name="parent")
+    barrier = threading.Barrier(2, timeout=20)
+    creator, met = [], set()
+
+    def meeting(real):
+        def meet(*args, **kwargs):
+            if threading.get_ident() not in met:  # each thread's first call, inside its transaction
+                met.add(threading.get_ident())
+                barrier.wait()
+            return real(*args, **kwargs)
+
+        return meet
+
+    real_insert_run = hot_sql.insert_run
+
+    def slow_insert_run(run):
+        if threading.get_ident() in creator:
+            time.sleep(0.5)  # the move runs now, if nothing holds it back
+        return real_insert_run(run)
+
+    monkeypatch.setattr(services.runs, "check_experiment_active", meeting(services.runs.check_experiment_active))
+    monkeypatch.setattr(services.runs, "check_client_tag", meeting(services.runs.check_client_tag))
+    monkeypatch.setattr(hot_sql, "insert_run", slow_insert_run)
+    results = {}
+
+    def create_child():
+        creator.append(threading.get_ident())
+        try:
+            tags = [services.KeyValue("mlflow.parentRunId", parent.run_id)]
+            results["child"] = services.run_create(experiment=experiment, name="child", tags=tags)
+        finally:
+            connection.close()
+
+    def move_parent():
+        try:
+            services.run_set_tag(run=parent, key="mlflow.parentRunId", value=new_root.run_id)
+            results["moved"] = True
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create_child), threading.Thread(target=move_parent)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results.get("moved") and "child" in results, results
+    parent.refresh_from_db()
+    child = Run.objects.get(pk=results["child"].pk)
+    assert parent.path.startswith(new_root.path)
+    assert child.path.startswith(parent.path) and child.depth == parent.depth + 1 == 2
+    assert child.tags.get(key="mlflow.rootRunId").value == new_root.run_id

@@ -9,6 +9,7 @@ refused, and so is a tree deeper than MAX_DEPTH.
 
 from collections import defaultdict
 
+from django.db import connection
 from django.db.models import CharField, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Cast, Concat, LPad, Substr
 
@@ -45,15 +46,32 @@ def root_run_id(run: Run, parent: Run | None = None) -> str:
     return hot_sql.run_id_by_pk(root_pk)
 
 
+# Moving a subtree rewrites the paths under it, so on PostgreSQL it must not overlap with
+# another move or with a new run being placed under it; the experiment's row is the lock.
+# - Moves take it FOR NO KEY UPDATE, one at a time: otherwise A → B and B → A sent at once each
+#   pass the cycle check (neither sees the other's move), both commit, and the two runs form a
+#   cycle that leaves every tree of the experiment's page.
+# - A run created under a parent takes it FOR SHARE (many at once): otherwise a child whose
+#   parent's path it read before a move committed, and which commits after the move's UPDATE
+#   began, keeps the old path and drops out of its tree.
+# New runs' foreign key takes FOR KEY SHARE, which neither blocks. SQLite's writers already go
+# one at a time, so there this is skipped.
+
+
 def _serialize_moves(run: Run) -> None:
-    """Let one transaction at a time move subtrees in `run`'s experiment, and re-read where
-    `run` sits now. Without it, on PostgreSQL, A → B and B → A sent at once each pass the
-    cycle check (neither sees the other's move) and both commit: a cycle, and both trees gone
-    from the experiment's page. A row lock on the experiment, FOR NO KEY UPDATE so that new
-    runs (whose foreign key takes FOR KEY SHARE on it) go on being created meanwhile. A no-op
-    on SQLite, whose writers already go one at a time."""
-    list(Experiment.objects.select_for_update(no_key=True).filter(pk=run.experiment_id).values_list("pk"))
+    """Take the move lock above, then re-read where `run` sits now (a move that went first may
+    have changed it)."""
+    if connection.vendor == "postgresql":
+        hot_sql.lock_experiment_for_move(run.experiment_id)
     run.refresh_from_db(fields=["parent", "parent_run_id", "path", "depth"])
+
+
+def place_new_run(run: Run, parent_run_id: str) -> Run | None:
+    """The parent a run being created names (None: a root, or "parent missing"), with the run
+    attached to it, holding still until the run commits."""
+    parent = find_parent(run, parent_run_id, new_run=True)
+    attach(run, parent, parent_run_id)
+    return parent
 
 
 def set_parent(run: Run, parent_run_id: str) -> None:
@@ -69,13 +87,16 @@ def set_parent(run: Run, parent_run_id: str) -> None:
         tasks.mark_parents_stale_and_queue(run=run, old_parent_pk=old_parent_pk)
 
 
-def find_parent(run: Run, parent_run_id: str) -> Run | None:
+def find_parent(run: Run, parent_run_id: str, *, new_run: bool = False) -> Run | None:
     """The run `parent_run_id` names, if it is known yet (None: a root, or "parent missing").
-    Refuses a malformed id, the run itself, a descendant (a cycle) and another experiment."""
+    Refuses a malformed id, the run itself, a descendant (a cycle) and another experiment.
+    For a `new_run` the experiment's trees are held still until it commits (above)."""
     if parent_run_id:
         check_run_id(parent_run_id, f"'{PARENT_RUN_ID_TAG}'")
     if parent_run_id == run.run_id:
         raise InvalidParameterValue(f"Run {run.run_id} cannot be its own parent")
+    if parent_run_id and new_run and connection.vendor == "postgresql":
+        hot_sql.lock_experiment_for_new_run(run.experiment_id)
     parent = hot_sql.run_by_run_id(parent_run_id) if parent_run_id else None
     if parent is not None:
         if run.path and parent.path.startswith(run.path):

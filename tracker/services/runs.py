@@ -102,8 +102,7 @@ def run_create(
                 raise ResourceAlreadyExists(f"Run '{run.run_id}' already exists.")
         # A new run has no subtree yet: it is placed in its tree as it is inserted, rather than
         # moved there (the hot path of every sweep: one INSERT, one UPDATE for the path).
-        parent = placement.find_parent(run, parent_run_id)
-        placement.attach(run, parent, parent_run_id)
+        parent = placement.place_new_run(run, parent_run_id)
         hot_sql.insert_run(run)
         # As mlflow joins them: a location given with a trailing slash makes no empty segment.
         run.artifact_uri = f"{experiment.artifact_location.rstrip('/')}/{run.run_id}/artifacts"
