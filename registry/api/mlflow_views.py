@@ -13,10 +13,9 @@ from registry.filtering import MODEL_VERSIONS, REGISTERED_MODELS, search_filter,
 from registry.models import ModelVersion, RegisteredModel
 from registry.validation import STAGES, canonical_stage, check_alias, check_model_name
 from tracker.api.mlflow.json import Fields, offset_from_page_token
-from tracker.api.mlflow.logged_models import by_method
 
 # The helpers every MLflow view uses: the registry's RPCs are MLflow RPCs like tracker's.
-from tracker.api.mlflow.views import _max_results, _paged, _with_token, rpc
+from tracker.api.mlflow.views import _max_results, _paged, _with_token, by_method, rpc
 
 # MLflow's limits (mlflow/store/model_registry/__init__.py).
 SEARCH_REGISTERED_MODELS_DEFAULT, SEARCH_REGISTERED_MODELS_MAX = 100, 1000

@@ -7,8 +7,6 @@ MLflow's JSON.
 
 from collections import defaultdict
 
-from django.views.decorators.csrf import csrf_exempt
-
 from tracker.api.mlflow.json import (
     Fields,
     json_number,
@@ -16,7 +14,7 @@ from tracker.api.mlflow.json import (
     page_token,
     parse_experiment_id,
 )
-from tracker.api.mlflow.views import _experiment, _run, _tags, rpc
+from tracker.api.mlflow.views import _experiment, _run, _tags, by_method, rpc
 from tracker.errors import InvalidParameterValue
 from tracker.filtering.logged_models import DatasetFilter
 from tracker.models import (
@@ -29,7 +27,6 @@ from tracker.models import (
 from tracker.selectors.logged_models import logged_models_search
 from tracker.selectors.runs import find_run
 from tracker.services import KeyValue, artifacts, datasets, logged_models
-from tracker.web.json_errors import error_body
 
 # MLflow's enum names for a model's status (LoggedModelStatus in service.proto).
 STATUS_NAMES = {
@@ -265,26 +262,6 @@ def log_inputs(fields: Fields) -> dict:
     model_ids = [m.string("model_id", required=True) for m in fields.objects("models")]
     datasets.run_log_inputs(run=_run(fields), datasets=inputs, model_ids=model_ids)
     return {}
-
-
-def by_method(**views):
-    """One URL, one view per HTTP method (`logged-models/{id}`: GET, PATCH, DELETE); any other
-    method gets MLflow's JSON 405."""
-
-    @csrf_exempt
-    def endpoint(request, **url_kwargs):
-        view = views.get(request.method.lower())
-        if view is None:
-            allowed = ", ".join(name.upper() for name in views)
-            response = error_body(
-                "ENDPOINT_NOT_FOUND", f"{request.path} accepts {allowed}, not {request.method}.", status=405
-            )
-            response["Allow"] = allowed
-            return response
-        return view(request, **url_kwargs)
-
-    endpoint.http_methods = tuple(name.upper() for name in views)
-    return endpoint
 
 
 logged_model = by_method(get=get_logged_model, patch=finalize_logged_model, delete=delete_logged_model)

@@ -10,6 +10,7 @@ import functools
 
 from django.conf import settings
 from django.db import transaction
+from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from tracker import services
@@ -65,13 +66,7 @@ def rpc(*methods: str, max_body_bytes: int | None = None):
         @functools.wraps(view)
         def endpoint(request, **url_kwargs):
             if request.method not in methods:
-                response = error_body(
-                    "ENDPOINT_NOT_FOUND",
-                    f"{request.path} accepts {' or '.join(methods)}, not {request.method}.",
-                    status=405,
-                )
-                response["Allow"] = ", ".join(methods)
-                return response
+                return _method_not_allowed(request, methods)
             try:
                 # Path parameters (`logged-models/<model_id>`) come as keyword arguments.
                 limit = max(max_body_bytes or 0, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
@@ -83,6 +78,30 @@ def rpc(*methods: str, max_body_bytes: int | None = None):
         return endpoint
 
     return decorate
+
+
+def _method_not_allowed(request, methods) -> HttpResponse:
+    """MLflow's JSON 405, naming the methods the URL takes (and in the Allow header)."""
+    allowed = ", ".join(methods)
+    response = error_body("ENDPOINT_NOT_FOUND", f"{request.path} accepts {allowed}, not {request.method}.", status=405)
+    response["Allow"] = allowed
+    return response
+
+
+def by_method(**views):
+    """One URL, one view per HTTP method (`logged-models/{id}`: GET, PATCH, DELETE); any other
+    method gets MLflow's JSON 405."""
+    methods = tuple(name.upper() for name in views)
+
+    @csrf_exempt
+    def endpoint(request, **url_kwargs):
+        view = views.get(request.method.lower())
+        if view is None:
+            return _method_not_allowed(request, methods)
+        return view(request, **url_kwargs)
+
+    endpoint.http_methods = methods
+    return endpoint
 
 
 def _request_fields(request, max_bytes: int) -> Fields:
