@@ -22,7 +22,7 @@ from registry.models import ModelVersionTag, RegisteredModelTag
 from tracker.errors import InvalidParameterValue
 from tracker.filtering.ast import MAX_COMPARISONS
 from tracker.filtering.flat import split_column
-from tracker.filtering.lexer import END, IDENT, INT64, NAME, NUMBER, OPERATOR, STRING, WORD, Token, check_text
+from tracker.filtering.lexer import END, IDENT, NAME, OPERATOR, STRING, WORD, Token, check_text
 from tracker.filtering.lookups import condition
 from tracker.filtering.parser import Parser
 
@@ -144,24 +144,6 @@ def _string(parser: Parser, column: Token) -> str:
     return token.value
 
 
-def _integer(parser: Parser, column: Token) -> int:
-    """A bare integer, or one in quotes: MLflow reads the value with int(), so '1' is 1."""
-    token = parser.tokens.next()
-    expected = f"an integer to compare {column.text} with"
-    if token.kind == STRING:
-        try:
-            number = int(token.value)
-        except ValueError:
-            raise parser.error(token, expected) from None
-    elif token.kind == NUMBER and token.text.removeprefix("-").isdigit() and isinstance(token.value, int):
-        number = token.value  # digits only, as MLflow takes them (no fraction, exponent or plus sign)
-    else:
-        raise parser.error(token, expected)
-    if number not in INT64:
-        raise parser.error(token, expected, problem=f"{token.text} is past the 64-bit integers {column.text} holds")
-    return number
-
-
 def _comparison(parser: Parser, spec: SearchSpec) -> _Comparison:
     column = parser.tokens.next()
     entity, key = _column(parser, column, spec)
@@ -173,7 +155,8 @@ def _comparison(parser: Parser, spec: SearchSpec) -> _Comparison:
         )
     if key in spec.numbers:
         operator = _operator(parser, column, _NUMERIC_OPERATORS)
-        return _Comparison(condition(spec.numbers[key], operator, _integer(parser, column)))
+        number = parser.integer(f"an integer to compare {column.text} with", quoted_too=True)
+        return _Comparison(condition(spec.numbers[key], operator, number))
     field_name, allowed = spec.strings[key]
     operator = _operator(parser, column, allowed)
     if operator in ("IN", "NOT IN"):

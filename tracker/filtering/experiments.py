@@ -26,7 +26,7 @@ together is one NOT EXISTS.
 from django.db.models import Count, Exists, F, OuterRef, Q
 
 from tracker.filtering.ast import MAX_COMPARISONS
-from tracker.filtering.lexer import END, IDENT, INT64, NAME, NUMBER, OPERATOR, STRING, WORD, Token, check_text
+from tracker.filtering.lexer import END, IDENT, INT64, NAME, OPERATOR, STRING, WORD, Token, check_text
 from tracker.filtering.lookups import condition
 from tracker.filtering.ordering import bounded_order_by
 from tracker.filtering.parser import Parser
@@ -93,16 +93,6 @@ def _string(parser: Parser) -> str:
     return token.value
 
 
-def _integer(parser: Parser) -> int:
-    token = parser.tokens.next()
-    # Digits only, as MLflow takes them (no fraction, exponent or plus sign); the lexer makes a
-    # float of a very long one, and past 64 bits no column can hold it.
-    digits = token.text.removeprefix("-")
-    if token.kind != NUMBER or not digits.isdigit() or not isinstance(token.value, int) or token.value not in INT64:
-        raise parser.error(token, "an integer")
-    return token.value
-
-
 def _experiment_id(parser: Parser, token: Token) -> int:
     if token.kind != STRING:
         raise parser.error(token, _QUOTED_ID)
@@ -135,7 +125,7 @@ def _comparison(parser: Parser) -> tuple[str | None, Q | None]:
         else:
             value = _experiment_id(parser, parser.tokens.next())
     elif operators is _TIME_OPERATORS:
-        value = _integer(parser)
+        value = parser.integer("an integer")
     else:
         value = _string(parser)
     return None, condition(field_name, operator, value)

@@ -57,7 +57,20 @@ from tracker.filtering.ast import (
     Node,
     Or,
 )
-from tracker.filtering.lexer import END, IDENT, NAME, NUMBER, OPERATOR, PUNCT, STRING, WORD, Lexer, Token, check_text
+from tracker.filtering.lexer import (
+    END,
+    IDENT,
+    INT64,
+    NAME,
+    NUMBER,
+    OPERATOR,
+    PUNCT,
+    STRING,
+    WORD,
+    Lexer,
+    Token,
+    check_text,
+)
 
 # --- the parser ------------------------------------------------------------------------------
 
@@ -252,6 +265,24 @@ class Parser:
 
     def string_list(self, column: Column) -> tuple[str, ...]:
         return tuple(token.value for token in self.quoted_list(f"a quoted string in the list of values for {column}"))
+
+    def integer(self, expected: str, *, quoted_too: bool = False) -> int:
+        """A 64-bit integer written in digits, as MLflow takes them (no fraction, exponent or plus
+        sign; the lexer makes a float of a very long one); with `quoted_too`, also a quoted one,
+        which MLflow reads with int() ('1' is 1)."""
+        token = self.tokens.next()
+        if quoted_too and token.kind == STRING:
+            try:
+                number = int(token.value)
+            except ValueError:
+                raise self.error(token, expected) from None
+        elif token.kind == NUMBER and token.text.removeprefix("-").isdigit() and isinstance(token.value, int):
+            number = token.value
+        else:
+            raise self.error(token, expected)
+        if number not in INT64:  # no column holds it
+            raise self.error(token, expected)
+        return number
 
     def quoted_list(self, item: str) -> list[Token]:
         """The quoted strings of a list, `('a', 'b')`, as tokens (where each is, for a caller's
