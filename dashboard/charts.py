@@ -797,9 +797,12 @@ def band_bounds(band, mode: str) -> tuple[list, list, list, str]:
     return band.mean, lower, upper, "mean"
 
 
-def _counted(band) -> str:
-    """What a band's count counts: children at a step, or values in a bucket of steps."""
-    return "children" if band.bucket == 1 else f"values (buckets of {band.bucket} steps)"
+def _counted(band, count: int | None = None) -> str:
+    """What a band's `count` counts: children at a step, or values in a bucket of steps (plural
+    for a count not known here, as a hover's, which varies by point)."""
+    if band.bucket == 1:
+        return "child" if count == 1 else "children"
+    return f"{'value' if count == 1 else 'values'} (buckets of {band.bucket} steps)"
 
 
 def band_traces(label: str, color: str, band, mode: str, *, link: str = "") -> list[dict]:
@@ -878,7 +881,7 @@ def band_figure(
         traces += band_traces(label, color, band, mode, link=link)
     title = f"{_escape_template(key)} by step, {BAND_MODES.get(mode, BAND_MODES['std'])}"
     children = max((max(band.count, default=0) for _, _, band, _ in bands), default=0)
-    counted = _counted(bands[0][2]) if bands else "children"
+    counted = _counted(bands[0][2], children) if bands else "children"
     clickable = " · click a band to compare its children" if any(link for _, _, _, link in bands) else ""
     # The note on a line of its own: beside the title it ran off a phone's width.
     title += f"<br><span style='font-size:11px;color:{MUTED}'>up to {children:,} {counted} a step{clickable}</span>"

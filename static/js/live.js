@@ -4,13 +4,15 @@
 // URL holds its state) and the toolbar's count, merged into the table row by row, so the rows
 // opened, the boxes ticked, the scroll position, an open menu and the focused element all stay
 // as they are; a run that left the view (deleted, or no longer matching the filter) goes. Polling
-// stops once nothing runs and nothing changed for a minute; "Watch" starts it again.
+// stops once nothing runs and nothing changed for a minute; "Watch" starts it again. A page that
+// shows no runs yet (an empty experiment) keeps asking, slowly, until its first runs arrive.
 (function () {
   "use strict";
 
   const FASTEST = 2000; // ms between polls while things change
   const SLOWEST = 30000; // ms at most, after a run of unchanged polls
   const QUIET = 60000; // stop this long after the last change once nothing runs
+  const WAITING = 10000; // ms between polls of a page waiting for its first runs
   // A page slow to bring up to date waits this many times as long as its last update took before
   // it asks again, so that updating takes at most a fifth of the page's time. Updating a compare
   // page of 10,000 runs took 4.0 s in headless Chromium (0.26 s to fetch, 3.7 s to redraw its
@@ -22,8 +24,9 @@
   const isOpen = (row) => twisty(row)?.getAttribute("aria-expanded") === "true";
 
   // Polls `url()` while the page is live, drives the indicator and its switch, and hands a
-  // 200 answer to `changed(response)`. Shared with the run page (static/js/run_live.js).
-  function poller(indicator, { url, changed }) {
+  // 200 answer to `changed(response)`; while `waiting()` (the page shows nothing yet), it never
+  // goes idle. Shared with the run page (static/js/run_live.js).
+  function poller(indicator, { url, changed, waiting = () => false }) {
     let version = indicator.dataset.version;
     let running = Number(indicator.dataset.running || 0);
     let delay = FASTEST;
@@ -38,13 +41,15 @@
       if (state === "on") text.textContent = `Live: ${running} running`;
       else if (state === "paused") text.textContent = "Live updates paused";
       else if (state === "idle") text.textContent = "Not live: nothing running";
+      else if (state === "waiting") text.textContent = "Live: waiting for runs";
       else text.textContent = "Live: " + message;
-      toggle.textContent = state === "on" || state === "error" ? "Pause" : state === "paused" ? "Resume" : "Watch";
+      const polling = state === "on" || state === "error" || state === "waiting";
+      toggle.textContent = polling ? "Pause" : state === "paused" ? "Resume" : "Watch";
       toggle.setAttribute("aria-pressed", state === "paused" ? "true" : "false");
     }
 
     toggle.addEventListener("click", () => {
-      if (indicator.dataset.state === "on" || indicator.dataset.state === "error") {
+      if (["on", "error", "waiting"].includes(indicator.dataset.state)) {
         paused = true;
         clearTimeout(timer);
         timer = null;
@@ -61,10 +66,11 @@
       clearTimeout(timer);
       timer = null;
       if (paused) return show("paused");
-      if (!running && Date.now() - lastChange > QUIET) return show("idle");
-      if (indicator.dataset.state !== "error") show("on");
+      const quiet = !running && Date.now() - lastChange > QUIET;
+      if (quiet && !waiting()) return show("idle");
+      if (indicator.dataset.state !== "error") show(quiet ? "waiting" : "on");
       // A hidden tab asks nothing; it polls again when shown (visibilitychange below).
-      if (!document.hidden) timer = setTimeout(poll, delay);
+      if (!document.hidden) timer = setTimeout(poll, quiet ? Math.max(delay, WAITING) : delay);
     }
 
     async function poll() {
@@ -82,7 +88,7 @@
           delay = Math.min(SLOWEST, Math.round(delay * 1.5));
         }
         version = response.headers.get("X-Runtree-Version") || version;
-        show("on");
+        indicator.dataset.state = "on"; // schedule() says which: on, or still waiting
       } catch (error) {
         delay = Math.min(SLOWEST, delay * 2);
         show("error", "could not reach the server, retrying");
@@ -91,7 +97,7 @@
     }
 
     document.addEventListener("visibilitychange", () => {
-      if (!document.hidden && !timer && indicator.dataset.state === "on") poll();
+      if (!document.hidden && !timer && ["on", "waiting"].includes(indicator.dataset.state)) poll();
     });
 
     schedule();
@@ -111,12 +117,17 @@
       return query.toString();
     }
 
+    // The box that says there are no runs (yet): the page waits for them while it is shown.
+    const emptyBox = () => document.querySelector(".js-tree-empty");
+
     poller(indicator, {
       url: (version) => table.dataset.liveUrl + "?" + liveQuery(version),
+      waiting: () => Boolean(emptyBox()) && !body.querySelector("tr[data-run-id]"),
       changed: async (response) => {
         const fresh = parse(await response.text());
         merge(fresh.rows);
         removeGone(fresh.rows);
+        if (body.querySelector("tr[data-run-id]")) emptyBox()?.remove();
         const summary = document.querySelector(".js-tree-summary");
         if (summary && fresh.summary && summary.innerHTML !== fresh.summary.innerHTML) summary.innerHTML = fresh.summary.innerHTML;
       },
