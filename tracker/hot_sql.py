@@ -25,6 +25,7 @@ from tracker.models import (
     LoggedModelMetric,
     Metric,
     Param,
+    ParamImportance,
     Run,
     RunDatasetInput,
     RunModelInput,
@@ -643,8 +644,9 @@ def live_version(experiment_id: int, *, deleted: str, running: str) -> tuple:
 
 
 # The run page's markers, as above for one run: its status and end, its latest metrics, its
-# direct children (count, newest, running, ended) and its summaries. Compare sweeps watches its
-# parents with the same markers, each run's in one row of one statement.
+# direct children (count, newest, running, ended), its summaries and its param importance fits
+# (the worker's, which may land after the sweep's last write). Compare sweeps watches its parents
+# with the same markers, each run's in one row of one statement.
 _RUNS_LIVE_VERSIONS = (
     f"SELECT r.{_column(Run, 'run_id')}, r.{_LIVE_RUN['status']}, r.{_LIVE_RUN['end_time']}, "
     f"(SELECT COUNT(*) || '.' || COALESCE(MAX(m.{_column(LatestMetric, 'timestamp')}), 0) || '.' "
@@ -655,6 +657,8 @@ _RUNS_LIVE_VERSIONS = (
     f"FROM {_LIVE_RUNS} c WHERE c.{_column(Run, 'parent')} = r.{_LIVE_RUN['id']}), "
     f"(SELECT MAX(s.{_column(RunSummary, 'computed_at')}) FROM {_LIVE_SUMMARIES} s "
     f"WHERE s.{_column(RunSummary, 'run')} = r.{_LIVE_RUN['id']}), "
+    f"(SELECT MAX(i.{_column(ParamImportance, 'computed_at')}) FROM {_table(ParamImportance)} i "
+    f"WHERE i.{_column(ParamImportance, 'run')} = r.{_LIVE_RUN['id']}), "
     f"(SELECT COUNT(*) FROM {_LIVE_RUNS} c WHERE c.{_column(Run, 'parent')} = r.{_LIVE_RUN['id']} "
     f"AND c.{_LIVE_RUN['status']} = %s) "
     f"FROM {_LIVE_RUNS} r WHERE r.{_column(Run, 'run_id')} IN "
