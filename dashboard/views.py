@@ -56,6 +56,7 @@ def experiment_tree(request, experiment_id: int):
     summary_keys = tree.summary_keys(experiment)
     state = shown_state(TreeState.from_query(request.GET), catalog, summary_keys)
     page, problem = tree_page_for(experiment, state)
+    live = tree.live_version(experiment.pk)
     context = {
         "experiment": experiment,
         "state": state,
@@ -69,7 +70,11 @@ def experiment_tree(request, experiment_id: int):
         "summary_keys": summary_keys,
         "goals": goal_switches(experiment, summary_keys),
         "column_goals": column_goals(experiment, state),
-        "live": tree.live_version(experiment.pk),
+        "live": live,
+        # Asked only when the experiment has deleted runs (the live version counts them).
+        "hidden_under_deleted": tree.runs_under_deleted_parents(experiment.pk)
+        if live.deleted and not state.show_deleted
+        else 0,
         "can_write": can_write(request),
     }
     # A filter that does not parse is the viewer's mistake: the page, with the message, as a 400.

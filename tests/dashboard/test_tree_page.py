@@ -137,6 +137,22 @@ def test_deleted_runs_are_hidden_unless_asked_for(client, sweep):
     assert "is-deleted" in row_html(shown, parent)
 
 
+def test_runs_hidden_with_their_deleted_parent_are_counted_with_a_way_to_them(client, sweep):
+    # MLflow deletes one run, never its children: the tree hangs them from their deleted parent,
+    # so without a word they would vanish from the page.
+    parent = Run.objects.in_experiment(sweep).roots().first()
+    children = list(Run.objects.children_of(parent))
+    run_set_lifecycle(run=parent, stage=DELETED)
+    html = client.get(tree_url(sweep)).content.decode()
+    assert f"{len(children)} runs whose parent is deleted are hidden with it" in html
+    assert "show_deleted=1" in html[html.index("hidden with it") :]
+    shown = client.get(tree_url(sweep, show_deleted=1, expanded=parent.run_id))
+    assert {child.run_id for child in children} <= set(row_ids(shown))
+    assert "hidden with it" not in shown.content.decode()
+    run_set_lifecycle(run=parent, stage="active")
+    assert "hidden with it" not in client.get(tree_url(sweep)).content.decode()
+
+
 def test_run_names_are_escaped(client):
     run = RunFactory(name="<script>alert('x')</script>")
     html = client.get(tree_url(run.experiment)).content.decode()

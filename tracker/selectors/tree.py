@@ -713,12 +713,25 @@ class LiveVersion:
 
     token: str
     running: int
+    deleted: int = 0  # the experiment's deleted runs (an experiment's version only)
 
 
 def live_version(experiment_id: int) -> LiveVersion:
     """The experiment's LiveVersion: one fixed statement (tracker/hot_sql.py)."""
     markers = hot_sql.live_version(experiment_id, deleted=DELETED, running=RunStatus.RUNNING)
-    return LiveVersion(token="-".join(str(marker or 0) for marker in markers), running=int(markers[2].split(".")[0]))
+    return LiveVersion(
+        token="-".join(str(marker or 0) for marker in markers),
+        running=int(markers[2].split(".")[0]),
+        deleted=int(markers[1] or 0),
+    )
+
+
+def runs_under_deleted_parents(experiment_id: int) -> int:
+    """Active runs whose parent is deleted: the tree hides them with it (a tree hangs from its
+    root), so the page says how many, and where to find them. From the deleted runs (a partial
+    index) to their children (the parent index): never a scan of the experiment."""
+    deleted = Run.objects.filter(experiment_id=experiment_id, lifecycle_stage=DELETED).values("pk")
+    return Run.objects.filter(parent_id__in=deleted, lifecycle_stage=ACTIVE).count()
 
 
 def run_live_version(run_id: str) -> LiveVersion | None:
