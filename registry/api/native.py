@@ -9,7 +9,7 @@ from rest_framework import serializers, viewsets
 
 from registry.filtering import MODEL_VERSIONS, REGISTERED_MODELS, search_filter, search_ordering
 from registry.models import ModelVersion, RegisteredModel, RegisteredModelAlias
-from tracker.api.native.views import TrackingAPIError
+from tracker.api.native.errors import NativeAPIMixin, TrackingAPIError
 from tracker.errors import TrackingError
 
 
@@ -95,7 +95,7 @@ def _filtered(queryset, request, spec):
 
 
 @extend_schema(parameters=[FILTER, ORDER_BY])
-class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
+class RegisteredModelViewSet(NativeAPIMixin, viewsets.ReadOnlyModelViewSet):
     """Registered models with their latest version per stage, aliases and tags."""
 
     serializer_class = RegisteredModelSerializer
@@ -112,7 +112,7 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 @extend_schema(parameters=[FILTER, ORDER_BY])
-class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
+class ModelVersionViewSet(NativeAPIMixin, viewsets.ReadOnlyModelViewSet):
     """Model versions, e.g. `?filter=run_id = '<run id>'` for the versions made from a run."""
 
     serializer_class = ModelVersionSerializer

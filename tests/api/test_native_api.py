@@ -112,9 +112,9 @@ def test_the_api_docs_page_carries_the_apps_top_bar_back_to_the_app(client, admi
     assert 'action="/accounts/logout/"' in logged_in and "csrfmiddlewaretoken" in logged_in
 
 
-def test_a_parents_summary_names_its_best_child_and_the_childrens_stats(
-    client, experiment, django_capture_on_commit_callbacks
-):
+@pytest.fixture
+def sweep(experiment, django_capture_on_commit_callbacks):
+    """A parent with children a, b, c that logged loss 0.4, 0.1, 0.7 and their lr; its summary kept."""
     with django_capture_on_commit_callbacks(execute=True):
         parent = services.run_create(experiment=experiment, name="sweep")
     losses = {"a": 0.4, "b": 0.1, "c": 0.7}
@@ -124,8 +124,11 @@ def test_a_parents_summary_names_its_best_child_and_the_childrens_stats(
                 experiment=experiment, name=name, tags=[KeyValue("mlflow.parentRunId", parent.run_id)]
             )
             services.run_log_batch(run=child, params=[KeyValue("lr", name)], metrics=[MetricInput("loss", loss, 1)])
+    return parent
 
-    [summary] = client.get(f"/api/v1/runs/{parent.run_id}/summary/").json()
+
+def test_a_parents_summary_names_its_best_child_and_the_childrens_stats(client, sweep):
+    [summary] = client.get(f"/api/v1/runs/{sweep.run_id}/summary/").json()
 
     assert summary["key"] == "loss" and summary["goal"] == "min"
     assert summary["best_value"] == 0.1 and summary["best_run_name"] == "b"
@@ -161,3 +164,69 @@ def test_a_bad_filter_in_a_csv_export_is_still_a_clear_400(client, tree):
     response = client.get("/api/v1/runs/", {"filter": "params.x ==", "format": "csv"})
     assert response.status_code == 400
     assert b"INVALID_PARAMETER_VALUE" in response.content
+
+
+def csv_rows(response) -> list[dict[str, str]]:
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        # Every row, not a page: the limit of the JSON page does not apply to the file.
+        ("children", lambda tree: {run.run_id for run in tree[2:5]}),
+        ("subtree", lambda tree: {tree[0].run_id, *(run.run_id for run in tree[2:5] + tree[8:14])}),
+    ],
+)
+def test_a_runs_children_and_subtree_export_as_csv_with_the_listings_columns(client, tree, endpoint, expected):
+    """They answered text/csv with a Python repr of the JSON page ("count: 3\nnext: None ...")."""
+    rows = csv_rows(client.get(f"/api/v1/runs/{tree[0].run_id}/{endpoint}/", {"format": "csv", "limit": 1}))
+
+    assert {row["run_id"] for row in rows} == expected(tree)
+    assert list(rows[0])[:3] == ["run_id", "run_name", "experiment_id"]
+    assert {"params.optimizer", "metrics.loss", "tags.mlflow.parentRunId"} <= set(rows[0])
+
+
+def test_a_runs_ancestors_and_the_run_itself_export_as_csv(client, tree):
+    leaf = tree[-1]
+    ancestors = csv_rows(client.get(f"/api/v1/runs/{leaf.run_id}/ancestors/", {"format": "csv"}))
+    assert [(row["depth"], row["run_id"]) for row in ancestors] == [("0", tree[1].run_id), ("1", leaf.parent_run_id)]
+
+    [run] = csv_rows(client.get(f"/api/v1/runs/{leaf.run_id}/", {"format": "csv"}))
+    assert run["run_id"] == leaf.run_id and run["tags.mlflow.parentRunId"] == leaf.parent_run_id
+
+
+def test_a_summary_exports_as_csv_one_row_per_metric_with_a_column_per_best_param(client, sweep):
+    [row] = csv_rows(client.get(f"/api/v1/runs/{sweep.run_id}/summary/", {"format": "csv"}))
+
+    assert row["key"] == "loss" and row["goal"] == "min" and row["count"] == "3"
+    assert float(row["best_value"]) == 0.1 and row["best_run_name"] == "b"
+    assert row["best_params.lr"] == "b" and float(row["max_value"]) == 0.7
+
+
+def test_the_schema_offers_csv_as_text_on_every_run_read(client, db):
+    paths = client.get("/api/v1/schema/", {"format": "json"}).json()["paths"]
+    run_reads = [path for path in paths if path.startswith("/api/v1/runs/")]
+
+    assert len(run_reads) == 6
+    for path in run_reads:
+        assert paths[path]["get"]["responses"]["200"]["content"]["text/csv"]["schema"] == {"type": "string"}
+
+
+@pytest.mark.parametrize(("endpoint", "component"), [("ancestors", "Run"), ("summary", "RunSummary")])
+def test_ancestors_and_summary_are_plain_lists_in_the_schema_and_the_response(client, sweep, endpoint, component):
+    """The schema said PaginatedRunList with limit and offset; the response was a bare list.
+    Both are bounded lists (one run per level, one summary per metric), so both say list."""
+    paths = client.get("/api/v1/schema/", {"format": "json"}).json()["paths"]
+    operation = paths[f"/api/v1/runs/{{run_id}}/{endpoint}/"]
+    schema = operation["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"type": "array", "items": {"$ref": f"#/components/schemas/{component}"}}
+    assert {parameter["name"] for parameter in operation["get"]["parameters"]} == {"run_id", "format"}
+
+    child = sweep.children.get(name="b")
+    run = child if endpoint == "ancestors" else sweep
+    assert isinstance(client.get(f"/api/v1/runs/{run.run_id}/{endpoint}/").json(), list)
+    # A page it cannot give is refused, not ignored.
+    refused = client.get(f"/api/v1/runs/{run.run_id}/{endpoint}/", {"limit": 1})
+    assert refused.status_code == 400 and "'limit'" in refused.json()["message"]

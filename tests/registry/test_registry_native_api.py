@@ -68,3 +68,19 @@ def test_a_filter_error_quotes_only_the_filter_sent(client, fraud):
 def test_the_listings_are_in_the_openapi_schema(client):
     schema = client.get("/api/v1/schema/", {"format": "json"}).json()
     assert {"/api/v1/models/", "/api/v1/models/{name}/", "/api/v1/model-versions/"} <= set(schema["paths"])
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "code"),
+    [
+        ("/api/v1/models/nobody/", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("/api/v1/models/?format=xml", 406, "INVALID_PARAMETER_VALUE"),
+    ],
+)
+def test_the_registrys_refusals_come_in_the_native_apis_one_error_shape(client, fraud, url, status, code):
+    response = client.get(url)
+    assert response.status_code == status
+    assert response.json()["error_code"] == code
+    assert set(response.json()) == {"error_code", "message"}
+    refused = client.post("/api/v1/models/", {})
+    assert (refused.status_code, refused.json()["error_code"]) == (405, "ENDPOINT_NOT_FOUND")

@@ -1,8 +1,9 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import APIRootView, DefaultRouter
 
+from tracker.api.native.errors import NativeAPIMixin
 from tracker.api.native.views import ExperimentViewSet, RunViewSet
 
 
@@ -23,7 +24,12 @@ class ApiDocsView(SpectacularSwaggerSplitView):
     authentication_classes = [MiddlewareUser]
 
 
+class NativeAPIRootView(NativeAPIMixin, APIRootView):
+    """The list of the API's endpoints at /api/v1/, failing as the endpoints do."""
+
+
 router = DefaultRouter()
+router.APIRootView = NativeAPIRootView
 router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("runs", RunViewSet, basename="run")
 

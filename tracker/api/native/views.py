@@ -1,20 +1,19 @@
 """The native REST API (Django REST framework): what the dashboard's scripts and users' own
 tools call when they are not MLflow-shaped. Reads only; writes go through the MLflow API."""
 
-import csv
-
 from django.db.models import Count, Prefetch, Q
-from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound
-from rest_framework.renderers import BaseRenderer
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from tracker.api.mlflow.json import parse_experiment_id
+from tracker.api.native.errors import NativeAPIMixin, TrackingAPIError
+from tracker.api.native.exports import CSVRenderer, csv_response, summary_csv_rows
+from tracker.api.native.parameters import boolean_parameter, choice_parameter, refuse_unknown
 from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.filtering import order_runs
 from tracker.models import ACTIVE, Experiment, LatestMetric, Param, Run, RunSummary, RunTag
@@ -22,15 +21,6 @@ from tracker.selectors import export
 from tracker.selectors.runs import runs_matching
 from tracker.summaries import reads as summary_reads
 from tracker.values import json_number
-
-
-class TrackingAPIError(APIException):
-    """A typed refusal from the tracking domain, with its own status and MLflow error code."""
-
-    def __init__(self, error: TrackingError):
-        self.status_code = error.http_status
-        super().__init__(detail={"error_code": error.error_code, "message": error.message})
-
 
 # JSON has no NaN or infinity, and DRF's strict renderer refuses them (a run with an infinite
 # metric was a 500). The native API writes them as tracker.values.json_number says.
@@ -149,66 +139,84 @@ def runs_for_listing(queryset):
     )
 
 
-class ExperimentViewSet(viewsets.ReadOnlyModelViewSet):
+class NativeViewSet(NativeAPIMixin, viewsets.ReadOnlyModelViewSet):
+    """A read of the native API: its errors in the one shape, and a parameter it does not take
+    refused rather than ignored."""
+
+    # The query parameters each action takes besides `format`, as its schema declares them.
+    parameters: dict[str, frozenset[str]] = {}
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if self.action in self.parameters:
+            refuse_unknown(request.query_params, self.parameters[self.action], request.path)
+
+
+PAGING = frozenset({"limit", "offset"})
+VIEW_TYPES = ("active", "all")
+VIEW_TYPE = OpenApiParameter(
+    "view_type", OpenApiTypes.STR, enum=VIEW_TYPES, default="active", description="all: deleted experiments too"
+)
+
+
+@extend_schema_view(list=extend_schema(parameters=[VIEW_TYPE]), retrieve=extend_schema(parameters=[VIEW_TYPE]))
+class ExperimentViewSet(NativeViewSet):
     """Experiments, active ones unless `?view_type=all`."""
 
     serializer_class = ExperimentSerializer
+    parameters = {"list": PAGING | {"view_type"}, "retrieve": frozenset({"view_type"})}
 
     def get_queryset(self):
         active_runs = Count("runs", filter=Q(runs__lifecycle_stage=ACTIVE))
         experiments = Experiment.objects.annotate(run_count=active_runs).prefetch_related("tags").order_by("id")
-        if self.request.query_params.get("view_type") != "all":
+        if choice_parameter(self.request.query_params, "view_type", VIEW_TYPES) == "active":
             experiments = experiments.active()
         return experiments
 
 
+SHOW_DELETED = OpenApiParameter("show_deleted", OpenApiTypes.BOOL, default=False)
 FILTER_PARAMETERS = [
     OpenApiParameter(
         "filter", OpenApiTypes.STR, description="Filter language, e.g. tags.team = 'a' OR metrics.loss < 0.1"
     ),
     OpenApiParameter("order_by", OpenApiTypes.STR, many=True, description="e.g. metrics.loss DESC (repeatable)"),
     OpenApiParameter("experiment_id", OpenApiTypes.INT),
-    OpenApiParameter("show_deleted", OpenApiTypes.BOOL),
+    SHOW_DELETED,
 ]
 
 
-class CSVRenderer(BaseRenderer):
-    """Lets `?format=csv` through DRF's content negotiation. The run listing streams its rows
-    itself (tracker/selectors/export.py); this renders only what else may answer in CSV: an error."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        if isinstance(data, dict):
-            return "\n".join(f"{key}: {value}" for key, value in data.items()).encode()
-        return str(data).encode()
+def json_or_csv(serializer) -> dict:
+    """A run read's responses in the schema: JSON, or with `?format=csv` the same rows as a CSV
+    file (every one, not a page)."""
+    return {(200, "application/json"): serializer, (200, "text/csv"): OpenApiTypes.STR}
 
 
-class _Echo:
-    """A file-like object whose write() returns the line: csv.writer into a streamed response."""
-
-    def write(self, line: str) -> str:
-        return line
+MATCHING = frozenset({"filter", "order_by", "experiment_id", "show_deleted"})
 
 
-class RunViewSet(viewsets.ReadOnlyModelViewSet):
-    """Runs, filterable with the filter language; each run's children, ancestors and subtree.
-    `?format=csv` on the listing exports every matching run (not a page) as CSV."""
+class RunViewSet(NativeViewSet):
+    """Runs, filterable with the filter language; each run's children, ancestors, subtree and
+    summary. `?format=csv` on any of them exports every row (not a page) as CSV."""
 
     serializer_class = RunSerializer
     lookup_field = "run_id"
     renderer_classes = [*api_settings.DEFAULT_RENDERER_CLASSES, CSVRenderer]
+    parameters = {
+        "list": MATCHING | PAGING,
+        "retrieve": frozenset({"show_deleted"}),
+        "children": MATCHING | PAGING,
+        "subtree": PAGING,
+        "ancestors": frozenset(),
+        "summary": frozenset(),
+    }
 
     def get_queryset(self):
-        return runs_for_listing(self._matching_runs())
+        return runs_for_listing(self._matching(Run.objects.all()))
 
-    def _matching_runs(self):
-        """The runs the query string asks for (filter, experiment, deleted or not), in order."""
-        runs = Run.objects.all()
+    def _matching(self, runs):
+        """Those of `runs` the query string asks for (filter, experiment, deleted or not), in order."""
         params = self.request.query_params
-        if params.get("show_deleted") not in ("1", "true"):
+        if not boolean_parameter(params, "show_deleted"):
             runs = runs.active()
         if params.get("experiment_id"):
             runs = runs.filter(experiment_id=self._experiment_id(params["experiment_id"]))
@@ -226,53 +234,69 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
         except InvalidParameterValue as error:
             raise TrackingAPIError(error) from None
 
-    def _run(self) -> Run:
-        run = Run.objects.filter(run_id=self.kwargs["run_id"]).first()
+    def _run(self, runs=Run.objects) -> Run:
+        """The run of the URL, among `runs`; a 404 if it is not there."""
+        run = runs.filter(run_id=self.kwargs["run_id"]).first()
         if run is None:
             raise NotFound(f"Run with id={self.kwargs['run_id']} not found")
         return run
 
-    @extend_schema(parameters=FILTER_PARAMETERS)
+    @extend_schema(parameters=FILTER_PARAMETERS, responses=json_or_csv(RunSerializer(many=True)))
     def list(self, request, *args, **kwargs):
-        if request.accepted_renderer.format == "csv":
-            writer = csv.writer(_Echo())
-            rows = export.runs_csv_rows(self._matching_runs())
-            response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv")
-            response["Content-Disposition"] = 'attachment; filename="runtree-runs.csv"'
-            return response
-        return super().list(request, *args, **kwargs)
+        return self._runs(self._matching(Run.objects.all()), "runtree-runs.csv")
 
-    @extend_schema(responses=RunSerializer(many=True))
+    @extend_schema(parameters=[SHOW_DELETED], responses=json_or_csv(RunSerializer))
+    def retrieve(self, request, run_id=None):
+        if self._csv:
+            run = self._run(self._matching(Run.objects.all()))
+            return csv_response(export.runs_csv_rows(Run.objects.filter(pk=run.pk)), f"runtree-run-{run_id}.csv")
+        return Response(self.get_serializer(self._run(self.get_queryset())).data)
+
+    @extend_schema(parameters=FILTER_PARAMETERS, responses=json_or_csv(RunSerializer(many=True)))
     @action(detail=True)
     def children(self, request, run_id=None):
-        """Direct children, newest first, paged."""
-        children = Run.objects.children_of(self._run()).active().in_start_order()
-        return self._paged(runs_for_listing(children))
+        """Direct children, newest first (or in `order_by`'s order), paged; `filter` narrows them."""
+        run = self._run()
+        return self._runs(self._matching(Run.objects.children_of(run)), f"runtree-{run.run_id}-children.csv")
 
-    @extend_schema(responses=RunSerializer(many=True))
-    @action(detail=True)
+    @extend_schema(responses=json_or_csv(RunSerializer(many=True)))
+    @action(detail=True, pagination_class=None)
     def ancestors(self, request, run_id=None):
-        """Every ancestor, root first."""
-        ancestors = runs_for_listing(Run.objects.ancestors_of(self._run()))
-        return Response(self.get_serializer(ancestors, many=True).data)
+        """Every ancestor, root first: a list, not paged (one per level of the tree)."""
+        run = self._run()
+        return self._runs(Run.objects.ancestors_of(run), f"runtree-{run.run_id}-ancestors.csv")
 
-    @extend_schema(responses=RunSerializer(many=True))
+    @extend_schema(responses=json_or_csv(RunSerializer(many=True)))
     @action(detail=True)
     def subtree(self, request, run_id=None):
         """The run and every descendant, shallowest first, paged."""
-        subtree = Run.objects.subtree_of(self._run()).active().order_by("depth", "-start_time", "run_id")
-        return self._paged(runs_for_listing(subtree))
+        run = self._run()
+        subtree = Run.objects.subtree_of(run).active().order_by("depth", "-start_time", "run_id")
+        return self._runs(subtree, f"runtree-{run.run_id}-subtree.csv")
 
-    @extend_schema(responses=RunSummarySerializer(many=True))
-    @action(detail=True)
+    @extend_schema(responses=json_or_csv(RunSummarySerializer(many=True)))
+    @action(detail=True, pagination_class=None)
     def summary(self, request, run_id=None):
-        """The run's best-child summary, one entry per metric its descendants logged."""
+        """The run's best-child summary, one entry per metric its descendants logged: a list, not
+        paged (one per metric key)."""
         run = self._run()
         rows = summary_reads.summaries_for([run.pk])[run.pk]
+        if self._csv:
+            return csv_response(summary_csv_rows(rows, stale=run.summary_stale), f"runtree-{run.run_id}-summary.csv")
         for row in rows:
             row.run = run  # `stale` reads the run's flag without a query per row
         return Response(RunSummarySerializer(rows, many=True).data)
 
-    def _paged(self, queryset):
-        page = self.paginate_queryset(queryset)
+    @property
+    def _csv(self) -> bool:
+        return self.request.accepted_renderer.format == CSVRenderer.format
+
+    def _runs(self, runs, csv_filename: str):
+        """`runs` as CSV (every one), or in JSON: a page, or all of them where the action is not paged."""
+        if self._csv:
+            return csv_response(export.runs_csv_rows(runs), csv_filename)
+        runs = runs_for_listing(runs)
+        if self.paginator is None:
+            return Response(self.get_serializer(runs, many=True).data)
+        page = self.paginate_queryset(runs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
