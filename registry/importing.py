@@ -2,8 +2,9 @@
 aliases, stages, descriptions and tags, read through mlflow's own registry client.
 
 It runs after the experiments and runs are in (RegistryConfig.import_from_mlflow), so a
-version finds its run by id. Running it again updates what changed and adds what is new;
-nothing in Runtree is deleted.
+version finds its run by id. Running it again adds what is new (models, versions, tags, and an
+alias whose name the model has no alias for here) and changes nothing Runtree holds: a
+description, stage or alias may have been edited here since. Nothing in Runtree is deleted.
 """
 
 import contextlib
@@ -19,7 +20,7 @@ from registry import services
 from registry.models import ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelAlias, RegisteredModelTag
 from registry.validation import STAGE_NONE, canonical_stage
 from tracker.errors import InvalidParameterValue, TrackingError
-from tracker.importing import SourceError
+from tracker.importing import SourceError, database_url
 from tracker.models import Run
 
 _PAGE = 1000
@@ -31,22 +32,26 @@ class RegistryImportCounts:
     models_created: int = 0
     models_existing: int = 0
     versions_created: int = 0
-    versions_updated: int = 0
+    versions_existing: int = 0
+    # Aliases set by this import: those whose name the model had no alias for here.
     aliases: int = 0
 
     def summary(self) -> str:
         models = self.models_created + self.models_existing
         return (
             f"Registry: {models} registered models ({self.models_created} new); versions: "
-            f"{self.versions_created} new, {self.versions_updated} updated; {self.aliases} aliases."
+            f"{self.versions_created} new, {self.versions_existing} already here; {self.aliases} new aliases."
         )
 
 
 def registry_uri(location: str) -> str:
-    """The registry URI of an import source: a tracking server and a database URL are their own;
-    an mlruns folder (a path) becomes its file:// URI."""
-    if location.startswith(("http://", "https://", "file:")) or "://" in location:
+    """The registry URI of an import source: a tracking server is its own; a database URL is the
+    one the tracking import reads (database_url: postgres:// and postgresql:// name psycopg2); an
+    mlruns folder (a path) becomes its file:// URI."""
+    if location.startswith(("http://", "https://", "file:")):
         return location
+    if "://" in location:
+        return database_url(location)
     return Path(location).expanduser().resolve().as_uri()
 
 
@@ -108,22 +113,27 @@ def _import_model(source_model, source_versions: list, counts: RegistryImportCou
         )
         counts.models_created += 1
     else:
-        model.description = source_model.description or model.description
-        model.save(update_fields=["description"])
-        counts.models_existing += 1
-    for key, value in source_model.tags.items():
-        RegisteredModelTag.objects.update_or_create(registered_model=model, key=key, defaults={"value": value})
+        counts.models_existing += 1  # its description stays Runtree's
+    held_tags = set(model.tags.values_list("key", flat=True))
+    RegisteredModelTag.objects.bulk_create(
+        [
+            RegisteredModelTag(registered_model=model, key=key, value=value)
+            for key, value in source_model.tags.items()
+            if key not in held_tags
+        ]
+    )
     for source_version in source_versions:
         _import_version(model, source_version, counts)
     # The counter goes past every imported number, so a new version never takes one.
     highest = model.versions.aggregate(highest=Max("version"))["highest"] or 0
     RegisteredModel.objects.filter(pk=model.pk, next_version__lte=highest).update(next_version=highest + 1)
+    # An alias Runtree holds keeps its version: moving it back would have `models:/name@alias`
+    # silently load another model than the one it was pointed at here.
+    held_aliases = set(model.aliases.values_list("alias", flat=True))
     for alias, number in source_model.aliases.items():
         version = model.versions.filter(version=int(number)).first()
-        if version is not None:
-            RegisteredModelAlias.objects.update_or_create(
-                registered_model=model, alias=alias, defaults={"version": version}
-            )
+        if version is not None and alias not in held_aliases:
+            RegisteredModelAlias.objects.create(registered_model=model, alias=alias, version=version)
             counts.aliases += 1
 
 
@@ -144,6 +154,12 @@ def _resolved(source: str, run: Run | None, model_id: str) -> tuple[str, str]:
 
 
 def _import_version(model: RegisteredModel, source_version, counts: RegistryImportCounts) -> None:
+    version = model.versions.filter(version=int(source_version.version)).first()
+    if version is not None:
+        # Held already: its stage, description and the rest stay Runtree's; only new tags are added.
+        counts.versions_existing += 1
+        _add_version_tags(version, source_version.tags)
+        return
     run = Run.objects.filter(run_id=source_version.run_id).first() if source_version.run_id else None
     storage_location, model_id = _resolved(
         source_version.source or "", run, getattr(source_version, "model_id", None) or ""
@@ -152,27 +168,29 @@ def _import_version(model: RegisteredModel, source_version, counts: RegistryImpo
         stage = canonical_stage(source_version.current_stage or STAGE_NONE)
     except InvalidParameterValue:
         stage = STAGE_NONE
-    fields = {
-        "source": source_version.source or "",
-        "storage_location": storage_location,
-        "source_run": run,
-        "run_id": source_version.run_id or "",
-        "run_link": source_version.run_link or "",
-        "model_id": model_id,
-        "status": source_version.status or "READY",
-        "status_message": source_version.status_message or "",
-        "stage": stage,
-        "description": source_version.description or "",
-        "user_id": source_version.user_id or "",
-        "creation_time": source_version.creation_timestamp or 0,
-        "last_updated_time": source_version.last_updated_timestamp or 0,
-    }
-    version, created = ModelVersion.objects.update_or_create(
-        registered_model=model, version=int(source_version.version), defaults=fields
+    version = ModelVersion.objects.create(
+        registered_model=model,
+        version=int(source_version.version),
+        source=source_version.source or "",
+        storage_location=storage_location,
+        source_run=run,
+        run_id=source_version.run_id or "",
+        run_link=source_version.run_link or "",
+        model_id=model_id,
+        status=source_version.status or "READY",
+        status_message=source_version.status_message or "",
+        stage=stage,
+        description=source_version.description or "",
+        user_id=source_version.user_id or "",
+        creation_time=source_version.creation_timestamp or 0,
+        last_updated_time=source_version.last_updated_timestamp or 0,
     )
-    if created:
-        counts.versions_created += 1
-    else:
-        counts.versions_updated += 1
-    for key, value in source_version.tags.items():
-        ModelVersionTag.objects.update_or_create(version=version, key=key, defaults={"value": value})
+    counts.versions_created += 1
+    _add_version_tags(version, source_version.tags)
+
+
+def _add_version_tags(version: ModelVersion, tags: dict[str, str]) -> None:
+    held = set(version.tags.values_list("key", flat=True))
+    ModelVersionTag.objects.bulk_create(
+        [ModelVersionTag(version=version, key=key, value=value) for key, value in tags.items() if key not in held]
+    )

@@ -9,22 +9,29 @@ mlflow.rootRunId), a chunk of runs or models per statement instead of a row.
 
 What an import keeps, and what importing again does:
 
+- Importing again catches up: it adds what is new and overwrites nothing Runtree holds (a
+  name, a tag, a status may have been edited here since). The one change to something held: a
+  run (a logged model) still RUNNING (PENDING) here that has since ended (been finalized) there
+  takes its status and end time.
 - Experiments match by name; ids may differ. A new one takes the source's artifact location,
-  lifecycle and times; one that exists keeps its own. Experiment tags are upserted.
-- Runs match by run id. A new run takes everything. A run already here takes the attributes
-  MLflow lets change (name, status, end time, lifecycle); its tags are upserted (a changed
-  mlflow.parentRunId moves it); missing params are added (params are write-once: a value that
+  lifecycle and times; one that exists keeps its own. Experiment tags not held are added.
+- Runs match by run id. A new run takes everything (a deleted one its deletion time, or the
+  import's when the source cannot say). A run already here keeps its name, status, lifecycle and
+  tags' values; tags it does not hold are added (an mlflow.parentRunId among them links it);
+  missing params are added (params are write-once: a value that
   differs keeps Runtree's, and is counted); metric points not stored yet are added, a point being
   its key, step, timestamp and value; dataset inputs (mlflow.log_input) not held yet are added,
   the dataset stored once per experiment. So importing an unchanged source again changes nothing.
+  A run held in another experiment is skipped and named; an experiment this import would create
+  for such runs alone is not left behind.
 - Logged models (MLflow 3's log_model) match by model id, kept, so `models:/<model_id>` URIs and
   registry versions made from them resolve. A new model takes everything: name, type, status and
   its message, lifecycle, times, its source's artifact location (as a run keeps its artifact
   URI; --with-artifacts copies a model's files as it does a run's: tracker/importing/artifacts.py),
   its source run,
   tags, params and metric points (each with its run, step, timestamp and dataset). A model
-  already here takes its status, lifecycle and a later last update; tags are upserted, missing
-  params and points added (one held in another experiment is left alone, as runs are). The
+  already here takes its source run when it had none; tags, params and points not held are
+  added (one held in another experiment is left alone, as runs are). The
   runs' outputs (the models they produced, at a step) and model inputs link a run to a model
   Runtree holds, in any experiment: a link or point whose run or model arrives with a later
   experiment is made when the source is imported again.
@@ -41,7 +48,7 @@ What an import keeps, and what importing again does:
   a source is opened and listed before anything is written.
 """
 
-from tracker.importing.database import DatabaseSource
+from tracker.importing.database import DatabaseSource, database_url
 from tracker.importing.file_store import FileStoreSource
 from tracker.importing.source import MlflowSource, SourceError, select_experiments
 from tracker.importing.tracking_server import TrackingServerSource
@@ -57,6 +64,7 @@ __all__ = [
     "SourceLoggedModel",
     "SourceRun",
     "TrackingServerSource",
+    "database_url",
     "experiment_import",
     "open_source",
     "select_experiments",

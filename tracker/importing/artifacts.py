@@ -13,6 +13,12 @@ models/<model_id>/artifacts; here they go to the same place in Runtree's store. 
 an imported model keeps the source's artifact location, which mlflow's client reads from while
 that store is reachable (a folder, S3, ...; not a source server's proxied `mlflow-artifacts:`
 store, which resolves against Runtree).
+
+A run logged through `mlflow server --serve-artifacts` has an `mlflow-artifacts:/<path>` URI,
+which only that server can read: from a tracking server source it is read through the server;
+from its database, only when the import is told the folder the server keeps them in (its
+--artifacts-destination, import_mlflow's --artifacts-destination): `<path>` under it. Without
+either, such runs are listed in `behind_server` and their artifacts stay where they are.
 """
 
 import contextlib
@@ -21,6 +27,7 @@ import posixpath
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from tracker.models import LoggedModel, Run
 from tracker.services.artifacts import artifact_put
@@ -36,6 +43,37 @@ class ArtifactCopyCounts:
     failed: dict[str, str] = field(default_factory=dict)
     # model id -> why its files could not be read from the source
     failed_models: dict[str, str] = field(default_factory=dict)
+    # Runs and models whose files are behind a tracking server's proxy (`mlflow-artifacts:`
+    # URIs) that this source cannot reach: not tried, reported once.
+    runs_behind_server: int = 0
+    models_behind_server: int = 0
+
+
+@dataclass(frozen=True)
+class ArtifactSource:
+    """How the source's artifact URIs are read: `tracking_uri` resolves `mlflow-artifacts:`
+    URIs when it is a server's; else `artifacts_destination`, the folder that server stores them in."""
+
+    tracking_uri: str | None = None
+    artifacts_destination: Path | None = None
+
+    def resolved(self, uri: str) -> str | None:
+        """The URI to read `uri` from; None when it is a proxied one that cannot be reached."""
+        if not uri.startswith(_PROXIED):
+            return uri
+        if self.artifacts_destination is not None:
+            # mlflow-artifacts:/1/<run>/artifacts (or mlflow-artifacts://host:port/1/...): the
+            # path under the server's --artifacts-destination.
+            path = unquote(urlparse(uri).path).lstrip("/")
+            return (self.artifacts_destination / path).resolve().as_uri()
+        if self.tracking_uri and self.tracking_uri.startswith(("http://", "https://")):
+            return uri
+        return None
+
+
+_PROXIED = "mlflow-artifacts:"
+# What _copied yields for files behind a tracking server that cannot be reached.
+BEHIND_SERVER = "behind a tracking server"
 
 
 def own_artifact_uri(run: Run) -> str:
@@ -51,13 +89,16 @@ def own_model_folder(model: LoggedModel) -> str:
 
 
 def runs_artifacts_copy(
-    *, runs: list[Run], source_uris: dict[str, str], tracking_uri: str | None, counts: ArtifactCopyCounts
+    *, runs: list[Run], source_uris: dict[str, str], source: ArtifactSource, counts: ArtifactCopyCounts
 ) -> None:
     """Copy the artifacts of `runs` from `source_uris` (run id -> the source's artifact URI)."""
     # (A source's `mlflow-artifacts:/1/...` may read like a URI of this store: it is the source
     # server's, so it is copied all the same.)
     wanted = [(run, source_uris.get(run.run_id, ""), own_run_folder(run)) for run in runs]
-    for run, failure in _copied(wanted, tracking_uri, counts):
+    for run, failure in _copied(wanted, source, counts):
+        if failure is BEHIND_SERVER:
+            counts.runs_behind_server += 1
+            continue
         if failure:
             counts.failed[run.run_id] = failure
             continue
@@ -66,11 +107,14 @@ def runs_artifacts_copy(
 
 
 def models_artifacts_copy(
-    *, models: list[LoggedModel], source_uris: dict[str, str], tracking_uri: str | None, counts: ArtifactCopyCounts
+    *, models: list[LoggedModel], source_uris: dict[str, str], source: ArtifactSource, counts: ArtifactCopyCounts
 ) -> None:
     """Copy the files of `models` from `source_uris` (model id -> the source's artifact location)."""
     wanted = [(model, source_uris.get(model.model_id, ""), own_model_folder(model)) for model in models]
-    for model, failure in _copied(wanted, tracking_uri, counts):
+    for model, failure in _copied(wanted, source, counts):
+        if failure is BEHIND_SERVER:
+            counts.models_behind_server += 1
+            continue
         if failure:
             counts.failed_models[model.model_id] = failure
             continue
@@ -78,14 +122,19 @@ def models_artifacts_copy(
         counts.models += 1
 
 
-def _copied(wanted: list[tuple], tracking_uri: str | None, counts: ArtifactCopyCounts):
+def _copied(wanted: list[tuple], source: ArtifactSource, counts: ArtifactCopyCounts):
     """For each (owner, source URI, folder here) with a source URI: copy its files, count them,
-    and yield (owner, "") or, when the source failed, (owner, why)."""
+    and yield (owner, "") or, when the source failed, (owner, why): BEHIND_SERVER when its
+    files are behind a tracking server this source cannot reach (nothing is tried)."""
     for owner, source_uri, folder in wanted:
         if not source_uri:
             continue
+        readable = source.resolved(source_uri)
+        if readable is None:
+            yield owner, BEHIND_SERVER
+            continue
         try:
-            files, size = _copy(source_uri, tracking_uri, folder)
+            files, size = _copy(readable, source.tracking_uri, folder)
         except Exception as error:  # mlflow's repositories raise many types (HTTP, OS, boto)
             yield owner, " ".join(str(error).split())[:300] or type(error).__name__
             continue

@@ -35,6 +35,17 @@ _MODEL_TABLES = ("logged_models", "logged_model_tags", "logged_model_params", "l
 _MODEL_STATUS = {1: "PENDING", 2: "READY", 3: "FAILED"}
 
 
+def database_url(location: str) -> str:
+    """The URL an MLflow database is opened with, by the tracking import and by mlflow's client
+    for the registry: SQLAlchemy knows only the long postgresql:// spelling, and for it picks
+    psycopg 3, while Runtree ships psycopg2. One rule, so the two parts of an import cannot
+    differ on a source (the registry part once failed on a URL the runs were read from)."""
+    scheme, separator, rest = location.partition("://")
+    if separator and scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg2://{rest}"
+    return location
+
+
 class DatabaseSource(MlflowSource):
     """An MLflow tracking database, read table by table with SQLAlchemy Core: a chunk of runs
     (or of logged models) costs a few queries, whatever its size."""
@@ -44,10 +55,8 @@ class DatabaseSource(MlflowSource):
         import sqlalchemy
         from sqlalchemy.engine import make_url
 
-        if location.startswith("postgres://"):  # SQLAlchemy knows only the long spelling
-            location = "postgresql://" + location.removeprefix("postgres://")
         try:
-            url = make_url(location)
+            url = make_url(database_url(location))
         except sqlalchemy.exc.ArgumentError:
             raise SourceError(f"{location!r} is not a tracking server URL, a database URL or a folder") from None
         self.description = url.render_as_string(hide_password=True)
@@ -55,8 +64,6 @@ class DatabaseSource(MlflowSource):
         if url.get_backend_name() == "sqlite":
             url = self._read_only(url)
         elif url.get_backend_name() == "postgresql":
-            if url.drivername == "postgresql":  # SQLAlchemy would pick psycopg 3; Runtree ships psycopg2
-                url = url.set(drivername="postgresql+psycopg2")
             connect_args["connect_timeout"] = 10
         try:
             self.engine = sqlalchemy.create_engine(url, connect_args=connect_args)

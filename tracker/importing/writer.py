@@ -24,6 +24,7 @@ from tracker.models import (
     LoggedModel,
     LoggedModelMetric,
     LoggedModelParam,
+    LoggedModelStatus,
     LoggedModelTag,
     Metric,
     Param,
@@ -31,6 +32,7 @@ from tracker.models import (
     RunDatasetInput,
     RunModelInput,
     RunModelOutput,
+    RunStatus,
     RunTag,
 )
 from tracker.services import MetricInput
@@ -66,10 +68,12 @@ class ImportCounts:
     experiments_existing: int = 0
     runs_created: int = 0
     runs_existing: int = 0
-    # Of the existing runs, those whose name, status, end time or lifecycle changed.
+    # Of the existing runs, those that took something from the source: a run still running here
+    # that has since ended there, a deleted run given a deletion time (see _sync).
     runs_updated: int = 0
-    # Run ids Runtree already holds in a different experiment: left alone (see _write_runs).
-    runs_elsewhere: int = 0
+    # Runs whose ids Runtree already holds in a different experiment: left alone (see
+    # _write_runs), each as (run id, the experiment holding it). A list, so counts add up.
+    runs_elsewhere: list[tuple[str, str]] = field(default_factory=list)
     params: int = 0
     # Params whose source value differs from the one Runtree holds: Runtree's was kept.
     params_kept: int = 0
@@ -136,10 +140,28 @@ def experiment_import(
         for chunk in model_chunks:
             _write_logged_models(target, [_checked_model(model) for model in chunk], counts)
         _write_model_links(links)
+        if _only_clashes(target, counts):
+            # Made by this import, and every run of it is held in another experiment: an empty
+            # experiment left behind would only puzzle (the clash is reported instead).
+            target.delete()
+            counts.experiments_created -= 1
+            return counts
         if moved or counts.changed_runs:
             # Coarse on purpose: one UPDATE for the experiment rather than one per imported run.
             tasks.mark_experiment_stale_and_queue(experiment=target)
     return counts
+
+
+def _only_clashes(experiment: Experiment, counts: ImportCounts) -> bool:
+    """True when `experiment` was created by this import and holds nothing, because every run
+    the source has for it is held by Runtree in another experiment."""
+    return bool(
+        counts.experiments_created
+        and counts.runs_elsewhere
+        and not counts.runs_created
+        and not counts.logged_models
+        and not experiment.runs.exists()
+    )
 
 
 def _experiment_upsert(source: SourceExperiment, counts: ImportCounts) -> Experiment:
@@ -162,12 +184,11 @@ def _experiment_upsert(source: SourceExperiment, counts: ImportCounts) -> Experi
         counts.experiments_created += 1
     else:
         counts.experiments_existing += 1
-    stored = dict(experiment.tags.values_list("key", "value"))
-    changed = [
-        ExperimentTag(experiment=experiment, key=t.key, value=t.value) for t in tags if stored.get(t.key) != t.value
-    ]
-    _upsert(ExperimentTag, changed, unique_fields=["experiment", "key"], update_fields=["value"])
-    counts.tags += len(changed)
+    # Only the tags Runtree does not hold: one it holds may have been edited here since.
+    held = set(experiment.tags.values_list("key", flat=True))
+    new = [ExperimentTag(experiment=experiment, key=tag.key, value=tag.value) for tag in tags if tag.key not in held]
+    ExperimentTag.objects.bulk_create(new, ignore_conflicts=True)
+    counts.tags += len(new)
     return experiment
 
 
@@ -260,16 +281,26 @@ def _with_infinity(metric: MetricInput) -> MetricInput:
 
 def _write_runs(experiment: Experiment, runs: list[SourceRun], counts: ImportCounts, links: _ModelLinks) -> None:
     runs = list({run.run_id: run for run in runs}.values())  # a run listed twice is written once
-    stored = {run.run_id: run for run in Run.objects.filter(run_id__in=[run.run_id for run in runs])}
+    stored = {
+        run.run_id: run
+        for run in Run.objects.filter(run_id__in=[run.run_id for run in runs]).select_related("experiment")
+    }
     # A run id already used in another experiment: moving the run, or merging into a tree this
-    # import does not relink, would break that experiment's invariants. It is counted instead.
+    # import does not relink, would break that experiment's invariants. It is reported instead.
     elsewhere = {run_id for run_id, run in stored.items() if run.experiment_id != experiment.pk}
     runs = [run for run in runs if run.run_id not in elsewhere]
-    counts.runs_elsewhere += len(elsewhere)
+    counts.runs_elsewhere += [(run_id, stored[run_id].experiment.name) for run_id in sorted(elsewhere)]
     existing = {run_id: run for run_id, run in stored.items() if run_id not in elsewhere}
 
     created = _inserted(Run, [_new_run(experiment, run) for run in runs if run.run_id not in existing], "run_id")
-    updated = [existing[run.run_id] for run in runs if run.run_id in existing and _sync(existing[run.run_id], run)]
+    with_parent_tag = set(
+        RunTag.objects.filter(run__in=existing.values(), key=PARENT_RUN_ID_TAG).values_list("run_id", flat=True)
+    )
+    updated = [
+        held
+        for run in runs
+        if (held := existing.get(run.run_id)) and _sync(held, run, holds_parent_tag=held.pk in with_parent_tag)
+    ]
     Run.objects.bulk_update(updated, _SYNCED_FIELDS, batch_size=500)
     counts.runs_created += len(created)
     counts.runs_existing += len(existing)
@@ -280,7 +311,7 @@ def _write_runs(experiment: Experiment, runs: list[SourceRun], counts: ImportCou
     counts.params += _add_params(
         Param, "run", {pk_by_run_id[run.run_id]: run.params for run in runs}, existing_pks, counts
     )
-    counts.tags += _upsert_tags(RunTag, "run", {pk_by_run_id[run.run_id]: run.tags for run in runs}, existing_pks)
+    counts.tags += _add_tags(RunTag, "run", {pk_by_run_id[run.run_id]: run.tags for run in runs}, existing_pks)
     _write_metrics(runs, pk_by_run_id, existing_pks, counts)
     _write_dataset_inputs(experiment, runs, pk_by_run_id, counts)
     for run in runs:
@@ -301,10 +332,19 @@ def _new_run(experiment: Experiment, run: SourceRun) -> Run:
         start_time=run.start_time,
         end_time=run.end_time,
         lifecycle_stage=run.lifecycle_stage,
-        deleted_time=run.deleted_time,
+        deleted_time=_deleted_time(run.lifecycle_stage, run.deleted_time),
         artifact_uri=run.artifact_uri,
         parent_run_id=run.tags.get(PARENT_RUN_ID_TAG, ""),
     )
+
+
+def _deleted_time(lifecycle_stage: str, source_deleted_time: int | None) -> int | None:
+    """A deleted run's deletion time: the source's, or the import's when the source cannot say
+    (mlflow's client, so a tracking server or an mlruns folder, hides it). Without one, `gc
+    --older-than` would never purge the run: the import's time is the latest it can have been."""
+    if lifecycle_stage != DELETED:
+        return None
+    return source_deleted_time if source_deleted_time is not None else now_ms()
 
 
 def _inserted(model, rows: list, natural_key: str) -> list:
@@ -318,24 +358,27 @@ def _inserted(model, rows: list, natural_key: str) -> list:
     return rows
 
 
-_SYNCED_FIELDS = ["name", "status", "end_time", "lifecycle_stage", "deleted_time", "parent_run_id"]
+_SYNCED_FIELDS = ["status", "end_time", "deleted_time", "parent_run_id"]
+_ENDED = {RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED}
 
 
-def _sync(run: Run, source: SourceRun) -> bool:
-    """Give an existing run the source's changeable attributes; True if any changed."""
-    wanted = {"status": source.status, "end_time": source.end_time, "lifecycle_stage": source.lifecycle_stage}
-    if source.name:
-        wanted["name"] = source.name
-    # A reader that cannot see deletion times (MLflow's client hides them) must not erase one.
-    if source.deleted_time is not None or source.lifecycle_stage != run.lifecycle_stage:
-        wanted["deleted_time"] = source.deleted_time
-    # Tags are upserted, never removed: a parent link only changes when the source names one.
-    if PARENT_RUN_ID_TAG in source.tags:
-        wanted["parent_run_id"] = source.tags[PARENT_RUN_ID_TAG]
-    changed = {name: value for name, value in wanted.items() if getattr(run, name) != value}
-    for name, value in changed.items():
-        setattr(run, name, value)
-    return bool(changed)
+def _sync(run: Run, source: SourceRun, *, holds_parent_tag: bool) -> bool:
+    """Catch an existing run up with the source; True if it changed. A value Runtree holds is
+    never overwritten (it may have been edited here since the last import); only gaps are filled:
+    a run still running here (no end time) that has since ended there takes its status and end
+    time; a deleted run without a deletion time gets one; a run with no parent link takes the one
+    its new mlflow.parentRunId tag names (tags are only added, see _add_tags)."""
+    changed = False
+    if run.status == RunStatus.RUNNING and run.end_time is None and source.status in _ENDED:
+        run.status, run.end_time = source.status, source.end_time
+        changed = True
+    if run.lifecycle_stage == DELETED and run.deleted_time is None:
+        run.deleted_time = _deleted_time(DELETED, source.deleted_time)
+        changed = True
+    if not run.parent_run_id and source.tags.get(PARENT_RUN_ID_TAG) and not holds_parent_tag:
+        run.parent_run_id = source.tags[PARENT_RUN_ID_TAG]
+        changed = True
+    return changed
 
 
 def _add_params(model, owner: str, params_by_owner: dict[int, dict[str, str]], existing_pks, counts) -> int:
@@ -356,20 +399,21 @@ def _add_params(model, owner: str, params_by_owner: dict[int, dict[str, str]], e
     return len(new)
 
 
-def _upsert_tags(model, owner: str, tags_by_owner: dict[int, dict[str, str]], existing_pks) -> int:
-    """Set the tags (of runs or of logged models) whose value is new or changed; return how many."""
-    stored: dict[int, dict[str, str]] = defaultdict(dict)
-    held = model.objects.filter(**{f"{owner}__in": existing_pks}).values_list(f"{owner}_id", "key", "value")
-    for owner_pk, key, value in held:
-        stored[owner_pk][key] = value
-    changed = [
+def _add_tags(model, owner: str, tags_by_owner: dict[int, dict[str, str]], existing_pks) -> int:
+    """Add the tags (of runs or of logged models: `owner` is the foreign key) not held yet; return
+    how many. A tag held keeps its value: it may have been set here since the last import."""
+    held: dict[int, set[str]] = defaultdict(set)
+    for owner_pk, key in model.objects.filter(**{f"{owner}__in": existing_pks}).values_list(f"{owner}_id", "key"):
+        held[owner_pk].add(key)
+    new = [
         model(**{f"{owner}_id": owner_pk}, key=key, value=value)
         for owner_pk, tags in tags_by_owner.items()
         for key, value in tags.items()
-        if stored[owner_pk].get(key) != value
+        if key not in held[owner_pk]
     ]
-    _upsert(model, changed, unique_fields=[owner, "key"], update_fields=["value"])
-    return len(changed)
+    # ignore_conflicts: a client may set the same tag while the import runs; its value stands.
+    model.objects.bulk_create(new, batch_size=INSERT_BATCH, ignore_conflicts=True)
+    return len(new)
 
 
 def _write_metrics(runs: list[SourceRun], pk_by_run_id: dict, existing_pks: list[int], counts: ImportCounts) -> None:
@@ -445,9 +489,7 @@ def _write_logged_models(experiment: Experiment, models: list[SourceLoggedModel]
     existing_pks = [model.pk for model in existing.values()]
     params = {pk_by_model_id[model.model_id]: model.params for model in models}
     _add_params(LoggedModelParam, "model", params, existing_pks, counts)
-    _upsert_tags(
-        LoggedModelTag, "model", {pk_by_model_id[model.model_id]: model.tags for model in models}, existing_pks
-    )
+    _add_tags(LoggedModelTag, "model", {pk_by_model_id[model.model_id]: model.tags for model in models}, existing_pks)
     _write_logged_model_metrics(models, pk_by_model_id, existing_pks, runs)
 
 
@@ -470,25 +512,23 @@ def _new_logged_model(experiment: Experiment, model: SourceLoggedModel, runs: di
     )
 
 
-_SYNCED_MODEL_FIELDS = ["status", "status_message", "lifecycle_stage", "last_updated_time", "source_run"]
+_SYNCED_MODEL_FIELDS = ["status", "status_message", "last_updated_time", "source_run"]
 
 
 def _sync_logged_model(held: LoggedModel, source: SourceLoggedModel, runs: dict[str, Run]) -> bool:
-    """Give a held model the source's changeable attributes (finalizing, deleting); True if any
-    changed. Its last update only moves forward: a change made here after the import is newer."""
-    wanted = {
-        "status": source.status,
-        "status_message": source.status_message,
-        "lifecycle_stage": source.lifecycle_stage,
-    }
-    if source.last_updated_time is not None and source.last_updated_time > held.last_updated_time:
-        wanted["last_updated_time"] = source.last_updated_time
-    changed = {name: value for name, value in wanted.items() if getattr(held, name) != value}
+    """Catch a held model up with the source, as _sync does a run; True if it changed. Only gaps
+    are filled: a model still PENDING here that has since been finalized there takes its status,
+    message and last update; a model whose source run was not held yet is linked to it."""
+    changed = False
+    if held.status == LoggedModelStatus.PENDING and source.status != LoggedModelStatus.PENDING:
+        held.status, held.status_message = source.status, source.status_message
+        if source.last_updated_time is not None and source.last_updated_time > held.last_updated_time:
+            held.last_updated_time = source.last_updated_time
+        changed = True
     if held.source_run_id is None and source.source_run_id in runs:
-        changed["source_run"] = runs[source.source_run_id]
-    for name, value in changed.items():
-        setattr(held, name, value)
-    return bool(changed)
+        held.source_run = runs[source.source_run_id]
+        changed = True
+    return changed
 
 
 def _write_logged_model_metrics(

@@ -157,3 +157,44 @@ def test_a_tracking_servers_proxied_artifacts_arrive(proxying_server, artifact_r
     output = import_with_artifacts(proxying_server)
     assert "Artifacts: 7 files" in output
     assert_files_arrived(ids, artifact_root)
+
+
+def test_a_servers_database_gives_its_proxied_artifacts_from_the_folder_named(proxying_server, artifact_root, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    ids = log_runs(MlflowClient(tracking_uri=proxying_server), tmp_path)
+    database = f"sqlite:///{tmp_path / 'mlflow.db'}"  # the server's own store, read without it
+    out = io.StringIO()
+    call_command(
+        "import_mlflow",
+        database,
+        "--with-artifacts",
+        "--artifacts-destination",
+        str(tmp_path / "store"),  # what the server was started with
+        stdout=out,
+        verbosity=0,
+    )
+    output = out.getvalue()
+    assert "Artifacts: 7 files" in output and "of 2 runs and 1 logged models copied" in output
+    assert "could not be copied" not in output
+    assert_files_arrived(ids, artifact_root)
+
+
+def test_without_the_folder_a_servers_database_says_once_where_its_artifacts_are(
+    proxying_server, artifact_root, tmp_path
+):
+    from mlflow.tracking import MlflowClient
+
+    ids = log_runs(MlflowClient(tracking_uri=proxying_server), tmp_path)
+    output = import_with_artifacts(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert "could not be copied" not in output
+    assert output.count("behind a tracking server") == 1
+    assert (
+        "The artifacts of 2 runs and the files of 1 logged models were not copied: they live behind a "
+        "tracking server (their URIs are mlflow-artifacts:/...), which a database or folder import cannot read. "
+        "Run the import again with --artifacts-destination FOLDER, the folder that server was started with as "
+        "--artifacts-destination, or import from the running server: import_mlflow http://host:5000 --with-artifacts."
+    ) in output
+    # Left as they were, for a later import to copy.
+    assert Run.objects.get(run_id=ids["first"]).artifact_uri.startswith("mlflow-artifacts:/")
+    assert not any(path.is_file() for path in artifact_root.rglob("*"))

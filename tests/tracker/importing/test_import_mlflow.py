@@ -53,6 +53,8 @@ from tracker.models import (
 )
 from tracker.services import MetricInput
 from tracker.services.logged_models import ModelOutput
+from tracker.services.purge import deleted_runs_purge
+from tracker.values import now_ms
 
 pytestmark = pytest.mark.django_db
 
@@ -507,6 +509,16 @@ class TestImportingARealMlflowSource:
         assert Run.objects.get(name="sibling").is_deleted
         assert not Run.objects.get(name="root").is_deleted
 
+    def test_a_deleted_run_has_a_deletion_time_so_gc_can_purge_it(self, source):
+        started = time.time() * 1000
+        import_mlflow(source)
+        sibling = Run.objects.get(name="sibling")
+        # The source's own where it can say (a database); else the import's, not none at all.
+        assert sibling.deleted_time is not None
+        if source.startswith("sqlite"):
+            assert sibling.deleted_time < started
+        assert sibling.run_id in [run.run_id for run in deleted_runs_purge(deleted_before_ms=now_ms() + 1).purged]
+
     def test_nan_and_infinities_survive_in_the_history(self, source):
         import_mlflow(source)
         history = Run.objects.get(name="root").metrics.filter(key="loss").order_by("step")
@@ -520,6 +532,31 @@ class TestImportingARealMlflowSource:
         assert snapshot() == before
         assert "runs: 0 new, 7 already here (0 updated); 0 params, 0 tags, 0 metric points, 0 dataset inputs" in output
         assert "0 dataset inputs, 0 logged models." in output
+
+
+def test_importing_again_keeps_what_was_edited_here(sqlite_store):
+    import_mlflow(sqlite_store)
+    sweep = Experiment.objects.get(name="sweep")
+    services.experiment_set_tag(experiment=sweep, key="team", value="platform")
+    root, orphan = Run.objects.get(name="root"), Run.objects.get(name="orphan")
+    services.run_update(run=root, name="renamed here")
+    services.run_set_tag(run=root, key="stage", value="b")
+    # Ended here, still running in the source (its end_run never came there).
+    lost = Run.objects.get(name="in-default")
+    assert lost.status == "RUNNING"
+    services.run_update(run=lost, status="KILLED", end_time=40_000)
+    # Ended there as FINISHED, marked FAILED here.
+    services.run_update(run=orphan, status="FAILED", end_time=99_000)
+    before = snapshot()
+
+    output = import_mlflow(sqlite_store)
+
+    assert snapshot() == before
+    assert "runs: 0 new, 7 already here (0 updated); 0 params, 0 tags, 0 metric points" in output
+    assert (Run.objects.get(run_id=root.run_id).name, Run.objects.get(run_id=lost.run_id).status) == (
+        "renamed here",
+        "KILLED",
+    )
 
 
 def test_the_summary_counts_what_was_imported(sqlite_store, capsys):
@@ -771,13 +808,62 @@ class TestTheWriter:
         )
         counts = write([[later]])
         assert (counts.runs_created, counts.runs_existing, counts.runs_updated) == (0, 1, 1)
-        assert (counts.params, counts.params_kept, counts.tags, counts.metric_points) == (1, 1, 2, 1)
+        assert (counts.params, counts.params_kept, counts.tags, counts.metric_points) == (1, 1, 1, 1)
         run = Run.objects.get(run_id=ROOT)
+        # Running here, ended there since: caught up.
         assert (run.status, run.end_time) == ("FINISHED", 500)
         assert dict(run.params.values_list("key", "value")) == {"lr": "0.1", "depth": "3"}  # params are write-once
-        assert dict(run.tags.exclude(key=ROOT_RUN_ID_TAG).values_list("key", "value")) == {"stage": "b", "team": "x"}
+        # A tag held keeps its value; a new one is added.
+        assert dict(run.tags.exclude(key=ROOT_RUN_ID_TAG).values_list("key", "value")) == {"stage": "a", "team": "x"}
         assert run.metrics.count() == 3
         assert run.latest_metrics.get(key="loss").step == 2
+
+    def test_importing_again_overwrites_nothing_held_here(self):
+        write([[source_run(ROOT, name="first", status="FINISHED", end_time=500, tags={"stage": "a"})]])
+        importing.experiment_import(
+            experiment=SourceExperiment(source_id="1", name="sweep", tags={"team": "x"}), run_chunks=[]
+        )
+        run = Run.objects.get(run_id=ROOT)
+        services.run_update(run=run, name="renamed")
+        services.run_set_tag(run=run, key="stage", value="edited")
+        services.run_set_lifecycle(run=run, stage=DELETED)
+        services.experiment_set_tag(experiment=run.experiment, key="team", value="y")
+        held = snapshot()
+        # The source still says: its old name and tag, running, active, and the old experiment tag.
+        again = source_run(ROOT, name="first", status="RUNNING", tags={"stage": "a"})
+        counts = importing.experiment_import(
+            experiment=SourceExperiment(source_id="1", name="sweep", tags={"team": "x"}), run_chunks=[[again]]
+        )
+        assert snapshot() == held
+        assert (counts.runs_updated, counts.tags) == (0, 0)
+
+    def test_a_deleted_run_the_source_gives_no_deletion_time_gets_the_imports(self):
+        before = now_ms()
+        write([[source_run(ROOT, lifecycle_stage=DELETED), source_run(CHILD, lifecycle_stage=DELETED, deleted_time=7)]])
+        assert Run.objects.get(run_id=ROOT).deleted_time >= before
+        assert Run.objects.get(run_id=CHILD).deleted_time == 7
+
+    def test_runs_held_in_another_experiment_are_named_and_leave_no_empty_experiment(self, monkeypatch):
+        clashing = [f"{number:032x}" for number in range(1, 8)]
+        write([[source_run(run_id) for run_id in clashing]], name="here first")
+        copy = SourceExperiment(source_id="2", name="copy")
+        monkeypatch.setattr(
+            importing, "open_source", lambda location: FakeSource([copy], {"2": [source_run(r) for r in clashing]})
+        )
+        output = import_mlflow("fake://", "--experiment", "copy")  # named: no registry to import
+        assert not Experiment.objects.filter(name="copy").exists()
+        assert "0 experiments (0 new)" in output
+        named = ", ".join(clashing[:5])
+        assert (
+            "7 runs were skipped: Runtree holds their run ids in another experiment ('here first'): "
+            f"{named} and 2 more." in output
+        )
+
+    def test_an_experiment_with_runs_of_its_own_stays_though_some_clash(self):
+        write([[source_run(ROOT)]], name="here first")
+        counts = write([[source_run(ROOT), source_run(CHILD)]], name="copy")
+        assert counts.runs_elsewhere == [(ROOT, "here first")]
+        assert list(Run.objects.filter(experiment__name="copy").values_list("run_id", flat=True)) == [CHILD]
 
     def test_a_metric_point_given_twice_is_stored_once(self):
         point = MetricInput("loss", math.nan, 100, 0)
@@ -851,7 +937,7 @@ class TestTheWriterOfLoggedModels:
         held = LoggedModelMetric.objects.order_by("step").values_list("value", "dataset_name", "dataset_digest")
         assert list(held) == [(None, "test", "d1"), (math.inf, "test", "d1"), (-math.inf, None, None)]
 
-    def test_importing_again_takes_what_mlflow_lets_change_and_adds_what_is_new(self):
+    def test_importing_again_finalizes_a_pending_model_and_adds_what_is_new(self):
         first = net(
             status="PENDING", tags={"stage": "a"}, params={"depth": "3"}, metrics={ROOT: [model_point("acc", 0.5, 0)]}
         )
@@ -867,9 +953,10 @@ class TestTheWriterOfLoggedModels:
         )
         counts = write([[source_run(ROOT)]], models=[[later]])
         model = LoggedModel.objects.get(model_id=NET)
-        assert (model.status, model.status_message, model.lifecycle_stage) == ("FAILED", "upload failed", DELETED)
+        # Pending here, finalized there since: caught up. Its lifecycle and tags stay Runtree's.
+        assert (model.status, model.status_message, model.lifecycle_stage) == ("FAILED", "upload failed", "active")
         assert (model.creation_time, model.last_updated_time) == (10, 30)
-        assert dict(model.tags.values_list("key", "value")) == {"stage": "b"}
+        assert dict(model.tags.values_list("key", "value")) == {"stage": "a"}
         assert dict(model.params.values_list("key", "value")) == {"depth": "3", "width": "8"}  # write-once
         assert model.metrics.count() == 2
         assert (counts.logged_models, counts.params_kept) == (0, 1)

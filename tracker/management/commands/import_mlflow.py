@@ -1,10 +1,17 @@
+from pathlib import Path
+
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from tracker import importing
 from tracker.errors import TrackingError
-from tracker.importing.artifacts import ArtifactCopyCounts, models_artifacts_copy, runs_artifacts_copy
+from tracker.importing.artifacts import (
+    ArtifactCopyCounts,
+    ArtifactSource,
+    models_artifacts_copy,
+    runs_artifacts_copy,
+)
 from tracker.models import LoggedModel, Run
 
 
@@ -13,8 +20,11 @@ class Command(BaseCommand):
         "Import experiments and runs from MLflow: a tracking server (http://host:5000), an MLflow "
         "database (sqlite:///mlflow.db, postgresql://...) or an mlruns folder. Run ids, parent links, "
         "params, tags, whole metric histories, datasets and logged models are kept; running it again "
-        "adds only what is new."
+        "adds what is new and changes nothing Runtree holds (but for runs that have ended since)."
     )
+
+    # How many skipped runs are named one by one; the rest are counted.
+    NAMED_CLASHES = 5
 
     def add_arguments(self, parser):
         parser.add_argument("source", help="a tracking server URL, a database URL, or an mlruns folder")
@@ -31,15 +41,34 @@ class Command(BaseCommand):
             help="also copy each run's artifacts and each logged model's files (an mlruns folder's, "
             "a server's proxied artifacts) into Runtree's artifact store",
         )
+        parser.add_argument(
+            "--artifacts-destination",
+            metavar="FOLDER",
+            type=Path,
+            help="with --with-artifacts from a database: the folder the source's `mlflow server` was started "
+            "with as --artifacts-destination, where its runs' mlflow-artifacts:/<path> files are (FOLDER/<path>)",
+        )
 
-    def handle(self, *args, source, experiments=None, with_artifacts=False, verbosity=1, **options):
+    def handle(
+        self,
+        *args,
+        source,
+        experiments=None,
+        with_artifacts=False,
+        artifacts_destination=None,
+        verbosity=1,
+        **options,
+    ):
         location = source
+        if artifacts_destination is not None and not artifacts_destination.is_dir():
+            raise CommandError(f"Nothing imported. --artifacts-destination {artifacts_destination}: no such folder")
         counts = importing.ImportCounts()
         copied = ArtifactCopyCounts()
         current = None
         try:
             with importing.open_source(source) as mlflow_source:
                 source = mlflow_source.description  # without a password, for the summary
+                artifact_source = ArtifactSource(mlflow_source.tracking_uri, artifacts_destination)
                 chosen = importing.select_experiments(mlflow_source.experiments(), experiments)
                 run_counts = [mlflow_source.run_count(experiment) for experiment in chosen]
                 with tqdm(total=sum(run_counts), unit="run", desc="import", disable=verbosity < 1) as progress:
@@ -57,7 +86,7 @@ class Command(BaseCommand):
                             runs_artifacts_copy(
                                 runs=list(runs),
                                 source_uris=artifact_uris,
-                                tracking_uri=mlflow_source.tracking_uri,
+                                source=artifact_source,
                                 counts=copied,
                             )
                             models = LoggedModel.objects.filter(
@@ -66,7 +95,7 @@ class Command(BaseCommand):
                             models_artifacts_copy(
                                 models=list(models),
                                 source_uris=model_uris,
-                                tracking_uri=mlflow_source.tracking_uri,
+                                source=artifact_source,
                                 counts=copied,
                             )
         except (importing.SourceError, TrackingError) as exc:
@@ -96,10 +125,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"Run {run_id}: its artifacts could not be copied ({problem}).")
             for model_id, problem in copied.failed_models.items():
                 self.stdout.write(f"Logged model {model_id}: its files could not be copied ({problem}).")
+            if copied.runs_behind_server or copied.models_behind_server:
+                self.stdout.write(self._behind_server(copied))
         if counts.runs_elsewhere:
-            self.stdout.write(
-                f"{counts.runs_elsewhere} runs were skipped: Runtree holds their run ids in another experiment."
-            )
+            self.stdout.write(self._clashes(counts.runs_elsewhere))
         if counts.logged_models_elsewhere:
             self.stdout.write(
                 f"{counts.logged_models_elsewhere} logged models were skipped: Runtree holds their model ids "
@@ -117,6 +146,27 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS(hook(location)))
             except (importing.SourceError, TrackingError) as exc:
                 raise CommandError(f"The runs were imported; {config.verbose_name} was not: {exc}") from None
+
+    @staticmethod
+    def _behind_server(copied: ArtifactCopyCounts) -> str:
+        return (
+            f"The artifacts of {copied.runs_behind_server} runs and the files of {copied.models_behind_server} "
+            "logged models were not copied: they live behind a tracking server (their URIs are "
+            "mlflow-artifacts:/...), which a database or folder import cannot read. Run the import again "
+            "with --artifacts-destination FOLDER, the folder that server was started with as "
+            "--artifacts-destination, or import from the running server: "
+            "import_mlflow http://host:5000 --with-artifacts."
+        )
+
+    @classmethod
+    def _clashes(cls, clashes: list[tuple[str, str]]) -> str:
+        named = ", ".join(run_id for run_id, _ in clashes[: cls.NAMED_CLASHES])
+        if len(clashes) > cls.NAMED_CLASHES:
+            named += f" and {len(clashes) - cls.NAMED_CLASHES} more"
+        holders = ", ".join(repr(name) for name in sorted({name for _, name in clashes}))
+        return (
+            f"{len(clashes)} runs were skipped: Runtree holds their run ids in another experiment ({holders}): {named}."
+        )
 
     @staticmethod
     def _summary(source: str, counts: importing.ImportCounts) -> str:
