@@ -106,6 +106,8 @@
     const nextHead = next.querySelector("thead");
     if (head && nextHead && head.innerHTML !== nextHead.innerHTML) head.replaceWith(nextHead);
     part.querySelector("table").dataset.columns = next.querySelector("table").dataset.columns || "";
+    // Read before the loop below moves the new rows out of the fresh page into this one.
+    const shown = new Set(Array.from(nextBody.rows, (row) => row.dataset.runId).filter(Boolean));
     let previous = null;
     for (const row of Array.from(nextBody.rows)) {
       const existing = row.dataset.runId && body.querySelector(`tr[data-run-id="${row.dataset.runId}"]`);
@@ -120,7 +122,6 @@
         previous = row;
       }
     }
-    const shown = new Set(Array.from(nextBody.rows, (row) => row.dataset.runId).filter(Boolean));
     for (const row of Array.from(body.rows)) {
       if (row.isConnected && level(row) === 0 && row.dataset.runId && !shown.has(row.dataset.runId)) removeWithSubtree(row);
     }

@@ -101,6 +101,13 @@ def test_a_parents_page_follows_its_sweep_bands_importance_header_pager_and_coun
         # Enough children for an importance fit: no longer "1 has one" (the fit is the worker's).
         importance = page.locator("[data-live-part=importance]")
         expect(importance).to_contain_text("Celery worker", timeout=LIVE)
+        # Charts drawn, later children come in row by row: the newest at the top, 20 still.
+        for number in range(22, 24):
+            with mlflow.start_run(run_name=f"trial-{number}", nested=True) as newest:
+                log_history(newest.info.run_id, "val_loss", range(3), scale=number)
+        expect(children.locator(".pager")).to_contain_text("1–20 of 24", timeout=LIVE)
+        expect(children.locator(f"tr[data-run-id='{newest.info.run_id}']")).to_have_count(1)
+        expect(children.locator("tbody tr[data-level='0']")).to_have_count(20)
 
 
 def test_a_zoom_on_a_running_runs_chart_stays_while_the_chart_takes_in_new_points(page, tracking_uri):  # noqa: F811
