@@ -12,7 +12,7 @@ from rest_framework.settings import api_settings
 
 from tracker.api.mlflow.json import parse_experiment_id
 from tracker.api.native.errors import NativeAPIMixin, TrackingAPIError
-from tracker.api.native.exports import CSVRenderer, csv_response, summary_csv_rows
+from tracker.api.native.exports import SUMMARY_COLUMNS, CSVRenderer, csv_response, summary_csv_rows
 from tracker.api.native.parameters import boolean_parameter, choice_parameter, refuse_unknown
 from tracker.errors import InvalidParameterValue, TrackingError
 from tracker.filtering import order_runs
@@ -113,21 +113,8 @@ class RunSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RunSummary
-        fields = [
-            "key",
-            "goal",
-            "best_value",
-            "best_run_id",
-            "best_run_name",
-            "best_params",
-            "count",
-            "min_value",
-            "max_value",
-            "mean_value",
-            "std_value",
-            "computed_at",
-            "stale",
-        ]
+        # The CSV export's columns (one place), and the best run's params, which it spreads out.
+        fields = [*SUMMARY_COLUMNS, "best_params"]
 
 
 def runs_for_listing(queryset):
