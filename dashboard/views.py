@@ -131,9 +131,27 @@ def experiment_live(request, experiment_id: int):
     page, problem = tree_page_for(experiment, state)
     # The rows, then the toolbar's count of them (a run that started or stopped matching moves it).
     summary = render_to_string("partials/tree_summary.html", {"tree": page})
-    response = HttpResponse(rows_html(page.rows if page else [], state) + f"<div data-live-summary>{summary}</div>")
+    body = rows_html(page.rows if page else [], state) + f"<div data-live-summary>{summary}</div>"
+    if request.GET.get("columns_default") == "1":
+        body += render_to_string("partials/tree_columns_notice.html", {"new": _new_default_columns(experiment, state)})
+    response = HttpResponse(body)
     cache.set(key, (version, response.content), LIVE_ROWS_SHARED_FOR)
     return with_live_headers(response, version)
+
+
+# A page on the default columns learns of new ones (a param a sweep has started to vary) at most
+# this much later: the catalog is a query over the latest runs, not for every poll of every page.
+DEFAULT_COLUMNS_SHARED_FOR = 10  # seconds
+
+
+def _new_default_columns(experiment: Experiment, state: TreeState) -> list:
+    """The default columns the page (on the defaults, showing `state.columns`) does not show yet."""
+    defaults = cache.get_or_set(
+        f"runtree:default-columns:{experiment.pk}:{experiment.creation_time}",
+        lambda: tree.column_catalog(experiment).defaults,
+        DEFAULT_COLUMNS_SHARED_FOR,
+    )
+    return [column for column in default_columns(state, defaults) if column not in state.columns]
 
 
 @require_GET
@@ -159,14 +177,18 @@ def shown_state(state: TreeState, catalog: tree.ColumnCatalog, summary_keys: lis
     """The view the page shows: with no columns in the URL, the experiment's default columns and
     any key the filter or the sort names; the best-child column on the chosen metric, else the
     primary (most-logged) one, else the first with summaries."""
-    columns = state.columns
-    if not state.columns_chosen:
-        named = [*named_columns(state.filter), *parse_columns([state.sort_key])]
-        columns = tuple(dict.fromkeys([*catalog.defaults, *named]))
+    columns = state.columns if state.columns_chosen else default_columns(state, catalog.defaults)
     best = state.best
     if not best:
         best = catalog.primary_metric if catalog.primary_metric in summary_keys else next(iter(summary_keys), "")
     return dataclasses.replace(state, columns=columns, best=best)
+
+
+def default_columns(state: TreeState, catalog_defaults) -> tuple:
+    """The columns a view without chosen ones shows: the experiment's defaults, then any key its
+    filter or sort names."""
+    named = [*named_columns(state.filter), *parse_columns([state.sort_key])]
+    return tuple(dict.fromkeys([*catalog_defaults, *named]))
 
 
 def column_goals(experiment: Experiment, state: TreeState) -> dict[str, str]:

@@ -112,6 +112,9 @@
       const query = new URLSearchParams(location.search);
       // The columns and best-child metric the page shows (it may have chosen them by default).
       query.set("columns", table.dataset.columns || "");
+      // On the default columns, the answer also names defaults that came since (a param the sweep
+      // has started to vary), for the notice below: the rows keep the columns the header has.
+      if ("columnsDefault" in table.dataset) query.set("columns_default", "1");
       if (table.dataset.best) query.set("best", table.dataset.best);
       query.set("since", version);
       return query.toString();
@@ -130,6 +133,11 @@
         if (body.querySelector("tr[data-run-id]")) emptyBox()?.remove();
         const summary = document.querySelector(".js-tree-summary");
         if (summary && fresh.summary && summary.innerHTML !== fresh.summary.innerHTML) summary.innerHTML = fresh.summary.innerHTML;
+        const notice = document.querySelector(".js-columns-notice");
+        if (notice && fresh.columns && notice.innerHTML !== fresh.columns.innerHTML) {
+          notice.innerHTML = fresh.columns.innerHTML;
+          notice.hidden = !fresh.columns.innerHTML.trim();
+        }
       },
     });
 
@@ -142,6 +150,7 @@
       return {
         rows: children.filter((row) => row.tagName === "TR"),
         summary: children.find((element) => element.hasAttribute("data-live-summary")),
+        columns: children.find((element) => element.hasAttribute("data-live-columns")),
       };
     }
 

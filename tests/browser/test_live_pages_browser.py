@@ -160,3 +160,22 @@ def test_an_empty_experiments_tree_waits_for_its_first_runs(page, tracking_uri):
         expect(page.locator(f'tr[data-run-id="{run.info.run_id}"]')).to_be_visible(timeout=LIVE)
         expect(page.get_by_text("No runs in this experiment yet")).to_have_count(0)
         expect(page.locator(".js-live")).to_have_attribute("data-state", "on")
+
+
+def test_a_tree_on_its_default_columns_says_when_a_sweep_starts_to_vary_a_param(page, tracking_uri):  # noqa: F811
+    mlflow.set_experiment("live-new-columns")
+    with mlflow.start_run(run_name="sweep") as parent:
+        with mlflow.start_run(run_name="trial-0", nested=True):
+            mlflow.log_param("lr", "0.1")
+        page.goto(f"/experiments/{parent.info.experiment_id}/")
+        expect(page.locator(".js-live")).to_have_attribute("data-state", "on")
+        expect(page.locator("table.tree thead")).not_to_contain_text("lr")
+        with mlflow.start_run(run_name="trial-1", nested=True):
+            mlflow.log_param("lr", "0.01")  # now it varies: a default column
+        notice = page.locator(".js-columns-notice")
+        expect(notice).to_be_visible(timeout=LIVE)
+        expect(notice).to_contain_text("params.lr")
+        page.screenshot(path="/tmp/columns-notice.png")
+        notice.get_by_role("link").click()
+        expect(page.locator("table.tree thead")).to_contain_text("lr")
+        expect(notice).to_be_hidden()

@@ -7,6 +7,7 @@ from django.core.cache import cache
 
 from tests.dashboard.test_tree_page import row_ids
 from tests.factories import ExperimentFactory, RunFactory
+from tracker import services
 from tracker.models import DELETED, Run, RunStatus
 from tracker.services import MetricInput, run_log_batch, run_set_lifecycle, run_update
 from tracker.summaries.refresh import refresh_tree
@@ -205,3 +206,25 @@ def test_compare_sweeps_of_finished_sweeps_offers_watching_without_polling(clien
         RunFactory(experiment=experiment, parent=parent, status=RunStatus.FINISHED)
     html = client.get("/compare/", {"parents": ",".join(parent.run_id for parent in parents)}).content.decode()
     assert 'data-state="idle"' in html and "nothing running" in html
+
+
+def test_a_page_on_the_default_columns_is_told_of_new_ones_and_a_chosen_view_is_not(client, running_sweep):
+    # A sweep starts to vary a param after the page loaded: a fresh load would show it as a
+    # column; the open page says so (its rows keep the columns its header has).
+    experiment, parent, first = running_sweep
+    page = client.get(f"/experiments/{experiment.id}/")
+    shown = page.context["state"].column_param
+    assert "params.lr" not in shown and "data-columns-default" in page.content.decode()
+    before = version_of(client, experiment)
+    for number, lr in enumerate(["0.1", "0.01"], start=1):
+        child = RunFactory(experiment=experiment, parent=parent, name=f"trial-{number}")
+        services.run_log_param(run=child, key="lr", value=lr)
+    told = poll(client, experiment, before, columns=shown, columns_default="1").content.decode()
+    assert re.search(r"<div data-live-columns>New column for this view: <span class=\"key\">params\.lr</span>", told)
+    chosen = poll(client, experiment, before, columns=shown).content.decode()
+    assert "data-live-columns" not in chosen
+    cache.clear()
+    fresh = client.get(f"/experiments/{experiment.id}/").context["state"].column_param
+    assert "params.lr" in fresh
+    caught_up = poll(client, experiment, before, columns=fresh, columns_default="1").content.decode()
+    assert "<div data-live-columns></div>" in caught_up
