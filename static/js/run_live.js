@@ -12,6 +12,12 @@
 
   // Resolves once every chart is redrawn: the poller waits for it, and for longer when it was slow.
   async function swap(fresh) {
+    // A part this page has no place for (a parent's compare page that had no children: its form,
+    // table and charts come with the first): the page's shape changed, so it is loaded again.
+    const missing = Array.from(fresh.querySelectorAll("[data-live-part]")).some(
+      (next) => !document.querySelector(`[data-live-part="${CSS.escape(next.dataset.livePart)}"]`),
+    );
+    if (missing) return location.reload();
     if (!window.RuntreeCharts && fresh.querySelector("[data-live-part] .chart")) return firstCharts(fresh);
     const redrawn = [];
     for (const part of document.querySelectorAll("[data-live-part]")) {

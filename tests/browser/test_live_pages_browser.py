@@ -179,3 +179,15 @@ def test_a_tree_on_its_default_columns_says_when_a_sweep_starts_to_vary_a_param(
         notice.get_by_role("link").click()
         expect(page.locator("table.tree thead")).to_contain_text("lr")
         expect(notice).to_be_hidden()
+
+
+def test_compare_children_opened_before_the_first_child_shows_it_when_it_comes(page, tracking_uri):  # noqa: F811
+    mlflow.set_experiment("live-compare-empty")
+    with mlflow.start_run(run_name="sweep") as parent:
+        page.goto(f"/compare/?parent={parent.info.run_id}")
+        expect(page.locator(".empty")).to_contain_text("has no child runs to compare")
+        expect(page.locator(".js-live")).to_have_attribute("data-state", "on")
+        with mlflow.start_run(run_name="first-trial", nested=True) as child:
+            log_history(child.info.run_id, "val_loss", range(3))
+        expect(page.locator("[data-live-part=table]")).to_contain_text("first-trial", timeout=LIVE)
+        expect(page.locator(".empty")).to_have_count(0)
