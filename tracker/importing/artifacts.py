@@ -65,7 +65,10 @@ class ArtifactSource:
             # mlflow-artifacts:/1/<run>/artifacts (or mlflow-artifacts://host:port/1/...): the
             # path under the server's --artifacts-destination.
             path = unquote(urlparse(uri).path).lstrip("/")
-            return (self.artifacts_destination / path).resolve().as_uri()
+            folder = self.artifacts_destination.resolve()
+            resolved = (folder / path).resolve()
+            # A `..` in a source's URI reads nothing outside the folder named.
+            return resolved.as_uri() if resolved.is_relative_to(folder) else None
         if self.tracking_uri and self.tracking_uri.startswith(("http://", "https://")):
             return uri
         return None
